@@ -1,0 +1,60 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error codes carried in an Error. They mirror the few sentinel errors the
+// server uses internally, so a client can branch on them.
+const (
+	CodeInvalid      = "invalid"       // 400: the request is wrong; the message says how
+	CodeNotFound     = "not_found"     // 404
+	CodeConflict     = "conflict"      // 409: the state of things forbids it now
+	CodeNoCapacity   = "no_capacity"   // 409: no host can take it
+	CodeNotSupported = "not_supported" // 422/501: the host or driver cannot do it
+	CodeMethod       = "method"        // 405
+	CodeInternal     = "internal"      // 500
+	CodeUnavailable  = "unavailable"   // 503: a host or the store is unreachable
+)
+
+// Error is the JSON body of every non-2xx response.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status)
+	}
+	return e.Message
+}
+
+// StatusFor returns the HTTP status an error code is sent with.
+func StatusFor(code string) int {
+	switch code {
+	case CodeInvalid:
+		return http.StatusBadRequest
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeConflict, CodeNoCapacity:
+		return http.StatusConflict
+	case CodeNotSupported:
+		return http.StatusUnprocessableEntity
+	case CodeMethod:
+		return http.StatusMethodNotAllowed
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// IsCode reports whether err is an *Error with the given code.
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}

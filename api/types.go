@@ -1,0 +1,194 @@
+// Package api holds godwit's public REST types and its Go client.
+//
+// It imports nothing from internal/: a program that talks to a godwit
+// controller needs only this package. Sizes are in MiB, times are RFC 3339
+// in JSON, and every error the server returns decodes into *Error.
+package api
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Host states as the controller sees them.
+const (
+	HostUp   = "up"
+	HostDown = "down"
+)
+
+// Host is one hypervisor host, as reported by its agent's heartbeats.
+type Host struct {
+	Name    string `json:"name"`
+	Address string `json:"address"` // agent base URL, e.g. http://127.0.0.1:7401
+	State   string `json:"state"`   // up or down
+	Enabled bool   `json:"enabled"` // false: the scheduler places nothing here
+
+	CPUs      int      `json:"cpus"`
+	MemoryMiB int      `json:"memory_mib"`
+	DiskMiB   int      `json:"disk_mib"` // capacity of the local pool
+	CPUModel  string   `json:"cpu_model"`
+	CPUFlags  []string `json:"cpu_flags,omitempty"`
+	Pools     []Pool   `json:"pools"`
+
+	Hypervisor  string `json:"hypervisor"`  // qemu or fake
+	Accelerator string `json:"accelerator"` // kvm or tcg (what VMs on this host run under)
+	AccelReason string `json:"accel_reason,omitempty"`
+	Version     string `json:"version"` // agent version
+
+	// Allocated resources: the sum of the flavors of VMs placed here.
+	AllocatedCPUs      int `json:"allocated_cpus"`
+	AllocatedMemoryMiB int `json:"allocated_memory_mib"`
+	AllocatedDiskMiB   int `json:"allocated_disk_mib"`
+	VMs                int `json:"vms"`
+
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+	RegisteredAt  time.Time `json:"registered_at"`
+}
+
+// Pool kinds.
+const (
+	PoolLocal  = "local"
+	PoolShared = "shared"
+)
+
+// Pool is a storage pool an agent can place disks in.
+type Pool struct {
+	Name    string `json:"name"` // local or shared
+	Kind    string `json:"kind"`
+	Path    string `json:"path"`
+	FreeMiB int    `json:"free_mib"`
+	// ID identifies the backing storage: hosts that report the same shared
+	// pool ID see the same files.
+	ID string `json:"id,omitempty"`
+}
+
+// VM power states. Desired state is one of Running or Stopped; observed
+// state is any of them.
+const (
+	VMPending  = "pending"  // record exists, not yet placed or created
+	VMCreating = "creating" // agent is preparing disks and starting QEMU
+	VMRunning  = "running"
+	VMStopped  = "stopped"
+	VMDeleting = "deleting"
+	VMError    = "error"   // needs attention; see StateReason
+	VMUnknown  = "unknown" // its host is down
+)
+
+// Flavor is the virtual hardware of a VM.
+type Flavor struct {
+	VCPUs     int `json:"vcpus"`
+	MemoryMiB int `json:"memory_mib"`
+	DiskMiB   int `json:"disk_mib"` // 0: no disk
+}
+
+// VM is a virtual machine record.
+type VM struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Project      string    `json:"project"`
+	Host         string    `json:"host,omitempty"`
+	Image        string    `json:"image"`
+	Flavor       Flavor    `json:"flavor"`
+	Pool         string    `json:"pool"` // where its disk lives: local or shared
+	DesiredState string    `json:"desired_state"`
+	State        string    `json:"state"` // observed
+	StateReason  string    `json:"state_reason,omitempty"`
+	Cmdline      string    `json:"cmdline,omitempty"` // appended to the image's
+	PID          int       `json:"pid,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// CreateVMRequest is the body of POST /v1/vms.
+type CreateVMRequest struct {
+	Name    string `json:"name"`
+	Project string `json:"project,omitempty"` // default "default"
+	Image   string `json:"image"`
+	Flavor  Flavor `json:"flavor"`
+	Pool    string `json:"pool,omitempty"` // default local
+	Host    string `json:"host,omitempty"` // pin to a host; default: scheduled
+	// Cmdline is appended to the image's kernel command line.
+	Cmdline string `json:"cmdline,omitempty"`
+	// Start defaults to true.
+	Start *bool `json:"start,omitempty"`
+}
+
+// VMActionRequest is the body of POST /v1/vms/{name}/{start,stop,reboot}.
+type VMActionRequest struct {
+	// Force skips the graceful ACPI shutdown on stop.
+	Force bool `json:"force,omitempty"`
+	// TimeoutSeconds bounds a graceful stop before QEMU is killed.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+// Image kinds.
+const (
+	ImageDisk       = "disk"        // a qcow2 root disk, booted by firmware
+	ImageKernel     = "kernel"      // kernel + initrd, direct boot
+	ImageKernelDisk = "kernel+disk" // root disk booted with a given kernel
+)
+
+// ImageFile is one file of an image.
+type ImageFile struct {
+	Role   string `json:"role"` // kernel, initrd or disk
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Image is an entry of the controller's image store.
+type Image struct {
+	Name      string      `json:"name"`
+	Kind      string      `json:"kind"`
+	Cmdline   string      `json:"cmdline,omitempty"`
+	Files     []ImageFile `json:"files"`
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+// File returns the image's file with the given role, if any.
+func (im Image) File(role string) (ImageFile, bool) {
+	for _, f := range im.Files {
+		if f.Role == role {
+			return f, true
+		}
+	}
+	return ImageFile{}, false
+}
+
+// Image file roles, the multipart field names of POST /v1/images.
+const (
+	RoleKernel = "kernel"
+	RoleInitrd = "initrd"
+	RoleDisk   = "disk"
+)
+
+// ImportImageMeta is the "meta" part of the multipart POST /v1/images.
+type ImportImageMeta struct {
+	Name    string `json:"name"`
+	Cmdline string `json:"cmdline,omitempty"`
+}
+
+// Version is the body of GET /v1/version.
+type Version struct {
+	Version string `json:"version"`
+	Store   string `json:"store"` // sqlite or postgres
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// MaxNameLen bounds VM, image, host and project names (a DNS label).
+const MaxNameLen = 63
+
+// ValidateName checks a VM, image, host or project name and returns an
+// error that says what a good one looks like.
+func ValidateName(kind, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s name is required", kind)
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%s name %q is %d characters; use at most %d", kind, name, len(name), MaxNameLen)
+	case !nameRE.MatchString(name):
+		return fmt.Errorf("%s name %q is invalid: use lowercase letters, digits and '-', starting and ending with a letter or digit", kind, name)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module github.com/godwit/godwit
+
+go 1.26.8

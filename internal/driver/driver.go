@@ -1,0 +1,152 @@
+// Package driver defines the hypervisor driver interface of the host agent:
+// the lowest of godwit's three levels.
+//
+// A driver runs VMs on one host. It knows nothing of the controller, of
+// scheduling or of intents; it is given a complete VMSpec with host-local
+// paths and does what it is told. Capabilities are data (Capabilities);
+// optional features will arrive as small extra interfaces (a driver that
+// can live-migrate implements a LiveMigrator, and so on). Implementations
+// live in subpackages: qemu (the real one) and fake (a physical model for
+// tests and simulations). Both pass the conformance suite in drivertest.
+package driver
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Hypervisors.
+const (
+	HypervisorQEMU = "qemu"
+	HypervisorFake = "fake"
+)
+
+// Accelerators.
+const (
+	AccelKVM = "kvm"
+	AccelTCG = "tcg"
+)
+
+// Capabilities says what a driver can do on this host.
+type Capabilities struct {
+	Hypervisor  string // qemu or fake
+	Accelerator string // kvm or tcg
+	// AccelReason says why this accelerator was chosen (e.g. "kvm probe:
+	// guest kernel did not boot within 10s").
+	AccelReason string
+
+	// Features; each later grows a small optional interface.
+	LiveMigration  bool
+	BlockMigration bool
+	PostCopy       bool
+	AutoConverge   bool
+	DirtyRate      bool // calc-dirty-rate is safe to use
+	CPUHotplug     bool
+	MemoryHotplug  bool
+	DiskResize     bool
+}
+
+// State is a VM's observed state on the host.
+type State string
+
+// States a driver reports.
+const (
+	StateStopped State = "stopped" // defined, no process
+	StateRunning State = "running"
+	StatePaused  State = "paused"
+	StateCrashed State = "crashed" // process gone without a stop; disk kept
+)
+
+// Disk is a VM's one virtio disk.
+type Disk struct {
+	// Path is the qcow2 file; Create makes it unless it exists.
+	Path string
+	// SizeMiB is the virtual size.
+	SizeMiB int
+	// Backing, when set, is a qcow2 the new disk is layered on (copy on
+	// write). The backing file must already exist at that path.
+	Backing string
+	// Shared is true when Path is on storage other hosts see.
+	Shared bool
+}
+
+// VMSpec is everything a driver needs to create and run one VM. All paths
+// are local to the host.
+type VMSpec struct {
+	ID   string // UUID; the driver's key
+	Name string
+
+	VCPUs        int
+	MaxVCPUs     int // hotplug ceiling; 0 means VCPUs
+	MemoryMiB    int
+	MaxMemoryMiB int // hotplug ceiling; 0 means MemoryMiB
+
+	// Direct kernel boot; empty Kernel means firmware boot from Disk.
+	Kernel  string
+	Initrd  string
+	Cmdline string
+
+	Disk *Disk // nil: no disk
+
+	// CPUModel is the guest CPU model ("host", or a named baseline such as
+	// "qemu64" that lets the VM move between unlike hosts). Empty: the
+	// driver's default.
+	CPUModel string
+}
+
+// Status is what a driver knows of one VM.
+type Status struct {
+	ID        string
+	Name      string
+	State     State
+	PID       int       // hypervisor process, 0 when not running
+	StartedAt time.Time // zero when not running
+	Spec      VMSpec
+}
+
+// StopOptions tune Stop.
+type StopOptions struct {
+	// Force kills the VM at once instead of asking the guest to power off.
+	Force bool
+	// Timeout bounds a graceful stop; after it the VM is killed.
+	// Zero means the driver's default.
+	Timeout time.Duration
+}
+
+// Driver runs VMs on one host. Every method that does I/O takes ctx first.
+// Errors wrap the sentinels in internal/errs: ErrNotFound for an unknown
+// VM, ErrConflict for an operation the VM's state forbids (starting a
+// running VM is not an error; it is a no-op).
+type Driver interface {
+	// Capabilities reports what this driver can do on this host.
+	Capabilities() Capabilities
+
+	// Create defines a VM and prepares its disk without starting it. It is
+	// idempotent for the same spec.
+	Create(ctx context.Context, spec VMSpec) error
+	// Start boots a defined VM. Starting a running VM is a no-op.
+	Start(ctx context.Context, id string) error
+	// Stop powers a VM off; stopping a stopped VM is a no-op.
+	Stop(ctx context.Context, id string, opts StopOptions) error
+	// Reboot resets a running VM.
+	Reboot(ctx context.Context, id string) error
+	// Delete stops a VM if needed and removes it with its disk and all
+	// state. Deleting an unknown VM returns ErrNotFound.
+	Delete(ctx context.Context, id string) error
+
+	// Status reports one VM.
+	Status(ctx context.Context, id string) (Status, error)
+	// List reports every VM the driver knows.
+	List(ctx context.Context) ([]Status, error)
+	// Console returns the VM's serial console output from byte offset on,
+	// up to what has been written so far. Following is the caller's loop.
+	Console(ctx context.Context, id string, offset int64) (io.ReadCloser, error)
+
+	// Recover reattaches to VMs that kept running while the agent was
+	// away (their processes outlive the agent) and reloads the definitions
+	// of stopped ones, from the driver's state directory.
+	Recover(ctx context.Context) ([]Status, error)
+	// Close releases the driver's connections; VMs keep running.
+	Close() error
+}

@@ -1,0 +1,57 @@
+// Package store persists the controller's state: hosts, VMs and images.
+//
+// Store is one interface over two SQL engines: SQLite (embedded, the
+// default; package store/sqlite) and PostgreSQL (package store/postgres)
+// for clusters that outgrow one controller. The same suite, storetest,
+// runs against both. Errors wrap the sentinels in internal/errs.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/godwit/godwit/api"
+)
+
+// VMFilter narrows VMs. Empty fields match everything.
+type VMFilter struct {
+	Host    string
+	Project string
+}
+
+// Store is the controller's persistent state.
+type Store interface {
+	// Kind is "sqlite" or "postgres".
+	Kind() string
+
+	// UpsertHost records a heartbeat: it inserts a new host (enabled, up,
+	// RegisteredAt now) or updates an existing one's reported fields, state
+	// and LastHeartbeat, keeping Enabled and RegisteredAt. created tells
+	// which happened.
+	UpsertHost(ctx context.Context, h api.Host) (created bool, err error)
+	Host(ctx context.Context, name string) (api.Host, error)
+	Hosts(ctx context.Context) ([]api.Host, error)
+	// MarkHostsDown sets state=down on up hosts whose LastHeartbeat is
+	// before staleBefore and returns their names.
+	MarkHostsDown(ctx context.Context, staleBefore time.Time) ([]string, error)
+	SetHostEnabled(ctx context.Context, name string, enabled bool) error
+
+	// CreateVM inserts a VM; ErrConflict when the name is taken.
+	CreateVM(ctx context.Context, vm api.VM) error
+	VM(ctx context.Context, name string) (api.VM, error)
+	VMs(ctx context.Context, f VMFilter) ([]api.VM, error)
+	// UpdateVM reads a VM, applies fn and writes it back in one
+	// transaction; fn's error aborts the update and is returned as is.
+	// UpdatedAt is set by the store.
+	UpdateVM(ctx context.Context, name string, fn func(*api.VM) error) (api.VM, error)
+	DeleteVM(ctx context.Context, name string) error
+
+	// CreateImage inserts an image; ErrConflict when the name is taken.
+	CreateImage(ctx context.Context, im api.Image) error
+	Image(ctx context.Context, name string) (api.Image, error)
+	Images(ctx context.Context) ([]api.Image, error)
+	// DeleteImage removes an image; ErrConflict while a VM uses it.
+	DeleteImage(ctx context.Context, name string) error
+
+	Close() error
+}
