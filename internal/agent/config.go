@@ -28,6 +28,9 @@ type Config struct {
 	Driver string
 	// Accel is kvm, tcg or auto (probe once, fall back to tcg).
 	Accel string
+	// AccelReason, when Accel was resolved by someone else (godwit up
+	// probes once for all its agents), says why.
+	AccelReason string
 	// HeartbeatInterval defaults to 2s.
 	HeartbeatInterval time.Duration
 	// CPUs and MemoryMiB override the measured capacity (0: measure).
