@@ -1,0 +1,221 @@
+//go:build wip
+
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/godwit/godwit/internal/accel"
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/driver/fake"
+	"github.com/godwit/godwit/internal/driver/qemu"
+)
+
+// Agent is a running host agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	drv    driver.Driver
+	images *imageCache
+	poolID string // identity of the shared pool, "" without one
+
+	// shutdown is closed when the controller asks the agent to exit.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
+	lockFile     *os.File
+}
+
+func (c *Config) setDefaults() error {
+	if c.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("no --name given and no hostname: %w", err)
+		}
+		c.Name = h
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7401"
+	}
+	if c.Advertise == "" {
+		c.Advertise = "http://" + c.Listen
+	}
+	if c.Controller == "" {
+		c.Controller = "http://127.0.0.1:7400"
+	}
+	if c.StateDir == "" {
+		return errors.New("agent: a state directory is required (--state-dir)")
+	}
+	if c.Driver == "" {
+		c.Driver = driver.HypervisorQEMU
+	}
+	if c.Accel == "" {
+		c.Accel = "auto"
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// localPool is where local disks live.
+func (a *Agent) localPool() string { return filepath.Join(a.cfg.StateDir, "pool") }
+
+// New prepares an agent: it takes the state directory's lock (one agent
+// per directory), resolves the accelerator and opens the driver.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", cfg.Name), shutdown: make(chan struct{})}
+	for _, d := range []string{cfg.StateDir, a.localPool()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	lf, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("another agent is using state directory %s: %w", cfg.StateDir, err)
+	}
+	a.lockFile = lf
+	if cfg.SharedDir != "" {
+		if a.poolID, err = sharedPoolID(cfg.SharedDir); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	a.images = &imageCache{controller: cfg.Controller, localDir: filepath.Join(cfg.StateDir, "images"), sharedDir: cfg.SharedDir, log: a.log}
+
+	switch cfg.Driver {
+	case driver.HypervisorQEMU:
+		acc, reason := cfg.Accel, cfg.AccelReason
+		if cfg.Accel == "auto" || reason == "" {
+			var err error
+			acc, reason, err = accel.Resolve(ctx, cfg.Accel, newestKernel())
+			if err != nil {
+				a.Close()
+				return nil, err
+			}
+		}
+		a.log.Info("accelerator chosen", "accel", acc, "reason", reason)
+		a.drv, err = qemu.New(qemu.Config{StateDir: filepath.Join(cfg.StateDir, "qemu"), Accel: acc, AccelReason: reason, Logger: a.log})
+	case driver.HypervisorFake:
+		a.drv, err = fake.New(fake.Config{StateDir: filepath.Join(cfg.StateDir, "fake"), Logger: a.log})
+	default:
+		err = fmt.Errorf("unknown driver %q; use qemu or fake", cfg.Driver)
+	}
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// newestKernel is the kernel the accelerator probe boots.
+func newestKernel() string {
+	ks, _ := filepath.Glob("/boot/vmlinuz-*")
+	sort.Strings(ks)
+	if len(ks) == 0 {
+		return ""
+	}
+	return ks[len(ks)-1]
+}
+
+// sharedPoolID reads (or, first time, writes) the marker that identifies
+// a shared pool, so the controller can tell which hosts see the same one.
+func sharedPoolID(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create shared pool %s: %w", dir, err)
+	}
+	p := filepath.Join(dir, ".godwit-pool-id")
+	if b, err := os.ReadFile(p); err == nil && len(b) > 0 {
+		return string(b), nil
+	}
+	id := fmt.Sprintf("shared-%x", time.Now().UnixNano())
+	tmp := fmt.Sprintf("%s.%d", p, os.Getpid())
+	if err := os.WriteFile(tmp, []byte(id), 0o644); err != nil {
+		return "", err
+	}
+	// Link, not rename: if another agent wrote the marker first, keep its.
+	if err := os.Link(tmp, p); err != nil && !errors.Is(err, os.ErrExist) {
+		os.Remove(tmp)
+		return "", err
+	}
+	os.Remove(tmp)
+	b, err := os.ReadFile(p)
+	return string(b), err
+}
+
+// Close releases the driver and the state directory; VMs keep running.
+func (a *Agent) Close() error {
+	if a.drv != nil {
+		a.drv.Close()
+	}
+	if a.lockFile != nil {
+		a.lockFile.Close()
+	}
+	return nil
+}
+
+// Run serves the agent until ctx is cancelled or the controller asks it to
+// shut down. VMs keep running when it returns, unless a shutdown request
+// asked to stop them.
+func Run(ctx context.Context, cfg Config) error {
+	a, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve reattaches to surviving VMs, then serves the agent API on ln and
+// heartbeats until ctx is done or a shutdown is requested.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	vms, err := a.drv.Recover(ctx)
+	if err != nil {
+		return fmt.Errorf("recover vms: %w", err)
+	}
+	for _, st := range vms {
+		a.log.Info("vm recovered", "vm", st.Name, "id", st.ID, "state", st.State, "pid", st.PID)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	go a.heartbeatLoop(ctx)
+	a.log.Info("agent serving", "addr", ln.Addr().String(), "controller", a.cfg.Controller, "driver", a.cfg.Driver, "state_dir", a.cfg.StateDir)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	case <-a.shutdown:
+	}
+	shutCtx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(shutCtx)
+	a.log.Info("agent stopped")
+	return nil
+}

@@ -1,0 +1,143 @@
+//go:build wip
+
+package agent
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/version"
+)
+
+// heartbeatLoop reports the host and its VMs to the controller every
+// interval, from the first moment (that first beat registers the host).
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	c := api.NewClient(a.cfg.Controller)
+	c.HTTP = &http.Client{Timeout: a.cfg.HeartbeatInterval * 2}
+	failing := false
+	for {
+		hb, err := a.heartbeat(ctx)
+		if err == nil {
+			err = c.Do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, nil)
+		}
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			a.log.Warn("heartbeat failed; will keep trying", "err", err)
+			failing = true
+		case err == nil && failing:
+			a.log.Info("heartbeat delivered again")
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(a.cfg.HeartbeatInterval):
+		}
+	}
+}
+
+// heartbeat gathers what the controller should know now.
+func (a *Agent) heartbeat(ctx context.Context) (hostapi.Heartbeat, error) {
+	sts, err := a.drv.List(ctx)
+	if err != nil {
+		return hostapi.Heartbeat{}, err
+	}
+	hb := hostapi.Heartbeat{Host: a.facts()}
+	for _, st := range sts {
+		hb.VMs = append(hb.VMs, hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID})
+	}
+	return hb, nil
+}
+
+// facts measures the host. Capacity can be overridden so that one machine
+// can play several smaller hosts.
+func (a *Agent) facts() api.Host {
+	caps := a.drv.Capabilities()
+	model, flags := cpuInfo()
+	h := api.Host{
+		Name: a.cfg.Name, Address: a.cfg.Advertise,
+		CPUs: runtime.NumCPU(), MemoryMiB: memTotalMiB(),
+		CPUModel: model, CPUFlags: flags,
+		Hypervisor: caps.Hypervisor, Accelerator: caps.Accelerator, AccelReason: caps.AccelReason,
+		Version: version.Version,
+	}
+	if a.cfg.CPUs > 0 {
+		h.CPUs = a.cfg.CPUs
+	}
+	if a.cfg.MemoryMiB > 0 {
+		h.MemoryMiB = a.cfg.MemoryMiB
+	}
+	total, free := fsMiB(a.localPool())
+	h.DiskMiB = total
+	h.Pools = []api.Pool{{Name: api.PoolLocal, Kind: api.PoolLocal, Path: a.localPool(), FreeMiB: free}}
+	if a.cfg.SharedDir != "" {
+		_, sfree := fsMiB(a.cfg.SharedDir)
+		h.Pools = append(h.Pools, api.Pool{Name: api.PoolShared, Kind: api.PoolShared, Path: a.cfg.SharedDir, FreeMiB: sfree, ID: a.poolID})
+	}
+	return h
+}
+
+func fsMiB(path string) (total, free int) {
+	var st syscall.Statfs_t
+	if syscall.Statfs(path, &st) != nil {
+		return 0, 0
+	}
+	return int(st.Blocks * uint64(st.Bsize) >> 20), int(st.Bavail * uint64(st.Bsize) >> 20)
+}
+
+func memTotalMiB() int {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fs := strings.Fields(s.Text()); len(fs) >= 2 && fs[0] == "MemTotal:" {
+			kb, _ := strconv.Atoi(fs[1])
+			return kb >> 10
+		}
+	}
+	return 0
+}
+
+// cpuInfo returns the first CPU's model name and flags; live migration
+// needs them to match (or a baseline CPU model) between hosts.
+func cpuInfo() (model string, flags []string) {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "", nil
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "model name":
+			if model == "" {
+				model = strings.TrimSpace(v)
+			}
+		case "flags":
+			if flags == nil {
+				flags = strings.Fields(v)
+			}
+		}
+		if model != "" && flags != nil {
+			break
+		}
+	}
+	return model, flags
+}

@@ -1,0 +1,277 @@
+//go:build wip
+
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/httpx"
+)
+
+// Handler returns the agent's HTTP API, called by the controller only.
+func (a *Agent) Handler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /v1/vms", a.listVMs)
+	m.HandleFunc("PUT /v1/vms/{id}", a.createVM)
+	m.HandleFunc("GET /v1/vms/{id}", a.getVM)
+	m.HandleFunc("DELETE /v1/vms/{id}", a.deleteVM)
+	m.HandleFunc("POST /v1/vms/{id}/{action}", a.vmAction)
+	m.HandleFunc("GET /v1/vms/{id}/console", a.console)
+	m.HandleFunc("POST /v1/shutdown", a.shutdownHandler)
+	return httpx.Mux(m)
+}
+
+func (a *Agent) fail(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.Error(w, r, a.log, err)
+}
+
+func report(st driver.Status) hostapi.VMReport {
+	return hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID}
+}
+
+// reply answers with the VM's current status.
+func (a *Agent) reply(w http.ResponseWriter, r *http.Request, id string) {
+	st, err := a.drv.Status(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, report(st))
+}
+
+func (a *Agent) listVMs(w http.ResponseWriter, r *http.Request) {
+	sts, err := a.drv.List(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]hostapi.VMReport, 0, len(sts))
+	for _, st := range sts {
+		out = append(out, report(st))
+	}
+	httpx.JSON(w, http.StatusOK, out)
+}
+
+func (a *Agent) getVM(w http.ResponseWriter, r *http.Request) { a.reply(w, r, r.PathValue("id")) }
+
+func (a *Agent) createVM(w http.ResponseWriter, r *http.Request) {
+	var req hostapi.CreateVM
+	if err := httpx.Decode(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.ID != r.PathValue("id") {
+		a.fail(w, r, errs.Invalid("vm id in path and body differ"))
+		return
+	}
+	spec, err := a.spec(r.Context(), req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	log := a.log.With("vm", req.Name, "id", req.ID)
+	if err := a.drv.Create(r.Context(), spec); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	log.Info("vm defined", "pool", req.Pool, "disk_mib", req.DiskMiB)
+	if req.Start {
+		if err := a.drv.Start(r.Context(), req.ID); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		log.Info("vm started")
+	}
+	a.reply(w, r, req.ID)
+}
+
+// spec turns the controller's request into a driver spec with host paths,
+// fetching the image files this host lacks.
+func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, error) {
+	if req.ID == "" || strings.ContainsAny(req.ID, "/.") {
+		return driver.VMSpec{}, errs.Invalid("bad vm id %q", req.ID)
+	}
+	spec := driver.VMSpec{
+		ID: req.ID, Name: req.Name, VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB,
+		Cmdline: strings.TrimSpace(req.Image.Cmdline + " " + req.Cmdline),
+	}
+	var err error
+	if _, ok := req.Image.File(api.RoleKernel); ok {
+		if spec.Kernel, err = a.images.Path(ctx, req.Image, api.RoleKernel, ""); err != nil {
+			return spec, err
+		}
+	}
+	if _, ok := req.Image.File(api.RoleInitrd); ok {
+		if spec.Initrd, err = a.images.Path(ctx, req.Image, api.RoleInitrd, ""); err != nil {
+			return spec, err
+		}
+	}
+	if req.DiskMiB > 0 {
+		d := &driver.Disk{SizeMiB: req.DiskMiB}
+		switch req.Pool {
+		case api.PoolLocal:
+			d.Path = filepath.Join(a.localPool(), req.ID+".qcow2")
+		case api.PoolShared:
+			if a.cfg.SharedDir == "" {
+				return spec, errs.Invalid("host %s has no shared pool", a.cfg.Name)
+			}
+			dir := filepath.Join(a.cfg.SharedDir, "vms")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return spec, err
+			}
+			d.Path, d.Shared = filepath.Join(dir, req.ID+".qcow2"), true
+		default:
+			return spec, errs.Invalid("unknown pool %q", req.Pool)
+		}
+		if _, ok := req.Image.File(api.RoleDisk); ok {
+			if d.Backing, err = a.images.Path(ctx, req.Image, api.RoleDisk, req.Pool); err != nil {
+				return spec, err
+			}
+		}
+		spec.Disk = d
+	}
+	return spec, nil
+}
+
+func (a *Agent) vmAction(w http.ResponseWriter, r *http.Request) {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	var err error
+	switch action {
+	case "start":
+		err = a.drv.Start(r.Context(), id)
+	case "reboot":
+		err = a.drv.Reboot(r.Context(), id)
+	case "stop":
+		var req hostapi.StopVM
+		if r.ContentLength != 0 {
+			if err := httpx.Decode(r, &req); err != nil {
+				a.fail(w, r, err)
+				return
+			}
+		}
+		err = a.drv.Stop(r.Context(), id, driver.StopOptions{Force: req.Force, Timeout: time.Duration(req.TimeoutSeconds) * time.Second})
+	default:
+		err = errs.NotFound("unknown action %q", action)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("vm "+action, "id", id)
+	a.reply(w, r, id)
+}
+
+func (a *Agent) deleteVM(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := a.drv.Delete(r.Context(), id); err != nil && !errors.Is(err, errs.ErrNotFound) {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("vm deleted", "id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// console streams the console log; with follow it polls for new output
+// until the client goes away or the VM is deleted.
+func (a *Agent) console(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	offset, err := httpx.Offset(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	follow := r.URL.Query().Get("follow") == "true"
+	started := false
+	for {
+		rc, err := a.drv.Console(r.Context(), id, offset)
+		if err != nil {
+			if !started {
+				a.fail(w, r, err)
+			}
+			return
+		}
+		if !started {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		cw := &countWriter{w: w}
+		httpx.CopyFlushing(cw, rc)
+		rc.Close()
+		offset += cw.n
+		if !follow {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+type countWriter struct {
+	w http.ResponseWriter
+	n int64
+}
+
+func (c *countWriter) Header() http.Header  { return c.w.Header() }
+func (c *countWriter) WriteHeader(code int) { c.w.WriteHeader(code) }
+func (c *countWriter) Flush()               { c.w.(http.Flusher).Flush() }
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// shutdownHandler stops the agent, and first its VMs when asked (godwit
+// up does on Ctrl-C; a plain agent restart never stops VMs).
+func (a *Agent) shutdownHandler(w http.ResponseWriter, r *http.Request) {
+	var req hostapi.ShutdownRequest
+	if r.ContentLength != 0 {
+		if err := httpx.Decode(r, &req); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if req.StopVMs {
+		a.stopAll(r.Context())
+	}
+	w.WriteHeader(http.StatusNoContent)
+	a.shutdownOnce.Do(func() { close(a.shutdown) })
+}
+
+func (a *Agent) stopAll(ctx context.Context) {
+	sts, err := a.drv.List(ctx)
+	if err != nil {
+		a.log.Error("list vms to stop", "err", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, st := range sts {
+		if st.State != driver.StateRunning && st.State != driver.StatePaused {
+			continue
+		}
+		wg.Add(1)
+		go func(st driver.Status) {
+			defer wg.Done()
+			if err := a.drv.Stop(ctx, st.ID, driver.StopOptions{Timeout: 15 * time.Second}); err != nil {
+				a.log.Error("stop vm", "vm", st.Name, "err", err)
+				return
+			}
+			a.log.Info("vm stopped for shutdown", "vm", st.Name)
+		}(st)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,136 @@
+//go:build wip
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/store"
+	"github.com/godwit/godwit/internal/store/open"
+)
+
+// Controller is a running controller: the store, the image store, the
+// scheduler and the VM lifecycle, behind an HTTP API.
+type Controller struct {
+	cfg    Config
+	store  store.Store
+	log    *slog.Logger
+	images *imageStore
+
+	// schedMu makes "choose a host and record the VM there" atomic, so
+	// two concurrent creates never book the same free capacity twice.
+	schedMu sync.Mutex
+
+	// busy names the operation running on a VM; a second operation on the
+	// same VM is refused with 409 instead of interleaving with the first.
+	busyMu sync.Mutex
+	busy   map[string]string
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7400"
+	}
+	if c.HostDownAfter == 0 {
+		c.HostDownAfter = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// New opens the store (applying schema migrations) and the image store.
+func New(ctx context.Context, cfg Config) (*Controller, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("controller: a data directory is required (--data-dir)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	st, err := open.Open(ctx, cfg.StoreDSN, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	ims, err := newImageStore(filepath.Join(cfg.DataDir, "images"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}}, nil
+}
+
+// Close closes the store.
+func (c *Controller) Close() error { return c.store.Close() }
+
+// Run serves the controller until ctx is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	c, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp", c.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", c.cfg.Listen, err)
+	}
+	return c.Serve(ctx, ln)
+}
+
+// Serve serves the API on ln and runs the host monitor until ctx is done.
+func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go c.monitorHosts(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.store.Kind(), "data_dir", c.cfg.DataDir)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	c.log.Info("controller stopped")
+	return nil
+}
+
+// lockVM marks a VM busy with op, or returns a conflict naming the
+// operation already running. The returned func releases it.
+func (c *Controller) lockVM(name, op string) (func(), error) {
+	c.busyMu.Lock()
+	defer c.busyMu.Unlock()
+	if cur, ok := c.busy[name]; ok {
+		return nil, errs.Conflict("vm %q is busy: %s in progress; retry when it finishes", name, cur)
+	}
+	c.busy[name] = op
+	return func() {
+		c.busyMu.Lock()
+		delete(c.busy, name)
+		c.busyMu.Unlock()
+	}, nil
+}
+
+func (c *Controller) isBusy(name string) bool {
+	c.busyMu.Lock()
+	defer c.busyMu.Unlock()
+	_, ok := c.busy[name]
+	return ok
+}
+
+// agent returns a client for a host's agent.
+func (c *Controller) agent(address string) *hostapi.Agent {
+	return hostapi.NewAgent(address, 0)
+}

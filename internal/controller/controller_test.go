@@ -1,0 +1,239 @@
+//go:build wip
+
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/agent"
+	"github.com/godwit/godwit/internal/controller"
+)
+
+// testCluster is a controller and fake-driver agents in this process:
+// real HTTP, real store, real scheduler, no QEMU.
+type testCluster struct {
+	url    string
+	client *api.Client
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func newTestCluster(t *testing.T, hosts int, memMiB int) *testCluster {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ctrl, err := controller.New(ctx, controller.Config{DataDir: t.TempDir(), HostDownAfter: 5 * time.Second, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listen(t)
+	done := make(chan struct{})
+	go func() { _ = ctrl.Serve(ctx, ln); close(done) }()
+	tc := &testCluster{url: "http://" + ln.Addr().String()}
+	tc.client = api.NewClient(tc.url)
+	var agentsDone []chan struct{}
+	for i := 1; i <= hosts; i++ {
+		aln := listen(t)
+		a, err := agent.New(ctx, agent.Config{
+			Name: fmt.Sprintf("host%d", i), Advertise: "http://" + aln.Addr().String(), Controller: tc.url,
+			StateDir: t.TempDir(), SharedDir: filepath.Join(os.TempDir(), "godwit-test-shared-"+t.Name()),
+			Driver: "fake", HeartbeatInterval: 100 * time.Millisecond, CPUs: 2, MemoryMiB: 1024, Logger: quietLogger(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := make(chan struct{})
+		agentsDone = append(agentsDone, d)
+		go func() { _ = a.Serve(ctx, aln); a.Close(); close(d) }()
+	}
+	t.Cleanup(func() {
+		cancel()
+		for _, d := range agentsDone {
+			<-d
+		}
+		<-done
+		ctrl.Close()
+		os.RemoveAll(filepath.Join(os.TempDir(), "godwit-test-shared-"+t.Name()))
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hs, _ := tc.client.Hosts(ctx)
+		if len(hs) == hosts {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d hosts registered; want %d", len(hs), hosts)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return tc
+}
+
+// importFakeKernel imports an image whose kernel is a minimal bzImage
+// header: enough for the controller's checks and the fake driver.
+func (tc *testCluster) importFakeKernel(t *testing.T, name string) {
+	t.Helper()
+	kernel := make([]byte, 4096)
+	copy(kernel[0x202:], "HdrS")
+	path := filepath.Join(t.TempDir(), "vmlinuz")
+	if err := os.WriteFile(path, kernel, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.client.ImportImage(context.Background(), api.ImportImageMeta{Name: name}, map[string]string{api.RoleKernel: path}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (tc *testCluster) raw(t *testing.T, method, path, contentType, body string) (int, api.Error) {
+	t.Helper()
+	req, _ := http.NewRequest(method, tc.url+path, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e api.Error
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Errorf("%s %s: error body is not JSON: %q", method, path, b)
+		}
+	}
+	return resp.StatusCode, e
+}
+
+// Every bad request gets a 4xx JSON error that says what to do, and
+// changes nothing.
+func TestBadInput(t *testing.T) {
+	tc := newTestCluster(t, 2, 1024)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "keep", Image: "guest", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.client.VMAction(ctx, "keep", "stop", api.VMActionRequest{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := tc.client.VMs(ctx)
+
+	vm := func(fields string) string {
+		return `{"name":"ok-1","image":"guest","flavor":{"vcpus":1,"memory_mib":128}` + fields + `}`
+	}
+	long := strings.Repeat("a", 64)
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		code, msg                string
+	}{
+		{"unknown vm", "GET", "/v1/vms/nope", "", 404, api.CodeNotFound, "godwit vm list"},
+		{"unknown vm delete", "DELETE", "/v1/vms/nope", "", 404, api.CodeNotFound, "not found"},
+		{"unknown vm start", "POST", "/v1/vms/nope/start", "", 404, api.CodeNotFound, "not found"},
+		{"unknown action", "POST", "/v1/vms/keep/explode", "", 404, api.CodeNotFound, "start, stop or reboot"},
+		{"reboot a stopped vm", "POST", "/v1/vms/keep/reboot", "", 409, api.CodeConflict, "start it instead"},
+		{"malformed json", "POST", "/v1/vms", `{"name":`, 400, api.CodeInvalid, "malformed JSON"},
+		{"empty body", "POST", "/v1/vms", ``, 400, api.CodeInvalid, "empty"},
+		{"trailing data", "POST", "/v1/vms", vm("") + `{}`, 400, api.CodeInvalid, "after the JSON object"},
+		{"unknown field", "POST", "/v1/vms", vm(`,"colour":"red"`), 400, api.CodeInvalid, "colour"},
+		{"wrong type", "POST", "/v1/vms", `{"name":"x","image":"guest","flavor":{"vcpus":"two"}}`, 400, api.CodeInvalid, "flavor.vcpus"},
+		{"name missing", "POST", "/v1/vms", `{"image":"guest","flavor":{"vcpus":1,"memory_mib":128}}`, 400, api.CodeInvalid, "name is required"},
+		{"name too long", "POST", "/v1/vms", `{"name":"` + long + `","image":"guest","flavor":{"vcpus":1,"memory_mib":128}}`, 400, api.CodeInvalid, "at most 63"},
+		{"name bad characters", "POST", "/v1/vms", `{"name":"Web_1","image":"guest","flavor":{"vcpus":1,"memory_mib":128}}`, 400, api.CodeInvalid, "lowercase letters"},
+		{"bad project", "POST", "/v1/vms", vm(`,"project":"A B"`), 400, api.CodeInvalid, "project name"},
+		{"unknown image", "POST", "/v1/vms", `{"name":"x","image":"nope","flavor":{"vcpus":1,"memory_mib":128}}`, 400, api.CodeInvalid, "godwit image list"},
+		{"no image", "POST", "/v1/vms", `{"name":"x","flavor":{"vcpus":1,"memory_mib":128}}`, 400, api.CodeInvalid, "image is required"},
+		{"zero vcpus", "POST", "/v1/vms", `{"name":"x","image":"guest","flavor":{"vcpus":0,"memory_mib":128}}`, 400, api.CodeInvalid, "vcpus must be"},
+		{"memory too small", "POST", "/v1/vms", `{"name":"x","image":"guest","flavor":{"vcpus":1,"memory_mib":1}}`, 400, api.CodeInvalid, "memory_mib must be"},
+		{"memory in bytes", "POST", "/v1/vms", `{"name":"x","image":"guest","flavor":{"vcpus":1,"memory_mib":268435456}}`, 400, api.CodeInvalid, "memory_mib must be"},
+		{"negative disk", "POST", "/v1/vms", `{"name":"x","image":"guest","flavor":{"vcpus":1,"memory_mib":128,"disk_mib":-1}}`, 400, api.CodeInvalid, "disk_mib must be"},
+		{"unknown pool", "POST", "/v1/vms", vm(`,"pool":"nfs"`), 400, api.CodeInvalid, "use \"local\" or \"shared\""},
+		{"unknown host", "POST", "/v1/vms", vm(`,"host":"host9"`), 400, api.CodeInvalid, "godwit host list"},
+		{"no capacity", "POST", "/v1/vms", `{"name":"big","image":"guest","flavor":{"vcpus":1,"memory_mib":4096}}`, 409, api.CodeNoCapacity, "MiB memory free"},
+		{"pinned host full", "POST", "/v1/vms", `{"name":"big","image":"guest","host":"host1","flavor":{"vcpus":1,"memory_mib":4096}}`, 409, api.CodeNoCapacity, "host1"},
+		{"duplicate name", "POST", "/v1/vms", `{"name":"keep","image":"guest","flavor":{"vcpus":1,"memory_mib":128}}`, 409, api.CodeConflict, "already exists"},
+		{"wrong method", "PUT", "/v1/vms", vm(""), 405, api.CodeMethod, "allowed"},
+		{"wrong method on vm", "PATCH", "/v1/vms/keep", "{}", 405, api.CodeMethod, "allowed"},
+		{"unknown endpoint", "GET", "/v1/flavors", "", 404, api.CodeNotFound, "no such endpoint"},
+		{"not json", "POST", "/v1/vms", "name=x", 400, api.CodeInvalid, "JSON"},
+		{"bad stop timeout", "POST", "/v1/vms/keep/stop", `{"timeout_seconds":-5}`, 400, api.CodeInvalid, "timeout_seconds"},
+		{"bad console offset", "GET", "/v1/vms/keep/console?offset=-1", "", 400, api.CodeInvalid, "offset"},
+		{"unknown host show", "GET", "/v1/hosts/nope", "", 404, api.CodeNotFound, "godwit host list"},
+		{"unknown image show", "GET", "/v1/images/nope", "", 404, api.CodeNotFound, "godwit image list"},
+		{"image in use", "DELETE", "/v1/images/guest", "", 409, api.CodeConflict, "keep"},
+		{"image upload not multipart", "POST", "/v1/images", `{"name":"x"}`, 400, api.CodeInvalid, "multipart"},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			ct := "application/json"
+			if tt.name == "not json" {
+				ct = "application/x-www-form-urlencoded"
+			}
+			status, e := tc.raw(t, tt.method, tt.path, ct, tt.body)
+			if status != tt.status || e.Code != tt.code || !strings.Contains(e.Message, tt.msg) {
+				t.Errorf("%s %s = %d %s %q; want %d %s containing %q", tt.method, tt.path, status, e.Code, e.Message, tt.status, tt.code, tt.msg)
+			}
+		})
+	}
+	after, _ := tc.client.VMs(ctx)
+	if len(after) != len(before) || after[0].State != before[0].State {
+		t.Errorf("bad requests changed state: before %+v, after %+v", before, after)
+	}
+	if ims, _ := tc.client.Images(ctx); len(ims) != 1 {
+		t.Errorf("images after bad requests: %+v", ims)
+	}
+}
+
+// Image uploads that are not what they claim are refused before anything
+// is stored.
+func TestImageImportChecks(t *testing.T) {
+	tc := newTestCluster(t, 1, 1024)
+	ctx := context.Background()
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk")
+	os.WriteFile(junk, bytes.Repeat([]byte("x"), 1024), 0o644)
+	for _, tt := range []struct {
+		name  string
+		meta  api.ImportImageMeta
+		files map[string]string
+		msg   string
+	}{
+		{"kernel not bzImage", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleKernel: junk}, "bzImage"},
+		{"disk not qcow2", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleDisk: junk}, "qemu-img convert"},
+		{"initrd alone", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleInitrd: junk}, "needs a kernel"},
+		{"nothing", api.ImportImageMeta{Name: "a"}, map[string]string{}, "needs a kernel"},
+		{"bad name", api.ImportImageMeta{Name: "A/B"}, map[string]string{api.RoleInitrd: junk}, "invalid"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tc.client.ImportImage(ctx, tt.meta, tt.files)
+			if !api.IsCode(err, api.CodeInvalid) || !strings.Contains(err.Error(), tt.msg) {
+				t.Errorf("import = %v; want invalid containing %q", err, tt.msg)
+			}
+		})
+	}
+	if ims, _ := tc.client.Images(ctx); len(ims) != 0 {
+		t.Errorf("refused imports left images: %+v", ims)
+	}
+}

@@ -1,0 +1,193 @@
+//go:build wip
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/store"
+)
+
+// heartbeat records an agent's report: the host's facts and the state of
+// its VMs. The controller's clock stamps it, so agents' clocks don't
+// matter for down detection.
+func (c *Controller) heartbeat(w http.ResponseWriter, r *http.Request) {
+	var hb hostapi.Heartbeat
+	if err := httpx.Decode(r, &hb); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if err := api.ValidateName("host", hb.Host.Name); err != nil {
+		c.fail(w, r, errs.Invalid("%v", err))
+		return
+	}
+	if hb.Host.Address == "" {
+		c.fail(w, r, errs.Invalid("heartbeat of host %q has no address", hb.Host.Name))
+		return
+	}
+	h := hb.Host
+	h.State = api.HostUp
+	h.LastHeartbeat = time.Now().UTC()
+	created, err := c.store.UpsertHost(r.Context(), h)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if created {
+		c.log.Info("host registered", "host", h.Name, "address", h.Address, "accel", h.Accelerator)
+	}
+	if err := c.reconcileReports(r.Context(), h.Name, hb.VMs); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// reconcileReports brings the observed state of a host's VMs in line with
+// what its agent reports. VMs with an operation in flight are left to it.
+func (c *Controller) reconcileReports(ctx context.Context, host string, reports []hostapi.VMReport) error {
+	byID := make(map[string]hostapi.VMReport, len(reports))
+	for _, rep := range reports {
+		byID[rep.ID] = rep
+	}
+	vms, err := c.store.VMs(ctx, store.VMFilter{Host: host})
+	if err != nil {
+		return err
+	}
+	known := make(map[string]bool, len(vms))
+	for _, vm := range vms {
+		known[vm.ID] = true
+		if c.isBusy(vm.Name) || vm.State == api.VMCreating || vm.State == api.VMDeleting {
+			continue
+		}
+		state, reason, pid := api.VMError, "the host agent does not know this VM", 0
+		if rep, ok := byID[vm.ID]; ok {
+			state, reason, pid = observed(rep)
+		}
+		if state == vm.State && reason == vm.StateReason && pid == vm.PID {
+			continue
+		}
+		c.log.Info("vm state observed", "vm", vm.Name, "host", host, "from", vm.State, "to", state, "reason", reason)
+		if _, err := c.store.UpdateVM(ctx, vm.Name, func(v *api.VM) error {
+			v.State, v.StateReason, v.PID = state, reason, pid
+			return nil
+		}); err != nil && !errors.Is(err, errs.ErrNotFound) {
+			return err
+		}
+	}
+	for _, rep := range reports {
+		if !known[rep.ID] {
+			c.log.Warn("host runs a vm the controller does not know", "host", host, "vm", rep.Name, "id", rep.ID)
+		}
+	}
+	return nil
+}
+
+// observed maps a driver state reported by an agent to the API's state.
+func observed(rep hostapi.VMReport) (state, reason string, pid int) {
+	switch rep.State {
+	case "running", "paused":
+		return api.VMRunning, "", rep.PID
+	case "stopped":
+		return api.VMStopped, "", 0
+	case "crashed":
+		return api.VMStopped, "the VM's process exited without a stop request (guest crash or kill); see its console", 0
+	}
+	return api.VMError, "host reports unknown state " + rep.State, rep.PID
+}
+
+// monitorHosts marks hosts down when their heartbeats stop, and their VMs
+// unknown: nobody can vouch for them until the host is back or fenced.
+func (c *Controller) monitorHosts(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.HostDownAfter / 5)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		down, err := c.store.MarkHostsDown(ctx, time.Now().UTC().Add(-c.cfg.HostDownAfter))
+		if err != nil {
+			c.log.Error("mark hosts down", "err", err)
+			continue
+		}
+		for _, h := range down {
+			c.log.Warn("host is down: no heartbeat", "host", h, "after", c.cfg.HostDownAfter)
+			vms, err := c.store.VMs(ctx, store.VMFilter{Host: h})
+			if err != nil {
+				c.log.Error("list vms of down host", "host", h, "err", err)
+				continue
+			}
+			for _, vm := range vms {
+				_, _ = c.store.UpdateVM(ctx, vm.Name, func(v *api.VM) error {
+					v.State, v.StateReason = api.VMUnknown, "host "+h+" is down"
+					return nil
+				})
+			}
+		}
+	}
+}
+
+func (c *Controller) listHosts(w http.ResponseWriter, r *http.Request) {
+	hosts, err := c.hostsWithAllocations(r.Context())
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, hosts)
+}
+
+func (c *Controller) getHost(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	hosts, err := c.hostsWithAllocations(r.Context())
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	for _, h := range hosts {
+		if h.Name == name {
+			httpx.JSON(w, http.StatusOK, h)
+			return
+		}
+	}
+	c.fail(w, r, errs.NotFound("host %q not found; list hosts with: godwit host list", name))
+}
+
+// hostsWithAllocations returns every host with the resources its VMs
+// hold filled in.
+func (c *Controller) hostsWithAllocations(ctx context.Context) ([]api.Host, error) {
+	hosts, err := c.store.Hosts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vms, err := c.store.VMs(ctx, store.VMFilter{})
+	if err != nil {
+		return nil, err
+	}
+	idx := make(map[string]int, len(hosts))
+	for i := range hosts {
+		idx[hosts[i].Name] = i
+	}
+	for _, vm := range vms {
+		i, ok := idx[vm.Host]
+		if !ok {
+			continue
+		}
+		h := &hosts[i]
+		h.VMs++
+		h.AllocatedCPUs += vm.Flavor.VCPUs
+		h.AllocatedMemoryMiB += vm.Flavor.MemoryMiB
+		if vm.Pool == api.PoolLocal {
+			h.AllocatedDiskMiB += vm.Flavor.DiskMiB
+		}
+	}
+	return hosts, nil
+}

@@ -1,0 +1,110 @@
+//go:build wip
+
+package controller
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+)
+
+// CPUAllocationRatio is how many vCPUs the scheduler places per host CPU.
+// Memory and disk are never overcommitted.
+const CPUAllocationRatio = 4
+
+// placement is what the scheduler needs to know of the VM to place.
+type placement struct {
+	Flavor api.Flavor
+	Pool   string
+}
+
+// filter rejects a host, saying why, or accepts it ("").
+type filter func(h api.Host, p placement) string
+
+var filters = []filter{
+	func(h api.Host, _ placement) string {
+		if h.State != api.HostUp {
+			return "down"
+		}
+		return ""
+	},
+	func(h api.Host, _ placement) string {
+		if !h.Enabled {
+			return "disabled"
+		}
+		return ""
+	},
+	func(h api.Host, p placement) string {
+		for _, pl := range h.Pools {
+			if pl.Name == p.Pool {
+				return ""
+			}
+		}
+		return "no " + p.Pool + " pool"
+	},
+	func(h api.Host, p placement) string {
+		if free := h.CPUs*CPUAllocationRatio - h.AllocatedCPUs; free < p.Flavor.VCPUs {
+			return fmt.Sprintf("%d vCPUs free", max(free, 0))
+		}
+		return ""
+	},
+	func(h api.Host, p placement) string {
+		if free := h.MemoryMiB - h.AllocatedMemoryMiB; free < p.Flavor.MemoryMiB {
+			return fmt.Sprintf("%d MiB memory free", max(free, 0))
+		}
+		return ""
+	},
+	func(h api.Host, p placement) string {
+		if p.Pool != api.PoolLocal {
+			return ""
+		}
+		if free := h.DiskMiB - h.AllocatedDiskMiB; free < p.Flavor.DiskMiB {
+			return fmt.Sprintf("%d MiB local disk free", max(free, 0))
+		}
+		return ""
+	},
+}
+
+// check returns why host h cannot take p, or "" when it can.
+func check(h api.Host, p placement) string {
+	for _, f := range filters {
+		if why := f(h, p); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// schedule picks the host with the most free memory among those that pass
+// every filter (spreading load), or explains why none does. hosts must
+// carry their allocations.
+func schedule(hosts []api.Host, p placement) (api.Host, error) {
+	var ok []api.Host
+	var why []string
+	for _, h := range hosts {
+		if reason := check(h, p); reason != "" {
+			why = append(why, h.Name+": "+reason)
+			continue
+		}
+		ok = append(ok, h)
+	}
+	if len(ok) == 0 {
+		if len(hosts) == 0 {
+			return api.Host{}, errs.NoCapacity("no hosts are registered; start an agent (godwit agent) or a local cluster (godwit up)")
+		}
+		sort.Strings(why)
+		return api.Host{}, errs.NoCapacity("no host can take %d vCPUs, %d MiB memory and %d MiB %s disk (%s); free capacity or choose a smaller flavor",
+			p.Flavor.VCPUs, p.Flavor.MemoryMiB, p.Flavor.DiskMiB, p.Pool, strings.Join(why, "; "))
+	}
+	sort.Slice(ok, func(i, j int) bool {
+		fi, fj := ok[i].MemoryMiB-ok[i].AllocatedMemoryMiB, ok[j].MemoryMiB-ok[j].AllocatedMemoryMiB
+		if fi != fj {
+			return fi > fj
+		}
+		return ok[i].Name < ok[j].Name
+	})
+	return ok[0], nil
+}

@@ -1,0 +1,382 @@
+//go:build wip
+
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/store"
+)
+
+// Limits on flavors, generous for real hosts and small enough to catch
+// unit mistakes (a memory size in bytes, say).
+const (
+	maxVCPUs     = 256
+	minMemoryMiB = 64
+	maxMemoryMiB = 4 << 20 // 4 TiB
+	maxDiskMiB   = 64 << 20
+	maxCmdline   = 2048
+
+	// agentCallTimeout bounds a lifecycle call to an agent; create also
+	// fetches the image, so it gets longer.
+	agentCallTimeout   = 2 * time.Minute
+	agentCreateTimeout = 15 * time.Minute
+)
+
+func validateCreate(req *api.CreateVMRequest) error {
+	if err := api.ValidateName("vm", req.Name); err != nil {
+		return errs.Invalid("%v", err)
+	}
+	if req.Project == "" {
+		req.Project = "default"
+	}
+	if err := api.ValidateName("project", req.Project); err != nil {
+		return errs.Invalid("%v", err)
+	}
+	if req.Image == "" {
+		return errs.Invalid("image is required; list images with: godwit image list")
+	}
+	if req.Pool == "" {
+		req.Pool = api.PoolLocal
+	}
+	if req.Pool != api.PoolLocal && req.Pool != api.PoolShared {
+		return errs.Invalid("pool %q is unknown; use %q or %q", req.Pool, api.PoolLocal, api.PoolShared)
+	}
+	f := req.Flavor
+	switch {
+	case f.VCPUs < 1 || f.VCPUs > maxVCPUs:
+		return errs.Invalid("vcpus must be between 1 and %d, not %d", maxVCPUs, f.VCPUs)
+	case f.MemoryMiB < minMemoryMiB || f.MemoryMiB > maxMemoryMiB:
+		return errs.Invalid("memory_mib must be between %d and %d, not %d", minMemoryMiB, maxMemoryMiB, f.MemoryMiB)
+	case f.DiskMiB < 0 || f.DiskMiB > maxDiskMiB:
+		return errs.Invalid("disk_mib must be between 0 (no disk) and %d, not %d", maxDiskMiB, f.DiskMiB)
+	case len(req.Cmdline) > maxCmdline:
+		return errs.Invalid("cmdline is %d bytes; at most %d", len(req.Cmdline), maxCmdline)
+	}
+	return nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func (c *Controller) createVM(w http.ResponseWriter, r *http.Request) {
+	var req api.CreateVMRequest
+	if err := httpx.Decode(r, &req); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	vm, err := c.CreateVM(r.Context(), req)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusCreated, vm)
+}
+
+// CreateVM validates, places, records and then creates a VM on its host.
+// The record is written before the agent is called; if the agent fails,
+// both are undone and nothing is left behind.
+func (c *Controller) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM, error) {
+	if err := validateCreate(&req); err != nil {
+		return api.VM{}, err
+	}
+	im, err := c.store.Image(ctx, req.Image)
+	if err != nil {
+		if errors.Is(err, errs.ErrNotFound) {
+			return api.VM{}, errs.Invalid("image %q not found; list images with: godwit image list", req.Image)
+		}
+		return api.VM{}, err
+	}
+	if _, hasDisk := im.File(api.RoleDisk); hasDisk && req.Flavor.DiskMiB == 0 {
+		return api.VM{}, errs.Invalid("image %q boots from a disk; give the VM a disk size (disk_mib) of at least the image's size", im.Name)
+	}
+	unlock, err := c.lockVM(req.Name, "create")
+	if err != nil {
+		return api.VM{}, err
+	}
+	defer unlock()
+	if _, err := c.store.VM(ctx, req.Name); err == nil {
+		return api.VM{}, errs.Conflict("vm %q already exists; choose another name or delete it first", req.Name)
+	} else if !errors.Is(err, errs.ErrNotFound) {
+		return api.VM{}, err
+	}
+
+	start := req.Start == nil || *req.Start
+	desired := api.VMRunning
+	if !start {
+		desired = api.VMStopped
+	}
+	now := time.Now().UTC()
+	vm := api.VM{
+		ID: newUUID(), Name: req.Name, Project: req.Project, Image: im.Name,
+		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline,
+		DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
+	}
+	host, err := c.place(ctx, &vm, req.Host)
+	if err != nil {
+		return api.VM{}, err
+	}
+	log := c.log.With("vm", vm.Name, "host", host.Name)
+	log.Info("creating vm", "id", vm.ID, "image", im.Name)
+
+	actx, cancel := context.WithTimeout(ctx, agentCreateTimeout)
+	defer cancel()
+	rep, err := c.agent(host.Address).CreateVM(actx, hostapi.CreateVM{
+		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB,
+		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: start,
+	})
+	if err != nil {
+		log.Error("create failed; undoing", "err", err)
+		// Undo on a fresh context: the request's may be what failed.
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), agentCallTimeout)
+		defer ucancel()
+		if derr := c.agent(host.Address).DeleteVM(uctx, vm.ID); derr != nil {
+			log.Error("undo on host failed", "err", derr)
+		}
+		if derr := c.store.DeleteVM(uctx, vm.Name); derr != nil {
+			log.Error("undo of record failed", "err", derr)
+		}
+		return api.VM{}, fmt.Errorf("create vm %q on host %s: %w", vm.Name, host.Name, err)
+	}
+	return c.applyReport(ctx, vm.Name, rep)
+}
+
+// place chooses a host (or checks the one asked for) and records the VM
+// on it, atomically with respect to other placements.
+func (c *Controller) place(ctx context.Context, vm *api.VM, want string) (api.Host, error) {
+	c.schedMu.Lock()
+	defer c.schedMu.Unlock()
+	hosts, err := c.hostsWithAllocations(ctx)
+	if err != nil {
+		return api.Host{}, err
+	}
+	p := placement{Flavor: vm.Flavor, Pool: vm.Pool}
+	var host api.Host
+	if want != "" {
+		found := false
+		for _, h := range hosts {
+			if h.Name == want {
+				host, found = h, true
+			}
+		}
+		if !found {
+			return api.Host{}, errs.Invalid("host %q not found; list hosts with: godwit host list", want)
+		}
+		if why := check(host, p); why != "" {
+			return api.Host{}, errs.NoCapacity("host %q cannot take vm %q: %s", want, vm.Name, why)
+		}
+	} else if host, err = schedule(hosts, p); err != nil {
+		return api.Host{}, err
+	}
+	vm.Host = host.Name
+	if err := c.store.CreateVM(ctx, *vm); err != nil {
+		return api.Host{}, err
+	}
+	return host, nil
+}
+
+// applyReport records what an agent said of a VM after an operation.
+func (c *Controller) applyReport(ctx context.Context, name string, rep hostapi.VMReport) (api.VM, error) {
+	state, reason, pid := observed(rep)
+	return c.store.UpdateVM(ctx, name, func(v *api.VM) error {
+		v.State, v.StateReason, v.PID = state, reason, pid
+		return nil
+	})
+}
+
+func (c *Controller) listVMs(w http.ResponseWriter, r *http.Request) {
+	f := store.VMFilter{Host: r.URL.Query().Get("host"), Project: r.URL.Query().Get("project")}
+	vms, err := c.store.VMs(r.Context(), f)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, vms)
+}
+
+func (c *Controller) getVM(w http.ResponseWriter, r *http.Request) {
+	vm, err := c.vmByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, vm)
+}
+
+func (c *Controller) vmByName(ctx context.Context, name string) (api.VM, error) {
+	vm, err := c.store.VM(ctx, name)
+	if errors.Is(err, errs.ErrNotFound) {
+		return api.VM{}, errs.NotFound("vm %q not found; list VMs with: godwit vm list", name)
+	}
+	return vm, err
+}
+
+// hostOf returns the up host a VM is on, or a conflict saying why its
+// host cannot be asked now.
+func (c *Controller) hostOf(ctx context.Context, vm api.VM) (api.Host, error) {
+	h, err := c.store.Host(ctx, vm.Host)
+	if err != nil {
+		return api.Host{}, fmt.Errorf("host %q of vm %q: %w", vm.Host, vm.Name, err)
+	}
+	if h.State != api.HostUp {
+		return api.Host{}, errs.Conflict("host %s of vm %q is down; wait for it to return, or evacuate it", h.Name, vm.Name)
+	}
+	return h, nil
+}
+
+func (c *Controller) vmAction(w http.ResponseWriter, r *http.Request) {
+	action := r.PathValue("action")
+	if action != "start" && action != "stop" && action != "reboot" {
+		c.fail(w, r, errs.NotFound("unknown vm action %q; use start, stop or reboot", action))
+		return
+	}
+	var req api.VMActionRequest
+	if r.ContentLength != 0 {
+		if err := httpx.Decode(r, &req); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+	}
+	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > 3600 {
+		c.fail(w, r, errs.Invalid("timeout_seconds must be between 0 and 3600, not %d", req.TimeoutSeconds))
+		return
+	}
+	vm, err := c.VMAction(r.Context(), r.PathValue("name"), action, req)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, vm)
+}
+
+// VMAction starts, stops or reboots a VM. The desired state is recorded
+// before the agent is asked.
+func (c *Controller) VMAction(ctx context.Context, name, action string, req api.VMActionRequest) (api.VM, error) {
+	unlock, err := c.lockVM(name, action)
+	if err != nil {
+		return api.VM{}, err
+	}
+	defer unlock()
+	vm, err := c.vmByName(ctx, name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	if action == "reboot" && vm.State != api.VMRunning {
+		return api.VM{}, errs.Conflict("vm %q is %s; only a running VM can be rebooted (start it instead)", name, vm.State)
+	}
+	host, err := c.hostOf(ctx, vm)
+	if err != nil {
+		return api.VM{}, err
+	}
+	desired := vm.DesiredState
+	switch action {
+	case "start", "reboot":
+		desired = api.VMRunning
+	case "stop":
+		desired = api.VMStopped
+	}
+	if desired != vm.DesiredState {
+		if vm, err = c.store.UpdateVM(ctx, name, func(v *api.VM) error { v.DesiredState = desired; return nil }); err != nil {
+			return api.VM{}, err
+		}
+	}
+	c.log.Info("vm action", "vm", name, "host", host.Name, "action", action)
+	actx, cancel := context.WithTimeout(ctx, agentCallTimeout+time.Duration(req.TimeoutSeconds)*time.Second)
+	defer cancel()
+	ag := c.agent(host.Address)
+	var rep hostapi.VMReport
+	if action == "stop" {
+		rep, err = ag.Stop(actx, vm.ID, hostapi.StopVM{Force: req.Force, TimeoutSeconds: req.TimeoutSeconds})
+	} else {
+		rep, err = ag.Action(actx, vm.ID, action)
+	}
+	if err != nil {
+		return api.VM{}, fmt.Errorf("%s vm %q on host %s: %w", action, name, host.Name, err)
+	}
+	return c.applyReport(ctx, name, rep)
+}
+
+func (c *Controller) deleteVM(w http.ResponseWriter, r *http.Request) {
+	if err := c.DeleteVM(r.Context(), r.PathValue("name")); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// DeleteVM removes a VM from its host (QEMU, disk, state) and then its
+// record. If the host fails, the record stays in state error with the
+// reason, so nothing is forgotten while something may remain on the host.
+func (c *Controller) DeleteVM(ctx context.Context, name string) error {
+	unlock, err := c.lockVM(name, "delete")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	vm, err := c.vmByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if vm.Host != "" {
+		host, err := c.hostOf(ctx, vm)
+		if err != nil {
+			return err
+		}
+		if _, err := c.store.UpdateVM(ctx, name, func(v *api.VM) error { v.State = api.VMDeleting; return nil }); err != nil {
+			return err
+		}
+		actx, cancel := context.WithTimeout(ctx, agentCallTimeout)
+		defer cancel()
+		if err := c.agent(host.Address).DeleteVM(actx, vm.ID); err != nil {
+			_, _ = c.store.UpdateVM(context.WithoutCancel(ctx), name, func(v *api.VM) error {
+				v.State, v.StateReason = api.VMError, "delete failed: "+err.Error()
+				return nil
+			})
+			return fmt.Errorf("delete vm %q on host %s: %w", name, host.Name, err)
+		}
+	}
+	c.log.Info("vm deleted", "vm", name, "host", vm.Host)
+	return c.store.DeleteVM(ctx, name)
+}
+
+// console proxies a VM's serial console from its agent.
+func (c *Controller) console(w http.ResponseWriter, r *http.Request) {
+	vm, err := c.vmByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	offset, err := httpx.Offset(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	host, err := c.hostOf(r.Context(), vm)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	body, err := c.agent(host.Address).Console(r.Context(), vm.ID, offset, r.URL.Query().Get("follow") == "true")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	defer body.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	httpx.CopyFlushing(w, body)
+}

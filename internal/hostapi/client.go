@@ -1,0 +1,105 @@
+package hostapi
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+)
+
+// Agent is the controller's client for one host agent. It reuses the
+// public client's JSON and error handling; errors come back matching the
+// sentinels in internal/errs.
+type Agent struct {
+	c *api.Client
+}
+
+// NewAgent returns a client for the agent at base URL. Calls that are not
+// streams time out after timeout.
+func NewAgent(base string, timeout time.Duration) *Agent {
+	c := api.NewClient(base)
+	c.HTTP = &http.Client{Timeout: timeout}
+	return &Agent{c: c}
+}
+
+func (a *Agent) do(ctx context.Context, method, path string, in, out any) error {
+	if err := a.c.Do(ctx, method, path, in, out); err != nil {
+		if _, ok := err.(*api.Error); ok {
+			return errs.FromAPI(err)
+		}
+		return errs.Unavailable("host agent at %s is unreachable: %v", a.c.BaseURL, err)
+	}
+	return nil
+}
+
+// CreateVM defines, prepares and optionally starts a VM (idempotent).
+func (a *Agent) CreateVM(ctx context.Context, req CreateVM) (VMReport, error) {
+	var r VMReport
+	err := a.do(ctx, http.MethodPut, "/v1/vms/"+url.PathEscape(req.ID), req, &r)
+	return r, err
+}
+
+// Action runs start or reboot on a VM.
+func (a *Agent) Action(ctx context.Context, id, action string) (VMReport, error) {
+	var r VMReport
+	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/"+action, struct{}{}, &r)
+	return r, err
+}
+
+// Stop powers a VM off.
+func (a *Agent) Stop(ctx context.Context, id string, req StopVM) (VMReport, error) {
+	var r VMReport
+	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/stop", req, &r)
+	return r, err
+}
+
+// DeleteVM stops a VM and removes it with its disk. Deleting a VM the agent
+// does not know succeeds.
+func (a *Agent) DeleteVM(ctx context.Context, id string) error {
+	return a.do(ctx, http.MethodDelete, "/v1/vms/"+url.PathEscape(id), nil, nil)
+}
+
+// VMs lists what the agent runs.
+func (a *Agent) VMs(ctx context.Context) ([]VMReport, error) {
+	var rs []VMReport
+	err := a.do(ctx, http.MethodGet, "/v1/vms", nil, &rs)
+	return rs, err
+}
+
+// Console streams a VM's console from offset; follow keeps it open.
+func (a *Agent) Console(ctx context.Context, id string, offset int64, follow bool) (io.ReadCloser, error) {
+	q := url.Values{"offset": {strconv.FormatInt(offset, 10)}}
+	if follow {
+		q.Set("follow", "true")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.c.BaseURL+"/v1/vms/"+url.PathEscape(id)+"/console?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req) // no timeout: a followed console is long-lived
+	if err != nil {
+		return nil, errs.Unavailable("host agent at %s is unreachable: %v", a.c.BaseURL, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("agent console: %s: %s", resp.Status, b)
+	}
+	return resp.Body, nil
+}
+
+// Shutdown asks the agent to exit, stopping its VMs first when stopVMs.
+func (a *Agent) Shutdown(ctx context.Context, stopVMs bool) error {
+	return a.do(ctx, http.MethodPost, "/v1/shutdown", ShutdownRequest{StopVMs: stopVMs}, nil)
+}
+
+// ShutdownRequest is the body of POST /v1/shutdown.
+type ShutdownRequest struct {
+	StopVMs bool `json:"stop_vms"`
+}

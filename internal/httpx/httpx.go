@@ -1,0 +1,150 @@
+// Package httpx holds the small HTTP helpers the controller and the agent
+// share: JSON replies, strict JSON request decoding, and the one place
+// errors become HTTP statuses.
+package httpx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+)
+
+// MaxBody bounds JSON request bodies.
+const MaxBody = 1 << 20
+
+// JSON writes v with the given status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Error writes err as an *api.Error with the status its sentinel maps to.
+// Internal errors are logged; their text is still sent, since operators
+// need it more than secrecy on a cluster-internal API.
+func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := errs.Code(err)
+	status := api.StatusFor(code)
+	if status >= 500 && log != nil {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	JSON(w, status, &api.Error{Code: code, Message: err.Error()})
+}
+
+// Decode reads a JSON body into v strictly: one object, no unknown fields,
+// at most MaxBody bytes. Its errors say what is wrong and match
+// errs.ErrInvalid.
+func Decode(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errs.Invalid("request body must be JSON (Content-Type: application/json), not %q", ct)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return errs.Invalid("read request body: %v", err)
+	}
+	if len(body) > MaxBody {
+		return errs.Invalid("request body is larger than %d bytes", MaxBody)
+	}
+	return DecodeBytes(body, v)
+}
+
+// DecodeBytes is Decode's parser, separate so it can be fuzzed.
+func DecodeBytes(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errs.Invalid("request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return errs.Invalid("malformed JSON at byte %d: %v", se.Offset, err)
+		case errors.As(err, &te):
+			return errs.Invalid("field %q must be a %s, not %s", te.Field, te.Type, te.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return errs.Invalid("%s; see the API reference for the accepted fields", strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return errs.Invalid("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return errs.Invalid("request body has data after the JSON object")
+	}
+	return nil
+}
+
+// Mux wraps a ServeMux so that unknown paths and wrong methods answer with
+// a JSON *api.Error like every other failure, not the mux's plain text.
+func Mux(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		switch rec.Code {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.Header().Get("Allow"))
+			JSON(w, rec.Code, &api.Error{Code: api.CodeMethod,
+				Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, rec.Header().Get("Allow"))})
+		case http.StatusNotFound:
+			JSON(w, rec.Code, &api.Error{Code: api.CodeNotFound, Message: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+		default:
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		}
+	})
+}
+
+// Offset reads the "offset" query parameter: a non-negative byte count,
+// zero when absent.
+func Offset(r *http.Request) (int64, error) {
+	s := r.URL.Query().Get("offset")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errs.Invalid("offset must be a non-negative byte count, not %q", s)
+	}
+	return n, nil
+}
+
+// CopyFlushing copies a stream to an HTTP response, flushing each chunk so
+// a followed console shows lines as they come.
+func CopyFlushing(w http.ResponseWriter, r io.Reader) {
+	fl, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
