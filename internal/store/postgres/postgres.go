@@ -1,0 +1,44 @@
+// Package postgres opens the controller's store on PostgreSQL, for
+// clusters that outgrow one embedded database. It uses pgx, the
+// maintained PostgreSQL driver for Go, through its database/sql adapter so
+// that both engines share one implementation (sqlstore).
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/godwit/godwit/internal/store"
+	"github.com/godwit/godwit/internal/store/sqlstore"
+)
+
+// Open connects to the database at dsn (postgres://…) and applies the
+// schema migrations.
+func Open(ctx context.Context, dsn string) (store.Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(16)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
+		Name: "postgres", Dollar: true, ForUpdate: " FOR UPDATE",
+		IsUnique: func(err error) bool {
+			var pe *pgconn.PgError
+			return errors.As(err, &pe) && pe.Code == "23505"
+		},
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
