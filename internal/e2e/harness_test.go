@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
-	"github.com/godwit/godwit/internal/driver/drivertest"
+	"github.com/godwit/godwit/internal/guestlog"
 )
 
 var (
@@ -255,13 +255,13 @@ func (c *cluster) importGuest() {
 }
 
 // heartbeat returns the guest's latest heartbeat read from its console.
-func (c *cluster) heartbeat(vm string) (drivertest.Heartbeat, error) {
+func (c *cluster) heartbeat(vm string) (guestlog.Heartbeat, error) {
 	rc, err := c.client.Console(context.Background(), vm, 0, false)
 	if err != nil {
-		return drivertest.Heartbeat{}, err
+		return guestlog.Heartbeat{}, err
 	}
 	defer rc.Close()
-	hb, ok := drivertest.LastHeartbeat(rc)
+	hb, ok := guestlog.Last(rc)
 	if !ok {
 		return hb, errors.New("no heartbeat line on the console yet")
 	}
@@ -269,9 +269,9 @@ func (c *cluster) heartbeat(vm string) (drivertest.Heartbeat, error) {
 }
 
 // waitHeartbeat waits until the guest's heartbeat counter passes min.
-func (c *cluster) waitHeartbeat(vm string, min int64, d time.Duration) drivertest.Heartbeat {
+func (c *cluster) waitHeartbeat(vm string, min int64, d time.Duration) guestlog.Heartbeat {
 	c.t.Helper()
-	var hb drivertest.Heartbeat
+	var hb guestlog.Heartbeat
 	c.eventually(d, "heartbeat of "+vm+" past "+strconv.FormatInt(min, 10), func() error {
 		var err error
 		if hb, err = c.heartbeat(vm); err != nil {

@@ -1,0 +1,380 @@
+// Package fake is a hypervisor driver without a hypervisor, for tests and
+// simulations of large clusters. It is a real driver, not a mock: VMs have
+// persisted definitions, "processes" with PIDs that outlive the agent
+// (a new driver on the same state directory recovers them), consoles that
+// print the test guest's heartbeat lines, and disk files on the host. Fault
+// knobs (Faults) make calls fail, slow down, or crash a VM.
+//
+// A physical model of live migration (RAM, dirty rate, bandwidth) will
+// join it with the migration work; it belongs in its own file here.
+package fake
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
+)
+
+// Config configures a fake driver.
+type Config struct {
+	StateDir string
+	// Faults, when set, injects failures; see Faults.
+	Faults *Faults
+	Logger *slog.Logger
+	// BootDelay is how long a "guest" takes to print its first heartbeat.
+	BootDelay time.Duration
+	// HeartbeatHz is the guest's heartbeat rate (default 5, as the real one).
+	HeartbeatHz int
+}
+
+// firstPID is above Linux's largest possible PID (2^22), so a fake PID is
+// never mistaken for a real process.
+const firstPID = 5_000_000
+
+const stateVersion = 1
+
+// vmState is the persisted definition and "process" of one VM.
+type vmState struct {
+	Version   int           `json:"version"`
+	Spec      driver.VMSpec `json:"spec"`
+	State     driver.State  `json:"state"`
+	PID       int           `json:"pid,omitempty"`
+	StartedAt time.Time     `json:"started_at,omitempty"` // of the current boot
+}
+
+// Driver is the fake driver.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+
+	mu   sync.Mutex
+	vms  map[string]*vm
+	wg   sync.WaitGroup
+}
+
+type vm struct {
+	st   vmState
+	stop chan struct{} // closes the heartbeat writer of the current boot
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New returns a fake driver over cfg.StateDir.
+func New(cfg Config) (*Driver, error) {
+	if cfg.StateDir == "" {
+		return nil, fmt.Errorf("fake driver: a state directory is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BootDelay == 0 {
+		cfg.BootDelay = 200 * time.Millisecond
+	}
+	if cfg.HeartbeatHz == 0 {
+		cfg.HeartbeatHz = 5
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o755); err != nil {
+		return nil, fmt.Errorf("fake driver: %w", err)
+	}
+	return &Driver{cfg: cfg, log: cfg.Logger, vms: map[string]*vm{}}, nil
+}
+
+// Capabilities implements driver.Driver.
+func (d *Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{Hypervisor: driver.HypervisorFake, Accelerator: "none",
+		AccelReason: "fake driver: no guest code runs"}
+}
+
+func (d *Driver) vmDir(id string) string       { return filepath.Join(d.cfg.StateDir, "vms", id) }
+func (d *Driver) consolePath(id string) string { return filepath.Join(d.vmDir(id), "console.log") }
+
+func (d *Driver) save(st vmState) error {
+	b, _ := json.MarshalIndent(st, "", "  ")
+	p := filepath.Join(d.vmDir(st.Spec.ID), "state.json")
+	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(p+".tmp", p)
+}
+
+// nextPID hands out PIDs from a counter persisted in the state directory,
+// so PIDs stay unique across driver restarts.
+func (d *Driver) nextPID() (int, error) {
+	p := filepath.Join(d.cfg.StateDir, "next-pid")
+	n := firstPID
+	if b, err := os.ReadFile(p); err == nil {
+		n, _ = strconv.Atoi(string(b))
+	}
+	if err := os.WriteFile(p, []byte(strconv.Itoa(n+1)), 0o644); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (d *Driver) get(id string) (*vm, error) {
+	v, ok := d.vms[id]
+	if !ok {
+		return nil, errs.NotFound("vm %s not found on this host", id)
+	}
+	return v, nil
+}
+
+// Create implements driver.Driver.
+func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
+	if err := d.cfg.Faults.hit(ctx, "Create", spec.ID); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.vms[spec.ID]; ok {
+		return nil
+	}
+	if err := os.MkdirAll(d.vmDir(spec.ID), 0o755); err != nil {
+		return err
+	}
+	if spec.Disk != nil {
+		if err := makeDisk(spec.Disk); err != nil {
+			return fmt.Errorf("create disk of vm %s: %w", spec.ID, err)
+		}
+	}
+	st := vmState{Version: stateVersion, Spec: spec, State: driver.StateStopped}
+	if err := d.save(st); err != nil {
+		return err
+	}
+	d.vms[spec.ID] = &vm{st: st}
+	return nil
+}
+
+// makeDisk creates a sparse file of the disk's size, unless it exists.
+func makeDisk(disk *driver.Disk) error {
+	if _, err := os.Stat(disk.Path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(disk.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Truncate(int64(disk.SizeMiB) << 20)
+}
+
+// Start implements driver.Driver.
+func (d *Driver) Start(ctx context.Context, id string) error {
+	if err := d.cfg.Faults.hit(ctx, "Start", id); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	if v.st.State == driver.StateRunning {
+		return nil
+	}
+	pid, err := d.nextPID()
+	if err != nil {
+		return err
+	}
+	v.st.State, v.st.PID, v.st.StartedAt = driver.StateRunning, pid, time.Now().UTC()
+	if err := d.save(v.st); err != nil {
+		return err
+	}
+	d.boot(v, 0)
+	return nil
+}
+
+// boot starts the heartbeat writer of v's current boot, continuing after
+// counter from (0 on a fresh boot).
+func (d *Driver) boot(v *vm, after int64) {
+	v.stop = make(chan struct{})
+	d.wg.Add(1)
+	go d.heartbeats(v.st, after, v.stop)
+}
+
+// Stop implements driver.Driver.
+func (d *Driver) Stop(ctx context.Context, id string, opts driver.StopOptions) error {
+	if err := d.cfg.Faults.hit(ctx, "Stop", id); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	return d.halt(v, driver.StateStopped)
+}
+
+// halt ends v's "process" and records the state it ends in.
+func (d *Driver) halt(v *vm, state driver.State) error {
+	if v.stop != nil {
+		close(v.stop)
+		v.stop = nil
+	}
+	if v.st.State == driver.StateStopped && state == driver.StateStopped {
+		return nil
+	}
+	v.st.State, v.st.PID, v.st.StartedAt = state, 0, time.Time{}
+	return d.save(v.st)
+}
+
+// Reboot implements driver.Driver.
+func (d *Driver) Reboot(ctx context.Context, id string) error {
+	if err := d.cfg.Faults.hit(ctx, "Reboot", id); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	if v.st.State != driver.StateRunning {
+		return errs.Conflict("vm %s is %s; only a running vm can be rebooted", id, v.st.State)
+	}
+	if v.stop != nil {
+		close(v.stop)
+	}
+	v.st.StartedAt = time.Now().UTC()
+	if err := d.save(v.st); err != nil {
+		return err
+	}
+	d.boot(v, 0)
+	return nil
+}
+
+// Delete implements driver.Driver.
+func (d *Driver) Delete(ctx context.Context, id string) error {
+	if err := d.cfg.Faults.hit(ctx, "Delete", id); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	_ = d.halt(v, driver.StateStopped)
+	if v.st.Spec.Disk != nil {
+		if err := os.Remove(v.st.Spec.Disk.Path); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("remove disk of vm %s: %w", id, err)
+		}
+	}
+	if err := os.RemoveAll(d.vmDir(id)); err != nil {
+		return err
+	}
+	delete(d.vms, id)
+	return nil
+}
+
+// Status implements driver.Driver.
+func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return driver.Status{}, err
+	}
+	return status(v.st), nil
+}
+
+func status(st vmState) driver.Status {
+	return driver.Status{ID: st.Spec.ID, Name: st.Spec.Name, State: st.State, PID: st.PID, StartedAt: st.StartedAt, Spec: st.Spec}
+}
+
+// List implements driver.Driver.
+func (d *Driver) List(ctx context.Context) ([]driver.Status, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]driver.Status, 0, len(d.vms))
+	for _, v := range d.vms {
+		out = append(out, status(v.st))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Console implements driver.Driver.
+func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadCloser, error) {
+	d.mu.Lock()
+	_, err := d.get(id)
+	d.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(d.consolePath(id), os.O_CREATE|os.O_RDONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Recover implements driver.Driver: running VMs are "processes" that
+// outlived the previous driver, so their heartbeats carry on counting.
+func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
+	ents, err := os.ReadDir(filepath.Join(d.cfg.StateDir, "vms"))
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(d.vmDir(e.Name()), "state.json"))
+		if err != nil {
+			continue // a VM directory without state is a Create that never finished
+		}
+		var st vmState
+		if err := json.Unmarshal(b, &st); err != nil || st.Version != stateVersion {
+			d.log.Warn("skipping unreadable vm state", "vm", e.Name(), "err", err)
+			continue
+		}
+		if _, ok := d.vms[st.Spec.ID]; ok {
+			continue
+		}
+		v := &vm{st: st}
+		d.vms[st.Spec.ID] = v
+		if st.State == driver.StateRunning {
+			d.boot(v, lastCounter(d.consolePath(st.Spec.ID)))
+		}
+	}
+	out := make([]driver.Status, 0, len(d.vms))
+	for _, v := range d.vms {
+		out = append(out, status(v.st))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Close implements driver.Driver. The "processes" stay running in their
+// state files, as QEMU processes outlive a real agent.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	for _, v := range d.vms {
+		if v.stop != nil {
+			close(v.stop)
+			v.stop = nil
+		}
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+	return nil
+}
