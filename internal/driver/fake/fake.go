@@ -58,9 +58,9 @@ type Driver struct {
 	cfg Config
 	log *slog.Logger
 
-	mu   sync.Mutex
-	vms  map[string]*vm
-	wg   sync.WaitGroup
+	mu  sync.Mutex
+	vms map[string]*vm
+	wg  sync.WaitGroup
 }
 
 type vm struct {
