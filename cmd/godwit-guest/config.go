@@ -1,0 +1,39 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+)
+
+type config struct {
+	dirtyMiB    int
+	dirtyRateMB int
+	hbHz        int
+}
+
+// parseCmdline reads the guest's settings from the kernel command line;
+// missing or malformed values keep their defaults.
+func parseCmdline(s string) config {
+	c := config{hbHz: 5}
+	for _, f := range strings.Fields(s) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			continue
+		}
+		switch k {
+		case "dirty_mb":
+			c.dirtyMiB = n
+		case "dirty_rate_mb":
+			c.dirtyRateMB = n
+		case "hb_hz":
+			if n > 0 && n <= 1000 {
+				c.hbHz = n
+			}
+		}
+	}
+	return c
+}

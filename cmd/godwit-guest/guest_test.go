@@ -1,0 +1,54 @@
+package main
+
+import (
+	"testing"
+)
+
+func TestParseCmdline(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want config
+	}{
+		{"console=ttyS0 quiet", config{hbHz: 5}},
+		{"dirty_mb=256 dirty_rate_mb=100 hb_hz=20", config{dirtyMiB: 256, dirtyRateMB: 100, hbHz: 20}},
+		{"dirty_mb=-1 dirty_rate_mb=x hb_hz=0", config{hbHz: 5}},
+		{"hb_hz=5000", config{hbHz: 5}},
+	} {
+		if got := parseCmdline(tt.in); got != tt.want {
+			t.Errorf("parseCmdline(%q) = %+v; want %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestPagesPerTickKeepsTheRate(t *testing.T) {
+	for _, rate := range []int{1, 50, 100, 300} {
+		var carry float64
+		total := 0
+		ticks := int(10 * 1e9 / float64(dirtyTick)) // ten seconds
+		for i := 0; i < ticks; i++ {
+			total += pagesPerTick(rate, &carry)
+		}
+		got := float64(total*pageSize) / 10 / 1e6
+		if got < float64(rate)*0.999 || got > float64(rate)*1.001 {
+			t.Errorf("rate %d MB/s dirtied %.3f MB/s", rate, got)
+		}
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	b := make([]byte, recSize)
+	encodeRecord(b, 42, 7)
+	if present, ok := verifyRecord(b, 42); !present || !ok {
+		t.Fatalf("fresh record: present %v ok %v", present, ok)
+	}
+	if _, ok := verifyRecord(b, 43); ok {
+		t.Error("record 42 verified as record 43")
+	}
+	b[100] ^= 1
+	if present, ok := verifyRecord(b, 42); !present || ok {
+		t.Errorf("corrupted record: present %v ok %v; want present, not ok", present, ok)
+	}
+	if present, _ := verifyRecord(make([]byte, recSize), 0); present {
+		t.Error("zero block counted as a record")
+	}
+}

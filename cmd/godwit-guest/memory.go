@@ -1,0 +1,51 @@
+package main
+
+import (
+	"time"
+)
+
+const pageSize = 4096
+
+// dirtyTick is how often the dirtier wakes; small enough that the rate
+// is smooth as the migration's dirty tracking sees it.
+const dirtyTick = 10 * time.Millisecond
+
+// pagesPerTick is how many pages to dirty each tick for a rate in MB/s
+// (10^6 bytes, as QEMU and the figures count), carrying the
+// fraction over in *carry so the long-run rate is exact.
+func pagesPerTick(rateMB int, carry *float64) int {
+	want := float64(rateMB)*1e6*dirtyTick.Seconds()/pageSize + *carry
+	n := int(want)
+	*carry = want - float64(n)
+	return n
+}
+
+// dirty allocates a working set of mib MiB, fills it so none of it is a
+// zero page, then writes one byte per page, cycling through the set, at
+// rateMB MB/s of pages.
+func dirty(mib, rateMB int) {
+	if mib <= 0 {
+		return
+	}
+	mem := make([]byte, mib<<20)
+	for i := range mem {
+		mem[i] = byte(i) | 1
+	}
+	if rateMB <= 0 {
+		select {} // keep the set resident and untouched
+	}
+	pages := len(mem) / pageSize
+	tick := time.NewTicker(dirtyTick)
+	defer tick.Stop()
+	var carry float64
+	p := 0
+	var gen byte
+	for range tick.C {
+		for n := pagesPerTick(rateMB, &carry); n > 0; n-- {
+			mem[p*pageSize] = gen
+			if p++; p == pages {
+				p, gen = 0, gen+1
+			}
+		}
+	}
+}

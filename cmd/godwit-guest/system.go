@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// onlineCPUs counts the CPUs the kernel runs on now.
+func onlineCPUs() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, r := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, found := strings.Cut(r, "-")
+		a, _ := strconv.Atoi(lo)
+		if !found {
+			n++
+			continue
+		}
+		z, _ := strconv.Atoi(hi)
+		n += z - a + 1
+	}
+	return n
+}
+
+func memTotalMiB() int {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fs := strings.Fields(s.Text()); len(fs) >= 2 && fs[0] == "MemTotal:" {
+			kb, _ := strconv.Atoi(fs[1])
+			return kb >> 10
+		}
+	}
+	return 0
+}
+
+// onlineHotplugged brings hotplugged CPUs and memory blocks online; a
+// plain busybox system has no udev rules to do it. Memory goes online as
+// movable so it can be unplugged again.
+func onlineHotplugged() {
+	cpus, _ := filepath.Glob("/sys/devices/system/cpu/cpu[0-9]*/online")
+	for _, p := range cpus {
+		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "0" {
+			_ = os.WriteFile(p, []byte("1"), 0o644)
+		}
+	}
+	mems, _ := filepath.Glob("/sys/devices/system/memory/memory[0-9]*/state")
+	for _, p := range mems {
+		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "offline" {
+			_ = os.WriteFile(p, []byte("online_movable"), 0o644)
+		}
+	}
+}
+
+// Input event constants (linux/input-event-codes.h).
+const (
+	evKey        = 1
+	keyPower     = 116
+	inputEventSz = 24 // struct input_event on 64-bit: timeval(16) type(2) code(2) value(4)
+)
+
+// watchPowerButton powers the guest off when the ACPI power button is
+// pressed (QEMU's system_powerdown), so a graceful stop works without
+// acpid.
+func watchPowerButton() {
+	seen := map[string]bool{}
+	for {
+		devs, _ := filepath.Glob("/dev/input/event*")
+		for _, d := range devs {
+			if !seen[d] {
+				seen[d] = true
+				go readEvents(d)
+			}
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func readEvents(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, inputEventSz)
+	for {
+		if _, err := f.Read(buf); err != nil {
+			return
+		}
+		typ := binary.LittleEndian.Uint16(buf[16:])
+		code := binary.LittleEndian.Uint16(buf[18:])
+		val := int32(binary.LittleEndian.Uint32(buf[20:]))
+		if typ == evKey && code == keyPower && val == 1 {
+			os.Stdout.WriteString("godwit-guest power button: powering off\n")
+			syscall.Sync()
+			_ = syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+		}
+	}
+}
