@@ -67,4 +67,6 @@ type buildError struct {
 	err error
 }
 
-func (e *buildError) Error() string { return "go build ./cmd/godwit-guest: " + e.err.Error() + "\n" + e.out }
+func (e *buildError) Error() string {
+	return "go build ./cmd/godwit-guest: " + e.err.Error() + "\n" + e.out
+}
