@@ -37,33 +37,41 @@ type suite struct {
 
 var ctx = context.Background()
 
+// VM ids are UUIDs, as the controller makes them (QEMU requires it).
+const (
+	idA = "6f1c2a8e-1111-4a6b-9c1d-00000000000a"
+	idB = "6f1c2a8e-2222-4a6b-9c1d-00000000000b"
+)
+
 // Run runs the conformance suite. It is sequential and shares booted VMs
 // between checks, so a real-QEMU run stays short.
 func Run(t *testing.T, h Harness) {
 	s := &suite{t: t, h: h, dir: t.TempDir()}
 	s.d = h.New(t, s.dir)
 	t.Cleanup(func() {
-		for _, id := range []string{"vm-a", "vm-b"} {
+		for _, id := range []string{idA, idB} {
 			_ = s.d.Delete(ctx, id)
 		}
 		s.d.Close()
 	})
+	defer func() { s.t = t }()
 	kernel, initrd, cmdline := h.Guest(t)
 	diskDir := t.TempDir()
-	a := driver.VMSpec{ID: "vm-a", Name: "a", VCPUs: 1, MemoryMiB: 192, Kernel: kernel, Initrd: initrd, Cmdline: cmdline,
+	a := driver.VMSpec{ID: idA, Name: "a", VCPUs: 1, MemoryMiB: 192, Kernel: kernel, Initrd: initrd, Cmdline: cmdline,
 		Disk: &driver.Disk{Path: filepath.Join(diskDir, "a.qcow2"), SizeMiB: 64}}
 
 	t.Run("CreateIsIdempotentAndDoesNotStart", func(t *testing.T) {
+		s.t = t
 		s.must(s.d.Create(ctx, a))
 		s.must(s.d.Create(ctx, a))
-		st := s.status("vm-a")
+		st := s.status(idA)
 		if st.State != driver.StateStopped || st.PID != 0 {
 			t.Fatalf("after create: %s pid %d; want stopped, no pid", st.State, st.PID)
 		}
 		if _, err := os.Stat(a.Disk.Path); err != nil {
 			t.Errorf("create made no disk: %v", err)
 		}
-		if l := s.list(); len(l) != 1 || l[0].ID != "vm-a" || l[0].Spec.MemoryMiB != 192 {
+		if l := s.list(); len(l) != 1 || l[0].ID != idA || l[0].Spec.MemoryMiB != 192 {
 			t.Errorf("List = %+v; want vm-a", l)
 		}
 	})
@@ -71,112 +79,122 @@ func Run(t *testing.T, h Harness) {
 	var pid int
 	var last guestlog.Heartbeat
 	t.Run("StartBootsAndHeartbeats", func(t *testing.T) {
-		s.must(s.d.Start(ctx, "vm-a"))
-		st := s.status("vm-a")
+		s.t = t
+		s.must(s.d.Start(ctx, idA))
+		st := s.status(idA)
 		if st.State != driver.StateRunning || st.PID <= 0 || st.StartedAt.IsZero() {
 			t.Fatalf("after start: %+v", st)
 		}
 		pid = st.PID
-		s.must(s.d.Start(ctx, "vm-a"))
-		if again := s.status("vm-a"); again.PID != pid {
+		s.must(s.d.Start(ctx, idA))
+		if again := s.status(idA); again.PID != pid {
 			t.Errorf("start of a running vm changed its pid %d → %d", pid, again.PID)
 		}
-		last = s.waitHeartbeat("vm-a", func(hb guestlog.Heartbeat) bool { return hb.Counter >= 2 })
+		last = s.waitHeartbeat(idA, func(hb guestlog.Heartbeat) bool { return hb.Counter >= 2 })
 		if last.DiskMiB != 64 {
 			t.Errorf("guest sees a %d MiB disk; want 64", last.DiskMiB)
 		}
 	})
 
 	t.Run("ConsoleOffsets", func(t *testing.T) {
-		all := s.console("vm-a", 0)
+		s.t = t
+		all := s.console(idA, 0)
 		half := int64(len(all) / 2)
-		suffix := s.console("vm-a", half)
+		suffix := s.console(idA, half)
 		if len(suffix) < len(all)-int(half) || suffix[:len(all)-int(half)] != all[half:] {
 			t.Errorf("console from offset %d is not the suffix of the whole log", half)
 		}
-		if rest := s.console("vm-a", 1<<40); rest != "" {
+		if rest := s.console(idA, 1<<40); rest != "" {
 			t.Errorf("console past the end = %q; want empty", rest)
 		}
 	})
 
 	t.Run("RecoverAfterRestart", func(t *testing.T) {
-		before := s.heartbeat("vm-a")
+		s.t = t
+		before := s.heartbeat(idA)
 		s.must(s.d.Close())
 		s.d = s.h.New(t, s.dir)
 		sts, err := s.d.Recover(ctx)
 		s.must(err)
-		if len(sts) != 1 || sts[0].ID != "vm-a" || sts[0].State != driver.StateRunning || sts[0].PID != pid {
+		if len(sts) != 1 || sts[0].ID != idA || sts[0].State != driver.StateRunning || sts[0].PID != pid {
 			t.Fatalf("Recover = %+v; want vm-a running with pid %d", sts, pid)
 		}
-		last = s.waitHeartbeat("vm-a", func(hb guestlog.Heartbeat) bool { return hb.Counter > before.Counter })
+		last = s.waitHeartbeat(idA, func(hb guestlog.Heartbeat) bool { return hb.Counter > before.Counter })
 	})
 
 	t.Run("Reboot", func(t *testing.T) {
-		top := s.heartbeat("vm-a")
-		s.must(s.d.Reboot(ctx, "vm-a"))
-		s.waitHeartbeat("vm-a", func(hb guestlog.Heartbeat) bool { return hb.Counter < top.Counter })
-		if st := s.status("vm-a"); st.PID != pid {
+		s.t = t
+		top := s.heartbeat(idA)
+		s.must(s.d.Reboot(ctx, idA))
+		s.waitHeartbeat(idA, func(hb guestlog.Heartbeat) bool { return hb.Counter < top.Counter })
+		if st := s.status(idA); st.PID != pid {
 			t.Errorf("reboot changed the pid %d → %d; it resets the guest, not the process", pid, st.PID)
 		}
 	})
 
 	t.Run("StopGracefulThenStartAgain", func(t *testing.T) {
-		s.must(s.d.Stop(ctx, "vm-a", driver.StopOptions{Timeout: 60 * time.Second}))
-		if st := s.status("vm-a"); st.State != driver.StateStopped || st.PID != 0 {
+		s.t = t
+		s.must(s.d.Stop(ctx, idA, driver.StopOptions{Timeout: 60 * time.Second}))
+		if st := s.status(idA); st.State != driver.StateStopped || st.PID != 0 {
 			t.Fatalf("after stop: %s pid %d", st.State, st.PID)
 		}
-		s.must(s.d.Stop(ctx, "vm-a", driver.StopOptions{}))
-		s.must(s.d.Start(ctx, "vm-a"))
-		st := s.status("vm-a")
+		s.must(s.d.Stop(ctx, idA, driver.StopOptions{}))
+		// Only what the new boot prints counts: the log keeps the old one.
+		from := int64(len(s.console(idA, 0)))
+		s.must(s.d.Start(ctx, idA))
+		st := s.status(idA)
 		if st.State != driver.StateRunning || st.PID == 0 || st.PID == pid {
 			t.Fatalf("after restart: %s pid %d (old %d); want running with a new pid", st.State, st.PID, pid)
 		}
-		s.waitHeartbeat("vm-a", func(hb guestlog.Heartbeat) bool { return hb.Counter >= 1 })
-		s.must(s.d.Stop(ctx, "vm-a", driver.StopOptions{Force: true}))
-		if st := s.status("vm-a"); st.State != driver.StateStopped {
+		s.waitHeartbeatFrom(idA, from, func(hb guestlog.Heartbeat) bool { return hb.Counter >= 1 })
+		s.must(s.d.Stop(ctx, idA, driver.StopOptions{Force: true}))
+		if st := s.status(idA); st.State != driver.StateStopped {
 			t.Fatalf("after force stop: %s", st.State)
 		}
 	})
 
 	t.Run("NoDisk", func(t *testing.T) {
-		b := driver.VMSpec{ID: "vm-b", Name: "b", VCPUs: 1, MemoryMiB: 128, Kernel: kernel, Initrd: initrd, Cmdline: cmdline}
+		s.t = t
+		b := driver.VMSpec{ID: idB, Name: "b", VCPUs: 1, MemoryMiB: 128, Kernel: kernel, Initrd: initrd, Cmdline: cmdline}
 		s.must(s.d.Create(ctx, b))
-		s.must(s.d.Start(ctx, "vm-b"))
-		hb := s.waitHeartbeat("vm-b", func(hb guestlog.Heartbeat) bool { return hb.Counter >= 1 })
+		s.must(s.d.Start(ctx, idB))
+		hb := s.waitHeartbeat(idB, func(hb guestlog.Heartbeat) bool { return hb.Counter >= 1 })
 		if hb.DiskMiB != 0 {
 			t.Errorf("diskless guest sees %d MiB disk", hb.DiskMiB)
 		}
-		s.must(s.d.Delete(ctx, "vm-b")) // while running
-		if _, err := s.d.Status(ctx, "vm-b"); !errors.Is(err, errs.ErrNotFound) {
+		s.must(s.d.Delete(ctx, idB)) // while running
+		if _, err := s.d.Status(ctx, idB); !errors.Is(err, errs.ErrNotFound) {
 			t.Errorf("status after delete: %v; want ErrNotFound", err)
 		}
 	})
 
 	t.Run("DeleteRemovesEverything", func(t *testing.T) {
-		s.must(s.d.Delete(ctx, "vm-a"))
+		s.t = t
+		s.must(s.d.Delete(ctx, idA))
 		if _, err := os.Stat(a.Disk.Path); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("disk still there after delete: %v", err)
 		}
 		if l := s.list(); len(l) != 0 {
 			t.Errorf("List after delete = %+v", l)
 		}
-		if err := s.d.Delete(ctx, "vm-a"); !errors.Is(err, errs.ErrNotFound) {
+		if err := s.d.Delete(ctx, idA); !errors.Is(err, errs.ErrNotFound) {
 			t.Errorf("delete twice: %v; want ErrNotFound", err)
 		}
 	})
 
 	t.Run("UnknownVM", func(t *testing.T) {
+		s.t = t
 		for name, err := range map[string]error{
-			"start":  s.d.Start(ctx, "nope"),
-			"stop":   s.d.Stop(ctx, "nope", driver.StopOptions{}),
-			"reboot": s.d.Reboot(ctx, "nope"),
-			"delete": s.d.Delete(ctx, "nope"),
+			"start":  s.d.Start(ctx, "6f1c2a8e-9999-4a6b-9c1d-000000000999"),
+			"stop":   s.d.Stop(ctx, "6f1c2a8e-9999-4a6b-9c1d-000000000999", driver.StopOptions{}),
+			"reboot": s.d.Reboot(ctx, "6f1c2a8e-9999-4a6b-9c1d-000000000999"),
+			"delete": s.d.Delete(ctx, "6f1c2a8e-9999-4a6b-9c1d-000000000999"),
 		} {
 			if !errors.Is(err, errs.ErrNotFound) {
 				t.Errorf("%s of an unknown vm: %v; want ErrNotFound", name, err)
 			}
 		}
-		if _, err := s.d.Console(ctx, "nope", 0); !errors.Is(err, errs.ErrNotFound) {
+		if _, err := s.d.Console(ctx, "6f1c2a8e-9999-4a6b-9c1d-000000000999", 0); !errors.Is(err, errs.ErrNotFound) {
 			t.Errorf("console of an unknown vm: %v; want ErrNotFound", err)
 		}
 	})
@@ -225,9 +243,15 @@ func (s *suite) heartbeat(id string) guestlog.Heartbeat {
 // waitHeartbeat waits until the last heartbeat on the console satisfies ok.
 func (s *suite) waitHeartbeat(id string, ok func(guestlog.Heartbeat) bool) guestlog.Heartbeat {
 	s.t.Helper()
+	return s.waitHeartbeatFrom(id, 0, ok)
+}
+
+// waitHeartbeatFrom is waitHeartbeat reading the console from offset on.
+func (s *suite) waitHeartbeatFrom(id string, offset int64, ok func(guestlog.Heartbeat) bool) guestlog.Heartbeat {
+	s.t.Helper()
 	deadline := time.Now().Add(s.h.BootTimeout)
 	for {
-		rc, err := s.d.Console(ctx, id, 0)
+		rc, err := s.d.Console(ctx, id, offset)
 		s.must(err)
 		hb, found := guestlog.Last(rc)
 		rc.Close()

@@ -1,0 +1,530 @@
+// Package qemu is godwit's real hypervisor driver: each VM is its own QEMU
+// process (KVM, or TCG where KVM cannot boot Linux), daemonized so that it
+// outlives the agent, driven over QMP, with its serial console logged to a
+// file. A small versioned state file per VM lets a restarted agent find and
+// reattach to the processes that kept running.
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/qmp"
+)
+
+// Config configures the driver.
+type Config struct {
+	StateDir    string
+	Accel       string // kvm or tcg, already resolved (see package accel)
+	AccelReason string
+	QEMUBinary  string // default qemu-system-x86_64
+	QEMUImg     string // default qemu-img
+	// Machine is the machine type new VMs get; default: the versioned type
+	// "q35" stands for on this QEMU (e.g. pc-q35-7.2), pinned per VM so a
+	// QEMU upgrade never changes a defined VM's hardware.
+	Machine     string
+	StopTimeout time.Duration // graceful stop before kill; default 30s
+	Logger      *slog.Logger
+}
+
+// Driver is the QEMU driver.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+
+	mu  sync.Mutex
+	vms map[string]*vm
+}
+
+// vm is one defined VM. Its mutex serializes operations on it; the
+// driver's only guards the map.
+type vm struct {
+	mu  sync.Mutex
+	dir string
+	st  vmState
+	mon *qmp.Monitor
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New returns a QEMU driver over cfg.StateDir.
+func New(cfg Config) (*Driver, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("qemu driver: a state directory is required")
+	}
+	if cfg.Accel != driver.AccelKVM && cfg.Accel != driver.AccelTCG {
+		return nil, fmt.Errorf("qemu driver: accelerator must be kvm or tcg, not %q", cfg.Accel)
+	}
+	if cfg.QEMUBinary == "" {
+		cfg.QEMUBinary = "qemu-system-x86_64"
+	}
+	if cfg.QEMUImg == "" {
+		cfg.QEMUImg = "qemu-img"
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if _, err := exec.LookPath(cfg.QEMUBinary); err != nil {
+		return nil, fmt.Errorf("qemu driver: %s not found; install qemu-system-x86: %w", cfg.QEMUBinary, err)
+	}
+	if cfg.Machine == "" {
+		m, err := resolveMachine(cfg.QEMUBinary)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Machine = m
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o755); err != nil {
+		return nil, err
+	}
+	return &Driver{cfg: cfg, log: cfg.Logger, vms: map[string]*vm{}}, nil
+}
+
+var aliasRE = regexp.MustCompile(`(?m)^q35\s.*\(alias of (\S+)\)`)
+
+// resolveMachine finds the versioned machine type "q35" stands for.
+func resolveMachine(bin string) (string, error) {
+	out, err := exec.Command(bin, "-machine", "help").Output()
+	if err != nil {
+		return "", fmt.Errorf("qemu driver: %s -machine help: %w", bin, err)
+	}
+	if m := aliasRE.FindSubmatch(out); m != nil {
+		return string(m[1]), nil
+	}
+	return "q35", nil
+}
+
+// Capabilities implements driver.Driver.
+func (d *Driver) Capabilities() driver.Capabilities {
+	return driver.Capabilities{
+		Hypervisor: driver.HypervisorQEMU, Accelerator: d.cfg.Accel, AccelReason: d.cfg.AccelReason,
+		// calc-dirty-rate's dirty-ring and dirty-bitmap modes crash QEMU
+		// 7.2 under TCG.
+		DirtyRate: d.cfg.Accel == driver.AccelKVM,
+	}
+}
+
+func (d *Driver) vmDir(id string) string { return filepath.Join(d.cfg.StateDir, "vms", id) }
+
+func (d *Driver) get(id string) (*vm, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.vms[id]
+	if !ok {
+		return nil, errs.NotFound("vm %s not found on this host", id)
+	}
+	return v, nil
+}
+
+// Create implements driver.Driver.
+func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
+	if spec.ID == "" || spec.VCPUs < 1 || spec.MemoryMiB < 1 {
+		return errs.Invalid("vm spec needs an id, vcpus and memory")
+	}
+	d.mu.Lock()
+	if _, ok := d.vms[spec.ID]; ok {
+		d.mu.Unlock()
+		return nil
+	}
+	dir := d.vmDir(spec.ID)
+	v := &vm{dir: dir}
+	d.vms[spec.ID] = v
+	v.mu.Lock() // held while the disk is made; others wait on it
+	d.mu.Unlock()
+	defer v.mu.Unlock()
+
+	cpu := spec.CPUModel
+	if cpu == "" {
+		cpu = defaultCPU(d.cfg.Accel)
+	}
+	v.st = vmState{Version: stateVersion, Launch: launch{
+		Spec: spec, Accel: d.cfg.Accel, Machine: d.cfg.Machine, CPUModel: cpu,
+		QMP: filepath.Join(dir, "qmp.sock"), Console: filepath.Join(dir, "console.log"), PIDFile: filepath.Join(dir, "qemu.pid"),
+	}}
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil && spec.Disk != nil {
+		err = d.makeDisk(ctx, spec.Disk)
+	}
+	if err == nil {
+		err = writeState(dir, v.st)
+	}
+	if err != nil {
+		d.mu.Lock()
+		delete(d.vms, spec.ID)
+		d.mu.Unlock()
+		os.RemoveAll(dir)
+		return fmt.Errorf("create vm %s: %w", spec.ID, err)
+	}
+	return nil
+}
+
+func (d *Driver) makeDisk(ctx context.Context, disk *driver.Disk) error {
+	if _, err := os.Stat(disk.Path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o755); err != nil {
+		return err
+	}
+	args := []string{"create", "-q", "-f", "qcow2"}
+	if disk.Backing != "" {
+		args = append(args, "-b", disk.Backing, "-F", "qcow2")
+	}
+	args = append(args, disk.Path, strconv.Itoa(disk.SizeMiB)+"M")
+	if out, err := exec.CommandContext(ctx, d.cfg.QEMUImg, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("qemu-img create %s: %v: %s", disk.Path, err, out)
+	}
+	return nil
+}
+
+// Start implements driver.Driver.
+func (d *Driver) Start(ctx context.Context, id string) error {
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if alive(v.st.PID, id) {
+		return nil
+	}
+	return d.start(ctx, v)
+}
+
+// start launches QEMU for v (v.mu held). The state file records the
+// process before anything else talks to it.
+func (d *Driver) start(ctx context.Context, v *vm) error {
+	l := v.st.Launch
+	id := l.Spec.ID
+	for _, p := range []string{l.QMP, l.PIDFile} {
+		_ = os.Remove(p)
+	}
+	logPath := filepath.Join(v.dir, "qemu.log")
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, d.cfg.QEMUBinary, l.args()...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	err = cmd.Run() // with -daemonize this returns once the VM is set up
+	lf.Close()
+	if err != nil {
+		out, _ := os.ReadFile(logPath)
+		return fmt.Errorf("start qemu for vm %s: %v: %s", id, err, out)
+	}
+	pid, err := readPIDFile(l.PIDFile)
+	if err != nil {
+		return fmt.Errorf("vm %s: qemu started but wrote no pid file: %w", id, err)
+	}
+	v.st.PID, v.st.StartedAt = pid, time.Now().UTC()
+	v.st.StopRequested, v.st.ShutdownSeen, v.st.Crashed = false, false, false
+	if err := writeState(v.dir, v.st); err != nil {
+		kill(pid)
+		return err
+	}
+	if err := d.connect(ctx, v); err != nil {
+		d.log.Warn("qmp connect failed; will retry on demand", "vm", l.Spec.Name, "pid", pid, "err", err)
+	}
+	d.log.Info("qemu started", "vm", l.Spec.Name, "pid", pid, "accel", l.Accel)
+	return nil
+}
+
+// connect opens QMP to v's QEMU and watches its events (v.mu held).
+func (d *Driver) connect(ctx context.Context, v *vm) error {
+	if v.mon != nil {
+		select {
+		case <-v.mon.Done():
+			v.mon = nil
+		default:
+			return nil
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var err error
+	for {
+		var m *qmp.Monitor
+		if m, err = qmp.Dial(cctx, v.st.Launch.QMP); err == nil {
+			v.mon = m
+			go d.watch(v, m)
+			return nil
+		}
+		select {
+		case <-cctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// watch records a guest-initiated shutdown, so that a QEMU that exits on
+// the guest's poweroff is reported stopped, not crashed.
+func (d *Driver) watch(v *vm, m *qmp.Monitor) {
+	for ev := range m.Events() {
+		if ev.Name == "SHUTDOWN" {
+			v.mu.Lock()
+			if v.mon == m {
+				v.st.ShutdownSeen = true
+				_ = writeState(v.dir, v.st)
+			}
+			v.mu.Unlock()
+		}
+	}
+}
+
+// qmpRun runs a QMP command on v's QEMU (v.mu held).
+func (d *Driver) qmpRun(ctx context.Context, v *vm, cmd string, args, result any) error {
+	if err := d.connect(ctx, v); err != nil {
+		return fmt.Errorf("vm %s: qmp: %w", v.st.Launch.Spec.ID, err)
+	}
+	if err := v.mon.Run(ctx, cmd, args, result); err != nil {
+		return fmt.Errorf("vm %s: %w", v.st.Launch.Spec.ID, err)
+	}
+	return nil
+}
+
+// refresh notices a QEMU that exited (v.mu held) and records how.
+func (d *Driver) refresh(v *vm) {
+	if v.st.PID == 0 || alive(v.st.PID, v.st.Launch.Spec.ID) {
+		return
+	}
+	v.st.Crashed = !v.st.StopRequested && !v.st.ShutdownSeen
+	if v.st.Crashed {
+		d.log.Warn("qemu exited without a stop", "vm", v.st.Launch.Spec.Name, "pid", v.st.PID)
+	}
+	v.st.PID, v.st.StartedAt = 0, time.Time{}
+	if v.mon != nil {
+		v.mon.Close()
+		v.mon = nil
+	}
+	_ = writeState(v.dir, v.st)
+}
+
+func (v *vm) status() driver.Status {
+	st := driver.Status{ID: v.st.Launch.Spec.ID, Name: v.st.Launch.Spec.Name, PID: v.st.PID, StartedAt: v.st.StartedAt, Spec: v.st.Launch.Spec}
+	switch {
+	case v.st.PID != 0:
+		st.State = driver.StateRunning
+	case v.st.Crashed:
+		st.State = driver.StateCrashed
+	default:
+		st.State = driver.StateStopped
+	}
+	return st
+}
+
+// Stop implements driver.Driver.
+func (d *Driver) Stop(ctx context.Context, id string, opts driver.StopOptions) error {
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return d.stop(ctx, v, opts)
+}
+
+// stop powers v off (v.mu held): ACPI power button, then quit, then kill.
+func (d *Driver) stop(ctx context.Context, v *vm, opts driver.StopOptions) error {
+	d.refresh(v)
+	pid := v.st.PID
+	if pid == 0 {
+		return nil
+	}
+	v.st.StopRequested = true
+	if err := writeState(v.dir, v.st); err != nil {
+		return err
+	}
+	id := v.st.Launch.Spec.ID
+	if !opts.Force {
+		timeout := opts.Timeout
+		if timeout == 0 {
+			timeout = d.cfg.StopTimeout
+		}
+		if err := d.qmpRun(ctx, v, "system_powerdown", nil, nil); err == nil && waitGone(ctx, pid, id, timeout) {
+			d.refresh(v)
+			return nil
+		}
+		d.log.Warn("guest did not power off in time; forcing", "vm", v.st.Launch.Spec.Name, "timeout", timeout)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = d.qmpRun(qctx, v, "quit", nil, nil)
+	cancel()
+	if !waitGone(ctx, pid, id, 5*time.Second) {
+		kill(pid)
+		if !waitGone(ctx, pid, id, 10*time.Second) {
+			return fmt.Errorf("vm %s: qemu pid %d survived SIGKILL", id, pid)
+		}
+	}
+	d.refresh(v)
+	return nil
+}
+
+// waitGone waits up to d for the process to exit.
+func waitGone(ctx context.Context, pid int, uuid string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for alive(pid, uuid) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
+// Reboot implements driver.Driver.
+func (d *Driver) Reboot(ctx context.Context, id string) error {
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	d.refresh(v)
+	if v.st.PID == 0 {
+		return errs.Conflict("vm %s is not running; start it instead", id)
+	}
+	return d.qmpRun(ctx, v, "system_reset", nil, nil)
+}
+
+// Delete implements driver.Driver.
+func (d *Driver) Delete(ctx context.Context, id string) error {
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := d.stop(ctx, v, driver.StopOptions{Force: true}); err != nil {
+		return err
+	}
+	if disk := v.st.Launch.Spec.Disk; disk != nil {
+		if err := os.Remove(disk.Path); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("vm %s: remove disk: %w", id, err)
+		}
+	}
+	if err := os.RemoveAll(v.dir); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.vms, id)
+	d.mu.Unlock()
+	d.log.Info("vm removed", "vm", v.st.Launch.Spec.Name)
+	return nil
+}
+
+// Status implements driver.Driver.
+func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
+	v, err := d.get(id)
+	if err != nil {
+		return driver.Status{}, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	d.refresh(v)
+	return v.status(), nil
+}
+
+// List implements driver.Driver.
+func (d *Driver) List(ctx context.Context) ([]driver.Status, error) {
+	d.mu.Lock()
+	ids := make([]string, 0, len(d.vms))
+	for id := range d.vms {
+		ids = append(ids, id)
+	}
+	d.mu.Unlock()
+	sort.Strings(ids)
+	out := make([]driver.Status, 0, len(ids))
+	for _, id := range ids {
+		if st, err := d.Status(ctx, id); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+// Console implements driver.Driver.
+func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadCloser, error) {
+	v, err := d.get(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(v.st.Launch.Console, os.O_CREATE|os.O_RDONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Recover implements driver.Driver.
+func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
+	ents, err := os.ReadDir(filepath.Join(d.cfg.StateDir, "vms"))
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		dir := filepath.Join(d.cfg.StateDir, "vms", e.Name())
+		st, err := readState(dir)
+		if err != nil {
+			d.log.Warn("skipping vm state", "dir", dir, "err", err)
+			continue
+		}
+		d.mu.Lock()
+		if _, ok := d.vms[st.Launch.Spec.ID]; ok {
+			d.mu.Unlock()
+			continue
+		}
+		v := &vm{dir: dir, st: st}
+		d.vms[st.Launch.Spec.ID] = v
+		d.mu.Unlock()
+		v.mu.Lock()
+		d.refresh(v)
+		if v.st.PID != 0 {
+			if err := d.connect(ctx, v); err != nil {
+				d.log.Warn("reattach: qmp connect failed", "vm", st.Launch.Spec.Name, "pid", v.st.PID, "err", err)
+			} else {
+				d.log.Info("reattached to running qemu", "vm", st.Launch.Spec.Name, "pid", v.st.PID)
+			}
+		}
+		v.mu.Unlock()
+	}
+	return d.List(ctx)
+}
+
+// Close implements driver.Driver: QMP connections close, VMs keep running.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	vms := make([]*vm, 0, len(d.vms))
+	for _, v := range d.vms {
+		vms = append(vms, v)
+	}
+	d.mu.Unlock()
+	for _, v := range vms {
+		v.mu.Lock()
+		if v.mon != nil {
+			v.mon.Close()
+			v.mon = nil
+		}
+		v.mu.Unlock()
+	}
+	return nil
+}
