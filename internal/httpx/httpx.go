@@ -92,7 +92,7 @@ func Mux(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
 		if pattern != "" {
-			h.ServeHTTP(w, r)
+			mux.ServeHTTP(w, r) // it sets the path values; h alone would not
 			return
 		}
 		rec := httptest.NewRecorder()
