@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/testguest"
+)
+
+func (a *app) imageCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "image", Short: "Manage the controller's images"}
+	cmd.AddCommand(a.imageImportCmd(), a.imageBuildCmd(),
+		&cobra.Command{
+			Use:   "list",
+			Short: "List images",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				ims, err := a.client().Images(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return printJSON(a.out, ims)
+				}
+				t := newTable(a.out, "NAME", "KIND", "FILES", "AGE")
+				for _, im := range ims {
+					t.row(im.Name, im.Kind, imageFiles(im), age(im.CreatedAt, time.Now()))
+				}
+				return t.flush()
+			},
+		},
+		&cobra.Command{
+			Use:   "show IMAGE",
+			Short: "Show one image",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				im, err := a.client().Image(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return a.printImage(im)
+			},
+		},
+		&cobra.Command{
+			Use:   "delete IMAGE",
+			Short: "Delete an image no VM uses",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := a.client().DeleteImage(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				if !a.json() {
+					fmt.Fprintf(a.out, "image %s deleted\n", args[0])
+				}
+				return nil
+			},
+		})
+	return cmd
+}
+
+func imageFiles(im api.Image) string {
+	var fs []string
+	for _, f := range im.Files {
+		fs = append(fs, fmt.Sprintf("%s %s", f.Role, mib(int((f.Size+1<<20-1)>>20))))
+	}
+	return strings.Join(fs, ", ")
+}
+
+func (a *app) printImage(im api.Image) error {
+	if a.json() {
+		return printJSON(a.out, im)
+	}
+	kv := []string{"Name", im.Name, "Kind", im.Kind, "Cmdline", im.Cmdline, "Created", im.CreatedAt.Format(time.RFC3339)}
+	for _, f := range im.Files {
+		kv = append(kv, "File "+f.Role, fmt.Sprintf("%d bytes, sha256 %s", f.Size, f.SHA256))
+	}
+	return fields(a.out, kv...)
+}
+
+func (a *app) imageImportCmd() *cobra.Command {
+	var meta api.ImportImageMeta
+	var kernel, initrd, disk string
+	cmd := &cobra.Command{
+		Use:   "import NAME [--kernel F --initrd F --cmdline S] [--disk F.qcow2]",
+		Short: "Upload a kernel (+initrd), a qcow2 disk, or both, as an image",
+		Example: `  godwit image import debian --disk debian-12.qcow2
+  godwit image import mykernel --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			meta.Name = args[0]
+			files := map[string]string{}
+			for role, p := range map[string]string{api.RoleKernel: kernel, api.RoleInitrd: initrd, api.RoleDisk: disk} {
+				if p != "" {
+					files[role] = p
+				}
+			}
+			if len(files) == 0 {
+				return usageError{fmt.Errorf("give --kernel (with an optional --initrd), --disk, or both")}
+			}
+			im, err := a.client().ImportImage(cmd.Context(), meta, files)
+			if err != nil {
+				return err
+			}
+			return a.printImage(im)
+		},
+	}
+	cmd.Flags().StringVar(&kernel, "kernel", "", "kernel (bzImage) for direct boot")
+	cmd.Flags().StringVar(&initrd, "initrd", "", "initramfs for direct boot")
+	cmd.Flags().StringVar(&meta.Cmdline, "cmdline", "", "kernel command line")
+	cmd.Flags().StringVar(&disk, "disk", "", "qcow2 root disk")
+	return cmd
+}
+
+func (a *app) imageBuildCmd() *cobra.Command {
+	var out, guestBin, importName string
+	cmd := &cobra.Command{
+		Use:   "build-testguest",
+		Short: "Build the test guest (Debian's kernel + a busybox initramfs) and optionally import it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if why := testguest.Missing(); why != "" {
+				return fmt.Errorf("%s", why)
+			}
+			if guestBin == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				guestBin = filepath.Join(filepath.Dir(exe), "godwit-guest")
+			}
+			if _, err := os.Stat(guestBin); err != nil {
+				return fmt.Errorf("godwit-guest not found at %s; build it with make build or pass --guest-bin", guestBin)
+			}
+			g, err := testguest.Build(cmd.Context(), testguest.Options{GuestBinary: guestBin, OutDir: out})
+			if err != nil {
+				return err
+			}
+			if !a.json() {
+				fmt.Fprintf(a.out, "test guest built: kernel %s, initrd %s\n", g.Kernel, g.Initrd)
+			}
+			if importName == "" {
+				if a.json() {
+					return printJSON(a.out, g)
+				}
+				return nil
+			}
+			im, err := a.client().ImportImage(cmd.Context(), api.ImportImageMeta{Name: importName, Cmdline: g.Cmdline},
+				map[string]string{api.RoleKernel: g.Kernel, api.RoleInitrd: g.Initrd})
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.out, im)
+			}
+			fmt.Fprintf(a.out, "imported as image %s\n", im.Name)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "testguest", "directory to write the kernel and initrd to")
+	cmd.Flags().StringVar(&guestBin, "guest-bin", "", "the godwit-guest binary (default: next to godwit)")
+	cmd.Flags().StringVar(&importName, "import", "", "also import it into the controller under this name")
+	return cmd
+}

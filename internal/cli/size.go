@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// parseMiB reads a size as MiB: 256M, 1G, 1.5G, 512MiB, 2GiB, 1T; a plain
+// number is MiB. Units are binary (G = 1024 MiB).
+func parseMiB(s string) (int, error) {
+	in := strings.TrimSpace(s)
+	i := strings.IndexFunc(in, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(in)
+	}
+	num := in[:i]
+	unit := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(in[i:])), "B"), "I")
+	mult := map[string]float64{"": 1, "M": 1, "G": 1024, "T": 1024 * 1024}[unit]
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || mult == 0 || v < 0 || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("size %q is not understood; use a number of MiB or a size such as 256M, 1.5G, 2GiB", s)
+	}
+	mib := v * mult
+	if mib != math.Trunc(mib) || mib > math.MaxInt32 {
+		return 0, fmt.Errorf("size %q is not a whole number of MiB", s)
+	}
+	return int(mib), nil
+}
+
+// mib prints a size in MiB briefly: 512M, 1G, 1.5G.
+func mib(n int) string {
+	switch {
+	case n == 0:
+		return "0"
+	case n%1024 == 0:
+		return fmt.Sprintf("%dG", n/1024)
+	case n >= 1024:
+		return strconv.FormatFloat(float64(n)/1024, 'f', 1, 64) + "G"
+	}
+	return fmt.Sprintf("%dM", n)
+}

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/godwit/godwit/api"
+)
+
+func (a *app) vmCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "vm", Short: "Create and manage virtual machines"}
+	cmd.AddCommand(a.vmCreateCmd(), a.vmConsoleCmd(), a.vmStopCmd(),
+		&cobra.Command{
+			Use:   "list",
+			Short: "List VMs",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				vs, err := a.client().VMs(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return printJSON(a.out, vs)
+				}
+				return writeVMs(a, vs, time.Now())
+			},
+		},
+		&cobra.Command{
+			Use:   "show VM",
+			Short: "Show one VM in detail",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				v, err := a.client().VM(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return a.printVM(v)
+			},
+		},
+		a.vmActionCmd("start", "Start a stopped VM"),
+		a.vmActionCmd("reboot", "Reset a running VM"),
+		&cobra.Command{
+			Use:   "delete VM",
+			Short: "Stop a VM and remove it with its disk",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if err := a.client().DeleteVM(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				if !a.json() {
+					fmt.Fprintf(a.out, "vm %s deleted\n", args[0])
+				}
+				return nil
+			},
+		})
+	return cmd
+}
+
+func (a *app) vmCreateCmd() *cobra.Command {
+	var req api.CreateVMRequest
+	var memory, disk string
+	var noStart bool
+	cmd := &cobra.Command{
+		Use:   "create NAME --image IMAGE",
+		Short: "Create a VM and start it",
+		Example: `  godwit vm create web-1 --image testguest --memory 256M --disk 1G
+  godwit vm create db-1 --image testguest --vcpus 2 --memory 1G --disk 10G --pool shared`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if req.Flavor.MemoryMiB, err = parseMiB(memory); err != nil {
+				return usageError{fmt.Errorf("--memory: %w", err)}
+			}
+			if req.Flavor.DiskMiB, err = parseMiB(disk); err != nil {
+				return usageError{fmt.Errorf("--disk: %w", err)}
+			}
+			req.Name = args[0]
+			if noStart {
+				f := false
+				req.Start = &f
+			}
+			v, err := a.client().CreateVM(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return a.printVM(v)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Image, "image", "", "image to boot (godwit image list)")
+	f.IntVar(&req.Flavor.VCPUs, "vcpus", 1, "virtual CPUs")
+	f.StringVar(&memory, "memory", "256M", "memory, e.g. 256M or 2G")
+	f.StringVar(&disk, "disk", "1G", "disk size, e.g. 1G; 0 for no disk")
+	f.StringVar(&req.Pool, "pool", "local", "storage pool of the disk: local or shared")
+	f.StringVar(&req.Host, "host", "", "place on this host instead of letting the scheduler choose")
+	f.StringVar(&req.Project, "project", "default", "owner project")
+	f.StringVar(&req.Cmdline, "cmdline", "", "appended to the image's kernel command line")
+	f.BoolVar(&noStart, "no-start", false, "create the VM stopped")
+	_ = cmd.MarkFlagRequired("image")
+	return cmd
+}
+
+func (a *app) vmActionCmd(action, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   action + " VM",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := a.client().VMAction(cmd.Context(), args[0], action, api.VMActionRequest{})
+			if err != nil {
+				return err
+			}
+			return a.printVM(v)
+		},
+	}
+}
+
+func (a *app) vmStopCmd() *cobra.Command {
+	var force bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "stop VM",
+		Short: "Power a VM off (ACPI power button, then forced after --timeout)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := a.client().VMAction(cmd.Context(), args[0], "stop",
+				api.VMActionRequest{Force: force, TimeoutSeconds: int(timeout.Seconds())})
+			if err != nil {
+				return err
+			}
+			return a.printVM(v)
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "kill the VM at once instead of asking the guest to power off")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long the guest may take to power off before it is killed")
+	return cmd
+}
+
+func (a *app) vmConsoleCmd() *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "console VM",
+		Short: "Print a VM's serial console log (-f to follow it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rc, err := a.client().Console(cmd.Context(), args[0], 0, follow)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(a.out, rc)
+			if follow && cmd.Context().Err() != nil {
+				return nil // Ctrl-C ends a follow
+			}
+			if err != nil && err != context.Canceled {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until interrupted")
+	return cmd
+}
+
+func (a *app) printVM(v api.VM) error {
+	if a.json() {
+		return printJSON(a.out, v)
+	}
+	state := v.State
+	if v.StateReason != "" {
+		state += " (" + v.StateReason + ")"
+	}
+	pid := ""
+	if v.PID != 0 {
+		pid = fmt.Sprint(v.PID)
+	}
+	return fields(a.out, "Name", v.Name, "ID", v.ID, "Project", v.Project, "State", state,
+		"Desired state", v.DesiredState, "Host", v.Host, "QEMU PID", pid, "Image", v.Image,
+		"vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
+		"Disk", mib(v.Flavor.DiskMiB)+" ("+v.Pool+" pool)", "Cmdline", v.Cmdline,
+		"Created", v.CreatedAt.Format(time.RFC3339))
+}
+
+func writeVMs(a *app, vs []api.VM, now time.Time) error {
+	t := newTable(a.out, "NAME", "PROJECT", "STATE", "HOST", "VCPUS", "MEMORY", "DISK", "POOL", "IMAGE", "AGE")
+	for _, v := range vs {
+		t.row(v.Name, v.Project, v.State, v.Host, fmt.Sprint(v.Flavor.VCPUs), mib(v.Flavor.MemoryMiB),
+			mib(v.Flavor.DiskMiB), v.Pool, v.Image, age(v.CreatedAt, now))
+	}
+	return t.flush()
+}
