@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -252,9 +253,23 @@ func (c *cluster) importGuest() {
 	}
 }
 
-// heartbeat returns the guest's latest heartbeat read from its console.
-func (c *cluster) heartbeat(vm string) (guestlog.Heartbeat, error) {
+// consoleLen is how much a VM's console log holds now; reading from there
+// on sees only what a later boot prints.
+func (c *cluster) consoleLen(vm string) int64 {
+	c.t.Helper()
 	rc, err := c.client.Console(context.Background(), vm, 0, false)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer rc.Close()
+	n, _ := io.Copy(io.Discard, rc)
+	return n
+}
+
+// heartbeat returns the guest's latest heartbeat read from its console
+// from byte offset on.
+func (c *cluster) heartbeat(vm string, offset int64) (guestlog.Heartbeat, error) {
+	rc, err := c.client.Console(context.Background(), vm, offset, false)
 	if err != nil {
 		return guestlog.Heartbeat{}, err
 	}
@@ -269,10 +284,16 @@ func (c *cluster) heartbeat(vm string) (guestlog.Heartbeat, error) {
 // waitHeartbeat waits until the guest's heartbeat counter passes min.
 func (c *cluster) waitHeartbeat(vm string, min int64, d time.Duration) guestlog.Heartbeat {
 	c.t.Helper()
+	return c.waitHeartbeatFrom(vm, 0, min, d)
+}
+
+// waitHeartbeatFrom is waitHeartbeat on the console from offset on.
+func (c *cluster) waitHeartbeatFrom(vm string, offset, min int64, d time.Duration) guestlog.Heartbeat {
+	c.t.Helper()
 	var hb guestlog.Heartbeat
 	c.eventually(d, "heartbeat of "+vm+" past "+strconv.FormatInt(min, 10), func() error {
 		var err error
-		if hb, err = c.heartbeat(vm); err != nil {
+		if hb, err = c.heartbeat(vm, offset); err != nil {
 			return err
 		}
 		if hb.Counter <= min {

@@ -58,6 +58,7 @@ func TestVMLifecycleQEMU(t *testing.T) {
 		t.Fatalf("after stop: state %s, qemu pids %v", vm.State, qemuPIDs(vm.ID))
 	}
 
+	from := c.consoleLen("web-1")
 	vm, err = c.client.VMAction(bg, "web-1", "start", api.VMActionRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +66,7 @@ func TestVMLifecycleQEMU(t *testing.T) {
 	if vm.State != api.VMRunning || vm.PID == 0 {
 		t.Fatalf("after start: %+v", vm)
 	}
-	hb = c.waitHeartbeat("web-1", 2, 90*time.Second)
+	hb = c.waitHeartbeatFrom("web-1", from, 2, 90*time.Second)
 	if hb.DiskRecords == 0 || hb.DiskBad != 0 {
 		t.Errorf("after restart the guest found %d disk records, %d bad; want its earlier records intact", hb.DiskRecords, hb.DiskBad)
 	}
@@ -106,7 +107,7 @@ func TestAgentRestartKeepsVMQEMU(t *testing.T) {
 	c.startAgent(vm.Host)
 	c.waitHosts(1)
 
-	after := c.waitHeartbeat("db-1", before.Counter, 30*time.Second)
+	after := c.waitHeartbeat("db-1", before.Counter+5, 30*time.Second)
 	got, err := c.client.VM(bg, "db-1")
 	if err != nil {
 		t.Fatal(err)

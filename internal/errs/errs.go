@@ -90,7 +90,8 @@ func FromAPI(err error) error {
 	case api.CodeUnavailable:
 		s = ErrUnavailable
 	default:
-		return err
+		// Keep the message, not the status: the caller adds its own.
+		return errors.New(ae.Message)
 	}
 	return &coded{msg: ae.Message, sentinel: s}
 }

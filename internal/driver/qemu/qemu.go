@@ -7,6 +7,8 @@ package qemu
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,13 +39,19 @@ type Config struct {
 	// QEMU upgrade never changes a defined VM's hardware.
 	Machine     string
 	StopTimeout time.Duration // graceful stop before kill; default 30s
-	Logger      *slog.Logger
+	// RuntimeDir holds the QMP sockets, default /run/godwit. Sockets live
+	// apart from the state directory because a unix socket path must be
+	// shorter than 108 bytes, which a deep state directory can exceed.
+	RuntimeDir string
+	Logger     *slog.Logger
 }
 
 // Driver is the QEMU driver.
 type Driver struct {
 	cfg Config
 	log *slog.Logger
+
+	runDir string // RuntimeDir/<hash of StateDir>: one per agent
 
 	mu  sync.Mutex
 	vms map[string]*vm
@@ -93,7 +101,33 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o755); err != nil {
 		return nil, err
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger, vms: map[string]*vm{}}, nil
+	runDir, err := runtimeDir(cfg.RuntimeDir, cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Driver{cfg: cfg, log: cfg.Logger, runDir: runDir, vms: map[string]*vm{}}, nil
+}
+
+// runtimeDir returns a short directory for this agent's sockets, keyed by
+// its state directory so that agents sharing a machine (godwit up) never
+// collide, even on the same VM UUID during a move between them.
+func runtimeDir(base, stateDir string) (string, error) {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	bases := []string{base}
+	if base == "" {
+		bases = []string{"/run/godwit", filepath.Join(os.TempDir(), "godwit-run")}
+	}
+	for _, b := range bases {
+		dir := filepath.Join(b, hex.EncodeToString(sum[:4]))
+		if err := os.MkdirAll(dir, 0o700); err == nil {
+			return dir, nil
+		}
+	}
+	return "", fmt.Errorf("qemu driver: cannot create a runtime directory under %v", bases)
 }
 
 var aliasRE = regexp.MustCompile(`(?m)^q35\s.*\(alias of (\S+)\)`)
@@ -155,7 +189,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 	}
 	v.st = vmState{Version: stateVersion, Launch: launch{
 		Spec: spec, Accel: d.cfg.Accel, Machine: d.cfg.Machine, CPUModel: cpu,
-		QMP: filepath.Join(dir, "qmp.sock"), Console: filepath.Join(dir, "console.log"), PIDFile: filepath.Join(dir, "qemu.pid"),
+		QMP: filepath.Join(d.runDir, spec.ID+".qmp"), Console: filepath.Join(dir, "console.log"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}}
 	err := os.MkdirAll(dir, 0o755)
 	if err == nil && spec.Disk != nil {
