@@ -19,6 +19,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 func main() {
@@ -45,7 +47,7 @@ func main() {
 	for n := int64(1); ; n++ {
 		onlineHotplugged()
 		line := fmt.Sprintf("godwit-guest hb=%d up_ms=%d cpus=%d mem_mib=%d disk_mib=%d disk_rec=%d disk_bad=%d\n",
-			n, time.Since(start).Milliseconds(), onlineCPUs(), memTotalMiB(), disk.sizeMiB, disk.valid.Load(), disk.bad)
+			n, time.Since(start).Milliseconds(), onlineCPUs(), hostinfo.MemTotalMiB(), disk.sizeMiB, disk.valid.Load(), disk.bad)
 		_, _ = out.WriteString(line) // one write per line: lines never interleave
 		<-tick.C
 	}

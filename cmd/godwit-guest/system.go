@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -29,22 +28,6 @@ func onlineCPUs() int {
 		n += z - a + 1
 	}
 	return n
-}
-
-func memTotalMiB() int {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fs := strings.Fields(s.Text()); len(fs) >= 2 && fs[0] == "MemTotal:" {
-			kb, _ := strconv.Atoi(fs[1])
-			return kb >> 10
-		}
-	}
-	return 0
 }
 
 // onlineHotplugged brings hotplugged CPUs and memory blocks online; a

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +16,8 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/fake"
 	"github.com/godwit/godwit/internal/driver/qemu"
+	"github.com/godwit/godwit/internal/hostinfo"
+	"github.com/godwit/godwit/internal/httpx"
 )
 
 // Agent is a running host agent.
@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		acc, reason := cfg.Accel, cfg.AccelReason
 		if cfg.Accel == "auto" || reason == "" {
 			var err error
-			acc, reason, err = accel.Resolve(ctx, cfg.Accel, newestKernel())
+			acc, reason, err = accel.Resolve(ctx, cfg.Accel, hostinfo.NewestKernel())
 			if err != nil {
 				a.Close()
 				return nil, err
@@ -124,16 +124,6 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
-}
-
-// newestKernel is the kernel the accelerator probe boots.
-func newestKernel() string {
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	sort.Strings(ks)
-	if len(ks) == 0 {
-		return ""
-	}
-	return ks[len(ks)-1]
 }
 
 // sharedPoolID reads (or, first time, writes) the marker that identifies
@@ -200,20 +190,9 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	go a.heartbeatLoop(ctx)
 	a.log.Info("agent serving", "addr", ln.Addr().String(), "controller", a.cfg.Controller, "driver", a.cfg.Driver, "state_dir", a.cfg.StateDir)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	case <-a.shutdown:
-	}
-	shutCtx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	_ = srv.Shutdown(shutCtx)
+	err = httpx.Serve(ctx, ln, a.Handler(), a.shutdown)
 	a.log.Info("agent stopped")
-	return nil
+	return err
 }

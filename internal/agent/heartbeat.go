@@ -1,18 +1,14 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"net/http"
-	"os"
 	"runtime"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/hostinfo"
 	"github.com/godwit/godwit/internal/version"
 )
 
@@ -60,10 +56,10 @@ func (a *Agent) heartbeat(ctx context.Context) (hostapi.Heartbeat, error) {
 // can play several smaller hosts.
 func (a *Agent) facts() api.Host {
 	caps := a.drv.Capabilities()
-	model, flags := cpuInfo()
+	model, flags := hostinfo.CPUInfo()
 	h := api.Host{
 		Name: a.cfg.Name, Address: a.cfg.Advertise,
-		CPUs: runtime.NumCPU(), MemoryMiB: memTotalMiB(),
+		CPUs: runtime.NumCPU(), MemoryMiB: hostinfo.MemTotalMiB(),
 		CPUModel: model, CPUFlags: flags,
 		Hypervisor: caps.Hypervisor, Accelerator: caps.Accelerator, AccelReason: caps.AccelReason,
 		Version: version.Version,
@@ -74,68 +70,12 @@ func (a *Agent) facts() api.Host {
 	if a.cfg.MemoryMiB > 0 {
 		h.MemoryMiB = a.cfg.MemoryMiB
 	}
-	total, free := fsMiB(a.localPool())
+	total, free := hostinfo.FsMiB(a.localPool())
 	h.DiskMiB = total
 	h.Pools = []api.Pool{{Name: api.PoolLocal, Kind: api.PoolLocal, Path: a.localPool(), FreeMiB: free}}
 	if a.cfg.SharedDir != "" {
-		_, sfree := fsMiB(a.cfg.SharedDir)
+		_, sfree := hostinfo.FsMiB(a.cfg.SharedDir)
 		h.Pools = append(h.Pools, api.Pool{Name: api.PoolShared, Kind: api.PoolShared, Path: a.cfg.SharedDir, FreeMiB: sfree, ID: a.poolID})
 	}
 	return h
-}
-
-func fsMiB(path string) (total, free int) {
-	var st syscall.Statfs_t
-	if syscall.Statfs(path, &st) != nil {
-		return 0, 0
-	}
-	return int(st.Blocks * uint64(st.Bsize) >> 20), int(st.Bavail * uint64(st.Bsize) >> 20)
-}
-
-func memTotalMiB() int {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fs := strings.Fields(s.Text()); len(fs) >= 2 && fs[0] == "MemTotal:" {
-			kb, _ := strconv.Atoi(fs[1])
-			return kb >> 10
-		}
-	}
-	return 0
-}
-
-// cpuInfo returns the first CPU's model name and flags; live migration
-// needs them to match (or a baseline CPU model) between hosts.
-func cpuInfo() (model string, flags []string) {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "", nil
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	s.Buffer(make([]byte, 64<<10), 1<<20)
-	for s.Scan() {
-		k, v, ok := strings.Cut(s.Text(), ":")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "model name":
-			if model == "" {
-				model = strings.TrimSpace(v)
-			}
-		case "flags":
-			if flags == nil {
-				flags = strings.Fields(v)
-			}
-		}
-		if model != "" && flags != nil {
-			break
-		}
-	}
-	return model, flags
 }

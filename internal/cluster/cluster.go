@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +23,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/accel"
 	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // Config says what cluster to run.
@@ -98,7 +98,7 @@ func Up(ctx context.Context, cfg Config) error {
 	acc, reason := cfg.Accel, "set by godwit up --accel"
 	if cfg.Driver == "qemu" && cfg.Accel == "auto" {
 		cfg.Logger.Info("probing KVM once for all hosts")
-		acc, reason = accel.Probe(ctx, newestKernel(), accel.ProbeTimeout)
+		acc, reason = accel.Probe(ctx, hostinfo.NewestKernel(), accel.ProbeTimeout)
 		reason = "godwit up: " + reason
 		cfg.Logger.Info("accelerator chosen", "accel", acc, "reason", reason)
 	}
@@ -171,15 +171,6 @@ godwit cluster is up: a controller and %d hosts (%s driver, %s), state in %s
   godwit down --dir %s
 
 `, cfg.Hosts, cfg.Driver, acc, cfg.Dir, ControllerURL(cfg.Port), cfg.Dir)
-}
-
-func newestKernel() string {
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	sort.Strings(ks)
-	if len(ks) == 0 {
-		return ""
-	}
-	return ks[len(ks)-1]
 }
 
 // supervisor owns the cluster's processes.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
 	"github.com/godwit/godwit/internal/store/open"
 )
@@ -88,21 +88,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 // Serve serves the API on ln and runs the host monitor until ctx is done.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go c.monitorHosts(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.store.Kind(), "data_dir", c.cfg.DataDir)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutCtx)
+	err := httpx.Serve(ctx, ln, c.Handler(), nil)
 	c.log.Info("controller stopped")
-	return nil
+	return err
 }
 
 // lockVM marks a VM busy with op, or returns a conflict naming the

@@ -5,15 +5,18 @@ package httpx
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -147,4 +150,22 @@ func CopyFlushing(w http.ResponseWriter, r io.Reader) {
 			return
 		}
 	}
+}
+
+// Serve serves h on ln until ctx is done or stop closes, then shuts the
+// server down, giving requests in flight a few seconds to finish.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, stop <-chan struct{}) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	case <-stop:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx) // followed consoles may outlast it; they are cut
+	return nil
 }

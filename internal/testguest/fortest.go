@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 var (
@@ -53,7 +55,7 @@ func buildForTest() (Guest, error) {
 	if err != nil {
 		return Guest{}, err
 	}
-	sum := sha256.Sum256(append(b, []byte(newestKernel()+initScript)...))
+	sum := sha256.Sum256(append(b, []byte(hostinfo.NewestKernel()+initScript)...))
 	out := filepath.Join(os.TempDir(), "godwit-testguest-"+hex.EncodeToString(sum[:8]))
 	g := Guest{Kernel: filepath.Join(out, "vmlinuz"), Initrd: filepath.Join(out, "initrd.img"), Cmdline: Cmdline}
 	if _, err := os.Stat(g.Initrd); err == nil {

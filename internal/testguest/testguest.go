@@ -15,8 +15,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
+
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // Options says what to build from; empty fields take Debian's defaults.
@@ -58,7 +59,7 @@ exec /sbin/godwit-guest
 
 func (o *Options) defaults() error {
 	if o.Kernel == "" {
-		o.Kernel = newestKernel()
+		o.Kernel = hostinfo.NewestKernel()
 		if o.Kernel == "" {
 			return fmt.Errorf("no kernel in /boot; install linux-image-amd64")
 		}
@@ -76,19 +77,10 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-func newestKernel() string {
-	ks, _ := filepath.Glob("/boot/vmlinuz-*")
-	sort.Strings(ks)
-	if len(ks) == 0 {
-		return ""
-	}
-	return ks[len(ks)-1]
-}
-
 // Missing returns "" when everything Build needs is installed, else a
 // sentence saying what is missing.
 func Missing() string {
-	k := newestKernel()
+	k := hostinfo.NewestKernel()
 	if k == "" {
 		return "the test guest needs Debian's kernel: apt-get install linux-image-amd64 (make test does)"
 	}

@@ -317,15 +317,7 @@ func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(d.consolePath(id), os.O_CREATE|os.O_RDONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return driver.OpenLog(d.consolePath(id), offset)
 }
 
 // Recover implements driver.Driver: running VMs are "processes" that

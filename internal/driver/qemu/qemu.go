@@ -498,15 +498,7 @@ func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(v.st.Launch.Console, os.O_CREATE|os.O_RDONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return driver.OpenLog(v.st.Launch.Console, offset)
 }
 
 // Recover implements driver.Driver.
