@@ -53,5 +53,20 @@ type Store interface {
 	// DeleteImage removes an image; ErrConflict while a VM uses it.
 	DeleteImage(ctx context.Context, name string) error
 
+	// CreateMigration inserts a migration record.
+	CreateMigration(ctx context.Context, m api.Migration) error
+	Migration(ctx context.Context, id string) (api.Migration, error)
+	// Migrations lists migrations, newest first; with active, only those
+	// not yet in a final state.
+	Migrations(ctx context.Context, f MigrationFilter) ([]api.Migration, error)
+	// UpdateMigration is UpdateVM for migrations.
+	UpdateMigration(ctx context.Context, id string, fn func(*api.Migration) error) (api.Migration, error)
+
 	Close() error
+}
+
+// MigrationFilter narrows migrations. Empty fields match everything.
+type MigrationFilter struct {
+	VM     string
+	Active bool // only migrations not in a final state
 }

@@ -98,6 +98,14 @@ var migrations = []string{
 		name TEXT PRIMARY KEY,
 		doc TEXT NOT NULL
 	)`,
+	2: `CREATE TABLE migrations (
+		id TEXT PRIMARY KEY,
+		vm TEXT NOT NULL,
+		active BOOLEAN NOT NULL,
+		created_at BIGINT NOT NULL,
+		doc TEXT NOT NULL
+	);
+	CREATE INDEX migrations_vm ON migrations (vm, active)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"VMs", testVMs},
 		{"UpdateVMConcurrent", testUpdateVMConcurrent},
 		{"Images", testImages},
+		{"Migrations", testMigrations},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)

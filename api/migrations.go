@@ -1,0 +1,80 @@
+package api
+
+import "time"
+
+// Migration kinds: the service level knows exactly these two.
+const (
+	KindLive = "live"
+	KindCold = "cold"
+)
+
+// Migration states. The transitions are the controller's to enforce; a
+// record is in one final state at the end.
+const (
+	MigQueued        = "queued"
+	MigScheduling    = "scheduling"
+	MigPreparing     = "preparing"
+	MigTransferring  = "transferring"
+	MigSwitchingOver = "switching-over"
+	MigFinishing     = "finishing"
+	MigCompleted     = "completed"
+
+	MigRolledBack     = "failed-rolled-back"    // failed; the VM is as it was on the source
+	MigCancelled      = "cancelled"             // aborted on request; the VM is as it was
+	MigNeedsAttention = "error-needs-attention" // failed and could not be cleaned up; see Reason
+)
+
+// Migration is one move of one VM.
+type Migration struct {
+	ID          string `json:"id"`
+	VM          string `json:"vm"`
+	VMID        string `json:"vm_id"`
+	Kind        string `json:"kind"`
+	State       string `json:"state"`
+	Reason      string `json:"reason,omitempty"` // why it failed or was cancelled
+	Source      string `json:"source"`
+	Destination string `json:"destination,omitempty"`
+	// Strategy is what the driver ran, e.g. "shared-storage/pre-copy".
+	Strategy      string            `json:"strategy,omitempty"`
+	MaxDowntimeMS int               `json:"max_downtime_ms,omitempty"`
+	BandwidthMBps int               `json:"bandwidth_mbps,omitempty"`
+	Progress      MigrationProgress `json:"progress"`
+	// Phases records when each state was entered, in order.
+	Phases     []Phase   `json:"phases"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	FinishedAt time.Time `json:"finished_at,omitempty"`
+}
+
+// Phase is a state and when it was entered.
+type Phase struct {
+	State string    `json:"state"`
+	At    time.Time `json:"at"`
+}
+
+// MigrationProgress is what the driver reports while memory moves. Bytes
+// and bytes per second; times in milliseconds.
+type MigrationProgress struct {
+	MemoryTotal        int64   `json:"memory_total"`
+	MemoryTransferred  int64   `json:"memory_transferred"`
+	MemoryRemaining    int64   `json:"memory_remaining"`
+	DirtyRate          int64   `json:"dirty_rate"` // bytes/s
+	Throughput         float64 `json:"throughput"` // bytes/s
+	Pass               int     `json:"pass"`
+	ExpectedDowntimeMS int64   `json:"expected_downtime_ms"`
+	ETAMS              int64   `json:"eta_ms,omitempty"`
+	DowntimeMS         int64   `json:"downtime_ms,omitempty"`   // measured, at the end
+	TotalTimeMS        int64   `json:"total_time_ms,omitempty"` // measured, at the end
+}
+
+// MigrateRequest is the body of POST /v1/vms/{name}/migrate.
+type MigrateRequest struct {
+	// Kind is live or cold. (Empty will mean "live if it can", with the
+	// intent work; until then it is required.)
+	Kind string `json:"kind"`
+	// To names the destination; empty lets the scheduler choose. A named
+	// host is checked all the same.
+	To            string `json:"to,omitempty"`
+	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
+	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
+}
