@@ -76,3 +76,15 @@ func Last(r io.Reader) (Heartbeat, bool) {
 	}
 	return last, found
 }
+
+// First returns the first complete heartbeat line in r (zero if none).
+func First(r io.Reader) Heartbeat {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		if hb, ok := Parse(s.Text()); ok {
+			return hb
+		}
+	}
+	return Heartbeat{}
+}

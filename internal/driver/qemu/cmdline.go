@@ -20,6 +20,9 @@ type launch struct {
 	QMP      string // socket path
 	Console  string // serial log path
 	PIDFile  string
+	// Incoming starts QEMU waiting for a migration ("-incoming defer")
+	// instead of booting.
+	Incoming bool `json:"-"`
 }
 
 // args builds QEMU's arguments. Devices carry stable ids and node names so
@@ -59,6 +62,9 @@ func (l launch) args() []string {
 		if s.Kernel == "" {
 			a[len(a)-1] += ",bootindex=1"
 		}
+	}
+	if l.Incoming {
+		a = append(a, "-incoming", "defer")
 	}
 	return append(a, "-daemonize", "-pidfile", l.PIDFile)
 }

@@ -150,7 +150,8 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		Hypervisor: driver.HypervisorQEMU, Accelerator: d.cfg.Accel, AccelReason: d.cfg.AccelReason,
 		// calc-dirty-rate's dirty-ring and dirty-bitmap modes crash QEMU
 		// 7.2 under TCG.
-		DirtyRate: d.cfg.Accel == driver.AccelKVM,
+		DirtyRate:     d.cfg.Accel == driver.AccelKVM,
+		LiveMigration: true,
 	}
 }
 

@@ -81,3 +81,25 @@ func TestConformanceQEMU(t *testing.T) {
 		BootTimeout: 90 * time.Second,
 	})
 }
+
+// Live migration between two QEMU drivers (two hosts) on shared storage.
+func TestLiveMigrationQEMU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots real guests")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("qemu-system-x86_64 is not installed (make test installs it)")
+	}
+	g := testguest.ForTest(t)
+	drivertest.RunLiveMigration(t, drivertest.Harness{
+		New: func(t *testing.T, dir string) driver.Driver {
+			d, err := New(Config{StateDir: dir, Accel: driver.AccelTCG})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		},
+		Guest:       func(t *testing.T) (string, string, string) { return g.Kernel, g.Initrd, g.Cmdline },
+		BootTimeout: 90 * time.Second,
+	})
+}

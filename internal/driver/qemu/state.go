@@ -85,3 +85,5 @@ func readPIDFile(path string) (int, error) {
 }
 
 func kill(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }
+
+func removeAll(dir string) error { return os.RemoveAll(dir) }

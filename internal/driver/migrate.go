@@ -1,0 +1,62 @@
+package driver
+
+import (
+	"context"
+	"time"
+)
+
+// LiveMigrator is implemented by drivers that can move a running VM's
+// memory and device state to another host (Capabilities.LiveMigration).
+// The controller drives both ends:
+//
+//	destination: PrepareIncoming → (source migrates) → CompleteIncoming
+//	source:      MigrateOut → MigrationStatus… → Release
+//
+// and on failure CancelMigration on the source and Release on the
+// destination, leaving the VM running where it was.
+type LiveMigrator interface {
+	// PrepareIncoming defines the VM from spec and starts it waiting for
+	// an incoming migration on an address of listenHost. It returns the
+	// URI the source migrates to.
+	PrepareIncoming(ctx context.Context, spec VMSpec, listenHost string) (uri string, err error)
+	// MigrateOut starts sending a running VM to uri and returns at once.
+	MigrateOut(ctx context.Context, id, uri string, opts MigrateOptions) error
+	// MigrationStatus reports an outgoing migration's progress.
+	MigrationStatus(ctx context.Context, id string) (MigrationStatus, error)
+	// CancelMigration stops an outgoing migration; the VM keeps running.
+	CancelMigration(ctx context.Context, id string) error
+	// CompleteIncoming waits until the migrated VM runs on this host.
+	CompleteIncoming(ctx context.Context, id string, timeout time.Duration) error
+	// Release stops the VM's process and forgets the VM without touching
+	// its disk: the source after a move, the destination after a failed
+	// one (its disk being shared, or the source's).
+	Release(ctx context.Context, id string) error
+}
+
+// MigrateOptions tune one migration.
+type MigrateOptions struct {
+	MaxDowntime time.Duration // 0: the driver's default
+	Bandwidth   int64         // bytes/s; 0: the driver's default
+}
+
+// Migration statuses a driver reports.
+const (
+	MigrationActive    = "active"
+	MigrationCompleted = "completed"
+	MigrationFailed    = "failed"
+	MigrationCancelled = "cancelled"
+	MigrationNone      = "none"
+)
+
+// MigrationStatus is an outgoing migration's state and progress.
+type MigrationStatus struct {
+	Status   string
+	Error    string // why it failed
+	Strategy string // e.g. shared-storage/pre-copy
+
+	MemoryTotal, MemoryTransferred, MemoryRemaining int64 // bytes
+	DirtyRate                                       int64 // bytes/s
+	Throughput                                      float64
+	Pass                                            int
+	ExpectedDowntime, Downtime, TotalTime           time.Duration
+}
