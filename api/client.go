@@ -231,3 +231,36 @@ func writeImageParts(mw *multipart.Writer, meta ImportImageMeta, files map[strin
 	}
 	return mw.Close()
 }
+
+// Migrate starts moving a VM; the migration runs on in the controller.
+func (c *Client) Migrate(ctx context.Context, vm string, req MigrateRequest) (Migration, error) {
+	var m Migration
+	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(vm)+"/migrate", req, &m)
+	return m, err
+}
+
+// Migrations lists migrations, newest first; vm narrows them to one VM.
+func (c *Client) Migrations(ctx context.Context, vm string) ([]Migration, error) {
+	var ms []Migration
+	q := ""
+	if vm != "" {
+		q = "?vm=" + url.QueryEscape(vm)
+	}
+	err := c.Do(ctx, http.MethodGet, "/v1/migrations"+q, nil, &ms)
+	return ms, err
+}
+
+// Migration returns one migration.
+func (c *Client) Migration(ctx context.Context, id string) (Migration, error) {
+	var m Migration
+	err := c.Do(ctx, http.MethodGet, "/v1/migrations/"+url.PathEscape(id), nil, &m)
+	return m, err
+}
+
+// AbortMigration cancels a running migration; it rolls back and ends in
+// state cancelled.
+func (c *Client) AbortMigration(ctx context.Context, id string) (Migration, error) {
+	var m Migration
+	err := c.Do(ctx, http.MethodPost, "/v1/migrations/"+url.PathEscape(id)+"/abort", struct{}{}, &m)
+	return m, err
+}

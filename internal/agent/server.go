@@ -27,6 +27,7 @@ func (a *Agent) Handler() http.Handler {
 	m.HandleFunc("POST /v1/vms/{id}/{action}", a.vmAction)
 	m.HandleFunc("GET /v1/vms/{id}/console", a.console)
 	m.HandleFunc("POST /v1/shutdown", a.shutdownHandler)
+	a.migrationRoutes(m)
 	return httpx.Mux(m)
 }
 

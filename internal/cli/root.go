@@ -70,7 +70,7 @@ Start a local cluster with 'godwit up', then create VMs with 'godwit vm create'.
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.serveCmd(), a.agentCmd(), a.upCmd(), a.downCmd(),
+	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.migrateCmd(), a.migrationCmd(), a.serveCmd(), a.agentCmd(), a.upCmd(), a.downCmd(),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print godwit's version",

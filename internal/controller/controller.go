@@ -34,6 +34,10 @@ type Controller struct {
 	// same VM is refused with 409 instead of interleaving with the first.
 	busyMu sync.Mutex
 	busy   map[string]string
+
+	// cancels aborts running migrations, by migration id.
+	migMu   sync.Mutex
+	cancels map[string]context.CancelFunc
 }
 
 func (c *Config) setDefaults() {
@@ -66,7 +70,12 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}}, nil
+	c := &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{}}
+	if err := c.failInterrupted(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("close interrupted migrations: %w", err)
+	}
+	return c, nil
 }
 
 // Close closes the store.

@@ -174,6 +174,21 @@ func (c *Controller) hostsWithAllocations(ctx context.Context) ([]api.Host, erro
 	for i := range hosts {
 		idx[hosts[i].Name] = i
 	}
+	byName := make(map[string]api.VM, len(vms))
+	for _, vm := range vms {
+		byName[vm.Name] = vm
+	}
+	// A migration in flight claims its destination until it ends.
+	migs, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range migs {
+		if vm, ok := byName[m.VM]; ok && m.Destination != "" {
+			vm.Host = m.Destination
+			vms = append(vms, vm)
+		}
+	}
 	for _, vm := range vms {
 		i, ok := idx[vm.Host]
 		if !ok {

@@ -17,6 +17,11 @@ const CPUAllocationRatio = 4
 type placement struct {
 	Flavor api.Flavor
 	Pool   string
+	// Live is set for a live migration's destination, which must run the
+	// same hypervisor and accelerator as Source (a guest's CPU and
+	// devices cannot change under it).
+	Live   bool
+	Source api.Host
 }
 
 // filter rejects a host, saying why, or accepts it ("").
@@ -42,6 +47,12 @@ var filters = []filter{
 			}
 		}
 		return "no " + p.Pool + " pool"
+	},
+	func(h api.Host, p placement) string {
+		if p.Live && (h.Hypervisor != p.Source.Hypervisor || h.Accelerator != p.Source.Accelerator) {
+			return fmt.Sprintf("runs %s/%s, the source %s/%s", h.Hypervisor, h.Accelerator, p.Source.Hypervisor, p.Source.Accelerator)
+		}
+		return ""
 	},
 	func(h api.Host, p placement) string {
 		if free := h.CPUs*CPUAllocationRatio - h.AllocatedCPUs; free < p.Flavor.VCPUs {

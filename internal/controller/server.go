@@ -35,6 +35,7 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("GET /v1/images/{name}", c.getImage)
 	m.HandleFunc("DELETE /v1/images/{name}", c.deleteImage)
 	m.HandleFunc("GET /v1/images/{name}/files/{role}", c.imageFile)
+	c.migrationRoutes(m)
 	return httpx.Mux(m)
 }
 

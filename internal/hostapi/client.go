@@ -103,3 +103,40 @@ func (a *Agent) Shutdown(ctx context.Context, stopVMs bool) error {
 type ShutdownRequest struct {
 	StopVMs bool `json:"stop_vms"`
 }
+
+// PrepareIncoming defines the VM on the destination and starts it waiting
+// for the migration; it returns the URI to migrate to.
+func (a *Agent) PrepareIncoming(ctx context.Context, req CreateVM) (string, error) {
+	var r IncomingReply
+	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(req.ID)+"/incoming", req, &r)
+	return r.URI, err
+}
+
+// MigrateOut starts an outgoing live migration.
+func (a *Agent) MigrateOut(ctx context.Context, id string, req MigrateOut) error {
+	return a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migrate", req, nil)
+}
+
+// MigrationStatus reports an outgoing migration.
+func (a *Agent) MigrationStatus(ctx context.Context, id string) (MigrationStatus, error) {
+	var st MigrationStatus
+	err := a.do(ctx, http.MethodGet, "/v1/vms/"+url.PathEscape(id)+"/migration", nil, &st)
+	return st, err
+}
+
+// CancelMigration stops an outgoing migration.
+func (a *Agent) CancelMigration(ctx context.Context, id string) error {
+	return a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migrate-cancel", struct{}{}, nil)
+}
+
+// CompleteIncoming waits until the migrated VM runs on the destination.
+func (a *Agent) CompleteIncoming(ctx context.Context, id string) (VMReport, error) {
+	var r VMReport
+	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/complete-incoming", struct{}{}, &r)
+	return r, err
+}
+
+// Release stops and forgets a VM, keeping its disk.
+func (a *Agent) Release(ctx context.Context, id string) error {
+	return a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/release", struct{}{}, nil)
+}

@@ -42,3 +42,32 @@ type StopVM struct {
 	Force          bool `json:"force,omitempty"`
 	TimeoutSeconds int  `json:"timeout_seconds,omitempty"`
 }
+
+// IncomingReply is the answer to POST /v1/vms/{id}/incoming: the URI the
+// source migrates to.
+type IncomingReply struct {
+	URI string `json:"uri"`
+}
+
+// MigrateOut is the body of POST /v1/vms/{id}/migrate.
+type MigrateOut struct {
+	URI           string `json:"uri"`
+	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
+	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
+}
+
+// MigrationStatus is the answer to GET /v1/vms/{id}/migration.
+type MigrationStatus struct {
+	Status             string  `json:"status"` // active, completed, failed, cancelled, none
+	Error              string  `json:"error,omitempty"`
+	Strategy           string  `json:"strategy,omitempty"`
+	MemoryTotal        int64   `json:"memory_total"`
+	MemoryTransferred  int64   `json:"memory_transferred"`
+	MemoryRemaining    int64   `json:"memory_remaining"`
+	DirtyRate          int64   `json:"dirty_rate"`
+	Throughput         float64 `json:"throughput"`
+	Pass               int     `json:"pass"`
+	ExpectedDowntimeMS int64   `json:"expected_downtime_ms"`
+	DowntimeMS         int64   `json:"downtime_ms"`
+	TotalTimeMS        int64   `json:"total_time_ms"`
+}

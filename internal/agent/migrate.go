@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/httpx"
+)
+
+// migrator returns the driver's live-migration side, or a not-supported
+// error that says so.
+func (a *Agent) migrator() (driver.LiveMigrator, error) {
+	m, ok := a.drv.(driver.LiveMigrator)
+	if !ok || !a.drv.Capabilities().LiveMigration {
+		return nil, errs.NotSupported("the %s driver on host %s cannot live-migrate", a.cfg.Driver, a.cfg.Name)
+	}
+	return m, nil
+}
+
+// migrationHost is the address this host receives migrations on: the
+// host part of the agent's listen address.
+func (a *Agent) migrationHost() string {
+	h, _, err := net.SplitHostPort(a.cfg.Listen)
+	if err != nil || h == "" || h == "0.0.0.0" || h == "::" {
+		return "127.0.0.1"
+	}
+	return h
+}
+
+func (a *Agent) migrationRoutes(m *http.ServeMux) {
+	m.HandleFunc("POST /v1/vms/{id}/incoming", a.incoming)
+	m.HandleFunc("POST /v1/vms/{id}/migrate", a.migrateOut)
+	m.HandleFunc("GET /v1/vms/{id}/migration", a.migrationStatus)
+	m.HandleFunc("POST /v1/vms/{id}/migrate-cancel", a.migrateCancel)
+	m.HandleFunc("POST /v1/vms/{id}/complete-incoming", a.completeIncoming)
+	m.HandleFunc("POST /v1/vms/{id}/release", a.release)
+}
+
+func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
+	mg, err := a.migrator()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req hostapi.CreateVM
+	if err := httpx.Decode(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.ID != r.PathValue("id") {
+		a.fail(w, r, errs.Invalid("vm id in path and body differ"))
+		return
+	}
+	spec, err := a.spec(r.Context(), req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	uri, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("waiting for incoming migration", "vm", req.Name, "uri", uri)
+	httpx.JSON(w, http.StatusOK, hostapi.IncomingReply{URI: uri})
+}
+
+func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
+	mg, err := a.migrator()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var req hostapi.MigrateOut
+	if err := httpx.Decode(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, Bandwidth: int64(req.BandwidthMBps) * 1e6}
+	if err := mg.MigrateOut(r.Context(), r.PathValue("id"), req.URI, opts); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("outgoing migration started", "id", r.PathValue("id"), "uri", req.URI)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *Agent) migrationStatus(w http.ResponseWriter, r *http.Request) {
+	mg, err := a.migrator()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	st, err := mg.MigrationStatus(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, hostapi.MigrationStatus{
+		Status: st.Status, Error: st.Error, Strategy: st.Strategy,
+		MemoryTotal: st.MemoryTotal, MemoryTransferred: st.MemoryTransferred, MemoryRemaining: st.MemoryRemaining,
+		DirtyRate: st.DirtyRate, Throughput: st.Throughput, Pass: st.Pass,
+		ExpectedDowntimeMS: st.ExpectedDowntime.Milliseconds(), DowntimeMS: st.Downtime.Milliseconds(), TotalTimeMS: st.TotalTime.Milliseconds(),
+	})
+}
+
+func (a *Agent) migrateCancel(w http.ResponseWriter, r *http.Request) {
+	a.migrationCall(w, r, func(mg driver.LiveMigrator) error { return mg.CancelMigration(r.Context(), r.PathValue("id")) })
+}
+
+func (a *Agent) completeIncoming(w http.ResponseWriter, r *http.Request) {
+	mg, err := a.migrator()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := mg.CompleteIncoming(r.Context(), r.PathValue("id"), 60*time.Second); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("incoming migration complete; vm runs here", "id", r.PathValue("id"))
+	a.reply(w, r, r.PathValue("id"))
+}
+
+func (a *Agent) release(w http.ResponseWriter, r *http.Request) {
+	a.migrationCall(w, r, func(mg driver.LiveMigrator) error {
+		err := mg.Release(r.Context(), r.PathValue("id"))
+		if errors.Is(err, errs.ErrNotFound) {
+			return nil // released already
+		}
+		return err
+	})
+}
+
+func (a *Agent) migrationCall(w http.ResponseWriter, r *http.Request, f func(driver.LiveMigrator) error) {
+	mg, err := a.migrator()
+	if err == nil {
+		err = f(mg)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,243 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/godwit/godwit/api"
+)
+
+func (a *app) migrateCmd() *cobra.Command {
+	var req api.MigrateRequest
+	var live, cold, wait bool
+	cmd := &cobra.Command{
+		Use:   "migrate VM --live|--cold [--to HOST]",
+		Short: "Move a VM to another host (live: while it runs)",
+		Example: `  godwit migrate web-1 --live
+  godwit migrate web-1 --live --to host3 --max-downtime 100 --bandwidth 125 --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case live && cold:
+				return usageError{fmt.Errorf("choose one of --live and --cold")}
+			case live:
+				req.Kind = api.KindLive
+			case cold:
+				req.Kind = api.KindCold
+			default:
+				return usageError{fmt.Errorf("say --live or --cold (choosing for you arrives with the intent work)")}
+			}
+			m, err := a.client().Migrate(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			if !wait {
+				if a.json() {
+					return printJSON(a.out, m)
+				}
+				fmt.Fprintf(a.out, "%s migration %s of %s: %s → %s (follow it with: godwit migration watch %s)\n",
+					m.Kind, m.ID, m.VM, m.Source, m.Destination, m.ID)
+				return nil
+			}
+			return a.watch(cmd.Context(), m.ID)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&live, "live", false, "move the running VM without stopping it")
+	f.BoolVar(&cold, "cold", false, "stop, move and start the VM")
+	f.StringVar(&req.To, "to", "", "destination host (default: the scheduler chooses)")
+	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at the switch-over, ms (default: the cluster's)")
+	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap, MB/s (default: the cluster's)")
+	f.BoolVar(&wait, "wait", false, "show progress until the migration ends")
+	return cmd
+}
+
+func (a *app) migrationCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "migration", Short: "List, follow and abort migrations"}
+	var vm string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List migrations, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ms, err := a.client().Migrations(cmd.Context(), vm)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.out, ms)
+			}
+			t := newTable(a.out, "ID", "VM", "KIND", "STATE", "FROM", "TO", "STRATEGY", "AGE")
+			for _, m := range ms {
+				t.row(m.ID, m.VM, m.Kind, m.State, m.Source, m.Destination, m.Strategy, age(m.CreatedAt, time.Now()))
+			}
+			return t.flush()
+		},
+	}
+	list.Flags().StringVar(&vm, "vm", "", "only this VM's migrations")
+	cmd.AddCommand(list,
+		&cobra.Command{
+			Use:   "show ID",
+			Short: "Show a migration: its phases, progress and outcome",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m, err := a.client().Migration(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return printJSON(a.out, m)
+				}
+				return writeMigration(a.out, m)
+			},
+		},
+		&cobra.Command{
+			Use:   "watch ID",
+			Short: "Follow a migration's progress until it ends",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return a.watch(cmd.Context(), args[0])
+			},
+		},
+		&cobra.Command{
+			Use:   "abort ID",
+			Short: "Cancel a running migration; the VM stays where it was",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m, err := a.client().AbortMigration(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return printJSON(a.out, m)
+				}
+				fmt.Fprintf(a.out, "aborting migration %s of %s; it rolls back (godwit migration watch %s)\n", m.ID, m.VM, m.ID)
+				return nil
+			},
+		})
+	return cmd
+}
+
+// watch shows a migration's progress until it ends, then its summary. On
+// a terminal the progress line redraws in place; otherwise a line is
+// printed when the state or the percentage moves.
+func (a *app) watch(ctx context.Context, id string) error {
+	tty := isTerminal(a.out)
+	last := ""
+	for {
+		m, err := a.client().Migration(ctx, id)
+		if err != nil {
+			return err
+		}
+		if finalMigration(m.State) {
+			if tty {
+				fmt.Fprint(a.out, "\r\033[K")
+			}
+			if a.json() {
+				return printJSON(a.out, m)
+			}
+			if err := writeMigration(a.out, m); err != nil {
+				return err
+			}
+			if m.State != api.MigCompleted {
+				return fmt.Errorf("migration %s ended %s: %s", m.ID, m.State, m.Reason)
+			}
+			return nil
+		}
+		line := progressLine(m)
+		switch {
+		case tty:
+			fmt.Fprint(a.out, "\r\033[K"+line)
+		case line != last && !a.json():
+			fmt.Fprintln(a.out, line)
+		}
+		last = line
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func finalMigration(s string) bool {
+	switch s {
+	case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
+		return true
+	}
+	return false
+}
+
+// progressLine renders: state, a bar, percent, throughput, dirty rate,
+// pass and ETA.
+func progressLine(m api.Migration) string {
+	p := m.Progress
+	pct := 0.0
+	if p.MemoryTotal > 0 {
+		pct = 100 * float64(p.MemoryTotal-p.MemoryRemaining) / float64(p.MemoryTotal)
+	}
+	const width = 24
+	fill := int(pct / 100 * width)
+	bar := strings.Repeat("#", fill) + strings.Repeat("-", width-fill)
+	line := fmt.Sprintf("%-14s [%s] %3.0f%%  %s/s", m.State, bar, pct, byteSize(int64(p.Throughput)))
+	if p.DirtyRate > 0 {
+		line += fmt.Sprintf("  dirty %s/s", byteSize(p.DirtyRate))
+	}
+	if p.Pass > 0 {
+		line += fmt.Sprintf("  pass %d", p.Pass)
+	}
+	if p.ETAMS > 0 {
+		line += "  ETA " + (time.Duration(p.ETAMS) * time.Millisecond).Round(100*time.Millisecond).String()
+	}
+	return line
+}
+
+func writeMigration(w io.Writer, m api.Migration) error {
+	var phases []string
+	for i, ph := range m.Phases {
+		d := ""
+		if i+1 < len(m.Phases) {
+			d = " " + m.Phases[i+1].At.Sub(ph.At).Round(time.Millisecond).String()
+		}
+		phases = append(phases, ph.State+d)
+	}
+	p := m.Progress
+	kv := []string{"ID", m.ID, "VM", m.VM, "Kind", m.Kind, "State", m.State, "Reason", m.Reason,
+		"From", m.Source, "To", m.Destination, "Strategy", m.Strategy, "Phases", strings.Join(phases, " → ")}
+	if p.MemoryTotal > 0 {
+		kv = append(kv, "Memory", fmt.Sprintf("%s transferred of %s, %s remaining", byteSize(p.MemoryTransferred), byteSize(p.MemoryTotal), byteSize(p.MemoryRemaining)))
+	}
+	if p.TotalTimeMS > 0 {
+		kv = append(kv, "Total time", (time.Duration(p.TotalTimeMS) * time.Millisecond).String(),
+			"Downtime", (time.Duration(p.DowntimeMS) * time.Millisecond).String(), "Passes", fmt.Sprint(p.Pass))
+	}
+	return fields(w, kv...)
+}
+
+// byteSize prints a byte count in decimal units, as migration rates are.
+func byteSize(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,217 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/hostapi"
+)
+
+// pollInterval is how often a running migration's progress is read.
+const pollInterval = 250 * time.Millisecond
+
+// rollback collects undo steps as a multi-step operation goes; on failure
+// they run in reverse. Each step is idempotent.
+type rollback struct {
+	steps []func(context.Context) error
+	names []string
+}
+
+func (r *rollback) add(name string, f func(context.Context) error) {
+	r.steps, r.names = append(r.steps, f), append(r.names, name)
+}
+
+// run undoes what was done, on a fresh context (the operation's may be
+// what was cancelled), and reports the steps that failed.
+func (r *rollback) run(ctx context.Context, log *slog.Logger) error {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	var errs []error
+	for i := len(r.steps) - 1; i >= 0; i-- {
+		if err := r.steps[i](uctx); err != nil {
+			log.Error("rollback step failed", "step", r.names[i], "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", r.names[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runLive is a live migration, start to end. What happens, in order:
+//
+//	preparing       the destination defines the VM and waits for it (QEMU -incoming)
+//	transferring    the source sends memory (pre-copy) while the guest runs
+//	switching-over  the source pauses for the last pages; the destination resumes the guest
+//	finishing       the VM record moves to the destination; the source releases its process
+//
+// Each state is persisted before its step. On failure or abort before the
+// switch-over, the source cancels, the destination releases, and the VM
+// runs on the source as before; after it, the VM runs on the destination.
+func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host) {
+	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
+	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
+	var rb rollback
+	fail := func(err error) {
+		state := api.MigRolledBack
+		if ctx.Err() != nil {
+			state, err = api.MigCancelled, errors.New("aborted on request")
+		}
+		if rerr := rb.run(ctx, log); rerr != nil {
+			state, err = api.MigNeedsAttention, fmt.Errorf("%v; rollback failed: %v", err, rerr)
+		}
+		log.Warn("live migration failed", "state", state, "err", err)
+		if _, uerr := c.advance(ctx, m.ID, state, err.Error()); uerr != nil {
+			log.Error("record migration failure", "err", uerr)
+		}
+	}
+	im, err := c.store.Image(ctx, vm.Image)
+	if err != nil {
+		fail(fmt.Errorf("image %s: %w", vm.Image, err))
+		return
+	}
+
+	if _, err := c.advance(ctx, m.ID, api.MigPreparing, ""); err != nil {
+		fail(err)
+		return
+	}
+	rb.add("release the destination", func(ctx context.Context) error { return dstA.Release(ctx, vm.ID) })
+	uri, err := dstA.PrepareIncoming(ctx, hostapi.CreateVM{
+		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB,
+		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline,
+	})
+	if err != nil {
+		fail(fmt.Errorf("prepare %s: %w", dst.Name, err))
+		return
+	}
+
+	if _, err := c.advance(ctx, m.ID, api.MigTransferring, ""); err != nil {
+		fail(err)
+		return
+	}
+	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
+	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: uri, MaxDowntimeMS: m.MaxDowntimeMS, BandwidthMBps: m.BandwidthMBps}); err != nil {
+		fail(fmt.Errorf("start on %s: %w", src.Name, err))
+		return
+	}
+	final, err := c.watchTransfer(ctx, m.ID, srcA, vm.ID)
+	if err != nil {
+		fail(err)
+		return
+	}
+
+	// From here the guest's newest state is on the destination: no
+	// rollback to the source, only forward.
+	rb = rollback{}
+	if _, err := c.advance(ctx, m.ID, api.MigSwitchingOver, ""); err != nil {
+		log.Error("record switch-over", "err", err)
+	}
+	fctx := context.WithoutCancel(ctx)
+	rep, err := dstA.CompleteIncoming(fctx, vm.ID)
+	if err != nil {
+		fail(fmt.Errorf("the source finished but the guest did not resume on %s: %w", dst.Name, err))
+		return
+	}
+	if _, err := c.advance(fctx, m.ID, api.MigFinishing, ""); err != nil {
+		log.Error("record finishing", "err", err)
+	}
+	if _, err := c.store.UpdateVM(fctx, vm.Name, func(v *api.VM) error {
+		v.Host, v.PID, v.State, v.StateReason = dst.Name, rep.PID, api.VMRunning, ""
+		return nil
+	}); err != nil {
+		fail(fmt.Errorf("record the vm on %s: %w", dst.Name, err))
+		return
+	}
+	if err := srcA.Release(fctx, vm.ID); err != nil {
+		// The VM runs on the destination; the paused source copy is left.
+		log.Error("release the source copy", "err", err)
+		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its paused copy on "+src.Name+" could not be removed: "+err.Error())
+		return
+	}
+	c.store.UpdateMigration(fctx, m.ID, func(mm *api.Migration) error {
+		mm.Strategy = final.Strategy
+		mm.Progress.DowntimeMS, mm.Progress.TotalTimeMS = final.DowntimeMS, final.TotalTimeMS
+		mm.Progress.MemoryRemaining, mm.Progress.ETAMS = 0, 0
+		return nil
+	})
+	if _, err := c.advance(fctx, m.ID, api.MigCompleted, ""); err != nil {
+		log.Error("record completion", "err", err)
+	}
+	log.Info("live migration completed", "downtime_ms", final.DowntimeMS, "total_ms", final.TotalTimeMS)
+}
+
+// watchTransfer polls the source until the migration completes, recording
+// progress; it returns the final status, or an error when the migration
+// failed, was cancelled, or ctx was (abort).
+func (c *Controller) watchTransfer(ctx context.Context, id string, srcA *hostapi.Agent, vmID string) (hostapi.MigrationStatus, error) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return hostapi.MigrationStatus{}, ctx.Err()
+		case <-tick.C:
+		}
+		st, err := srcA.MigrationStatus(ctx, vmID)
+		if err != nil {
+			return st, fmt.Errorf("read migration status: %w", err)
+		}
+		c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+			m.Strategy = st.Strategy
+			m.Progress = progress(st)
+			return nil
+		})
+		switch st.Status {
+		case "completed":
+			return st, nil
+		case "failed", "cancelled", "none":
+			reason := st.Error
+			if reason == "" {
+				reason = "migration " + st.Status + " on the source"
+			}
+			return st, errors.New(reason)
+		}
+	}
+}
+
+func progress(st hostapi.MigrationStatus) api.MigrationProgress {
+	p := api.MigrationProgress{
+		MemoryTotal: st.MemoryTotal, MemoryTransferred: st.MemoryTransferred, MemoryRemaining: st.MemoryRemaining,
+		DirtyRate: st.DirtyRate, Throughput: st.Throughput, Pass: st.Pass,
+		ExpectedDowntimeMS: st.ExpectedDowntimeMS, DowntimeMS: st.DowntimeMS, TotalTimeMS: st.TotalTimeMS,
+	}
+	// Remaining memory plus what the guest dirties meanwhile, at the
+	// throughput seen: a lower bound while pre-copy converges.
+	if net := st.Throughput - float64(st.DirtyRate); net > 0 {
+		p.ETAMS = int64(float64(st.MemoryRemaining) / net * 1000)
+	}
+	return p
+}
+
+// cancelOnSource cancels an outgoing migration and waits until the source
+// says it is over, so the guest is known to run there again.
+func (c *Controller) cancelOnSource(ctx context.Context, srcA *hostapi.Agent, vmID string) error {
+	st, err := srcA.MigrationStatus(ctx, vmID)
+	if err == nil && st.Status != "active" {
+		return nil
+	}
+	if err := srcA.CancelMigration(ctx, vmID); err != nil {
+		return err
+	}
+	for {
+		st, err := srcA.MigrationStatus(ctx, vmID)
+		if err != nil {
+			return err
+		}
+		if st.Status != "active" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

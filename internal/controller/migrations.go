@@ -1,0 +1,245 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/store"
+)
+
+// Limits on per-migration tuning.
+const (
+	maxDowntimeLimitMS = 60_000
+	maxBandwidthMBps   = 100_000
+)
+
+func (c *Controller) migrationRoutes(m *http.ServeMux) {
+	m.HandleFunc("POST /v1/vms/{name}/migrate", c.migrateVM)
+	m.HandleFunc("GET /v1/migrations", c.listMigrations)
+	m.HandleFunc("GET /v1/migrations/{id}", c.getMigration)
+	m.HandleFunc("POST /v1/migrations/{id}/abort", c.abortMigration)
+}
+
+func (c *Controller) migrateVM(w http.ResponseWriter, r *http.Request) {
+	var req api.MigrateRequest
+	if err := httpx.Decode(r, &req); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	m, err := c.Migrate(r.Context(), r.PathValue("name"), req)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusAccepted, m)
+}
+
+func validateMigrate(req api.MigrateRequest) error {
+	switch req.Kind {
+	case api.KindLive:
+	case api.KindCold:
+		return errs.NotSupported("cold migration is not implemented yet; use --live (on the shared pool)")
+	case "":
+		return errs.Invalid("kind is required: live or cold")
+	default:
+		return errs.Invalid("kind %q is unknown; use live or cold", req.Kind)
+	}
+	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > maxDowntimeLimitMS {
+		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", maxDowntimeLimitMS)
+	}
+	if req.BandwidthMBps < 0 || req.BandwidthMBps > maxBandwidthMBps {
+		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", maxBandwidthMBps)
+	}
+	return nil
+}
+
+// Migrate checks a migration request, chooses (or checks) the destination
+// and records the migration with it — the destination's claim — then runs
+// it in the background. The returned record is in state preparing.
+func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRequest) (api.Migration, error) {
+	if err := validateMigrate(req); err != nil {
+		return api.Migration{}, err
+	}
+	unlock, err := c.lockVM(name, req.Kind+" migration")
+	if err != nil {
+		return api.Migration{}, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			unlock()
+		}
+	}()
+	vm, err := c.vmByName(ctx, name)
+	if err != nil {
+		return api.Migration{}, err
+	}
+	if vm.State != api.VMRunning {
+		return api.Migration{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
+	}
+	if vm.Pool != api.PoolShared {
+		return api.Migration{}, errs.NotSupported("vm %q has its disk on the local pool; live block migration of local disks is not implemented yet", name)
+	}
+	src, err := c.hostOf(ctx, vm)
+	if err != nil {
+		return api.Migration{}, err
+	}
+	m, dst, err := c.reserveDestination(ctx, vm, src, req)
+	if err != nil {
+		return api.Migration{}, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.migMu.Lock()
+	c.cancels[m.ID] = cancel
+	c.migMu.Unlock()
+	started = true
+	go func() {
+		defer unlock()
+		defer cancel()
+		c.runLive(runCtx, m, vm, src, dst)
+		c.migMu.Lock()
+		delete(c.cancels, m.ID)
+		c.migMu.Unlock()
+	}()
+	return m, nil
+}
+
+// reserveDestination picks or checks the destination and writes the
+// migration record, atomically with every other placement: from then on
+// the destination's capacity counts the VM (see hostsWithAllocations).
+func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.Host, req api.MigrateRequest) (api.Migration, api.Host, error) {
+	c.schedMu.Lock()
+	defer c.schedMu.Unlock()
+	hosts, err := c.hostsWithAllocations(ctx)
+	if err != nil {
+		return api.Migration{}, api.Host{}, err
+	}
+	p := placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: true, Source: src}
+	var dst api.Host
+	if req.To != "" {
+		found := false
+		for _, h := range hosts {
+			if h.Name == req.To {
+				dst, found = h, true
+			}
+		}
+		switch {
+		case !found:
+			return api.Migration{}, api.Host{}, errs.Invalid("host %q not found; list hosts with: godwit host list", req.To)
+		case req.To == src.Name:
+			return api.Migration{}, api.Host{}, errs.Invalid("vm %q already runs on %s; choose another destination", vm.Name, req.To)
+		}
+		if why := check(dst, p); why != "" {
+			return api.Migration{}, api.Host{}, errs.NoCapacity("host %s cannot take vm %q: %s", req.To, vm.Name, why)
+		}
+	} else {
+		var others []api.Host
+		for _, h := range hosts {
+			if h.Name != src.Name {
+				others = append(others, h)
+			}
+		}
+		if dst, err = schedule(others, p); err != nil {
+			return api.Migration{}, api.Host{}, err
+		}
+	}
+	now := time.Now().UTC()
+	m := api.Migration{
+		ID: newUUID(), VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
+		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBps: req.BandwidthMBps,
+		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := c.store.CreateMigration(ctx, m); err != nil {
+		return api.Migration{}, api.Host{}, err
+	}
+	c.log.Info("migration scheduled", "vm", vm.Name, "op", m.ID, "kind", m.Kind, "from", src.Name, "to", dst.Name)
+	return m, dst, nil
+}
+
+// advance moves a migration to state, persisting it (with the time it
+// entered the state) before the step that state stands for begins.
+func (c *Controller) advance(ctx context.Context, id, state, reason string) (api.Migration, error) {
+	return c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+		if err := checkTransition(m.State, state); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		m.State = state
+		if reason != "" {
+			m.Reason = reason
+		}
+		m.Phases = append(m.Phases, api.Phase{State: state, At: now})
+		if finalMigration(state) {
+			m.FinishedAt = now
+		}
+		return nil
+	})
+}
+
+func (c *Controller) listMigrations(w http.ResponseWriter, r *http.Request) {
+	ms, err := c.store.Migrations(r.Context(), store.MigrationFilter{VM: r.URL.Query().Get("vm"), Active: r.URL.Query().Get("active") == "true"})
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, ms)
+}
+
+func (c *Controller) getMigration(w http.ResponseWriter, r *http.Request) {
+	m, err := c.store.Migration(r.Context(), r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, m)
+}
+
+// abortMigration cancels a running migration; it rolls back in the
+// background and ends in state cancelled.
+func (c *Controller) abortMigration(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	m, err := c.store.Migration(r.Context(), id)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.migMu.Lock()
+	cancel, running := c.cancels[id]
+	c.migMu.Unlock()
+	if !running || finalMigration(m.State) {
+		c.fail(w, r, errs.Conflict("migration %s is %s; only a running migration can be aborted", id, m.State))
+		return
+	}
+	if m.State == api.MigSwitchingOver || m.State == api.MigFinishing {
+		c.fail(w, r, errs.Conflict("migration %s is %s: the VM already runs on the destination; it cannot be aborted now", id, m.State))
+		return
+	}
+	cancel()
+	c.log.Info("migration abort requested", "op", id, "vm", m.VM)
+	httpx.JSON(w, http.StatusAccepted, m)
+}
+
+// failInterrupted ends migrations a previous controller left running.
+// Until recovery (reattach and finish or roll back) lands, they are marked
+// for attention with what to check, never silently left "running".
+func (c *Controller) failInterrupted(ctx context.Context) error {
+	ms, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		reason := fmt.Sprintf("the controller restarted during %s; check where vm %s runs (%s or %s) and remove the other copy", m.State, m.VM, m.Source, m.Destination)
+		if _, err := c.advance(ctx, m.ID, api.MigNeedsAttention, reason); err != nil && !errors.Is(err, errs.ErrNotFound) {
+			return err
+		}
+		c.log.Warn("migration interrupted by a controller restart", "op", m.ID, "vm", m.VM, "state", m.State)
+	}
+	return nil
+}

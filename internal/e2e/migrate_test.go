@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/guestlog"
+)
+
+// waitMigration polls a migration until it ends.
+func (c *cluster) waitMigration(id string, d time.Duration) api.Migration {
+	c.t.Helper()
+	var m api.Migration
+	c.eventually(d, "migration "+id+" to end", func() error {
+		var err error
+		if m, err = c.client.Migration(bg, id); err != nil {
+			return err
+		}
+		switch m.State {
+		case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
+			return nil
+		}
+		return errString("migration is " + m.State)
+	})
+	return m
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// Live migration on the shared pool between two agents, through the API:
+// the guest's heartbeat counter continues on the destination (no reboot),
+// the source QEMU is gone, and the record tells the story. Then an abort
+// mid-transfer leaves the VM running on its host and nothing on the other.
+func TestLiveMigrationQEMU(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, clusterOpts{hosts: 3, driver: "qemu"})
+	c.importGuest()
+	vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "mover", Image: "testguest", Pool: api.PoolShared,
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 192, DiskMiB: 64}, Cmdline: "dirty_mb=32 dirty_rate_mb=8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.client.DeleteVM(bg, "mover") })
+	c.waitHeartbeat("mover", 3, 90*time.Second)
+
+	// Capped at 125 MB/s: uncapped TCG migrations occasionally oops the
+	// guest on arrival (see docs/testing.md).
+	before, _ := c.heartbeat("mover", 0)
+	m, err := c.client.Migrate(bg, "mover", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 125})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Source != vm.Host || m.Destination == "" || m.Destination == vm.Host {
+		t.Fatalf("migration record %+v", m)
+	}
+	if _, err := c.client.VMAction(bg, "mover", "reboot", api.VMActionRequest{}); !api.IsCode(err, api.CodeConflict) {
+		t.Errorf("reboot during a migration: %v; want 409", err)
+	}
+	m = c.waitMigration(m.ID, 120*time.Second)
+	if m.State != api.MigCompleted {
+		t.Fatalf("migration ended %s: %s", m.State, m.Reason)
+	}
+	moved, _ := c.client.VM(bg, "mover")
+	if moved.Host != m.Destination || moved.State != api.VMRunning || moved.PID == vm.PID {
+		t.Fatalf("after the migration vm = host %s state %s pid %d", moved.Host, moved.State, moved.PID)
+	}
+	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
+		t.Errorf("qemu processes for the vm = %v; want only the destination's %d", pids, moved.PID)
+	}
+	rc, err := c.client.Console(bg, "mover", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := guestlog.First(rc)
+	rc.Close()
+	if first.Counter < before.Counter {
+		t.Errorf("first heartbeat on the destination is %d, the source had reached %d: the guest restarted", first.Counter, before.Counter)
+	}
+	after := c.waitHeartbeat("mover", first.Counter+3, 30*time.Second)
+	var phases []string
+	for _, p := range m.Phases {
+		phases = append(phases, p.State)
+	}
+	want := "queued scheduling preparing transferring switching-over finishing completed"
+	if strings.Join(phases, " ") != want || m.Strategy != "shared-storage/pre-copy" || m.Progress.MemoryTotal == 0 || m.Progress.TotalTimeMS == 0 {
+		t.Errorf("record: phases %v strategy %q progress %+v", phases, m.Strategy, m.Progress)
+	}
+	t.Logf("live migration %s → %s: total %d ms, downtime %d ms, %d passes; heartbeat %d before, %d first after, %d later",
+		m.Source, m.Destination, m.Progress.TotalTimeMS, m.Progress.DowntimeMS, m.Progress.Pass, before.Counter, first.Counter, after.Counter)
+
+	// Abort: at 1 MB/s the transfer cannot finish before it.
+	here := moved.Host
+	m2, err := c.client.Migrate(bg, "mover", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(30*time.Second, "transfer to start", func() error {
+		got, err := c.client.Migration(bg, m2.ID)
+		if err == nil && got.State != api.MigTransferring {
+			err = errString("state " + got.State)
+		}
+		return err
+	})
+	if _, err := c.client.AbortMigration(bg, m2.ID); err != nil {
+		t.Fatal(err)
+	}
+	m2 = c.waitMigration(m2.ID, 60*time.Second)
+	if m2.State != api.MigCancelled {
+		t.Fatalf("aborted migration ended %s: %s", m2.State, m2.Reason)
+	}
+	stay, _ := c.client.VM(bg, "mover")
+	if stay.Host != here || stay.PID != moved.PID {
+		t.Errorf("after abort vm is on %s pid %d; want %s pid %d", stay.Host, stay.PID, here, moved.PID)
+	}
+	if pids := qemuPIDs(vm.ID); len(pids) != 1 {
+		t.Errorf("qemu processes after abort: %v; want just the one on %s", pids, here)
+	}
+	if _, err := os.Stat(filepath.Join(c.stateDir(m2.Destination), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
+		t.Errorf("the abandoned destination %s kept state for the vm: %v", m2.Destination, err)
+	}
+	c.waitHeartbeat("mover", after.Counter+3, 30*time.Second)
+}
