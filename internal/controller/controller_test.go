@@ -40,6 +40,18 @@ func listen(t *testing.T) net.Listener {
 
 func newTestCluster(t *testing.T, hosts int, memMiB int) *testCluster {
 	t.Helper()
+	mems := make([]int, hosts)
+	for i := range mems {
+		mems[i] = memMiB
+	}
+	return newTestClusterSized(t, 2, mems...)
+}
+
+// newTestClusterSized starts one host per entry of mems, each offering
+// that much memory and cpus CPUs.
+func newTestClusterSized(t *testing.T, cpus int, mems ...int) *testCluster {
+	t.Helper()
+	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
 	ctrl, err := controller.New(ctx, controller.Config{DataDir: t.TempDir(), HostDownAfter: 5 * time.Second, Logger: quietLogger()})
 	if err != nil {
@@ -56,7 +68,7 @@ func newTestCluster(t *testing.T, hosts int, memMiB int) *testCluster {
 		a, err := agent.New(ctx, agent.Config{
 			Name: fmt.Sprintf("host%d", i), Advertise: "http://" + aln.Addr().String(), Controller: tc.url,
 			StateDir: t.TempDir(), SharedDir: filepath.Join(os.TempDir(), "godwit-test-shared-"+t.Name()),
-			Driver: "fake", HeartbeatInterval: 100 * time.Millisecond, CPUs: 2, MemoryMiB: 1024, Logger: quietLogger(),
+			Driver: "fake", HeartbeatInterval: 100 * time.Millisecond, CPUs: cpus, MemoryMiB: mems[i-1], Logger: quietLogger(),
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -166,6 +166,14 @@ func (c *Controller) hostsWithAllocations(ctx context.Context) ([]api.Host, erro
 	if err != nil {
 		return nil, err
 	}
+	// Migrations are read before VMs, and a migration moves its VM's
+	// record to the destination before it ends: so whatever completes in
+	// between, a moving VM is counted on its destination at least once
+	// (never zero times, which would let its room be booked twice).
+	migs, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
+	if err != nil {
+		return nil, err
+	}
 	vms, err := c.store.VMs(ctx, store.VMFilter{})
 	if err != nil {
 		return nil, err
@@ -178,13 +186,10 @@ func (c *Controller) hostsWithAllocations(ctx context.Context) ([]api.Host, erro
 	for _, vm := range vms {
 		byName[vm.Name] = vm
 	}
-	// A migration in flight claims its destination until it ends.
-	migs, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
-	if err != nil {
-		return nil, err
-	}
+	// A migration in flight claims its destination until the VM is
+	// recorded there (at finishing); counting both would book it twice.
 	for _, m := range migs {
-		if vm, ok := byName[m.VM]; ok && m.Destination != "" {
+		if vm, ok := byName[m.VM]; ok && m.Destination != "" && vm.Host != m.Destination {
 			vm.Host = m.Destination
 			vms = append(vms, vm)
 		}

@@ -117,6 +117,8 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	if _, err := c.advance(fctx, m.ID, api.MigFinishing, ""); err != nil {
 		log.Error("record finishing", "err", err)
 	}
+	// The VM is recorded on the destination before the migration ends:
+	// hostsWithAllocations relies on that order to never lose its claim.
 	if _, err := c.store.UpdateVM(fctx, vm.Name, func(v *api.VM) error {
 		v.Host, v.PID, v.State, v.StateReason = dst.Name, rep.PID, api.VMRunning, ""
 		return nil

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,7 +67,13 @@ type Driver struct {
 type vm struct {
 	st   vmState
 	stop chan struct{} // closes the heartbeat writer of the current boot
+
+	out      *outgoing    // the outgoing migration, if any
+	incoming chan handoff // an incoming migration's arrival
+	listener net.Listener // where it arrives
 }
+
+func removeAll(dir string) error { return os.RemoveAll(dir) }
 
 var _ driver.Driver = (*Driver)(nil)
 
@@ -93,7 +100,7 @@ func New(cfg Config) (*Driver, error) {
 // Capabilities implements driver.Driver.
 func (d *Driver) Capabilities() driver.Capabilities {
 	return driver.Capabilities{Hypervisor: driver.HypervisorFake, Accelerator: "none",
-		AccelReason: "fake driver: no guest code runs"}
+		AccelReason: "fake driver: no guest code runs", LiveMigration: true}
 }
 
 func (d *Driver) vmDir(id string) string       { return filepath.Join(d.cfg.StateDir, "vms", id) }

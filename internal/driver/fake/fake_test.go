@@ -60,3 +60,11 @@ func TestFaults(t *testing.T) {
 		t.Errorf("delayed stop with a short deadline: %v; want deadline exceeded", err)
 	}
 }
+
+func TestLiveMigration(t *testing.T) {
+	drivertest.RunLiveMigration(t, drivertest.Harness{
+		New:         func(t *testing.T, dir string) driver.Driver { return newFake(t, dir, nil) },
+		Guest:       func(t *testing.T) (string, string, string) { return "", "", "console=ttyS0" },
+		BootTimeout: 5 * time.Second,
+	})
+}

@@ -48,6 +48,16 @@ func (d *Driver) heartbeats(st vmState, after int64, stop chan struct{}) {
 	}
 }
 
+// counterAt is the heartbeat counter a guest booted at startedAt shows at
+// time t.
+func (d *Driver) counterAt(startedAt, t time.Time) int64 {
+	up := t.Sub(startedAt) - d.cfg.BootDelay
+	if up < 0 {
+		return 0
+	}
+	return int64(up/(time.Second/time.Duration(d.cfg.HeartbeatHz))) + 1
+}
+
 // lastCounter returns the last heartbeat counter in a console log.
 func lastCounter(path string) int64 {
 	f, err := os.Open(path)

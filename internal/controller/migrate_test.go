@@ -1,0 +1,198 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godwit/godwit/api"
+)
+
+func waitMigration(t *testing.T, c *api.Client, id string) api.Migration {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, err := c.Migration(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m.State {
+		case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("migration %s still %s", id, m.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Every bad migrate request gets a clear 4xx and changes nothing.
+func TestMigrateBadInput(t *testing.T) {
+	tc := newTestClusterSized(t, 2, 1024, 1024, 256)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	mk := func(name, pool, host string, mem int) {
+		if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: name, Image: "guest", Pool: pool, Host: host,
+			Flavor: api.Flavor{VCPUs: 1, MemoryMiB: mem, DiskMiB: 64}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("web", api.PoolShared, "host1", 512)
+	mk("local", api.PoolLocal, "host1", 128)
+	mk("stopped", api.PoolShared, "host1", 128)
+	if _, err := tc.client.VMAction(ctx, "stopped", "stop", api.VMActionRequest{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A slow migration, to be "already moving" (the fake reads the guest's
+	// dirty rate from its command line; this one never converges at 1 MB/s).
+	if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "busy", Image: "guest", Pool: api.PoolShared, Host: "host2",
+		Cmdline: "dirty_mb=64 dirty_rate_mb=50", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}}); err != nil {
+		t.Fatal(err)
+	}
+	moving, err := tc.client.Migrate(ctx, "busy", api.MigrateRequest{Kind: api.KindLive, To: "host1", BandwidthMBps: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := tc.client.VMs(ctx)
+
+	live := func(extra string) string { return `{"kind":"live"` + extra + `}` }
+	for _, tt := range []struct {
+		name, vm, body string
+		status         int
+		code, msg      string
+	}{
+		{"unknown vm", "nope", live(""), 404, api.CodeNotFound, "godwit vm list"},
+		{"unknown host", "web", live(`,"to":"host9"`), 400, api.CodeInvalid, "godwit host list"},
+		{"same host", "web", live(`,"to":"host1"`), 400, api.CodeInvalid, "already runs on host1"},
+		{"full host", "web", live(`,"to":"host3"`), 409, api.CodeNoCapacity, "MiB memory free"},
+		{"stopped vm live", "stopped", live(""), 409, api.CodeConflict, "running VM"},
+		{"already moving", "busy", live(`,"to":"host3"`), 409, api.CodeConflict, "live migration in progress"},
+		{"local disk live", "local", live(""), 422, api.CodeNotSupported, "local pool"},
+		{"no kind", "web", `{}`, 400, api.CodeInvalid, "live or cold"},
+		{"unknown kind", "web", `{"kind":"teleport"}`, 400, api.CodeInvalid, "live or cold"},
+		{"negative downtime", "web", live(`,"max_downtime_ms":-1`), 400, api.CodeInvalid, "max_downtime_ms"},
+		{"absurd bandwidth", "web", live(`,"bandwidth_mbps":1000000000`), 400, api.CodeInvalid, "bandwidth_mbps"},
+		{"unknown field", "web", live(`,"speed":"fast"`), 400, api.CodeInvalid, "speed"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, e := tc.raw(t, "POST", "/v1/vms/"+tt.vm+"/migrate", "application/json", tt.body)
+			if status != tt.status || e.Code != tt.code || !strings.Contains(e.Message, tt.msg) {
+				t.Errorf("migrate %s %s = %d %s %q; want %d %s containing %q", tt.vm, tt.body, status, e.Code, e.Message, tt.status, tt.code, tt.msg)
+			}
+		})
+	}
+	if status, e := tc.raw(t, "POST", "/v1/migrations/nope/abort", "application/json", "{}"); status != 404 {
+		t.Errorf("abort of an unknown migration = %d %+v", status, e)
+	}
+
+	after, _ := tc.client.VMs(ctx)
+	for i := range before {
+		if before[i].Host != after[i].Host || before[i].State != after[i].State {
+			t.Errorf("vm %s changed: %s/%s → %s/%s", before[i].Name, before[i].Host, before[i].State, after[i].Host, after[i].State)
+		}
+	}
+	if ms, _ := tc.client.Migrations(ctx, ""); len(ms) != 1 {
+		t.Errorf("bad requests left migration records: %d", len(ms))
+	}
+	// The slow one aborts cleanly: cancelled, the VM where it was.
+	if _, err := tc.client.AbortMigration(ctx, moving.ID); err != nil {
+		t.Fatal(err)
+	}
+	if m := waitMigration(t, tc.client, moving.ID); m.State != api.MigCancelled {
+		t.Errorf("aborted migration ended %s (%s)", m.State, m.Reason)
+	}
+	if vm, _ := tc.client.VM(ctx, "busy"); vm.Host != "host2" || vm.State != api.VMRunning {
+		t.Errorf("after abort busy is on %s, %s", vm.Host, vm.State)
+	}
+	if _, err := tc.client.AbortMigration(ctx, moving.ID); !api.IsCode(err, api.CodeConflict) {
+		t.Errorf("abort of an ended migration: %v; want 409", err)
+	}
+}
+
+// 200 simultaneous migrate requests onto a small cluster: every accepted
+// one completes, the rest are refused for capacity, and no host ever
+// holds more than it offers.
+func TestConcurrentMigrationsRespectCapacity(t *testing.T) {
+	// host1 holds 200 VMs of 64 MiB; hosts 2–5 offer 1 GiB each: room
+	// for 64 of them in all.
+	tc := newTestClusterSized(t, 256, 200*64, 1024, 1024, 1024, 1024)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	for i := 0; i < 200; i++ {
+		if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: fmt.Sprintf("vm-%03d", i), Image: "guest", Pool: api.PoolShared,
+			Host: "host1", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 64}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var accepted []string
+	refused := 0
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			m, err := tc.client.Migrate(ctx, fmt.Sprintf("vm-%03d", i), api.MigrateRequest{Kind: api.KindLive})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				accepted = append(accepted, m.ID)
+			case api.IsCode(err, api.CodeNoCapacity):
+				refused++
+			default:
+				t.Errorf("migrate vm-%03d: %v", i, err)
+			}
+		}(i)
+	}
+	// Sample the hosts while the migrations run: claims must keep every
+	// destination within its memory at every moment.
+	stop := make(chan struct{})
+	sampled := make(chan int)
+	go func() {
+		n := 0
+		defer func() { sampled <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			hs, err := tc.client.Hosts(ctx)
+			if err == nil {
+				n++
+				for _, h := range hs {
+					if h.AllocatedMemoryMiB > h.MemoryMiB {
+						t.Errorf("%s holds %d MiB of %d", h.Name, h.AllocatedMemoryMiB, h.MemoryMiB)
+					}
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	completed := 0
+	for _, id := range accepted {
+		if m := waitMigration(t, tc.client, id); m.State == api.MigCompleted {
+			completed++
+		} else {
+			t.Errorf("migration %s ended %s: %s", id, m.State, m.Reason)
+		}
+	}
+	close(stop)
+	samples := <-sampled
+	if len(accepted) != 64 || refused != 136 || completed != 64 {
+		t.Errorf("accepted %d, refused %d, completed %d; want 64, 136, 64", len(accepted), refused, completed)
+	}
+	hs, _ := tc.client.Hosts(ctx)
+	for _, h := range hs {
+		if h.Name != "host1" && (h.VMs != 16 || h.AllocatedMemoryMiB != 1024) {
+			t.Errorf("%s ends with %d VMs, %d MiB; want 16, 1024", h.Name, h.VMs, h.AllocatedMemoryMiB)
+		}
+	}
+	t.Logf("200 requests: %d accepted and completed, %d refused for capacity; %d capacity samples taken during the run", completed, refused, samples)
+}
