@@ -22,8 +22,8 @@ step "Building the test guest (Debian kernel + busybox initramfs) and importing 
 $G image build-testguest --out "$DIR/guest" --import testguest
 $G image list
 
-step "Creating a VM: 1 vCPU, 256 MiB, a 256 MiB disk on the host's local pool"
-$G vm create demo-1 --image testguest --vcpus 1 --memory 256M --disk 256M --cmdline "dirty_mb=32 dirty_rate_mb=8"
+step "Creating a VM: 1 vCPU, 256 MiB, a 256 MiB disk on the shared pool"
+$G vm create demo-1 --image testguest --vcpus 1 --memory 256M --disk 256M --pool shared --cmdline "dirty_mb=32 dirty_rate_mb=8"
 $G vm list
 
 step "Waiting for the guest's heartbeat on its serial console"
@@ -36,7 +36,16 @@ $G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 5
 
 step "Host table with the VM placed"
 $G host list
+
+step "Live-migrating demo-1 to another host while it runs (capped at 125 MB/s)"
+$G migrate demo-1 --live --bandwidth 125 --wait
 $G vm show demo-1
+
+step "The guest never restarted: its heartbeat counter carries on on the new host"
+sleep 1
+$G vm console demo-1 | grep 'godwit-guest hb=' | head -n 2
+$G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 2
+$G migration list
 
 cat <<MSG
 
