@@ -136,6 +136,16 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		t: t, dir: t.TempDir(), bin: filepath.Join(binaries(t), "godwit"), driver: o.driver,
 		agents: map[string]*proc{}, agentAddrs: map[string]string{}, downAfter: o.downAfter,
 	}
+	// Registered first, so it runs last: whatever a test left running
+	// under its directory is killed by PID, and the test fails for it.
+	t.Cleanup(func() {
+		if pids := qemuPIDs(c.dir); len(pids) > 0 {
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Errorf("test left qemu processes running: %v (killed)", pids)
+		}
+	})
 	c.ctrlAddr = freeAddr(t)
 	c.client = api.NewClient("http://" + c.ctrlAddr)
 	c.startController()

@@ -97,7 +97,6 @@ func TestAgentRestartKeepsVMQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.client.DeleteVM(bg, "db-1") })
 	before := c.waitHeartbeat("db-1", 2, 90*time.Second)
 
 	c.agents[vm.Host].kill(t)
@@ -116,4 +115,7 @@ func TestAgentRestartKeepsVMQEMU(t *testing.T) {
 		t.Fatalf("after agent restart vm = state %s pid %d; want running pid %d", got.State, got.PID, vm.PID)
 	}
 	t.Logf("heartbeat %d before the agent restart, %d after; qemu pid %d unchanged", before.Counter, after.Counter, vm.PID)
+	if err := c.client.DeleteVM(bg, "db-1"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -46,7 +46,6 @@ func TestLiveMigrationQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.client.DeleteVM(bg, "mover") })
 	c.waitHeartbeat("mover", 3, 90*time.Second)
 
 	// Capped at 125 MB/s: uncapped TCG migrations occasionally oops the
@@ -125,4 +124,7 @@ func TestLiveMigrationQEMU(t *testing.T) {
 		t.Errorf("the abandoned destination %s kept state for the vm: %v", m2.Destination, err)
 	}
 	c.waitHeartbeat("mover", after.Counter+3, 30*time.Second)
+	if err := c.client.DeleteVM(bg, "mover"); err != nil {
+		t.Fatal(err)
+	}
 }

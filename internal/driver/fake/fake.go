@@ -67,6 +67,7 @@ type Driver struct {
 type vm struct {
 	st   vmState
 	stop chan struct{} // closes the heartbeat writer of the current boot
+	done chan struct{} // closed when that writer has returned
 
 	out      *outgoing    // the outgoing migration, if any
 	incoming chan handoff // an incoming migration's arrival
@@ -116,17 +117,25 @@ func (d *Driver) save(st vmState) error {
 }
 
 // nextPID hands out PIDs from a counter persisted in the state directory,
-// so PIDs stay unique across driver restarts.
+// so PIDs stay unique across driver restarts. A damaged counter is an
+// error rather than a restart from zero: PID 0 means "not running" and a
+// reused PID would make two boots look like one.
 func (d *Driver) nextPID() (int, error) {
 	p := filepath.Join(d.cfg.StateDir, "next-pid")
 	n := firstPID
-	if b, err := os.ReadFile(p); err == nil {
-		n, _ = strconv.Atoi(string(b))
-	}
-	if err := os.WriteFile(p, []byte(strconv.Itoa(n+1)), 0o644); err != nil {
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		if n, err = strconv.Atoi(string(b)); err != nil || n < firstPID {
+			return 0, fmt.Errorf("fake driver: pid counter %s is damaged (%q); remove it to start again at %d", p, b, firstPID)
+		}
+	case !os.IsNotExist(err):
 		return 0, err
 	}
-	return n, nil
+	if err := os.WriteFile(p+".tmp", []byte(strconv.Itoa(n+1)), 0o644); err != nil {
+		return 0, err
+	}
+	return n, os.Rename(p+".tmp", p)
 }
 
 func (d *Driver) get(id string) (*vm, error) {
@@ -139,25 +148,33 @@ func (d *Driver) get(id string) (*vm, error) {
 
 // Create implements driver.Driver.
 func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
-	if err := d.cfg.Faults.hit(ctx, "Create", spec.ID); err != nil {
+	if err := d.cfg.Faults.hit(ctx, "Create"); err != nil {
 		return err
+	}
+	// The same checks as the QEMU driver's, so that tests on the fake
+	// see the errors production would.
+	if spec.ID == "" || spec.VCPUs < 1 || spec.MemoryMiB < 1 {
+		return errs.Invalid("vm spec needs an id, vcpus and memory")
+	}
+	if spec.Disk != nil && spec.Disk.SizeMiB < 1 {
+		return errs.Invalid("vm %s: disk %s needs a size", spec.ID, spec.Disk.Path)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.vms[spec.ID]; ok {
 		return nil
 	}
-	if err := os.MkdirAll(d.vmDir(spec.ID), 0o755); err != nil {
-		return err
-	}
-	if spec.Disk != nil {
-		if err := makeDisk(spec.Disk); err != nil {
-			return fmt.Errorf("create disk of vm %s: %w", spec.ID, err)
-		}
-	}
 	st := vmState{Version: stateVersion, Spec: spec, State: driver.StateStopped}
-	if err := d.save(st); err != nil {
-		return err
+	err := os.MkdirAll(d.vmDir(spec.ID), 0o755)
+	if err == nil && spec.Disk != nil {
+		err = makeDisk(spec.Disk)
+	}
+	if err == nil {
+		err = d.save(st)
+	}
+	if err != nil {
+		os.RemoveAll(d.vmDir(spec.ID)) // no half-made VM for Recover to find
+		return fmt.Errorf("create vm %s: %w", spec.ID, err)
 	}
 	d.vms[spec.ID] = &vm{st: st}
 	return nil
@@ -181,7 +198,7 @@ func makeDisk(disk *driver.Disk) error {
 
 // Start implements driver.Driver.
 func (d *Driver) Start(ctx context.Context, id string) error {
-	if err := d.cfg.Faults.hit(ctx, "Start", id); err != nil {
+	if err := d.cfg.Faults.hit(ctx, "Start"); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -208,14 +225,30 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 // boot starts the heartbeat writer of v's current boot, continuing after
 // counter from (0 on a fresh boot).
 func (d *Driver) boot(v *vm, after int64) {
-	v.stop = make(chan struct{})
+	stop, done := make(chan struct{}), make(chan struct{})
+	v.stop, v.done = stop, done
 	d.wg.Add(1)
-	go d.heartbeats(v.st, after, v.stop)
+	go func() {
+		defer close(done)
+		d.heartbeats(v.st, after, stop)
+	}()
+}
+
+// kill ends the heartbeat writer of v's current boot and waits for it, so
+// that a halted boot prints nothing more: a console read after Stop or
+// Reboot returns sees only what the next boot prints after it.
+func (v *vm) kill() {
+	if v.stop == nil {
+		return
+	}
+	close(v.stop)
+	<-v.done
+	v.stop, v.done = nil, nil
 }
 
 // Stop implements driver.Driver.
 func (d *Driver) Stop(ctx context.Context, id string, opts driver.StopOptions) error {
-	if err := d.cfg.Faults.hit(ctx, "Stop", id); err != nil {
+	if err := d.cfg.Faults.hit(ctx, "Stop"); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -229,10 +262,7 @@ func (d *Driver) Stop(ctx context.Context, id string, opts driver.StopOptions) e
 
 // halt ends v's "process" and records the state it ends in.
 func (d *Driver) halt(v *vm, state driver.State) error {
-	if v.stop != nil {
-		close(v.stop)
-		v.stop = nil
-	}
+	v.kill()
 	if v.st.State == driver.StateStopped && state == driver.StateStopped {
 		return nil
 	}
@@ -242,7 +272,7 @@ func (d *Driver) halt(v *vm, state driver.State) error {
 
 // Reboot implements driver.Driver.
 func (d *Driver) Reboot(ctx context.Context, id string) error {
-	if err := d.cfg.Faults.hit(ctx, "Reboot", id); err != nil {
+	if err := d.cfg.Faults.hit(ctx, "Reboot"); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -254,9 +284,7 @@ func (d *Driver) Reboot(ctx context.Context, id string) error {
 	if v.st.State != driver.StateRunning {
 		return errs.Conflict("vm %s is %s; only a running vm can be rebooted", id, v.st.State)
 	}
-	if v.stop != nil {
-		close(v.stop)
-	}
+	v.kill()
 	v.st.StartedAt = time.Now().UTC()
 	if err := d.save(v.st); err != nil {
 		return err
@@ -267,7 +295,7 @@ func (d *Driver) Reboot(ctx context.Context, id string) error {
 
 // Delete implements driver.Driver.
 func (d *Driver) Delete(ctx context.Context, id string) error {
-	if err := d.cfg.Faults.hit(ctx, "Delete", id); err != nil {
+	if err := d.cfg.Faults.hit(ctx, "Delete"); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -291,6 +319,9 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 
 // Status implements driver.Driver.
 func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
+	if err := d.cfg.Faults.hit(ctx, "Status"); err != nil {
+		return driver.Status{}, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.get(id)
@@ -306,6 +337,9 @@ func status(st vmState) driver.Status {
 
 // List implements driver.Driver.
 func (d *Driver) List(ctx context.Context) ([]driver.Status, error) {
+	if err := d.cfg.Faults.hit(ctx, "List"); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	out := make([]driver.Status, 0, len(d.vms))
@@ -318,6 +352,9 @@ func (d *Driver) List(ctx context.Context) ([]driver.Status, error) {
 
 // Console implements driver.Driver.
 func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadCloser, error) {
+	if err := d.cfg.Faults.hit(ctx, "Console"); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	_, err := d.get(id)
 	d.mu.Unlock()
@@ -330,6 +367,9 @@ func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadC
 // Recover implements driver.Driver: running VMs are "processes" that
 // outlived the previous driver, so their heartbeats carry on counting.
 func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
+	if err := d.cfg.Faults.hit(ctx, "Recover"); err != nil {
+		return nil, err
+	}
 	ents, err := os.ReadDir(filepath.Join(d.cfg.StateDir, "vms"))
 	if err != nil {
 		return nil, err
@@ -368,12 +408,9 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
 func (d *Driver) Close() error {
 	d.mu.Lock()
 	for _, v := range d.vms {
-		if v.stop != nil {
-			close(v.stop)
-			v.stop = nil
-		}
+		v.kill()
 	}
 	d.mu.Unlock()
-	d.wg.Wait()
+	d.wg.Wait() // also the writers a migration's switch-over stopped
 	return nil
 }

@@ -2,6 +2,7 @@ package fake
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -9,13 +10,24 @@ import (
 	"github.com/godwit/godwit/internal/errs"
 )
 
-// Faults injects failures into a fake driver. The zero value injects
-// nothing; a nil *Faults is valid and injects nothing.
+// Faults injects failures into a fake driver, for tests of what calls
+// the driver (agent, controller) when a hypervisor misbehaves. The zero
+// value injects nothing; a nil *Faults is valid and injects nothing. Knobs
+// may be turned while the driver is in use.
 //
 //	f := &fake.Faults{}
-//	f.Fail("Start", 2, errs.Unavailable("qemu would not start"))  // next 2 Starts fail
-//	f.Delay("Create", 3*time.Second)                               // every Create is slow
-//	drv.Crash(ctx, id)                                             // the VM's "process" dies
+//	drv, _ := fake.New(fake.Config{StateDir: dir, Faults: f})
+//	f.Fail("Start", 2, errs.Unavailable("qemu would not start")) // next 2 Starts fail
+//	f.Delay("Create", 3*time.Second)                             // every Create is slow
+//	drv.Crash(ctx, id)                                           // the VM's "process" dies
+//
+// Methods are named as in driver.Driver and driver.LiveMigrator: Create,
+// Start, Stop, Reboot, Delete, Status, List, Console and Recover take
+// faults. A fault applies before the call does anything, so a failed call
+// has changed nothing, and a delay holds up only its own call (other VMs'
+// calls go on), honouring ctx. Capabilities, Close and the LiveMigrator
+// methods take none; a migration fails through its physics (a destination
+// that is gone) rather than a knob.
 type Faults struct {
 	mu     sync.Mutex
 	fail   map[string]failure
@@ -27,19 +39,36 @@ type failure struct {
 	err error
 }
 
-// Fail makes the next n calls of method (Create, Start, Stop, Reboot,
-// Delete) return err.
+// faultable are the methods that take faults; a knob on any other name is
+// a typo that would silently inject nothing, so it panics.
+var faultable = map[string]bool{"Create": true, "Start": true, "Stop": true, "Reboot": true, "Delete": true,
+	"Status": true, "List": true, "Console": true, "Recover": true}
+
+func checkMethod(method string) {
+	if !faultable[method] {
+		panic(fmt.Sprintf("fake.Faults: method %q takes no faults", method))
+	}
+}
+
+// Fail makes the next n calls of method return err; a later Fail of the
+// same method replaces it, and n = 0 clears it.
 func (f *Faults) Fail(method string, n int, err error) {
+	checkMethod(method)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail == nil {
 		f.fail = map[string]failure{}
+	}
+	if n <= 0 {
+		delete(f.fail, method)
+		return
 	}
 	f.fail[method] = failure{n: n, err: err}
 }
 
 // Delay makes every call of method wait d first (0 removes the delay).
 func (f *Faults) Delay(method string, d time.Duration) {
+	checkMethod(method)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.delays == nil {
@@ -49,7 +78,7 @@ func (f *Faults) Delay(method string, d time.Duration) {
 }
 
 // hit applies the faults set for method.
-func (f *Faults) hit(ctx context.Context, method, id string) error {
+func (f *Faults) hit(ctx context.Context, method string) error {
 	if f == nil {
 		return nil
 	}
@@ -78,8 +107,10 @@ func (f *Faults) hit(ctx context.Context, method, id string) error {
 	return nil
 }
 
-// Crash kills a running VM's "process" as if QEMU died: the VM ends in
-// state crashed, its disk kept.
+// Crash kills a running VM's "process" as if QEMU died (OOM killer, a
+// segfault): its console stops, Status reports it crashed with no PID, and
+// so does a restarted driver's Recover; its disk is kept. Start boots it
+// again with a new PID.
 func (d *Driver) Crash(ctx context.Context, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

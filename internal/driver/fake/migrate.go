@@ -189,10 +189,7 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 	}
 	st.Status, st.MemoryTransferred, st.MemoryRemaining = driver.MigrationCompleted, int64(sent+remaining), 0
 	st.Downtime, st.TotalTime = time.Duration(remaining/bw*float64(time.Second)), time.Since(begin)
-	if v.stop != nil { // the guest is paused on the source from now on
-		close(v.stop)
-		v.stop = nil
-	}
+	v.kill() // the guest is paused on the source from now on
 	v.st.State = driver.StatePaused
 	_ = d.save(v.st)
 }
