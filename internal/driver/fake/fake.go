@@ -3,10 +3,11 @@
 // persisted definitions, "processes" with PIDs that outlive the agent
 // (a new driver on the same state directory recovers them), consoles that
 // print the test guest's heartbeat lines, and disk files on the host. Fault
-// knobs (Faults) make calls fail, slow down, or crash a VM.
+// knobs (Faults, faults.go) make calls fail, slow down, or crash a VM.
 //
-// A physical model of live migration (RAM, dirty rate, bandwidth) will
-// join it with the migration work; it belongs in its own file here.
+// Live migration follows a physical model of pre-copy (RAM, dirty rate,
+// bandwidth) in migrate.go; other migration models belong in files of
+// their own beside it.
 package fake
 
 import (

@@ -77,22 +77,14 @@ func (f *Faults) Delay(method string, d time.Duration) {
 	f.delays[method] = d
 }
 
-// hit applies the faults set for method.
+// hit applies the faults set for method: the delay first, then a
+// failure, so a call that ctx cuts short during the delay uses none up.
 func (f *Faults) hit(ctx context.Context, method string) error {
 	if f == nil {
 		return nil
 	}
 	f.mu.Lock()
 	delay := f.delays[method]
-	fl, failing := f.fail[method]
-	if failing {
-		fl.n--
-		if fl.n <= 0 {
-			delete(f.fail, method)
-		} else {
-			f.fail[method] = fl
-		}
-	}
 	f.mu.Unlock()
 	if delay > 0 {
 		select {
@@ -101,10 +93,18 @@ func (f *Faults) hit(ctx context.Context, method string) error {
 			return ctx.Err()
 		}
 	}
-	if failing {
-		return fl.err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fl, failing := f.fail[method]
+	if !failing {
+		return nil
 	}
-	return nil
+	if fl.n--; fl.n <= 0 {
+		delete(f.fail, method)
+	} else {
+		f.fail[method] = fl
+	}
+	return fl.err
 }
 
 // Crash kills a running VM's "process" as if QEMU died (OOM killer, a
