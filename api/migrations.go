@@ -63,6 +63,8 @@ type MigrationProgress struct {
 	Pass               int     `json:"pass"`
 	ExpectedDowntimeMS int64   `json:"expected_downtime_ms"`
 	ETAMS              int64   `json:"eta_ms,omitempty"`
+	DiskTotal          int64   `json:"disk_total,omitempty"` // bytes of disk to copy (cold, local disks)
+	DiskTransferred    int64   `json:"disk_transferred,omitempty"`
 	DowntimeMS         int64   `json:"downtime_ms,omitempty"`   // measured, at the end
 	TotalTimeMS        int64   `json:"total_time_ms,omitempty"` // measured, at the end
 }

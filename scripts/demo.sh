@@ -45,6 +45,9 @@ step "The guest never restarted: its heartbeat counter carries on on the new hos
 sleep 1
 $G vm console demo-1 | grep 'godwit-guest hb=' | head -n 2
 $G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 2
+
+step "Cold-migrating it back to host1: stopped, started there on the same shared disk"
+$G migrate demo-1 --cold --to host1 --wait
 $G migration list
 
 cat <<MSG

@@ -32,6 +32,9 @@ type Agent struct {
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
 	lockFile     *os.File
+
+	importMu sync.Mutex
+	imports  map[string]*importJob // disk imports of cold migrations, by vm id
 }
 
 func (c *Config) setDefaults() error {
@@ -78,7 +81,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", cfg.Name), shutdown: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", cfg.Name), shutdown: make(chan struct{}), imports: map[string]*importJob{}}
 	for _, d := range []string{cfg.StateDir, a.localPool()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)

@@ -128,13 +128,16 @@ func (a *Agent) completeIncoming(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) release(w http.ResponseWriter, r *http.Request) {
-	a.migrationCall(w, r, func(mg driver.LiveMigrator) error {
-		err := mg.Release(r.Context(), r.PathValue("id"))
-		if errors.Is(err, errs.ErrNotFound) {
-			return nil // released already
-		}
-		return err
-	})
+	rel, ok := a.drv.(driver.Releaser)
+	if !ok {
+		a.fail(w, r, errs.NotSupported("the %s driver cannot release a vm", a.cfg.Driver))
+		return
+	}
+	if err := rel.Release(r.Context(), r.PathValue("id")); err != nil && !errors.Is(err, errs.ErrNotFound) {
+		a.fail(w, r, err) // not found: released already
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *Agent) migrationCall(w http.ResponseWriter, r *http.Request, f func(driver.LiveMigrator) error) {

@@ -28,6 +28,7 @@ func (a *Agent) Handler() http.Handler {
 	m.HandleFunc("GET /v1/vms/{id}/console", a.console)
 	m.HandleFunc("POST /v1/shutdown", a.shutdownHandler)
 	a.migrationRoutes(m)
+	a.transferRoutes(m)
 	return httpx.Mux(m)
 }
 
@@ -173,6 +174,7 @@ func (a *Agent) vmAction(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) deleteVM(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	a.cancelImport(id)
 	if err := a.drv.Delete(r.Context(), id); err != nil && !errors.Is(err, errs.ErrNotFound) {
 		a.fail(w, r, err)
 		return

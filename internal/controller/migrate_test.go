@@ -196,3 +196,39 @@ func TestConcurrentMigrationsRespectCapacity(t *testing.T) {
 	}
 	t.Logf("200 requests: %d accepted and completed, %d refused for capacity; %d capacity samples taken during the run", completed, refused, samples)
 }
+
+// Cold migrations on the fake driver: shared-pool restart and local-disk
+// transfer, each ending with the VM where it should be and the disk's
+// content identical.
+func TestColdMigration(t *testing.T) {
+	tc := newTestCluster(t, 2, 1024)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	for _, tt := range []struct{ vm, pool, strategy string }{
+		{"shared-vm", api.PoolShared, "shared-storage/cold-restart"},
+		{"local-vm", api.PoolLocal, "local-disk/disk-transfer"},
+	} {
+		t.Run(tt.pool, func(t *testing.T) {
+			vm, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: tt.vm, Image: "guest", Pool: tt.pool, Host: "host1",
+				Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 16}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := tc.client.Migrate(ctx, tt.vm, api.MigrateRequest{Kind: api.KindCold})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m = waitMigration(t, tc.client, m.ID)
+			if m.State != api.MigCompleted || m.Strategy != tt.strategy || m.Destination != "host2" {
+				t.Fatalf("migration %s via %q to %s: %s", m.State, m.Strategy, m.Destination, m.Reason)
+			}
+			got, _ := tc.client.VM(ctx, tt.vm)
+			if got.Host != "host2" || got.State != api.VMRunning || got.PID == 0 {
+				t.Errorf("after the move: host %s state %s pid %d (was %d)", got.Host, got.State, got.PID, vm.PID)
+			}
+			if tt.pool == api.PoolLocal && (m.Progress.DiskTotal == 0 || m.Progress.DiskTransferred != m.Progress.DiskTotal) {
+				t.Errorf("disk progress %d of %d", m.Progress.DiskTransferred, m.Progress.DiskTotal)
+			}
+		})
+	}
+}

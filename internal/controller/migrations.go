@@ -42,9 +42,7 @@ func (c *Controller) migrateVM(w http.ResponseWriter, r *http.Request) {
 
 func validateMigrate(req api.MigrateRequest) error {
 	switch req.Kind {
-	case api.KindLive:
-	case api.KindCold:
-		return errs.NotSupported("cold migration is not implemented yet; use --live (on the shared pool)")
+	case api.KindLive, api.KindCold:
 	case "":
 		return errs.Invalid("kind is required: live or cold")
 	default:
@@ -80,11 +78,14 @@ func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRe
 	if err != nil {
 		return api.Migration{}, err
 	}
-	if vm.State != api.VMRunning {
+	live := req.Kind == api.KindLive
+	switch {
+	case live && vm.State != api.VMRunning:
 		return api.Migration{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
-	}
-	if vm.Pool != api.PoolShared {
-		return api.Migration{}, errs.NotSupported("vm %q has its disk on the local pool; live block migration of local disks is not implemented yet", name)
+	case live && vm.Pool != api.PoolShared:
+		return api.Migration{}, errs.NotSupported("vm %q has its disk on the local pool; live block migration of local disks is not implemented yet (migrate it cold)", name)
+	case !live && vm.State != api.VMRunning && vm.State != api.VMStopped:
+		return api.Migration{}, errs.Conflict("vm %q is %s; a cold migration moves a running or stopped VM", name, vm.State)
 	}
 	src, err := c.hostOf(ctx, vm)
 	if err != nil {
@@ -102,7 +103,11 @@ func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRe
 	go func() {
 		defer unlock()
 		defer cancel()
-		c.runLive(runCtx, m, vm, src, dst)
+		if live {
+			c.runLive(runCtx, m, vm, src, dst)
+		} else {
+			c.runCold(runCtx, m, vm, src, dst)
+		}
 		c.migMu.Lock()
 		delete(c.cancels, m.ID)
 		c.migMu.Unlock()
@@ -120,7 +125,7 @@ func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.
 	if err != nil {
 		return api.Migration{}, api.Host{}, err
 	}
-	p := placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: true, Source: src}
+	p := placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: req.Kind == api.KindLive, Source: src}
 	var dst api.Host
 	if req.To != "" {
 		found := false

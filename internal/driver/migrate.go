@@ -27,6 +27,12 @@ type LiveMigrator interface {
 	CancelMigration(ctx context.Context, id string) error
 	// CompleteIncoming waits until the migrated VM runs on this host.
 	CompleteIncoming(ctx context.Context, id string, timeout time.Duration) error
+	Releaser
+}
+
+// Releaser is implemented by drivers that can let go of a VM whose disk
+// lives on: every move needs it.
+type Releaser interface {
 	// Release stops the VM's process and forgets the VM without touching
 	// its disk: the source after a move, the destination after a failed
 	// one (its disk being shared, or the source's).

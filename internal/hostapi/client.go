@@ -140,3 +140,29 @@ func (a *Agent) CompleteIncoming(ctx context.Context, id string) (VMReport, erro
 func (a *Agent) Release(ctx context.Context, id string) error {
 	return a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/release", struct{}{}, nil)
 }
+
+// ImportDisk starts copying a VM's disk from its source agent to this one.
+func (a *Agent) ImportDisk(ctx context.Context, req ImportDisk) error {
+	return a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(req.VM.ID)+"/import", req, nil)
+}
+
+// ImportStatus reports a disk import.
+func (a *Agent) ImportStatus(ctx context.Context, id string) (ImportStatus, error) {
+	var st ImportStatus
+	err := a.do(ctx, http.MethodGet, "/v1/vms/"+url.PathEscape(id)+"/import", nil, &st)
+	return st, err
+}
+
+// DiskChecksum returns the size and SHA-256 of a stopped VM's disk.
+func (a *Agent) DiskChecksum(ctx context.Context, id string) (DiskChecksum, error) {
+	var d DiskChecksum
+	err := a.do(ctx, http.MethodGet, "/v1/vms/"+url.PathEscape(id)+"/disk/sha256", nil, &d)
+	return d, err
+}
+
+// VM reports one VM.
+func (a *Agent) VM(ctx context.Context, id string) (VMReport, error) {
+	var r VMReport
+	err := a.do(ctx, http.MethodGet, "/v1/vms/"+url.PathEscape(id), nil, &r)
+	return r, err
+}

@@ -71,3 +71,26 @@ type MigrationStatus struct {
 	DowntimeMS         int64   `json:"downtime_ms"`
 	TotalTimeMS        int64   `json:"total_time_ms"`
 }
+
+// ImportDisk is the body of POST /v1/vms/{id}/import (to the destination
+// of a cold migration with local disks): fetch the stopped VM's disk from
+// the source agent, verify it, and define the VM on it.
+type ImportDisk struct {
+	VM     CreateVM `json:"vm"`
+	Source string   `json:"source"` // the source agent's URL
+}
+
+// ImportStatus is the answer to GET /v1/vms/{id}/import.
+type ImportStatus struct {
+	Status      string `json:"status"` // active, completed, failed, none
+	Error       string `json:"error,omitempty"`
+	Total       int64  `json:"total"`
+	Transferred int64  `json:"transferred"`
+	Attempts    int    `json:"attempts"` // connections used; >1 when resumed
+}
+
+// DiskChecksum is the answer to GET /v1/vms/{id}/disk/sha256.
+type DiskChecksum struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}

@@ -1,0 +1,302 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/httpx"
+)
+
+// Disk transfer for cold migrations of local disks: the destination pulls
+// the stopped VM's disk file from the source agent over HTTP, resuming
+// with Range requests after a broken connection, and accepts it only when
+// its SHA-256 matches the source's. qcow2 keeps only allocated clusters in
+// the file, so what travels is what the guest wrote (plus metadata).
+
+// importAttempts bounds the connections one import may use.
+const importAttempts = 5
+
+type importJob struct {
+	mu     sync.Mutex
+	st     hostapi.ImportStatus
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (j *importJob) set(f func(*hostapi.ImportStatus)) {
+	j.mu.Lock()
+	f(&j.st)
+	j.mu.Unlock()
+}
+
+func (a *Agent) transferRoutes(m *http.ServeMux) {
+	m.HandleFunc("GET /v1/vms/{id}/disk", a.serveDisk)
+	m.HandleFunc("GET /v1/vms/{id}/disk/sha256", a.diskChecksum)
+	m.HandleFunc("POST /v1/vms/{id}/import", a.startImport)
+	m.HandleFunc("GET /v1/vms/{id}/import", a.importStatus)
+}
+
+// stoppedDisk returns the disk path of a stopped VM.
+func (a *Agent) stoppedDisk(ctx context.Context, id string) (string, error) {
+	st, err := a.drv.Status(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if st.State == driver.StateRunning || st.State == driver.StatePaused {
+		return "", errs.Conflict("vm %s is %s; its disk can be copied only while it is stopped", id, st.State)
+	}
+	if st.Spec.Disk == nil {
+		return "", errs.NotFound("vm %s has no disk", id)
+	}
+	return st.Spec.Disk.Path, nil
+}
+
+func (a *Agent) serveDisk(w http.ResponseWriter, r *http.Request) {
+	path, err := a.stoppedDisk(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	http.ServeContent(w, r, "disk.qcow2", fi.ModTime(), f)
+}
+
+func (a *Agent) diskChecksum(w http.ResponseWriter, r *http.Request) {
+	path, err := a.stoppedDisk(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	sum, size, err := fileSHA256(path)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, hostapi.DiskChecksum{Size: size, SHA256: sum})
+}
+
+func fileSHA256(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
+	var req hostapi.ImportDisk
+	if err := httpx.Decode(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if req.VM.ID != r.PathValue("id") || req.VM.DiskMiB == 0 {
+		a.fail(w, r, errs.Invalid("import needs the vm's id (matching the path) and a disk"))
+		return
+	}
+	if _, err := url.Parse(req.Source); err != nil || req.Source == "" {
+		a.fail(w, r, errs.Invalid("import needs the source agent's URL"))
+		return
+	}
+	spec, err := a.spec(r.Context(), req.VM)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.importMu.Lock()
+	if j, ok := a.imports[req.VM.ID]; ok && j.st.Status == "active" {
+		a.importMu.Unlock()
+		a.fail(w, r, errs.Conflict("vm %s is already being imported", req.VM.ID))
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	j := &importJob{st: hostapi.ImportStatus{Status: "active"}, cancel: cancel, done: make(chan struct{})}
+	a.imports[req.VM.ID] = j
+	a.importMu.Unlock()
+	go func() {
+		defer close(j.done)
+		defer cancel()
+		err := a.importDisk(ctx, j, req.Source, spec)
+		j.set(func(st *hostapi.ImportStatus) {
+			if err != nil {
+				st.Status, st.Error = "failed", err.Error()
+			} else {
+				st.Status = "completed"
+			}
+		})
+		if err != nil {
+			a.log.Error("disk import failed", "vm", spec.Name, "err", err)
+		} else {
+			a.log.Info("disk imported and verified", "vm", spec.Name, "bytes", j.st.Total, "attempts", j.st.Attempts)
+		}
+	}()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (a *Agent) importStatus(w http.ResponseWriter, r *http.Request) {
+	a.importMu.Lock()
+	j, ok := a.imports[r.PathValue("id")]
+	a.importMu.Unlock()
+	if !ok {
+		httpx.JSON(w, http.StatusOK, hostapi.ImportStatus{Status: "none"})
+		return
+	}
+	j.mu.Lock()
+	st := j.st
+	j.mu.Unlock()
+	httpx.JSON(w, http.StatusOK, st)
+}
+
+// cancelImport stops an import of id and waits for it (its partial file
+// is removed by the import itself).
+func (a *Agent) cancelImport(id string) {
+	a.importMu.Lock()
+	j, ok := a.imports[id]
+	delete(a.imports, id)
+	a.importMu.Unlock()
+	if ok {
+		j.cancel()
+		<-j.done
+	}
+}
+
+// importDisk copies the disk, verifies it, points it at this host's copy
+// of its backing image, and defines the VM on it.
+func (a *Agent) importDisk(ctx context.Context, j *importJob, source string, spec driver.VMSpec) (err error) {
+	src := hostapi.NewAgent(source, time.Minute)
+	want, err := src.DiskChecksum(ctx, spec.ID)
+	if err != nil {
+		return fmt.Errorf("checksum on the source: %w", err)
+	}
+	j.set(func(st *hostapi.ImportStatus) { st.Total = want.Size })
+	part := spec.Disk.Path + ".part"
+	defer func() {
+		if err != nil {
+			os.Remove(part)
+		}
+	}()
+	if err := a.download(ctx, j, source+"/v1/vms/"+url.PathEscape(spec.ID)+"/disk", part, want.Size); err != nil {
+		return err
+	}
+	got, size, err := fileSHA256(part)
+	if err != nil {
+		return err
+	}
+	if got != want.SHA256 || size != want.Size {
+		return fmt.Errorf("the copy does not match the source: sha256 %s (%d bytes), source %s (%d bytes)", got, size, want.SHA256, want.Size)
+	}
+	if spec.Disk.Backing != "" {
+		// Same base image, this host's path to it.
+		if out, err := exec.CommandContext(ctx, "qemu-img", "rebase", "-u", "-b", spec.Disk.Backing, "-F", "qcow2", part).CombinedOutput(); err != nil {
+			return fmt.Errorf("qemu-img rebase: %v: %s", err, out)
+		}
+	}
+	if err := os.Rename(part, spec.Disk.Path); err != nil {
+		return err
+	}
+	return a.drv.Create(ctx, spec)
+}
+
+// download fetches url into path, resuming from what path holds after a
+// broken connection.
+func (a *Agent) download(ctx context.Context, j *importJob, u, path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var have int64
+	var last error
+	for attempt := 1; attempt <= importAttempts; attempt++ {
+		j.set(func(st *hostapi.ImportStatus) { st.Attempts = attempt })
+		if have >= size {
+			break
+		}
+		if attempt > 1 {
+			a.log.Warn("disk transfer broke; resuming", "from", have, "attempt", attempt, "err", last)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second):
+			}
+		}
+		var n int64
+		n, last = fetchRange(ctx, u, f, have, func(done int64) {
+			j.set(func(st *hostapi.ImportStatus) { st.Transferred = done })
+		})
+		have += n
+		if last == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if have != size {
+		return fmt.Errorf("copied %d of %d bytes after %d attempts: %v", have, size, importAttempts, last)
+	}
+	return f.Sync()
+}
+
+// fetchRange copies u from byte offset on into f at the same offset.
+func fetchRange(ctx context.Context, u string, f *os.File, offset int64, progress func(int64)) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	if offset > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("source answered %s: %s", resp.Status, b)
+	}
+	if offset > 0 && resp.StatusCode != http.StatusPartialContent {
+		return 0, errors.New("source cannot resume (no range support)")
+	}
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		m, rerr := resp.Body.Read(buf)
+		if m > 0 {
+			if _, err := f.WriteAt(buf[:m], offset+n); err != nil {
+				return n, err
+			}
+			n += int64(m)
+			progress(offset + n)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/hostapi"
+)
+
+// Cold migration strategies, recorded on the migration.
+const (
+	strategyColdShared   = "shared-storage/cold-restart"
+	strategyDiskTransfer = "local-disk/disk-transfer"
+)
+
+// runCold is a cold migration, start to end:
+//
+//	preparing       the strategy is chosen from the VM's pool
+//	transferring    the VM stops on the source; a local disk is copied to the destination and verified
+//	switching-over  the VM is defined (and started, if it ran) on the destination
+//	finishing       the record moves to the destination; the source copy goes (its disk too, if local)
+//
+// Before the switch-over a failure or abort removes what the destination
+// got and restarts the VM on the source; the source copy is removed only
+// once the VM runs on the destination.
+func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host) {
+	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
+	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
+	var rb rollback
+	fail := func(err error) {
+		state := api.MigRolledBack
+		if ctx.Err() != nil {
+			state, err = api.MigCancelled, errors.New("aborted on request")
+		}
+		if rerr := rb.run(ctx, log); rerr != nil {
+			state, err = api.MigNeedsAttention, fmt.Errorf("%v; rollback failed: %v", err, rerr)
+		}
+		log.Warn("cold migration failed", "state", state, "err", err)
+		if _, uerr := c.advance(ctx, m.ID, state, err.Error()); uerr != nil {
+			log.Error("record migration failure", "err", uerr)
+		}
+	}
+	im, err := c.store.Image(ctx, vm.Image)
+	if err != nil {
+		fail(fmt.Errorf("image %s: %w", vm.Image, err))
+		return
+	}
+	local := vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0
+	strategy := strategyColdShared
+	if local {
+		strategy = strategyDiskTransfer
+	}
+	wasRunning := vm.State == api.VMRunning
+	create := hostapi.CreateVM{ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB,
+		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: wasRunning}
+
+	if _, err := c.advance(ctx, m.ID, api.MigPreparing, ""); err != nil {
+		fail(err)
+		return
+	}
+	c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error { mm.Strategy = strategy; return nil })
+
+	if _, err := c.advance(ctx, m.ID, api.MigTransferring, ""); err != nil {
+		fail(err)
+		return
+	}
+	start := time.Now()
+	if wasRunning {
+		if _, err := srcA.Stop(ctx, vm.ID, hostapi.StopVM{TimeoutSeconds: 60}); err != nil {
+			fail(fmt.Errorf("stop on %s: %w", src.Name, err))
+			return
+		}
+		rb.add("restart on the source", func(ctx context.Context) error {
+			_, err := srcA.Action(ctx, vm.ID, "start")
+			return err
+		})
+	}
+	if local {
+		rb.add("delete the destination's copy", func(ctx context.Context) error { return dstA.DeleteVM(ctx, vm.ID) })
+		if err := c.copyDisk(ctx, m.ID, dstA, hostapi.ImportDisk{VM: create, Source: src.Address}); err != nil {
+			fail(err)
+			return
+		}
+	} else {
+		rb.add("release the destination", func(ctx context.Context) error { return dstA.Release(ctx, vm.ID) })
+	}
+
+	if _, err := c.advance(ctx, m.ID, api.MigSwitchingOver, ""); err != nil {
+		fail(err)
+		return
+	}
+	var rep hostapi.VMReport
+	switch {
+	case local && wasRunning:
+		rep, err = dstA.Action(ctx, vm.ID, "start")
+	case local:
+		rep, err = dstA.VM(ctx, vm.ID)
+	default:
+		rep, err = dstA.CreateVM(ctx, create)
+	}
+	if err != nil {
+		fail(fmt.Errorf("start on %s: %w", dst.Name, err))
+		return
+	}
+
+	// The VM is on the destination now: forward only.
+	fctx := context.WithoutCancel(ctx)
+	if _, err := c.advance(fctx, m.ID, api.MigFinishing, ""); err != nil {
+		log.Error("record finishing", "err", err)
+	}
+	state, reason, pid := observed(rep)
+	if _, err := c.store.UpdateVM(fctx, vm.Name, func(v *api.VM) error {
+		v.Host, v.State, v.StateReason, v.PID = dst.Name, state, reason, pid
+		return nil
+	}); err != nil {
+		log.Error("record the vm on the destination", "err", err)
+	}
+	cleanup := srcA.Release
+	if local {
+		cleanup = srcA.DeleteVM // the source's disk goes only now
+	}
+	if err := cleanup(fctx, vm.ID); err != nil {
+		log.Error("remove the source copy", "err", err)
+		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its old copy on "+src.Name+" could not be removed: "+err.Error())
+		return
+	}
+	total := time.Since(start)
+	c.store.UpdateMigration(fctx, m.ID, func(mm *api.Migration) error {
+		mm.Progress.TotalTimeMS = total.Milliseconds()
+		if wasRunning {
+			mm.Progress.DowntimeMS = total.Milliseconds() // a cold move is all downtime
+		}
+		return nil
+	})
+	if _, err := c.advance(fctx, m.ID, api.MigCompleted, ""); err != nil {
+		log.Error("record completion", "err", err)
+	}
+	log.Info("cold migration completed", "strategy", strategy, "total", total)
+}
+
+// copyDisk has the destination import the disk and follows its progress.
+func (c *Controller) copyDisk(ctx context.Context, id string, dstA *hostapi.Agent, req hostapi.ImportDisk) error {
+	if err := dstA.ImportDisk(ctx, req); err != nil {
+		return fmt.Errorf("start the disk copy: %w", err)
+	}
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		st, err := dstA.ImportStatus(ctx, req.VM.ID)
+		if err != nil {
+			return fmt.Errorf("read the disk copy's status: %w", err)
+		}
+		c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+			m.Progress.DiskTotal, m.Progress.DiskTransferred = st.Total, st.Transferred
+			return nil
+		})
+		switch st.Status {
+		case "completed":
+			return nil
+		case "failed", "none":
+			return fmt.Errorf("disk copy: %s", st.Error)
+		}
+	}
+}
