@@ -215,7 +215,13 @@ func writeMigration(w io.Writer, m api.Migration) error {
 	}
 	if p.TotalTimeMS > 0 {
 		kv = append(kv, "Total time", (time.Duration(p.TotalTimeMS) * time.Millisecond).String(),
-			"Downtime", (time.Duration(p.DowntimeMS) * time.Millisecond).String(), "Passes", fmt.Sprint(p.Pass))
+			"Downtime", (time.Duration(p.DowntimeMS) * time.Millisecond).String())
+		if m.Kind == api.KindLive {
+			kv = append(kv, "Passes", fmt.Sprint(p.Pass))
+		}
+	}
+	if p.DiskTotal > 0 {
+		kv = append(kv, "Disk", fmt.Sprintf("%s copied of %s", byteSize(p.DiskTransferred), byteSize(p.DiskTotal)))
 	}
 	return fields(w, kv...)
 }

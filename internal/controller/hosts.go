@@ -48,9 +48,16 @@ func (c *Controller) heartbeat(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// reportGrace is how long after the controller itself recorded a VM's
+// state a heartbeat may not override it: a heartbeat gathered just before
+// an operation finished can arrive just after it, and would undo it.
+const reportGrace = 5 * time.Second
+
 // reconcileReports brings the observed state of a host's VMs in line with
-// what its agent reports. VMs with an operation in flight are left to it.
+// what its agent reports. VMs with an operation in flight, or one that
+// just ended, are left alone.
 func (c *Controller) reconcileReports(ctx context.Context, host string, reports []hostapi.VMReport) error {
+	recent := time.Now().UTC().Add(-reportGrace)
 	byID := make(map[string]hostapi.VMReport, len(reports))
 	for _, rep := range reports {
 		byID[rep.ID] = rep
@@ -62,7 +69,7 @@ func (c *Controller) reconcileReports(ctx context.Context, host string, reports 
 	known := make(map[string]bool, len(vms))
 	for _, vm := range vms {
 		known[vm.ID] = true
-		if c.isBusy(vm.Name) || vm.State == api.VMCreating || vm.State == api.VMDeleting {
+		if c.isBusy(vm.Name) || vm.State == api.VMCreating || vm.State == api.VMDeleting || vm.UpdatedAt.After(recent) {
 			continue
 		}
 		state, reason, pid := api.VMError, "the host agent does not know this VM", 0

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -194,6 +195,62 @@ func TestColdMigrationQEMU(t *testing.T) {
 		t.Errorf("after the shared cold move: %+v", hb)
 	}
 	if err := c.client.DeleteVM(bg, "cold-shared"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Killing the destination QEMU mid-transfer rolls the migration back: the
+// VM keeps running on the source (heartbeat on), nothing is left on the
+// destination.
+func TestLiveMigrationDestinationKilledQEMU(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu"})
+	c.importGuest()
+	vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "victim", Image: "testguest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 64}, Cmdline: "dirty_mb=32 dirty_rate_mb=8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitHeartbeat("victim", 2, 90*time.Second)
+	// 2 MB/s: the transfer takes long enough to be interrupted.
+	m, err := c.client.Migrate(bg, "victim", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dstPID int
+	c.eventually(30*time.Second, "the destination QEMU during the transfer", func() error {
+		got, _ := c.client.Migration(bg, m.ID)
+		for _, pid := range qemuPIDs(vm.ID) {
+			if pid != vm.PID {
+				dstPID = pid
+			}
+		}
+		if got.State != api.MigTransferring || dstPID == 0 || got.Progress.MemoryTransferred == 0 {
+			return errString("not transferring yet: " + got.State)
+		}
+		return nil
+	})
+	if err := syscall.Kill(dstPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	m = c.waitMigration(m.ID, 60*time.Second)
+	if m.State != api.MigRolledBack {
+		t.Fatalf("migration with its destination killed ended %s: %s", m.State, m.Reason)
+	}
+	got, _ := c.client.VM(bg, "victim")
+	if got.Host != "host1" || got.PID != vm.PID || got.State != api.VMRunning {
+		t.Errorf("after rollback vm = host %s pid %d state %s; want host1 pid %d running", got.Host, got.PID, got.State, vm.PID)
+	}
+	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
+		t.Errorf("qemu processes after rollback: %v; want [%d]", pids, vm.PID)
+	}
+	if _, err := os.Stat(filepath.Join(c.stateDir("host2"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
+		t.Errorf("the destination kept state for the vm: %v", err)
+	}
+	before, _ := c.heartbeat("victim", 0)
+	c.waitHeartbeat("victim", before.Counter+3, 30*time.Second)
+	t.Logf("rolled back: %s", m.Reason)
+	if err := c.client.DeleteVM(bg, "victim"); err != nil {
 		t.Fatal(err)
 	}
 }
