@@ -264,3 +264,11 @@ func (c *Client) AbortMigration(ctx context.Context, id string) (Migration, erro
 	err := c.Do(ctx, http.MethodPost, "/v1/migrations/"+url.PathEscape(id)+"/abort", struct{}{}, &m)
 	return m, err
 }
+
+// CompleteMigration forces a running live migration to finish (post-copy
+// where allowed, else pausing the guest for the final copy).
+func (c *Client) CompleteMigration(ctx context.Context, id string) (Migration, error) {
+	var m Migration
+	err := c.Do(ctx, http.MethodPost, "/v1/migrations/"+url.PathEscape(id)+"/complete", struct{}{}, &m)
+	return m, err
+}

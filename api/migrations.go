@@ -40,10 +40,20 @@ type Migration struct {
 	BandwidthMBps int               `json:"bandwidth_mbps,omitempty"`
 	Progress      MigrationProgress `json:"progress"`
 	// Phases records when each state was entered, in order.
-	Phases     []Phase   `json:"phases"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	FinishedAt time.Time `json:"finished_at,omitempty"`
+	Phases []Phase `json:"phases"`
+	// Decisions records what was done to the migration on the way and
+	// why (a force-complete, later the engine's strategy switches).
+	Decisions  []Decision `json:"decisions,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	FinishedAt time.Time  `json:"finished_at,omitempty"`
+}
+
+// Decision is one action taken on a running migration.
+type Decision struct {
+	At     time.Time `json:"at"`
+	Action string    `json:"action"`
+	Reason string    `json:"reason"`
 }
 
 // Phase is a state and when it was entered.

@@ -39,6 +39,7 @@ func (a *Agent) migrationRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /v1/vms/{id}/migrate-cancel", a.migrateCancel)
 	m.HandleFunc("POST /v1/vms/{id}/complete-incoming", a.completeIncoming)
 	m.HandleFunc("POST /v1/vms/{id}/release", a.release)
+	m.HandleFunc("POST /v1/vms/{id}/migrate-complete", a.forceComplete)
 }
 
 func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
@@ -61,13 +62,13 @@ func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	uri, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost())
+	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("waiting for incoming migration", "vm", req.Name, "uri", uri)
-	httpx.JSON(w, http.StatusOK, hostapi.IncomingReply{URI: uri})
+	a.log.Info("waiting for incoming migration", "vm", req.Name, "uri", in.URI, "nbd", in.NBD)
+	httpx.JSON(w, http.StatusOK, hostapi.IncomingReply{URI: in.URI, NBD: in.NBD})
 }
 
 func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +83,7 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, Bandwidth: int64(req.BandwidthMBps) * 1e6}
-	if err := mg.MigrateOut(r.Context(), r.PathValue("id"), req.URI, opts); err != nil {
+	if err := mg.MigrateOut(r.Context(), r.PathValue("id"), driver.Incoming{URI: req.URI, NBD: req.NBD}, opts); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -104,6 +105,7 @@ func (a *Agent) migrationStatus(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, hostapi.MigrationStatus{
 		Status: st.Status, Error: st.Error, Strategy: st.Strategy,
 		MemoryTotal: st.MemoryTotal, MemoryTransferred: st.MemoryTransferred, MemoryRemaining: st.MemoryRemaining,
+		DiskTotal: st.DiskTotal, DiskTransferred: st.DiskTransferred,
 		DirtyRate: st.DirtyRate, Throughput: st.Throughput, Pass: st.Pass,
 		ExpectedDowntimeMS: st.ExpectedDowntime.Milliseconds(), DowntimeMS: st.Downtime.Milliseconds(), TotalTimeMS: st.TotalTime.Milliseconds(),
 	})
@@ -150,4 +152,19 @@ func (a *Agent) migrationCall(w http.ResponseWriter, r *http.Request, f func(dri
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *Agent) forceComplete(w http.ResponseWriter, r *http.Request) {
+	fc, ok := a.drv.(driver.ForceCompleter)
+	if !ok {
+		a.fail(w, r, errs.NotSupported("the %s driver cannot force a migration to complete", a.cfg.Driver))
+		return
+	}
+	how, err := fc.ForceComplete(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Info("migration forced to complete", "id", r.PathValue("id"), "how", how)
+	httpx.JSON(w, http.StatusOK, map[string]string{"how": how})
 }

@@ -106,6 +106,23 @@ func (a *app) migrationCmd() *cobra.Command {
 			},
 		},
 		&cobra.Command{
+			Use:   "complete ID",
+			Short: "Force a live migration that does not converge to finish (post-copy where allowed, else a brief pause)",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				m, err := a.client().CompleteMigration(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return printJSON(a.out, m)
+				}
+				d := m.Decisions[len(m.Decisions)-1]
+				fmt.Fprintf(a.out, "migration %s of %s: %s\n", m.ID, m.VM, d.Action)
+				return nil
+			},
+		},
+		&cobra.Command{
 			Use:   "abort ID",
 			Short: "Cancel a running migration; the VM stays where it was",
 			Args:  cobra.ExactArgs(1),
@@ -210,6 +227,9 @@ func writeMigration(w io.Writer, m api.Migration) error {
 	p := m.Progress
 	kv := []string{"ID", m.ID, "VM", m.VM, "Kind", m.Kind, "State", m.State, "Reason", m.Reason,
 		"From", m.Source, "To", m.Destination, "Strategy", m.Strategy, "Phases", strings.Join(phases, " → ")}
+	for _, d := range m.Decisions {
+		kv = append(kv, "Decision", d.At.Format("15:04:05.000")+" "+d.Action+" ("+d.Reason+")")
+	}
 	if p.MemoryTotal > 0 {
 		kv = append(kv, "Memory", fmt.Sprintf("%s transferred of %s, %s remaining", byteSize(p.MemoryTransferred), byteSize(p.MemoryTotal), byteSize(p.MemoryRemaining)))
 	}

@@ -47,9 +47,14 @@ func (r *rollback) run(ctx context.Context, log *slog.Logger) error {
 //	switching-over  the source pauses for the last pages; the destination resumes the guest
 //	finishing       the VM record moves to the destination; the source releases its process
 //
+// A local disk moves with the memory: the destination exports an empty
+// disk over NBD, the source mirrors into it, memory moves once the mirror
+// is in sync, and both switch over together (block-copy strategy).
+//
 // Each state is persisted before its step. On failure or abort before the
-// switch-over, the source cancels, the destination releases, and the VM
-// runs on the source as before; after it, the VM runs on the destination.
+// switch-over, the source cancels, the destination's copy is removed, and
+// the VM runs on the source as before; after it, the VM runs on the
+// destination and the source's copy is removed.
 func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host) {
 	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
 	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
@@ -77,8 +82,15 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		fail(err)
 		return
 	}
-	rb.add("release the destination", func(ctx context.Context) error { return dstA.Release(ctx, vm.ID) })
-	uri, err := dstA.PrepareIncoming(ctx, hostapi.CreateVM{
+	// A local disk is copied (block migration): the destination's copy is
+	// deleted on failure, the source's after success. A shared disk stays.
+	local := vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0
+	dropDst, dropSrc := dstA.Release, srcA.Release
+	if local {
+		dropDst, dropSrc = dstA.DeleteVM, srcA.DeleteVM
+	}
+	rb.add("remove the destination's copy", func(ctx context.Context) error { return dropDst(ctx, vm.ID) })
+	in, err := dstA.PrepareIncoming(ctx, hostapi.CreateVM{
 		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB,
 		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline,
 	})
@@ -92,7 +104,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		return
 	}
 	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
-	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: uri, MaxDowntimeMS: m.MaxDowntimeMS, BandwidthMBps: m.BandwidthMBps}); err != nil {
+	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, MaxDowntimeMS: m.MaxDowntimeMS, BandwidthMBps: m.BandwidthMBps}); err != nil {
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
 		return
 	}
@@ -126,7 +138,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		fail(fmt.Errorf("record the vm on %s: %w", dst.Name, err))
 		return
 	}
-	if err := srcA.Release(fctx, vm.ID); err != nil {
+	if err := dropSrc(fctx, vm.ID); err != nil {
 		// The VM runs on the destination; the paused source copy is left.
 		log.Error("release the source copy", "err", err)
 		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its paused copy on "+src.Name+" could not be removed: "+err.Error())
@@ -181,6 +193,7 @@ func (c *Controller) watchTransfer(ctx context.Context, id string, srcA *hostapi
 func progress(st hostapi.MigrationStatus) api.MigrationProgress {
 	p := api.MigrationProgress{
 		MemoryTotal: st.MemoryTotal, MemoryTransferred: st.MemoryTransferred, MemoryRemaining: st.MemoryRemaining,
+		DiskTotal: st.DiskTotal, DiskTransferred: st.DiskTransferred,
 		DirtyRate: st.DirtyRate, Throughput: st.Throughput, Pass: st.Pass,
 		ExpectedDowntimeMS: st.ExpectedDowntimeMS, DowntimeMS: st.DowntimeMS, TotalTimeMS: st.TotalTimeMS,
 	}

@@ -71,7 +71,6 @@ func TestMigrateBadInput(t *testing.T) {
 		{"full host", "web", live(`,"to":"host3"`), 409, api.CodeNoCapacity, "MiB memory free"},
 		{"stopped vm live", "stopped", live(""), 409, api.CodeConflict, "running VM"},
 		{"already moving", "busy", live(`,"to":"host3"`), 409, api.CodeConflict, "live migration in progress"},
-		{"local disk live", "local", live(""), 422, api.CodeNotSupported, "local pool"},
 		{"no kind", "web", `{}`, 400, api.CodeInvalid, "live or cold"},
 		{"unknown kind", "web", `{"kind":"teleport"}`, 400, api.CodeInvalid, "live or cold"},
 		{"negative downtime", "web", live(`,"max_downtime_ms":-1`), 400, api.CodeInvalid, "max_downtime_ms"},
@@ -230,5 +229,54 @@ func TestColdMigration(t *testing.T) {
 				t.Errorf("disk progress %d of %d", m.Progress.DiskTransferred, m.Progress.DiskTotal)
 			}
 		})
+	}
+}
+
+// A live migration that cannot converge (the guest dirties faster than the
+// bandwidth) finishes when forced, and the record says what was done.
+func TestForceComplete(t *testing.T) {
+	tc := newTestCluster(t, 2, 1024)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "hot", Image: "guest", Pool: api.PoolShared, Host: "host1",
+		Cmdline: "dirty_mb=64 dirty_rate_mb=200", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := tc.client.Migrate(ctx, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.client.CompleteMigration(ctx, m.ID); err != nil && !api.IsCode(err, api.CodeConflict) {
+		t.Fatalf("complete before the transfer: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := tc.client.Migration(ctx, m.ID)
+		if got.Progress.Pass >= 3 {
+			break // several passes and still going: it does not converge
+		}
+		if got.State != api.MigTransferring && got.State != api.MigPreparing && got.State != api.MigScheduling {
+			t.Fatalf("migration %s before it was forced: %s", got.State, got.Reason)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no third pass: %+v", got.Progress)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	forced, err := tc.client.CompleteMigration(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(forced.Decisions) != 1 || !strings.Contains(forced.Decisions[0].Action, "paused the guest") {
+		t.Errorf("decisions = %+v", forced.Decisions)
+	}
+	if got := waitMigration(t, tc.client, m.ID); got.State != api.MigCompleted {
+		t.Fatalf("forced migration ended %s: %s", got.State, got.Reason)
+	}
+	if vm, _ := tc.client.VM(ctx, "hot"); vm.Host != "host2" || vm.State != api.VMRunning {
+		t.Errorf("after the forced move: %s %s", vm.Host, vm.State)
+	}
+	if _, err := tc.client.CompleteMigration(ctx, m.ID); !api.IsCode(err, api.CodeConflict) {
+		t.Errorf("complete of a finished migration: %v; want 409", err)
 	}
 }

@@ -24,6 +24,7 @@ func (c *Controller) migrationRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /v1/migrations", c.listMigrations)
 	m.HandleFunc("GET /v1/migrations/{id}", c.getMigration)
 	m.HandleFunc("POST /v1/migrations/{id}/abort", c.abortMigration)
+	m.HandleFunc("POST /v1/migrations/{id}/complete", c.completeMigration)
 }
 
 func (c *Controller) migrateVM(w http.ResponseWriter, r *http.Request) {
@@ -82,8 +83,6 @@ func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRe
 	switch {
 	case live && vm.State != api.VMRunning:
 		return api.Migration{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
-	case live && vm.Pool != api.PoolShared:
-		return api.Migration{}, errs.NotSupported("vm %q has its disk on the local pool; live block migration of local disks is not implemented yet (migrate it cold)", name)
 	case !live && vm.State != api.VMRunning && vm.State != api.VMStopped:
 		return api.Migration{}, errs.Conflict("vm %q is %s; a cold migration moves a running or stopped VM", name, vm.State)
 	}
@@ -247,4 +246,39 @@ func (c *Controller) failInterrupted(ctx context.Context) error {
 		c.log.Warn("migration interrupted by a controller restart", "op", m.ID, "vm", m.VM, "state", m.State)
 	}
 	return nil
+}
+
+// completeMigration forces a live migration that is transferring to
+// finish, and records the decision.
+func (c *Controller) completeMigration(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	m, err := c.store.Migration(ctx, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if m.Kind != api.KindLive || m.State != api.MigTransferring {
+		c.fail(w, r, errs.Conflict("migration %s is a %s migration in state %s; only a live migration that is transferring can be forced to complete", m.ID, m.Kind, m.State))
+		return
+	}
+	src, err := c.store.Host(ctx, m.Source)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	how, err := c.agent(src.Address).ForceComplete(ctx, m.VMID)
+	if err != nil {
+		c.fail(w, r, fmt.Errorf("force-complete on %s: %w", src.Name, err))
+		return
+	}
+	m, err = c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error {
+		mm.Decisions = append(mm.Decisions, api.Decision{At: time.Now().UTC(), Action: "force-complete: " + how, Reason: "requested by the operator"})
+		return nil
+	})
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.log.Info("migration forced to complete", "op", m.ID, "vm", m.VM, "how", how)
+	httpx.JSON(w, http.StatusAccepted, m)
 }

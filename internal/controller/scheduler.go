@@ -49,8 +49,17 @@ var filters = []filter{
 		return "no " + p.Pool + " pool"
 	},
 	func(h api.Host, p placement) string {
-		if p.Live && (h.Hypervisor != p.Source.Hypervisor || h.Accelerator != p.Source.Accelerator) {
+		if !p.Live {
+			return ""
+		}
+		if h.Hypervisor != p.Source.Hypervisor || h.Accelerator != p.Source.Accelerator {
 			return fmt.Sprintf("runs %s/%s, the source %s/%s", h.Hypervisor, h.Accelerator, p.Source.Hypervisor, p.Source.Accelerator)
+		}
+		// Under KVM a VM sees the host's CPU: it may move live only to a
+		// host with the same model and at least its features. (Under TCG
+		// the CPU is emulated, the same on every host of one QEMU.)
+		if h.Accelerator == "kvm" && (h.CPUModel != p.Source.CPUModel || !hasAll(h.CPUFlags, p.Source.CPUFlags)) {
+			return fmt.Sprintf("CPU %q differs from the source's %q", h.CPUModel, p.Source.CPUModel)
 		}
 		return ""
 	},
@@ -116,4 +125,18 @@ func schedule(hosts []api.Host, p placement) (api.Host, error) {
 		return ok[i].Name < ok[j].Name
 	})
 	return ok[0], nil
+}
+
+// hasAll reports whether have contains every flag of want.
+func hasAll(have, want []string) bool {
+	set := make(map[string]bool, len(have))
+	for _, f := range have {
+		set[f] = true
+	}
+	for _, f := range want {
+		if !set[f] {
+			return false
+		}
+	}
+	return true
 }

@@ -16,11 +16,13 @@ import (
 // destination, leaving the VM running where it was.
 type LiveMigrator interface {
 	// PrepareIncoming defines the VM from spec and starts it waiting for
-	// an incoming migration on an address of listenHost. It returns the
-	// URI the source migrates to.
-	PrepareIncoming(ctx context.Context, spec VMSpec, listenHost string) (uri string, err error)
-	// MigrateOut starts sending a running VM to uri and returns at once.
-	MigrateOut(ctx context.Context, id, uri string, opts MigrateOptions) error
+	// an incoming migration on an address of listenHost. A disk that is
+	// not shared is created empty and exported for the source to copy
+	// into. It returns where the source sends to.
+	PrepareIncoming(ctx context.Context, spec VMSpec, listenHost string) (Incoming, error)
+	// MigrateOut starts sending a running VM (and, with to.NBD, its disk)
+	// and returns at once.
+	MigrateOut(ctx context.Context, id string, to Incoming, opts MigrateOptions) error
 	// MigrationStatus reports an outgoing migration's progress.
 	MigrationStatus(ctx context.Context, id string) (MigrationStatus, error)
 	// CancelMigration stops an outgoing migration; the VM keeps running.
@@ -37,6 +39,12 @@ type Releaser interface {
 	// its disk: the source after a move, the destination after a failed
 	// one (its disk being shared, or the source's).
 	Release(ctx context.Context, id string) error
+}
+
+// Incoming is where a destination receives a migration.
+type Incoming struct {
+	URI string // memory and device state, e.g. tcp:10.0.0.2:49152
+	NBD string // host:port of the exported disk for a block copy; empty when the disk is shared
 }
 
 // MigrateOptions tune one migration.
@@ -61,8 +69,17 @@ type MigrationStatus struct {
 	Strategy string // e.g. shared-storage/pre-copy
 
 	MemoryTotal, MemoryTransferred, MemoryRemaining int64 // bytes
+	DiskTotal, DiskTransferred                      int64 // bytes, for a block copy
 	DirtyRate                                       int64 // bytes/s
 	Throughput                                      float64
 	Pass                                            int
 	ExpectedDowntime, Downtime, TotalTime           time.Duration
+}
+
+// ForceCompleter is implemented by drivers that can make a migration that
+// does not converge finish: by switching to post-copy where allowed, or by
+// pausing the guest so the last pages stop changing.
+type ForceCompleter interface {
+	// ForceComplete makes the outgoing migration finish and says how.
+	ForceComplete(ctx context.Context, id string) (how string, err error)
 }

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,6 +30,39 @@ func (c *cluster) waitMigration(id string, d time.Duration) api.Migration {
 		return errString("migration is " + m.State)
 	})
 	return m
+}
+
+// firstHeartbeat waits for the console to show a heartbeat and returns
+// the first one: right after a move, the destination's console is new.
+// A kernel oops or panic on that console fails the test: a migration that
+// corrupts its guest is no success, whatever the record says.
+func (c *cluster) firstHeartbeat(vm string) guestlog.Heartbeat {
+	c.t.Helper()
+	c.waitHeartbeat(vm, 0, 30*time.Second)
+	c.noOops(vm)
+	rc, err := c.client.Console(bg, vm, 0, false)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer rc.Close()
+	return guestlog.First(rc)
+}
+
+// noOops fails the test if the VM's console shows a kernel oops, BUG or
+// panic.
+func (c *cluster) noOops(vm string) {
+	c.t.Helper()
+	rc, err := c.client.Console(bg, vm, 0, false)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	for _, bad := range []string{"Oops", "BUG:", "Kernel panic", "general protection fault"} {
+		if i := strings.Index(string(b), bad); i >= 0 {
+			c.t.Errorf("vm %s console shows %q: %s", vm, bad, b[i:min(len(b), i+400)])
+		}
+	}
 }
 
 type errString string
@@ -73,12 +108,7 @@ func TestLiveMigrationQEMU(t *testing.T) {
 	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
 		t.Errorf("qemu processes for the vm = %v; want only the destination's %d", pids, moved.PID)
 	}
-	rc, err := c.client.Console(bg, "mover", 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := guestlog.First(rc)
-	rc.Close()
+	first := c.firstHeartbeat("mover")
 	if first.Counter < before.Counter {
 		t.Errorf("first heartbeat on the destination is %d, the source had reached %d: the guest restarted", first.Counter, before.Counter)
 	}
@@ -169,6 +199,7 @@ func TestColdMigrationQEMU(t *testing.T) {
 	}
 	// The console now comes from host2: a fresh boot there.
 	hb := c.waitHeartbeat("cold", 0, 90*time.Second)
+	c.noOops("cold")
 	if hb.DiskRecords < written.DiskRecords || hb.DiskBad != 0 {
 		t.Errorf("after the move the guest found %d records (%d bad); it had written %d", hb.DiskRecords, hb.DiskBad, written.DiskRecords)
 	}
@@ -251,6 +282,104 @@ func TestLiveMigrationDestinationKilledQEMU(t *testing.T) {
 	c.waitHeartbeat("victim", before.Counter+3, 30*time.Second)
 	t.Logf("rolled back: %s", m.Reason)
 	if err := c.client.DeleteVM(bg, "victim"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Live block migration of a VM whose disk is on the host's local pool:
+// the disk is mirrored over NBD while the guest runs and writes to it,
+// memory follows, and both switch over together. A reboot on the
+// destination then has the guest verify every record it wrote, before and
+// during the move.
+func TestLiveBlockMigrationQEMU(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu"})
+	c.importGuest()
+	vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "blocky", Image: "testguest", Pool: api.PoolLocal, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 64}, Cmdline: "dirty_mb=16 dirty_rate_mb=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(90*time.Second, "a few disk records", func() error {
+		hb, err := c.heartbeat("blocky", 0)
+		if err == nil && hb.DiskRecords < 3 {
+			err = errString("too few records yet")
+		}
+		return err
+	})
+	before, _ := c.heartbeat("blocky", 0)
+	m, err := c.client.Migrate(bg, "blocky", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 125})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = c.waitMigration(m.ID, 120*time.Second)
+	if m.State != api.MigCompleted || m.Strategy != "block-copy/pre-copy" {
+		t.Fatalf("block migration ended %s via %q: %s", m.State, m.Strategy, m.Reason)
+	}
+	if _, err := os.Stat(filepath.Join(c.stateDir("host1"), "pool", vm.ID+".qcow2")); !os.IsNotExist(err) {
+		t.Errorf("the source's disk is still there: %v", err)
+	}
+	first := c.firstHeartbeat("blocky")
+	if first.Counter < before.Counter {
+		t.Errorf("first heartbeat on the destination %d < %d on the source: the guest restarted", first.Counter, before.Counter)
+	}
+	during := c.waitHeartbeat("blocky", first.Counter+5, 30*time.Second)
+	from := c.consoleLen("blocky")
+	if _, err := c.client.VMAction(bg, "blocky", "reboot", api.VMActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	hb := c.waitHeartbeatFrom("blocky", from, 0, 90*time.Second)
+	if hb.DiskBad != 0 || hb.DiskRecords < during.DiskRecords {
+		t.Errorf("after the move and a reboot the guest verified %d records, %d bad; it had written %d", hb.DiskRecords, hb.DiskBad, during.DiskRecords)
+	}
+	t.Logf("block migration: disk %d of %d bytes mirrored, total %d ms, downtime %d ms; heartbeat %d → %d; %d disk records verified after reboot",
+		m.Progress.DiskTransferred, m.Progress.DiskTotal, m.Progress.TotalTimeMS, m.Progress.DowntimeMS, before.Counter, first.Counter, hb.DiskRecords)
+	if err := c.client.DeleteVM(bg, "blocky"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A live migration that cannot converge on real QEMU — the guest dirties
+// memory faster than the bandwidth cap — finishes when forced: the guest
+// pauses for the final copy and resumes on the destination, counter on.
+func TestForceCompleteQEMU(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu"})
+	c.importGuest()
+	if _, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "hot", Image: "testguest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256}, Cmdline: "dirty_mb=64 dirty_rate_mb=60"}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitHeartbeat("hot", 3, 90*time.Second)
+	m, err := c.client.Migrate(bg, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(60*time.Second, "a third pass (no convergence)", func() error {
+		got, err := c.client.Migration(bg, m.ID)
+		if err != nil {
+			return err
+		}
+		if got.State != api.MigTransferring && got.State != api.MigPreparing {
+			t.Fatalf("migration %s before it was forced: %s", got.State, got.Reason)
+		}
+		if got.Progress.Pass < 3 {
+			return errString("pass " + strconv.Itoa(got.Progress.Pass))
+		}
+		return nil
+	})
+	before, _ := c.heartbeat("hot", 0)
+	if _, err := c.client.CompleteMigration(bg, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	m = c.waitMigration(m.ID, 60*time.Second)
+	if m.State != api.MigCompleted || len(m.Decisions) != 1 {
+		t.Fatalf("forced migration ended %s (%s), decisions %+v", m.State, m.Reason, m.Decisions)
+	}
+	after := c.waitHeartbeat("hot", before.Counter+3, 30*time.Second)
+	c.noOops("hot")
+	t.Logf("forced after %d passes: total %d ms, downtime %d ms; heartbeat %d before, %d after", m.Progress.Pass, m.Progress.TotalTimeMS, m.Progress.DowntimeMS, before.Counter, after.Counter)
+	if err := c.client.DeleteVM(bg, "hot"); err != nil {
 		t.Fatal(err)
 	}
 }

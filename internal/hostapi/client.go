@@ -106,10 +106,10 @@ type ShutdownRequest struct {
 
 // PrepareIncoming defines the VM on the destination and starts it waiting
 // for the migration; it returns the URI to migrate to.
-func (a *Agent) PrepareIncoming(ctx context.Context, req CreateVM) (string, error) {
+func (a *Agent) PrepareIncoming(ctx context.Context, req CreateVM) (IncomingReply, error) {
 	var r IncomingReply
 	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(req.ID)+"/incoming", req, &r)
-	return r.URI, err
+	return r, err
 }
 
 // MigrateOut starts an outgoing live migration.
@@ -165,4 +165,13 @@ func (a *Agent) VM(ctx context.Context, id string) (VMReport, error) {
 	var r VMReport
 	err := a.do(ctx, http.MethodGet, "/v1/vms/"+url.PathEscape(id), nil, &r)
 	return r, err
+}
+
+// ForceComplete makes an outgoing migration finish; it says how.
+func (a *Agent) ForceComplete(ctx context.Context, id string) (string, error) {
+	var r struct {
+		How string `json:"how"`
+	}
+	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migrate-complete", struct{}{}, &r)
+	return r.How, err
 }

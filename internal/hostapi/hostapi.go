@@ -47,11 +47,13 @@ type StopVM struct {
 // source migrates to.
 type IncomingReply struct {
 	URI string `json:"uri"`
+	NBD string `json:"nbd,omitempty"` // host:port of the exported disk for a block copy
 }
 
 // MigrateOut is the body of POST /v1/vms/{id}/migrate.
 type MigrateOut struct {
 	URI           string `json:"uri"`
+	NBD           string `json:"nbd,omitempty"`
 	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
 	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
 }
@@ -64,6 +66,8 @@ type MigrationStatus struct {
 	MemoryTotal        int64   `json:"memory_total"`
 	MemoryTransferred  int64   `json:"memory_transferred"`
 	MemoryRemaining    int64   `json:"memory_remaining"`
+	DiskTotal          int64   `json:"disk_total,omitempty"`
+	DiskTransferred    int64   `json:"disk_transferred,omitempty"`
 	DirtyRate          int64   `json:"dirty_rate"`
 	Throughput         float64 `json:"throughput"`
 	Pass               int     `json:"pass"`

@@ -42,10 +42,10 @@ func RunLiveMigration(t *testing.T, h Harness) {
 
 	t.Run("CancelKeepsTheSource", func(t *testing.T) {
 		s.t = t
-		uri, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1")
+		to, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1")
 		s.must(err)
 		// A bandwidth this low cannot finish before the cancel.
-		s.must(srcM.MigrateOut(ctx, idA, uri, driver.MigrateOptions{Bandwidth: 1 << 20}))
+		s.must(srcM.MigrateOut(ctx, idA, to, driver.MigrateOptions{Bandwidth: 1 << 20}))
 		s.must(srcM.CancelMigration(ctx, idA))
 		waitMigration(t, srcM, driver.MigrationCancelled)
 		s.must(dstM.Release(ctx, idA))
@@ -59,9 +59,9 @@ func RunLiveMigration(t *testing.T, h Harness) {
 	t.Run("MoveKeepsTheGuestRunning", func(t *testing.T) {
 		s.t = t
 		before := s.heartbeat(idA)
-		uri, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1")
+		to, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1")
 		s.must(err)
-		s.must(srcM.MigrateOut(ctx, idA, uri, opts))
+		s.must(srcM.MigrateOut(ctx, idA, to, opts))
 		st := waitMigration(t, srcM, driver.MigrationCompleted)
 		s.must(dstM.CompleteIncoming(ctx, idA, 30*time.Second))
 		s.must(srcM.Release(ctx, idA))

@@ -35,6 +35,25 @@ const (
 type outgoing struct {
 	st     driver.MigrationStatus
 	cancel context.CancelFunc
+	paused bool // ForceComplete: the guest dirties nothing more
+}
+
+var _ driver.ForceCompleter = (*Driver)(nil)
+
+// ForceComplete implements driver.ForceCompleter: the guest pauses, so
+// the model's dirty rate drops to zero and the next pass finishes.
+func (d *Driver) ForceComplete(ctx context.Context, id string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return "", err
+	}
+	if v.out == nil || v.out.st.Status != driver.MigrationActive {
+		return "", errs.Conflict("vm %s has no migration to complete", id)
+	}
+	v.out.paused = true
+	return "paused the guest for the final copy", nil
 }
 
 type handoff struct {
@@ -58,34 +77,34 @@ func guestDirty(cmdline string) (setBytes, rate float64) {
 }
 
 // PrepareIncoming implements driver.LiveMigrator.
-func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string) (string, error) {
+func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string) (driver.Incoming, error) {
 	if err := d.Create(ctx, spec); err != nil {
-		return "", err
+		return driver.Incoming{}, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost, "0"))
 	if err != nil {
-		return "", err
+		return driver.Incoming{}, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.get(spec.ID)
 	if err != nil {
 		ln.Close()
-		return "", err
+		return driver.Incoming{}, err
 	}
 	if v.st.State == driver.StateRunning {
 		ln.Close()
-		return "", errs.Conflict("vm %s already runs on this host", spec.ID)
+		return driver.Incoming{}, errs.Conflict("vm %s already runs on this host", spec.ID)
 	}
 	pid, err := d.nextPID()
 	if err != nil {
 		ln.Close()
-		return "", err
+		return driver.Incoming{}, err
 	}
 	v.st.State, v.st.PID = driver.StatePaused, pid
 	if err := d.save(v.st); err != nil {
 		ln.Close()
-		return "", err
+		return driver.Incoming{}, err
 	}
 	v.incoming = make(chan handoff, 1)
 	v.listener = ln
@@ -101,11 +120,11 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 			ch <- h
 		}
 	}(v.incoming)
-	return "tcp:" + ln.Addr().String(), nil
+	return driver.Incoming{URI: "tcp:" + ln.Addr().String()}, nil
 }
 
 // MigrateOut implements driver.LiveMigrator.
-func (d *Driver) MigrateOut(ctx context.Context, id, uri string, opts driver.MigrateOptions) error {
+func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, opts driver.MigrateOptions) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.get(id)
@@ -129,7 +148,7 @@ func (d *Driver) MigrateOut(ctx context.Context, id, uri string, opts driver.Mig
 	mctx, cancel := context.WithCancel(context.Background())
 	v.out = &outgoing{cancel: cancel, st: driver.MigrationStatus{Status: driver.MigrationActive, Strategy: "shared-storage/pre-copy",
 		MemoryTotal: int64(v.st.Spec.MemoryMiB) << 20}}
-	go d.model(mctx, v, strings.TrimPrefix(uri, "tcp:"), bw, limit, v.st.StartedAt)
+	go d.model(mctx, v, strings.TrimPrefix(to.URI, "tcp:"), bw, limit, v.st.StartedAt)
 	return nil
 }
 
@@ -157,6 +176,11 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 			return
 		case <-tick.C:
 		}
+		d.mu.Lock()
+		if v.out.paused {
+			rate, set = 0, 0
+		}
+		d.mu.Unlock()
 		step := bw * modelTick.Seconds()
 		passTime += modelTick
 		if step >= remaining {
@@ -168,7 +192,11 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 			sent += step
 			remaining -= step
 		}
-		expected := time.Duration(remaining / bw * float64(time.Second))
+		// What the switch-over would have to send now: the rest of this
+		// pass and what the guest dirtied meanwhile (QEMU syncs the dirty
+		// bitmap before deciding, so it counts those too).
+		pending := remaining + min(set, rate*passTime.Seconds())
+		expected := time.Duration(pending / bw * float64(time.Second))
 		update(func(st *driver.MigrationStatus) {
 			st.MemoryTransferred, st.MemoryRemaining, st.Pass = int64(sent), int64(remaining), pass
 			st.DirtyRate, st.Throughput, st.ExpectedDowntime = int64(rate), bw, expected
@@ -178,6 +206,7 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 		}
 	}
 	// Switch-over: pause, send the rest and the guest's state.
+	remaining += min(set, rate*passTime.Seconds())
 	time.Sleep(time.Duration(remaining / bw * float64(time.Second)))
 	err := sendHandoff(addr, handoff{StartedAt: startedAt})
 	d.mu.Lock()

@@ -23,6 +23,9 @@ type launch struct {
 	// Incoming starts QEMU waiting for a migration ("-incoming defer")
 	// instead of booting.
 	Incoming bool `json:"-"`
+	// Paused starts the guest stopped (-S), for a block copy's
+	// destination, which must not run before the mirror has finished.
+	Paused bool `json:"-"`
 }
 
 // args builds QEMU's arguments. Devices carry stable ids and node names so
@@ -65,6 +68,9 @@ func (l launch) args() []string {
 	}
 	if l.Incoming {
 		a = append(a, "-incoming", "defer")
+	}
+	if l.Paused {
+		a = append(a, "-S")
 	}
 	return append(a, "-daemonize", "-pidfile", l.PIDFile)
 }

@@ -15,37 +15,62 @@ var _ driver.LiveMigrator = (*Driver)(nil)
 
 // PrepareIncoming implements driver.LiveMigrator: the VM is defined as on
 // any host, then QEMU starts with "-incoming defer" and is told where to
-// listen. Its disk images open inactive, so the source keeps them until
-// the switch-over even on shared storage.
-func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string) (string, error) {
+// listen. On shared storage its disk images open inactive, so the source
+// keeps them until the switch-over. A local disk is created empty (a full
+// copy arrives, so it needs no base image) and exported over NBD for the
+// source to mirror into; the guest then starts paused (-S) and resumes
+// only in CompleteIncoming, once the source has finished the mirror.
+func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string) (driver.Incoming, error) {
+	block := spec.Disk != nil && !spec.Disk.Shared
+	if block {
+		disk := *spec.Disk
+		disk.Backing = ""
+		spec.Disk = &disk
+	}
 	if err := d.Create(ctx, spec); err != nil {
-		return "", err
+		return driver.Incoming{}, err
 	}
 	v, err := d.get(spec.ID)
 	if err != nil {
-		return "", err
+		return driver.Incoming{}, err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if alive(v.st.PID, spec.ID) {
-		return "", errs.Conflict("vm %s already runs on this host", spec.ID)
+		return driver.Incoming{}, errs.Conflict("vm %s already runs on this host", spec.ID)
 	}
-	v.st.Launch.Incoming = true
+	v.st.Launch.Incoming, v.st.Launch.Paused = true, block
 	err = d.start(ctx, v)
-	v.st.Launch.Incoming = false // a later plain start boots normally
+	v.st.Launch.Incoming, v.st.Launch.Paused = false, false // a later plain start boots normally
 	if err != nil {
-		return "", err
+		return driver.Incoming{}, err
 	}
 	_ = writeState(v.dir, v.st)
+	in := driver.Incoming{}
 	port, err := freePort(listenHost)
 	if err != nil {
-		return "", err
+		return in, err
 	}
-	uri := "tcp:" + net.JoinHostPort(listenHost, strconv.Itoa(port))
-	if err := d.qmpRun(ctx, v, "migrate-incoming", map[string]string{"uri": uri}, nil); err != nil {
-		return "", fmt.Errorf("vm %s: listen for the migration: %w", spec.ID, err)
+	in.URI = "tcp:" + net.JoinHostPort(listenHost, strconv.Itoa(port))
+	if err := d.qmpRun(ctx, v, "migrate-incoming", map[string]string{"uri": in.URI}, nil); err != nil {
+		return in, fmt.Errorf("vm %s: listen for the migration: %w", spec.ID, err)
 	}
-	return uri, nil
+	if block {
+		nbdPort, err := freePort(listenHost)
+		if err != nil {
+			return in, err
+		}
+		addr := map[string]any{"type": "inet", "data": map[string]string{"host": listenHost, "port": strconv.Itoa(nbdPort)}}
+		if err := d.qmpRun(ctx, v, "nbd-server-start", map[string]any{"addr": addr}, nil); err != nil {
+			return in, fmt.Errorf("vm %s: start the nbd server: %w", spec.ID, err)
+		}
+		exp := map[string]any{"type": "nbd", "id": "disk0-export", "node-name": "disk0", "writable": true, "name": "disk0"}
+		if err := d.qmpRun(ctx, v, "block-export-add", exp, nil); err != nil {
+			return in, fmt.Errorf("vm %s: export the disk: %w", spec.ID, err)
+		}
+		in.NBD = net.JoinHostPort(listenHost, strconv.Itoa(nbdPort))
+	}
+	return in, nil
 }
 
 // freePort asks the kernel for a free port on host. QEMU binds it right
@@ -59,8 +84,11 @@ func freePort(host string) (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// MigrateOut implements driver.LiveMigrator.
-func (d *Driver) MigrateOut(ctx context.Context, id, uri string, opts driver.MigrateOptions) error {
+// MigrateOut implements driver.LiveMigrator. With a block copy the disk
+// is mirrored first (blockdev-mirror into the destination's NBD export);
+// memory moves once the mirror is in sync, and the mirror keeps the disks
+// in sync until the switch-over, so disk and memory switch together.
+func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, opts driver.MigrateOptions) error {
 	v, err := d.get(id)
 	if err != nil {
 		return err
@@ -83,7 +111,98 @@ func (d *Driver) MigrateOut(ctx context.Context, id, uri string, opts driver.Mig
 			return err
 		}
 	}
-	return d.qmpRun(ctx, v, "migrate", map[string]string{"uri": uri}, nil)
+	v.out = &outgoing{block: to.NBD != ""}
+	if !v.out.block {
+		v.out.started = true
+		return d.qmpRun(ctx, v, "migrate", map[string]string{"uri": to.URI}, nil)
+	}
+	host, port, err := net.SplitHostPort(to.NBD)
+	if err != nil {
+		return errs.Invalid("bad nbd address %q", to.NBD)
+	}
+	target := map[string]any{"driver": "nbd", "node-name": mirrorTarget, "export": "disk0",
+		"server": map[string]string{"type": "inet", "host": host, "port": port}}
+	if err := d.qmpRun(ctx, v, "blockdev-add", target, nil); err != nil {
+		return fmt.Errorf("vm %s: connect to the destination's disk: %w", id, err)
+	}
+	mirror := map[string]any{"job-id": mirrorJob, "device": "disk0", "target": mirrorTarget, "sync": "full"}
+	if opts.Bandwidth > 0 {
+		mirror["speed"] = opts.Bandwidth
+	}
+	if err := d.qmpRun(ctx, v, "blockdev-mirror", mirror, nil); err != nil {
+		_ = d.qmpRun(ctx, v, "blockdev-del", map[string]string{"node-name": mirrorTarget}, nil)
+		return fmt.Errorf("vm %s: start the disk mirror: %w", id, err)
+	}
+	go d.migrateWhenMirrored(v, v.out, to.URI)
+	return nil
+}
+
+// Names of the block mirror's job and target node on the source.
+const (
+	mirrorJob    = "mirror0"
+	mirrorTarget = "mirror-target"
+)
+
+// outgoing is the source side of a migration in flight.
+type outgoing struct {
+	block     bool
+	started   bool   // memory migration started
+	cancelled bool   // CancelMigration was called
+	err       string // why it failed before memory moved
+}
+
+// blockJob is the part of query-block-jobs we read.
+type blockJob struct {
+	Device string `json:"device"`
+	Len    int64  `json:"len"`
+	Offset int64  `json:"offset"`
+	Ready  bool   `json:"ready"`
+	Status string `json:"status"`
+}
+
+func (d *Driver) mirrorJob(ctx context.Context, v *vm) (*blockJob, error) {
+	var jobs []blockJob
+	if err := d.qmpRun(ctx, v, "query-block-jobs", nil, &jobs); err != nil {
+		return nil, err
+	}
+	for i := range jobs {
+		if jobs[i].Device == mirrorJob {
+			return &jobs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// migrateWhenMirrored starts the memory migration once the mirror is in
+// sync (BLOCK_JOB_READY), or records why it never got there.
+func (d *Driver) migrateWhenMirrored(v *vm, out *outgoing, uri string) {
+	ctx := context.Background()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		v.mu.Lock()
+		if v.out != out || out.cancelled {
+			v.mu.Unlock()
+			return
+		}
+		job, err := d.mirrorJob(ctx, v)
+		switch {
+		case err != nil:
+			out.err = "disk mirror: " + err.Error()
+		case job == nil:
+			out.err = "the disk mirror ended before it was in sync"
+		case job.Ready:
+			if err := d.qmpRun(ctx, v, "migrate", map[string]string{"uri": uri}, nil); err != nil {
+				out.err = "start the memory migration: " + err.Error()
+			} else {
+				out.started = true
+			}
+		default:
+			v.mu.Unlock()
+			continue
+		}
+		v.mu.Unlock()
+		return
+	}
 }
 
 // queryMigrate is the part of QMP's MigrationInfo we read.
@@ -105,7 +224,9 @@ type queryMigrate struct {
 	ErrorDesc        string `json:"error-desc"`
 }
 
-// MigrationStatus implements driver.LiveMigrator.
+// MigrationStatus implements driver.LiveMigrator. With a block copy it
+// reports the mirror's progress until memory moves, and reports completed
+// only once the mirror, too, has finished.
 func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.MigrationStatus, error) {
 	v, err := d.get(id)
 	if err != nil {
@@ -113,14 +234,37 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	out := v.out
+	st := driver.MigrationStatus{Strategy: "shared-storage/pre-copy"}
+	if out != nil && out.block {
+		st.Strategy = "block-copy/pre-copy"
+		job, err := d.mirrorJob(ctx, v)
+		if err != nil {
+			return st, err
+		}
+		if job != nil {
+			st.DiskTotal, st.DiskTransferred = job.Len, job.Offset
+		}
+		switch {
+		case out.err != "":
+			st.Status, st.Error = driver.MigrationFailed, out.err
+			return st, nil
+		case out.cancelled:
+			st.Status = driver.MigrationCancelled
+			return st, nil
+		case !out.started:
+			st.Status = driver.MigrationActive
+			return st, nil
+		}
+	}
 	var q queryMigrate
 	if err := d.qmpRun(ctx, v, "query-migrate", nil, &q); err != nil {
 		return driver.MigrationStatus{}, err
 	}
-	st := driver.MigrationStatus{Strategy: "shared-storage/pre-copy", Error: q.ErrorDesc,
-		ExpectedDowntime: time.Duration(q.ExpectedDowntime) * time.Millisecond,
-		Downtime:         time.Duration(q.Downtime) * time.Millisecond,
-		TotalTime:        time.Duration(q.TotalTime) * time.Millisecond}
+	st.Error = q.ErrorDesc
+	st.ExpectedDowntime = time.Duration(q.ExpectedDowntime) * time.Millisecond
+	st.Downtime = time.Duration(q.Downtime) * time.Millisecond
+	st.TotalTime = time.Duration(q.TotalTime) * time.Millisecond
 	switch q.Status {
 	case "completed":
 		st.Status = driver.MigrationCompleted
@@ -139,7 +283,34 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 		st.Throughput = r.Mbps * 1e6 / 8
 		st.Pass = r.DirtySyncCount
 	}
+	if st.Status == driver.MigrationCompleted && out != nil && out.block {
+		// The guest is paused: end the mirror without pivoting (the
+		// destination's copy is complete), then report completion.
+		if err := d.finishMirror(ctx, v); err != nil {
+			st.Status, st.Error = driver.MigrationFailed, "finish the disk mirror: "+err.Error()
+		}
+	}
 	return st, nil
+}
+
+// finishMirror cancels a ready mirror — which, once in sync, completes it
+// without switching the source to the target — and waits for it to end.
+func (d *Driver) finishMirror(ctx context.Context, v *vm) error {
+	job, err := d.mirrorJob(ctx, v)
+	if err != nil || job == nil {
+		return err
+	}
+	if err := d.qmpRun(ctx, v, "block-job-cancel", map[string]string{"device": mirrorJob}, nil); err != nil {
+		return err
+	}
+	for i := 0; i < 600; i++ {
+		if job, err = d.mirrorJob(ctx, v); err != nil || job == nil {
+			_ = d.qmpRun(ctx, v, "blockdev-del", map[string]string{"node-name": mirrorTarget}, nil)
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the mirror did not end within 30s")
 }
 
 // CancelMigration implements driver.LiveMigrator.
@@ -150,6 +321,17 @@ func (d *Driver) CancelMigration(ctx context.Context, id string) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.out != nil && v.out.block {
+		v.out.cancelled = true
+		_ = d.qmpRun(ctx, v, "block-job-cancel", map[string]any{"device": mirrorJob, "force": true}, nil)
+		for i := 0; i < 100; i++ {
+			if job, err := d.mirrorJob(ctx, v); err != nil || job == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = d.qmpRun(ctx, v, "blockdev-del", map[string]string{"node-name": mirrorTarget}, nil)
+	}
 	return d.qmpRun(ctx, v, "migrate_cancel", nil, nil)
 }
 
@@ -172,8 +354,20 @@ func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.D
 		if err == nil && st.Running {
 			return nil
 		}
-		if err == nil && st.Status != "inmigrate" && st.Status != "paused" && st.Status != "prelaunch" {
-			return fmt.Errorf("vm %s: incoming migration ended in state %s", id, st.Status)
+		if err == nil && st.Status != "inmigrate" {
+			// Started paused (-S) for a block copy: resume once the
+			// incoming migration is complete.
+			var q queryMigrate
+			v.mu.Lock()
+			if d.qmpRun(ctx, v, "query-migrate", nil, &q) == nil && q.Status == "completed" {
+				_ = d.qmpRun(ctx, v, "nbd-server-stop", nil, nil)
+				err = d.qmpRun(ctx, v, "cont", nil, nil)
+			}
+			v.mu.Unlock()
+			if err != nil {
+				return fmt.Errorf("vm %s: resume after the migration: %w", id, err)
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("vm %s: not running %s after the migration (state %q, %v)", id, timeout, st.Status, err)
@@ -205,4 +399,27 @@ func (d *Driver) Release(ctx context.Context, id string) error {
 	d.mu.Unlock()
 	d.log.Info("vm released; disk kept", "vm", v.st.Launch.Spec.Name)
 	return nil
+}
+
+var _ driver.ForceCompleter = (*Driver)(nil)
+
+// ForceComplete implements driver.ForceCompleter by pausing the guest:
+// with nothing dirtied any more, pre-copy finishes at the bandwidth, and
+// the destination resumes the guest (CompleteIncoming). Post-copy, which
+// would keep the guest running, needs the capability set on both ends
+// before the start and comes with the convergence engine.
+func (d *Driver) ForceComplete(ctx context.Context, id string) (string, error) {
+	v, err := d.get(id)
+	if err != nil {
+		return "", err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.out == nil || (v.out.block && !v.out.started) {
+		return "", errs.Conflict("vm %s has no memory migration to complete yet", id)
+	}
+	if err := d.qmpRun(ctx, v, "stop", nil, nil); err != nil {
+		return "", err
+	}
+	return "paused the guest for the final copy", nil
 }

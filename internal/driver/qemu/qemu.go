@@ -64,6 +64,7 @@ type vm struct {
 	dir string
 	st  vmState
 	mon *qmp.Monitor
+	out *outgoing // an outgoing migration, if any
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -150,8 +151,9 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		Hypervisor: driver.HypervisorQEMU, Accelerator: d.cfg.Accel, AccelReason: d.cfg.AccelReason,
 		// calc-dirty-rate's dirty-ring and dirty-bitmap modes crash QEMU
 		// 7.2 under TCG.
-		DirtyRate:     d.cfg.Accel == driver.AccelKVM,
-		LiveMigration: true,
+		DirtyRate:      d.cfg.Accel == driver.AccelKVM,
+		LiveMigration:  true,
+		BlockMigration: true,
 	}
 }
 

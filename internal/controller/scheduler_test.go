@@ -1,0 +1,59 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/godwit/godwit/api"
+)
+
+func TestFilters(t *testing.T) {
+	base := api.Host{Name: "h", State: api.HostUp, Enabled: true, CPUs: 2, MemoryMiB: 1024, DiskMiB: 10000,
+		Pools: []api.Pool{{Name: "local"}, {Name: "shared"}}, Hypervisor: "qemu", Accelerator: "kvm",
+		CPUModel: "EPYC", CPUFlags: []string{"sse2", "avx2"}}
+	src := base
+	flavor := api.Flavor{VCPUs: 1, MemoryMiB: 512, DiskMiB: 1000}
+	for _, tt := range []struct {
+		name string
+		mod  func(*api.Host)
+		p    placement
+		want string // substring of the reason; "" when the host fits
+	}{
+		{"fits", func(*api.Host) {}, placement{Flavor: flavor, Pool: "local"}, ""},
+		{"down", func(h *api.Host) { h.State = api.HostDown }, placement{Flavor: flavor, Pool: "local"}, "down"},
+		{"disabled", func(h *api.Host) { h.Enabled = false }, placement{Flavor: flavor, Pool: "local"}, "disabled"},
+		{"no shared pool", func(h *api.Host) { h.Pools = h.Pools[:1] }, placement{Flavor: flavor, Pool: "shared"}, "no shared pool"},
+		{"memory", func(h *api.Host) { h.AllocatedMemoryMiB = 600 }, placement{Flavor: flavor, Pool: "local"}, "424 MiB memory free"},
+		{"vcpus at 4:1", func(h *api.Host) { h.AllocatedCPUs = 8 }, placement{Flavor: flavor, Pool: "local"}, "0 vCPUs free"},
+		{"local disk", func(h *api.Host) { h.AllocatedDiskMiB = 9500 }, placement{Flavor: flavor, Pool: "local"}, "local disk free"},
+		{"shared disk needs no local room", func(h *api.Host) { h.AllocatedDiskMiB = 9500 }, placement{Flavor: flavor, Pool: "shared"}, ""},
+		{"live: other accelerator", func(h *api.Host) { h.Accelerator = "tcg" }, placement{Flavor: flavor, Pool: "shared", Live: true, Source: src}, "runs qemu/tcg"},
+		{"live: other cpu model under kvm", func(h *api.Host) { h.CPUModel = "Xeon" }, placement{Flavor: flavor, Pool: "shared", Live: true, Source: src}, "CPU"},
+		{"live: missing cpu flag under kvm", func(h *api.Host) { h.CPUFlags = []string{"sse2"} }, placement{Flavor: flavor, Pool: "shared", Live: true, Source: src}, "CPU"},
+		{"cold: other cpu is fine", func(h *api.Host) { h.CPUModel = "Xeon" }, placement{Flavor: flavor, Pool: "shared", Source: src}, ""},
+	} {
+		h := base
+		h.Pools = append([]api.Pool(nil), base.Pools...)
+		tt.mod(&h)
+		got := check(h, tt.p)
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: check = %q; want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestScheduleSpreadsAndExplains(t *testing.T) {
+	hosts := []api.Host{
+		{Name: "a", State: api.HostUp, Enabled: true, CPUs: 4, MemoryMiB: 1000, AllocatedMemoryMiB: 800, Pools: []api.Pool{{Name: "local"}}, DiskMiB: 1000},
+		{Name: "b", State: api.HostUp, Enabled: true, CPUs: 4, MemoryMiB: 1000, AllocatedMemoryMiB: 100, Pools: []api.Pool{{Name: "local"}}, DiskMiB: 1000},
+		{Name: "c", State: api.HostDown, Enabled: true, CPUs: 4, MemoryMiB: 1000, Pools: []api.Pool{{Name: "local"}}, DiskMiB: 1000},
+	}
+	h, err := schedule(hosts, placement{Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 100}, Pool: "local"})
+	if err != nil || h.Name != "b" {
+		t.Errorf("schedule = %s, %v; want b (most free memory)", h.Name, err)
+	}
+	_, err = schedule(hosts, placement{Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 5000}, Pool: "local"})
+	if err == nil || !strings.Contains(err.Error(), "a: 200 MiB memory free") || !strings.Contains(err.Error(), "c: down") {
+		t.Errorf("no-capacity error = %v; want one reason per host", err)
+	}
+}
