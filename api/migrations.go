@@ -38,6 +38,8 @@ type Migration struct {
 	Strategy      string            `json:"strategy,omitempty"`
 	MaxDowntimeMS int               `json:"max_downtime_ms,omitempty"`
 	BandwidthMBps int               `json:"bandwidth_mbps,omitempty"`
+	PostCopy      bool              `json:"post_copy,omitempty"`     // switching to post-copy allowed
+	AutoConverge  bool              `json:"auto_converge,omitempty"` // vCPU throttling allowed
 	Progress      MigrationProgress `json:"progress"`
 	// Phases records when each state was entered, in order.
 	Phases []Phase `json:"phases"`
@@ -89,4 +91,10 @@ type MigrateRequest struct {
 	To            string `json:"to,omitempty"`
 	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
 	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
+	// PostCopy lets a force-complete switch the live migration to
+	// post-copy instead of pausing the guest. Shared disks only.
+	PostCopy bool `json:"post_copy,omitempty"`
+	// AutoConverge lets QEMU throttle the guest's vCPUs when pre-copy
+	// does not converge.
+	AutoConverge bool `json:"auto_converge,omitempty"`
 }

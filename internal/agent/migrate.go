@@ -62,7 +62,7 @@ func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost())
+	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost(), driver.MigrateOptions{PostCopy: req.PostCopy})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -82,7 +82,8 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, Bandwidth: int64(req.BandwidthMBps) * 1e6}
+	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, Bandwidth: int64(req.BandwidthMBps) * 1e6,
+		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge}
 	if err := mg.MigrateOut(r.Context(), r.PathValue("id"), driver.Incoming{URI: req.URI, NBD: req.NBD}, opts); err != nil {
 		a.fail(w, r, err)
 		return

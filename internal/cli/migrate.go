@@ -54,6 +54,8 @@ func (a *app) migrateCmd() *cobra.Command {
 	f.StringVar(&req.To, "to", "", "destination host (default: the scheduler chooses)")
 	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at the switch-over, ms (default: the cluster's)")
 	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap, MB/s (default: the cluster's)")
+	f.BoolVar(&req.PostCopy, "post-copy", false, "allow 'migration complete' to switch to post-copy (shared disks)")
+	f.BoolVar(&req.AutoConverge, "auto-converge", false, "let QEMU throttle the guest's vCPUs if pre-copy does not converge")
 	f.BoolVar(&wait, "wait", false, "show progress until the migration ends")
 	return cmd
 }

@@ -92,7 +92,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	rb.add("remove the destination's copy", func(ctx context.Context) error { return dropDst(ctx, vm.ID) })
 	in, err := dstA.PrepareIncoming(ctx, hostapi.CreateVM{
 		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB,
-		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline,
+		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, PostCopy: m.PostCopy,
 	})
 	if err != nil {
 		fail(fmt.Errorf("prepare %s: %w", dst.Name, err))
@@ -104,7 +104,8 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		return
 	}
 	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
-	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, MaxDowntimeMS: m.MaxDowntimeMS, BandwidthMBps: m.BandwidthMBps}); err != nil {
+	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, MaxDowntimeMS: m.MaxDowntimeMS,
+		BandwidthMBps: m.BandwidthMBps, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge}); err != nil {
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
 		return
 	}

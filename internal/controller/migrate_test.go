@@ -280,3 +280,68 @@ func TestForceComplete(t *testing.T) {
 		t.Errorf("complete of a finished migration: %v; want 409", err)
 	}
 }
+
+// The convergence options on the fake's pre-copy physics: auto-converge
+// throttles a guest that out-dirties the bandwidth until the migration
+// converges by itself; post-copy lets a forced completion switch over at
+// once, with the guest running on.
+func TestConvergenceOptions(t *testing.T) {
+	tc := newTestCluster(t, 2, 1024)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	for _, tt := range []struct {
+		name     string
+		req      api.MigrateRequest
+		force    bool
+		strategy string
+		decision string
+	}{
+		{"auto-converge", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, AutoConverge: true}, false, "shared-storage/pre-copy+auto-converge", ""},
+		{"post-copy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, PostCopy: true}, true, "shared-storage/pre-copy+post-copy", "switched to post-copy"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: tt.name, Image: "guest", Pool: api.PoolShared, Host: "host1",
+				Cmdline: "dirty_mb=64 dirty_rate_mb=200", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}}); err != nil {
+				t.Fatal(err)
+			}
+			m, err := tc.client.Migrate(ctx, tt.name, tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.force {
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					got, _ := tc.client.Migration(ctx, m.ID)
+					if got.Progress.Pass >= 3 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("no third pass: %+v", got)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if _, err := tc.client.CompleteMigration(ctx, m.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := waitMigration(t, tc.client, m.ID)
+			if got.State != api.MigCompleted || got.Strategy != tt.strategy {
+				t.Fatalf("ended %s via %q (%s); want completed via %q", got.State, got.Strategy, got.Reason, tt.strategy)
+			}
+			if tt.decision != "" && (len(got.Decisions) != 1 || !strings.Contains(got.Decisions[0].Action, tt.decision)) {
+				t.Errorf("decisions = %+v", got.Decisions)
+			}
+			t.Logf("%s: %d passes, downtime %d ms", tt.name, got.Progress.Pass, got.Progress.DowntimeMS)
+		})
+	}
+	if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "local-pc", Image: "guest", Pool: api.PoolLocal, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 16}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.client.Migrate(ctx, "local-pc", api.MigrateRequest{Kind: api.KindLive, PostCopy: true}); !api.IsCode(err, api.CodeNotSupported) {
+		t.Errorf("post-copy with a block copy: %v; want 422", err)
+	}
+	if _, err := tc.client.Migrate(ctx, "local-pc", api.MigrateRequest{Kind: api.KindCold, AutoConverge: true}); !api.IsCode(err, api.CodeInvalid) {
+		t.Errorf("auto-converge on a cold migration: %v; want 400", err)
+	}
+}

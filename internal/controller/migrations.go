@@ -52,6 +52,9 @@ func validateMigrate(req api.MigrateRequest) error {
 	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > maxDowntimeLimitMS {
 		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", maxDowntimeLimitMS)
 	}
+	if req.Kind == api.KindCold && (req.PostCopy || req.AutoConverge) {
+		return errs.Invalid("post_copy and auto_converge tune live migrations; a cold migration moves a stopped VM")
+	}
 	if req.BandwidthMBps < 0 || req.BandwidthMBps > maxBandwidthMBps {
 		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", maxBandwidthMBps)
 	}
@@ -83,12 +86,19 @@ func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRe
 	switch {
 	case live && vm.State != api.VMRunning:
 		return api.Migration{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
+	case live && req.PostCopy && vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0:
+		return api.Migration{}, errs.NotSupported("vm %q has a local disk, copied by block mirror; post-copy with a block copy is not supported (drop post_copy, or use the shared pool)", name)
 	case !live && vm.State != api.VMRunning && vm.State != api.VMStopped:
 		return api.Migration{}, errs.Conflict("vm %q is %s; a cold migration moves a running or stopped VM", name, vm.State)
 	}
 	src, err := c.hostOf(ctx, vm)
 	if err != nil {
 		return api.Migration{}, err
+	}
+	if req.PostCopy && src.Accelerator == "tcg" {
+		// Measured here: guests switched to post-copy under TCG oopsed on
+		// arrival in 2 of 3 runs (pre-copy, capped, in none).
+		return api.Migration{}, errs.NotSupported("post-copy is not offered under TCG: guests crashed on arrival in tests (see docs/migration.md); force-complete will pause the guest instead")
 	}
 	m, dst, err := c.reserveDestination(ctx, vm, src, req)
 	if err != nil {
@@ -157,6 +167,7 @@ func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.
 	m := api.Migration{
 		ID: newUUID(), VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
 		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBps: req.BandwidthMBps,
+		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge,
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
 		CreatedAt: now, UpdatedAt: now,
 	}

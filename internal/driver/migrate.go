@@ -19,7 +19,8 @@ type LiveMigrator interface {
 	// an incoming migration on an address of listenHost. A disk that is
 	// not shared is created empty and exported for the source to copy
 	// into. It returns where the source sends to.
-	PrepareIncoming(ctx context.Context, spec VMSpec, listenHost string) (Incoming, error)
+	// opts must be those the source will get (post-copy needs both ends).
+	PrepareIncoming(ctx context.Context, spec VMSpec, listenHost string, opts MigrateOptions) (Incoming, error)
 	// MigrateOut starts sending a running VM (and, with to.NBD, its disk)
 	// and returns at once.
 	MigrateOut(ctx context.Context, id string, to Incoming, opts MigrateOptions) error
@@ -51,6 +52,14 @@ type Incoming struct {
 type MigrateOptions struct {
 	MaxDowntime time.Duration // 0: the driver's default
 	Bandwidth   int64         // bytes/s; 0: the driver's default
+	// PostCopy allows switching to post-copy (ForceComplete): the guest
+	// then runs on the destination while the rest of its memory follows
+	// on demand. It always finishes, but a host or link failure during it
+	// loses the VM.
+	PostCopy bool
+	// AutoConverge lets QEMU throttle the guest's vCPUs when pre-copy
+	// does not converge, more each pass.
+	AutoConverge bool
 }
 
 // Migration statuses a driver reports.

@@ -35,6 +35,9 @@ type CreateVM struct {
 	Image     api.Image `json:"image"`
 	Cmdline   string    `json:"cmdline,omitempty"` // appended to the image's
 	Start     bool      `json:"start"`
+	// PostCopy, for an incoming migration: allow switching to post-copy
+	// (the capability must be set on both ends before the start).
+	PostCopy bool `json:"post_copy,omitempty"`
 }
 
 // StopVM is the body of POST /v1/vms/{id}/stop.
@@ -56,6 +59,8 @@ type MigrateOut struct {
 	NBD           string `json:"nbd,omitempty"`
 	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
 	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
+	PostCopy      bool   `json:"post_copy,omitempty"`
+	AutoConverge  bool   `json:"auto_converge,omitempty"`
 }
 
 // MigrationStatus is the answer to GET /v1/vms/{id}/migration.

@@ -6,7 +6,8 @@
 // barely maintained, its monitor has no per-call timeouts, and what we
 // need fits in one file. Replies are matched to commands by "id", so
 // concurrent Run calls are safe; every call is bounded by its context (or
-// DefaultTimeout).
+// DefaultTimeout). One goroutine per connection reads; it never blocks on
+// a caller, so a slow event reader cannot hold up replies.
 package qmp
 
 import (
@@ -21,16 +22,17 @@ import (
 	"time"
 )
 
-// DefaultTimeout bounds a Run whose context has no deadline.
+// DefaultTimeout bounds a Dial or Run whose context has no deadline.
 const DefaultTimeout = 30 * time.Second
 
-// EventBuffer is how many events wait for a slow reader; past that, new
-// events are dropped (and counted in Dropped) rather than blocking replies.
+// EventBuffer is how many events wait for each slow subscriber; past that,
+// new events to that subscriber are dropped (and counted in Dropped) rather
+// than blocking the reader and with it every reply.
 const EventBuffer = 256
 
 // Error is an error QEMU returned for a command.
 type Error struct {
-	Class string `json:"class"`
+	Class string `json:"class"` // e.g. GenericError, DeviceNotFound, CommandNotFound
 	Desc  string `json:"desc"`
 }
 
@@ -42,112 +44,89 @@ var ErrClosed = errors.New("qmp: connection closed")
 // Event is an asynchronous QMP event.
 type Event struct {
 	Name      string
-	Data      json.RawMessage
-	Timestamp time.Time
+	Data      json.RawMessage // nil when the event has no data
+	Timestamp time.Time       // QEMU's clock; zero when it sent none
 }
 
-// message is any line QEMU sends.
-type message struct {
-	QMP       json.RawMessage `json:"QMP,omitempty"`
-	Return    json.RawMessage `json:"return,omitempty"`
-	Error     *Error          `json:"error,omitempty"`
-	ID        string          `json:"id,omitempty"`
-	Event     string          `json:"event,omitempty"`
-	Data      json.RawMessage `json:"data,omitempty"`
-	Timestamp *struct {
-		Seconds      int64 `json:"seconds"`
-		Microseconds int64 `json:"microseconds"`
-	} `json:"timestamp,omitempty"`
-}
-
-// decode parses one line from QEMU.
-func decode(line []byte) (message, error) {
-	var m message
-	if err := json.Unmarshal(line, &m); err != nil {
-		return m, fmt.Errorf("qmp: bad message %q: %w", truncate(line), err)
-	}
-	return m, nil
-}
-
-func truncate(b []byte) string {
-	if len(b) > 200 {
-		return string(b[:200]) + "…"
-	}
-	return string(b)
-}
-
-// Monitor is a QMP connection.
+// Monitor is a QMP connection. Its methods are safe for concurrent use.
 type Monitor struct {
-	conn   net.Conn
-	events chan Event
+	conn net.Conn
 
-	writeMu sync.Mutex
+	writeMu sync.Mutex // one command on the wire at a time
+
 	mu      sync.Mutex
-	nextID  int
-	pending map[string]chan message
-	err     error // why the reader stopped
-	done    chan struct{}
+	nextID  uint64
+	pending map[string]chan message // by id; buffered, one reply each
+	subs    []chan Event
 	dropped int
+	err     error // why the reader stopped; set once
+	done    chan struct{}
 }
 
-// Dial connects to the QMP socket at path and negotiates capabilities.
+// Dial connects to the QMP socket at path, reads QEMU's greeting and
+// leaves capability negotiation mode. Both are bounded by ctx (or
+// DefaultTimeout).
 func Dial(ctx context.Context, path string) (*Monitor, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("qmp: connect %s: %w", path, err)
 	}
-	m := &Monitor{conn: conn, events: make(chan Event, EventBuffer), pending: map[string]chan message{}, done: make(chan struct{})}
 	r := bufio.NewReaderSize(conn, 64<<10)
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetReadDeadline(dl)
-	} else {
-		_ = conn.SetReadDeadline(time.Now().Add(DefaultTimeout))
-	}
-	greeting, err := r.ReadBytes('\n')
-	if err != nil {
+	if err := readGreeting(ctx, conn, r); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("qmp: read greeting: %w", err)
+		return nil, err
 	}
-	if g, err := decode(greeting); err != nil || g.QMP == nil {
-		conn.Close()
-		return nil, fmt.Errorf("qmp: expected a greeting, got %q", truncate(greeting))
-	}
-	_ = conn.SetReadDeadline(time.Time{})
+	m := &Monitor{conn: conn, pending: map[string]chan message{}, done: make(chan struct{})}
 	go m.read(r)
 	if err := m.Run(ctx, "qmp_capabilities", nil, nil); err != nil {
 		m.Close()
-		return nil, err
+		return nil, fmt.Errorf("qmp: negotiate capabilities on %s: %w", path, err)
 	}
 	return m, nil
 }
 
-// read delivers replies to their callers and events to the channel until
-// the connection breaks.
+// readGreeting reads the first line, which must be QEMU's {"QMP": ...};
+// its version and capabilities are nothing we need yet. Cancelling ctx
+// unblocks the read by moving its deadline to now.
+func readGreeting(ctx context.Context, conn net.Conn, r *bufio.Reader) error {
+	dl, _ := ctx.Deadline()
+	_ = conn.SetReadDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	line, err := r.ReadBytes('\n')
+	if !stop() || ctx.Err() != nil {
+		return fmt.Errorf("qmp: read greeting: %w", context.Cause(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("qmp: read greeting: %w", err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if g, err := decode(line); err != nil || g.QMP == nil {
+		return fmt.Errorf("qmp: expected a QMP greeting, got %q", truncate(line))
+	}
+	return nil
+}
+
+// read delivers replies to their callers and events to the subscribers
+// until the connection breaks; it is the connection's only reader.
 func (m *Monitor) read(r *bufio.Reader) {
 	var err error
 	for {
 		var line []byte
-		line, err = r.ReadBytes('\n')
-		if err != nil {
+		if line, err = r.ReadBytes('\n'); err != nil {
 			break
 		}
 		msg, derr := decode(line)
 		if derr != nil {
-			continue // a line we cannot parse is no reply we wait for
+			continue // a line we cannot parse is no reply anyone waits for
 		}
-		if msg.Event != "" {
-			ev := Event{Name: msg.Event, Data: msg.Data}
-			if msg.Timestamp != nil {
-				ev.Timestamp = time.Unix(msg.Timestamp.Seconds, msg.Timestamp.Microseconds*1000)
-			}
-			select {
-			case m.events <- ev:
-			default:
-				m.mu.Lock()
-				m.dropped++
-				m.mu.Unlock()
-			}
+		if ev, ok := msg.event(); ok {
+			m.publish(ev)
 			continue
 		}
 		m.mu.Lock()
@@ -155,75 +134,100 @@ func (m *Monitor) read(r *bufio.Reader) {
 		delete(m.pending, msg.ID)
 		m.mu.Unlock()
 		if ok {
-			ch <- msg
+			ch <- msg // buffered: never blocks
 		}
 	}
 	m.mu.Lock()
 	m.err = fmt.Errorf("%w: %v", ErrClosed, err)
+	for _, ch := range m.subs {
+		close(ch)
+	}
+	m.subs = nil
 	m.mu.Unlock()
 	close(m.done)
-	close(m.events)
+}
+
+// publish fans ev out to every subscriber without blocking.
+func (m *Monitor) publish(ev Event) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ch := range m.subs {
+		select {
+		case ch <- ev:
+		default:
+			m.dropped++
+		}
+	}
 }
 
 // Run sends cmd with args (nil for none) and decodes the reply's "return"
-// into result (nil to ignore it).
+// into result (nil to ignore it). A QMP error comes back as *Error. The
+// call is bounded by ctx, or DefaultTimeout when ctx has no deadline; a
+// reply that arrives after the caller gave up is discarded.
 func (m *Monitor) Run(ctx context.Context, cmd string, args, result any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
+	req := struct {
+		Execute   string `json:"execute"`
+		Arguments any    `json:"arguments,omitempty"`
+		ID        string `json:"id"`
+	}{Execute: cmd, Arguments: args}
+
 	m.mu.Lock()
 	if m.err != nil {
 		err := m.err
 		m.mu.Unlock()
-		return err
+		return fmt.Errorf("qmp: %s: %w", cmd, err)
 	}
 	m.nextID++
-	id := strconv.Itoa(m.nextID)
+	req.ID = strconv.FormatUint(m.nextID, 10)
 	ch := make(chan message, 1)
-	m.pending[id] = ch
+	m.pending[req.ID] = ch
 	m.mu.Unlock()
+	defer m.forget(req.ID)
 
-	req := map[string]any{"execute": cmd, "id": id}
-	if args != nil {
-		req["arguments"] = args
-	}
 	b, err := json.Marshal(req)
 	if err != nil {
-		m.forget(id)
 		return fmt.Errorf("qmp: encode %s: %w", cmd, err)
 	}
-	m.writeMu.Lock()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = m.conn.SetWriteDeadline(dl)
-	}
-	_, err = m.conn.Write(append(b, '\n'))
-	m.writeMu.Unlock()
-	if err != nil {
-		m.forget(id)
+	if err := m.write(ctx, append(b, '\n')); err != nil {
 		return fmt.Errorf("qmp: send %s: %w", cmd, err)
 	}
 	select {
 	case msg := <-ch:
-		if msg.Error != nil {
-			return msg.Error
-		}
-		if result != nil && msg.Return != nil {
-			if err := json.Unmarshal(msg.Return, result); err != nil {
-				return fmt.Errorf("qmp: decode reply to %s: %w", cmd, err)
-			}
-		}
-		return nil
+		return msg.result(cmd, result)
 	case <-m.done:
-		m.forget(id)
+		// The reader may have delivered the reply just before the
+		// connection closed (QEMU answers "quit" and then hangs up).
+		select {
+		case msg := <-ch:
+			return msg.result(cmd, result)
+		default:
+		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return fmt.Errorf("qmp: %s: %w", cmd, m.err)
 	case <-ctx.Done():
-		m.forget(id)
 		return fmt.Errorf("qmp: %s: %w", cmd, ctx.Err())
 	}
+}
+
+// write sends one line, bounded by ctx's deadline; cancellation of ctx
+// also interrupts it.
+func (m *Monitor) write(ctx context.Context, b []byte) error {
+	m.writeMu.Lock()
+	defer m.writeMu.Unlock()
+	dl, _ := ctx.Deadline()
+	_ = m.conn.SetWriteDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = m.conn.SetWriteDeadline(time.Now()) })
+	_, err := m.conn.Write(b)
+	if !stop() && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 func (m *Monitor) forget(id string) {
@@ -232,11 +236,25 @@ func (m *Monitor) forget(id string) {
 	m.mu.Unlock()
 }
 
-// Events delivers events until the connection closes. One reader only;
-// events past EventBuffer unread are dropped.
-func (m *Monitor) Events() <-chan Event { return m.events }
+// Events subscribes to the events QEMU sends from now on. Each call returns
+// a new channel, so several readers (a shutdown watcher, a migration) each
+// see every event. Buffer policy: a subscriber that falls EventBuffer events
+// behind loses the newer ones (counted in Dropped) rather than delaying
+// replies or other subscribers. The channel is closed when the connection
+// ends; on a closed connection Events returns a closed channel.
+func (m *Monitor) Events() <-chan Event {
+	ch := make(chan Event, EventBuffer)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		close(ch)
+		return ch
+	}
+	m.subs = append(m.subs, ch)
+	return ch
+}
 
-// Dropped counts events dropped because nobody read them.
+// Dropped counts events dropped because a subscriber did not keep up.
 func (m *Monitor) Dropped() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -246,9 +264,13 @@ func (m *Monitor) Dropped() int {
 // Done is closed when the connection is gone (QEMU exited, or Close).
 func (m *Monitor) Done() <-chan struct{} { return m.done }
 
-// Close closes the connection.
+// Close closes the connection and waits for the reader to finish, so no
+// event is delivered after it returns. It is safe to call more than once.
 func (m *Monitor) Close() error {
 	err := m.conn.Close()
 	<-m.done
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
 	return err
 }

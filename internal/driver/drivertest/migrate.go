@@ -42,7 +42,7 @@ func RunLiveMigration(t *testing.T, h Harness) {
 
 	t.Run("CancelKeepsTheSource", func(t *testing.T) {
 		s.t = t
-		to, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1")
+		to, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1", opts)
 		s.must(err)
 		// A bandwidth this low cannot finish before the cancel.
 		s.must(srcM.MigrateOut(ctx, idA, to, driver.MigrateOptions{Bandwidth: 1 << 20}))
@@ -59,7 +59,7 @@ func RunLiveMigration(t *testing.T, h Harness) {
 	t.Run("MoveKeepsTheGuestRunning", func(t *testing.T) {
 		s.t = t
 		before := s.heartbeat(idA)
-		to, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1")
+		to, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1", opts)
 		s.must(err)
 		s.must(srcM.MigrateOut(ctx, idA, to, opts))
 		st := waitMigration(t, srcM, driver.MigrationCompleted)

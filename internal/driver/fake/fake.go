@@ -102,7 +102,8 @@ func New(cfg Config) (*Driver, error) {
 // Capabilities implements driver.Driver.
 func (d *Driver) Capabilities() driver.Capabilities {
 	return driver.Capabilities{Hypervisor: driver.HypervisorFake, Accelerator: "none",
-		AccelReason: "fake driver: no guest code runs", LiveMigration: true}
+		AccelReason:   "fake driver: no guest code runs",
+		LiveMigration: true, PostCopy: true, AutoConverge: true}
 }
 
 func (d *Driver) vmDir(id string) string       { return filepath.Join(d.cfg.StateDir, "vms", id) }

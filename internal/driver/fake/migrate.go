@@ -33,9 +33,11 @@ const (
 )
 
 type outgoing struct {
-	st     driver.MigrationStatus
-	cancel context.CancelFunc
-	paused bool // ForceComplete: the guest dirties nothing more
+	st       driver.MigrationStatus
+	cancel   context.CancelFunc
+	paused   bool // ForceComplete: the guest dirties nothing more
+	postCopy bool // post-copy allowed
+	switched bool // ForceComplete switched to post-copy: done at once
 }
 
 var _ driver.ForceCompleter = (*Driver)(nil)
@@ -51,6 +53,11 @@ func (d *Driver) ForceComplete(ctx context.Context, id string) (string, error) {
 	}
 	if v.out == nil || v.out.st.Status != driver.MigrationActive {
 		return "", errs.Conflict("vm %s has no migration to complete", id)
+	}
+	if v.out.postCopy {
+		v.out.switched = true
+		v.out.st.Strategy += "+post-copy"
+		return "switched to post-copy: the guest runs on the destination while its memory follows", nil
 	}
 	v.out.paused = true
 	return "paused the guest for the final copy", nil
@@ -77,7 +84,7 @@ func guestDirty(cmdline string) (setBytes, rate float64) {
 }
 
 // PrepareIncoming implements driver.LiveMigrator.
-func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string) (driver.Incoming, error) {
+func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string, opts driver.MigrateOptions) (driver.Incoming, error) {
 	if err := d.Create(ctx, spec); err != nil {
 		return driver.Incoming{}, err
 	}
@@ -146,16 +153,21 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 		limit = defaultMaxDowntime
 	}
 	mctx, cancel := context.WithCancel(context.Background())
-	v.out = &outgoing{cancel: cancel, st: driver.MigrationStatus{Status: driver.MigrationActive, Strategy: "shared-storage/pre-copy",
+	strategy := "shared-storage/pre-copy"
+	if opts.AutoConverge {
+		strategy += "+auto-converge"
+	}
+	v.out = &outgoing{cancel: cancel, postCopy: opts.PostCopy, st: driver.MigrationStatus{Status: driver.MigrationActive, Strategy: strategy,
 		MemoryTotal: int64(v.st.Spec.MemoryMiB) << 20}}
-	go d.model(mctx, v, strings.TrimPrefix(to.URI, "tcp:"), bw, limit, v.st.StartedAt)
+	go d.model(mctx, v, strings.TrimPrefix(to.URI, "tcp:"), bw, limit, v.st.StartedAt, opts.AutoConverge)
 	return nil
 }
 
 // model runs one outgoing migration's physics until it completes or is
 // cancelled.
-func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limit time.Duration, startedAt time.Time) {
-	set, rate := guestDirty(v.st.Spec.Cmdline)
+func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limit time.Duration, startedAt time.Time, autoConverge bool) {
+	set, baseRate := guestDirty(v.st.Spec.Cmdline)
+	rate, throttle := baseRate, 0.0
 	d.mu.Lock()
 	total := float64(v.out.st.MemoryTotal)
 	d.mu.Unlock()
@@ -177,10 +189,14 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 		case <-tick.C:
 		}
 		d.mu.Lock()
-		if v.out.paused {
+		paused, switched := v.out.paused, v.out.switched
+		d.mu.Unlock()
+		if paused {
 			rate, set = 0, 0
 		}
-		d.mu.Unlock()
+		if switched {
+			break // post-copy: the guest runs there; the rest is pulled
+		}
 		step := bw * modelTick.Seconds()
 		passTime += modelTick
 		if step >= remaining {
@@ -188,6 +204,11 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 			// End of a pass: what was dirtied during it is the next pass.
 			remaining = min(set, rate*passTime.Seconds())
 			pass, passTime = pass+1, 0
+			if autoConverge && pass > 2 {
+				// QEMU's defaults: throttle 20 %, then 10 % more a pass.
+				throttle = min(0.99, max(0.2, throttle+0.1))
+				rate = baseRate * (1 - throttle)
+			}
 		} else {
 			sent += step
 			remaining -= step
@@ -205,8 +226,14 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 			break
 		}
 	}
-	// Switch-over: pause, send the rest and the guest's state.
+	// Switch-over: pause, send the rest and the guest's state (after a
+	// switch to post-copy, only the state: the rest is pulled later).
 	remaining += min(set, rate*passTime.Seconds())
+	d.mu.Lock()
+	if v.out.switched {
+		remaining = 0
+	}
+	d.mu.Unlock()
 	time.Sleep(time.Duration(remaining / bw * float64(time.Second)))
 	err := sendHandoff(addr, handoff{StartedAt: startedAt})
 	d.mu.Lock()

@@ -20,8 +20,11 @@ var _ driver.LiveMigrator = (*Driver)(nil)
 // copy arrives, so it needs no base image) and exported over NBD for the
 // source to mirror into; the guest then starts paused (-S) and resumes
 // only in CompleteIncoming, once the source has finished the mirror.
-func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string) (driver.Incoming, error) {
+func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string, opts driver.MigrateOptions) (driver.Incoming, error) {
 	block := spec.Disk != nil && !spec.Disk.Shared
+	if block && opts.PostCopy {
+		return driver.Incoming{}, errs.NotSupported("post-copy with a block copy of the disk is not supported; use pre-copy or a shared disk")
+	}
 	if block {
 		disk := *spec.Disk
 		disk.Backing = ""
@@ -52,6 +55,9 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 		return in, err
 	}
 	in.URI = "tcp:" + net.JoinHostPort(listenHost, strconv.Itoa(port))
+	if err := d.setCapabilities(ctx, v, opts); err != nil {
+		return in, err
+	}
 	if err := d.qmpRun(ctx, v, "migrate-incoming", map[string]string{"uri": in.URI}, nil); err != nil {
 		return in, fmt.Errorf("vm %s: listen for the migration: %w", spec.ID, err)
 	}
@@ -99,19 +105,20 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if v.st.PID == 0 {
 		return errs.Conflict("vm %s is not running", id)
 	}
-	params := map[string]any{}
+	params := map[string]any{"downtime-limit": qemuDowntimeLimitMS, "max-bandwidth": qemuMaxBandwidth}
 	if opts.MaxDowntime > 0 {
 		params["downtime-limit"] = opts.MaxDowntime.Milliseconds()
 	}
 	if opts.Bandwidth > 0 {
 		params["max-bandwidth"] = opts.Bandwidth
 	}
-	if len(params) > 0 {
-		if err := d.qmpRun(ctx, v, "migrate-set-parameters", params, nil); err != nil {
-			return err
-		}
+	if err := d.qmpRun(ctx, v, "migrate-set-parameters", params, nil); err != nil {
+		return err
 	}
-	v.out = &outgoing{block: to.NBD != ""}
+	if err := d.setCapabilities(ctx, v, opts); err != nil {
+		return err
+	}
+	v.out = &outgoing{block: to.NBD != "", postCopy: opts.PostCopy, autoConverge: opts.AutoConverge}
 	if !v.out.block {
 		v.out.started = true
 		return d.qmpRun(ctx, v, "migrate", map[string]string{"uri": to.URI}, nil)
@@ -143,12 +150,34 @@ const (
 	mirrorTarget = "mirror-target"
 )
 
+// setCapabilities sets every migration capability godwit manages, on or
+// off: a QEMU keeps them from its previous migration (a VM that arrived
+// with post-copy allowed would otherwise leave with it, towards a
+// destination that did not agree to it, and fail).
+func (d *Driver) setCapabilities(ctx context.Context, v *vm, opts driver.MigrateOptions) error {
+	caps := []map[string]any{
+		{"capability": "postcopy-ram", "state": opts.PostCopy},
+		{"capability": "auto-converge", "state": opts.AutoConverge},
+	}
+	return d.qmpRun(ctx, v, "migrate-set-capabilities", map[string]any{"capabilities": caps}, nil)
+}
+
+// QEMU's defaults, restored when a migration sets none: parameters too
+// outlive the migration that set them.
+const (
+	qemuDowntimeLimitMS = 300
+	qemuMaxBandwidth    = 128 << 20
+)
+
 // outgoing is the source side of a migration in flight.
 type outgoing struct {
-	block     bool
-	started   bool   // memory migration started
-	cancelled bool   // CancelMigration was called
-	err       string // why it failed before memory moved
+	block        bool
+	postCopy     bool // post-copy allowed
+	autoConverge bool
+	switched     bool   // switched to post-copy
+	started      bool   // memory migration started
+	cancelled    bool   // CancelMigration was called
+	err          string // why it failed before memory moved
 }
 
 // blockJob is the part of query-block-jobs we read.
@@ -235,9 +264,8 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	out := v.out
-	st := driver.MigrationStatus{Strategy: "shared-storage/pre-copy"}
+	st := driver.MigrationStatus{Strategy: strategy(out)}
 	if out != nil && out.block {
-		st.Strategy = "block-copy/pre-copy"
 		job, err := d.mirrorJob(ctx, v)
 		if err != nil {
 			return st, err
@@ -291,6 +319,24 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 		}
 	}
 	return st, nil
+}
+
+// strategy names what the driver runs for an outgoing migration.
+func strategy(out *outgoing) string {
+	s := "shared-storage/pre-copy"
+	if out == nil {
+		return s
+	}
+	if out.block {
+		s = "block-copy/pre-copy"
+	}
+	if out.autoConverge {
+		s += "+auto-converge"
+	}
+	if out.switched {
+		s += "+post-copy"
+	}
+	return s
 }
 
 // finishMirror cancels a ready mirror — which, once in sync, completes it
@@ -403,11 +449,11 @@ func (d *Driver) Release(ctx context.Context, id string) error {
 
 var _ driver.ForceCompleter = (*Driver)(nil)
 
-// ForceComplete implements driver.ForceCompleter by pausing the guest:
-// with nothing dirtied any more, pre-copy finishes at the bandwidth, and
-// the destination resumes the guest (CompleteIncoming). Post-copy, which
-// would keep the guest running, needs the capability set on both ends
-// before the start and comes with the convergence engine.
+// ForceComplete implements driver.ForceCompleter: with post-copy allowed
+// (the capability was set on both ends before the start) it switches to
+// post-copy, so the guest runs on at the destination; otherwise it pauses
+// the guest: with nothing dirtied any more, pre-copy finishes at the
+// bandwidth, and the destination resumes the guest (CompleteIncoming).
 func (d *Driver) ForceComplete(ctx context.Context, id string) (string, error) {
 	v, err := d.get(id)
 	if err != nil {
@@ -417,6 +463,13 @@ func (d *Driver) ForceComplete(ctx context.Context, id string) (string, error) {
 	defer v.mu.Unlock()
 	if v.out == nil || (v.out.block && !v.out.started) {
 		return "", errs.Conflict("vm %s has no memory migration to complete yet", id)
+	}
+	if v.out.postCopy {
+		if err := d.qmpRun(ctx, v, "migrate-start-postcopy", nil, nil); err != nil {
+			return "", err
+		}
+		v.out.switched = true
+		return "switched to post-copy: the guest runs on the destination while its memory follows", nil
 	}
 	if err := d.qmpRun(ctx, v, "stop", nil, nil); err != nil {
 		return "", err

@@ -154,6 +154,9 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		DirtyRate:      d.cfg.Accel == driver.AccelKVM,
 		LiveMigration:  true,
 		BlockMigration: true,
+		AutoConverge:   true,
+		// Post-copy under TCG oopsed the guest on arrival in tests.
+		PostCopy: d.cfg.Accel == driver.AccelKVM,
 	}
 }
 
