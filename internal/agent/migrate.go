@@ -48,16 +48,7 @@ func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var req hostapi.CreateVM
-	if err := httpx.Decode(r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if req.ID != r.PathValue("id") {
-		a.fail(w, r, errs.Invalid("vm id in path and body differ"))
-		return
-	}
-	spec, err := a.spec(r.Context(), req)
+	req, spec, err := a.decodeCreate(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -66,16 +66,7 @@ func (a *Agent) listVMs(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) getVM(w http.ResponseWriter, r *http.Request) { a.reply(w, r, r.PathValue("id")) }
 
 func (a *Agent) createVM(w http.ResponseWriter, r *http.Request) {
-	var req hostapi.CreateVM
-	if err := httpx.Decode(r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if req.ID != r.PathValue("id") {
-		a.fail(w, r, errs.Invalid("vm id in path and body differ"))
-		return
-	}
-	spec, err := a.spec(r.Context(), req)
+	req, spec, err := a.decodeCreate(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -94,6 +85,20 @@ func (a *Agent) createVM(w http.ResponseWriter, r *http.Request) {
 		log.Info("vm started")
 	}
 	a.reply(w, r, req.ID)
+}
+
+// decodeCreate reads a CreateVM body for the VM in the path and turns it
+// into a driver spec.
+func (a *Agent) decodeCreate(r *http.Request) (hostapi.CreateVM, driver.VMSpec, error) {
+	var req hostapi.CreateVM
+	if err := httpx.Decode(r, &req); err != nil {
+		return req, driver.VMSpec{}, err
+	}
+	if req.ID != r.PathValue("id") {
+		return req, driver.VMSpec{}, errs.Invalid("vm id in path and body differ")
+	}
+	spec, err := a.spec(r.Context(), req)
+	return req, spec, err
 }
 
 // spec turns the controller's request into a driver spec with host paths,

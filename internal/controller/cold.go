@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -30,19 +29,7 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
 	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
 	var rb rollback
-	fail := func(err error) {
-		state := api.MigRolledBack
-		if ctx.Err() != nil {
-			state, err = api.MigCancelled, errors.New("aborted on request")
-		}
-		if rerr := rb.run(ctx, log); rerr != nil {
-			state, err = api.MigNeedsAttention, fmt.Errorf("%v; rollback failed: %v", err, rerr)
-		}
-		log.Warn("cold migration failed", "state", state, "err", err)
-		if _, uerr := c.advance(ctx, m.ID, state, err.Error()); uerr != nil {
-			log.Error("record migration failure", "err", uerr)
-		}
-	}
+	fail := c.failure(ctx, m.ID, log, &rb)
 	im, err := c.store.Image(ctx, vm.Image)
 	if err != nil {
 		fail(fmt.Errorf("image %s: %w", vm.Image, err))

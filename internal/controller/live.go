@@ -59,19 +59,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
 	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
 	var rb rollback
-	fail := func(err error) {
-		state := api.MigRolledBack
-		if ctx.Err() != nil {
-			state, err = api.MigCancelled, errors.New("aborted on request")
-		}
-		if rerr := rb.run(ctx, log); rerr != nil {
-			state, err = api.MigNeedsAttention, fmt.Errorf("%v; rollback failed: %v", err, rerr)
-		}
-		log.Warn("live migration failed", "state", state, "err", err)
-		if _, uerr := c.advance(ctx, m.ID, state, err.Error()); uerr != nil {
-			log.Error("record migration failure", "err", uerr)
-		}
-	}
+	fail := c.failure(ctx, m.ID, log, &rb)
 	im, err := c.store.Image(ctx, vm.Image)
 	if err != nil {
 		fail(fmt.Errorf("image %s: %w", vm.Image, err))
@@ -155,6 +143,25 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		log.Error("record completion", "err", err)
 	}
 	log.Info("live migration completed", "downtime_ms", final.DowntimeMS, "total_ms", final.TotalTimeMS)
+}
+
+// failure returns a migration's failure path: undo what was done, then
+// record how it ended — rolled back, cancelled (ctx was, by an abort), or
+// needing attention when the undo itself failed.
+func (c *Controller) failure(ctx context.Context, id string, log *slog.Logger, rb *rollback) func(error) {
+	return func(err error) {
+		state := api.MigRolledBack
+		if ctx.Err() != nil {
+			state, err = api.MigCancelled, errors.New("aborted on request")
+		}
+		if rerr := rb.run(ctx, log); rerr != nil {
+			state, err = api.MigNeedsAttention, fmt.Errorf("%v; rollback failed: %v", err, rerr)
+		}
+		log.Warn("migration failed", "state", state, "err", err)
+		if _, uerr := c.advance(ctx, id, state, err.Error()); uerr != nil {
+			log.Error("record migration failure", "err", uerr)
+		}
+	}
 }
 
 // watchTransfer polls the source until the migration completes, recording
