@@ -95,8 +95,8 @@ func Dial(ctx context.Context, path string) (*Monitor, error) {
 // its version and capabilities are nothing we need yet. Cancelling ctx
 // unblocks the read by moving its deadline to now.
 func readGreeting(ctx context.Context, conn net.Conn, r *bufio.Reader) error {
-	dl, _ := ctx.Deadline()
-	_ = conn.SetReadDeadline(dl)
+	// Only ctx sets the deadline (Dial gave it one), so that a timeout
+	// reads as context.DeadlineExceeded rather than a socket i/o timeout.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
 	line, err := r.ReadBytes('\n')
 	if !stop() || ctx.Err() != nil {
@@ -215,17 +215,30 @@ func (m *Monitor) Run(ctx context.Context, cmd string, args, result any) error {
 	}
 }
 
-// write sends one line, bounded by ctx's deadline; cancellation of ctx
-// also interrupts it.
+// write sends one line; ctx's deadline or cancellation interrupts it. A
+// write that fails part way would leave half a command on the wire, so
+// any failure closes the connection: callers see ErrClosed and reconnect.
 func (m *Monitor) write(ctx context.Context, b []byte) error {
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()
-	dl, _ := ctx.Deadline()
-	_ = m.conn.SetWriteDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { _ = m.conn.SetWriteDeadline(time.Now()) })
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = m.conn.SetWriteDeadline(time.Now())
+		close(fired)
+	})
 	_, err := m.conn.Write(b)
-	if !stop() && ctx.Err() != nil {
-		return ctx.Err()
+	if !stop() {
+		<-fired // so the reset below cannot be undone by a late fire
+		_ = m.conn.SetWriteDeadline(time.Time{})
+	}
+	if err != nil {
+		m.conn.Close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -227,15 +228,15 @@ func TestEventsFanOut(t *testing.T) {
 	// b stops reading: it loses events past its buffer, while a and the
 	// replies carry on.
 	const n = qmp.EventBuffer + 10
-	var got int
+	var got atomic.Int32
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
 		for ev := range a {
 			if ev.Name == "SPAM" {
-				got++
+				got.Add(1)
 			}
-			if got == n {
+			if got.Load() == n {
 				return
 			}
 		}
@@ -249,7 +250,7 @@ func TestEventsFanOut(t *testing.T) {
 	select {
 	case <-readerDone:
 	case <-time.After(5 * time.Second):
-		t.Fatalf("the reading subscriber got %d of %d events", got, n)
+		t.Fatalf("the reading subscriber got %d of %d events", got.Load(), n)
 	}
 	if d := m.Dropped(); d != 10 {
 		t.Errorf("dropped %d events; want the 10 past the slow subscriber's buffer", d)

@@ -11,11 +11,12 @@ import (
 // launch is everything the QEMU command line is built from: the spec plus
 // the host-specific choices fixed when the VM was defined (machine type,
 // CPU model), so that a restart — and later a migration — starts the
-// same virtual hardware.
+// same virtual hardware. It is persisted in the state file; field names
+// are part of that format.
 type launch struct {
 	Spec     driver.VMSpec
-	Accel    string
-	Machine  string
+	Accel    string // kvm or tcg
+	Machine  string // versioned, e.g. pc-q35-7.2, never the bare alias
 	CPUModel string
 	QMP      string // socket path
 	Console  string // serial log path
@@ -28,51 +29,119 @@ type launch struct {
 	Paused bool `json:"-"`
 }
 
-// args builds QEMU's arguments. Devices carry stable ids and node names so
-// later QMP work (block jobs, hotplug, migration) can address them.
+// args builds QEMU's arguments, one concern per helper so that later
+// features (memory and CPU hotplug, more disks) each change one place.
+// Devices carry stable ids and node names so QMP work (block jobs,
+// hotplug, migration) can address them.
 func (l launch) args() []string {
-	s := l.Spec
-	maxCPUs := max(s.MaxVCPUs, s.VCPUs)
-	a := []string{
-		"-name", "guest=" + s.Name + ",debug-threads=on",
-		"-uuid", s.ID,
+	var a []string
+	for _, part := range [][]string{
+		l.identity(),
+		l.machine(),
+		l.cpus(),
+		l.memory(),
+		l.control(),
+		l.boot(),
+		l.disks(),
+		l.migration(),
+		// -daemonize: QEMU returns once the VM is set up, and the VM's
+		// process is not the agent's child, so it outlives the agent and
+		// never becomes its zombie.
+		{"-daemonize", "-pidfile", l.PIDFile},
+	} {
+		a = append(a, part...)
+	}
+	return a
+}
+
+func (l launch) identity() []string {
+	return []string{
+		"-name", "guest=" + escape(l.Spec.Name) + ",debug-threads=on",
+		// The uuid also marks the process: alive() looks for it in
+		// /proc/<pid>/cmdline to tell our QEMU from a reused PID.
+		"-uuid", l.Spec.ID,
+	}
+}
+
+func (l launch) machine() []string {
+	return []string{
 		"-machine", l.Machine,
 		"-accel", l.Accel,
-		"-cpu", l.CPUModel,
-		"-smp", fmt.Sprintf("%d,maxcpus=%d", s.VCPUs, maxCPUs),
-		"-m", strconv.Itoa(s.MemoryMiB) + "M",
 		"-nodefaults", "-no-user-config", "-display", "none",
-		"-chardev", "socket,id=qmp,path=" + l.QMP + ",server=on,wait=off",
+	}
+}
+
+func (l launch) cpus() []string {
+	s := l.Spec
+	return []string{
+		"-cpu", l.CPUModel,
+		"-smp", fmt.Sprintf("%d,maxcpus=%d", s.VCPUs, max(s.MaxVCPUs, s.VCPUs)),
+	}
+}
+
+// memory is the boot memory. Hotplug will add ",slots=N,maxmem=M" here
+// when MaxMemoryMiB exceeds MemoryMiB, plus its memory backends.
+func (l launch) memory() []string {
+	return []string{"-m", strconv.Itoa(l.Spec.MemoryMiB) + "M"}
+}
+
+// control is the QMP monitor (server=on,wait=off: QEMU does not wait for
+// us to connect) and the serial console, appended to a file so that the
+// log of earlier boots survives a restart.
+func (l launch) control() []string {
+	return []string{
+		"-chardev", "socket,id=qmp,path=" + escape(l.QMP) + ",server=on,wait=off",
 		"-mon", "chardev=qmp,mode=control",
-		"-chardev", "file,id=serial0,path=" + l.Console + ",append=on",
+		"-chardev", "file,id=serial0,path=" + escape(l.Console) + ",append=on",
 		"-serial", "chardev:serial0",
 	}
-	if s.Kernel != "" {
-		a = append(a, "-kernel", s.Kernel)
-		if s.Initrd != "" {
-			a = append(a, "-initrd", s.Initrd)
-		}
-		if s.Cmdline != "" {
-			a = append(a, "-append", s.Cmdline)
-		}
+}
+
+// boot is direct kernel boot; without a kernel the firmware boots the
+// disk (see disks).
+func (l launch) boot() []string {
+	s := l.Spec
+	if s.Kernel == "" {
+		return nil
 	}
-	if s.Disk != nil {
-		a = append(a,
-			"-blockdev", "driver=file,filename="+escape(s.Disk.Path)+",node-name=disk0-file,cache.direct=off",
-			"-blockdev", "driver=qcow2,file=disk0-file,node-name=disk0",
-			"-device", "virtio-blk-pci,drive=disk0,id=disk0-dev",
-		)
-		if s.Kernel == "" {
-			a[len(a)-1] += ",bootindex=1"
-		}
+	// -kernel, -initrd and -append take their value verbatim: no escaping.
+	a := []string{"-kernel", s.Kernel}
+	if s.Initrd != "" {
+		a = append(a, "-initrd", s.Initrd)
 	}
+	if s.Cmdline != "" {
+		a = append(a, "-append", s.Cmdline)
+	}
+	return a
+}
+
+// disks is the one virtio-blk disk. QEMU's image locking stays on (the
+// default), so two processes can never write one qcow2.
+func (l launch) disks() []string {
+	s := l.Spec
+	if s.Disk == nil {
+		return nil
+	}
+	dev := "virtio-blk-pci,drive=disk0,id=disk0-dev"
+	if s.Kernel == "" {
+		dev += ",bootindex=1"
+	}
+	return []string{
+		"-blockdev", "driver=file,filename=" + escape(s.Disk.Path) + ",node-name=disk0-file,cache.direct=off",
+		"-blockdev", "driver=qcow2,file=disk0-file,node-name=disk0",
+		"-device", dev,
+	}
+}
+
+func (l launch) migration() []string {
+	var a []string
 	if l.Incoming {
 		a = append(a, "-incoming", "defer")
 	}
 	if l.Paused {
 		a = append(a, "-S")
 	}
-	return append(a, "-daemonize", "-pidfile", l.PIDFile)
+	return a
 }
 
 // escape doubles commas, QEMU's escape inside option values.

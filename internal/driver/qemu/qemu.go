@@ -6,6 +6,7 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -24,7 +25,6 @@ import (
 
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
-	"github.com/godwit/godwit/internal/qmp"
 )
 
 // Config configures the driver.
@@ -63,7 +63,7 @@ type vm struct {
 	mu  sync.Mutex
 	dir string
 	st  vmState
-	mon *qmp.Monitor
+	mon *monitor  // nil until connected; reconnected when broken
 	out *outgoing // an outgoing migration, if any
 }
 
@@ -174,8 +174,8 @@ func (d *Driver) get(id string) (*vm, error) {
 
 // Create implements driver.Driver.
 func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
-	if spec.ID == "" || spec.VCPUs < 1 || spec.MemoryMiB < 1 {
-		return errs.Invalid("vm spec needs an id, vcpus and memory")
+	if err := validate(spec); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	if _, ok := d.vms[spec.ID]; ok {
@@ -214,6 +214,24 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 	return nil
 }
 
+var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// validate refuses, in words the caller can act on, specs QEMU would
+// refuse with a less helpful message, or worse, after the disk is made.
+func validate(spec driver.VMSpec) error {
+	switch {
+	case spec.ID == "" || spec.VCPUs < 1 || spec.MemoryMiB < 1:
+		return errs.Invalid("vm spec needs an id, vcpus and memory")
+	case !uuidRE.MatchString(spec.ID):
+		return errs.Invalid("vm id %q is not a UUID; QEMU needs one", spec.ID)
+	case spec.MaxVCPUs != 0 && spec.MaxVCPUs < spec.VCPUs:
+		return errs.Invalid("vm %s: max vcpus %d is below vcpus %d", spec.ID, spec.MaxVCPUs, spec.VCPUs)
+	case spec.Disk != nil && (spec.Disk.Path == "" || spec.Disk.SizeMiB < 1):
+		return errs.Invalid("vm %s: a disk needs a path and a size", spec.ID)
+	}
+	return nil
+}
+
 func (d *Driver) makeDisk(ctx context.Context, disk *driver.Disk) error {
 	if _, err := os.Stat(disk.Path); err == nil {
 		return nil
@@ -227,7 +245,7 @@ func (d *Driver) makeDisk(ctx context.Context, disk *driver.Disk) error {
 	}
 	args = append(args, disk.Path, strconv.Itoa(disk.SizeMiB)+"M")
 	if out, err := exec.CommandContext(ctx, d.cfg.QEMUImg, args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("qemu-img create %s: %v: %s", disk.Path, err, out)
+		return fmt.Errorf("qemu-img create %s: %v: %s", disk.Path, err, bytes.TrimSpace(out))
 	}
 	return nil
 }
@@ -240,119 +258,11 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if alive(v.st.PID, id) {
+	d.refresh(v)
+	if v.st.PID != 0 {
 		return nil
 	}
 	return d.start(ctx, v)
-}
-
-// start launches QEMU for v (v.mu held). The state file records the
-// process before anything else talks to it.
-func (d *Driver) start(ctx context.Context, v *vm) error {
-	l := v.st.Launch
-	id := l.Spec.ID
-	for _, p := range []string{l.QMP, l.PIDFile} {
-		_ = os.Remove(p)
-	}
-	logPath := filepath.Join(v.dir, "qemu.log")
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, d.cfg.QEMUBinary, l.args()...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	err = cmd.Run() // with -daemonize this returns once the VM is set up
-	lf.Close()
-	if err != nil {
-		out, _ := os.ReadFile(logPath)
-		return fmt.Errorf("start qemu for vm %s: %v: %s", id, err, out)
-	}
-	pid, err := readPIDFile(l.PIDFile)
-	if err != nil {
-		return fmt.Errorf("vm %s: qemu started but wrote no pid file: %w", id, err)
-	}
-	v.st.PID, v.st.StartedAt = pid, time.Now().UTC()
-	v.st.StopRequested, v.st.ShutdownSeen, v.st.Crashed = false, false, false
-	if err := writeState(v.dir, v.st); err != nil {
-		kill(pid)
-		return err
-	}
-	if err := d.connect(ctx, v); err != nil {
-		d.log.Warn("qmp connect failed; will retry on demand", "vm", l.Spec.Name, "pid", pid, "err", err)
-	}
-	d.log.Info("qemu started", "vm", l.Spec.Name, "pid", pid, "accel", l.Accel)
-	return nil
-}
-
-// connect opens QMP to v's QEMU and watches its events (v.mu held).
-func (d *Driver) connect(ctx context.Context, v *vm) error {
-	if v.mon != nil {
-		select {
-		case <-v.mon.Done():
-			v.mon = nil
-		default:
-			return nil
-		}
-	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var err error
-	for {
-		var m *qmp.Monitor
-		if m, err = qmp.Dial(cctx, v.st.Launch.QMP); err == nil {
-			v.mon = m
-			go d.watch(v, m)
-			return nil
-		}
-		select {
-		case <-cctx.Done():
-			return err
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// watch records a guest-initiated shutdown, so that a QEMU that exits on
-// the guest's poweroff is reported stopped, not crashed.
-func (d *Driver) watch(v *vm, m *qmp.Monitor) {
-	for ev := range m.Events() {
-		if ev.Name == "SHUTDOWN" {
-			v.mu.Lock()
-			if v.mon == m {
-				v.st.ShutdownSeen = true
-				_ = writeState(v.dir, v.st)
-			}
-			v.mu.Unlock()
-		}
-	}
-}
-
-// qmpRun runs a QMP command on v's QEMU (v.mu held).
-func (d *Driver) qmpRun(ctx context.Context, v *vm, cmd string, args, result any) error {
-	if err := d.connect(ctx, v); err != nil {
-		return fmt.Errorf("vm %s: qmp: %w", v.st.Launch.Spec.ID, err)
-	}
-	if err := v.mon.Run(ctx, cmd, args, result); err != nil {
-		return fmt.Errorf("vm %s: %w", v.st.Launch.Spec.ID, err)
-	}
-	return nil
-}
-
-// refresh notices a QEMU that exited (v.mu held) and records how.
-func (d *Driver) refresh(v *vm) {
-	if v.st.PID == 0 || alive(v.st.PID, v.st.Launch.Spec.ID) {
-		return
-	}
-	v.st.Crashed = !v.st.StopRequested && !v.st.ShutdownSeen
-	if v.st.Crashed {
-		d.log.Warn("qemu exited without a stop", "vm", v.st.Launch.Spec.Name, "pid", v.st.PID)
-	}
-	v.st.PID, v.st.StartedAt = 0, time.Time{}
-	if v.mon != nil {
-		v.mon.Close()
-		v.mon = nil
-	}
-	_ = writeState(v.dir, v.st)
 }
 
 func (v *vm) status() driver.Status {
@@ -377,54 +287,6 @@ func (d *Driver) Stop(ctx context.Context, id string, opts driver.StopOptions) e
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return d.stop(ctx, v, opts)
-}
-
-// stop powers v off (v.mu held): ACPI power button, then quit, then kill.
-func (d *Driver) stop(ctx context.Context, v *vm, opts driver.StopOptions) error {
-	d.refresh(v)
-	pid := v.st.PID
-	if pid == 0 {
-		return nil
-	}
-	v.st.StopRequested = true
-	if err := writeState(v.dir, v.st); err != nil {
-		return err
-	}
-	id := v.st.Launch.Spec.ID
-	if !opts.Force {
-		timeout := opts.Timeout
-		if timeout == 0 {
-			timeout = d.cfg.StopTimeout
-		}
-		if err := d.qmpRun(ctx, v, "system_powerdown", nil, nil); err == nil && waitGone(ctx, pid, id, timeout) {
-			d.refresh(v)
-			return nil
-		}
-		d.log.Warn("guest did not power off in time; forcing", "vm", v.st.Launch.Spec.Name, "timeout", timeout)
-	}
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	_ = d.qmpRun(qctx, v, "quit", nil, nil)
-	cancel()
-	if !waitGone(ctx, pid, id, 5*time.Second) {
-		kill(pid)
-		if !waitGone(ctx, pid, id, 10*time.Second) {
-			return fmt.Errorf("vm %s: qemu pid %d survived SIGKILL", id, pid)
-		}
-	}
-	d.refresh(v)
-	return nil
-}
-
-// waitGone waits up to d for the process to exit.
-func waitGone(ctx context.Context, pid int, uuid string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for alive(pid, uuid) {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return true
 }
 
 // Reboot implements driver.Driver.
@@ -458,13 +320,15 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 			return fmt.Errorf("vm %s: remove disk: %w", id, err)
 		}
 	}
+	// QEMU removes its socket when it quits, but not when killed.
+	_ = os.Remove(v.st.Launch.QMP)
 	if err := os.RemoveAll(v.dir); err != nil {
-		return err
+		return fmt.Errorf("vm %s: remove state: %w", id, err)
 	}
 	d.mu.Lock()
 	delete(d.vms, id)
 	d.mu.Unlock()
-	d.log.Info("vm removed", "vm", v.st.Launch.Spec.Name)
+	d.log.Info("vm removed", "vm", v.st.Launch.Spec.Name, "id", id)
 	return nil
 }
 
@@ -531,10 +395,11 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
 		v.mu.Lock()
 		d.refresh(v)
 		if v.st.PID != 0 {
+			log := d.log.With("vm", st.Launch.Spec.Name, "id", st.Launch.Spec.ID, "pid", v.st.PID)
 			if err := d.connect(ctx, v); err != nil {
-				d.log.Warn("reattach: qmp connect failed", "vm", st.Launch.Spec.Name, "pid", v.st.PID, "err", err)
+				log.Warn("reattach: qmp connect failed; will retry on demand", "err", err)
 			} else {
-				d.log.Info("reattached to running qemu", "vm", st.Launch.Spec.Name, "pid", v.st.PID)
+				log.Info("reattached to running qemu")
 			}
 		}
 		v.mu.Unlock()

@@ -16,8 +16,10 @@ import (
 // than guessing.
 const stateVersion = 1
 
-// vmState is what survives an agent restart: the definition and the
-// process that runs it.
+// vmState is what survives an agent restart: the definition (with the
+// QMP socket and console paths, in Launch) and the process that runs it.
+// It is written when the VM is defined, after each start and stop, and
+// when QEMU reports a guest poweroff.
 type vmState struct {
 	Version   int       `json:"version"`
 	Launch    launch    `json:"launch"`
@@ -30,13 +32,15 @@ type vmState struct {
 	Crashed       bool `json:"crashed,omitempty"`
 }
 
+// writeState replaces dir/state.json atomically (write and rename), so a
+// crash mid-write leaves the old state, never half of one.
 func writeState(dir string, st vmState) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
 	p := filepath.Join(dir, "state.json")
-	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(p+".tmp", p)
@@ -84,6 +88,12 @@ func readPIDFile(path string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
-func kill(pid int) { _ = syscall.Kill(pid, syscall.SIGKILL) }
+// kill sends SIGKILL to pid if it is still the VM's QEMU: a PID that has
+// been reused by another process is left alone.
+func kill(pid int, uuid string) {
+	if alive(pid, uuid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
 
 func removeAll(dir string) error { return os.RemoveAll(dir) }
