@@ -1,5 +1,6 @@
 // Command godwit is godwit's one binary: the controller (godwit serve), the
-// host agent (godwit agent), a local cluster (godwit up) and the user CLI.
+// host agent (godwit agent), a local cluster (godwit up, godwit down) and
+// the user CLI (godwit host, vm, image, migrate, ...). See internal/cli.
 package main
 
 import (
@@ -12,7 +13,9 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The context ends on SIGINT, SIGTERM or SIGHUP (a closed terminal):
+	// serve, agent and up shut down cleanly, a followed console ends.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	code := cli.Execute(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)

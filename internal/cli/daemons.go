@@ -14,7 +14,9 @@ func (a *app) serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the controller: REST API, scheduler, state",
-		Args:  cobra.NoArgs,
+		Long: `Run the controller: the REST API, the host registry fed by agent heartbeats,
+the scheduler and the state machines. It runs until SIGINT or SIGTERM.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = a.logger()
 			return controller.Run(cmd.Context(), cfg)
@@ -30,12 +32,18 @@ func (a *app) serveCmd() *cobra.Command {
 
 func (a *app) agentCmd() *cobra.Command {
 	var cfg agent.Config
+	var memory sizeFlag
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run a host agent: runs VMs on this host for the controller",
-		Args:  cobra.NoArgs,
+		Long: `Run a host agent: it registers with the controller, heartbeats, and runs VMs
+on this host for it. It runs until SIGINT or SIGTERM (its VMs keep running and
+are reattached when it starts again) or until the controller asks it to shut
+down.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = a.logger()
+			cfg.MemoryMiB = int(memory)
 			return agent.Run(cmd.Context(), cfg)
 		},
 	}
@@ -52,6 +60,6 @@ func (a *app) agentCmd() *cobra.Command {
 	_ = f.MarkHidden("accel-reason")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 2*time.Second, "heartbeat interval")
 	f.IntVar(&cfg.CPUs, "cpus", 0, "CPUs to offer (default: all)")
-	f.IntVar(&cfg.MemoryMiB, "memory", 0, "memory to offer in MiB (default: all)")
+	f.Var(&memory, "memory", "memory to offer, e.g. 4G (default: all)")
 	return cmd
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,34 +44,34 @@ func (a *app) hostCmd() *cobra.Command {
 }
 
 func writeHosts(a *app, hs []api.Host, now time.Time) error {
-	t := newTable(a.out, "NAME", "STATE", "ENABLED", "ACCEL", "VCPUS", "MEMORY", "VMS", "HEARTBEAT")
+	// CPUS and MEMORY are allocated/total; LAST-HEARTBEAT is an age.
+	t := newTable(a.out, "NAME", "STATE", "ENABLED", "ACCEL", "CPUS", "MEMORY", "VMS", "LAST-HEARTBEAT")
 	for _, h := range hs {
-		t.row(h.Name, h.State, yesNo(h.Enabled), h.Accelerator,
+		t.row(h.Name, h.State, yesNo(h.Enabled), dash(h.Accelerator),
 			fmt.Sprintf("%d/%d", h.AllocatedCPUs, h.CPUs),
 			mib(h.AllocatedMemoryMiB)+"/"+mib(h.MemoryMiB),
-			fmt.Sprint(h.VMs), age(h.LastHeartbeat, now)+" ago")
+			fmt.Sprint(h.VMs), ago(h.LastHeartbeat, now))
 	}
 	return t.flush()
 }
 
 func writeHost(a *app, h api.Host, now time.Time) error {
-	var pools []string
+	kv := []string{"Name", h.Name, "Address", h.Address, "State", h.State, "Enabled", yesNo(h.Enabled),
+		"Hypervisor", h.Hypervisor, "Accelerator", h.Accelerator, "Accelerator reason", h.AccelReason,
+		"CPU model", h.CPUModel,
+		"CPUs", fmt.Sprintf("%d allocated of %d", h.AllocatedCPUs, h.CPUs),
+		"Memory", mib(h.AllocatedMemoryMiB) + " allocated of " + mib(h.MemoryMiB),
+		"Local disk", mib(h.AllocatedDiskMiB) + " allocated of " + mib(h.DiskMiB)}
 	for _, p := range h.Pools {
-		pools = append(pools, fmt.Sprintf("%s (%s, %s free)", p.Name, p.Path, mib(p.FreeMiB)))
+		kind := ""
+		if p.Kind != p.Name {
+			kind = p.Kind + ", "
+		}
+		kv = append(kv, "Pool "+p.Name, fmt.Sprintf("%s (%s%s free)", p.Path, kind, mib(p.FreeMiB)))
 	}
-	accel := h.Accelerator
-	if h.AccelReason != "" {
-		accel += " (" + h.AccelReason + ")"
-	}
-	return fields(a.out,
-		"Name", h.Name, "Address", h.Address, "State", h.State, "Enabled", yesNo(h.Enabled),
-		"Hypervisor", h.Hypervisor, "Accelerator", accel,
-		"CPUs", fmt.Sprintf("%d allocated of %d (CPU model: %s)", h.AllocatedCPUs, h.CPUs, h.CPUModel),
-		"Memory", mib(h.AllocatedMemoryMiB)+" allocated of "+mib(h.MemoryMiB),
-		"Local disk", mib(h.AllocatedDiskMiB)+" allocated of "+mib(h.DiskMiB),
-		"Pools", strings.Join(pools, "; "), "VMs", fmt.Sprint(h.VMs),
-		"Agent version", h.Version,
-		"Last heartbeat", age(h.LastHeartbeat, now)+" ago", "Registered", h.RegisteredAt.Format(time.RFC3339))
+	kv = append(kv, "VMs", fmt.Sprint(h.VMs), "Agent version", h.Version,
+		"Last heartbeat", ago(h.LastHeartbeat, now), "Registered", timestamp(h.RegisteredAt))
+	return fields(a.out, kv...)
 }
 
 func yesNo(b bool) string {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,11 +29,7 @@ func (a *app) imageCmd() *cobra.Command {
 				if a.json() {
 					return printJSON(a.out, ims)
 				}
-				t := newTable(a.out, "NAME", "KIND", "FILES", "AGE")
-				for _, im := range ims {
-					t.row(im.Name, im.Kind, imageFiles(im), age(im.CreatedAt, time.Now()))
-				}
-				return t.flush()
+				return writeImages(a, ims, time.Now())
 			},
 		},
 		&cobra.Command{
@@ -64,6 +61,15 @@ func (a *app) imageCmd() *cobra.Command {
 	return cmd
 }
 
+func writeImages(a *app, ims []api.Image, now time.Time) error {
+	t := newTable(a.out, "NAME", "KIND", "FILES", "AGE")
+	for _, im := range ims {
+		t.row(im.Name, im.Kind, imageFiles(im), age(im.CreatedAt, now))
+	}
+	return t.flush()
+}
+
+// imageFiles lists an image's files with their sizes, rounded up to MiB.
 func imageFiles(im api.Image) string {
 	var fs []string
 	for _, f := range im.Files {
@@ -76,7 +82,7 @@ func (a *app) printImage(im api.Image) error {
 	if a.json() {
 		return printJSON(a.out, im)
 	}
-	kv := []string{"Name", im.Name, "Kind", im.Kind, "Cmdline", im.Cmdline, "Created", im.CreatedAt.Format(time.RFC3339)}
+	kv := []string{"Name", im.Name, "Kind", im.Kind, "Cmdline", im.Cmdline, "Created", timestamp(im.CreatedAt)}
 	for _, f := range im.Files {
 		kv = append(kv, "File "+f.Role, fmt.Sprintf("%d bytes, sha256 %s", f.Size, f.SHA256))
 	}
@@ -100,6 +106,9 @@ func (a *app) imageImportCmd() *cobra.Command {
 					files[role] = p
 				}
 			}
+			if initrd != "" && kernel == "" {
+				return usagef("--initrd needs --kernel")
+			}
 			if len(files) == 0 {
 				return usageError{fmt.Errorf("give --kernel (with an optional --initrd), --disk, or both")}
 			}
@@ -117,29 +126,50 @@ func (a *app) imageImportCmd() *cobra.Command {
 	return cmd
 }
 
+// defaultTestguestName is what build-testguest --import imports as.
+const defaultTestguestName = "testguest"
+
 func (a *app) imageBuildCmd() *cobra.Command {
-	var out, guestBin, importName string
+	opts := testguest.Options{OutDir: filepath.Join(godwitHome(), "testguest")}
+	var importName string
 	cmd := &cobra.Command{
-		Use:   "build-testguest",
+		Use:   "build-testguest [--out DIR] [--import [NAME]]",
 		Short: "Build the test guest (Debian's kernel + a busybox initramfs) and optionally import it",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if why := testguest.Missing(); why != "" {
-				return fmt.Errorf("%s", why)
+		Long: `Build the test guest: Debian's kernel with a small initramfs holding busybox and
+godwit-guest, which prints a heartbeat on the serial console and dirties memory
+at a rate set on the kernel command line. With --import, also import it into
+the controller (as "testguest" unless a name follows).`,
+		Example: `  godwit image build-testguest --import
+  godwit image build-testguest --out /tmp/guest --import tg2`,
+		// --import takes its name as an optional value; "--import NAME"
+		// with a space leaves NAME as an argument, which is taken here.
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if importName != defaultTestguestName || !cmd.Flags().Changed("import") {
+					return usagef("unexpected argument %q; to import under a name, use --import NAME", args[0])
+				}
+				importName = args[0]
 			}
-			if guestBin == "" {
+			f := cmd.Flags()
+			if !f.Changed("kernel") && !f.Changed("busybox") && !f.Changed("modules-dir") {
+				if why := testguest.Missing(); why != "" {
+					return errors.New(why)
+				}
+			}
+			if opts.GuestBinary == "" {
 				exe, err := os.Executable()
 				if err != nil {
-					return err
+					return fmt.Errorf("find the godwit binary: %w", err)
 				}
-				guestBin = filepath.Join(filepath.Dir(exe), "godwit-guest")
+				opts.GuestBinary = filepath.Join(filepath.Dir(exe), "godwit-guest")
 			}
-			if _, err := os.Stat(guestBin); err != nil {
-				return fmt.Errorf("godwit-guest not found at %s; build it with make build or pass --guest-bin", guestBin)
+			if _, err := os.Stat(opts.GuestBinary); err != nil {
+				return fmt.Errorf("godwit-guest not found at %s; build it with make build, or pass --guest-bin", opts.GuestBinary)
 			}
-			g, err := testguest.Build(cmd.Context(), testguest.Options{GuestBinary: guestBin, OutDir: out})
+			g, err := testguest.Build(cmd.Context(), opts)
 			if err != nil {
-				return err
+				return fmt.Errorf("build the test guest: %w", err)
 			}
 			if !a.json() {
 				fmt.Fprintf(a.out, "test guest built: kernel %s, initrd %s\n", g.Kernel, g.Initrd)
@@ -158,12 +188,17 @@ func (a *app) imageBuildCmd() *cobra.Command {
 			if a.json() {
 				return printJSON(a.out, im)
 			}
-			fmt.Fprintf(a.out, "imported as image %s\n", im.Name)
+			fmt.Fprintf(a.out, "imported as image %s; boot it with: godwit vm create NAME --image %s\n", im.Name, im.Name)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "testguest", "directory to write the kernel and initrd to")
-	cmd.Flags().StringVar(&guestBin, "guest-bin", "", "the godwit-guest binary (default: next to godwit)")
-	cmd.Flags().StringVar(&importName, "import", "", "also import it into the controller under this name")
+	f := cmd.Flags()
+	f.StringVar(&opts.OutDir, "out", opts.OutDir, "directory to write the kernel and initrd to")
+	f.StringVar(&opts.GuestBinary, "guest-bin", "", "the godwit-guest binary (default: next to godwit)")
+	f.StringVar(&opts.Kernel, "kernel", "", "kernel to use (default: the newest /boot/vmlinuz-*)")
+	f.StringVar(&opts.ModulesDir, "modules-dir", "", "the kernel's modules (default: /lib/modules/<its version>)")
+	f.StringVar(&opts.Busybox, "busybox", "", "static busybox (default: /bin/busybox)")
+	f.StringVar(&importName, "import", "", "also import it into the controller, as \"testguest\" or the name given")
+	f.Lookup("import").NoOptDefVal = defaultTestguestName
 	return cmd
 }

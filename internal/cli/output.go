@@ -61,3 +61,29 @@ func age(t time.Time, now time.Time) string {
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }
+
+// ago is age with "ago", or "-" for never.
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return age(t, now) + " ago"
+}
+
+// timestamp is t for a key: value line; empty (so the line is left out)
+// when unset.
+func timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339)
+}
+
+// dash stands in for an empty table cell, so that columns stay countable
+// for awk and cut.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

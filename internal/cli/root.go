@@ -1,7 +1,8 @@
 // Package cli is the godwit command line: the user commands (the intent
-// level: host, vm, image, and later migrate, drain, evacuate, resize,
-// rebuild), the daemons (serve, agent) and the local cluster (up, down).
-// Commands talk to the controller through the public api package only.
+// level: host, vm, image, migrate, migration, and later drain, evacuate,
+// resize, rebuild), the daemons (serve, agent) and the local cluster (up,
+// down). User commands talk to the controller through the public api
+// package only.
 package cli
 
 import (
@@ -16,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit/godwit/api"
-	"github.com/godwit/godwit/internal/version"
 )
 
 // app holds what every command shares.
@@ -32,14 +32,20 @@ func (a *app) client() *api.Client { return api.NewClient(a.server) }
 
 func (a *app) json() bool { return a.output == "json" }
 
+// logger is what serve, agent and up log with: text to stderr.
 func (a *app) logger() *slog.Logger {
-	lvl := slog.LevelInfo
-	_ = lvl.UnmarshalText([]byte(a.logLevel))
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(a.logLevel)) // checked in PersistentPreRunE
 	return slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: lvl}))
 }
 
-// usageError marks errors in how a command was called (exit status 2).
+// usageError marks an error in how a command was called: exit status 2,
+// and a pointer to the command's help.
 type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 // NewRoot builds the command tree writing to out and errOut.
 func NewRoot(out, errOut io.Writer) *cobra.Command {
@@ -54,7 +60,11 @@ Start a local cluster with 'godwit up', then create VMs with 'godwit vm create'.
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if a.output != "table" && a.output != "json" {
-				return usageError{fmt.Errorf("--output must be table or json, not %q", a.output)}
+				return usagef("--output must be table or json, not %q", a.output)
+			}
+			var lvl slog.Level
+			if lvl.UnmarshalText([]byte(a.logLevel)) != nil {
+				return usagef("--log-level must be debug, info, warn or error, not %q", a.logLevel)
 			}
 			return nil
 		},
@@ -65,36 +75,93 @@ Start a local cluster with 'godwit up', then create VMs with 'godwit vm create'.
 	if server == "" {
 		server = api.DefaultServer
 	}
-	root.PersistentFlags().StringVar(&a.server, "server", server, "controller URL (env GODWIT_SERVER)")
-	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
-	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.server, "server", server, "controller URL (env GODWIT_SERVER)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (the API objects, for scripts)")
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.migrateCmd(), a.migrationCmd(), a.serveCmd(), a.agentCmd(), a.upCmd(), a.downCmd(),
-		&cobra.Command{
-			Use:   "version",
-			Short: "Print godwit's version",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				fmt.Fprintln(a.out, "godwit", version.Version)
-				return nil
-			},
-		})
+	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.migrateCmd(), a.migrationCmd(),
+		a.serveCmd(), a.agentCmd(), a.upCmd(), a.downCmd(), a.versionCmd())
+	strictTree(root)
 	return root
 }
 
-// Execute runs the command line and returns the process exit status.
+// strictTree makes every misuse a usageError: wrong arguments, and an
+// unknown subcommand of a command group, which cobra would otherwise
+// answer with the group's help and exit status 0.
+func strictTree(c *cobra.Command) {
+	switch {
+	case c.HasSubCommands() && !c.Runnable():
+		// Non-nil Args keeps cobra from rejecting the root's unknown
+		// commands itself, with a plain error.
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2 // cobra's own default
+			}
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageError{errors.New(msg)}
+		}
+	case c.Args != nil:
+		check := c.Args
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		strictTree(sub)
+	}
+}
+
+// Execute runs the command line and returns the process exit status: 0,
+// 1 for a failure, 2 for a usage error. Errors go to stderr as
+// "godwit: <message>".
 func Execute(ctx context.Context, args []string) int {
-	root := NewRoot(os.Stdout, os.Stderr)
+	return execute(ctx, args, os.Stdout, os.Stderr)
+}
+
+func execute(ctx context.Context, args []string, out, errOut io.Writer) int {
+	root := NewRoot(out, errOut)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(os.Stderr, "godwit: "+strings.TrimSuffix(err.Error(), "\n"))
-	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts ") {
+	fmt.Fprintln(errOut, "godwit: "+errorMessage(err))
+	if isUsage(err) {
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(errOut, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return 2
 	}
 	return 1
+}
+
+// errorMessage is what the user reads. The controller's messages already
+// say what to do; their HTTP status is noise on a terminal.
+func errorMessage(err error) string {
+	if ae, ok := err.(*api.Error); ok && ae.Message != "" {
+		return ae.Message
+	}
+	return strings.TrimSuffix(err.Error(), "\n")
+}
+
+func isUsage(err error) bool {
+	var ue usageError
+	if errors.As(err, &ue) {
+		return true
+	}
+	// Cobra reports a missing required flag (MarkFlagRequired) as a plain error.
+	return strings.HasPrefix(err.Error(), "required flag(s)")
 }

@@ -29,7 +29,8 @@ func parseMiB(s string) (int, error) {
 	return int(mib), nil
 }
 
-// mib prints a size in MiB briefly: 512M, 1G, 1.5G.
+// mib prints a size in MiB briefly: 512M, 1G, 1.5G (a tenth of a GiB at
+// most off).
 func mib(n int) string {
 	switch {
 	case n == 0:
@@ -37,7 +38,24 @@ func mib(n int) string {
 	case n%1024 == 0:
 		return fmt.Sprintf("%dG", n/1024)
 	case n >= 1024:
-		return strconv.FormatFloat(float64(n)/1024, 'f', 1, 64) + "G"
+		return strings.TrimSuffix(strconv.FormatFloat(float64(n)/1024, 'f', 1, 64), ".0") + "G"
 	}
 	return fmt.Sprintf("%dM", n)
 }
+
+// sizeFlag is a flag holding a size in MiB, given as parseMiB reads it;
+// a bad size is a usage error that says the accepted forms.
+type sizeFlag int
+
+func (s *sizeFlag) Set(v string) error {
+	n, err := parseMiB(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeFlag(n)
+	return nil
+}
+
+func (s *sizeFlag) String() string { return mib(int(*s)) }
+
+func (s *sizeFlag) Type() string { return "size" }

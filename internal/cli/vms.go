@@ -62,26 +62,26 @@ func (a *app) vmCmd() *cobra.Command {
 
 func (a *app) vmCreateCmd() *cobra.Command {
 	var req api.CreateVMRequest
-	var memory, disk string
+	memory, disk := sizeFlag(256), sizeFlag(1024)
 	var noStart bool
 	cmd := &cobra.Command{
 		Use:   "create NAME --image IMAGE",
 		Short: "Create a VM and start it",
+		Long: `Create a VM and start it (--no-start: leave it stopped).
+
+Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 		Example: `  godwit vm create web-1 --image testguest --memory 256M --disk 1G
-  godwit vm create db-1 --image testguest --vcpus 2 --memory 1G --disk 10G --pool shared`,
+  godwit vm create db-1 --image testguest --vcpus 2 --memory 1G --disk 10G --pool shared
+  godwit vm create tiny --image testguest --disk 0 --cmdline "dirty_mb=32"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var err error
-			if req.Flavor.MemoryMiB, err = parseMiB(memory); err != nil {
-				return usageError{fmt.Errorf("--memory: %w", err)}
-			}
-			if req.Flavor.DiskMiB, err = parseMiB(disk); err != nil {
-				return usageError{fmt.Errorf("--disk: %w", err)}
+			if req.Image == "" {
+				return usagef("--image is required; list images with: godwit image list")
 			}
 			req.Name = args[0]
+			req.Flavor.MemoryMiB, req.Flavor.DiskMiB = int(memory), int(disk)
 			if noStart {
-				f := false
-				req.Start = &f
+				req.Start = new(bool)
 			}
 			v, err := a.client().CreateVM(cmd.Context(), req)
 			if err != nil {
@@ -91,16 +91,15 @@ func (a *app) vmCreateCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.Image, "image", "", "image to boot (godwit image list)")
+	f.StringVar(&req.Image, "image", "", "image to boot (required; see godwit image list)")
 	f.IntVar(&req.Flavor.VCPUs, "vcpus", 1, "virtual CPUs")
-	f.StringVar(&memory, "memory", "256M", "memory, e.g. 256M or 2G")
-	f.StringVar(&disk, "disk", "1G", "disk size, e.g. 1G; 0 for no disk")
-	f.StringVar(&req.Pool, "pool", "local", "storage pool of the disk: local or shared")
+	f.Var(&memory, "memory", "memory, e.g. 256M or 2G")
+	f.Var(&disk, "disk", "disk size, e.g. 1G; 0 for no disk")
+	f.StringVar(&req.Pool, "pool", api.PoolLocal, "storage pool of the disk: local or shared")
 	f.StringVar(&req.Host, "host", "", "place on this host instead of letting the scheduler choose")
 	f.StringVar(&req.Project, "project", "default", "owner project")
 	f.StringVar(&req.Cmdline, "cmdline", "", "appended to the image's kernel command line")
 	f.BoolVar(&noStart, "no-start", false, "create the VM stopped")
-	_ = cmd.MarkFlagRequired("image")
 	return cmd
 }
 
@@ -127,8 +126,12 @@ func (a *app) vmStopCmd() *cobra.Command {
 		Short: "Power a VM off (ACPI power button, then forced after --timeout)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout < 0 {
+				return usagef("--timeout must not be negative")
+			}
+			secs := int((timeout + time.Second - 1) / time.Second) // a sub-second timeout is not "none"
 			v, err := a.client().VMAction(cmd.Context(), args[0], "stop",
-				api.VMActionRequest{Force: force, TimeoutSeconds: int(timeout.Seconds())})
+				api.VMActionRequest{Force: force, TimeoutSeconds: secs})
 			if err != nil {
 				return err
 			}
@@ -178,17 +181,21 @@ func (a *app) printVM(v api.VM) error {
 	if v.PID != 0 {
 		pid = fmt.Sprint(v.PID)
 	}
+	disk := "none"
+	if v.Flavor.DiskMiB > 0 {
+		disk = mib(v.Flavor.DiskMiB) + " (" + v.Pool + " pool)"
+	}
 	return fields(a.out, "Name", v.Name, "ID", v.ID, "Project", v.Project, "State", state,
 		"Desired state", v.DesiredState, "Host", v.Host, "QEMU PID", pid, "Image", v.Image,
 		"vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
-		"Disk", mib(v.Flavor.DiskMiB)+" ("+v.Pool+" pool)", "Cmdline", v.Cmdline,
-		"Created", v.CreatedAt.Format(time.RFC3339))
+		"Disk", disk, "Cmdline", v.Cmdline,
+		"Created", timestamp(v.CreatedAt))
 }
 
 func writeVMs(a *app, vs []api.VM, now time.Time) error {
 	t := newTable(a.out, "NAME", "PROJECT", "STATE", "HOST", "VCPUS", "MEMORY", "DISK", "POOL", "IMAGE", "AGE")
 	for _, v := range vs {
-		t.row(v.Name, v.Project, v.State, v.Host, fmt.Sprint(v.Flavor.VCPUs), mib(v.Flavor.MemoryMiB),
+		t.row(v.Name, v.Project, v.State, dash(v.Host), fmt.Sprint(v.Flavor.VCPUs), mib(v.Flavor.MemoryMiB),
 			mib(v.Flavor.DiskMiB), v.Pool, v.Image, age(v.CreatedAt, now))
 	}
 	return t.flush()

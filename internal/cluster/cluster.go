@@ -1,9 +1,11 @@
 // Package cluster runs a whole godwit cluster on one machine (godwit up):
 // a controller and N agents as separate processes on loopback, each with
 // its own state directory and log, all sharing one shared-pool directory.
-// It starts them, waits until every host is up, and on shutdown stops the
-// agents (and their VMs) before the controller. A PID file lets godwit
-// down stop a cluster running in the background.
+// It probes the accelerator once for all hosts, starts the processes,
+// waits until every host is up, and on shutdown stops the agents (and
+// their VMs) before the controller. PID files in the cluster directory let
+// godwit down stop a cluster running in the background, and stop what a
+// supervisor that died left behind.
 package cluster
 
 import (
@@ -12,67 +14,67 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/accel"
-	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // Config says what cluster to run.
 type Config struct {
 	Dir    string // state, logs and the shared pool live here
-	Hosts  int
+	Hosts  int    // number of agents, host1..hostN
 	Driver string // qemu or fake
-	Accel  string // kvm, tcg or auto
-	Port   int    // controller port; agents take the next ones
-	Exe    string // the godwit binary (default: this one)
-	// Args are passed to every agent (e.g. --memory 4096).
-	AgentArgs []string
-	Logger    *slog.Logger
-	Out       io.Writer // where the usage block goes
+	Accel  string // kvm, tcg or auto (probed once, by Up)
+	Port   int    // controller port; host I listens on Port+I
+	// HostCPUs and HostMemoryMiB cap what each host offers (0: all of
+	// this machine's).
+	HostCPUs      int
+	HostMemoryMiB int
+	LogLevel      string // of every process: debug, info, warn, error
+	Exe           string // the godwit binary (default: this one)
+	Logger        *slog.Logger
+	Out           io.Writer // where the usage block goes
+
+	timeouts timeouts // zero fields take the defaults
 }
 
-// PIDFile is where a running cluster's supervisor records its PID.
-func PIDFile(dir string) string { return filepath.Join(dir, "up.pid") }
+// timeouts bound each wait of a cluster's life.
+type timeouts struct {
+	controller     time.Duration // until the controller answers
+	hosts          time.Duration // until every host is up
+	agentStop      time.Duration // for an agent to stop its VMs and exit
+	controllerStop time.Duration // for the controller to exit
+	poll           time.Duration
+}
+
+var defaultTimeouts = timeouts{
+	controller:     30 * time.Second,
+	hosts:          60 * time.Second,
+	agentStop:      90 * time.Second,
+	controllerStop: 15 * time.Second,
+	poll:           200 * time.Millisecond,
+}
+
+const controllerName = "controller"
+
+func hostName(i int) string { return "host" + strconv.Itoa(i) }
 
 // ControllerURL is the API address of a cluster on port.
 func ControllerURL(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
 
-type child struct {
-	name string
-	url  string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-}
+func agentAddr(port, i int) string { return "127.0.0.1:" + strconv.Itoa(port+i) }
 
-// Running returns the PID of the supervisor of the cluster in dir, or 0.
-func Running(dir string) int {
-	b, err := os.ReadFile(PIDFile(dir))
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return 0
-	}
-	return pid
-}
-
-// Up runs the cluster until ctx is cancelled, then stops it.
-func Up(ctx context.Context, cfg Config) error {
+func (cfg *Config) setDefaults() error {
 	if cfg.Exe == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return err
+			return fmt.Errorf("find the godwit binary: %w", err)
 		}
 		cfg.Exe = exe
 	}
@@ -82,244 +84,192 @@ func Up(ctx context.Context, cfg Config) error {
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
-	if pid := Running(cfg.Dir); pid != 0 && pid != os.Getpid() {
-		return fmt.Errorf("a cluster is already running in %s (pid %d); stop it with: godwit down --dir %s", cfg.Dir, pid, cfg.Dir)
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "info"
 	}
-	for _, d := range []string{"logs", "shared", "hosts"} {
-		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(PIDFile(cfg.Dir), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
-	}
-	defer os.Remove(PIDFile(cfg.Dir))
-
-	acc, reason := cfg.Accel, "set by godwit up --accel"
-	if cfg.Driver == "qemu" && cfg.Accel == "auto" {
-		cfg.Logger.Info("probing KVM once for all hosts")
-		acc, reason = accel.Probe(ctx, hostinfo.NewestKernel(), accel.ProbeTimeout)
-		reason = "godwit up: " + reason
-		cfg.Logger.Info("accelerator chosen", "accel", acc, "reason", reason)
-	}
-
-	s := &supervisor{cfg: cfg, log: cfg.Logger}
-	defer s.stop()
-	ctrl := ControllerURL(cfg.Port)
-	if err := s.start("controller", ctrl, "serve", "--listen", "127.0.0.1:"+strconv.Itoa(cfg.Port),
-		"--data-dir", filepath.Join(cfg.Dir, "controller")); err != nil {
-		return err
-	}
-	if err := s.waitFor(ctx, 30*time.Second, "the controller to answer", func() error {
-		_, err := api.NewClient(ctrl).Version(ctx)
-		return err
-	}); err != nil {
-		return err
-	}
-	for i := 1; i <= cfg.Hosts; i++ {
-		name := fmt.Sprintf("host%d", i)
-		addr := "127.0.0.1:" + strconv.Itoa(cfg.Port+i)
-		args := append([]string{"agent", "--name", name, "--listen", addr, "--controller", ctrl,
-			"--state-dir", filepath.Join(cfg.Dir, "hosts", name), "--shared-dir", filepath.Join(cfg.Dir, "shared"),
-			"--driver", cfg.Driver, "--accel", acc, "--accel-reason", reason}, cfg.AgentArgs...)
-		if err := s.start(name, "http://"+addr, args...); err != nil {
-			return err
-		}
-	}
-	if err := s.waitFor(ctx, 60*time.Second, fmt.Sprintf("%d hosts to come up", cfg.Hosts), func() error {
-		return hostsUp(ctx, ctrl, cfg.Hosts)
-	}); err != nil {
-		return err
-	}
-	fmt.Fprint(cfg.Out, Usage(cfg, acc))
-	select {
-	case <-ctx.Done():
-	case name := <-s.exited():
-		s.log.Error("a cluster process exited; stopping the cluster", "process", name)
-		return fmt.Errorf("%s exited unexpectedly; see %s", name, filepath.Join(cfg.Dir, "logs", name+".log"))
-	}
-	return nil
-}
-
-func hostsUp(ctx context.Context, ctrl string, n int) error {
-	hs, err := api.NewClient(ctrl).Hosts(ctx)
+	t, d := &cfg.timeouts, defaultTimeouts
+	orDefault(&t.controller, d.controller)
+	orDefault(&t.hosts, d.hosts)
+	orDefault(&t.agentStop, d.agentStop)
+	orDefault(&t.controllerStop, d.controllerStop)
+	orDefault(&t.poll, d.poll)
+	abs, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return err
 	}
-	up := 0
-	for _, h := range hs {
-		if h.State == api.HostUp {
-			up++
-		}
+	cfg.Dir = abs
+	return nil
+}
+
+func orDefault(v *time.Duration, d time.Duration) {
+	if *v == 0 {
+		*v = d
 	}
-	if up < n {
-		return fmt.Errorf("%d of %d hosts up", up, n)
+}
+
+// controllerArgs is the command line of the cluster's controller.
+func controllerArgs(cfg Config) []string {
+	return []string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(cfg.Port),
+		"--data-dir", filepath.Join(cfg.Dir, "controller"), "--log-level", cfg.LogLevel}
+}
+
+// agentArgs is the command line of host i. acc and reason are what Up
+// decided for all hosts; empty leaves the agent to decide.
+func agentArgs(cfg Config, i int, acc, reason string) []string {
+	name := hostName(i)
+	args := []string{"agent", "--name", name, "--listen", agentAddr(cfg.Port, i),
+		"--controller", ControllerURL(cfg.Port),
+		"--state-dir", filepath.Join(cfg.Dir, "hosts", name), "--shared-dir", filepath.Join(cfg.Dir, "shared"),
+		"--driver", cfg.Driver}
+	if acc != "" {
+		args = append(args, "--accel", acc, "--accel-reason", reason)
+	}
+	if cfg.HostCPUs > 0 {
+		args = append(args, "--cpus", strconv.Itoa(cfg.HostCPUs))
+	}
+	if cfg.HostMemoryMiB > 0 {
+		args = append(args, "--memory", strconv.Itoa(cfg.HostMemoryMiB))
+	}
+	return append(args, "--log-level", cfg.LogLevel)
+}
+
+// UpArgs is the command line that runs cfg's cluster in the foreground
+// (what godwit up --detach starts in the background).
+func UpArgs(cfg Config) []string {
+	args := []string{"up", "--dir", cfg.Dir, "--hosts", strconv.Itoa(cfg.Hosts), "--driver", cfg.Driver,
+		"--accel", cfg.Accel, "--port", strconv.Itoa(cfg.Port)}
+	if cfg.HostCPUs > 0 {
+		args = append(args, "--host-cpus", strconv.Itoa(cfg.HostCPUs))
+	}
+	if cfg.HostMemoryMiB > 0 {
+		args = append(args, "--host-memory", strconv.Itoa(cfg.HostMemoryMiB))
+	}
+	if cfg.LogLevel != "" {
+		args = append(args, "--log-level", cfg.LogLevel)
+	}
+	return args
+}
+
+// Check says why cfg's cluster cannot start now, or nil: one already runs
+// in the directory, processes of an earlier one are left, a port is taken,
+// or the qemu driver lacks QEMU.
+func Check(cfg Config) error {
+	if pid := Running(cfg.Dir); pid != 0 {
+		return errRunning{cfg.Dir, pid}
+	}
+	return check(cfg)
+}
+
+// check is Check for a caller that already holds the directory.
+func check(cfg Config) error {
+	if ms := leftovers(cfg.Dir); len(ms) > 0 {
+		return fmt.Errorf("processes of an earlier godwit up in %s are still running (%s); stop them with: godwit down --dir %s",
+			cfg.Dir, describe(ms), cfg.Dir)
+	}
+	for i := 0; i <= cfg.Hosts; i++ {
+		addr := agentAddr(cfg.Port, i)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s is taken (another godwit up, or another program); pick free ports with --port: the controller takes --port and host I takes --port+I", addr)
+		}
+		ln.Close()
+	}
+	if cfg.Driver == "qemu" {
+		if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+			return errors.New("the qemu driver needs qemu-system-x86_64: apt-get install qemu-system-x86 (or run godwit up --driver fake)")
+		}
 	}
 	return nil
 }
 
-// Usage is the block printed once a cluster is up.
-func Usage(cfg Config, acc string) string {
+// Up runs the cluster until ctx is cancelled, then stops it: the agents
+// first, each stopping its VMs, then the controller.
+func Up(ctx context.Context, cfg Config) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	for _, d := range []string{"logs", "run", "shared", "hosts"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return fmt.Errorf("create the cluster directory: %w", err)
+		}
+	}
+	if pid := Running(cfg.Dir); pid != 0 && pid != os.Getpid() {
+		return errRunning{cfg.Dir, pid} // one that predates up.lock
+	}
+	release, err := acquire(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	os.Remove(readyFile(cfg.Dir))
+	if err := check(cfg); err != nil {
+		return err
+	}
+	acc, reason, err := resolveAccel(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return errors.New("interrupted before the cluster was up; nothing was started")
+	}
+
+	s := &supervisor{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		os.Remove(readyFile(cfg.Dir))
+		s.stop()
+	}()
+	if err := s.startAll(ctx, acc, reason); err != nil {
+		if ctx.Err() != nil {
+			return errors.New("interrupted before the cluster was up; stopped what had started")
+		}
+		return err
+	}
+	if err := os.WriteFile(readyFile(cfg.Dir), []byte(acc+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write ready file: %w", err)
+	}
+	fmt.Fprint(cfg.Out, Usage(cfg, acc, true))
+	return s.watch(ctx)
+}
+
+// resolveAccel decides the accelerator once for every host: with the
+// qemu driver and auto, by booting the newest /boot kernel under KVM (N
+// agents probing at once on a small machine would slow each other into
+// a wrong answer).
+func resolveAccel(ctx context.Context, cfg Config) (acc, reason string, err error) {
+	if cfg.Driver != "qemu" {
+		return "", "", nil
+	}
+	if cfg.Accel == "auto" {
+		cfg.Logger.Info("probing KVM once for all hosts", "timeout", accel.ProbeTimeout)
+	}
+	acc, reason, err = accel.Resolve(ctx, cfg.Accel, hostinfo.NewestKernel())
+	if err != nil {
+		return "", "", err
+	}
+	cfg.Logger.Info("accelerator chosen", "accel", acc, "reason", reason)
+	return acc, "godwit up: " + reason, nil
+}
+
+// Usage is the block printed once a cluster is up; foreground says that
+// Ctrl-C stops it too.
+func Usage(cfg Config, acc string, foreground bool) string {
+	what := cfg.Driver + " driver"
+	if acc != "" {
+		what += ", " + acc
+	}
+	stop := "godwit down --dir " + cfg.Dir
+	if foreground {
+		stop += "        # or Ctrl-C here"
+	}
 	return fmt.Sprintf(`
-godwit cluster is up: a controller and %d hosts (%s driver, %s), state in %s
+godwit cluster is up: a controller and %d hosts (%s); state and logs in %s
 
   export GODWIT_SERVER=%s
   godwit host list
   godwit image build-testguest --import testguest
   godwit vm create web-1 --image testguest --memory 256M --disk 1G
   godwit vm console web-1 -f
-  godwit down --dir %s
+  %s
 
-`, cfg.Hosts, cfg.Driver, acc, cfg.Dir, ControllerURL(cfg.Port), cfg.Dir)
+`, cfg.Hosts, what, cfg.Dir, ControllerURL(cfg.Port), stop)
 }
-
-// supervisor owns the cluster's processes.
-type supervisor struct {
-	cfg      Config
-	log      *slog.Logger
-	children []*child
-}
-
-func (s *supervisor) start(name, url string, args ...string) error {
-	logPath := filepath.Join(s.cfg.Dir, "logs", name+".log")
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer lf.Close()
-	cmd := exec.Command(s.cfg.Exe, args...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	// Own process group: a Ctrl-C in the terminal reaches only godwit up,
-	// which then stops everything in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	c := &child{name: name, url: url, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(c.done) }()
-	s.children = append(s.children, c)
-	s.log.Info("started", "process", name, "pid", cmd.Process.Pid, "log", logPath)
-	return nil
-}
-
-// waitFor polls f until it succeeds, a child dies, or d passes.
-func (s *supervisor) waitFor(ctx context.Context, d time.Duration, what string, f func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		for _, c := range s.children {
-			select {
-			case <-c.done:
-				return fmt.Errorf("%s exited while waiting for %s; see %s:\n%s", c.name, what, c.log, tail(c.log, 15))
-			default:
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s waiting for %s (%v); logs are in %s", d, what, err, filepath.Join(s.cfg.Dir, "logs"))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// exited delivers the name of the first child to exit.
-func (s *supervisor) exited() <-chan string {
-	ch := make(chan string, len(s.children))
-	for _, c := range s.children {
-		go func(c *child) { <-c.done; ch <- c.name }(c)
-	}
-	return ch
-}
-
-// stop shuts the agents down with their VMs, then the controller.
-func (s *supervisor) stop() {
-	var agents []*child
-	var ctrl *child
-	for _, c := range s.children {
-		if c.name == "controller" {
-			ctrl = c
-		} else {
-			agents = append(agents, c)
-		}
-	}
-	for _, c := range agents {
-		go func(c *child) {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if err := hostapi.NewAgent(c.url, 0).Shutdown(ctx, true); err != nil && !isExited(c) {
-				s.log.Warn("agent did not take the shutdown request; terminating it", "process", c.name, "err", err)
-				_ = c.cmd.Process.Signal(syscall.SIGTERM)
-			}
-		}(c)
-	}
-	for _, c := range agents {
-		s.waitExit(c, 90*time.Second)
-	}
-	if ctrl != nil {
-		_ = ctrl.cmd.Process.Signal(syscall.SIGTERM)
-		s.waitExit(ctrl, 10*time.Second)
-	}
-	s.children = nil
-}
-
-func isExited(c *child) bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (s *supervisor) waitExit(c *child, d time.Duration) {
-	select {
-	case <-c.done:
-		s.log.Info("stopped", "process", c.name)
-	case <-time.After(d):
-		s.log.Warn("killing process that did not stop", "process", c.name, "after", d)
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// Down stops the cluster whose supervisor runs in dir and waits for it.
-func Down(ctx context.Context, dir string, progress io.Writer) (bool, error) {
-	pid := Running(dir)
-	if pid == 0 {
-		return false, nil
-	}
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		return false, fmt.Errorf("signal godwit up (pid %d): %w", pid, err)
-	}
-	fmt.Fprintf(progress, "stopping the cluster in %s (pid %d): agents stop their VMs first…\n", dir, pid)
-	deadline := time.Now().Add(3 * time.Minute)
-	for syscall.Kill(pid, 0) == nil {
-		if time.Now().After(deadline) {
-			return true, errors.New("the cluster did not stop within 3 minutes; see " + filepath.Join(dir, "logs"))
-		}
-		select {
-		case <-ctx.Done():
-			return true, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return true, nil
-}
-
-// Ready reports whether the cluster at ctrl has n hosts up (for detach).
-func Ready(ctx context.Context, port, n int) error { return hostsUp(ctx, ControllerURL(port), n) }

@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/godwit/godwit/api"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/NAME.golden (rewritten with -update).
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s changed (go test -update if intended); got:\n%s\nwant:\n%s", name, got, want)
+	}
+}
+
+var (
+	now     = time.Date(2026, 11, 1, 12, 0, 10, 0, time.UTC)
+	created = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+)
+
+func testHosts() []api.Host {
+	return []api.Host{
+		{Name: "host1", Address: "http://127.0.0.1:7401", State: api.HostUp, Enabled: true, Hypervisor: "qemu",
+			Accelerator: "tcg", AccelReason: "godwit up: kvm probe: kernel did not reach 'Linux version' under kvm within 10s; using tcg",
+			CPUs: 2, AllocatedCPUs: 3, MemoryMiB: 24064, AllocatedMemoryMiB: 512, DiskMiB: 102400, AllocatedDiskMiB: 2048,
+			CPUModel: "AMD EPYC 7B13", VMs: 2, Version: "0.1.0-dev",
+			Pools: []api.Pool{{Name: "local", Kind: api.PoolLocal, Path: "/c/hosts/host1/local", FreeMiB: 100352},
+				{Name: "shared", Kind: api.PoolShared, Path: "/c/shared", FreeMiB: 51200}},
+			LastHeartbeat: now.Add(-time.Second), RegisteredAt: created},
+		{Name: "host2", State: api.HostDown, Enabled: false, Accelerator: "kvm", CPUs: 64, MemoryMiB: 262144,
+			LastHeartbeat: now.Add(-3 * time.Minute)},
+		{Name: "host3", State: api.HostUp, Enabled: true, Accelerator: "kvm", CPUs: 8, MemoryMiB: 16384},
+	}
+}
+
+func testVMs() []api.VM {
+	return []api.VM{
+		{ID: "0c7b6a1e-0000-4000-8000-000000000001", Name: "web-1", Project: "default", Host: "host2", Image: "testguest",
+			Flavor: api.Flavor{VCPUs: 2, MemoryMiB: 1536, DiskMiB: 10240}, Pool: "local", DesiredState: "running",
+			State: "running", PID: 4242, Cmdline: "dirty_mb=32", CreatedAt: created, UpdatedAt: created},
+		{ID: "0c7b6a1e-0000-4000-8000-000000000002", Name: "db-1", Project: "team-a", Image: "testguest",
+			Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256}, Pool: "shared", DesiredState: "running",
+			State: "error", StateReason: "no host has room for 256M", CreatedAt: now.Add(-50 * time.Hour)},
+	}
+}
+
+func TestOutput(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		write func(a *app) error
+	}{
+		{"host-list", func(a *app) error { return writeHosts(a, testHosts(), now) }},
+		{"host-show", func(a *app) error { return writeHost(a, testHosts()[0], now) }},
+		{"vm-list", func(a *app) error { return writeVMs(a, testVMs(), now) }},
+		{"vm-show", func(a *app) error { return a.printVM(testVMs()[0]) }},
+		{"vm-show-error", func(a *app) error { return a.printVM(testVMs()[1]) }},
+		{"image-list", func(a *app) error {
+			return writeImages(a, []api.Image{
+				{Name: "testguest", Kind: "kernel", Files: []api.ImageFile{{Role: api.RoleKernel, Size: 8 << 20}, {Role: api.RoleInitrd, Size: 3<<20 + 1}}, CreatedAt: created},
+				{Name: "debian", Kind: "disk", Files: []api.ImageFile{{Role: api.RoleDisk, Size: 2 << 30}}, CreatedAt: now.Add(-time.Hour)},
+			}, now)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := tt.write(&app{out: &out, output: "table"}); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.name, out.String())
+		})
+	}
+}
+
+func TestAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second: "0s", 0: "0s", 59 * time.Second: "59s", 90 * time.Second: "1m", 3 * time.Hour: "3h",
+		47 * time.Hour: "47h", 49 * time.Hour: "2d",
+	} {
+		if got := age(now.Add(-d), now); got != want {
+			t.Errorf("age(%s) = %q, want %q", d, got, want)
+		}
+	}
+	if age(time.Time{}, now) != "-" {
+		t.Error("the zero time has an age")
+	}
+}
