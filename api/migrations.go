@@ -27,6 +27,7 @@ const (
 // Migration is one move of one VM.
 type Migration struct {
 	ID          string `json:"id"`
+	Intent      string `json:"intent,omitempty"` // the intent that started it, if any
 	VM          string `json:"vm"`
 	VMID        string `json:"vm_id"`
 	Kind        string `json:"kind"`
@@ -83,9 +84,9 @@ type MigrationProgress struct {
 
 // MigrateRequest is the body of POST /v1/vms/{name}/migrate.
 type MigrateRequest struct {
-	// Kind is live or cold. (Empty will mean "live if it can", with the
-	// intent work; until then it is required.)
-	Kind string `json:"kind"`
+	// Kind is live or cold; empty means live when the VM can move live,
+	// else cold (unless the cluster forbids the cold fallback).
+	Kind string `json:"kind,omitempty"`
 	// To names the destination; empty lets the scheduler choose. A named
 	// host is checked all the same.
 	To            string `json:"to,omitempty"`
@@ -97,4 +98,7 @@ type MigrateRequest struct {
 	// AutoConverge lets QEMU throttle the guest's vCPUs when pre-copy
 	// does not converge.
 	AutoConverge bool `json:"auto_converge,omitempty"`
+	// DryRun returns the plan (an Intent in state planned) and changes
+	// nothing.
+	DryRun bool `json:"dry_run,omitempty"`
 }

@@ -84,20 +84,26 @@ type Flavor struct {
 
 // VM is a virtual machine record.
 type VM struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Project      string    `json:"project"`
-	Host         string    `json:"host,omitempty"`
-	Image        string    `json:"image"`
-	Flavor       Flavor    `json:"flavor"`
-	Pool         string    `json:"pool"` // where its disk lives: local or shared
-	DesiredState string    `json:"desired_state"`
-	State        string    `json:"state"` // observed
-	StateReason  string    `json:"state_reason,omitempty"`
-	Cmdline      string    `json:"cmdline,omitempty"` // appended to the image's
-	PID          int       `json:"pid,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Project string `json:"project"`
+	Host    string `json:"host,omitempty"`
+	Image   string `json:"image"`
+	Flavor  Flavor `json:"flavor"`
+	// Hotplug ceilings, fixed when the VM starts: resize goes up to them
+	// online. BootMemoryMiB is the memory it booted with; the rest of
+	// Flavor.MemoryMiB is hot-plugged (virtio-mem).
+	MaxVCPUs      int       `json:"max_vcpus,omitempty"`
+	MaxMemoryMiB  int       `json:"max_memory_mib,omitempty"`
+	BootMemoryMiB int       `json:"boot_memory_mib,omitempty"`
+	Pool          string    `json:"pool"` // where its disk lives: local or shared
+	DesiredState  string    `json:"desired_state"`
+	State         string    `json:"state"` // observed
+	StateReason   string    `json:"state_reason,omitempty"`
+	Cmdline       string    `json:"cmdline,omitempty"` // appended to the image's
+	PID           int       `json:"pid,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // CreateVMRequest is the body of POST /v1/vms.
@@ -108,6 +114,10 @@ type CreateVMRequest struct {
 	Flavor  Flavor `json:"flavor"`
 	Pool    string `json:"pool,omitempty"` // default local
 	Host    string `json:"host,omitempty"` // pin to a host; default: scheduled
+	// Hotplug ceilings for online resize; 0 picks the defaults (twice
+	// the vCPUs, at least 4; four times the memory).
+	MaxVCPUs     int `json:"max_vcpus,omitempty"`
+	MaxMemoryMiB int `json:"max_memory_mib,omitempty"`
 	// Cmdline is appended to the image's kernel command line.
 	Cmdline string `json:"cmdline,omitempty"`
 	// Start defaults to true.

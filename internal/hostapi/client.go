@@ -175,3 +175,11 @@ func (a *Agent) ForceComplete(ctx context.Context, id string) (string, error) {
 	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migrate-complete", struct{}{}, &r)
 	return r.How, err
 }
+
+// Resize changes a VM's vCPUs, memory or disk: online when it runs (or
+// 422 with the reason, nothing changed), in its definition when stopped.
+func (a *Agent) Resize(ctx context.Context, id string, req ResizeVM) (ResizeReply, error) {
+	var rep ResizeReply
+	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/resize", req, &rep)
+	return rep, err
+}

@@ -26,15 +26,22 @@ type VMReport struct {
 // the VM, fetch its image if the agent lacks it, create its disk and, when
 // Start is set, boot it. The call is idempotent.
 type CreateVM struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	VCPUs     int       `json:"vcpus"`
-	MemoryMiB int       `json:"memory_mib"`
-	DiskMiB   int       `json:"disk_mib"`
-	Pool      string    `json:"pool"`
-	Image     api.Image `json:"image"`
-	Cmdline   string    `json:"cmdline,omitempty"` // appended to the image's
-	Start     bool      `json:"start"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	VCPUs     int    `json:"vcpus"`
+	MemoryMiB int    `json:"memory_mib"`
+	DiskMiB   int    `json:"disk_mib"`
+	// Hotplug ceilings (0: none beyond VCPUs and MemoryMiB) and the boot
+	// memory (0: MemoryMiB); MemoryMiB − BootMemoryMiB is hot-plugged.
+	// A migration's destination gets the source's values, so both ends
+	// have the same devices.
+	MaxVCPUs      int       `json:"max_vcpus,omitempty"`
+	MaxMemoryMiB  int       `json:"max_memory_mib,omitempty"`
+	BootMemoryMiB int       `json:"boot_memory_mib,omitempty"`
+	Pool          string    `json:"pool"`
+	Image         api.Image `json:"image"`
+	Cmdline       string    `json:"cmdline,omitempty"` // appended to the image's
+	Start         bool      `json:"start"`
 	// PostCopy, for an incoming migration: allow switching to post-copy
 	// (the capability must be set on both ends before the start).
 	PostCopy bool `json:"post_copy,omitempty"`
@@ -102,4 +109,32 @@ type ImportStatus struct {
 type DiskChecksum struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+}
+
+// ResizeVM is the body of POST /v1/vms/{id}/resize. Zero fields keep
+// their value. A running VM is resized online or not at all: when a part
+// cannot be done online the agent changes nothing and answers 422 with
+// the reason. A stopped VM has its definition changed (and its disk
+// grown) for the next start; its ceilings may rise too.
+type ResizeVM struct {
+	VCPUs        int `json:"vcpus,omitempty"`
+	MemoryMiB    int `json:"memory_mib,omitempty"`
+	DiskMiB      int `json:"disk_mib,omitempty"`
+	MaxVCPUs     int `json:"max_vcpus,omitempty"`      // stopped VMs only
+	MaxMemoryMiB int `json:"max_memory_mib,omitempty"` // stopped VMs only
+}
+
+// ResizeReply is the answer to POST /v1/vms/{id}/resize: the sizes the VM
+// has now. Memory shrinks only as far as the guest released it, so
+// MemoryMiB may stay above the request (Notes says so).
+type ResizeReply struct {
+	VCPUs         int      `json:"vcpus"`
+	MemoryMiB     int      `json:"memory_mib"`
+	DiskMiB       int      `json:"disk_mib"`
+	BootMemoryMiB int      `json:"boot_memory_mib"`
+	MaxVCPUs      int      `json:"max_vcpus"`
+	MaxMemoryMiB  int      `json:"max_memory_mib"`
+	Online        bool     `json:"online"` // the VM ran throughout
+	Notes         []string `json:"notes,omitempty"`
+	VM            VMReport `json:"vm"`
 }
