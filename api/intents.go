@@ -63,6 +63,9 @@ type Intent struct {
 	Target string `json:"target"` // a host (drain, evacuate) or a VM
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"` // why it failed, or was partial
+	// Stopped is set when a failure stopped the intent (on-failure
+	// abort): it starts nothing more and ends failed.
+	Stopped bool `json:"stopped,omitempty"`
 
 	Params IntentParams `json:"params"`
 	// Operations are the service operations, one per VM (two for a resize
@@ -122,6 +125,8 @@ type IntentParams struct {
 	AllowMove    bool `json:"allow_move,omitempty"`
 	// rebuild
 	Image string `json:"image,omitempty"`
+	// cancel: abort running migrations instead of letting them finish
+	AbortRunning bool `json:"abort_running,omitempty"`
 }
 
 // DrainRequest is the body of POST /v1/hosts/{name}/drain.

@@ -93,17 +93,21 @@ type VM struct {
 	// Hotplug ceilings, fixed when the VM starts: resize goes up to them
 	// online. BootMemoryMiB is the memory it booted with; the rest of
 	// Flavor.MemoryMiB is hot-plugged (virtio-mem).
-	MaxVCPUs      int       `json:"max_vcpus,omitempty"`
-	MaxMemoryMiB  int       `json:"max_memory_mib,omitempty"`
-	BootMemoryMiB int       `json:"boot_memory_mib,omitempty"`
-	Pool          string    `json:"pool"` // where its disk lives: local or shared
-	DesiredState  string    `json:"desired_state"`
-	State         string    `json:"state"` // observed
-	StateReason   string    `json:"state_reason,omitempty"`
-	Cmdline       string    `json:"cmdline,omitempty"` // appended to the image's
-	PID           int       `json:"pid,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	MaxVCPUs      int    `json:"max_vcpus,omitempty"`
+	MaxMemoryMiB  int    `json:"max_memory_mib,omitempty"`
+	BootMemoryMiB int    `json:"boot_memory_mib,omitempty"`
+	Pool          string `json:"pool"` // where its disk lives: local or shared
+	DesiredState  string `json:"desired_state"`
+	State         string `json:"state"` // observed
+	StateReason   string `json:"state_reason,omitempty"`
+	Cmdline       string `json:"cmdline,omitempty"` // appended to the image's
+	PID           int    `json:"pid,omitempty"`
+	// StaleCopies names hosts that still hold an old copy of this VM
+	// (after an evacuation): when such a host returns, its agent is told
+	// to remove the copy (keeping shared-pool disks) and never starts it.
+	StaleCopies []string  `json:"stale_copies,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // CreateVMRequest is the body of POST /v1/vms.

@@ -16,6 +16,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/fake"
 	"github.com/godwit/godwit/internal/driver/qemu"
+	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/hostinfo"
 	"github.com/godwit/godwit/internal/httpx"
 )
@@ -35,6 +36,9 @@ type Agent struct {
 
 	importMu sync.Mutex
 	imports  map[string]*importJob // disk imports of cold migrations, by vm id
+
+	staleMu sync.Mutex
+	cleaned []hostapi.StaleVM // stale copies removed, not yet reported
 }
 
 func (c *Config) setDefaults() error {

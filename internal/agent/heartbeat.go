@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -20,8 +21,13 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	failing := false
 	for {
 		hb, err := a.heartbeat(ctx)
+		var reply hostapi.HeartbeatReply
 		if err == nil {
-			err = c.Do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, nil)
+			err = c.Do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, &reply)
+		}
+		if err == nil {
+			a.delivered(hb.Cleaned)
+			a.removeStale(ctx, reply.Remove)
 		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
@@ -46,6 +52,9 @@ func (a *Agent) heartbeat(ctx context.Context) (hostapi.Heartbeat, error) {
 		return hostapi.Heartbeat{}, err
 	}
 	hb := hostapi.Heartbeat{Host: a.facts()}
+	a.staleMu.Lock()
+	hb.Cleaned = slices.Clone(a.cleaned)
+	a.staleMu.Unlock()
 	for _, st := range sts {
 		hb.VMs = append(hb.VMs, hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID})
 	}
@@ -78,4 +87,11 @@ func (a *Agent) facts() api.Host {
 		h.Pools = append(h.Pools, api.Pool{Name: api.PoolShared, Kind: api.PoolShared, Path: a.cfg.SharedDir, FreeMiB: sfree, ID: a.poolID})
 	}
 	return h
+}
+
+// delivered forgets the cleaned copies a delivered heartbeat reported.
+func (a *Agent) delivered(cleaned []hostapi.StaleVM) {
+	a.staleMu.Lock()
+	defer a.staleMu.Unlock()
+	a.cleaned = slices.DeleteFunc(a.cleaned, func(v hostapi.StaleVM) bool { return slices.Contains(cleaned, v) })
 }

@@ -21,5 +21,8 @@ type Config struct {
 	// HostDownAfter is how long a host may miss heartbeats before it is
 	// marked down. Default 10s.
 	HostDownAfter time.Duration
-	Logger        *slog.Logger
+	// NoColdFallback forbids a migrate without a kind from falling back
+	// to a cold migration when the VM cannot move live.
+	NoColdFallback bool
+	Logger         *slog.Logger
 }

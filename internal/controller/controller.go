@@ -38,6 +38,8 @@ type Controller struct {
 	// cancels aborts running migrations, by migration id.
 	migMu   sync.Mutex
 	cancels map[string]context.CancelFunc
+
+	in intents // intent runners and operations alive in this process
 }
 
 func (c *Config) setDefaults() {
@@ -70,7 +72,8 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		st.Close()
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{}}
+	c := &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
+		in: intents{runners: map[string]bool{}, ops: map[string]bool{}}}
 	if err := c.failInterrupted(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("close interrupted migrations: %w", err)
@@ -98,6 +101,7 @@ func Run(ctx context.Context, cfg Config) error {
 // Serve serves the API on ln and runs the host monitor until ctx is done.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	go c.monitorHosts(ctx)
+	go c.resumeIntents(ctx)
 	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.store.Kind(), "data_dir", c.cfg.DataDir)
 	err := httpx.Serve(ctx, ln, c.Handler(), nil)
 	c.log.Info("controller stopped")

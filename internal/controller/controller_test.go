@@ -25,6 +25,16 @@ import (
 type testCluster struct {
 	url    string
 	client *api.Client
+	ctx    context.Context
+	agents []*testAgent
+}
+
+// testAgent is one agent of a testCluster, stoppable and restartable on
+// the same state (the fake driver's VMs outlive it, as QEMUs do).
+type testAgent struct {
+	cfg    agent.Config
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -60,27 +70,23 @@ func newTestClusterSized(t *testing.T, cpus int, mems ...int) *testCluster {
 	ln := listen(t)
 	done := make(chan struct{})
 	go func() { _ = ctrl.Serve(ctx, ln); close(done) }()
-	tc := &testCluster{url: "http://" + ln.Addr().String()}
+	tc := &testCluster{url: "http://" + ln.Addr().String(), ctx: ctx}
 	tc.client = api.NewClient(tc.url)
-	var agentsDone []chan struct{}
 	for i := 1; i <= hosts; i++ {
-		aln := listen(t)
-		a, err := agent.New(ctx, agent.Config{
-			Name: fmt.Sprintf("host%d", i), Advertise: "http://" + aln.Addr().String(), Controller: tc.url,
+		ta := &testAgent{cfg: agent.Config{
+			Name: fmt.Sprintf("host%d", i), Controller: tc.url,
 			StateDir: t.TempDir(), SharedDir: filepath.Join(os.TempDir(), "godwit-test-shared-"+t.Name()),
 			Driver: "fake", HeartbeatInterval: 100 * time.Millisecond, CPUs: cpus, MemoryMiB: mems[i-1], Logger: quietLogger(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := make(chan struct{})
-		agentsDone = append(agentsDone, d)
-		go func() { _ = a.Serve(ctx, aln); a.Close(); close(d) }()
+		}}
+		tc.agents = append(tc.agents, ta)
+		tc.startAgent(t, i)
 	}
 	t.Cleanup(func() {
 		cancel()
-		for _, d := range agentsDone {
-			<-d
+		for _, a := range tc.agents {
+			if a.done != nil {
+				<-a.done
+			}
 		}
 		<-done
 		ctrl.Close()
@@ -98,6 +104,30 @@ func newTestClusterSized(t *testing.T, cpus int, mems ...int) *testCluster {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return tc
+}
+
+// startAgent starts (or restarts) agent n (host<n>) on its state.
+func (tc *testCluster) startAgent(t *testing.T, n int) {
+	t.Helper()
+	ta := tc.agents[n-1]
+	aln := listen(t)
+	ta.cfg.Advertise = "http://" + aln.Addr().String()
+	ctx, cancel := context.WithCancel(tc.ctx)
+	a, err := agent.New(ctx, ta.cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ta.cancel, ta.done = cancel, make(chan struct{})
+	go func(done chan struct{}) { _ = a.Serve(ctx, aln); a.Close(); close(done) }(ta.done)
+}
+
+// stopAgent stops agent n; its VMs keep "running" (fake processes).
+func (tc *testCluster) stopAgent(n int) {
+	ta := tc.agents[n-1]
+	ta.cancel()
+	<-ta.done
+	ta.done = nil
 }
 
 // importFakeKernel imports an image whose kernel is a minimal bzImage

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -41,11 +42,30 @@ func (c *Controller) heartbeat(w http.ResponseWriter, r *http.Request) {
 	if created {
 		c.log.Info("host registered", "host", h.Name, "address", h.Address, "accel", h.Accelerator)
 	}
-	if err := c.reconcileReports(r.Context(), h.Name, hb.VMs); err != nil {
+	c.staleCleaned(r.Context(), h.Name, hb.Cleaned)
+	remove, err := c.reconcileReports(r.Context(), h.Name, hb.VMs)
+	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	w.WriteHeader(http.StatusNoContent)
+	httpx.JSON(w, http.StatusOK, hostapi.HeartbeatReply{Remove: remove})
+}
+
+// staleCleaned records that a host removed the stale copies it was told
+// to remove.
+func (c *Controller) staleCleaned(ctx context.Context, host string, cleaned []hostapi.StaleVM) {
+	for _, s := range cleaned {
+		_, err := c.store.UpdateVM(ctx, s.Name, func(v *api.VM) error {
+			if v.ID != s.ID {
+				return errs.ErrNotFound
+			}
+			v.StaleCopies = slices.DeleteFunc(v.StaleCopies, func(h string) bool { return h == host })
+			return nil
+		})
+		if err == nil {
+			c.log.Info("stale copy removed by its host", "vm", s.Name, "host", host)
+		}
+	}
 }
 
 // reportGrace is how long after the controller itself recorded a VM's
@@ -56,7 +76,10 @@ const reportGrace = 5 * time.Second
 // reconcileReports brings the observed state of a host's VMs in line with
 // what its agent reports. VMs with an operation in flight, or one that
 // just ended, are left alone.
-func (c *Controller) reconcileReports(ctx context.Context, host string, reports []hostapi.VMReport) error {
+//
+// It returns the reported VMs the host must remove: stale copies of VMs
+// rebuilt elsewhere while it was down.
+func (c *Controller) reconcileReports(ctx context.Context, host string, reports []hostapi.VMReport) ([]hostapi.StaleVM, error) {
 	recent := time.Now().UTC().Add(-reportGrace)
 	byID := make(map[string]hostapi.VMReport, len(reports))
 	for _, rep := range reports {
@@ -64,7 +87,7 @@ func (c *Controller) reconcileReports(ctx context.Context, host string, reports 
 	}
 	vms, err := c.store.VMs(ctx, store.VMFilter{Host: host})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	known := make(map[string]bool, len(vms))
 	for _, vm := range vms {
@@ -84,15 +107,22 @@ func (c *Controller) reconcileReports(ctx context.Context, host string, reports 
 			v.State, v.StateReason, v.PID = state, reason, pid
 			return nil
 		}); err != nil && !errors.Is(err, errs.ErrNotFound) {
-			return err
+			return nil, err
 		}
 	}
+	var remove []hostapi.StaleVM
 	for _, rep := range reports {
-		if !known[rep.ID] {
-			c.log.Warn("host runs a vm the controller does not know", "host", host, "vm", rep.Name, "id", rep.ID)
+		if known[rep.ID] {
+			continue
 		}
+		if vm, err := c.store.VM(ctx, rep.Name); err == nil && vm.ID == rep.ID && slices.Contains(vm.StaleCopies, host) {
+			c.log.Warn("host holds a stale copy of a vm rebuilt elsewhere; telling it to remove it", "host", host, "vm", rep.Name, "now_on", vm.Host)
+			remove = append(remove, hostapi.StaleVM{ID: rep.ID, Name: rep.Name})
+			continue
+		}
+		c.log.Warn("host runs a vm the controller does not place there", "host", host, "vm", rep.Name, "id", rep.ID)
 	}
-	return nil
+	return remove, nil
 }
 
 // observed maps a driver state reported by an agent to the API's state.

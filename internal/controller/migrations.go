@@ -33,6 +33,15 @@ func (c *Controller) migrateVM(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	if req.DryRun {
+		plan, err := c.PlanMigrate(r.Context(), r.PathValue("name"), req)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, plan)
+		return
+	}
 	m, err := c.Migrate(r.Context(), r.PathValue("name"), req)
 	if err != nil {
 		c.fail(w, r, err)
@@ -44,8 +53,7 @@ func (c *Controller) migrateVM(w http.ResponseWriter, r *http.Request) {
 func validateMigrate(req api.MigrateRequest) error {
 	switch req.Kind {
 	case api.KindLive, api.KindCold:
-	case "":
-		return errs.Invalid("kind is required: live or cold")
+	case "": // live if it can, else cold
 	default:
 		return errs.Invalid("kind %q is unknown; use live or cold", req.Kind)
 	}
@@ -63,12 +71,19 @@ func validateMigrate(req api.MigrateRequest) error {
 
 // Migrate checks a migration request, chooses (or checks) the destination
 // and records the migration with it — the destination's claim — then runs
-// it in the background. The returned record is in state preparing.
+// it in the background. The returned record is in state scheduling. An
+// empty kind means live when the VM can move live, else cold (unless the
+// cluster forbids the cold fallback).
 func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRequest) (api.Migration, error) {
+	return c.migrate(ctx, name, req, "")
+}
+
+// migrate is Migrate on behalf of an intent (intent may be empty).
+func (c *Controller) migrate(ctx context.Context, name string, req api.MigrateRequest, intent string) (api.Migration, error) {
 	if err := validateMigrate(req); err != nil {
 		return api.Migration{}, err
 	}
-	unlock, err := c.lockVM(name, req.Kind+" migration")
+	unlock, err := c.lockVM(name, "migration")
 	if err != nil {
 		return api.Migration{}, err
 	}
@@ -81,6 +96,13 @@ func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRe
 	vm, err := c.vmByName(ctx, name)
 	if err != nil {
 		return api.Migration{}, err
+	}
+	auto := req.Kind == ""
+	if auto {
+		req.Kind = api.KindCold
+		if vm.State == api.VMRunning {
+			req.Kind = api.KindLive
+		}
 	}
 	live := req.Kind == api.KindLive
 	switch {
@@ -100,7 +122,17 @@ func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRe
 		// arrival in 2 of 3 runs (pre-copy, capped, in none).
 		return api.Migration{}, errs.NotSupported("post-copy is not offered under TCG: guests crashed on arrival in tests (see docs/migration.md); force-complete will pause the guest instead")
 	}
-	m, dst, err := c.reserveDestination(ctx, vm, src, req)
+	m, dst, err := c.reserveDestination(ctx, vm, src, req, intent)
+	if err != nil && auto && live && errors.Is(err, errs.ErrNoCapacity) && !c.cfg.NoColdFallback {
+		why := err.Error()
+		req.Kind, live = api.KindCold, false
+		if m, dst, err = c.reserveDestination(ctx, vm, src, req, intent); err == nil {
+			m, err = c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error {
+				mm.Decisions = append(mm.Decisions, api.Decision{At: time.Now().UTC(), Action: "cold instead of live", Reason: "no host can take it live: " + why})
+				return nil
+			})
+		}
+	}
 	if err != nil {
 		return api.Migration{}, err
 	}
@@ -127,7 +159,7 @@ func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRe
 // reserveDestination picks or checks the destination and writes the
 // migration record, atomically with every other placement: from then on
 // the destination's capacity counts the VM (see hostsWithAllocations).
-func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.Host, req api.MigrateRequest) (api.Migration, api.Host, error) {
+func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.Host, req api.MigrateRequest, intent string) (api.Migration, api.Host, error) {
 	c.schedMu.Lock()
 	defer c.schedMu.Unlock()
 	hosts, err := c.hostsWithAllocations(ctx)
@@ -165,7 +197,7 @@ func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.
 	}
 	now := time.Now().UTC()
 	m := api.Migration{
-		ID: newUUID(), VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
+		ID: newUUID(), Intent: intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
 		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBps: req.BandwidthMBps,
 		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge,
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
@@ -219,26 +251,33 @@ func (c *Controller) getMigration(w http.ResponseWriter, r *http.Request) {
 // abortMigration cancels a running migration; it rolls back in the
 // background and ends in state cancelled.
 func (c *Controller) abortMigration(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	m, err := c.store.Migration(r.Context(), id)
+	m, err := c.AbortMigration(r.Context(), r.PathValue("id"))
 	if err != nil {
 		c.fail(w, r, err)
 		return
+	}
+	httpx.JSON(w, http.StatusAccepted, m)
+}
+
+// AbortMigration cancels a running migration; it rolls back in the
+// background and ends in state cancelled.
+func (c *Controller) AbortMigration(ctx context.Context, id string) (api.Migration, error) {
+	m, err := c.store.Migration(ctx, id)
+	if err != nil {
+		return m, err
 	}
 	c.migMu.Lock()
 	cancel, running := c.cancels[id]
 	c.migMu.Unlock()
 	if !running || finalMigration(m.State) {
-		c.fail(w, r, errs.Conflict("migration %s is %s; only a running migration can be aborted", id, m.State))
-		return
+		return m, errs.Conflict("migration %s is %s; only a running migration can be aborted", id, m.State)
 	}
 	if m.State == api.MigSwitchingOver || m.State == api.MigFinishing {
-		c.fail(w, r, errs.Conflict("migration %s is %s: the VM already runs on the destination; it cannot be aborted now", id, m.State))
-		return
+		return m, errs.Conflict("migration %s is %s: the VM already runs on the destination; it cannot be aborted now", id, m.State)
 	}
 	cancel()
 	c.log.Info("migration abort requested", "op", id, "vm", m.VM)
-	httpx.JSON(w, http.StatusAccepted, m)
+	return m, nil
 }
 
 // failInterrupted ends migrations a previous controller left running.

@@ -36,6 +36,7 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("DELETE /v1/images/{name}", c.deleteImage)
 	m.HandleFunc("GET /v1/images/{name}/files/{role}", c.imageFile)
 	c.migrationRoutes(m)
+	c.intentRoutes(m)
 	return httpx.Mux(m)
 }
 

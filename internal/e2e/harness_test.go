@@ -115,6 +115,7 @@ type clusterOpts struct {
 	driver    string // qemu or fake
 	downAfter time.Duration
 	agentArgs []string
+	hostArgs  map[string][]string // extra agent arguments per host
 }
 
 func freeAddr(t *testing.T) string {
@@ -152,7 +153,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	for i := 1; i <= o.hosts; i++ {
 		name := fmt.Sprintf("host%d", i)
 		c.agentAddrs[name] = freeAddr(t)
-		c.startAgent(name, o.agentArgs...)
+		c.startAgent(name, append(o.agentArgs, o.hostArgs[name]...)...)
 	}
 	c.waitHosts(o.hosts)
 	return c

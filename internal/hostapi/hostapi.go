@@ -12,6 +12,24 @@ import "github.com/godwit/godwit/api"
 type Heartbeat struct {
 	Host api.Host   `json:"host"`
 	VMs  []VMReport `json:"vms"`
+	// Cleaned lists stale copies the agent removed since its last
+	// delivered heartbeat, as the controller asked (HeartbeatReply).
+	Cleaned []StaleVM `json:"cleaned,omitempty"`
+}
+
+// HeartbeatReply is the controller's answer to a heartbeat.
+type HeartbeatReply struct {
+	// Remove lists VMs this host must never run again: they were rebuilt
+	// elsewhere while it was down. The agent stops each one and forgets
+	// it — deleting a local disk, never a shared one — then reports it in
+	// Cleaned.
+	Remove []StaleVM `json:"remove,omitempty"`
+}
+
+// StaleVM names a stale copy of a VM on a host.
+type StaleVM struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // VMReport is what an agent reports of one VM.

@@ -62,7 +62,22 @@ type Store interface {
 	// UpdateMigration is UpdateVM for migrations.
 	UpdateMigration(ctx context.Context, id string, fn func(*api.Migration) error) (api.Migration, error)
 
+	// CreateIntent inserts an intent record with its operations.
+	CreateIntent(ctx context.Context, in api.Intent) error
+	Intent(ctx context.Context, id string) (api.Intent, error)
+	// Intents lists intents, newest first; with active, only those not
+	// yet in a final state.
+	Intents(ctx context.Context, f IntentFilter) ([]api.Intent, error)
+	// UpdateIntent is UpdateVM for intents.
+	UpdateIntent(ctx context.Context, id string, fn func(*api.Intent) error) (api.Intent, error)
+
 	Close() error
+}
+
+// IntentFilter narrows intents. Empty fields match everything.
+type IntentFilter struct {
+	Target string
+	Active bool
 }
 
 // MigrationFilter narrows migrations. Empty fields match everything.

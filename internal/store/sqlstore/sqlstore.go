@@ -106,6 +106,14 @@ var migrations = []string{
 		doc TEXT NOT NULL
 	);
 	CREATE INDEX migrations_vm ON migrations (vm, active)`,
+	3: `CREATE TABLE intents (
+		id TEXT PRIMARY KEY,
+		target TEXT NOT NULL,
+		active BOOLEAN NOT NULL,
+		created_at BIGINT NOT NULL,
+		doc TEXT NOT NULL
+	);
+	CREATE INDEX intents_active ON intents (active)`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

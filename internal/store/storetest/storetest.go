@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateVMConcurrent", testUpdateVMConcurrent},
 		{"Images", testImages},
 		{"Migrations", testMigrations},
+		{"Intents", testIntents},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
