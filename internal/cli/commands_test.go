@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/godwit/godwit/api"
 )
@@ -90,6 +91,7 @@ func newFakeController(t *testing.T) *fakeController {
 	record("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(api.Version{Version: "9.9.9", Store: "sqlite"})
 	})
+	intentRoutes(record)
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
 	return f
@@ -105,8 +107,16 @@ func (f *fakeController) body(route string) []byte {
 // the exit status.
 func run(t *testing.T, srv *httptest.Server, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runWith(context.Background(), srv, false, args...)
+}
+
+// runWith runs godwit as run does, with a context, as if stdout were a
+// terminal when tty is set; watches poll every millisecond.
+func runWith(ctx context.Context, srv *httptest.Server, tty bool, args ...string) (stdout, stderr string, code int) {
 	var out, errOut bytes.Buffer
-	code = execute(context.Background(), append([]string{"--server", srv.URL}, args...), &out, &errOut)
+	a := newApp(&out, &errOut)
+	a.tty, a.poll = tty, time.Millisecond
+	code = a.execute(ctx, append([]string{"--server", srv.URL}, args...))
 	return out.String(), errOut.String(), code
 }
 

@@ -39,6 +39,14 @@ func TestErrors(t *testing.T) {
 		{"bad hosts", srv.Server, []string{"up", "--hosts", "0"}, 2, []string{"--hosts must be between 1 and 64"}},
 		{"bad driver", srv.Server, []string{"up", "--driver", "xen"}, 2, []string{"--driver must be qemu or fake"}},
 		{"negative timeout", srv.Server, []string{"vm", "stop", "web-1", "--timeout", "-1s"}, 2, []string{"--timeout"}},
+		{"bad failure policy", srv.Server, []string{"drain", "host1", "--on-failure", "retry"}, 2,
+			[]string{"--on-failure must be skip, cold, stop or abort"}},
+		{"negative limit", srv.Server, []string{"drain", "host1", "--max-per-source", "-1"}, 2, []string{"--max-per-source must be 0"}},
+		{"resize nothing", srv.Server, []string{"resize", "web-1"}, 2, []string{"--vcpus, --memory or --disk"}},
+		{"resize bad size", srv.Server, []string{"resize", "web-1", "--disk", "big"}, 2, []string{`"--disk"`, "2GiB"}},
+		{"live and cold", srv.Server, []string{"migrate", "web-1", "--live", "--cold"}, 2, []string{"choose one of --live and --cold"}},
+		{"evacuate refused", srv.Server, []string{"evacuate", "host2"}, 1, []string{"confirm with --host-is-down"}},
+		{"intent missing", srv.Server, []string{"intent", "cancel", "in-1"}, 1, []string{"godwit: "}},
 		{"import without files", srv.Server, []string{"image", "import", "x"}, 2, []string{"--kernel", "--disk"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

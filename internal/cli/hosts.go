@@ -10,7 +10,7 @@ import (
 )
 
 func (a *app) hostCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "host", Short: "Show the cluster's hosts"}
+	cmd := &cobra.Command{Use: "host", Short: "Show the cluster's hosts; take them out of scheduling and back"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List hosts with their state and allocations",
@@ -39,8 +39,37 @@ func (a *app) hostCmd() *cobra.Command {
 			}
 			return writeHost(a, h, time.Now())
 		},
-	})
+	}, a.hostEnableCmd(true), a.hostEnableCmd(false))
 	return cmd
+}
+
+// hostEnableCmd is host enable (back into scheduling) or host disable
+// (out of it, VMs left where they are).
+func (a *app) hostEnableCmd(enable bool) *cobra.Command {
+	use, short := "disable HOST", "Take a host out of scheduling; its VMs stay (to move them: godwit drain HOST)"
+	if enable {
+		use, short = "enable HOST", "Return a host to scheduling (after a drain or disable)"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := a.client().SetHostEnabled(cmd.Context(), args[0], enable)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.out, h)
+			}
+			if enable {
+				fmt.Fprintf(a.out, "host %s enabled: the scheduler places VMs on it again\n", h.Name)
+			} else {
+				fmt.Fprintf(a.out, "host %s disabled: the scheduler places nothing new on it; %s stay where they are (to move them: godwit drain %s)\n", h.Name, plural(h.VMs, "VM"), h.Name)
+			}
+			return nil
+		},
+	}
 }
 
 func writeHosts(a *app, hs []api.Host, now time.Time) error {
@@ -79,4 +108,12 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// plural is "1 VM", "2 VMs".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -15,23 +15,35 @@ import (
 
 func (a *app) migrateCmd() *cobra.Command {
 	var req api.MigrateRequest
-	var live, cold, wait bool
+	var live, cold, wait, dryRun bool
 	cmd := &cobra.Command{
-		Use:   "migrate VM --live|--cold [--to HOST]",
-		Short: "Move a VM to another host (live: while it runs)",
-		Example: `  godwit migrate web-1 --live
+		Use:   "migrate VM [--live|--cold] [--to HOST]",
+		Short: "Move a VM to another host (live when it can, else cold)",
+		Long: `Move a VM to another host: one live or one cold migration.
+
+--live moves it while it runs; --cold stops it, moves it and starts it.
+With neither, the controller moves it live when it runs and a host can
+take it live, else cold. --dry-run shows what it would do and changes
+nothing.`,
+		Example: `  godwit migrate web-1
+  godwit migrate web-1 --dry-run
   godwit migrate web-1 --live --to host3 --max-downtime 100 --bandwidth 125 --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case live && cold:
-				return usageError{fmt.Errorf("choose one of --live and --cold")}
+				return usagef("choose one of --live and --cold (or neither: live when possible, else cold)")
 			case live:
 				req.Kind = api.KindLive
 			case cold:
 				req.Kind = api.KindCold
-			default:
-				return usageError{fmt.Errorf("say --live or --cold (choosing for you arrives with the intent work)")}
+			}
+			if dryRun {
+				in, err := a.client().MigratePlan(cmd.Context(), args[0], req)
+				if err != nil {
+					return err
+				}
+				return a.printPlan(in)
 			}
 			m, err := a.client().Migrate(cmd.Context(), args[0], req)
 			if err != nil {
@@ -56,6 +68,7 @@ func (a *app) migrateCmd() *cobra.Command {
 	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap, MB/s (default: the cluster's)")
 	f.BoolVar(&req.PostCopy, "post-copy", false, "allow 'migration complete' to switch to post-copy (shared disks)")
 	f.BoolVar(&req.AutoConverge, "auto-converge", false, "let QEMU throttle the guest's vCPUs if pre-copy does not converge")
+	f.BoolVar(&dryRun, "dry-run", false, "show the plan (which kind, where, the driver strategy, how long) and change nothing")
 	f.BoolVar(&wait, "wait", false, "show progress until the migration ends")
 	return cmd
 }
@@ -147,7 +160,7 @@ func (a *app) migrationCmd() *cobra.Command {
 // a terminal the progress line redraws in place; otherwise a line is
 // printed when the state or the percentage moves.
 func (a *app) watch(ctx context.Context, id string) error {
-	tty := isTerminal(a.out)
+	tty := a.tty
 	last := ""
 	for {
 		m, err := a.client().Migration(ctx, id)
@@ -180,7 +193,7 @@ func (a *app) watch(ctx context.Context, id string) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(a.poll):
 		}
 	}
 }
@@ -197,14 +210,8 @@ func finalMigration(s string) bool {
 // pass and ETA.
 func progressLine(m api.Migration) string {
 	p := m.Progress
-	pct := 0.0
-	if p.MemoryTotal > 0 {
-		pct = 100 * float64(p.MemoryTotal-p.MemoryRemaining) / float64(p.MemoryTotal)
-	}
-	const width = 24
-	fill := int(pct / 100 * width)
-	bar := strings.Repeat("#", fill) + strings.Repeat("-", width-fill)
-	line := fmt.Sprintf("%-14s [%s] %3.0f%%  %s/s", m.State, bar, pct, byteSize(int64(p.Throughput)))
+	pct := migrationPercent(p)
+	line := fmt.Sprintf("%-14s %s %3.0f%%  %s/s", m.State, bar(pct, 24), pct, byteSize(int64(p.Throughput)))
 	if p.DirtyRate > 0 {
 		line += fmt.Sprintf("  dirty %s/s", byteSize(p.DirtyRate))
 	}

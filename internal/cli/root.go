@@ -1,8 +1,9 @@
 // Package cli is the godwit command line: the user commands (the intent
-// level: host, vm, image, migrate, migration, and later drain, evacuate,
-// resize, rebuild), the daemons (serve, agent) and the local cluster (up,
+// level: host, vm, image, migrate, migration, drain, evacuate, resize,
+// rebuild, intent), the daemons (serve, agent) and the local cluster (up,
 // down). User commands talk to the controller through the public api
-// package only.
+// package only; an intent's plan and progress are shown in the three
+// levels' words (intent, service operation, driver strategy).
 package cli
 
 import (
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +28,12 @@ type app struct {
 	logLevel string
 	out      io.Writer
 	errOut   io.Writer
+	tty      bool          // out is a terminal: progress redraws in place
+	poll     time.Duration // how often watches ask the controller
+}
+
+func newApp(out, errOut io.Writer) *app {
+	return &app{out: out, errOut: errOut, tty: isTerminal(out), poll: 300 * time.Millisecond}
 }
 
 func (a *app) client() *api.Client { return api.NewClient(a.server) }
@@ -48,14 +56,19 @@ func (e usageError) Unwrap() error { return e.error }
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 // NewRoot builds the command tree writing to out and errOut.
-func NewRoot(out, errOut io.Writer) *cobra.Command {
-	a := &app{out: out, errOut: errOut}
+func NewRoot(out, errOut io.Writer) *cobra.Command { return newApp(out, errOut).root() }
+
+func (a *app) root() *cobra.Command {
+	out, errOut := a.out, a.errOut
 	root := &cobra.Command{
 		Use:   "godwit",
 		Short: "godwit moves virtual machines around a KVM cluster",
 		Long: `godwit is a compute controller for KVM clusters whose heart is VM mobility.
 
-Start a local cluster with 'godwit up', then create VMs with 'godwit vm create'.`,
+Start a local cluster with 'godwit up', then create VMs with 'godwit vm create'.
+Move a VM with 'godwit migrate', empty a host for maintenance with 'godwit
+drain', rebuild the VMs of a dead host with 'godwit evacuate'; change a VM's
+size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -82,6 +95,7 @@ Start a local cluster with 'godwit up', then create VMs with 'godwit vm create'.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.migrateCmd(), a.migrationCmd(),
+		a.drainCmd(), a.evacuateCmd(), a.resizeCmd(), a.rebuildCmd(), a.intentCmd(),
 		a.serveCmd(), a.agentCmd(), a.upCmd(), a.downCmd(), a.versionCmd())
 	strictTree(root)
 	return root
@@ -131,7 +145,12 @@ func Execute(ctx context.Context, args []string) int {
 }
 
 func execute(ctx context.Context, args []string, out, errOut io.Writer) int {
-	root := NewRoot(out, errOut)
+	return newApp(out, errOut).execute(ctx, args)
+}
+
+func (a *app) execute(ctx context.Context, args []string) int {
+	errOut := a.errOut
+	root := a.root()
 	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {

@@ -1,0 +1,291 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/godwit/godwit/api"
+)
+
+// The intent commands: drain, evacuate, resize, rebuild and intent. Each
+// asks the controller for an intent; the controller turns it into
+// service operations and keeps the record. --dry-run shows the plan,
+// --wait follows the intent to its end.
+
+func (a *app) drainCmd() *cobra.Command {
+	var req api.DrainRequest
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "drain HOST",
+		Short: "Move every VM off a running host, for maintenance",
+		Long: `Move every VM off a host that is up: one live migration per running VM,
+one cold migration per stopped one. The host leaves scheduling at once
+('godwit host enable HOST' returns it).
+
+--on-failure says what happens to a VM that cannot move live:
+  skip   it stays where it is, reported (default)
+  cold   it is moved cold instead
+  stop   it is shut down where it is
+  abort  the drain starts no further moves and ends failed
+
+See the plan first with --dry-run; follow a drain with --wait or
+'godwit intent watch ID'; cancel it with 'godwit intent cancel ID'.`,
+		Example: `  godwit drain host1 --dry-run
+  godwit drain host1 --on-failure cold --max-per-source 2 --bandwidth 125 --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if req.OnFailure != "" && !slices.Contains([]string{api.OnFailureSkip, api.OnFailureCold, api.OnFailureStop, api.OnFailureAbort}, req.OnFailure) {
+				return usagef("--on-failure must be skip, cold, stop or abort, not %q", req.OnFailure)
+			}
+			if err := notNegative(cmd, "max-per-source", "max-per-destination", "max-parallel", "bandwidth", "max-downtime"); err != nil {
+				return err
+			}
+			in, err := a.client().Drain(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return a.intentStarted(cmd.Context(), in, req.DryRun, wait)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.OnFailure, "on-failure", "", "what to do with a VM that cannot move live: skip, cold, stop or abort (default skip)")
+	f.IntVar(&req.MaxPerSource, "max-per-source", 0, "moves out of the host at once (default: the cluster's, 2)")
+	f.IntVar(&req.MaxPerDest, "max-per-destination", 0, "moves into one destination at once (default: the cluster's, 1)")
+	f.IntVar(&req.MaxPerCluster, "max-parallel", 0, "migrations in the whole cluster at once (default: the cluster's, 4)")
+	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap of each live migration, MB/s (default: the cluster's)")
+	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at each switch-over, ms (default: the cluster's)")
+	f.BoolVar(&req.DryRun, "dry-run", false, "show the plan and change nothing")
+	f.BoolVar(&wait, "wait", false, "follow the drain until it ends")
+	return cmd
+}
+
+func (a *app) evacuateCmd() *cobra.Command {
+	var req api.EvacuateRequest
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "evacuate HOST",
+		Short: "Rebuild every VM of a dead host on other hosts",
+		Long: `Rebuild every VM of a host that is down on other hosts, with the same
+names and ids. It is refused unless the host is proven down: its
+heartbeats stopped and either its storage lease expired or you say it is
+powered off or fenced (--host-is-down). A host that is only cut off may
+still run its VMs and write their disks.
+
+VMs on the shared pool keep their disks. A VM with a local disk is
+refused unless --allow-data-loss: then it is rebuilt from its image and
+its data is lost. For a host that is up, use 'godwit drain HOST'.`,
+		Example: `  godwit evacuate host2 --dry-run
+  godwit evacuate host2 --host-is-down --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := a.client().Evacuate(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return a.intentStarted(cmd.Context(), in, req.DryRun, wait)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&req.HostIsDown, "host-is-down", false, "your word that the host is powered off or fenced")
+	f.BoolVar(&req.AllowDataLoss, "allow-data-loss", false, "rebuild VMs with local disks from their image (their data is lost)")
+	f.BoolVar(&req.DryRun, "dry-run", false, "show the plan and change nothing")
+	f.BoolVar(&wait, "wait", false, "follow the evacuation until it ends")
+	return cmd
+}
+
+func (a *app) resizeCmd() *cobra.Command {
+	var req api.ResizeRequest
+	var memory, disk sizeFlag
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "resize VM [--vcpus N] [--memory SIZE] [--disk SIZE]",
+		Short: "Change a VM's vCPUs, memory or disk, in place",
+		Long: `Change a VM's vCPUs, memory or disk where it runs: vCPU and memory
+hotplug and online disk growth while it runs, up to the ceilings it
+started with. A resize is never a migration:
+
+  --allow-restart  permits a restart in place when the change cannot be
+                   made online
+  --allow-move     permits a migration (live if possible) to a host with
+                   room first, when the VM's host lacks it
+
+A stopped VM just gets the new size for its next start. Disks only grow.
+Sizes are in MiB unless they say otherwise: 512M, 2G, 1.5G, 2GiB.`,
+		Example: `  godwit resize web-1 --vcpus 2 --memory 2G --dry-run
+  godwit resize web-1 --disk 20G --allow-restart --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := cmd.Flags()
+			if !f.Changed("vcpus") && !f.Changed("memory") && !f.Changed("disk") {
+				return usagef("say what to change: --vcpus, --memory or --disk")
+			}
+			if req.VCPUs < 0 {
+				return usagef("--vcpus must be positive")
+			}
+			req.MemoryMiB, req.DiskMiB = int(memory), int(disk)
+			in, err := a.client().Resize(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return a.intentStarted(cmd.Context(), in, req.DryRun, wait)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&req.VCPUs, "vcpus", 0, "number of vCPUs (default: unchanged)")
+	f.Var(&memory, "memory", "memory size, e.g. 512M, 2G (default: unchanged)")
+	f.Var(&disk, "disk", "disk size, e.g. 20G; disks only grow (default: unchanged)")
+	f.BoolVar(&req.AllowRestart, "allow-restart", false, "restart the VM in place if the change cannot be made online")
+	f.BoolVar(&req.AllowMove, "allow-move", false, "migrate the VM to a host with room first if its host lacks it")
+	f.BoolVar(&req.DryRun, "dry-run", false, "show the plan and change nothing")
+	f.BoolVar(&wait, "wait", false, "follow the resize until it ends")
+	return cmd
+}
+
+func (a *app) rebuildCmd() *cobra.Command {
+	var req api.RebuildRequest
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "rebuild VM [--image IMAGE]",
+		Short: "Reimage a VM in place: its disk is replaced, its data lost",
+		Long: `Reimage a VM where it is: same host, same name and id, a fresh disk
+from its image (or from --image). The disk is replaced: data on it is
+lost. See what would happen with --dry-run.`,
+		Example: `  godwit rebuild web-1 --dry-run
+  godwit rebuild web-1 --image debian --wait`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !req.DryRun {
+				fmt.Fprintf(a.errOut, "godwit: warning: rebuilding %s replaces its disk with a fresh one from the image: data on it is lost\n", args[0])
+			}
+			in, err := a.client().Rebuild(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return a.intentStarted(cmd.Context(), in, req.DryRun, wait)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Image, "image", "", "image to rebuild from (default: the VM's own)")
+	f.BoolVar(&req.DryRun, "dry-run", false, "show the plan and change nothing")
+	f.BoolVar(&wait, "wait", false, "follow the rebuild until it ends")
+	return cmd
+}
+
+func (a *app) intentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "intent",
+		Short: "List, show, follow and cancel intents (drains, evacuations, resizes, rebuilds, migrations)",
+	}
+	var abortRunning bool
+	cancel := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Stop an intent: no new operations start; running migrations finish (or roll back with --abort-running)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := a.client().CancelIntent(cmd.Context(), args[0], api.CancelIntentRequest{AbortRunning: abortRunning})
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.out, in)
+			}
+			running := "running migrations finish"
+			if abortRunning {
+				running = "running migrations are aborted and roll back"
+			}
+			fmt.Fprintf(a.out, "intent %s (%s) is %s: no new operations start; %s (follow it: godwit intent watch %s)\n",
+				in.ID, intentTitle(in), in.State, running, in.ID)
+			return nil
+		},
+	}
+	cancel.Flags().BoolVar(&abortRunning, "abort-running", false, "abort the running migrations too (they roll back)")
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "list",
+			Short: "List intents, newest first",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				ins, err := a.client().Intents(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return printJSON(a.out, ins)
+				}
+				return writeIntents(a.out, ins, time.Now())
+			},
+		},
+		&cobra.Command{
+			Use:   "show ID",
+			Short: "Show an intent: its operations, their states and reasons",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				in, err := a.client().Intent(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return printJSON(a.out, in)
+				}
+				return writeIntent(a.out, in)
+			},
+		},
+		&cobra.Command{
+			Use:   "watch ID",
+			Short: "Follow an intent until it ends (Ctrl-C stops watching, not the intent)",
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				return a.followIntent(cmd.Context(), args[0])
+			},
+		},
+		cancel)
+	return cmd
+}
+
+// intentStarted prints what an intent request returned: a dry run's
+// plan; an intent that already ended, with its outcome; else the intent
+// started, followed to its end with --wait.
+func (a *app) intentStarted(ctx context.Context, in api.Intent, dryRun, wait bool) error {
+	switch {
+	case dryRun || in.State == api.IntentPlanned:
+		return a.printPlan(in)
+	case wait:
+		return a.followIntent(ctx, in.ID)
+	case a.json():
+		if err := printJSON(a.out, in); err != nil {
+			return err
+		}
+	case api.FinalIntent(in.State):
+		if err := writeSummary(a.out, in); err != nil {
+			return err
+		}
+	default:
+		writeStarted(a.out, in)
+	}
+	if api.FinalIntent(in.State) {
+		return intentOutcome(in)
+	}
+	return nil
+}
+
+// printPlan prints a dry run: the Intent as returned with -o json.
+func (a *app) printPlan(in api.Intent) error {
+	if a.json() {
+		return printJSON(a.out, in)
+	}
+	return writePlan(a.out, in)
+}
+
+// notNegative refuses negative values of the named int flags.
+func notNegative(cmd *cobra.Command, names ...string) error {
+	for _, n := range names {
+		if v, err := cmd.Flags().GetInt(n); err == nil && v < 0 {
+			return usagef("--%s must be 0 (the default) or more, not %d", n, v)
+		}
+	}
+	return nil
+}
