@@ -22,8 +22,8 @@ step "Building the test guest (Debian kernel + busybox initramfs) and importing 
 $G image build-testguest --out "$DIR/guest" --import testguest
 $G image list
 
-step "Creating a VM: 1 vCPU, 256 MiB, a 256 MiB disk on the shared pool"
-$G vm create demo-1 --image testguest --vcpus 1 --memory 256M --disk 256M --pool shared --cmdline "dirty_mb=32 dirty_rate_mb=8"
+step "Creating a VM: 1 vCPU, 256 MiB (room to grow online to 1 GiB), a 256 MiB disk on the shared pool"
+$G vm create demo-1 --image testguest --vcpus 1 --memory 256M --max-memory 1G --disk 256M --pool shared --cmdline "dirty_mb=32 dirty_rate_mb=8"
 $G vm list
 
 step "Waiting for the guest's heartbeat on its serial console"
@@ -49,6 +49,31 @@ $G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 2
 step "Cold-migrating it back to host1: stopped, started there on the same shared disk"
 $G migrate demo-1 --cold --to host1 --wait
 $G migration list
+
+step "A second VM, with a local disk, joins demo-1 on host1"
+$G vm create demo-2 --image testguest --vcpus 1 --memory 192M --disk 128M --pool local --host host1 --cmdline "dirty_mb=16 dirty_rate_mb=4"
+for i in $(seq 1 120); do
+	if $G vm console demo-2 | grep -q 'godwit-guest hb='; then break; fi
+	sleep 1
+done
+
+step "Maintenance on host1: the drain plan first (a dry run changes nothing)"
+$G drain host1 --dry-run --bandwidth 125
+
+step "Draining host1: every VM moves away live, the host leaves scheduling"
+$G drain host1 --bandwidth 125 --wait
+$G host list
+$G vm list
+
+step "host1 is back from maintenance"
+$G host enable host1
+
+step "Resizing demo-1 online: 2 vCPUs, 512 MiB (vCPU and virtio-mem hotplug), same QEMU process"
+$G vm show demo-1 | grep -E 'pid|flavor|vcpus|memory' || true
+$G resize demo-1 --vcpus 2 --memory 512M --wait
+$G vm show demo-1 | grep -E 'pid|flavor|vcpus|memory' || true
+sleep 2
+$G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 1
 
 cat <<MSG
 

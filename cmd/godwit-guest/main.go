@@ -46,8 +46,12 @@ func main() {
 	defer tick.Stop()
 	for n := int64(1); ; n++ {
 		onlineHotplugged()
+		diskMiB := disk.sizeMiB
+		if disk.sizeMiB > 0 {
+			diskMiB = blockDeviceMiB("vda", diskMiB) // grows online (block_resize)
+		}
 		line := fmt.Sprintf("godwit-guest hb=%d up_ms=%d cpus=%d mem_mib=%d disk_mib=%d disk_rec=%d disk_bad=%d\n",
-			n, time.Since(start).Milliseconds(), onlineCPUs(), hostinfo.MemTotalMiB(), disk.sizeMiB, disk.valid.Load(), disk.bad)
+			n, time.Since(start).Milliseconds(), onlineCPUs(), hostinfo.MemTotalMiB(), diskMiB, disk.valid.Load(), disk.bad)
 		_, _ = out.WriteString(line) // one write per line: lines never interleave
 		<-tick.C
 	}

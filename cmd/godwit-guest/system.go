@@ -30,6 +30,20 @@ func onlineCPUs() int {
 	return n
 }
 
+// blockDeviceMiB is the size the kernel sees now of block device name
+// (it follows an online resize), or def when it cannot be read.
+func blockDeviceMiB(name string, def int) int {
+	b, err := os.ReadFile("/sys/block/" + name + "/size")
+	if err != nil {
+		return def
+	}
+	sectors, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return def
+	}
+	return int(sectors * 512 >> 20)
+}
+
 // onlineHotplugged brings hotplugged CPUs and memory blocks online; a
 // plain busybox system has no udev rules to do it. Memory goes online as
 // movable so it can be unplugged again.

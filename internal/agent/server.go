@@ -28,6 +28,7 @@ func (a *Agent) Handler() http.Handler {
 	m.HandleFunc("GET /v1/vms/{id}/console", a.console)
 	m.HandleFunc("POST /v1/shutdown", a.shutdownHandler)
 	a.migrationRoutes(m)
+	a.resizeRoutes(m)
 	a.transferRoutes(m)
 	return httpx.Mux(m)
 }
@@ -109,6 +110,9 @@ func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, 
 	}
 	spec := driver.VMSpec{
 		ID: req.ID, Name: req.Name, VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB,
+		// A migration's destination gets the source's current sizes and
+		// ceilings, so it starts with the same hot-plugged devices.
+		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.BootMemoryMiB,
 		Cmdline: strings.TrimSpace(req.Image.Cmdline + " " + req.Cmdline),
 	}
 	var err error

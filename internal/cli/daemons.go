@@ -27,6 +27,7 @@ the scheduler and the state machines. It runs until SIGINT or SIGTERM.`,
 	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/godwit/controller", "database and image store directory")
 	f.StringVar(&cfg.StoreDSN, "store", "", "store: empty for SQLite in --data-dir, sqlite:PATH, or postgres://USER:PASS@HOST/DB")
 	f.DurationVar(&cfg.HostDownAfter, "host-down-after", 10*time.Second, "mark a host down after this long without a heartbeat")
+	f.BoolVar(&cfg.NoColdFallback, "no-cold-fallback", false, "a migrate without --live or --cold never falls back to a cold move")
 	return cmd
 }
 

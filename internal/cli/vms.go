@@ -63,6 +63,7 @@ func (a *app) vmCmd() *cobra.Command {
 func (a *app) vmCreateCmd() *cobra.Command {
 	var req api.CreateVMRequest
 	memory, disk := sizeFlag(256), sizeFlag(1024)
+	var maxMemory sizeFlag
 	var noStart bool
 	cmd := &cobra.Command{
 		Use:   "create NAME --image IMAGE",
@@ -80,6 +81,7 @@ Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 			}
 			req.Name = args[0]
 			req.Flavor.MemoryMiB, req.Flavor.DiskMiB = int(memory), int(disk)
+			req.MaxMemoryMiB = int(maxMemory)
 			if noStart {
 				req.Start = new(bool)
 			}
@@ -100,6 +102,8 @@ Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 	f.StringVar(&req.Project, "project", "default", "owner project")
 	f.StringVar(&req.Cmdline, "cmdline", "", "appended to the image's kernel command line")
 	f.BoolVar(&noStart, "no-start", false, "create the VM stopped")
+	f.IntVar(&req.MaxVCPUs, "max-vcpus", 0, "vCPU hotplug ceiling for online resize (default: twice --vcpus, at least 4)")
+	f.Var(&maxMemory, "max-memory", "memory hotplug ceiling for online resize, e.g. 1G (default: --memory, no memory hotplug)")
 	return cmd
 }
 

@@ -41,8 +41,7 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 		strategy = strategyDiskTransfer
 	}
 	wasRunning := vm.State == api.VMRunning
-	create := hostapi.CreateVM{ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB,
-		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: wasRunning}
+	create := agentSpec(vm, im, wasRunning)
 
 	if _, err := c.advance(ctx, m.ID, api.MigPreparing, ""); err != nil {
 		fail(err)

@@ -299,3 +299,145 @@ func TestEvacuate(t *testing.T) {
 		}
 	}
 }
+
+// Rebuild reimages a VM in place: same host, same id, the new image; its
+// dry run says the disk's data is lost and changes nothing.
+func TestRebuild(t *testing.T) {
+	tc := newTestCluster(t, 2, 2048)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	tc.importFakeKernel(t, "guest2")
+	vm, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "app", Image: "guest", Pool: api.PoolLocal,
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256, DiskMiB: 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tc.client.Rebuild(ctx, "app", api.RebuildRequest{Image: "nope"})
+	wantAPIError(t, err, 400, "godwit image list")
+	_, err = tc.client.Rebuild(ctx, "ghost", api.RebuildRequest{})
+	wantAPIError(t, err, 404, "godwit vm list")
+
+	plan, err := tc.client.Rebuild(ctx, "app", api.RebuildRequest{Image: "guest2", DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := plan.Operations[0]; plan.State != api.IntentPlanned || op.Kind != api.OpRebuild || op.Dest != vm.Host || op.Strategy != "in-place/reimage" ||
+		len(plan.Notes) == 0 || !strings.Contains(plan.Notes[0], "data on it is lost") {
+		t.Errorf("plan = %+v", plan)
+	}
+	if got, _ := tc.client.VM(ctx, "app"); got.Image != "guest" {
+		t.Fatalf("a dry run changed the image to %s", got.Image)
+	}
+	in, err := tc.client.Rebuild(ctx, "app", api.RebuildRequest{Image: "guest2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = waitIntent(t, tc.client, in.ID, 30*time.Second)
+	got, _ := tc.client.VM(ctx, "app")
+	if in.State != api.IntentCompleted || got.Image != "guest2" || got.Host != vm.Host || got.ID != vm.ID || got.State != api.VMRunning {
+		t.Errorf("after rebuild: intent %s (%s), vm %+v", in.State, in.Reason, got)
+	}
+}
+
+// Resize refuses what it cannot do with a message that says what to do,
+// and its dry run names the strategy without changing anything.
+func TestResizeRequests(t *testing.T) {
+	tc := newTestClusterSized(t, 2, 2048, 2048)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "app", Image: "guest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256, DiskMiB: 64}, MaxVCPUs: 4, MaxMemoryMiB: 1024}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		req    api.ResizeRequest
+		status int
+		msg    string
+	}{
+		{"nothing", api.ResizeRequest{}, 400, "nothing to resize"},
+		{"same", api.ResizeRequest{VCPUs: 1}, 400, "nothing to change"},
+		{"disk shrink", api.ResizeRequest{DiskMiB: 32}, 400, "shrinking a disk is refused"},
+		{"above ceiling", api.ResizeRequest{VCPUs: 8}, 422, "--allow-restart"},
+		{"below boot memory", api.ResizeRequest{MemoryMiB: 128}, 422, "booted with"},
+		{"no room", api.ResizeRequest{MemoryMiB: 1024, VCPUs: 9, AllowRestart: true}, 507, "--allow-move"},
+		{"absurd memory", api.ResizeRequest{MemoryMiB: 1}, 400, "memory_mib"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tc.client.Resize(ctx, "app", tt.req)
+			var ae *api.Error
+			if !errors.As(err, &ae) || !strings.Contains(ae.Message, tt.msg) {
+				t.Fatalf("err = %v; want one containing %q", err, tt.msg)
+			}
+			if tt.status != 507 && ae.Status != tt.status {
+				t.Errorf("status %d; want %d", ae.Status, tt.status)
+			}
+		})
+	}
+	plan, err := tc.client.Resize(ctx, "app", api.ResizeRequest{VCPUs: 2, MemoryMiB: 512, DiskMiB: 128, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if op := plan.Operations[0]; len(plan.Operations) != 1 || op.Kind != api.OpResize || op.Strategy != "online/hotplug" || op.Dest != "host1" {
+		t.Errorf("plan = %+v", plan.Operations)
+	}
+	if vm, _ := tc.client.VM(ctx, "app"); vm.Flavor.VCPUs != 1 || vm.Flavor.MemoryMiB != 256 {
+		t.Errorf("a dry run changed the flavor: %+v", vm.Flavor)
+	}
+}
+
+// Resize on the fake driver, through the agents: online within the
+// ceilings (same process), a restart in place above them with consent, a
+// stopped VM's definition, and --allow-move when its host is full.
+func TestResize(t *testing.T) {
+	tc := newTestClusterSized(t, 2, 1024, 4096)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	vm, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "app", Image: "guest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256, DiskMiB: 64}, MaxVCPUs: 4, MaxMemoryMiB: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(req api.ResizeRequest) (api.Intent, api.VM) {
+		t.Helper()
+		in, err := tc.client.Resize(ctx, "app", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = waitIntent(t, tc.client, in.ID, 30*time.Second)
+		if in.State != api.IntentCompleted {
+			t.Fatalf("resize %+v ended %s: %+v", req, in.State, in.Operations)
+		}
+		got, _ := tc.client.VM(ctx, "app")
+		return in, got
+	}
+	in, got := run(api.ResizeRequest{VCPUs: 2, MemoryMiB: 512, DiskMiB: 128})
+	if op := in.Operations[0]; op.Strategy != "online/hotplug" || got.PID != vm.PID || got.Flavor != (api.Flavor{VCPUs: 2, MemoryMiB: 512, DiskMiB: 128}) {
+		t.Errorf("online resize: op %+v, vm pid %d (was %d) flavor %+v", op, got.PID, vm.PID, got.Flavor)
+	}
+	in, got = run(api.ResizeRequest{VCPUs: 6, AllowRestart: true})
+	if op := in.Operations[0]; op.Strategy != "offline/restart" || got.PID == vm.PID || got.Flavor.VCPUs != 6 || got.MaxVCPUs < 6 || got.State != api.VMRunning {
+		t.Errorf("restart resize: op %+v, vm %+v", op, got)
+	}
+	if h, _ := tc.client.Host(ctx, "host1"); h.AllocatedCPUs != 6 || h.AllocatedMemoryMiB != 512 {
+		t.Errorf("host1 allocations %d vCPUs %d MiB; want the new flavor's 6 and 512", h.AllocatedCPUs, h.AllocatedMemoryMiB)
+	}
+	if _, err := tc.client.VMAction(ctx, "app", "stop", api.VMActionRequest{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	in, got = run(api.ResizeRequest{MemoryMiB: 768})
+	if op := in.Operations[0]; op.Strategy != "offline/definition" || got.Flavor.MemoryMiB != 768 || got.State != api.VMStopped {
+		t.Errorf("stopped resize: op %+v, vm %+v", op, got)
+	}
+	if _, err := tc.client.VMAction(ctx, "app", "start", api.VMActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	// host1 offers 1 GiB: 1.5 GiB does not fit; with --allow-move the
+	// VM moves live to host2 and grows there.
+	_, err = tc.client.Resize(ctx, "app", api.ResizeRequest{MemoryMiB: 1536, AllowRestart: true})
+	wantAPIError(t, err, 409, "--allow-move")
+	in, got = run(api.ResizeRequest{MemoryMiB: 1536, AllowMove: true, AllowRestart: true})
+	if len(in.Operations) != 2 || in.Operations[0].Kind != api.OpLive || in.Operations[0].State != api.OpDone || got.Host != "host2" || got.Flavor.MemoryMiB != 1536 {
+		t.Errorf("resize with move: %+v; vm on %s with %+v", in.Operations, got.Host, got.Flavor)
+	}
+}

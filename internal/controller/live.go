@@ -78,10 +78,9 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		dropDst, dropSrc = dstA.DeleteVM, srcA.DeleteVM
 	}
 	rb.add("remove the destination's copy", func(ctx context.Context) error { return dropDst(ctx, vm.ID) })
-	in, err := dstA.PrepareIncoming(ctx, hostapi.CreateVM{
-		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB,
-		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, PostCopy: m.PostCopy,
-	})
+	spec := agentSpec(vm, im, false) // the source's sizes and ceilings: the same devices on both ends
+	spec.PostCopy = m.PostCopy
+	in, err := dstA.PrepareIncoming(ctx, spec)
 	if err != nil {
 		fail(fmt.Errorf("prepare %s: %w", dst.Name, err))
 		return

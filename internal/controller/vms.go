@@ -59,6 +59,18 @@ func validateCreate(req *api.CreateVMRequest) error {
 		return errs.Invalid("disk_mib must be between 0 (no disk) and %d, not %d", maxDiskMiB, f.DiskMiB)
 	case len(req.Cmdline) > maxCmdline:
 		return errs.Invalid("cmdline is %d bytes; at most %d", len(req.Cmdline), maxCmdline)
+	case req.MaxVCPUs != 0 && (req.MaxVCPUs < f.VCPUs || req.MaxVCPUs > maxVCPUs):
+		return errs.Invalid("max_vcpus must be between vcpus (%d) and %d, not %d", f.VCPUs, maxVCPUs, req.MaxVCPUs)
+	case req.MaxMemoryMiB != 0 && (req.MaxMemoryMiB < f.MemoryMiB || req.MaxMemoryMiB > maxMemoryMiB):
+		return errs.Invalid("max_memory_mib must be between memory_mib (%d) and %d, not %d", f.MemoryMiB, maxMemoryMiB, req.MaxMemoryMiB)
+	}
+	// Hotplug ceilings: room to grow online without a restart. Unplugged
+	// vCPUs cost nothing; unplugged memory is address space only.
+	if req.MaxVCPUs == 0 {
+		req.MaxVCPUs = min(max(2*f.VCPUs, 4), maxVCPUs)
+	}
+	if req.MaxMemoryMiB == 0 {
+		req.MaxMemoryMiB = f.MemoryMiB
 	}
 	return nil
 }
@@ -122,6 +134,7 @@ func (c *Controller) CreateVM(ctx context.Context, req api.CreateVMRequest) (api
 	vm := api.VM{
 		ID: newUUID(), Name: req.Name, Project: req.Project, Image: im.Name,
 		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline,
+		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
 		DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
 	}
 	host, err := c.place(ctx, &vm, req.Host)
@@ -133,10 +146,7 @@ func (c *Controller) CreateVM(ctx context.Context, req api.CreateVMRequest) (api
 
 	actx, cancel := context.WithTimeout(ctx, agentCreateTimeout)
 	defer cancel()
-	rep, err := c.agent(host.Address).CreateVM(actx, hostapi.CreateVM{
-		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB,
-		DiskMiB: vm.Flavor.DiskMiB, Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: start,
-	})
+	rep, err := c.agent(host.Address).CreateVM(actx, agentSpec(vm, im, start))
 	if err != nil {
 		log.Error("create failed; undoing", "err", err)
 		// Undo on a fresh context: the request's may be what failed.

@@ -43,9 +43,10 @@ type Capabilities struct {
 	PostCopy       bool
 	AutoConverge   bool
 	DirtyRate      bool // calc-dirty-rate is safe to use
-	CPUHotplug     bool
-	MemoryHotplug  bool
-	DiskResize     bool
+	CPUHotplug     bool // vCPUs can be added online (Resizer)
+	CPUUnplug      bool // and taken away online
+	MemoryHotplug  bool // memory grows and shrinks online
+	DiskResize     bool // disks grow online
 }
 
 // State is a VM's observed state on the host.
@@ -82,6 +83,10 @@ type VMSpec struct {
 	MaxVCPUs     int // hotplug ceiling; 0 means VCPUs
 	MemoryMiB    int
 	MaxMemoryMiB int // hotplug ceiling; 0 means MemoryMiB
+	// BootMemoryMiB is the memory the VM boots with (0: MemoryMiB); the
+	// rest of MemoryMiB is hot-plugged at start, so that a migration's
+	// destination has the same devices as a source that hot-plugged.
+	BootMemoryMiB int
 
 	// Direct kernel boot; empty Kernel means firmware boot from Disk.
 	Kernel  string

@@ -232,9 +232,121 @@ func TestEvacuateQEMU(t *testing.T) {
 		t.Errorf("the shared disk is gone: %v", err)
 	}
 	c.waitHeartbeat("keeper", hb.Counter+3, 30*time.Second)
+
+	// The local-disk VM the evacuation refused is reimaged in place now
+	// that its host is back: same host and id, a fresh disk.
+	var lonerBefore guestlog.Heartbeat
+	if rc, err := c.client.Console(bg, "loner", 0, false); err == nil {
+		lonerBefore, _ = guestlog.Last(rc)
+		rc.Close()
+	}
+	rb, err := c.client.Rebuild(bg, "loner", api.RebuildRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rb = c.waitIntent(rb.ID, 120*time.Second); rb.State != api.IntentCompleted {
+		t.Fatalf("rebuild ended %s: %+v", rb.State, rb.Operations)
+	}
+	lo, _ := c.client.VM(bg, "loner")
+	if lo.Host != "host1" || lo.ID != local.ID || lo.State != api.VMRunning || lo.PID == 0 {
+		t.Errorf("rebuilt loner: %s on %s pid %d", lo.State, lo.Host, lo.PID)
+	}
+	fresh := c.firstHeartbeat("loner") // the console is new too
+	if fresh.DiskBad != 0 || (lonerBefore.DiskRecords > 1 && fresh.DiskRecords >= lonerBefore.DiskRecords) {
+		t.Errorf("rebuilt loner's disk: %d records at first, %d bad; it had %d before: not a fresh disk", fresh.DiskRecords, fresh.DiskBad, lonerBefore.DiskRecords)
+	}
+	t.Logf("rebuild in place: loner runs again on host1 (pid %d), %d records on its fresh disk (had %d)", lo.PID, fresh.DiskRecords, lonerBefore.DiskRecords)
 	for _, name := range []string{"keeper", "loner"} {
 		if err := c.client.DeleteVM(bg, name); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// Online resize on real QEMU: vCPUs 1→2, memory up and then down, the
+// disk 1→2 GiB; the guest reports each new size and the QEMU process is
+// the same one throughout. Then a resize its host has no room for is
+// refused, and with --allow-move it becomes a live migration to a host
+// with room followed by the resize, the guest running throughout.
+func TestResizeQEMU(t *testing.T) {
+	requireQEMU(t)
+	c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu", hostArgs: map[string][]string{"host1": {"--memory", "768M"}}})
+	c.importGuest()
+	vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "elastic", Image: "testguest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256, DiskMiB: 1024}, MaxMemoryMiB: 1024, Cmdline: "dirty_mb=16 dirty_rate_mb=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := c.waitHeartbeat("elastic", 3, 120*time.Second)
+	resize := func(req api.ResizeRequest) api.Intent {
+		t.Helper()
+		in, err := c.client.Resize(bg, "elastic", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = c.waitIntent(in.ID, 180*time.Second)
+		for _, op := range in.Operations {
+			t.Logf("resize %+v: %s %s %s via %s: %s", req, op.Kind, op.State, op.Dest, op.Strategy, op.Reason)
+		}
+		if in.State != api.IntentCompleted {
+			t.Fatalf("resize %+v ended %s: %s", req, in.State, in.Reason)
+		}
+		return in
+	}
+	// guestSees waits until the guest's heartbeat shows what check wants.
+	guestSees := func(what string, check func(guestlog.Heartbeat) bool) guestlog.Heartbeat {
+		t.Helper()
+		var hb guestlog.Heartbeat
+		c.eventually(60*time.Second, "the guest to see "+what, func() error {
+			var err error
+			if hb, err = c.heartbeat("elastic", 0); err == nil && !check(hb) {
+				err = fmt.Errorf("guest reports cpus=%d mem_mib=%d disk_mib=%d", hb.CPUs, hb.MemMiB, hb.DiskMiB)
+			}
+			return err
+		})
+		return hb
+	}
+
+	resize(api.ResizeRequest{VCPUs: 2, MemoryMiB: 640, DiskMiB: 2048})
+	up := guestSees("2 vCPUs, more memory and a 2 GiB disk", func(hb guestlog.Heartbeat) bool {
+		return hb.CPUs == 2 && hb.MemMiB >= start.MemMiB+300 && hb.DiskMiB == 2048
+	})
+	resize(api.ResizeRequest{MemoryMiB: 384})
+	down := guestSees("less memory", func(hb guestlog.Heartbeat) bool { return hb.MemMiB <= up.MemMiB-200 })
+	got, _ := c.client.VM(bg, "elastic")
+	if got.PID != vm.PID || got.Host != "host1" {
+		t.Errorf("after online resizes the vm runs as pid %d on %s; want pid %d on host1", got.PID, got.Host, vm.PID)
+	}
+	if got.Flavor.VCPUs != 2 || got.Flavor.DiskMiB != 2048 || got.Flavor.MemoryMiB > 384+64 {
+		t.Errorf("recorded flavor %+v", got.Flavor)
+	}
+	if hb := c.waitHeartbeat("elastic", down.Counter+2, 30*time.Second); hb.Counter < start.Counter {
+		t.Errorf("heartbeat went back from %d to %d: the guest restarted", start.Counter, hb.Counter)
+	}
+	c.noOops("elastic")
+	t.Logf("guest saw: cpus %d→%d, mem_mib %d→%d→%d, disk_mib %d→%d; pid %d throughout",
+		start.CPUs, up.CPUs, start.MemMiB, up.MemMiB, down.MemMiB, start.DiskMiB, up.DiskMiB, got.PID)
+
+	// host1 offers 768 MiB: the VM holds 384 of it and cannot grow to
+	// 1 GiB there.
+	if _, err := c.client.Resize(bg, "elastic", api.ResizeRequest{MemoryMiB: 1024}); !api.IsCode(err, api.CodeNoCapacity) {
+		t.Fatalf("resize beyond the host's room: %v; want no capacity", err)
+	}
+	before, _ := c.heartbeat("elastic", 0)
+	in := resize(api.ResizeRequest{MemoryMiB: 1024, AllowMove: true})
+	if len(in.Operations) != 2 || in.Operations[0].Kind != api.OpLive || in.Operations[1].Kind != api.OpResize {
+		t.Errorf("operations %+v; want a live migration, then the resize", in.Operations)
+	}
+	moved, _ := c.client.VM(bg, "elastic")
+	if moved.Host != "host2" || moved.Flavor.MemoryMiB != 1024 || moved.State != api.VMRunning {
+		t.Errorf("after resize --allow-move: %s on %s with %+v", moved.State, moved.Host, moved.Flavor)
+	}
+	first := c.firstHeartbeat("elastic")
+	if first.Counter < before.Counter {
+		t.Errorf("first heartbeat on host2 is %d, it had reached %d on host1: the guest restarted", first.Counter, before.Counter)
+	}
+	guestSees("1 GiB", func(hb guestlog.Heartbeat) bool { return hb.MemMiB >= down.MemMiB+500 })
+	if err := c.client.DeleteVM(bg, "elastic"); err != nil {
+		t.Fatal(err)
 	}
 }

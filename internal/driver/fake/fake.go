@@ -103,7 +103,8 @@ func New(cfg Config) (*Driver, error) {
 func (d *Driver) Capabilities() driver.Capabilities {
 	return driver.Capabilities{Hypervisor: driver.HypervisorFake, Accelerator: "none",
 		AccelReason:   "fake driver: no guest code runs",
-		LiveMigration: true, PostCopy: true, AutoConverge: true}
+		LiveMigration: true, PostCopy: true, AutoConverge: true,
+		CPUHotplug: true, CPUUnplug: true, MemoryHotplug: true, DiskResize: true}
 }
 
 func (d *Driver) vmDir(id string) string       { return filepath.Join(d.cfg.StateDir, "vms", id) }
@@ -160,6 +161,9 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 	}
 	if spec.Disk != nil && spec.Disk.SizeMiB < 1 {
 		return errs.Invalid("vm %s: disk %s needs a size", spec.ID, spec.Disk.Path)
+	}
+	if err := driver.CheckSizes(spec); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -230,9 +234,10 @@ func (d *Driver) boot(v *vm, after int64) {
 	stop, done := make(chan struct{}), make(chan struct{})
 	v.stop, v.done = stop, done
 	d.wg.Add(1)
+	st := v.st // the boot's own copy: a resize rewrites v.st, then reboots the writer
 	go func() {
 		defer close(done)
-		d.heartbeats(v.st, after, stop)
+		d.heartbeats(st, after, stop)
 	}()
 }
 

@@ -32,3 +32,11 @@ func TestLiveMigration(t *testing.T) {
 		BootTimeout: 5 * time.Second,
 	})
 }
+
+func TestResize(t *testing.T) {
+	drivertest.RunResize(t, drivertest.Harness{
+		New:         func(t *testing.T, dir string) driver.Driver { return newFake(t, dir, nil) },
+		Guest:       func(t *testing.T) (string, string, string) { return "", "", "console=ttyS0" },
+		BootTimeout: 5 * time.Second,
+	})
+}

@@ -22,8 +22,8 @@ import (
 //	drv.Crash(ctx, id)                                           // the VM's "process" dies
 //
 // Methods are named as in driver.Driver and driver.LiveMigrator: Create,
-// Start, Stop, Reboot, Delete, Status, List, Console and Recover take
-// faults. A fault applies before the call does anything, so a failed call
+// Start, Stop, Reboot, Delete, Status, List, Console, Recover and Resize
+// take faults. A fault applies before the call does anything, so a failed call
 // has changed nothing, and a delay holds up only its own call (other VMs'
 // calls go on), honouring ctx. Capabilities, Close and the LiveMigrator
 // methods take none; a migration fails through its physics (a destination
@@ -42,7 +42,7 @@ type failure struct {
 // faultable are the methods that take faults; a knob on any other name is
 // a typo that would silently inject nothing, so it panics.
 var faultable = map[string]bool{"Create": true, "Start": true, "Stop": true, "Reboot": true, "Delete": true,
-	"Status": true, "List": true, "Console": true, "Recover": true}
+	"Status": true, "List": true, "Console": true, "Recover": true, "Resize": true}
 
 func checkMethod(method string) {
 	if !faultable[method] {

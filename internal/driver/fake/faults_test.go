@@ -45,6 +45,7 @@ func TestFailNextCalls(t *testing.T) {
 			return err
 		}, driver.StateStopped},
 		{"Recover", create, func(d *fake.Driver) error { _, err := d.Recover(ctx); return err }, driver.StateStopped},
+		{"Resize", start, func(d *fake.Driver) error { _, err := d.Resize(ctx, vmID, driver.Size{VCPUs: 1}); return err }, driver.StateRunning},
 	} {
 		t.Run(tt.method, func(t *testing.T) {
 			f := &fake.Faults{}

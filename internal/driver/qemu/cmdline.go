@@ -79,11 +79,26 @@ func (l launch) cpus() []string {
 	}
 }
 
-// memory is the boot memory. Hotplug will add ",slots=N,maxmem=M" here
-// when MaxMemoryMiB exceeds MemoryMiB, plus its memory backends.
+// memory is the boot memory and, when the VM has a hotplug ceiling above
+// it, one virtio-mem device spanning the rest: it starts with MemoryMiB −
+// boot memory plugged, so a VM whose memory was hot-plugged restarts, or
+// arrives by migration, with the same devices in the same state.
 func (l launch) memory() []string {
-	return []string{"-m", strconv.Itoa(l.Spec.MemoryMiB) + "M"}
+	s := l.Spec
+	boot, hp := s.BootMemory(), s.HotplugMemory()
+	if hp <= 0 {
+		return []string{"-m", strconv.Itoa(boot) + "M"}
+	}
+	// No pc-dimm slots: virtio-mem needs none, only maxmem's room.
+	return []string{
+		"-m", fmt.Sprintf("%dM,maxmem=%dM", boot, s.MemoryCeiling()),
+		"-object", fmt.Sprintf("memory-backend-ram,id=%s-mem,size=%dM", vmemID, hp),
+		"-device", fmt.Sprintf("virtio-mem-pci,id=%s,memdev=%s-mem,requested-size=%dM", vmemID, vmemID, s.MemoryMiB-boot),
+	}
 }
+
+// vmemID is the virtio-mem device's id; its QOM path is /machine/peripheral/<id>.
+const vmemID = "vmem0"
 
 // control is the QMP monitor (server=on,wait=off: QEMU does not wait for
 // us to connect) and the serial console, appended to a file so that the
@@ -122,7 +137,12 @@ func (l launch) disks() []string {
 	if s.Disk == nil {
 		return nil
 	}
-	dev := "virtio-blk-pci,drive=disk0,id=disk0-dev"
+	// num-queues is pinned to the vCPU ceiling (QEMU's default is the
+	// vCPUs at start, which for VMs without a ceiling is the same): with
+	// the default, a VM that hot-plugged vCPUs would arrive at a migration
+	// destination started with more vCPUs, hence more queues, and fail to
+	// load there.
+	dev := fmt.Sprintf("virtio-blk-pci,drive=disk0,id=disk0-dev,num-queues=%d", s.CPUCeiling())
 	if s.Kernel == "" {
 		dev += ",bootindex=1"
 	}

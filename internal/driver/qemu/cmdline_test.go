@@ -28,6 +28,8 @@ func TestCommandLineGolden(t *testing.T) {
 	firmware.Name, firmware.Kernel, firmware.Initrd, firmware.Cmdline = "db,primary", "", "", ""
 	incoming := base
 	incoming.Disk, incoming.MaxVCPUs, incoming.CPUModel = nil, 0, "qemu64"
+	hotplugged := base
+	hotplugged.VCPUs, hotplugged.MemoryMiB, hotplugged.BootMemoryMiB, hotplugged.MaxMemoryMiB = 3, 512, 256, 1024
 
 	cases := []struct {
 		name string
@@ -40,6 +42,7 @@ func TestCommandLineGolden(t *testing.T) {
 			l.Incoming, l.Paused = true, true
 			return l
 		}()},
+		{"hot-plugged vcpu and memory (boot 256 MiB, 256 MiB plugged, ceiling 1 GiB)", with(paths, hotplugged, "tcg", defaultCPU("tcg"))},
 	}
 	var b strings.Builder
 	for _, c := range cases {
