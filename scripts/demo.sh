@@ -69,9 +69,9 @@ step "host1 is back from maintenance"
 $G host enable host1
 
 step "Resizing demo-1 online: 2 vCPUs, 512 MiB (vCPU and virtio-mem hotplug), same QEMU process"
-$G vm show demo-1 | grep -E 'pid|flavor|vcpus|memory' || true
+$G vm show demo-1 | grep -iE '^(qemu pid|vcpus|memory):' || true
 $G resize demo-1 --vcpus 2 --memory 512M --wait
-$G vm show demo-1 | grep -E 'pid|flavor|vcpus|memory' || true
+$G vm show demo-1 | grep -iE '^(qemu pid|vcpus|memory):' || true
 sleep 2
 $G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 1
 

@@ -40,6 +40,10 @@ type Controller struct {
 	cancels map[string]context.CancelFunc
 
 	in intents // intent runners and operations alive in this process
+
+	// recovering are the migrations a previous controller left running,
+	// their VMs locked until Serve recovers them (recover.go).
+	recovering []recovery
 }
 
 func (c *Config) setDefaults() {
@@ -74,9 +78,9 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
 		in: intents{runners: map[string]bool{}, ops: map[string]bool{}}}
-	if err := c.failInterrupted(ctx); err != nil {
+	if _, err := c.lockInterrupted(ctx); err != nil {
 		st.Close()
-		return nil, fmt.Errorf("close interrupted migrations: %w", err)
+		return nil, fmt.Errorf("find interrupted migrations: %w", err)
 	}
 	return c, nil
 }
@@ -101,6 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 // Serve serves the API on ln and runs the host monitor until ctx is done.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	go c.monitorHosts(ctx)
+	c.recoverMigrations(ctx)
 	go c.resumeIntents(ctx)
 	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.store.Kind(), "data_dir", c.cfg.DataDir)
 	err := httpx.Serve(ctx, ln, c.Handler(), nil)

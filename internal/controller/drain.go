@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"time"
+	"strings"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -268,6 +268,10 @@ func (c *Controller) execMigration(ctx context.Context, in api.Intent, i int) ou
 	if m.State == api.MigCompleted {
 		return outcome{state: api.OpDone, dest: m.Destination, strategy: m.Strategy}
 	}
+	if m.State == api.MigRolledBack && strings.HasPrefix(m.Reason, restartedPrefix) && op.Attempts < maxRestartRetries {
+		// Not the VM's failure: the controller died under it. Again.
+		return outcome{state: api.OpPending, reason: "retrying: migration " + m.ID + " was rolled back after a controller restart", clearMigration: true}
+	}
 	return outcome{state: api.OpFailed, reason: fmt.Sprintf("%s migration %s: %s", m.Kind, m.State, m.Reason)}
 }
 
@@ -307,7 +311,9 @@ func (c *Controller) adoptMigration(ctx context.Context, intent string, op api.O
 		return ""
 	}
 	for _, m := range ms { // newest first
-		if m.Intent == intent && !m.CreatedAt.Before(op.StartedAt.Add(-time.Second)) {
+		// Started after this attempt began (the runner records the start
+		// first, on the same clock): an earlier attempt's is not adopted.
+		if m.Intent == intent && !m.CreatedAt.Before(op.StartedAt) {
 			return m.ID
 		}
 	}

@@ -331,11 +331,15 @@ func (c *Controller) launchOp(ctx context.Context, in api.Intent, i int) {
 // queue (it could not start yet: its VM was busy, or every destination
 // was at its limit).
 type outcome struct {
-	state, reason    string
-	dest, strategy   string
-	migrationID      string
-	retryCold, abort bool
+	state, reason  string
+	dest, strategy string
+	migrationID    string
+	clearMigration bool // a retry: the next attempt starts a new migration
 }
+
+// maxRestartRetries bounds how often an operation whose migration a
+// controller restart rolled back is tried again.
+const maxRestartRetries = 3
 
 // recordOutcome writes an operation's end and applies the intent's
 // failure policy to a failed one.
@@ -346,7 +350,12 @@ func (c *Controller) recordOutcome(ctx context.Context, id string, i int, out ou
 	_, err := c.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
 		o := &in.Operations[i]
 		if out.state == api.OpPending {
-			o.State, o.Attempts = api.OpPending, max(o.Attempts-1, 0)
+			o.State = api.OpPending
+			if out.clearMigration {
+				o.MigrationID = ""
+			} else {
+				o.Attempts = max(o.Attempts-1, 0)
+			}
 			if out.reason != "" {
 				o.Reason = out.reason
 			}

@@ -441,3 +441,38 @@ func TestResize(t *testing.T) {
 		t.Errorf("resize with move: %+v; vm on %s with %+v", in.Operations, got.Host, got.Flavor)
 	}
 }
+
+// The policy "abort" stops a drain at the first VM that cannot move: the
+// moves not yet started never start, and the drain ends failed.
+func TestDrainAbortPolicy(t *testing.T) {
+	tc := newTestClusterSized(t, 4, 8192, 2048)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	for _, vm := range []struct {
+		name string
+		mem  int
+	}{{"huge", 4096}, {"small-a", 128}, {"small-b", 128}} {
+		if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: vm.name, Image: "guest", Pool: api.PoolShared, Host: "host1",
+			Flavor: api.Flavor{VCPUs: 1, MemoryMiB: vm.mem}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err := tc.client.Drain(ctx, "host1", api.DrainRequest{OnFailure: api.OnFailureAbort, MaxPerSource: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = waitIntent(t, tc.client, in.ID, 30*time.Second)
+	if in.State != api.IntentFailed || !strings.Contains(in.Reason, "huge") {
+		t.Errorf("drain ended %s (%s); want failed naming huge", in.State, in.Reason)
+	}
+	if op := opOf(in, "huge"); op.State != api.OpFailed {
+		t.Errorf("huge: %+v", op)
+	}
+	for _, name := range []string{"small-a", "small-b"} {
+		op := opOf(in, name)
+		vm, _ := tc.client.VM(ctx, name)
+		if op.State != api.OpCancelled || vm.Host != "host1" {
+			t.Errorf("%s: op %s, on %s; want cancelled, still on host1", name, op.State, vm.Host)
+		}
+	}
+}

@@ -280,24 +280,6 @@ func (c *Controller) AbortMigration(ctx context.Context, id string) (api.Migrati
 	return m, nil
 }
 
-// failInterrupted ends migrations a previous controller left running.
-// Until recovery (reattach and finish or roll back) lands, they are marked
-// for attention with what to check, never silently left "running".
-func (c *Controller) failInterrupted(ctx context.Context) error {
-	ms, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
-	if err != nil {
-		return err
-	}
-	for _, m := range ms {
-		reason := fmt.Sprintf("the controller restarted during %s; check where vm %s runs (%s or %s) and remove the other copy", m.State, m.VM, m.Source, m.Destination)
-		if _, err := c.advance(ctx, m.ID, api.MigNeedsAttention, reason); err != nil && !errors.Is(err, errs.ErrNotFound) {
-			return err
-		}
-		c.log.Warn("migration interrupted by a controller restart", "op", m.ID, "vm", m.VM, "state", m.State)
-	}
-	return nil
-}
-
 // completeMigration forces a live migration that is transferring to
 // finish, and records the decision.
 func (c *Controller) completeMigration(w http.ResponseWriter, r *http.Request) {

@@ -30,7 +30,10 @@ func (c *cluster) waitIntent(id string, d time.Duration) api.Intent {
 }
 
 // Drain of a 3-host cluster's host holding 4 real QEMU VMs, two on the
-// shared pool and two with local disks (moved by block copy): every VM runs on another host with its heartbeat counter
+// shared pool and two with local disks (moved by block copy), with the
+// controller killed (-9) in the middle: after its restart the drain
+// finishes — the interrupted move recovered, retried if it was rolled
+// back — and every VM runs on another host with its heartbeat counter
 // continuous and its disk records intact; none is lost or duplicated; the
 // host is out of scheduling. A fifth VM, stopped and too big for any other
 // host, follows the failure policy (skip) and is reported.
@@ -84,6 +87,22 @@ func TestDrainQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Kill the controller once the first move is under way.
+	c.eventually(60*time.Second, "a migration of the drain to start", func() error {
+		cur, err := c.client.Intent(bg, in.ID)
+		if err != nil {
+			return err
+		}
+		for _, op := range cur.Operations {
+			if op.MigrationID != "" {
+				return nil
+			}
+		}
+		return errString("no migration yet")
+	})
+	c.ctrl.kill(t)
+	t.Log("controller killed mid-drain")
+	c.startController()
 	in = c.waitIntent(in.ID, 300*time.Second)
 	if in.State != api.IntentPartial {
 		t.Errorf("drain ended %s (%s); want partial: too-big cannot move", in.State, in.Reason)
