@@ -127,7 +127,7 @@ func (c *Controller) planEvacuate(ctx context.Context, in *api.Intent, src api.H
 		}
 		dst, err := schedule(others, placement{Flavor: vm.Flavor, Pool: vm.Pool})
 		if err != nil {
-			op.Reason = strings2(op.Reason, err.Error())
+			op.Reason = joinReasons(op.Reason, err.Error())
 			in.Operations = append(in.Operations, op)
 			continue
 		}
@@ -154,7 +154,8 @@ func claim(hosts []api.Host, name string, f api.Flavor, pool string) {
 	}
 }
 
-func strings2(a, b string) string {
+// joinReasons appends reason b to a.
+func joinReasons(a, b string) string {
 	if a == "" {
 		return b
 	}

@@ -278,6 +278,20 @@ func TestEvacuate(t *testing.T) {
 		t.Errorf("l1 moved to %s without consent to data loss", vm.Host)
 	}
 
+	// With consent to lose its data, the local-disk VM is rebuilt from
+	// its image elsewhere.
+	in, err = tc.client.Evacuate(ctx, "host1", api.EvacuateRequest{HostIsDown: true, AllowDataLoss: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = waitIntent(t, tc.client, in.ID, 30*time.Second)
+	if op := opOf(in, "l1"); in.State != api.IntentCompleted || op.Strategy != "local-disk/reimage" || op.State != api.OpDone {
+		t.Errorf("evacuate --allow-data-loss: %s, l1 %+v", in.State, op)
+	}
+	if vm, _ := tc.client.VM(ctx, "l1"); vm.Host == "host1" || vm.State != api.VMRunning {
+		t.Errorf("l1 is %s on %s; want running elsewhere", vm.State, vm.Host)
+	}
+
 	// host1 returns: it must remove its copies of s1 and s2 (keeping the
 	// shared disks the new copies use), never run them.
 	tc.startAgent(t, 1)
@@ -285,7 +299,8 @@ func TestEvacuate(t *testing.T) {
 	for {
 		a, _ := tc.client.VM(ctx, "s1")
 		b, _ := tc.client.VM(ctx, "s2")
-		if len(a.StaleCopies) == 0 && len(b.StaleCopies) == 0 {
+		l, _ := tc.client.VM(ctx, "l1")
+		if len(a.StaleCopies) == 0 && len(b.StaleCopies) == 0 && len(l.StaleCopies) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

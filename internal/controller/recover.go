@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -48,7 +49,10 @@ func (c *Controller) lockInterrupted(ctx context.Context) ([]api.Migration, erro
 	for _, m := range ms {
 		unlock, err := c.lockVM(m.VM, "recovery of migration "+m.ID)
 		if err != nil {
-			return nil, err
+			// A second unfinished migration of one VM (which the busy
+			// lock should have prevented): recover it all the same.
+			c.log.Error("vm has more than one unfinished migration", "vm", m.VM, "op", m.ID)
+			unlock = func() {}
 		}
 		c.recovering = append(c.recovering, recovery{m: m, unlock: unlock})
 		c.log.Warn("migration interrupted by a controller restart; recovering", "op", m.ID, "vm", m.VM, "state", m.State)
@@ -148,7 +152,7 @@ func (c *Controller) recoverMigration(ctx context.Context, m api.Migration) {
 }
 
 // decide ends an interrupted migration from what its hosts said.
-func (c *Controller) decide(ctx context.Context, log logger, m api.Migration, src, dst facts) {
+func (c *Controller) decide(ctx context.Context, log *slog.Logger, m api.Migration, src, dst facts) {
 	seen := fmt.Sprintf("source %s: %s; destination %s: %s", m.Source, src, m.Destination, dst)
 	prefix := restartedPrefix + m.State + " (" + seen + "); "
 	vm, err := c.store.VM(ctx, m.VM)
@@ -241,10 +245,6 @@ func (c *Controller) decide(ctx context.Context, log logger, m api.Migration, sr
 	}
 	log.Info("interrupted migration rolled back", "why", why)
 	c.endRecovered(ctx, m, api.MigRolledBack, prefix+why)
-}
-
-type logger interface {
-	Info(msg string, args ...any)
 }
 
 // agentOf is the agent of a host by name (its address from the store).
