@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 )
 
@@ -43,6 +44,7 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 	wasRunning := vm.State == api.VMRunning
 	create := agentSpec(vm, im, wasRunning)
 
+	failpoint.Hit("cold/after-scheduling")
 	if _, err := c.advance(ctx, m.ID, api.MigPreparing, ""); err != nil {
 		fail(err)
 		return
@@ -64,6 +66,7 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 			return err
 		})
 	}
+	failpoint.Hit("cold/after-stop")
 	if local {
 		rb.add("delete the destination's copy", func(ctx context.Context) error { return dstA.DeleteVM(ctx, vm.ID) })
 		if err := c.copyDisk(ctx, m.ID, dstA, hostapi.ImportDisk{VM: create, Source: src.Address}); err != nil {
@@ -78,6 +81,7 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 		fail(err)
 		return
 	}
+	failpoint.Hit("cold/switch-over")
 	var rep hostapi.VMReport
 	switch {
 	case local && wasRunning:
@@ -108,6 +112,7 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 	if local {
 		cleanup = srcA.DeleteVM // the source's disk goes only now
 	}
+	failpoint.Hit("cold/before-source-cleanup")
 	if err := cleanup(fctx, vm.ID); err != nil {
 		log.Error("remove the source copy", "err", err)
 		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its old copy on "+src.Name+" could not be removed: "+err.Error())
@@ -132,6 +137,7 @@ func (c *Controller) copyDisk(ctx context.Context, id string, dstA *hostapi.Agen
 	if err := dstA.ImportDisk(ctx, req); err != nil {
 		return fmt.Errorf("start the disk copy: %w", err)
 	}
+	failpoint.Hit("cold/mid-transfer")
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 )
 
@@ -66,6 +67,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		return
 	}
 
+	failpoint.Hit("live/after-scheduling")
 	if _, err := c.advance(ctx, m.ID, api.MigPreparing, ""); err != nil {
 		fail(err)
 		return
@@ -86,6 +88,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		return
 	}
 
+	failpoint.Hit("live/after-prepare")
 	if _, err := c.advance(ctx, m.ID, api.MigTransferring, ""); err != nil {
 		fail(err)
 		return
@@ -96,6 +99,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
 		return
 	}
+	failpoint.Hit("live/mid-transfer")
 	final, err := c.watchTransfer(ctx, m.ID, srcA, vm.ID)
 	if err != nil {
 		fail(err)
@@ -109,6 +113,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		log.Error("record switch-over", "err", err)
 	}
 	fctx := context.WithoutCancel(ctx)
+	failpoint.Hit("live/switch-over")
 	rep, err := dstA.CompleteIncoming(fctx, vm.ID)
 	if err != nil {
 		fail(fmt.Errorf("the source finished but the guest did not resume on %s: %w", dst.Name, err))
@@ -126,6 +131,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		fail(fmt.Errorf("record the vm on %s: %w", dst.Name, err))
 		return
 	}
+	failpoint.Hit("live/before-source-cleanup")
 	if err := dropSrc(fctx, vm.ID); err != nil {
 		// The VM runs on the destination; the paused source copy is left.
 		log.Error("release the source copy", "err", err)

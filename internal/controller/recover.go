@@ -116,7 +116,7 @@ func (c *Controller) ask(ctx context.Context, host, vmID string, source bool) (f
 		return facts{}, err
 	}
 	f := facts{has: true, state: rep.State}
-	if source {
+	if source && (rep.State == "running" || rep.State == "paused") { // a stopped VM sends nothing (and has no QMP to ask)
 		st, err := ag.MigrationStatus(ctx, vmID)
 		if err != nil && !errors.Is(err, errs.ErrNotFound) {
 			return facts{}, err
@@ -131,7 +131,7 @@ func (c *Controller) recoverMigration(ctx context.Context, m api.Migration) {
 	log := c.log.With("op", m.ID, "vm", m.VM, "from", m.Source, "to", m.Destination)
 	waitingSaid := false
 	for {
-		src, serr := c.ask(ctx, m.Source, m.VMID, true)
+		src, serr := c.ask(ctx, m.Source, m.VMID, m.Kind == api.KindLive)
 		dst, derr := c.ask(ctx, m.Destination, m.VMID, false)
 		if serr == nil && derr == nil {
 			c.decide(ctx, log, m, src, dst)
@@ -183,6 +183,9 @@ func (c *Controller) decide(ctx context.Context, log *slog.Logger, m api.Migrati
 		// "completed" too, with nothing sent: that is not this one.)
 		forward, why = true, "the source had sent everything: the guest resumes on the destination"
 		rep, err := dstA.CompleteIncoming(ctx, m.VMID)
+		if errors.Is(err, errs.ErrConflict) { // not waiting: it resumed before the restart
+			rep, err = dstA.VM(ctx, m.VMID)
+		}
 		if err != nil {
 			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+"resuming on the destination failed: "+err.Error()+"; the paused copy on "+m.Source+" is kept")
 			return
@@ -226,8 +229,10 @@ func (c *Controller) decide(ctx context.Context, log *slog.Logger, m api.Migrati
 		c.endRecovered(ctx, m, api.MigCompleted, prefix+why)
 		return
 	}
-	// Roll back: the destination's copy goes; the source's runs.
-	if dst.has {
+	// Roll back: the destination's copy goes; the source's runs. Asked
+	// even when the destination reports no copy: a disk import may be
+	// under way there, which this stops and removes.
+	{
 		if err := dropDst(ctx, m.VMID); err != nil && !errors.Is(err, errs.ErrNotFound) {
 			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+why+"; removing the destination's copy failed: "+err.Error())
 			return

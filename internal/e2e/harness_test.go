@@ -108,6 +108,7 @@ type cluster struct {
 	agentAddrs map[string]string
 	client     *api.Client
 	downAfter  time.Duration
+	ctrlEnv    []string // extra environment of the next controller start (failpoints)
 }
 
 type clusterOpts struct {
@@ -169,6 +170,9 @@ func (c *cluster) start(name string, args ...string) *proc {
 	}
 	cmd := exec.Command(c.bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	if name == "controller" && len(c.ctrlEnv) > 0 {
+		cmd.Env = append(os.Environ(), c.ctrlEnv...)
+	}
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}

@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/failpoint"
+	"github.com/godwit/godwit/internal/hostapi"
+)
+
+// The controller is killed (SIGKILL, by a failpoint) at every named step
+// of both migration kinds, on both pools; after its restart every case
+// ends completed or rolled back, the VM runs on exactly one host and its
+// record says which, and no claim or copy is left behind. Fake driver:
+// the whole matrix runs in seconds (docs/reliability.md has the table).
+func TestControllerKilledAtEveryStep(t *testing.T) {
+	steps := map[string][]string{
+		api.KindLive: {"after-scheduling", "after-prepare", "mid-transfer", "switch-over", "before-source-cleanup"},
+		api.KindCold: {"after-scheduling", "after-stop", "mid-transfer", "switch-over", "before-source-cleanup"},
+	}
+	var table []string
+	for _, kind := range []string{api.KindLive, api.KindCold} {
+		for _, pool := range []string{api.PoolShared, api.PoolLocal} {
+			t.Run(kind+"-"+pool, func(t *testing.T) {
+				c := newCluster(t, clusterOpts{hosts: 2, driver: "fake"})
+				c.fakeGuestImage()
+				vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "victim", Image: "testguest", Pool: pool,
+					Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 64}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, step := range steps[kind] {
+					if kind == api.KindCold && pool == api.PoolShared && step == "mid-transfer" {
+						table = append(table, fmt.Sprintf("%-5s %-6s %-22s %s", kind, pool, step, "n/a: a shared disk is not copied"))
+						continue
+					}
+					out := c.killAt(kind+"/"+step, vm)
+					table = append(table, fmt.Sprintf("%-5s %-6s %-22s %s", kind, pool, step, out))
+				}
+			})
+		}
+	}
+	sort.Strings(table)
+	t.Logf("controller kill -9 at each step → outcome after restart:\n%s", strings.Join(table, "\n"))
+}
+
+// killAt migrates vm to the other host with the failpoint armed, waits for
+// the controller to die there, restarts it, and checks the end. It returns
+// the outcome for the table.
+func (c *cluster) killAt(point string, vm api.VM) string {
+	t := c.t
+	t.Helper()
+	cur, _ := c.client.VM(bg, vm.Name)
+	kind := strings.Split(point, "/")[0]
+	c.ctrl.stop(t)
+	c.ctrlEnv = []string{failpoint.Env + "=" + point + "=kill"}
+	c.startController()
+	c.ctrlEnv = nil
+	// Capped: uncapped TCG migrations occasionally oops the guest. The
+	// reply may never come: the controller may die first.
+	_, _ = c.client.Migrate(bg, vm.Name, api.MigrateRequest{Kind: kind, BandwidthMBps: 125})
+	reached := true
+	select {
+	case <-c.ctrl.done:
+	case <-time.After(30 * time.Second):
+		reached = false // this kind and pool never pass that step
+	}
+	if reached {
+		c.startController()
+	}
+	ms, err := c.client.Migrations(bg, vm.Name)
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("%s: no migration recorded: %v", point, err)
+	}
+	m := c.waitMigration(ms[0].ID, 30*time.Second)
+	if m.State != api.MigCompleted && m.State != api.MigRolledBack {
+		t.Errorf("%s: migration ended %s: %s", point, m.State, m.Reason)
+	}
+	// Exactly one host has the VM, running, and the record names it.
+	var holders []string
+	for _, h := range []string{"host1", "host2"} {
+		rep, err := hostapi.NewAgent("http://"+c.agentAddrs[h], 5*time.Second).VM(bg, vm.ID)
+		if err == nil {
+			holders = append(holders, h+":"+rep.State)
+		}
+	}
+	now, _ := c.client.VM(bg, vm.Name)
+	if len(holders) != 1 || holders[0] != now.Host+":running" || now.State != api.VMRunning {
+		t.Errorf("%s: copies on %v, record says %s on %s; want one running copy where the record says", point, holders, now.State, now.Host)
+	}
+	hosts, _ := c.client.Hosts(bg)
+	for _, h := range hosts {
+		want := 0
+		if h.Name == now.Host {
+			want = 1
+		}
+		if h.VMs != want {
+			t.Errorf("%s: %s counts %d VMs; want %d (a leaked or lost claim)", point, h.Name, h.VMs, want)
+		}
+	}
+	t.Logf("%s: %s: %s", point, m.State, m.Reason)
+	moved := "stayed on " + cur.Host
+	if now.Host != cur.Host {
+		moved = "moved to " + now.Host
+	}
+	if !reached {
+		return fmt.Sprintf("step not reached; %s, %s", m.State, moved)
+	}
+	return fmt.Sprintf("%s, %s", m.State, moved)
+}
+
+// The real-QEMU subset of the matrix: a live migration on the shared pool,
+// the controller killed at every step. Beyond the fake driver's checks, the guest proves it: after a
+// live case its heartbeat counter has never gone back (no reboot), and
+// after a cold one it has verified every disk record it wrote.
+func TestControllerKilledAtEveryStepQEMU(t *testing.T) {
+	requireQEMU(t)
+	// Cold with a disk transfer is next: on real QEMU its rollback after
+	// "after-stop" met a guest that took 60 s to honour the ACPI stop
+	// (docs/reliability.md); until that is understood it runs on the
+	// fake driver only.
+	for _, tc := range []struct{ kind, pool string }{{api.KindLive, api.PoolShared}} {
+		t.Run(tc.kind+"-"+tc.pool, func(t *testing.T) {
+			c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu"})
+			c.importGuest()
+			vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "victim", Image: "testguest", Pool: tc.pool,
+				Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 64}, Cmdline: "dirty_mb=8 dirty_rate_mb=4"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.waitHeartbeat("victim", 3, 120*time.Second)
+			var table []string
+			steps := []string{"after-scheduling", "after-prepare", "mid-transfer", "switch-over", "before-source-cleanup"}
+			if tc.kind == api.KindCold {
+				steps = []string{"after-scheduling", "after-stop", "mid-transfer", "switch-over", "before-source-cleanup"}
+			}
+			for _, step := range steps {
+				was, _ := c.client.VM(bg, "victim")
+				before, _ := c.heartbeat("victim", 0)
+				from := c.consoleLen("victim")
+				out := c.killAt(tc.kind+"/"+step, vm)
+				now, _ := c.client.VM(bg, "victim")
+				switch {
+				case tc.kind == api.KindLive:
+					// Same console (stayed) or a new one (moved): either
+					// way the counter carries on.
+					hb := c.waitHeartbeat("victim", 0, 60*time.Second)
+					c.noOops("victim")
+					if hb.Counter < before.Counter {
+						t.Errorf("%s: heartbeat %d after, %d before: the guest restarted", step, hb.Counter, before.Counter)
+					}
+				default:
+					// A cold move or a rollback restarts the guest, which
+					// verifies its disk records at boot.
+					offset := int64(0)
+					if now.Host == was.Host {
+						offset = from
+					}
+					hb := c.waitHeartbeatFrom("victim", offset, 0, 120*time.Second)
+					if hb.DiskBad != 0 || hb.DiskRecords < before.DiskRecords {
+						t.Errorf("%s: the guest verified %d records, %d bad; it had written %d", step, hb.DiskRecords, hb.DiskBad, before.DiskRecords)
+					}
+				}
+				table = append(table, fmt.Sprintf("%-22s %s", step, out))
+			}
+			t.Logf("%s %s, controller kill -9 at each step:\n%s", tc.kind, tc.pool, strings.Join(table, "\n"))
+			if err := c.client.DeleteVM(bg, "victim"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
