@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 DEMO_DIR ?= $(HOME)/.godwit/demo
 
-.PHONY: all build deps demo test test-short bench clean fmt vet
+.PHONY: all build deps demo test test-short test-faults bench clean fmt vet
 
 all: build
 
@@ -29,10 +29,29 @@ test: deps build
 	GODWIT_TEST_POSTGRES="$$pg" GODWIT_TEST_BIN=$(CURDIR)/$(BIN) \
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 
+# The crash-safety matrix (docs/reliability.md): the controller, agents
+# and QEMUs killed mid-migration, the migration link cut, and the
+# 2-minute load test with controller kills. The tables of this run
+# replace those in docs/reliability.md.
+FAULTS_OUT ?= $(CURDIR)/bin/faults
+FAULT_TESTS := TestControllerKilled|TestControllerLoadWithKills|TestAgentKilledMidMigration|TestLiveMigrationSourceKilledQEMU|TestLiveMigrationDestinationKilledQEMU|TestLiveMigrationNetworkCutQEMU
+test-faults: deps build
+	@rm -rf $(FAULTS_OUT) && mkdir -p $(FAULTS_OUT)
+	GODWIT_FAULTS_FULL=1 GODWIT_FAULTS_OUT=$(FAULTS_OUT) GODWIT_TEST_BIN=$(CURDIR)/$(BIN) \
+	$(GO) test -race -count=1 -p 1 -timeout 40m -v -run '$(FAULT_TESTS)' ./internal/e2e/
+	scripts/faults-tables.sh $(FAULTS_OUT) docs/reliability.md
+
 # Unit tests only: what `go test ./...` runs on a machine with nothing
 # installed.
 test-short:
 	$(GO) test -short ./...
+
+# The benchmark of issue 5: a real cluster on this machine, results in
+# docs/benchmarks.md. Needs root (network namespaces, tc) and a quiet
+# machine; BENCH_FLAGS passes flags, e.g. BENCH_FLAGS=-quick.
+bench: deps build
+	$(GO) build -o $(BIN)/godwit-bench ./cmd/godwit-bench
+	$(BIN)/godwit-bench -bin $(BIN) $(BENCH_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

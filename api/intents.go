@@ -114,6 +114,7 @@ type IntentParams struct {
 	MaxPerCluster int    `json:"max_per_cluster,omitempty"`
 	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
 	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
+	Policy        string `json:"policy,omitempty"`
 	// evacuate
 	HostIsDown    bool `json:"host_is_down,omitempty"`
 	AllowDataLoss bool `json:"allow_data_loss,omitempty"`
@@ -139,9 +140,11 @@ type DrainRequest struct {
 	MaxPerDest    int `json:"max_per_destination,omitempty"`
 	MaxPerCluster int `json:"max_per_cluster,omitempty"`
 	// Tuning passed to each live migration; 0 means the default.
-	BandwidthMBps int  `json:"bandwidth_mbps,omitempty"`
-	MaxDowntimeMS int  `json:"max_downtime_ms,omitempty"`
-	DryRun        bool `json:"dry_run,omitempty"`
+	BandwidthMBps int `json:"bandwidth_mbps,omitempty"`
+	MaxDowntimeMS int `json:"max_downtime_ms,omitempty"`
+	// Policy is each live move's convergence policy; empty means auto.
+	Policy string `json:"policy,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
 }
 
 // EvacuateRequest is the body of POST /v1/hosts/{name}/evacuate.

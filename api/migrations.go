@@ -36,12 +36,16 @@ type Migration struct {
 	Source      string `json:"source"`
 	Destination string `json:"destination,omitempty"`
 	// Strategy is what the driver ran, e.g. "shared-storage/pre-copy".
-	Strategy      string            `json:"strategy,omitempty"`
-	MaxDowntimeMS int               `json:"max_downtime_ms,omitempty"`
-	BandwidthMBps int               `json:"bandwidth_mbps,omitempty"`
-	PostCopy      bool              `json:"post_copy,omitempty"`     // switching to post-copy allowed
-	AutoConverge  bool              `json:"auto_converge,omitempty"` // vCPU throttling allowed
-	Progress      MigrationProgress `json:"progress"`
+	Strategy      string `json:"strategy,omitempty"`
+	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
+	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
+	PostCopy      bool   `json:"post_copy,omitempty"`     // switching to post-copy allowed
+	AutoConverge  bool   `json:"auto_converge,omitempty"` // vCPU throttling allowed
+	// Policy is how a live migration is made to converge (Policy*).
+	Policy string `json:"policy,omitempty"`
+	// Convergence is what the driver measured, predicted and chose.
+	Convergence *Convergence      `json:"convergence,omitempty"`
+	Progress    MigrationProgress `json:"progress"`
 	// Phases records when each state was entered, in order.
 	Phases []Phase `json:"phases"`
 	// Decisions records what was done to the migration on the way and
@@ -50,6 +54,47 @@ type Migration struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	FinishedAt time.Time  `json:"finished_at,omitempty"`
+}
+
+// Convergence policies of a live migration. Auto is godwit's engine; the
+// others are the fixed policies peers run, kept for comparison and for
+// operators who want one (docs/migration-tuning.md).
+const (
+	// PolicyAuto measures the guest's dirty rate, predicts pre-copy and
+	// chooses pre-copy, post-copy or throttling per VM, switching when
+	// progress stalls.
+	PolicyAuto = "auto"
+	// PolicyPreCopy is plain pre-copy, never switched: QEMU's defaults,
+	// as Nova, KubeVirt and libvirt run them.
+	PolicyPreCopy = "pre-copy"
+	// PolicyAutoConverge is pre-copy with QEMU's own throttling steps
+	// (20 %, then 10 % more a pass), as Incus and Proxmox run it.
+	PolicyAutoConverge = "auto-converge"
+	// PolicyPostCopy is one pre-copy pass, then post-copy, as Ganeti does.
+	PolicyPostCopy = "post-copy"
+)
+
+// Policies lists the valid values of Policy.
+var Policies = []string{PolicyAuto, PolicyPreCopy, PolicyAutoConverge, PolicyPostCopy}
+
+// Convergence explains how a live migration was made to finish.
+type Convergence struct {
+	Policy string `json:"policy"`
+	// DirtyRate is the guest's dirty rate the choice was made on, in
+	// bytes/s, and DirtyRateSource how it was measured (page-sampling
+	// before the move, or the migration's own pass statistics).
+	DirtyRate       int64  `json:"dirty_rate"`
+	DirtyRateSource string `json:"dirty_rate_source,omitempty"`
+	// Bandwidth is what the migration may use, in bytes/s.
+	Bandwidth int64 `json:"bandwidth"`
+	// Prediction is the pre-copy arithmetic in words, and PredictedMS
+	// the predicted total time of the chosen strategy.
+	Prediction  string `json:"prediction,omitempty"`
+	PredictedMS int64  `json:"predicted_ms,omitempty"`
+	// Strategy is what runs now: pre-copy, post-copy or auto-converge.
+	Strategy        string `json:"strategy"`
+	PostCopyAllowed bool   `json:"post_copy_allowed"`
+	Throttle        int    `json:"throttle,omitempty"` // vCPU throttle now, in %
 }
 
 // Decision is one action taken on a running migration.
@@ -71,8 +116,9 @@ type MigrationProgress struct {
 	MemoryTotal        int64   `json:"memory_total"`
 	MemoryTransferred  int64   `json:"memory_transferred"`
 	MemoryRemaining    int64   `json:"memory_remaining"`
-	DirtyRate          int64   `json:"dirty_rate"` // bytes/s
-	Throughput         float64 `json:"throughput"` // bytes/s
+	MemoryZero         int64   `json:"memory_zero,omitempty"` // zero pages, sent as markers: RAM − this is what must really move
+	DirtyRate          int64   `json:"dirty_rate"`            // bytes/s
+	Throughput         float64 `json:"throughput"`            // bytes/s
 	Pass               int     `json:"pass"`
 	ExpectedDowntimeMS int64   `json:"expected_downtime_ms"`
 	ETAMS              int64   `json:"eta_ms,omitempty"`
@@ -98,6 +144,11 @@ type MigrateRequest struct {
 	// AutoConverge lets QEMU throttle the guest's vCPUs when pre-copy
 	// does not converge.
 	AutoConverge bool `json:"auto_converge,omitempty"`
+	// NoPostCopy forbids post-copy for this move, though the cluster
+	// allows it: a post-copy that loses its link loses the VM.
+	NoPostCopy bool `json:"no_post_copy,omitempty"`
+	// Policy is how a live migration converges; empty means auto.
+	Policy string `json:"policy,omitempty"`
 	// DryRun returns the plan (an Intent in state planned) and changes
 	// nothing.
 	DryRun bool `json:"dry_run,omitempty"`

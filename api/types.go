@@ -44,6 +44,21 @@ type Host struct {
 
 	LastHeartbeat time.Time `json:"last_heartbeat"`
 	RegisteredAt  time.Time `json:"registered_at"`
+
+	// Lease is the host's lease on the shared pool as the controller sees
+	// it; absent when the controller does not watch the pool.
+	Lease *HostLease `json:"lease,omitempty"`
+}
+
+// HostLease is a host's lease on the shared pool, observed by the
+// controller on its own clock. Expired means the host has fenced itself:
+// it runs nothing on the shared pool any more.
+type HostLease struct {
+	State       string `json:"state"` // renewing, lapsing, expired, unknown
+	Seq         uint64 `json:"seq"`
+	StillMS     int64  `json:"still_ms"`      // how long seq has stood still
+	TTLMS       int64  `json:"ttl_ms"`        // the host's promise: fenced this long after its last renewal
+	ExpiresInMS int64  `json:"expires_in_ms"` // until the controller counts it expired
 }
 
 // Pool kinds.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -22,8 +23,11 @@ func pagesPerTick(rateMB int, carry *float64) int {
 
 // dirty allocates a working set of mib MiB, fills it so none of it is a
 // zero page, then writes one byte per page, cycling through the set, at
-// rateMB MB/s of pages.
-func dirty(mib, rateMB int) {
+// rateMB MB/s of pages. Each write first checks that the page still holds
+// what this loop wrote there the cycle before: a page that does not was
+// lost by a migration (its last write never reached the destination), and
+// is counted in *bad, which the heartbeat reports as mem_bad.
+func dirty(mib, rateMB int, bad *atomic.Int64) {
 	if mib <= 0 {
 		return
 	}
@@ -39,12 +43,15 @@ func dirty(mib, rateMB int) {
 	defer tick.Stop()
 	var carry float64
 	p := 0
-	var gen byte
+	prev, gen := byte(1), byte(2) // the fill left 1 at each page's start
 	for range tick.C {
 		for n := pagesPerTick(rateMB, &carry); n > 0; n-- {
+			if mem[p*pageSize] != prev {
+				bad.Add(1)
+			}
 			mem[p*pageSize] = gen
 			if p++; p == pages {
-				p, gen = 0, gen+1
+				p, prev, gen = 0, gen, gen+1
 			}
 		}
 	}

@@ -39,6 +39,10 @@ type Agent struct {
 
 	staleMu sync.Mutex
 	cleaned []hostapi.StaleVM // stale copies removed, not yet reported
+
+	leaseStop   context.CancelFunc // nil without a lease
+	leaseDone   chan struct{}
+	watchdogPID int // touched by the lease loop only
 }
 
 func (c *Config) setDefaults() error {
@@ -61,6 +65,13 @@ func (c *Config) setDefaults() error {
 	if c.StateDir == "" {
 		return errors.New("agent: a state directory is required (--state-dir)")
 	}
+	// Absolute: the watchdog, another process, is told it and finds
+	// itself by it.
+	abs, err := filepath.Abs(c.StateDir)
+	if err != nil {
+		return err
+	}
+	c.StateDir = abs
 	if c.Driver == "" {
 		c.Driver = driver.HypervisorQEMU
 	}
@@ -73,7 +84,7 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return nil
+	return c.leaseDefaults()
 }
 
 // localPool is where local disks live.
@@ -86,7 +97,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", cfg.Name), shutdown: make(chan struct{}), imports: map[string]*importJob{}}
-	for _, d := range []string{cfg.StateDir, a.localPool()} {
+	for _, d := range []string{cfg.StateDir, a.localPool(), fenceDir(cfg.StateDir)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
@@ -106,6 +117,13 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			return nil, err
 		}
 	}
+	if cfg.leaseOn() {
+		// From the start, before a slow accelerator probe: a restarted
+		// agent must renew before the watchdog's patience runs out.
+		lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		a.leaseStop, a.leaseDone = stop, make(chan struct{})
+		go a.keepLease(lctx)
+	}
 	a.images = &imageCache{controller: cfg.Controller, localDir: filepath.Join(cfg.StateDir, "images"), sharedDir: cfg.SharedDir, log: a.log}
 
 	switch cfg.Driver {
@@ -120,7 +138,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			}
 		}
 		a.log.Info("accelerator chosen", "accel", acc, "reason", reason)
-		a.drv, err = qemu.New(qemu.Config{StateDir: filepath.Join(cfg.StateDir, "qemu"), Accel: acc, AccelReason: reason, Logger: a.log})
+		a.drv, err = qemu.New(qemu.Config{StateDir: filepath.Join(cfg.StateDir, "qemu"), Accel: acc, AccelReason: reason,
+			DirtySampleEvery: cfg.DirtySampleEvery, Logger: a.log})
 	case driver.HypervisorFake:
 		a.drv, err = fake.New(fake.Config{StateDir: filepath.Join(cfg.StateDir, "fake"), Logger: a.log})
 	default:
@@ -158,8 +177,21 @@ func sharedPoolID(dir string) (string, error) {
 	return string(b), err
 }
 
-// Close releases the driver and the state directory; VMs keep running.
+// Close stops renewing the lease and releases the driver and the state
+// directory; VMs keep running (and the watchdog fences those on the
+// shared pool unless an agent renews the lease again in time).
 func (a *Agent) Close() error {
+	if a.leaseStop != nil {
+		a.leaseStop()
+		select {
+		case <-a.leaseDone:
+		case <-time.After(5 * time.Second):
+			// A renewal hung on the pool; the watchdog sees this
+			// process gone soon enough.
+			a.log.Warn("lease renewal still hung on the shared pool at shutdown")
+		}
+		a.leaseStop = nil
+	}
 	if a.drv != nil {
 		a.drv.Close()
 	}

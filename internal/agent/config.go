@@ -33,8 +33,29 @@ type Config struct {
 	AccelReason string
 	// HeartbeatInterval defaults to 2s.
 	HeartbeatInterval time.Duration
+	// DirtySampleEvery is how often the QEMU driver measures each running
+	// guest's dirty rate for the convergence engine (0: every 5 s;
+	// negative: never).
+	DirtySampleEvery time.Duration
 	// CPUs and MemoryMiB override the measured capacity (0: measure).
 	CPUs      int
 	MemoryMiB int
-	Logger    *slog.Logger
+
+	// LeaseRenew is how often the agent renews the host's lease on the
+	// shared pool (default 2s); LeaseTTL how long after the last renewal
+	// the host promises to be fenced (default 10s), which is how long the
+	// controller waits before it takes the host for dead. FenceAfter is
+	// when the watchdog kills the host's shared-pool QEMUs without a
+	// renewal (default 70% of LeaseTTL). NoLease turns leases off; a host
+	// without a shared pool has none.
+	LeaseRenew time.Duration
+	LeaseTTL   time.Duration
+	FenceAfter time.Duration
+	NoLease    bool
+	// Watchdog is the godwit binary whose agent-watchdog subcommand
+	// fences the host; empty runs none (the fake driver has no processes
+	// to kill).
+	Watchdog string
+
+	Logger *slog.Logger
 }

@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/driver/converge"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
@@ -74,7 +76,8 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, Bandwidth: int64(req.BandwidthMBps) * 1e6,
-		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge}
+		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
+		TimeoutPerGiB: time.Duration(req.CompletionTimeoutPerGiBS) * time.Second, TimeoutAction: req.TimeoutAction}
 	if err := mg.MigrateOut(r.Context(), r.PathValue("id"), driver.Incoming{URI: req.URI, NBD: req.NBD}, opts); err != nil {
 		a.fail(w, r, err)
 		return
@@ -89,22 +92,48 @@ func (a *Agent) migrationStatus(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if why := a.processGone(r.Context(), r.PathValue("id")); why != "" {
+		httpx.JSON(w, http.StatusOK, hostapi.MigrationStatus{Status: string(driver.MigrationFailed), Error: why})
+		return
+	}
 	st, err := mg.MigrationStatus(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	conv, decisions := convergence(st.Convergence)
 	httpx.JSON(w, http.StatusOK, hostapi.MigrationStatus{
 		Status: st.Status, Error: st.Error, Strategy: st.Strategy,
-		MemoryTotal: st.MemoryTotal, MemoryTransferred: st.MemoryTransferred, MemoryRemaining: st.MemoryRemaining,
+		MemoryTotal: st.MemoryTotal, MemoryTransferred: st.MemoryTransferred, MemoryRemaining: st.MemoryRemaining, MemoryZero: st.MemoryZero,
 		DiskTotal: st.DiskTotal, DiskTransferred: st.DiskTransferred,
 		DirtyRate: st.DirtyRate, Throughput: st.Throughput, Pass: st.Pass,
 		ExpectedDowntimeMS: st.ExpectedDowntime.Milliseconds(), DowntimeMS: st.Downtime.Milliseconds(), TotalTimeMS: st.TotalTime.Milliseconds(),
+		Convergence: conv, Decisions: decisions,
 	})
 }
 
+// convergence is the engine's report in API terms.
+func convergence(r *converge.Report) (*api.Convergence, []api.Decision) {
+	if r == nil {
+		return nil, nil
+	}
+	c := &api.Convergence{Policy: r.Policy, DirtyRate: int64(r.DirtyRate), DirtyRateSource: r.DirtyRateSource,
+		Bandwidth: int64(r.Bandwidth), Prediction: r.Prediction, PredictedMS: r.Predicted.Milliseconds(),
+		Strategy: r.Strategy, PostCopyAllowed: r.PostCopyAllowed, Throttle: r.Throttle}
+	ds := make([]api.Decision, len(r.Decisions))
+	for i, d := range r.Decisions {
+		ds[i] = api.Decision{At: d.At, Action: d.Action, Reason: d.Reason}
+	}
+	return c, ds
+}
+
 func (a *Agent) migrateCancel(w http.ResponseWriter, r *http.Request) {
-	a.migrationCall(w, r, func(mg driver.LiveMigrator) error { return mg.CancelMigration(r.Context(), r.PathValue("id")) })
+	a.migrationCall(w, r, func(mg driver.LiveMigrator) error {
+		if a.processGone(r.Context(), r.PathValue("id")) != "" {
+			return nil // no process, no migration left to cancel
+		}
+		return mg.CancelMigration(r.Context(), r.PathValue("id"))
+	})
 }
 
 func (a *Agent) completeIncoming(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
 )
@@ -85,6 +86,7 @@ func (a *Agent) createVM(w http.ResponseWriter, r *http.Request) {
 		}
 		log.Info("vm started")
 	}
+	failpoint.Hit("agent/create/before-reply")
 	a.reply(w, r, req.ID)
 }
 
@@ -178,6 +180,7 @@ func (a *Agent) vmAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("vm "+action, "id", id)
+	failpoint.Hit("agent/" + action + "/before-reply")
 	a.reply(w, r, id)
 }
 
@@ -185,6 +188,12 @@ func (a *Agent) deleteVM(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	a.cancelImport(id)
 	if err := a.drv.Delete(r.Context(), id); err != nil && !errors.Is(err, errs.ErrNotFound) {
+		a.fail(w, r, err)
+		return
+	}
+	// What an import cut short by an agent crash left (a running import
+	// removes its own on cancel).
+	if err := os.Remove(partialImport(a.localPool(), id)); err != nil && !os.IsNotExist(err) {
 		a.fail(w, r, err)
 		return
 	}

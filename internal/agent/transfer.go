@@ -11,12 +11,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
 )
@@ -29,6 +31,29 @@ import (
 
 // importAttempts bounds the connections one import may use.
 const importAttempts = 5
+
+// partSuffix marks a disk being imported; it is renamed into place once
+// verified.
+const partSuffix = ".part"
+
+// partialImport is where the import of a local disk of vm id is written.
+func partialImport(pool, id string) string { return filepath.Join(pool, id+".qcow2"+partSuffix) }
+
+// failpointWriter hits a failpoint once a first MiB has gone out: the
+// process dies mid-transfer.
+type failpointWriter struct {
+	http.ResponseWriter
+	name string
+	n    int64
+}
+
+func (w *failpointWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	if w.n += int64(n); w.n > 1<<20 {
+		failpoint.Hit(w.name)
+	}
+	return n, err
+}
 
 type importJob struct {
 	mu     sync.Mutex
@@ -78,7 +103,7 @@ func (a *Agent) serveDisk(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	fi, _ := f.Stat()
-	http.ServeContent(w, r, "disk.qcow2", fi.ModTime(), f)
+	http.ServeContent(&failpointWriter{ResponseWriter: w, name: "agent/serve-disk/mid-transfer"}, r, "disk.qcow2", fi.ModTime(), f)
 }
 
 func (a *Agent) diskChecksum(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +216,7 @@ func (a *Agent) importDisk(ctx context.Context, j *importJob, source string, spe
 		return fmt.Errorf("checksum on the source: %w", err)
 	}
 	j.set(func(st *hostapi.ImportStatus) { st.Total = want.Size })
-	part := spec.Disk.Path + ".part"
+	part := spec.Disk.Path + partSuffix
 	defer func() {
 		if err != nil {
 			os.Remove(part)
@@ -245,6 +270,7 @@ func (a *Agent) download(ctx context.Context, j *importJob, u, path string, size
 		var n int64
 		n, last = fetchRange(ctx, u, f, have, func(done int64) {
 			j.set(func(st *hostapi.ImportStatus) { st.Transferred = done })
+			failpoint.Hit("agent/import/mid-transfer")
 		})
 		have += n
 		if last == nil || ctx.Err() != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,10 @@ the scheduler and the state machines. It runs until SIGINT or SIGTERM.`,
 	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/godwit/controller", "database and image store directory")
 	f.StringVar(&cfg.StoreDSN, "store", "", "store: empty for SQLite in --data-dir, sqlite:PATH, or postgres://USER:PASS@HOST/DB")
 	f.DurationVar(&cfg.HostDownAfter, "host-down-after", 10*time.Second, "mark a host down after this long without a heartbeat")
+	f.StringVar(&cfg.SharedDir, "shared-dir", "", "the agents' shared pool, when this machine sees it: hosts whose lease there expired count as fenced for evacuate")
 	f.BoolVar(&cfg.NoColdFallback, "no-cold-fallback", false, "a migrate without --live or --cold never falls back to a cold move")
+	f.BoolVar(&cfg.NoPostCopy, "no-post-copy", false, "the auto convergence policy never switches to post-copy (it throttles instead)")
+	f.BoolVar(&cfg.AllowTCGPostCopy, "allow-tcg-post-copy", false, "offer post-copy on TCG hosts, where test guests crashed after it (benchmarks only)")
 	return cmd
 }
 
@@ -45,6 +49,14 @@ down.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = a.logger()
 			cfg.MemoryMiB = int(memory)
+			cfg.NoLease = cfg.LeaseTTL == 0
+			if cfg.Driver == "qemu" && !cfg.NoLease && cfg.SharedDir != "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				cfg.Watchdog = exe
+			}
 			return agent.Run(cmd.Context(), cfg)
 		},
 	}
@@ -60,7 +72,31 @@ down.`,
 	f.StringVar(&cfg.AccelReason, "accel-reason", "", "why --accel was chosen (set by godwit up)")
 	_ = f.MarkHidden("accel-reason")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 2*time.Second, "heartbeat interval")
+	f.DurationVar(&cfg.DirtySampleEvery, "dirty-sample-every", 5*time.Second, "how often to measure each running guest's dirty rate for the convergence engine (negative: never)")
 	f.IntVar(&cfg.CPUs, "cpus", 0, "CPUs to offer (default: all)")
 	f.Var(&memory, "memory", "memory to offer, e.g. 4G (default: all)")
+	f.DurationVar(&cfg.LeaseRenew, "lease-renew", 2*time.Second, "how often to renew the host's lease on the shared pool")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long after its last renewal the host is fenced and the controller may rebuild its VMs elsewhere; 0 turns leases and fencing off")
+	f.DurationVar(&cfg.FenceAfter, "fence-after", 0, "kill this host's shared-pool VMs when the lease was not renewed for this long (default: 70% of --lease-ttl)")
+	return cmd
+}
+
+func (a *app) agentWatchdogCmd() *cobra.Command {
+	var cfg agent.WatchdogConfig
+	cmd := &cobra.Command{
+		Use:    "agent-watchdog",
+		Short:  "Fence a host whose agent stopped renewing its lease (started by godwit agent)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = a.logger()
+			return agent.RunWatchdog(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.StateDir, "state-dir", "", "the agent's state directory")
+	f.StringVar(&cfg.Host, "name", "", "host name, for the log")
+	f.DurationVar(&cfg.FenceAfter, "fence-after", 0, "fence after this long without a lease renewal")
+	f.DurationVar(&cfg.Poll, "poll", 0, "how often to look for renewals (default: fence-after/10, at most 250ms)")
 	return cmd
 }

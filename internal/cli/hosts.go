@@ -98,6 +98,12 @@ func writeHost(a *app, h api.Host, now time.Time) error {
 		}
 		kv = append(kv, "Pool "+p.Name, fmt.Sprintf("%s (%s%s free)", p.Path, kind, mib(p.FreeMiB)))
 	}
+	if l := h.Lease; l != nil {
+		ms := func(v int64) time.Duration {
+			return (time.Duration(v) * time.Millisecond).Round(100 * time.Millisecond)
+		}
+		kv = append(kv, "Lease", fmt.Sprintf("%s (seq %d, unchanged for %s, TTL %s)", l.State, l.Seq, ms(l.StillMS), ms(l.TTLMS)))
+	}
 	kv = append(kv, "VMs", fmt.Sprint(h.VMs), "Agent version", h.Version,
 		"Last heartbeat", ago(h.LastHeartbeat, now), "Registered", timestamp(h.RegisteredAt))
 	return fields(a.out, kv...)

@@ -58,6 +58,7 @@ See the plan first with --dry-run; follow a drain with --wait or
 	f.IntVar(&req.MaxPerCluster, "max-parallel", 0, "migrations in the whole cluster at once (default: the cluster's, 4)")
 	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap of each live migration, MB/s (default: the cluster's)")
 	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at each switch-over, ms (default: the cluster's)")
+	f.StringVar(&req.Policy, "policy", "", "how each live move converges: auto (the default), pre-copy, auto-converge or post-copy")
 	f.BoolVar(&req.DryRun, "dry-run", false, "show the plan and change nothing")
 	f.BoolVar(&wait, "wait", false, "follow the drain until it ends")
 	return cmd

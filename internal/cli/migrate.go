@@ -66,8 +66,10 @@ nothing.`,
 	f.StringVar(&req.To, "to", "", "destination host (default: the scheduler chooses)")
 	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at the switch-over, ms (default: the cluster's)")
 	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap, MB/s (default: the cluster's)")
-	f.BoolVar(&req.PostCopy, "post-copy", false, "allow 'migration complete' to switch to post-copy (shared disks)")
-	f.BoolVar(&req.AutoConverge, "auto-converge", false, "let QEMU throttle the guest's vCPUs if pre-copy does not converge")
+	f.StringVar(&req.Policy, "policy", "", "how a live migration converges: auto (measure, predict, choose; the default), pre-copy, auto-converge or post-copy (docs/migration-tuning.md)")
+	f.BoolVar(&req.PostCopy, "post-copy", false, "permit post-copy (shared disks): the policy may switch to it, and so may 'migration complete'")
+	f.BoolVar(&req.NoPostCopy, "no-post-copy", false, "never post-copy for this move (the auto policy throttles instead)")
+	f.BoolVar(&req.AutoConverge, "auto-converge", false, "the auto-converge policy: QEMU throttles the vCPUs, more each pass (same as --policy auto-converge)")
 	f.BoolVar(&dryRun, "dry-run", false, "show the plan (which kind, where, the driver strategy, how long) and change nothing")
 	f.BoolVar(&wait, "wait", false, "show progress until the migration ends")
 	return cmd
@@ -236,11 +238,27 @@ func writeMigration(w io.Writer, m api.Migration) error {
 	p := m.Progress
 	kv := []string{"ID", m.ID, "VM", m.VM, "Kind", m.Kind, "State", m.State, "Reason", m.Reason,
 		"From", m.Source, "To", m.Destination, "Strategy", m.Strategy, "Phases", strings.Join(phases, " → ")}
+	if cv := m.Convergence; cv != nil {
+		kv = append(kv, "Policy", cv.Policy, "Converging by", convergingBy(*cv))
+		if cv.DirtyRateSource != "" {
+			kv = append(kv, "Dirty rate", fmt.Sprintf("%s/s (%s)", byteSize(cv.DirtyRate), cv.DirtyRateSource))
+		}
+		kv = append(kv, "Bandwidth", byteSize(cv.Bandwidth)+"/s")
+		if cv.Prediction != "" {
+			kv = append(kv, "Prediction", cv.Prediction)
+		}
+	} else if m.Policy != "" {
+		kv = append(kv, "Policy", m.Policy)
+	}
 	for _, d := range m.Decisions {
 		kv = append(kv, "Decision", d.At.Format("15:04:05.000")+" "+d.Action+" ("+d.Reason+")")
 	}
 	if p.MemoryTotal > 0 {
-		kv = append(kv, "Memory", fmt.Sprintf("%s transferred of %s, %s remaining", byteSize(p.MemoryTransferred), byteSize(p.MemoryTotal), byteSize(p.MemoryRemaining)))
+		mem := fmt.Sprintf("%s transferred of %s, %s remaining", byteSize(p.MemoryTransferred), byteSize(p.MemoryTotal), byteSize(p.MemoryRemaining))
+		if p.MemoryZero > 0 {
+			mem += fmt.Sprintf(" (%s of zero pages sent as markers)", byteSize(p.MemoryZero))
+		}
+		kv = append(kv, "Memory", mem)
 	}
 	if p.TotalTimeMS > 0 {
 		kv = append(kv, "Total time", (time.Duration(p.TotalTimeMS) * time.Millisecond).String(),
@@ -253,6 +271,22 @@ func writeMigration(w io.Writer, m api.Migration) error {
 		kv = append(kv, "Disk", fmt.Sprintf("%s copied of %s", byteSize(p.DiskTransferred), byteSize(p.DiskTotal)))
 	}
 	return fields(w, kv...)
+}
+
+// convergingBy says what makes a live migration finish, e.g.
+// "auto-converge (vCPUs throttled to 91 %), post-copy not permitted".
+func convergingBy(cv api.Convergence) string {
+	s := cv.Strategy
+	if cv.Throttle > 0 {
+		s += fmt.Sprintf(" (vCPUs throttled to %d %%)", cv.Throttle)
+	}
+	if cv.PredictedMS > 0 {
+		s += ", predicted " + (time.Duration(cv.PredictedMS) * time.Millisecond).Round(100*time.Millisecond).String()
+	}
+	if !cv.PostCopyAllowed {
+		s += ", post-copy not permitted"
+	}
+	return s
 }
 
 // byteSize prints a byte count in decimal units, as migration rates are.

@@ -62,6 +62,29 @@ func testVMs() []api.VM {
 	}
 }
 
+// testMigration is a live migration the auto policy made converge by
+// throttling (post-copy not permitted under TCG), then by raising the
+// throttle once.
+func testMigration() api.Migration {
+	at := func(ms int) time.Time { return created.Add(time.Duration(ms) * time.Millisecond) }
+	return api.Migration{ID: "5e1f0000-0000-4000-8000-000000000009", VM: "web-1", VMID: testVMs()[0].ID, Kind: api.KindLive,
+		State: api.MigCompleted, Source: "host1", Destination: "host2", Strategy: "shared-storage/pre-copy+auto-converge",
+		BandwidthMBps: 125, Policy: api.PolicyAuto,
+		Convergence: &api.Convergence{Policy: api.PolicyAuto, DirtyRate: 201326592, DirtyRateSource: "page-sampling 2.1s before the move",
+			Bandwidth: 125e6, Prediction: "dirty 201 MB/s against 125 MB/s: pre-copy does not converge (still 30 passes on)",
+			PredictedMS: 9210, Strategy: "auto-converge", Throttle: 97},
+		Progress: api.MigrationProgress{MemoryTotal: 1 << 30, MemoryTransferred: 1590000000, MemoryZero: 780000000, Pass: 6,
+			DowntimeMS: 41, TotalTimeMS: 10480},
+		Phases: []api.Phase{{State: api.MigQueued, At: at(0)}, {State: api.MigScheduling, At: at(0)}, {State: api.MigPreparing, At: at(4)},
+			{State: api.MigTransferring, At: at(380)}, {State: api.MigSwitchingOver, At: at(10900)}, {State: api.MigFinishing, At: at(10950)},
+			{State: api.MigCompleted, At: at(11020)}},
+		Decisions: []api.Decision{
+			{At: at(381), Action: "auto-converge", Reason: "dirty 201 MB/s against 125 MB/s: pre-copy does not converge (still 30 passes on); post-copy not allowed: throttle the vCPUs to 91 %"},
+			{At: at(6200), Action: "throttle", Reason: "pass 4 starts with 250 MB left, dirty 45 MB/s against 125 MB/s: pre-copy converges in 4 passes, 3.12s (0.4× the bound); throttle the vCPUs to 97 %"},
+		},
+		CreatedAt: created, FinishedAt: at(11020)}
+}
+
 func TestOutput(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
@@ -72,6 +95,7 @@ func TestOutput(t *testing.T) {
 		{"vm-list", func(a *app) error { return writeVMs(a, testVMs(), now) }},
 		{"vm-show", func(a *app) error { return a.printVM(testVMs()[0]) }},
 		{"vm-show-error", func(a *app) error { return a.printVM(testVMs()[1]) }},
+		{"migration-show", func(a *app) error { return writeMigration(a.out, testMigration()) }},
 		{"image-list", func(a *app) error {
 			return writeImages(a, []api.Image{
 				{Name: "testguest", Kind: "kernel", Files: []api.ImageFile{{Role: api.RoleKernel, Size: 8 << 20}, {Role: api.RoleInitrd, Size: 3<<20 + 1}}, CreatedAt: created},

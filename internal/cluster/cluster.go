@@ -110,7 +110,7 @@ func orDefault(v *time.Duration, d time.Duration) {
 // controllerArgs is the command line of the cluster's controller.
 func controllerArgs(cfg Config) []string {
 	return []string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(cfg.Port),
-		"--data-dir", filepath.Join(cfg.Dir, "controller"), "--log-level", cfg.LogLevel}
+		"--data-dir", filepath.Join(cfg.Dir, "controller"), "--shared-dir", filepath.Join(cfg.Dir, "shared"), "--log-level", cfg.LogLevel}
 }
 
 // agentArgs is the command line of host i. acc and reason are what Up

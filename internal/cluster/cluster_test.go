@@ -29,7 +29,7 @@ func TestArgs(t *testing.T) {
 		got  []string
 		want string
 	}{
-		{"controller", controllerArgs(cfg), "serve --listen 127.0.0.1:7400 --data-dir /c/controller --log-level debug"},
+		{"controller", controllerArgs(cfg), "serve --listen 127.0.0.1:7400 --data-dir /c/controller --shared-dir /c/shared --log-level debug"},
 		{"agent", agentArgs(cfg, 2, "tcg", "godwit up: no kvm"),
 			"agent --name host2 --listen 127.0.0.1:7402 --controller http://127.0.0.1:7400 --state-dir /c/hosts/host2 " +
 				"--shared-dir /c/shared --driver qemu --accel tcg --accel-reason godwit up: no kvm --memory 4096 --log-level debug"},

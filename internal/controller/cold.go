@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -57,14 +58,17 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 	}
 	start := time.Now()
 	if wasRunning {
-		if _, err := srcA.Stop(ctx, vm.ID, hostapi.StopVM{TimeoutSeconds: 60}); err != nil {
-			fail(fmt.Errorf("stop on %s: %w", src.Name, err))
-			return
-		}
+		// Added before the stop: a stop whose reply is lost (the source's
+		// agent died after stopping it) stopped the VM all the same, and
+		// starting a running VM changes nothing.
 		rb.add("restart on the source", func(ctx context.Context) error {
 			_, err := srcA.Action(ctx, vm.ID, "start")
 			return err
 		})
+		if _, err := srcA.Stop(ctx, vm.ID, hostapi.StopVM{TimeoutSeconds: 60}); err != nil {
+			fail(fmt.Errorf("stop on %s: %w", src.Name, err))
+			return
+		}
 	}
 	failpoint.Hit("cold/after-stop")
 	if local {
@@ -146,7 +150,8 @@ func (c *Controller) copyDisk(ctx context.Context, id string, dstA *hostapi.Agen
 			return ctx.Err()
 		case <-tick.C:
 		}
-		st, err := dstA.ImportStatus(ctx, req.VM.ID)
+		var st hostapi.ImportStatus
+		err := whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = dstA.ImportStatus(ctx, req.VM.ID); return err })
 		if err != nil {
 			return fmt.Errorf("read the disk copy's status: %w", err)
 		}
@@ -157,8 +162,10 @@ func (c *Controller) copyDisk(ctx context.Context, id string, dstA *hostapi.Agen
 		switch st.Status {
 		case "completed":
 			return nil
-		case "failed", "none":
+		case "failed":
 			return fmt.Errorf("disk copy: %s", st.Error)
+		case "none":
+			return errors.New("disk copy: the destination has no import of this disk (its agent restarted and lost it)")
 		}
 	}
 }

@@ -21,8 +21,20 @@ type Config struct {
 	// HostDownAfter is how long a host may miss heartbeats before it is
 	// marked down. Default 10s.
 	HostDownAfter time.Duration
+	// SharedDir is the shared pool, when the controller sees it too. It
+	// reads the hosts' leases there: a host whose lease stood still for
+	// its TTL has fenced itself, which proves it down for evacuate.
+	// Empty: only the operator's word proves a host down.
+	SharedDir string
 	// NoColdFallback forbids a migrate without a kind from falling back
 	// to a cold migration when the VM cannot move live.
 	NoColdFallback bool
-	Logger         *slog.Logger
+	// NoPostCopy keeps the auto convergence policy from switching to
+	// post-copy (a post-copy migration that loses its link loses the VM);
+	// it throttles the guest instead. A request may still ask for it.
+	NoPostCopy bool
+	// AllowTCGPostCopy offers post-copy on TCG hosts, where test guests
+	// crashed after it (docs/migration.md): for benchmarks only.
+	AllowTCGPostCopy bool
+	Logger           *slog.Logger
 }

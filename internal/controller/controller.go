@@ -41,6 +41,8 @@ type Controller struct {
 
 	in intents // intent runners and operations alive in this process
 
+	leases *leaseWatch // nil unless the controller sees the shared pool
+
 	// recovering are the migrations a previous controller left running,
 	// their VMs locked until Serve recovers them (recover.go).
 	recovering []recovery
@@ -77,7 +79,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
-		in: intents{runners: map[string]bool{}, ops: map[string]bool{}}}
+		in: intents{runners: map[string]bool{}, ops: map[string]bool{}}, leases: newLeaseWatch(cfg.SharedDir, time.Now)}
 	if _, err := c.lockInterrupted(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("find interrupted migrations: %w", err)
@@ -105,8 +107,12 @@ func Run(ctx context.Context, cfg Config) error {
 // Serve serves the API on ln and runs the host monitor until ctx is done.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	go c.monitorHosts(ctx)
+	if c.leases != nil {
+		go c.leases.run(ctx, c.log)
+	}
 	c.recoverMigrations(ctx)
 	go c.resumeIntents(ctx)
+	go c.resumeDeletes(ctx)
 	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.store.Kind(), "data_dir", c.cfg.DataDir)
 	err := httpx.Serve(ctx, ln, c.Handler(), nil)
 	c.log.Info("controller stopped")

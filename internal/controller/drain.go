@@ -63,7 +63,7 @@ func validateDrain(req *api.DrainRequest) error {
 	if req.BandwidthMBps < 0 || req.BandwidthMBps > maxBandwidthMBps {
 		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", maxBandwidthMBps)
 	}
-	return nil
+	return validatePolicy(api.KindLive, req.Policy, false, false)
 }
 
 // Drain takes a host that is up out of scheduling and moves every VM on
@@ -86,7 +86,7 @@ func (c *Controller) Drain(ctx context.Context, host string, req api.DrainReques
 		return api.Intent{}, err
 	}
 	params := api.IntentParams{OnFailure: req.OnFailure, MaxPerSource: req.MaxPerSource, MaxPerDest: req.MaxPerDest,
-		MaxPerCluster: req.MaxPerCluster, BandwidthMBps: req.BandwidthMBps, MaxDowntimeMS: req.MaxDowntimeMS}
+		MaxPerCluster: req.MaxPerCluster, BandwidthMBps: req.BandwidthMBps, MaxDowntimeMS: req.MaxDowntimeMS, Policy: req.Policy}
 	in := api.Intent{Kind: api.IntentDrain, Target: host, State: api.IntentPlanned, Params: params}
 	if err := c.planDrain(ctx, &in, h); err != nil {
 		return api.Intent{}, err
@@ -292,8 +292,11 @@ func (c *Controller) startMove(ctx context.Context, in api.Intent, op api.Operat
 	if wait != "" {
 		return api.Migration{}, outcome{state: api.OpPending, reason: wait}
 	}
-	m, err := c.migrate(ctx, vm.Name, api.MigrateRequest{Kind: kind, To: dst,
-		BandwidthMBps: in.Params.BandwidthMBps, MaxDowntimeMS: in.Params.MaxDowntimeMS}, in.ID)
+	req := api.MigrateRequest{Kind: kind, To: dst, BandwidthMBps: in.Params.BandwidthMBps, MaxDowntimeMS: in.Params.MaxDowntimeMS}
+	if kind == api.KindLive {
+		req.Policy = in.Params.Policy
+	}
+	m, err := c.migrate(ctx, vm.Name, req, in.ID)
 	if err != nil {
 		if errors.Is(err, errs.ErrConflict) && c.isBusy(vm.Name) {
 			return api.Migration{}, outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}

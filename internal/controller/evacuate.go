@@ -60,6 +60,11 @@ func (c *Controller) Evacuate(ctx context.Context, host string, req api.Evacuate
 	}
 	in := api.Intent{Kind: api.IntentEvacuate, Target: host, State: api.IntentPlanned,
 		Params: api.IntentParams{HostIsDown: req.HostIsDown, AllowDataLoss: req.AllowDataLoss}}
+	if proof := c.fencingEvidence(h); proof != "" {
+		in.Notes = append(in.Notes, "proven down: "+proof)
+	} else {
+		in.Notes = append(in.Notes, "proven down: the operator's word (--host-is-down)")
+	}
 	if err := c.planEvacuate(ctx, &in, h); err != nil {
 		return api.Intent{}, err
 	}
@@ -71,14 +76,16 @@ func (c *Controller) Evacuate(ctx context.Context, host string, req api.Evacuate
 
 // notProvenDown says why a host cannot be treated as dead, or "" when it
 // can. Heartbeats stopping is not enough: a host cut off from the
-// controller may still run its VMs and write their disks.
+// controller may still run its VMs and write their disks. Proof is its
+// lease on the shared pool expiring (fencingEvidence) or the operator's
+// word; a lease still being renewed overrules the operator.
 func (c *Controller) notProvenDown(h api.Host, confirmed bool) string {
 	if h.State == api.HostUp {
 		return fmt.Sprintf("host %s is up (last heartbeat %s ago): evacuate rebuilds the VMs of a dead host; to move VMs off a running host use: godwit drain %s",
 			h.Name, time.Since(h.LastHeartbeat).Round(time.Second), h.Name)
 	}
-	if c.fencingEvidence(h) != "" {
-		return ""
+	if why, judged := c.leaseRefusal(h, confirmed); judged {
+		return why
 	}
 	if !confirmed {
 		return fmt.Sprintf("host %s stopped sending heartbeats %s ago, but nothing proves it is dead: it may still run its VMs behind a network split. Make sure it is powered off or fenced, then confirm with --host-is-down",
@@ -86,12 +93,6 @@ func (c *Controller) notProvenDown(h api.Host, confirmed bool) string {
 	}
 	return ""
 }
-
-// fencingEvidence returns proof that a host can no longer write its VMs'
-// disks (its shared-pool lease expired), or "" when there is none. Leases
-// arrive with the reliability work (issue 6); until then only the
-// operator's confirmation proves a host down.
-func (c *Controller) fencingEvidence(api.Host) string { return "" }
 
 // planEvacuate fills in an evacuation's operations: one rebuild per VM.
 func (c *Controller) planEvacuate(ctx context.Context, in *api.Intent, src api.Host) error {

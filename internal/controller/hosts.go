@@ -177,6 +177,7 @@ func (c *Controller) listHosts(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	c.withLeases(hosts)
 	httpx.JSON(w, http.StatusOK, hosts)
 }
 
@@ -187,6 +188,7 @@ func (c *Controller) getHost(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	c.withLeases(hosts)
 	for _, h := range hosts {
 		if h.Name == name {
 			httpx.JSON(w, http.StatusOK, h)

@@ -173,13 +173,14 @@ func TestDrainCancel(t *testing.T) {
 	ctx := context.Background()
 	tc.importFakeKernel(t, "guest")
 	for _, name := range []string{"a", "b", "c"} {
-		// Never converges at 1 MB/s: the migration runs until aborted.
+		// Never converges at 1 MB/s with plain pre-copy: the migration
+		// runs until aborted.
 		if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: name, Image: "guest", Pool: api.PoolShared, Host: "host1",
 			Cmdline: "dirty_mb=64 dirty_rate_mb=50", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	in, err := tc.client.Drain(ctx, "host1", api.DrainRequest{BandwidthMBps: 1, MaxPerSource: 1})
+	in, err := tc.client.Drain(ctx, "host1", api.DrainRequest{BandwidthMBps: 1, MaxPerSource: 1, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}

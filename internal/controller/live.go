@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -33,7 +34,7 @@ func (r *rollback) run(ctx context.Context, log *slog.Logger) error {
 	defer cancel()
 	var errs []error
 	for i := len(r.steps) - 1; i >= 0; i-- {
-		if err := r.steps[i](uctx); err != nil {
+		if err := whileUnavailable(uctx, r.steps[i]); err != nil {
 			log.Error("rollback step failed", "step", r.names[i], "err", err)
 			errs = append(errs, fmt.Errorf("%s: %w", r.names[i], err))
 		}
@@ -95,7 +96,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	}
 	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
 	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, MaxDowntimeMS: m.MaxDowntimeMS,
-		BandwidthMBps: m.BandwidthMBps, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge}); err != nil {
+		BandwidthMBps: m.BandwidthMBps, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy}); err != nil {
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
 		return
 	}
@@ -114,7 +115,8 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	}
 	fctx := context.WithoutCancel(ctx)
 	failpoint.Hit("live/switch-over")
-	rep, err := dstA.CompleteIncoming(fctx, vm.ID)
+	var rep hostapi.VMReport
+	err = whileUnavailable(fctx, func(ctx context.Context) (err error) { rep, err = dstA.CompleteIncoming(ctx, vm.ID); return err })
 	if err != nil {
 		fail(fmt.Errorf("the source finished but the guest did not resume on %s: %w", dst.Name, err))
 		return
@@ -175,27 +177,40 @@ func (c *Controller) failure(ctx context.Context, id string, log *slog.Logger, r
 func (c *Controller) watchTransfer(ctx context.Context, id string, srcA *hostapi.Agent, vmID string) (hostapi.MigrationStatus, error) {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	var stall stallWatch
 	for {
 		select {
 		case <-ctx.Done():
 			return hostapi.MigrationStatus{}, ctx.Err()
 		case <-tick.C:
 		}
-		st, err := srcA.MigrationStatus(ctx, vmID)
+		var st hostapi.MigrationStatus
+		err := whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = srcA.MigrationStatus(ctx, vmID); return err })
 		if err != nil {
 			return st, fmt.Errorf("read migration status: %w", err)
 		}
 		c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
 			m.Strategy = st.Strategy
 			m.Progress = progress(st)
+			if st.Convergence != nil {
+				m.Convergence = st.Convergence
+			}
+			m.Decisions = mergeDecisions(m.Decisions, st.Decisions)
 			return nil
 		})
+		if stall.stalled(time.Now(), st.MemoryTransferred+st.DiskTransferred) && st.Status == "active" && !strings.Contains(st.Strategy, "post-copy") {
+			return st, fmt.Errorf("nothing moved for %s: the migration link is cut or stalled", stallTimeout)
+		}
 		switch st.Status {
 		case "completed":
 			return st, nil
 		case "failed", "cancelled", "none":
 			reason := st.Error
-			if reason == "" {
+			switch {
+			case reason != "":
+			case st.Status == "none":
+				reason = "the source has no outgoing migration any more (its agent restarted and lost it)"
+			default:
 				reason = "migration " + st.Status + " on the source"
 			}
 			return st, errors.New(reason)
@@ -206,7 +221,7 @@ func (c *Controller) watchTransfer(ctx context.Context, id string, srcA *hostapi
 func progress(st hostapi.MigrationStatus) api.MigrationProgress {
 	p := api.MigrationProgress{
 		MemoryTotal: st.MemoryTotal, MemoryTransferred: st.MemoryTransferred, MemoryRemaining: st.MemoryRemaining,
-		DiskTotal: st.DiskTotal, DiskTransferred: st.DiskTransferred,
+		MemoryZero: st.MemoryZero, DiskTotal: st.DiskTotal, DiskTransferred: st.DiskTransferred,
 		DirtyRate: st.DirtyRate, Throughput: st.Throughput, Pass: st.Pass,
 		ExpectedDowntimeMS: st.ExpectedDowntimeMS, DowntimeMS: st.DowntimeMS, TotalTimeMS: st.TotalTimeMS,
 	}
@@ -216,6 +231,24 @@ func progress(st hostapi.MigrationStatus) api.MigrationProgress {
 		p.ETAMS = int64(float64(st.MemoryRemaining) / net * 1000)
 	}
 	return p
+}
+
+// mergeDecisions adds the driver's decisions (the convergence engine's
+// choices and switches) to the migration's own, once each.
+func mergeDecisions(have, from []api.Decision) []api.Decision {
+	for _, d := range from {
+		seen := false
+		for _, h := range have {
+			if h.At.Equal(d.At) && h.Action == d.Action {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			have = append(have, d)
+		}
+	}
+	return have
 }
 
 // cancelOnSource cancels an outgoing migration and waits until the source

@@ -48,12 +48,13 @@ func TestMigrateBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A slow migration, to be "already moving" (the fake reads the guest's
-	// dirty rate from its command line; this one never converges at 1 MB/s).
+	// dirty rate from its command line; this one never converges at 1 MB/s
+	// with plain pre-copy).
 	if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "busy", Image: "guest", Pool: api.PoolShared, Host: "host2",
 		Cmdline: "dirty_mb=64 dirty_rate_mb=50", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}}); err != nil {
 		t.Fatal(err)
 	}
-	moving, err := tc.client.Migrate(ctx, "busy", api.MigrateRequest{Kind: api.KindLive, To: "host1", BandwidthMBps: 1})
+	moving, err := tc.client.Migrate(ctx, "busy", api.MigrateRequest{Kind: api.KindLive, To: "host1", BandwidthMBps: 1, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,8 @@ func TestForceComplete(t *testing.T) {
 		Cmdline: "dirty_mb=64 dirty_rate_mb=200", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := tc.client.Migrate(ctx, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100})
+	// Plain pre-copy: the engine would make it converge by itself.
+	m, err := tc.client.Migrate(ctx, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +298,7 @@ func TestConvergenceOptions(t *testing.T) {
 		decision string
 	}{
 		{"auto-converge", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, AutoConverge: true}, false, "shared-storage/pre-copy+auto-converge", ""},
-		{"post-copy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, PostCopy: true}, true, "shared-storage/pre-copy+post-copy", "switched to post-copy"},
+		{"post-copy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, PostCopy: true, Policy: api.PolicyPreCopy}, true, "shared-storage/pre-copy+post-copy", "switched to post-copy"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: tt.name, Image: "guest", Pool: api.PoolShared, Host: "host1",

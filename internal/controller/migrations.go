@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -66,7 +68,51 @@ func validateMigrate(req api.MigrateRequest) error {
 	if req.BandwidthMBps < 0 || req.BandwidthMBps > maxBandwidthMBps {
 		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", maxBandwidthMBps)
 	}
+	return validatePolicy(req.Kind, req.Policy, req.PostCopy, req.NoPostCopy)
+}
+
+// validatePolicy checks a live migration's convergence policy.
+func validatePolicy(kind, policy string, postCopy, noPostCopy bool) error {
+	if policy != "" && !slices.Contains(api.Policies, policy) {
+		return errs.Invalid("policy %q is unknown; use one of %s", policy, strings.Join(api.Policies, ", "))
+	}
+	if kind == api.KindCold && (policy != "" || noPostCopy) {
+		return errs.Invalid("policy and no_post_copy tune live migrations; a cold migration moves a stopped VM")
+	}
+	if noPostCopy && (postCopy || policy == api.PolicyPostCopy) {
+		return errs.Invalid("no_post_copy contradicts post_copy (or policy post-copy); ask for one")
+	}
 	return nil
+}
+
+// postCopyFor decides whether a live migration may switch to post-copy:
+// asked for explicitly (post_copy, or the post-copy policy), it must be
+// possible or the request is refused; under the auto policy it is
+// permitted wherever it is possible and neither the cluster nor the
+// request forbids it. It is not possible with a block copy of a local
+// disk, nor under TCG unless the cluster says otherwise (guests crashed
+// on arrival there, docs/migration.md).
+func (c *Controller) postCopyFor(vm api.VM, src api.Host, req api.MigrateRequest) (bool, error) {
+	explicit := req.PostCopy || req.Policy == api.PolicyPostCopy
+	auto := req.Policy == "" || req.Policy == api.PolicyAuto
+	var why string
+	switch {
+	case vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0:
+		why = fmt.Sprintf("vm %q has a local disk, copied by block mirror; post-copy with a block copy is not supported (drop post_copy, or use the shared pool)", vm.Name)
+	case src.Accelerator == "tcg" && !c.cfg.AllowTCGPostCopy:
+		// Measured here: guests switched to post-copy under TCG oopsed on
+		// arrival in 2 of 3 runs (pre-copy, capped, in none).
+		why = "post-copy is not offered under TCG: guests crashed on arrival in tests (see docs/migration.md); force-complete will pause the guest instead"
+	}
+	switch {
+	case explicit && why != "":
+		return false, errs.NotSupported("%s", why)
+	case explicit:
+		return true, nil
+	case auto && why == "" && !c.cfg.NoPostCopy && !req.NoPostCopy:
+		return true, nil
+	}
+	return false, nil
 }
 
 // Migrate checks a migration request, chooses (or checks) the destination
@@ -108,8 +154,6 @@ func (c *Controller) migrate(ctx context.Context, name string, req api.MigrateRe
 	switch {
 	case live && vm.State != api.VMRunning:
 		return api.Migration{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
-	case live && req.PostCopy && vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0:
-		return api.Migration{}, errs.NotSupported("vm %q has a local disk, copied by block mirror; post-copy with a block copy is not supported (drop post_copy, or use the shared pool)", name)
 	case !live && vm.State != api.VMRunning && vm.State != api.VMStopped:
 		return api.Migration{}, errs.Conflict("vm %q is %s; a cold migration moves a running or stopped VM", name, vm.State)
 	}
@@ -117,10 +161,16 @@ func (c *Controller) migrate(ctx context.Context, name string, req api.MigrateRe
 	if err != nil {
 		return api.Migration{}, err
 	}
-	if req.PostCopy && src.Accelerator == "tcg" {
-		// Measured here: guests switched to post-copy under TCG oopsed on
-		// arrival in 2 of 3 runs (pre-copy, capped, in none).
-		return api.Migration{}, errs.NotSupported("post-copy is not offered under TCG: guests crashed on arrival in tests (see docs/migration.md); force-complete will pause the guest instead")
+	if live {
+		if req.AutoConverge && req.Policy == "" {
+			req.Policy = api.PolicyAutoConverge // what auto_converge alone always meant
+		}
+		if req.PostCopy, err = c.postCopyFor(vm, src, req); err != nil {
+			return api.Migration{}, err
+		}
+		if req.Policy == "" {
+			req.Policy = api.PolicyAuto
+		}
 	}
 	m, dst, err := c.reserveDestination(ctx, vm, src, req, intent)
 	if err != nil && auto && live && errors.Is(err, errs.ErrNoCapacity) && !c.cfg.NoColdFallback {
@@ -199,7 +249,7 @@ func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.
 	m := api.Migration{
 		ID: newUUID(), Intent: intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
 		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBps: req.BandwidthMBps,
-		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge,
+		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
 		CreatedAt: now, UpdatedAt: now,
 	}
@@ -274,6 +324,9 @@ func (c *Controller) AbortMigration(ctx context.Context, id string) (api.Migrati
 	}
 	if m.State == api.MigSwitchingOver || m.State == api.MigFinishing {
 		return m, errs.Conflict("migration %s is %s: the VM already runs on the destination; it cannot be aborted now", id, m.State)
+	}
+	if strings.Contains(m.Strategy, "post-copy") {
+		return m, errs.Conflict("migration %s switched to post-copy: the VM runs on %s while its memory follows; it can only finish", id, m.Destination)
 	}
 	cancel()
 	c.log.Info("migration abort requested", "op", id, "vm", m.VM)

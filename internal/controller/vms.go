@@ -349,7 +349,8 @@ func (c *Controller) DeleteVM(ctx context.Context, name string) error {
 		}
 		actx, cancel := context.WithTimeout(ctx, agentCallTimeout)
 		defer cancel()
-		if err := c.agent(host.Address).DeleteVM(actx, vm.ID); err != nil {
+		// Not found there is done: a delete a killed controller began.
+		if err := c.agent(host.Address).DeleteVM(actx, vm.ID); err != nil && !errors.Is(err, errs.ErrNotFound) {
 			_, _ = c.store.UpdateVM(context.WithoutCancel(ctx), name, func(v *api.VM) error {
 				v.State, v.StateReason = api.VMError, "delete failed: "+err.Error()
 				return nil
@@ -359,6 +360,38 @@ func (c *Controller) DeleteVM(ctx context.Context, name string) error {
 	}
 	c.log.Info("vm deleted", "vm", name, "host", vm.Host)
 	return c.store.DeleteVM(ctx, name)
+}
+
+// resumeDeletes finishes the deletes a previous controller began (VMs
+// recorded in state deleting): the record must not outlive the VM, nor
+// stay deleting with nothing behind it. A host that does not answer is
+// asked again until it does.
+func (c *Controller) resumeDeletes(ctx context.Context) {
+	vms, err := c.store.VMs(ctx, store.VMFilter{})
+	if err != nil {
+		c.log.Error("resume deletes", "err", err)
+		return
+	}
+	for _, vm := range vms {
+		if vm.State != api.VMDeleting {
+			continue
+		}
+		go func(name string) {
+			for {
+				err := c.DeleteVM(ctx, name)
+				if err == nil || errors.Is(err, errs.ErrNotFound) {
+					c.log.Info("interrupted delete finished", "vm", name)
+					return
+				}
+				c.log.Warn("interrupted delete: retrying", "vm", name, "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(recoveryRetry):
+				}
+			}
+		}(vm.Name)
+	}
 }
 
 // console proxies a VM's serial console from its agent.

@@ -3,6 +3,8 @@ package driver
 import (
 	"context"
 	"time"
+
+	"github.com/godwit/godwit/internal/driver/converge"
 )
 
 // LiveMigrator is implemented by drivers that can move a running VM's
@@ -60,6 +62,15 @@ type MigrateOptions struct {
 	// AutoConverge lets QEMU throttle the guest's vCPUs when pre-copy
 	// does not converge, more each pass.
 	AutoConverge bool
+	// Policy is how the migration is made to converge: converge.Auto (the
+	// engine, when empty) or one of the peers' fixed policies. PostCopy
+	// above says whether it may switch to post-copy.
+	Policy string
+	// TimeoutPerGiB bounds the migration per GiB of RAM, and
+	// TimeoutAction (converge.TimeoutForce or TimeoutAbort) says what
+	// then; zero values take the policy's defaults.
+	TimeoutPerGiB time.Duration
+	TimeoutAction string
 }
 
 // Migration statuses a driver reports.
@@ -78,11 +89,15 @@ type MigrationStatus struct {
 	Strategy string // e.g. shared-storage/pre-copy
 
 	MemoryTotal, MemoryTransferred, MemoryRemaining int64 // bytes
+	MemoryZero                                      int64 // bytes of zero pages, sent as markers
 	DiskTotal, DiskTransferred                      int64 // bytes, for a block copy
 	DirtyRate                                       int64 // bytes/s
 	Throughput                                      float64
 	Pass                                            int
 	ExpectedDowntime, Downtime, TotalTime           time.Duration
+	Throttle                                        int // vCPU throttle now, %
+	// Convergence is the engine's reasoning and decisions so far.
+	Convergence *converge.Report
 }
 
 // ForceCompleter is implemented by drivers that can make a migration that

@@ -47,6 +47,7 @@ func TestControllerKilledAtEveryStep(t *testing.T) {
 	}
 	sort.Strings(table)
 	t.Logf("controller kill -9 at each step → outcome after restart:\n%s", strings.Join(table, "\n"))
+	faultTable(t, "controller-kills", table)
 }
 
 // killAt migrates vm to the other host with the failpoint armed, waits for

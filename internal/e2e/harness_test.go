@@ -108,7 +108,8 @@ type cluster struct {
 	agentAddrs map[string]string
 	client     *api.Client
 	downAfter  time.Duration
-	ctrlEnv    []string // extra environment of the next controller start (failpoints)
+	ctrlEnv    []string            // extra environment of the next controller start (failpoints)
+	agentEnv   map[string][]string // extra environment of an agent's next start, by host
 }
 
 type clusterOpts struct {
@@ -141,6 +142,13 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	// Registered first, so it runs last: whatever a test left running
 	// under its directory is killed by PID, and the test fails for it.
 	t.Cleanup(func() {
+		// The agents' fencing watchdogs outlive them by design (they
+		// guard QEMUs an agent left running): stopped here by PID.
+		for name := range c.agentAddrs {
+			if pid := watchdogPID(c.stateDir(name)); pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
 		if pids := qemuPIDs(c.dir); len(pids) > 0 {
 			for _, pid := range pids {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -173,6 +181,9 @@ func (c *cluster) start(name string, args ...string) *proc {
 	if name == "controller" && len(c.ctrlEnv) > 0 {
 		cmd.Env = append(os.Environ(), c.ctrlEnv...)
 	}
+	if env := c.agentEnv[name]; len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}
@@ -201,7 +212,8 @@ func tail(s string, n int) string {
 
 func (c *cluster) startController() {
 	c.ctrl = c.start("controller", "serve", "--listen", c.ctrlAddr,
-		"--data-dir", filepath.Join(c.dir, "controller"), "--host-down-after", c.downAfter.String())
+		"--data-dir", filepath.Join(c.dir, "controller"), "--host-down-after", c.downAfter.String(),
+		"--shared-dir", c.sharedDir())
 	c.eventually(30*time.Second, "controller answers", func() error {
 		_, err := c.client.Version(context.Background())
 		return err
@@ -342,6 +354,21 @@ func qemuPIDs(s string) []int {
 		}
 	}
 	return pids
+}
+
+// watchdogPID is the PID of the fencing watchdog of an agent's state
+// directory, if one runs, else 0.
+func watchdogPID(stateDir string) int {
+	b, err := os.ReadFile(filepath.Join(stateDir, "fence", "watchdog.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if cl, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline")); pid <= 0 || err != nil ||
+		!strings.Contains(string(cl), "agent-watchdog") || !strings.Contains(string(cl), stateDir) {
+		return 0
+	}
+	return pid
 }
 
 // files lists files under dir whose names end in suffix.

@@ -164,7 +164,9 @@ func TestDrainQEMU(t *testing.T) {
 // shared disk stays.
 func TestEvacuateQEMU(t *testing.T) {
 	requireQEMU(t)
-	c := newCluster(t, clusterOpts{hosts: 3, driver: "qemu", downAfter: 3 * time.Second})
+	// Renewals every 500 ms: --host-is-down is refused while the lease
+	// was renewed lately, and 3 s after the kill it must not have been.
+	c := newCluster(t, clusterOpts{hosts: 3, driver: "qemu", downAfter: 3 * time.Second, agentArgs: []string{"--lease-renew", "500ms"}})
 	c.importGuest()
 	shared, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "keeper", Image: "testguest", Pool: api.PoolShared, Host: "host1",
 		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 64}})

@@ -61,7 +61,10 @@ func (c *cluster) noOops(vm string) {
 	b, _ := io.ReadAll(rc)
 	for _, bad := range []string{"Oops", "BUG:", "Kernel panic", "general protection fault"} {
 		if i := strings.Index(string(b), bad); i >= 0 {
-			c.t.Errorf("vm %s console shows %q: %s", vm, bad, b[i:min(len(b), i+400)])
+			// The oops itself (registers, call trace) comes before a
+			// panic line: show what led to it.
+			c.t.Errorf("vm %s console shows %q:\n%s", vm, bad, b[max(0, i-4000):min(len(b), i+400)])
+			break
 		}
 	}
 }
@@ -135,7 +138,7 @@ func TestLiveMigrationQEMU(t *testing.T) {
 
 	// Abort: at 1 MB/s the transfer cannot finish before it.
 	here := moved.Host
-	m2, err := c.client.Migrate(bg, "mover", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 1})
+	m2, err := c.client.Migrate(bg, "mover", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 1, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,8 +255,10 @@ func TestLiveMigrationDestinationKilledQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitHeartbeat("victim", 2, 90*time.Second)
-	// 2 MB/s: the transfer takes long enough to be interrupted.
-	m, err := c.client.Migrate(bg, "victim", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 2})
+	// 2 MB/s, plain pre-copy (never post-copy, which a dead destination
+	// would take the guest with): the transfer lasts long enough to be
+	// interrupted.
+	m, err := c.client.Migrate(bg, "victim", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 2, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +383,7 @@ func TestForceCompleteQEMU(t *testing.T) {
 		postCopy bool
 		how      string
 	}{{false, "paused the guest"}} {
-		m, err := c.client.Migrate(bg, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 20, PostCopy: tt.postCopy})
+		m, err := c.client.Migrate(bg, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 20, PostCopy: tt.postCopy, Policy: api.PolicyPreCopy})
 		if err != nil {
 			t.Fatal(err)
 		}

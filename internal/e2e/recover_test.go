@@ -27,9 +27,9 @@ func TestControllerKilledDuringLiveMigrations(t *testing.T) {
 		}
 		return vm
 	}
-	stuck := mk("stuck", "dirty_mb=64 dirty_rate_mb=50") // never converges at 1 MB/s
+	stuck := mk("stuck", "dirty_mb=64 dirty_rate_mb=50") // never converges at 1 MB/s with pre-copy
 	quick := mk("quick", "")                             // 128 MiB at 20 MB/s: about 7 s
-	ms, err := c.client.Migrate(bg, "stuck", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 1})
+	ms, err := c.client.Migrate(bg, "stuck", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 1, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // Heartbeat is one line the test guest prints:
 //
-//	godwit-guest hb=12 up_ms=2400 cpus=1 mem_mib=236 disk_mib=64 disk_rec=3 disk_bad=0
+//	godwit-guest hb=12 up_ms=2400 cpus=1 mem_mib=236 disk_mib=64 disk_rec=3 disk_bad=0 mem_bad=0
 type Heartbeat struct {
 	Counter     int64
 	UpMS        int64
@@ -21,6 +21,9 @@ type Heartbeat struct {
 	DiskMiB     int
 	DiskRecords int
 	DiskBad     int
+	// MemBad counts pages of the guest's dirty set found not holding what
+	// the guest last wrote there: writes a migration lost.
+	MemBad int64
 }
 
 // ParseHeartbeat parses one heartbeat line; ok is false for other lines.
@@ -54,6 +57,9 @@ func Parse(line string) (hb Heartbeat, ok bool) {
 			hb.DiskRecords = int(n)
 		case "disk_bad":
 			hb.DiskBad = int(n)
+		case "mem_bad":
+			hb.MemBad = n // newer guests only: not counted in seen
+			continue
 		default:
 			continue
 		}

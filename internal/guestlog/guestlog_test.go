@@ -15,6 +15,8 @@ func TestParseHeartbeat(t *testing.T) {
 			Heartbeat{Counter: 12, UpMS: 2400, CPUs: 2, MemMiB: 236, DiskMiB: 64, DiskRecords: 3, DiskBad: 1}},
 		{"\x1b[0mgodwit-guest hb=1 up_ms=0 cpus=1 mem_mib=100 disk_mib=0 disk_rec=0 disk_bad=0\r", true,
 			Heartbeat{Counter: 1, CPUs: 1, MemMiB: 100}},
+		{"godwit-guest hb=7 up_ms=1400 cpus=1 mem_mib=180 disk_mib=0 disk_rec=0 disk_bad=0 mem_bad=12", true,
+			Heartbeat{Counter: 7, UpMS: 1400, CPUs: 1, MemMiB: 180, MemBad: 12}},
 		{"godwit-guest hb=3 up_ms=10 cpus=1", false, Heartbeat{}},
 		{"godwit-guest start cmdline=console=ttyS0", false, Heartbeat{}},
 		{"[    0.000000] Linux version 6.1", false, Heartbeat{}},

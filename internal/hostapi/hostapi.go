@@ -86,6 +86,11 @@ type MigrateOut struct {
 	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
 	PostCopy      bool   `json:"post_copy,omitempty"`
 	AutoConverge  bool   `json:"auto_converge,omitempty"`
+	Policy        string `json:"policy,omitempty"`
+	// CompletionTimeoutPerGiB bounds the migration (per GiB of RAM) and
+	// TimeoutAction says what then: abort or force.
+	CompletionTimeoutPerGiBS int    `json:"completion_timeout_per_gib_s,omitempty"`
+	TimeoutAction            string `json:"timeout_action,omitempty"`
 }
 
 // MigrationStatus is the answer to GET /v1/vms/{id}/migration.
@@ -96,6 +101,7 @@ type MigrationStatus struct {
 	MemoryTotal        int64   `json:"memory_total"`
 	MemoryTransferred  int64   `json:"memory_transferred"`
 	MemoryRemaining    int64   `json:"memory_remaining"`
+	MemoryZero         int64   `json:"memory_zero,omitempty"`
 	DiskTotal          int64   `json:"disk_total,omitempty"`
 	DiskTransferred    int64   `json:"disk_transferred,omitempty"`
 	DirtyRate          int64   `json:"dirty_rate"`
@@ -104,6 +110,9 @@ type MigrationStatus struct {
 	ExpectedDowntimeMS int64   `json:"expected_downtime_ms"`
 	DowntimeMS         int64   `json:"downtime_ms"`
 	TotalTimeMS        int64   `json:"total_time_ms"`
+	// Convergence and Decisions are the engine's reasoning and actions.
+	Convergence *api.Convergence `json:"convergence,omitempty"`
+	Decisions   []api.Decision   `json:"decisions,omitempty"`
 }
 
 // ImportDisk is the body of POST /v1/vms/{id}/import (to the destination

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/driver/converge"
 	"github.com/godwit/godwit/internal/errs"
 )
 
@@ -27,17 +28,22 @@ var _ driver.LiveMigrator = (*Driver)(nil)
 
 // Defaults of the model when the migration sets none.
 const (
-	defaultBandwidth   = 1e9 // bytes/s: a fast simulated link
-	defaultMaxDowntime = 300 * time.Millisecond
-	modelTick          = 10 * time.Millisecond
+	defaultBandwidth = 1e9 // bytes/s: a fast simulated link
+	modelTick        = 10 * time.Millisecond
 )
 
 type outgoing struct {
 	st       driver.MigrationStatus
 	cancel   context.CancelFunc
-	paused   bool // ForceComplete: the guest dirties nothing more
+	eng      *converge.Engine
+	setup    converge.Setup
+	paused   bool // ForceComplete or the engine: the guest dirties nothing more
 	postCopy bool // post-copy allowed
-	switched bool // ForceComplete switched to post-copy: done at once
+	switched bool // switched to post-copy: done at once
+	// throttleInitial and throttleStep are QEMU's cpu-throttle-initial
+	// and -increment, which the engine may raise while it runs.
+	throttleInitial, throttleStep int
+	abort                         string // the engine aborted it, why
 }
 
 var _ driver.ForceCompleter = (*Driver)(nil)
@@ -130,7 +136,11 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 	return driver.Incoming{URI: "tcp:" + ln.Addr().String()}, nil
 }
 
-// MigrateOut implements driver.LiveMigrator.
+// MigrateOut implements driver.LiveMigrator. The convergence engine runs
+// as it does with QEMU: it sees the guest's dirty rate "measured" before
+// the move (the working set it rewrites in a second, as page-sampling
+// reads it) and the model's pass statistics, and its actions change the
+// model's physics.
 func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, opts driver.MigrateOptions) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -148,48 +158,51 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if bw <= 0 {
 		bw = defaultBandwidth
 	}
-	limit := opts.MaxDowntime
-	if limit <= 0 {
-		limit = defaultMaxDowntime
-	}
+	ram := int64(v.st.Spec.MemoryMiB) << 20
+	set, rate := guestDirty(v.st.Spec.Cmdline)
+	est := converge.Estimate{DirtyRate: min(set, rate), Source: "page-sampling (modelled)"}
+	eng := converge.New(converge.Config{Policy: opts.Policy, Bandwidth: bw, MaxDowntime: opts.MaxDowntime, RAM: ram,
+		PostCopy: opts.PostCopy, AutoConverge: opts.AutoConverge, TimeoutPerGiB: opts.TimeoutPerGiB, TimeoutAction: opts.TimeoutAction}, est, nil)
+	setup := eng.Setup()
 	mctx, cancel := context.WithCancel(context.Background())
-	strategy := "shared-storage/pre-copy"
-	if opts.AutoConverge {
-		strategy += "+auto-converge"
-	}
-	v.out = &outgoing{cancel: cancel, postCopy: opts.PostCopy, st: driver.MigrationStatus{Status: driver.MigrationActive, Strategy: strategy,
-		MemoryTotal: int64(v.st.Spec.MemoryMiB) << 20}}
-	go d.model(mctx, v, strings.TrimPrefix(to.URI, "tcp:"), bw, limit, v.st.StartedAt, opts.AutoConverge)
+	v.out = &outgoing{cancel: cancel, eng: eng, setup: setup, postCopy: opts.PostCopy,
+		throttleInitial: setup.ThrottleInitial, throttleStep: setup.ThrottleIncrement,
+		st: driver.MigrationStatus{Status: driver.MigrationActive, Strategy: "shared-storage/pre-copy", MemoryTotal: ram}}
+	go d.model(mctx, v, strings.TrimPrefix(to.URI, "tcp:"), bw, v.st.StartedAt)
 	return nil
 }
 
 // model runs one outgoing migration's physics until it completes or is
 // cancelled.
-func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limit time.Duration, startedAt time.Time, autoConverge bool) {
+func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, startedAt time.Time) {
 	set, baseRate := guestDirty(v.st.Spec.Cmdline)
-	rate, throttle := baseRate, 0.0
 	d.mu.Lock()
-	total := float64(v.out.st.MemoryTotal)
+	out := v.out
+	total := float64(out.st.MemoryTotal)
+	limit, autoConverge := out.setup.MaxDowntime, out.setup.AutoConverge
 	d.mu.Unlock()
+	rate, throttle := baseRate, 0
+	dirtyRate := rate // as QEMU reports it: pages newly dirtied in the last pass, per second
 	remaining, sent, pass := total, 0.0, 1
+	passStart, high := total, 0 // what the pass began with; high passes in a row
 	var passTime time.Duration
 	begin := time.Now()
-	update := func(f func(*driver.MigrationStatus)) {
-		d.mu.Lock()
-		f(&v.out.st)
-		d.mu.Unlock()
-	}
 	tick := time.NewTicker(modelTick)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			update(func(st *driver.MigrationStatus) { st.Status = driver.MigrationCancelled })
+			d.mu.Lock()
+			out.st.Status = driver.MigrationCancelled
+			if out.abort != "" {
+				out.st.Status, out.st.Error = driver.MigrationFailed, out.abort
+			}
+			d.mu.Unlock()
 			return
 		case <-tick.C:
 		}
 		d.mu.Lock()
-		paused, switched := v.out.paused, v.out.switched
+		paused, switched := out.paused, out.switched
 		d.mu.Unlock()
 		if paused {
 			rate, set = 0, 0
@@ -202,13 +215,31 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 		if step >= remaining {
 			sent += remaining
 			// End of a pass: what was dirtied during it is the next pass.
-			remaining = min(set, rate*passTime.Seconds())
-			pass, passTime = pass+1, 0
-			if autoConverge && pass > 2 {
-				// QEMU's defaults: throttle 20 %, then 10 % more a pass.
-				throttle = min(0.99, max(0.2, throttle+0.1))
-				rate = baseRate * (1 - throttle)
+			dirtied := min(set, rate*passTime.Seconds())
+			// QEMU's auto-converge: two passes in a row that dirtied more
+			// than half of what they sent raise the throttle (first to the
+			// initial value, then by the increment), and each such pass
+			// after them raises it again.
+			if dirtied > passStart/2 && rate > 0 {
+				high++
+			} else {
+				high = 0
 			}
+			if autoConverge && high >= 2 {
+				d.mu.Lock()
+				if throttle == 0 {
+					throttle = out.throttleInitial
+				} else {
+					throttle = min(99, throttle+out.throttleStep)
+				}
+				d.mu.Unlock()
+				rate = baseRate * float64(100-throttle) / 100
+			}
+			if passTime > 0 {
+				dirtyRate = dirtied / passTime.Seconds()
+			}
+			remaining, passStart = dirtied, dirtied
+			pass, passTime = pass+1, 0
 		} else {
 			sent += step
 			remaining -= step
@@ -218,36 +249,62 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, limi
 		// bitmap before deciding, so it counts those too).
 		pending := remaining + min(set, rate*passTime.Seconds())
 		expected := time.Duration(pending / bw * float64(time.Second))
-		update(func(st *driver.MigrationStatus) {
-			st.MemoryTransferred, st.MemoryRemaining, st.Pass = int64(sent), int64(remaining), pass
-			st.DirtyRate, st.Throughput, st.ExpectedDowntime = int64(rate), bw, expected
-		})
+		d.mu.Lock()
+		st := &out.st
+		st.MemoryTransferred, st.MemoryRemaining, st.Pass = int64(sent), int64(remaining), pass
+		st.DirtyRate, st.Throughput, st.ExpectedDowntime, st.Throttle = int64(dirtyRate), bw, expected, throttle
+		for _, a := range out.eng.Observe(converge.Sample{Elapsed: time.Since(begin), Pass: pass, Transferred: int64(sent),
+			Remaining: int64(remaining), DirtyRate: dirtyRate, Throughput: bw, Throttle: throttle}) {
+			d.apply(out, a, throttle)
+		}
+		d.mu.Unlock()
 		if pass > 1 && expected <= limit {
 			break
 		}
 	}
-	// Switch-over: pause, send the rest and the guest's state (after a
-	// switch to post-copy, only the state: the rest is pulled later).
+	// Switch-over: pause, send the rest and the guest's state. After a
+	// switch to post-copy only the state stops the guest; the rest is
+	// sent while it runs on the destination, each page once.
 	remaining += min(set, rate*passTime.Seconds())
 	d.mu.Lock()
-	if v.out.switched {
-		remaining = 0
-	}
+	switched := out.switched
 	d.mu.Unlock()
+	downtime := time.Duration(remaining / bw * float64(time.Second))
+	if switched {
+		downtime = modelTick
+	}
 	time.Sleep(time.Duration(remaining / bw * float64(time.Second)))
 	err := sendHandoff(addr, handoff{StartedAt: startedAt})
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := &v.out.st
+	st := &out.st
 	if err != nil {
 		st.Status, st.Error = driver.MigrationFailed, "destination unreachable: "+err.Error()
 		return
 	}
 	st.Status, st.MemoryTransferred, st.MemoryRemaining = driver.MigrationCompleted, int64(sent+remaining), 0
-	st.Downtime, st.TotalTime = time.Duration(remaining/bw*float64(time.Second)), time.Since(begin)
+	st.Downtime, st.TotalTime = downtime, time.Since(begin)
 	v.kill() // the guest is paused on the source from now on
 	v.st.State = driver.StatePaused
 	_ = d.save(v.st)
+}
+
+// apply carries out one of the engine's actions on the model (d.mu held),
+// as the QEMU driver does on QEMU.
+func (d *Driver) apply(out *outgoing, a converge.Action, throttle int) {
+	switch a.Kind {
+	case converge.ActStartPostCopy:
+		out.switched = true
+		out.st.Strategy += "+post-copy"
+	case converge.ActThrottle:
+		out.throttleInitial, out.throttleStep = a.Throttle, min(99, max(1, a.Throttle-throttle))
+	case converge.ActPause:
+		out.paused = true
+	case converge.ActAbort:
+		out.abort = "aborted by the completion timeout: " + a.Reason
+		out.cancel()
+	}
+	d.log.Info("convergence action", "action", a.Kind, "reason", a.Reason)
 }
 
 func sendHandoff(addr string, h handoff) error {
@@ -270,7 +327,15 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 	if v.out == nil {
 		return driver.MigrationStatus{Status: driver.MigrationNone}, nil
 	}
-	return v.out.st, nil
+	st := v.out.st
+	if st.Throttle > 0 && !strings.Contains(st.Strategy, "+auto-converge") {
+		st.Strategy = strings.Replace(st.Strategy, "pre-copy", "pre-copy+auto-converge", 1)
+	}
+	if v.out.eng != nil {
+		rep := v.out.eng.Report()
+		st.Convergence = &rep
+	}
+	return st, nil
 }
 
 // CancelMigration implements driver.LiveMigrator.
@@ -280,6 +345,9 @@ func (d *Driver) CancelMigration(ctx context.Context, id string) error {
 	v, err := d.get(id)
 	if err != nil {
 		return err
+	}
+	if v.out != nil && v.out.switched && v.out.st.Status == driver.MigrationActive {
+		return errs.Conflict("vm %s switched to post-copy: it runs on the destination and the migration can only finish", id)
 	}
 	if v.out != nil && v.out.st.Status == driver.MigrationActive {
 		v.out.cancel()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/driver/converge"
 	"github.com/godwit/godwit/internal/errs"
 )
 
@@ -105,20 +106,27 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if v.st.PID == 0 {
 		return errs.Conflict("vm %s is not running", id)
 	}
-	params := map[string]any{"downtime-limit": qemuDowntimeLimitMS, "max-bandwidth": qemuMaxBandwidth}
-	if opts.MaxDowntime > 0 {
-		params["downtime-limit"] = opts.MaxDowntime.Milliseconds()
-	}
+	bw := int64(qemuMaxBandwidth)
 	if opts.Bandwidth > 0 {
-		params["max-bandwidth"] = opts.Bandwidth
+		bw = opts.Bandwidth
 	}
+	block := to.NBD != ""
+	eng := converge.New(engineConfig(v, opts, bw, block), v.estimate(), nil)
+	set := eng.Setup()
+	// The cap holds in post-copy too: QEMU leaves max-postcopy-bandwidth
+	// unlimited unless it is set.
+	params := map[string]any{"downtime-limit": set.MaxDowntime.Milliseconds(), "max-bandwidth": bw, "max-postcopy-bandwidth": bw,
+		"cpu-throttle-initial": set.ThrottleInitial, "cpu-throttle-increment": set.ThrottleIncrement,
+		"cpu-throttle-tailslow": set.TailSlow}
 	if err := d.qmpRun(ctx, v, "migrate-set-parameters", params, nil); err != nil {
 		return err
 	}
-	if err := d.setCapabilities(ctx, v, opts); err != nil {
+	caps := driver.MigrateOptions{PostCopy: set.PostCopy, AutoConverge: set.AutoConverge || opts.AutoConverge}
+	if err := d.setCapabilities(ctx, v, caps); err != nil {
 		return err
 	}
-	v.out = &outgoing{block: to.NBD != "", postCopy: opts.PostCopy, autoConverge: opts.AutoConverge}
+	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng}
+	go d.supervise(v, v.out)
 	if !v.out.block {
 		v.out.started = true
 		return d.qmpRun(ctx, v, "migrate", map[string]string{"uri": to.URI}, nil)
@@ -162,22 +170,22 @@ func (d *Driver) setCapabilities(ctx context.Context, v *vm, opts driver.Migrate
 	return d.qmpRun(ctx, v, "migrate-set-capabilities", map[string]any{"capabilities": caps}, nil)
 }
 
-// QEMU's defaults, restored when a migration sets none: parameters too
+// QEMU's default bandwidth, set when a migration sets none: parameters
 // outlive the migration that set them.
-const (
-	qemuDowntimeLimitMS = 300
-	qemuMaxBandwidth    = 128 << 20
-)
+const qemuMaxBandwidth = 128 << 20
 
 // outgoing is the source side of a migration in flight.
 type outgoing struct {
-	block        bool
-	postCopy     bool // post-copy allowed
-	autoConverge bool
-	switched     bool   // switched to post-copy
-	started      bool   // memory migration started
-	cancelled    bool   // CancelMigration was called
-	err          string // why it failed before memory moved
+	block     bool
+	postCopy  bool // post-copy allowed
+	eng       *converge.Engine
+	throttled bool   // QEMU throttled the vCPUs
+	paused    bool   // the guest was paused for the final copy
+	over      bool   // QEMU reported the migration ended
+	switched  bool   // switched to post-copy
+	started   bool   // memory migration started
+	cancelled bool   // CancelMigration was called
+	err       string // why it failed before memory moved
 }
 
 // blockJob is the part of query-block-jobs we read.
@@ -246,7 +254,9 @@ type queryMigrate struct {
 		DirtySyncCount   int     `json:"dirty-sync-count"`
 		PageSize         int64   `json:"page-size"`
 		PostcopyRequests int64   `json:"postcopy-requests"`
+		Duplicate        int64   `json:"duplicate"` // zero pages
 	} `json:"ram"`
+	CPUThrottle      int    `json:"cpu-throttle-percentage"`
 	ExpectedDowntime int64  `json:"expected-downtime"`
 	Downtime         int64  `json:"downtime"`
 	TotalTime        int64  `json:"total-time"`
@@ -290,6 +300,11 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 		return driver.MigrationStatus{}, err
 	}
 	st.Error = q.ErrorDesc
+	st.Throttle = q.CPUThrottle
+	if out != nil && out.eng != nil {
+		rep := out.eng.Report()
+		st.Convergence = &rep
+	}
 	st.ExpectedDowntime = time.Duration(q.ExpectedDowntime) * time.Millisecond
 	st.Downtime = time.Duration(q.Downtime) * time.Millisecond
 	st.TotalTime = time.Duration(q.TotalTime) * time.Millisecond
@@ -300,6 +315,9 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 		st.Status = driver.MigrationFailed
 	case "cancelled", "cancelling":
 		st.Status = driver.MigrationCancelled
+		if out != nil && out.err != "" {
+			st.Status, st.Error = driver.MigrationFailed, out.err // the engine's completion timeout
+		}
 	case "":
 		st.Status = driver.MigrationNone
 	default: // setup, active, pre-switchover, device, postcopy-*
@@ -310,6 +328,7 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 		st.DirtyRate = r.DirtyPagesRate * max(r.PageSize, 4096)
 		st.Throughput = r.Mbps * 1e6 / 8
 		st.Pass = r.DirtySyncCount
+		st.MemoryZero = r.Duplicate * max(r.PageSize, 4096)
 	}
 	if st.Status == driver.MigrationCompleted && out != nil && out.block {
 		// The guest is paused: end the mirror without pivoting (the
@@ -330,7 +349,7 @@ func strategy(out *outgoing) string {
 	if out.block {
 		s = "block-copy/pre-copy"
 	}
-	if out.autoConverge {
+	if out.throttled {
 		s += "+auto-converge"
 	}
 	if out.switched {
@@ -367,6 +386,10 @@ func (d *Driver) CancelMigration(ctx context.Context, id string) error {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.out != nil && v.out.switched {
+		// The guest runs on the destination; the source's memory is stale.
+		return errs.Conflict("vm %s switched to post-copy: it runs on the destination and the migration can only finish", id)
+	}
 	if v.out != nil && v.out.block {
 		v.out.cancelled = true
 		_ = d.qmpRun(ctx, v, "block-job-cancel", map[string]any{"device": mirrorJob, "force": true}, nil)
@@ -378,7 +401,26 @@ func (d *Driver) CancelMigration(ctx context.Context, id string) error {
 		}
 		_ = d.qmpRun(ctx, v, "blockdev-del", map[string]string{"node-name": mirrorTarget}, nil)
 	}
-	return d.qmpRun(ctx, v, "migrate_cancel", nil, nil)
+	if err := d.qmpRun(ctx, v, "migrate_cancel", nil, nil); err != nil {
+		return err
+	}
+	if v.out != nil && v.out.paused {
+		// Paused for the final copy (force-complete or the engine's last
+		// resort): the guest stays here, so it runs again once QEMU has
+		// left the migration.
+		for i := 0; i < 100; i++ {
+			var q queryMigrate
+			if err := d.qmpRun(ctx, v, "query-migrate", nil, &q); err != nil || (q.Status != "active" && q.Status != "cancelling") {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := d.qmpRun(ctx, v, "cont", nil, nil); err != nil {
+			return fmt.Errorf("resume the guest after the cancel: %w", err)
+		}
+		v.out.paused = false
+	}
+	return nil
 }
 
 // CompleteIncoming implements driver.LiveMigrator: QEMU resumes the guest
@@ -474,5 +516,6 @@ func (d *Driver) ForceComplete(ctx context.Context, id string) (string, error) {
 	if err := d.qmpRun(ctx, v, "stop", nil, nil); err != nil {
 		return "", err
 	}
+	v.out.paused = true
 	return "paused the guest for the final copy", nil
 }

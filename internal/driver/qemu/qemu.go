@@ -43,7 +43,10 @@ type Config struct {
 	// apart from the state directory because a unix socket path must be
 	// shorter than 108 bytes, which a deep state directory can exceed.
 	RuntimeDir string
-	Logger     *slog.Logger
+	// DirtySampleEvery is how often each running VM's dirty rate is
+	// sampled for the convergence engine (default 5s; negative: never).
+	DirtySampleEvery time.Duration
+	Logger           *slog.Logger
 }
 
 // Driver is the QEMU driver.
@@ -55,6 +58,9 @@ type Driver struct {
 
 	mu  sync.Mutex
 	vms map[string]*vm
+
+	done      chan struct{} // closed by Close: ends the dirty-rate sampler
+	closeOnce sync.Once
 }
 
 // vm is one defined VM. Its mutex serializes operations on it; the
@@ -68,6 +74,7 @@ type vm struct {
 	// resizing is set while an online resize runs; it holds mu only for
 	// each QMP call, so Status and List stay quick while the guest plugs.
 	resizing bool
+	dirty    dirtyEstimate // for the convergence engine
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -109,7 +116,14 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger, runDir: runDir, vms: map[string]*vm{}}, nil
+	d := &Driver{cfg: cfg, log: cfg.Logger, runDir: runDir, vms: map[string]*vm{}, done: make(chan struct{})}
+	if cfg.DirtySampleEvery == 0 {
+		cfg.DirtySampleEvery = defaultDirtySampleEvery
+	}
+	if cfg.DirtySampleEvery > 0 {
+		go d.sampleDirtyRates(d.done, cfg.DirtySampleEvery)
+	}
+	return d, nil
 }
 
 // runtimeDir returns a short directory for this agent's sockets, keyed by
@@ -416,6 +430,7 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
 
 // Close implements driver.Driver: QMP connections close, VMs keep running.
 func (d *Driver) Close() error {
+	d.closeOnce.Do(func() { close(d.done) })
 	d.mu.Lock()
 	vms := make([]*vm, 0, len(d.vms))
 	for _, v := range d.vms {

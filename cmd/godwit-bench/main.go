@@ -1,0 +1,69 @@
+// Command godwit-bench is godwit's benchmark (make bench): it starts a
+// real cluster on this machine, measures live migration under godwit's
+// convergence engine and the peers' policies, a host drain over shaped
+// links and the controller's overhead, prints tables with PASS/FAIL per
+// target and writes docs/benchmarks.md. See internal/bench.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/godwit/godwit/internal/bench"
+)
+
+func main() {
+	cfg := bench.Defaults()
+	scenarios := flag.String("scenarios", strings.Join(cfg.Scenarios, ","), "scenarios to run: convergence, drain, overhead")
+	rates := flag.String("rates", "0,50,100,200,300", "dirty rates of the convergence guest, MB/s")
+	policies := flag.String("policies", strings.Join(cfg.Policies, ","), "convergence policies compared at every rate")
+	flag.DurationVar(&cfg.Limit, "limit", cfg.Limit, "time a convergence migration may take before it is aborted")
+	flag.StringVar(&cfg.Out, "out", cfg.Out, "Markdown report to write (empty: none)")
+	quick := flag.Bool("quick", false, "smoke test: one dirty rate, 30 s limit, small guests, 3 overhead runs")
+	flag.StringVar(&cfg.Bin, "bin", cfg.Bin, "directory holding godwit and godwit-guest (make build)")
+	flag.StringVar(&cfg.Dir, "dir", "", "work directory (default: a temporary one)")
+	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (logs, console logs)")
+	flag.StringVar(&cfg.Accel, "accel", cfg.Accel, "accelerator: kvm, tcg, or auto (probe KVM by booting a kernel)")
+	flag.IntVar(&cfg.OverheadRuns, "overhead-runs", cfg.OverheadRuns, "migrations of the overhead scenario")
+	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
+	flag.Parse()
+
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fail(fmt.Errorf("bad -log-level: %w", err))
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	cfg.Stdout = os.Stdout
+	cfg.Scenarios = bench.ParseList(*scenarios)
+	cfg.Policies = bench.ParseList(*policies)
+	r, err := bench.ParseRates(*rates)
+	if err != nil {
+		fail(err)
+	}
+	cfg.Rates = r
+	if *quick {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		cfg.ApplyQuick(func(name string) bool { return set[name] })
+	}
+
+	// Ctrl-C or SIGTERM ends the run; Run still stops every process and
+	// removes the namespaces it made before it returns.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	err = bench.Run(ctx, cfg)
+	stop()
+	if err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "godwit-bench:", err)
+	os.Exit(1)
+}

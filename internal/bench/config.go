@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/godwit/godwit/api"
+)
+
+// Scenario names, as -scenarios takes them.
+const (
+	scenarioConvergence = "convergence"
+	scenarioDrain       = "drain"
+	scenarioOverhead    = "overhead"
+)
+
+// Scenarios lists every scenario in the order they run.
+var Scenarios = []string{scenarioConvergence, scenarioDrain, scenarioOverhead}
+
+// Config says what to run. Zero fields take the defaults (Defaults).
+type Config struct {
+	Scenarios []string
+	Rates     []int    // MB/s the convergence guest dirties, one scenario each
+	Policies  []string // convergence policies compared at every rate
+	Limit     time.Duration
+	// Out is the Markdown report; empty writes none.
+	Out string
+	// Quick is a smoke test: one rate, short limits, small guests.
+	Quick bool
+	// Bin holds godwit and godwit-guest (make build's bin/).
+	Bin string
+	// Dir is the work directory; empty for a temporary one, removed at
+	// the end unless Keep (or a failure: its logs then say why).
+	Dir   string
+	Keep  bool
+	Accel string // kvm, tcg or auto
+
+	ConvMemoryMiB int
+	ConvDirtyMiB  int
+	OverheadRuns  int
+	// Settle is how long a freshly booted or moved guest runs before the
+	// next move: its working set is filled and dirtied at its rate.
+	Settle time.Duration
+
+	Logger *slog.Logger
+	Stdout io.Writer
+}
+
+// Defaults are the settings: a 1 GiB guest with a 256 MiB hot set
+// at five dirty rates, every policy, 120 s each, 10 overhead runs.
+func Defaults() Config {
+	return Config{
+		Scenarios:     slices.Clone(Scenarios),
+		Rates:         []int{0, 50, 100, 200, 300},
+		Policies:      slices.Clone(api.Policies),
+		Limit:         120 * time.Second,
+		Out:           "docs/benchmarks.md",
+		Bin:           "bin",
+		Accel:         "auto",
+		ConvMemoryMiB: 1024,
+		ConvDirtyMiB:  256,
+		OverheadRuns:  10,
+		Settle:        3 * time.Second,
+	}
+}
+
+// ApplyQuick turns cfg into a smoke test, keeping what set says was set
+// on the command line: one rate (100 MB/s), a 30 s limit, a 512 MiB guest
+// with a 128 MiB hot set, 3 overhead runs, 256 MiB drain guests.
+func (cfg *Config) ApplyQuick(set func(flag string) bool) {
+	cfg.Quick = true
+	if !set("rates") {
+		cfg.Rates = []int{100} // pre-copy still converges at the cap
+	}
+	if !set("limit") {
+		cfg.Limit = 30 * time.Second
+	}
+	cfg.ConvMemoryMiB, cfg.ConvDirtyMiB = 512, 128
+	if !set("overhead-runs") {
+		cfg.OverheadRuns = 3
+	}
+}
+
+// validate checks the lists and fills what is empty.
+func (cfg *Config) validate() error {
+	d := Defaults()
+	if len(cfg.Scenarios) == 0 {
+		cfg.Scenarios = d.Scenarios
+	}
+	for _, s := range cfg.Scenarios {
+		if !slices.Contains(Scenarios, s) {
+			return fmt.Errorf("unknown scenario %q; use %s", s, strings.Join(Scenarios, ","))
+		}
+	}
+	for _, p := range cfg.Policies {
+		if !slices.Contains(api.Policies, p) {
+			return fmt.Errorf("unknown policy %q; use %s", p, strings.Join(api.Policies, ","))
+		}
+	}
+	for _, r := range cfg.Rates {
+		if r < 0 || r > 10_000 {
+			return fmt.Errorf("dirty rate %d MB/s is out of range (0–10000)", r)
+		}
+	}
+	if len(cfg.Policies) == 0 {
+		cfg.Policies = d.Policies
+	}
+	if len(cfg.Rates) == 0 {
+		cfg.Rates = d.Rates
+	}
+	if cfg.Limit <= 0 {
+		cfg.Limit = d.Limit
+	}
+	if cfg.ConvMemoryMiB == 0 {
+		cfg.ConvMemoryMiB, cfg.ConvDirtyMiB = d.ConvMemoryMiB, d.ConvDirtyMiB
+	}
+	if cfg.ConvDirtyMiB >= cfg.ConvMemoryMiB {
+		return fmt.Errorf("the hot set (%d MiB) must be smaller than the guest (%d MiB)", cfg.ConvDirtyMiB, cfg.ConvMemoryMiB)
+	}
+	if cfg.OverheadRuns <= 0 {
+		cfg.OverheadRuns = d.OverheadRuns
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = d.Settle
+	}
+	if cfg.Bin == "" {
+		cfg.Bin = d.Bin
+	}
+	if cfg.Accel == "" {
+		cfg.Accel = d.Accel
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = io.Discard
+	}
+	return nil
+}
+
+func (cfg *Config) runs(s string) bool { return slices.Contains(cfg.Scenarios, s) }
+
+// ParseList splits a comma-separated flag value, dropping empty items.
+func ParseList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// ParseRates parses a comma-separated list of MB/s.
+func ParseRates(s string) ([]int, error) {
+	var out []int
+	for _, f := range ParseList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("dirty rate %q is not a number of MB/s", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

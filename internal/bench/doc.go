@@ -1,0 +1,15 @@
+// Package bench is godwit's benchmark program (make bench, cmd/godwit-bench):
+// it starts a real cluster on this machine — the godwit binary as a
+// controller and agents in separate processes, QEMU running the project's
+// test guest — and measures live migration through the public API:
+// convergence of one guest under each convergence policy at several dirty
+// rates, the drain of a host whose links are shaped to 1 Gbit/s in their
+// own network namespaces, and the controller's overhead on top of QEMU's
+// own migration time. It prints tables, checks the targets of issue 5
+// (PASS/FAIL) and writes them, with the machine they ran on, to
+// docs/benchmarks.md.
+//
+// The arithmetic, the tables, the heartbeat-gap measure and the target
+// checks are pure functions with unit tests; everything that starts
+// processes lives in cluster.go, netns.go and the scenario files.
+package bench

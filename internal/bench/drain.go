@@ -1,0 +1,174 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/godwit/godwit/api"
+)
+
+// The drains compared: godwit's defaults against the peers' concurrency.
+const (
+	drainGodwit = "godwit"
+	drainOne    = "one-at-a-time"
+	drainTwo    = "two-at-a-time"
+)
+
+type drainVariant struct {
+	name string
+	req  api.DrainRequest
+	desc string
+}
+
+var drainVariants = []drainVariant{
+	{drainGodwit, api.DrainRequest{}, "defaults (policy auto)"},
+	// Nova live-migrates one VM at a time per host; KubeVirt two per
+	// node. Both run plain pre-copy with QEMU's 300 ms downtime limit.
+	{drainOne, api.DrainRequest{MaxPerSource: 1, Policy: api.PolicyPreCopy, MaxDowntimeMS: peerDowntimeLimitMS}, "max 1 per source, pre-copy (Nova)"},
+	{drainTwo, api.DrainRequest{MaxPerSource: 2, Policy: api.PolicyPreCopy, MaxDowntimeMS: peerDowntimeLimitMS}, "max 2 per source, pre-copy (KubeVirt)"},
+}
+
+// drainVMs are the drained host's guests: mixed sizes and dirty rates,
+// small enough for TCG.
+func drainVMs(quick bool) []vmSpec {
+	if quick {
+		return []vmSpec{
+			{"d1", 256, 32, 0}, {"d2", 256, 32, 10}, {"d3", 256, 32, 20},
+			{"d4", 256, 32, 0}, {"d5", 256, 32, 30}, {"d6", 256, 32, 10},
+		}
+	}
+	return []vmSpec{
+		{"d1", 512, 128, 0}, {"d2", 512, 128, 40}, {"d3", 384, 96, 60},
+		{"d4", 384, 96, 20}, {"d5", 256, 64, 0}, {"d6", 256, 64, 30},
+	}
+}
+
+// drainLimit bounds one drain; past it the drain is cancelled.
+const drainLimit = 15 * time.Minute
+
+// runDrain sets up three hosts in shaped network namespaces, fills host1
+// with guests and drains it once per variant, rebooting the guests on
+// host1 before each.
+func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err error) {
+	lab, err := setupLab(ctx, b.log, 3)
+	if err != nil {
+		return nil, err
+	}
+	defer lab.teardown()
+	port, err := freePort(labBridgeAddr)
+	if err != nil {
+		return nil, err
+	}
+	const agentPort = "7401"
+	c, err := startCluster(ctx, b.log, clusterConfig{
+		name: "drain", dir: filepath.Join(dir, "drain"), bin: b.godwit, hosts: 3,
+		ctrlListen:  net.JoinHostPort(labBridgeAddr, port),
+		agentListen: func(i int) string { return net.JoinHostPort(labAddr(i), agentPort) },
+		netns:       labNS,
+		accel:       b.accel, accelReason: b.accelReason,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer c.stop()
+	if err := lab.check(ctx, agentPort, port); err != nil {
+		return nil, err
+	}
+	vms := drainVMs(b.cfg.Quick)
+	var names []string
+	for _, v := range vms {
+		names = append(names, v.name)
+	}
+	for _, v := range drainVariants {
+		if _, err := c.client.SetHostEnabled(ctx, hostName(1), true); err != nil {
+			return runs, fmt.Errorf("enable host1 again: %w", err)
+		}
+		b.log.Info("drain: booting the guests on host1", "variant", v.name, "vms", len(vms))
+		if err := c.createVMs(ctx, hostName(1), vms, 10); err != nil {
+			return runs, err
+		}
+		if err := sleep(ctx, b.cfg.Settle); err != nil {
+			return runs, err
+		}
+		r, err := b.drainOnce(ctx, c, v, len(vms))
+		if err != nil {
+			return runs, err
+		}
+		runs = append(runs, r)
+		b.log.Info("drain run", "variant", r.Name, "state", r.State, "moved", r.Moves, "makespan_ms", r.MakespanMS, "bound_ms", r.BoundMS)
+		if err := c.deleteVMs(ctx, names); err != nil {
+			return runs, err
+		}
+	}
+	return runs, nil
+}
+
+// drainOnce drains host1 and measures the makespan, from the POST to the
+// moment polling sees the intent end.
+func (b *bench) drainOnce(ctx context.Context, c *cluster, v drainVariant, nVMs int) (drainRun, error) {
+	r := drainRun{Name: v.name, Request: v.desc, VMs: nVMs}
+	start := time.Now()
+	in, err := c.client.Drain(ctx, hostName(1), v.req)
+	if err != nil {
+		return r, fmt.Errorf("drain host1 (%s): %w", v.name, err)
+	}
+	cancelled := false
+	for !api.FinalIntent(in.State) {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return r, err
+		}
+		got, err := c.client.Intent(ctx, in.ID)
+		if err != nil {
+			b.log.Warn("poll drain", "id", in.ID, "err", err)
+			continue
+		}
+		in = got
+		if !cancelled && time.Since(start) > drainLimit {
+			cancelled = true
+			b.log.Warn("drain limit reached: cancelling", "id", in.ID, "limit", drainLimit)
+			if _, err := c.client.CancelIntent(ctx, in.ID, api.CancelIntentRequest{AbortRunning: true}); err != nil {
+				return r, fmt.Errorf("cancel the drain: %w", err)
+			}
+		}
+	}
+	r.MakespanMS = time.Since(start).Milliseconds()
+	r.State = in.State
+	var strategies []string
+	for _, op := range in.Operations {
+		if op.MigrationID == "" {
+			continue
+		}
+		m, err := c.client.Migration(ctx, op.MigrationID)
+		if err != nil {
+			return r, err
+		}
+		if m.State != api.MigCompleted {
+			continue
+		}
+		r.Moves++
+		r.BoundMS += boundMS(m.Progress.MemoryTotal, m.Progress.MemoryZero, linkRateBps)
+		r.MaxDownMS = max(r.MaxDownMS, m.Progress.DowntimeMS)
+		if s := strategyOf(m); !slices.Contains(strategies, s) {
+			strategies = append(strategies, s)
+		}
+	}
+	slices.Sort(strategies)
+	r.Strategies = strings.Join(strategies, "; ")
+	return r, nil
+}
+
+// freePort asks the kernel for a free TCP port on host.
+func freePort(host string) (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("find a free port on %s: %w", host, err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+}

@@ -1,0 +1,435 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/godwit/godwit/api"
+)
+
+// The benchmark's fixed physics: the convergence runs cap QEMU at 125 MB/s
+// (1 Gbit/s), and the drain's links are shaped to 1 Gbit/s.
+const (
+	convBandwidthMBps = 125
+	linkRateBps       = 125e6
+)
+
+// Targets of issue 5.
+const (
+	targetBoundRatio     = 1.3 // total ≤ 1.3 × bound
+	targetPeerSlack      = 1.1 // never > 10 % slower than the best peer
+	targetDowntimeMS     = 50  // downtime ≤ 50 ms
+	targetStall          = 200 * time.Millisecond
+	targetDrainRatio     = 1.2 // makespan ≤ 1.2 × bound
+	targetOverheadMedian = 300 * time.Millisecond
+	peerDowntimeLimitMS  = 300 // QEMU's default downtime limit, run by the peers
+)
+
+// boundMS is the least time a migration can take: the memory that must
+// really move (RAM less its zero pages) at the bandwidth, in ms.
+func boundMS(memTotal, memZero int64, bandwidthBps float64) int64 {
+	if memTotal <= 0 || bandwidthBps <= 0 {
+		return 0
+	}
+	return int64(math.Round(float64(max(memTotal-memZero, 0)) / bandwidthBps * 1000))
+}
+
+// ratio is a/b, or 0 when either is unknown.
+func ratio(a, b int64) float64 {
+	if a <= 0 || b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// convRun is one live migration of the convergence scenario.
+type convRun struct {
+	RateMB    int
+	Policy    string
+	Converged bool
+	// Outcome is the migration's end state, or why it did not run
+	// (refused, aborted at the limit).
+	Outcome    string
+	TotalMS    int64 // QEMU's total time, or the end-to-end time without one
+	E2EMS      int64 // API accepted → completed, seen by polling
+	BoundMS    int64
+	DowntimeMS int64
+	HasDown    bool
+	SentRatio  float64 // bytes sent / guest RAM
+	WorstGap   time.Duration
+	Strategy   string
+	Oops       string // the first oops marker on the consoles, or ""
+	// OverCapBps is the sending rate of a move that beat the cap (0
+	// when it kept to it): its total and bound compare with nothing.
+	OverCapBps float64
+}
+
+func (r convRun) boundRatio() float64 { return ratio(r.TotalMS, r.BoundMS) }
+
+// runFromMigration fills a run's measurements from the final record.
+func runFromMigration(r *convRun, m api.Migration, e2e time.Duration, bandwidthBps float64) {
+	r.Outcome = m.State
+	if m.State != api.MigCompleted && m.Reason != "" {
+		r.Outcome += ": " + m.Reason
+	}
+	r.E2EMS = e2e.Milliseconds()
+	r.TotalMS = m.Progress.TotalTimeMS
+	if r.TotalMS <= 0 {
+		r.TotalMS = r.E2EMS
+	}
+	p := m.Progress
+	r.BoundMS = boundMS(p.MemoryTotal, p.MemoryZero, bandwidthBps)
+	r.DowntimeMS, r.HasDown = p.DowntimeMS, m.State == api.MigCompleted
+	if p.MemoryTotal > 0 {
+		r.SentRatio = float64(p.MemoryTransferred) / float64(p.MemoryTotal)
+	}
+	r.Strategy = strategyOf(m)
+	if rate := overCap(p, bandwidthBps); rate > 0 {
+		r.OverCapBps = rate
+		r.Outcome += fmt.Sprintf("; sent at %.0f MB/s, above the %.0f MB/s cap", rate/1e6, bandwidthBps/1e6)
+	}
+}
+
+// overCap is the migration's average sending rate when it beat the
+// bandwidth cap by more than 10 % (else 0): a phase that ignored the cap
+// (QEMU's post-copy has its own, max-postcopy-bandwidth, unlimited by
+// default) makes the run incomparable with the others and its bound.
+func overCap(p api.MigrationProgress, bandwidthBps float64) float64 {
+	if p.TotalTimeMS <= 0 || bandwidthBps <= 0 {
+		return 0
+	}
+	rate := float64(p.MemoryTransferred) / (float64(p.TotalTimeMS) / 1000)
+	if rate > 1.1*bandwidthBps {
+		return rate
+	}
+	return 0
+}
+
+// strategyOf names what ran: the engine's last strategy when it says,
+// else the driver strategy recorded on the migration.
+func strategyOf(m api.Migration) string {
+	s := m.Strategy
+	if c := m.Convergence; c != nil && c.Strategy != "" && !strings.Contains(s, c.Strategy) {
+		if s != "" {
+			s += ", then " + c.Strategy
+		} else {
+			s = c.Strategy
+		}
+	}
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+// convTable is the convergence scenario's table, one row per run.
+func convTable(runs []convRun) *table {
+	t := newTable("rate MB/s", "policy", "converged", "total", "end to end", "total/bound", "downtime", "sent/RAM", "worst hb gap", "strategy", "guest oops", "outcome").
+		alignRight(0, 3, 4, 5, 6, 7, 8)
+	for _, r := range runs {
+		oops := r.Oops
+		if oops == "" {
+			oops = "none"
+		}
+		total, br := fmtSeconds(r.TotalMS), fmtRatio(r.boundRatio())
+		if !r.Converged && r.TotalMS > 0 {
+			total, br = "("+total+")", "("+br+")"
+		}
+		sent := "–"
+		if r.SentRatio > 0 {
+			sent = fmt.Sprintf("%.2f", r.SentRatio)
+		}
+		t.add(fmt.Sprint(r.RateMB), r.Policy, yesNo(r.Converged), total, fmtSeconds(r.E2EMS), br,
+			fmtMS(r.DowntimeMS, r.HasDown), sent, fmtGap(r.WorstGap), r.Strategy, oops, r.Outcome)
+	}
+	return t
+}
+
+// drainRun is one drain of the drain scenario.
+type drainRun struct {
+	Name       string // godwit, one-at-a-time, two-at-a-time
+	Request    string // what was asked, in words
+	State      string // the intent's final state
+	Moves      int    // live migrations that completed
+	VMs        int
+	MakespanMS int64
+	BoundMS    int64 // sum of non-zero memory at the link rate
+	MaxDownMS  int64
+	Strategies string
+}
+
+func drainTable(runs []drainRun) *table {
+	t := newTable("drain", "request", "intent", "moved", "makespan", "bound", "makespan/bound", "max downtime", "strategies").
+		alignRight(3, 4, 5, 6, 7)
+	for _, r := range runs {
+		t.add(r.Name, r.Request, r.State, fmt.Sprintf("%d/%d", r.Moves, r.VMs), fmtSeconds(r.MakespanMS), fmtSeconds(r.BoundMS),
+			fmtRatio(ratio(r.MakespanMS, r.BoundMS)), fmtMS(r.MaxDownMS, r.Moves > 0), r.Strategies)
+	}
+	return t
+}
+
+// overheadRun is one idle migration of the overhead scenario.
+type overheadRun struct {
+	E2E    time.Duration // API accepted → completed
+	QEMU   time.Duration // the migration's own total time
+	State  string
+	Reason string // why it did not complete
+}
+
+func (r overheadRun) overhead() time.Duration { return r.E2E - r.QEMU }
+
+// overheadStats are the median and maximum overhead of completed runs.
+func overheadStats(runs []overheadRun) (median, worst time.Duration, n int) {
+	var ds []time.Duration
+	for _, r := range runs {
+		if r.State == api.MigCompleted {
+			ds = append(ds, r.overhead())
+		}
+	}
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(ds)
+	median = ds[len(ds)/2]
+	if len(ds)%2 == 0 {
+		median = (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+	}
+	return median, ds[len(ds)-1], len(ds)
+}
+
+func overheadTable(runs []overheadRun) *table {
+	t := newTable("run", "state", "end to end", "QEMU total", "overhead").alignRight(0, 2, 3, 4)
+	for i, r := range runs {
+		if r.State != api.MigCompleted {
+			t.add(fmt.Sprint(i+1), r.State+": "+r.Reason, fmtSeconds(r.E2E.Milliseconds()), "–", "–")
+			continue
+		}
+		t.add(fmt.Sprint(i+1), r.State, fmtSeconds(r.E2E.Milliseconds()), fmtSeconds(r.QEMU.Milliseconds()),
+			fmt.Sprintf("%d ms", r.overhead().Milliseconds()))
+	}
+	med, worst, n := overheadStats(runs)
+	if n > 0 {
+		t.add("median", fmt.Sprintf("%d completed", n), "", "", fmt.Sprintf("%d ms", med.Milliseconds()))
+		t.add("max", "", "", "", fmt.Sprintf("%d ms", worst.Milliseconds()))
+	}
+	return t
+}
+
+// results is everything one benchmark run measured.
+type results struct {
+	Accel    string
+	Conv     []convRun
+	Drain    []drainRun
+	Overhead []overheadRun
+	// Ran names the scenarios that ran; targets of the others are
+	// reported as not run.
+	Ran []string
+}
+
+// Target verdicts.
+const (
+	verdictPass   = "PASS"
+	verdictFail   = "FAIL"
+	verdictReport = "REPORT" // measured, no target on this machine (TCG stalls)
+	verdictNotRun = "NOT RUN"
+)
+
+type verdict struct {
+	Target string
+	Result string
+	Detail string
+}
+
+// evaluate checks every target of issue 5 against the results.
+func evaluate(r results) []verdict {
+	ran := func(s string) bool { return slices.Contains(r.Ran, s) }
+	var out []verdict
+	add := func(target, result, detail string) { out = append(out, verdict{target, result, detail}) }
+	notRun := func(target, scenario string) { add(target, verdictNotRun, "the "+scenario+" scenario did not run") }
+
+	if !ran(scenarioConvergence) {
+		for _, t := range []string{"godwit converges in 100 % of scenarios", "total ≤ 1.3× bound at every rate",
+			"never > 10 % slower than the best peer", "downtime ≤ 50 ms everywhere", "worst guest stall ≤ 200 ms (KVM)"} {
+			notRun(t, scenarioConvergence)
+		}
+	} else {
+		out = append(out, convVerdicts(r)...)
+	}
+
+	const drainTarget = "drain makespan ≤ 1.2× bound and below both peers"
+	if !ran(scenarioDrain) {
+		notRun(drainTarget, scenarioDrain)
+	} else {
+		res, detail := drainVerdict(r.Drain)
+		add(drainTarget, res, detail)
+	}
+
+	const ohTarget = "control-plane overhead median ≤ 0.3 s"
+	if !ran(scenarioOverhead) {
+		notRun(ohTarget, scenarioOverhead)
+	} else {
+		med, worst, n := overheadStats(r.Overhead)
+		switch {
+		case n == 0:
+			add(ohTarget, verdictFail, "no migration completed")
+		default:
+			res, detail := verdictPass, fmt.Sprintf("median %d ms, max %d ms over %d runs", med.Milliseconds(), worst.Milliseconds(), n)
+			if med > targetOverheadMedian {
+				res = verdictFail
+			}
+			if failed := len(r.Overhead) - n; failed > 0 {
+				res = verdictFail
+				detail += fmt.Sprintf("; %d of %d migrations did not complete", failed, len(r.Overhead))
+			}
+			add(ohTarget, res, detail)
+		}
+	}
+	return out
+}
+
+// convVerdicts checks the convergence targets; only godwit's own runs
+// (policy auto) are held to them, the peers are the yardstick.
+func convVerdicts(r results) []verdict {
+	var auto []convRun
+	best := map[int]int64{} // rate → the fastest converged peer's total
+	for _, c := range r.Conv {
+		if c.Policy == api.PolicyAuto {
+			auto = append(auto, c)
+			continue
+		}
+		if c.Converged && (best[c.RateMB] == 0 || c.TotalMS < best[c.RateMB]) {
+			best[c.RateMB] = c.TotalMS
+		}
+	}
+	if len(auto) == 0 {
+		const why = "policy auto was not among the policies run"
+		return []verdict{
+			{"godwit converges in 100 % of scenarios", verdictNotRun, why},
+			{"total ≤ 1.3× bound at every rate", verdictNotRun, why},
+			{"never > 10 % slower than the best peer", verdictNotRun, why},
+			{"downtime ≤ 50 ms everywhere", verdictNotRun, why},
+			{"worst guest stall ≤ 200 ms (KVM)", verdictNotRun, why},
+		}
+	}
+	sort.Slice(auto, func(i, j int) bool { return auto[i].RateMB < auto[j].RateMB })
+
+	var conv, bound, peer, down, stall []string
+	converged, boundOK, peerOK, downOK, stallOK := 0, true, true, true, true
+	var worst time.Duration
+	for _, c := range auto {
+		if c.Converged && c.Oops == "" {
+			converged++
+		} else {
+			why := c.Outcome
+			if c.Oops != "" {
+				why = "guest " + c.Oops
+			}
+			conv = append(conv, fmt.Sprintf("%d MB/s: %s", c.RateMB, why))
+		}
+		br := c.boundRatio()
+		switch {
+		case c.OverCapBps > 0:
+			boundOK = false
+			bound = append(bound, fmt.Sprintf("%d MB/s: sent at %.0f MB/s, above the cap: no comparison", c.RateMB, c.OverCapBps/1e6))
+		case !c.Converged || br == 0 || br > targetBoundRatio:
+			boundOK = false
+			bound = append(bound, fmt.Sprintf("%d MB/s: %s", c.RateMB, fmtRatio(br)))
+		}
+		if b := best[c.RateMB]; b > 0 && (!c.Converged || float64(c.TotalMS) > targetPeerSlack*float64(b)) {
+			peerOK = false
+			peer = append(peer, fmt.Sprintf("%d MB/s: %s vs best peer %s", c.RateMB, fmtSeconds(c.TotalMS), fmtSeconds(b)))
+		}
+		if !c.HasDown || c.DowntimeMS > targetDowntimeMS {
+			downOK = false
+			down = append(down, fmt.Sprintf("%d MB/s: %s", c.RateMB, fmtMS(c.DowntimeMS, c.HasDown)))
+		}
+		worst = max(worst, c.WorstGap)
+		if c.WorstGap > targetStall {
+			stallOK = false
+			stall = append(stall, fmt.Sprintf("%d MB/s: %s", c.RateMB, fmtGap(c.WorstGap)))
+		}
+	}
+	pf := func(ok bool) string {
+		if ok {
+			return verdictPass
+		}
+		return verdictFail
+	}
+	detail := func(ok bool, good string, bad []string) string {
+		if ok {
+			return good
+		}
+		return strings.Join(bad, "; ")
+	}
+	rates := fmt.Sprintf("%d dirty rates", len(auto))
+	out := []verdict{
+		{"godwit converges in 100 % of scenarios", pf(converged == len(auto)), detail(converged == len(auto), fmt.Sprintf("%d of %d", converged, len(auto)), conv)},
+		{"total ≤ 1.3× bound at every rate", pf(boundOK), detail(boundOK, "at all "+rates, bound)},
+		{"never > 10 % slower than the best peer", pf(peerOK), detail(peerOK, "at all "+rates, peer)},
+		{"downtime ≤ 50 ms everywhere", pf(downOK), detail(downOK, "at all "+rates, down)},
+	}
+	stallTarget := "worst guest stall ≤ 200 ms (KVM)"
+	switch {
+	case r.Accel != "kvm":
+		out = append(out, verdict{stallTarget, verdictReport, fmt.Sprintf("under %s the target does not apply; worst gap %s (peers' figures in the table)", r.Accel, fmtGap(worst))})
+	default:
+		out = append(out, verdict{stallTarget, pf(stallOK), detail(stallOK, "worst "+fmtGap(worst), stall)})
+	}
+	return out
+}
+
+// drainVerdict checks godwit's drain against its bound and the peers.
+func drainVerdict(runs []drainRun) (string, string) {
+	var g *drainRun
+	var peers []drainRun
+	for i := range runs {
+		if runs[i].Name == drainGodwit {
+			g = &runs[i]
+		} else {
+			peers = append(peers, runs[i])
+		}
+	}
+	if g == nil {
+		return verdictNotRun, "godwit's drain did not run"
+	}
+	var bad []string
+	if g.State != api.IntentCompleted {
+		bad = append(bad, "godwit's drain ended "+g.State)
+	}
+	r := ratio(g.MakespanMS, g.BoundMS)
+	if r == 0 || r > targetDrainRatio {
+		bad = append(bad, "makespan/bound "+fmtRatio(r))
+	}
+	for _, p := range peers {
+		if p.State == api.IntentCompleted && p.MakespanMS <= g.MakespanMS {
+			bad = append(bad, fmt.Sprintf("%s took %s, godwit %s", p.Name, fmtSeconds(p.MakespanMS), fmtSeconds(g.MakespanMS)))
+		}
+	}
+	if len(bad) > 0 {
+		return verdictFail, strings.Join(bad, "; ")
+	}
+	return verdictPass, fmt.Sprintf("makespan %s = %s bound, peers %s", fmtSeconds(g.MakespanMS), fmtRatio(r), peerList(peers))
+}
+
+func peerList(peers []drainRun) string {
+	var s []string
+	for _, p := range peers {
+		s = append(s, p.Name+" "+fmtSeconds(p.MakespanMS))
+	}
+	if len(s) == 0 {
+		return "not run"
+	}
+	return strings.Join(s, ", ")
+}
+
+func verdictTable(vs []verdict) *table {
+	t := newTable("target", "result", "detail")
+	for _, v := range vs {
+		t.add(v.Target, v.Result, v.Detail)
+	}
+	return t
+}

@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/godwit/godwit/internal/accel"
+	"github.com/godwit/godwit/internal/hostinfo"
+	"github.com/godwit/godwit/internal/testguest"
+)
+
+// bench is one benchmark run.
+type bench struct {
+	cfg         Config
+	log         *slog.Logger
+	godwit      string // the godwit binary
+	accel       string
+	accelReason string
+	// postCopyFlag: the controller has --allow-tcg-post-copy (without it
+	// post-copy is refused under TCG).
+	postCopyFlag bool
+}
+
+// Run runs the chosen scenarios, prints their tables and the targets,
+// and writes the report. Every process and namespace it made is gone when
+// it returns, after an error or a cancelled ctx too.
+func Run(ctx context.Context, cfg Config) (err error) {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, log: cfg.Logger}
+	if err := b.preflight(ctx); err != nil {
+		return err
+	}
+	m := describeMachine(ctx, b.accel, b.accelReason)
+	fmt.Fprintf(cfg.Stdout, "godwit-bench: %s\n\n", m.summary())
+	if !b.postCopyFlag {
+		fmt.Fprintln(cfg.Stdout, "note: godwit serve has no --allow-tcg-post-copy flag; under TCG post-copy will be refused (422)")
+	}
+
+	dir, made := cfg.Dir, false
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "godwit-bench-"); err != nil {
+			return err
+		}
+		made = true
+	}
+	defer func() {
+		switch {
+		case made && !cfg.Keep && err == nil:
+			os.RemoveAll(dir)
+		default:
+			fmt.Fprintf(cfg.Stdout, "work directory (logs, consoles) kept: %s\n", dir)
+		}
+	}()
+
+	res := results{Accel: b.accel}
+	defer func() {
+		// Whatever was measured is shown, also when a later scenario
+		// failed.
+		if err != nil {
+			b.print(res)
+		}
+	}()
+	if cfg.runs(scenarioConvergence) || cfg.runs(scenarioOverhead) {
+		if err := b.loopbackScenarios(ctx, dir, &res); err != nil {
+			return err
+		}
+	}
+	if cfg.runs(scenarioDrain) {
+		runs, err := b.runDrain(ctx, dir)
+		res.Drain = runs
+		if err != nil {
+			return fmt.Errorf("drain scenario: %w", err)
+		}
+		res.Ran = append(res.Ran, scenarioDrain)
+	}
+	b.print(res)
+	if cfg.Out != "" {
+		if err := writeReport(cfg.Out, m, cfg, res, evaluate(res)); err != nil {
+			return err
+		}
+		fmt.Fprintf(cfg.Stdout, "\nreport written to %s\n", cfg.Out)
+	}
+	return nil
+}
+
+// loopbackScenarios runs the convergence and overhead scenarios on one
+// two-host cluster on loopback.
+func (b *bench) loopbackScenarios(ctx context.Context, dir string, res *results) error {
+	port, err := freePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	ports := map[int]string{}
+	for i := 1; i <= 2; i++ {
+		if ports[i], err = freePort("127.0.0.1"); err != nil {
+			return err
+		}
+	}
+	c, err := startCluster(ctx, b.log, clusterConfig{
+		name: "loopback", dir: filepath.Join(dir, "loopback"), bin: b.godwit, hosts: 2,
+		ctrlListen:  net.JoinHostPort("127.0.0.1", port),
+		agentListen: func(i int) string { return net.JoinHostPort("127.0.0.1", ports[i]) },
+		accel:       b.accel, accelReason: b.accelReason, allowTCGPostCopy: b.postCopyFlag,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	if b.cfg.runs(scenarioConvergence) {
+		runs, err := b.runConvergence(ctx, c)
+		res.Conv = runs
+		if err != nil {
+			return fmt.Errorf("convergence scenario: %w", err)
+		}
+		res.Ran = append(res.Ran, scenarioConvergence)
+	}
+	if b.cfg.runs(scenarioOverhead) {
+		runs, err := b.runOverhead(ctx, c)
+		res.Overhead = runs
+		if err != nil {
+			return fmt.Errorf("overhead scenario: %w", err)
+		}
+		res.Ran = append(res.Ran, scenarioOverhead)
+	}
+	return nil
+}
+
+// preflight checks what the run needs and decides the accelerator once
+// for every host.
+func (b *bench) preflight(ctx context.Context) error {
+	if b.cfg.runs(scenarioDrain) && os.Geteuid() != 0 {
+		return errors.New("the drain scenario needs root: it creates network namespaces and shapes their links with tc; run godwit-bench as root (sudo make bench), or leave it out with -scenarios convergence,overhead")
+	}
+	for _, tool := range []string{"qemu-system-x86_64", "ip", "tc"} {
+		if tool != "qemu-system-x86_64" && !b.cfg.runs(scenarioDrain) {
+			continue
+		}
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: run make deps (QEMU: apt-get install qemu-system-x86; ip and tc: apt-get install iproute2)", tool)
+		}
+	}
+	if why := testguest.Missing(); why != "" {
+		return errors.New(why)
+	}
+	abs, err := filepath.Abs(b.cfg.Bin)
+	if err != nil {
+		return err
+	}
+	b.godwit = filepath.Join(abs, "godwit")
+	for _, f := range []string{b.godwit, filepath.Join(abs, "godwit-guest")} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%s not found: run make build first (or point -bin at the directory holding godwit and godwit-guest)", f)
+		}
+	}
+	help, _ := exec.CommandContext(ctx, b.godwit, "serve", "--help").CombinedOutput()
+	b.postCopyFlag = strings.Contains(string(help), "--allow-tcg-post-copy")
+	if b.cfg.Accel == "auto" {
+		b.log.Info("probing KVM (boots the host's kernel briefly)")
+	}
+	b.accel, b.accelReason, err = accel.Resolve(ctx, b.cfg.Accel, hostinfo.NewestKernel())
+	if err != nil {
+		return err
+	}
+	b.accelReason = "godwit-bench: " + b.accelReason
+	return nil
+}
+
+// print writes every table measured so far and the targets to stdout.
+func (b *bench) print(res results) {
+	w := b.cfg.Stdout
+	if len(res.Conv) > 0 {
+		fmt.Fprintf(w, "\nConvergence (%d MiB guest, %d MiB hot set, capped at %d MB/s, limit %s)\n\n%s",
+			b.cfg.ConvMemoryMiB, b.cfg.ConvDirtyMiB, convBandwidthMBps, b.cfg.Limit, convTable(res.Conv).markdown())
+	}
+	if len(res.Drain) > 0 {
+		fmt.Fprintf(w, "\nDrain (host1's guests to host2 and host3, links shaped to %s)\n\n%s", labLinkRate, drainTable(res.Drain).markdown())
+	}
+	if len(res.Overhead) > 0 {
+		fmt.Fprintf(w, "\nControl-plane overhead (idle guest, shared pool)\n\n%s", overheadTable(res.Overhead).markdown())
+	}
+	if len(res.Ran) > 0 {
+		fmt.Fprintf(w, "\nTargets\n\n%s", verdictTable(evaluate(res)).markdown())
+	}
+}
