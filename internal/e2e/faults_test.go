@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -115,14 +116,20 @@ func (c *cluster) killAt(point string, vm api.VM) string {
 	return fmt.Sprintf("%s, %s", m.State, moved)
 }
 
-// The real-QEMU subset of the matrix: a live migration on the shared pool
-// and a cold one with a disk transfer, the controller killed at every
-// step. Beyond the fake driver's checks, the guest proves it: after a
-// live case its heartbeat counter has never gone back (no reboot), and
-// after a cold one it has verified every disk record it wrote.
+// The real-QEMU matrix: a live migration on the shared pool and a cold one
+// with a disk transfer (in CI), plus a live block copy and a cold restart
+// on the shared pool (make test-faults: GODWIT_FAULTS_FULL=1), the
+// controller killed at every step. Beyond the fake driver's checks, the
+// guest proves it: after a live case its heartbeat counter has never gone
+// back (no reboot), and after a cold one it has verified every disk
+// record it wrote.
 func TestControllerKilledAtEveryStepQEMU(t *testing.T) {
 	requireQEMU(t)
-	for _, tc := range []struct{ kind, pool string }{{api.KindLive, api.PoolShared}, {api.KindCold, api.PoolLocal}} {
+	cases := []struct{ kind, pool string }{{api.KindLive, api.PoolShared}, {api.KindCold, api.PoolLocal}}
+	if os.Getenv("GODWIT_FAULTS_FULL") != "" {
+		cases = append(cases, struct{ kind, pool string }{api.KindLive, api.PoolLocal}, struct{ kind, pool string }{api.KindCold, api.PoolShared})
+	}
+	for _, tc := range cases {
 		t.Run(tc.kind+"-"+tc.pool, func(t *testing.T) {
 			c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu"})
 			c.importGuest()

@@ -115,11 +115,15 @@ func (d *Driver) supervise(v *vm, out *outgoing) {
 	for {
 		time.Sleep(superviseEvery)
 		v.mu.Lock()
-		if v.out != out || out.cancelled || out.over {
+		if v.gone || v.st.PID == 0 || v.out != out || out.cancelled || out.over {
 			v.mu.Unlock()
 			return
 		}
-		if !out.started || out.switched || out.paused {
+		if out.switched || out.paused {
+			v.mu.Unlock()
+			return // the engine has nothing more to decide
+		}
+		if !out.started {
 			v.mu.Unlock()
 			continue
 		}

@@ -299,6 +299,9 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 	if err := d.qmpRun(ctx, v, "query-migrate", nil, &q); err != nil {
 		return driver.MigrationStatus{}, err
 	}
+	if out != nil && (q.Status == "completed" || q.Status == "failed" || q.Status == "cancelled") {
+		out.over = true // the engine's supervisor and the sampler see it too
+	}
 	st.Error = q.ErrorDesc
 	st.Throttle = q.CPUThrottle
 	if out != nil && out.eng != nil {
@@ -482,6 +485,7 @@ func (d *Driver) Release(ctx context.Context, id string) error {
 	if err := removeAll(v.dir); err != nil {
 		return err
 	}
+	v.gone = true
 	d.mu.Lock()
 	delete(d.vms, id)
 	d.mu.Unlock()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/qmp"
 )
 
@@ -98,6 +99,9 @@ func (d *Driver) adopt(v *vm) {
 // connect opens QMP to v's QEMU, unless already open, and starts its event
 // watcher (v.mu held).
 func (d *Driver) connect(ctx context.Context, v *vm) error {
+	if v.gone {
+		return errs.NotFound("vm %s is no longer on this host", v.st.Launch.Spec.ID)
+	}
 	if v.mon != nil {
 		select {
 		case <-v.mon.Done():

@@ -75,6 +75,11 @@ type vm struct {
 	// each QMP call, so Status and List stay quick while the guest plugs.
 	resizing bool
 	dirty    dirtyEstimate // for the convergence engine
+	// gone is set when the VM leaves this driver (released, deleted):
+	// a goroutine still holding v must not connect to the QMP path, which
+	// a later QEMU of the same VM on this host takes over — QEMU serves
+	// one QMP client at a time, so a stale one locks the new one out.
+	gone bool
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -346,6 +351,7 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	if err := os.RemoveAll(v.dir); err != nil {
 		return fmt.Errorf("vm %s: remove state: %w", id, err)
 	}
+	v.gone = true
 	d.mu.Lock()
 	delete(d.vms, id)
 	d.mu.Unlock()
