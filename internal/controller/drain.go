@@ -10,6 +10,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
 )
@@ -256,6 +257,9 @@ func (c *Controller) execMigration(ctx context.Context, in api.Intent, i int) ou
 			o.Strategy = moveStrategy(m.Kind, vm)
 		}); err != nil {
 			c.log.Error("record the operation's migration", "intent", in.ID, "vm", op.VM, "err", err)
+		}
+		if in.Kind == api.IntentDrain {
+			failpoint.Hit("drain/move-started") // migration recorded on the operation
 		}
 	}
 	m, err := c.waitMigration(ctx, migID)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
@@ -207,6 +208,7 @@ func (c *Controller) rebuildElsewhere(ctx context.Context, in api.Intent, i int,
 		if err := c.setOp(ctx, in.ID, i, func(o *api.Operation) { o.Dest, o.Step = dst, "creating on "+dst }); err != nil {
 			c.log.Error("record rebuild step", "err", err)
 		}
+		failpoint.Hit("evacuate/before-rebuild") // the record on dst, the agent not asked yet
 	}
 	h, err := c.store.Host(ctx, vm.Host)
 	if err != nil {
@@ -237,6 +239,7 @@ func (c *Controller) rebuildElsewhere(ctx context.Context, in api.Intent, i int,
 		})
 		return outcome{state: api.OpFailed, reason: errOf("create on "+h.Name, err)}
 	}
+	failpoint.Hit("evacuate/after-rebuild") // created on dst, the record not running yet
 	if _, err := c.applyReport(ctx, vm.Name, rep); err != nil {
 		log.Error("record rebuilt vm", "err", err)
 	}

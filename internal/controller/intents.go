@@ -10,6 +10,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
 )
@@ -152,6 +153,9 @@ func (c *Controller) startIntent(ctx context.Context, in api.Intent) (api.Intent
 		return api.Intent{}, err
 	}
 	c.log.Info("intent started", "intent", in.ID, "kind", in.Kind, "target", in.Target, "operations", len(in.Operations))
+	if in.Kind == api.IntentDrain || in.Kind == api.IntentEvacuate {
+		failpoint.Hit(in.Kind + "/after-plan") // persisted, nothing moved yet
+	}
 	go c.runIntent(context.WithoutCancel(ctx), in.ID)
 	return in, nil
 }
@@ -347,7 +351,9 @@ func (c *Controller) recordOutcome(ctx context.Context, id string, i int, out ou
 	if out.state == api.OpRunning {
 		return // the controller is stopping; a resumed runner goes on
 	}
+	kind := ""
 	_, err := c.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
+		kind = in.Kind
 		o := &in.Operations[i]
 		if out.state == api.OpPending {
 			o.State = api.OpPending
@@ -393,6 +399,8 @@ func (c *Controller) recordOutcome(ctx context.Context, id string, i int, out ou
 	})
 	if err != nil {
 		c.log.Error("record operation outcome", "intent", id, "err", err)
+	} else if kind == api.IntentDrain && out.state == api.OpDone {
+		failpoint.Hit("drain/move-done") // recorded done, before the next
 	}
 }
 
