@@ -9,11 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // proc is a godwit process the benchmark started; it is stopped by PID.
@@ -241,30 +241,10 @@ func (c *cluster) stop() {
 	if c.ctrl != nil {
 		c.ctrl.stop(15 * time.Second)
 	}
-	for _, pid := range qemuPIDs(c.cfg.dir) {
+	for _, pid := range hostinfo.QEMUPIDs(c.cfg.dir) {
 		c.log.Warn("killing a qemu process left behind", "pid", pid)
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-}
-
-// qemuPIDs lists QEMU processes whose command line mentions s.
-func qemuPIDs(s string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if strings.Contains(string(b), "qemu-system") && strings.Contains(string(b), s) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // guestCmdline is what the test guest reads from its kernel command line.

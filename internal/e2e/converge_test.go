@@ -12,6 +12,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/guestlog"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // The convergence engine on real QEMU: the guest rewrites a 16 MiB hot set
@@ -62,7 +63,7 @@ func TestConvergenceEngineQEMU(t *testing.T) {
 	if moved.Host != m.Destination || moved.State != api.VMRunning {
 		t.Errorf("after the move the vm is %s on %s; want running on %s", moved.State, moved.Host, m.Destination)
 	}
-	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
+	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
 		t.Errorf("qemu processes of the vm = %v; want only the destination's %d", pids, moved.PID)
 	}
 	t.Logf("converged via %s (engine: %s, throttle %d %%) in %d ms, %d passes, downtime %d ms, %d MB sent for %d MiB of RAM; dirty rate %d MB/s measured (%s); %s",

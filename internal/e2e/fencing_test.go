@@ -12,6 +12,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/guestlog"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // Split brain on real QEMU: host1's agent freezes (SIGSTOP) while its VM
@@ -151,7 +152,7 @@ func TestSplitBrainFencedQEMU(t *testing.T) {
 		}
 		return err
 	})
-	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
+	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
 		t.Errorf("qemu processes of brain: %v; want only host2's (%d)", pids, moved.PID)
 	}
 	if _, err := os.Stat(filepath.Join(c.stateDir("host1"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/guestlog"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 var (
@@ -149,7 +150,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
-		if pids := qemuPIDs(c.dir); len(pids) > 0 {
+		if pids := hostinfo.QEMUPIDs(c.dir); len(pids) > 0 {
 			for _, pid := range pids {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
@@ -334,26 +335,6 @@ func (c *cluster) waitHeartbeatFrom(vm string, offset, min int64, d time.Duratio
 		return nil
 	})
 	return hb
-}
-
-// qemuPIDs lists the PIDs of QEMU processes whose command line mentions s.
-func qemuPIDs(s string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if strings.Contains(string(b), "qemu-system") && strings.Contains(string(b), s) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // watchdogPID is the PID of the fencing watchdog of an agent's state

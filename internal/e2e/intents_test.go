@@ -10,6 +10,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/guestlog"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // waitIntent polls an intent until it ends.
@@ -119,7 +120,7 @@ func TestDrainQEMU(t *testing.T) {
 			t.Errorf("%s is %s on %s; want running on another host", g.name, vm.State, vm.Host)
 			continue
 		}
-		if pids := qemuPIDs(g.id); len(pids) != 1 || pids[0] != vm.PID {
+		if pids := hostinfo.QEMUPIDs(g.id); len(pids) != 1 || pids[0] != vm.PID {
 			t.Errorf("%s: qemu processes %v; want exactly the one on %s (pid %d)", g.name, pids, vm.Host, vm.PID)
 		}
 		first := c.firstHeartbeat(g.name)
@@ -194,7 +195,7 @@ func TestEvacuateQEMU(t *testing.T) {
 	// The host dies: its agent and its QEMUs.
 	c.agents["host1"].kill(t)
 	for _, id := range []string{shared.ID, local.ID} {
-		for _, pid := range qemuPIDs(id) {
+		for _, pid := range hostinfo.QEMUPIDs(id) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
@@ -243,7 +244,7 @@ func TestEvacuateQEMU(t *testing.T) {
 		}
 		return err
 	})
-	if pids := qemuPIDs(shared.ID); len(pids) != 1 || pids[0] != moved.PID {
+	if pids := hostinfo.QEMUPIDs(shared.ID); len(pids) != 1 || pids[0] != moved.PID {
 		t.Errorf("qemu processes of keeper: %v; want only the one on %s (%d)", pids, moved.Host, moved.PID)
 	}
 	if _, err := os.Stat(filepath.Join(c.stateDir("host1"), "qemu", "vms", shared.ID)); !os.IsNotExist(err) {

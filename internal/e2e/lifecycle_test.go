@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/hostinfo"
 	"github.com/godwit/godwit/internal/testguest"
 )
 
@@ -45,7 +46,7 @@ func TestVMLifecycleQEMU(t *testing.T) {
 	if hb.DiskMiB != 64 {
 		t.Errorf("guest sees a %d MiB disk; want 64", hb.DiskMiB)
 	}
-	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
+	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
 		t.Fatalf("qemu processes for the vm = %v; want exactly [%d]", pids, vm.PID)
 	}
 
@@ -54,8 +55,8 @@ func TestVMLifecycleQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if vm.State != api.VMStopped || len(qemuPIDs(vm.ID)) != 0 {
-		t.Fatalf("after stop: state %s, qemu pids %v", vm.State, qemuPIDs(vm.ID))
+	if vm.State != api.VMStopped || len(hostinfo.QEMUPIDs(vm.ID)) != 0 {
+		t.Fatalf("after stop: state %s, qemu pids %v", vm.State, hostinfo.QEMUPIDs(vm.ID))
 	}
 
 	from := c.consoleLen("web-1")
@@ -77,7 +78,7 @@ func TestVMLifecycleQEMU(t *testing.T) {
 	if _, err := c.client.VM(bg, "web-1"); !api.IsCode(err, api.CodeNotFound) {
 		t.Fatalf("vm after delete: %v; want not found", err)
 	}
-	if pids := qemuPIDs(vm.ID); len(pids) != 0 {
+	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 0 {
 		t.Errorf("qemu still running after delete: %v", pids)
 	}
 	if left := append(files(c.dir+"/hosts", ".qcow2"), files(c.sharedDir(), ".qcow2")...); len(left) != 0 {
@@ -100,7 +101,7 @@ func TestAgentRestartKeepsVMQEMU(t *testing.T) {
 	before := c.waitHeartbeat("db-1", 2, 90*time.Second)
 
 	c.agents[vm.Host].kill(t)
-	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
+	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
 		t.Fatalf("with the agent dead, qemu pids = %v; want [%d] still running", pids, vm.PID)
 	}
 	c.startAgent(vm.Host)

@@ -14,6 +14,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/accel"
 	"github.com/godwit/godwit/internal/guestlog"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // waitMigration polls a migration until it ends.
@@ -164,7 +165,7 @@ func TestLiveMigrationQEMU(t *testing.T) {
 	if moved.Host != m.Destination || moved.State != api.VMRunning || moved.PID == vm.PID {
 		t.Fatalf("after the migration vm = host %s state %s pid %d", moved.Host, moved.State, moved.PID)
 	}
-	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
+	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
 		t.Errorf("qemu processes for the vm = %v; want only the destination's %d", pids, moved.PID)
 	}
 	first := c.firstHeartbeat("mover")
@@ -207,7 +208,7 @@ func TestLiveMigrationQEMU(t *testing.T) {
 	if stay.Host != here || stay.PID != moved.PID {
 		t.Errorf("after abort vm is on %s pid %d; want %s pid %d", stay.Host, stay.PID, here, moved.PID)
 	}
-	if pids := qemuPIDs(vm.ID); len(pids) != 1 {
+	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 {
 		t.Errorf("qemu processes after abort: %v; want just the one on %s", pids, here)
 	}
 	if _, err := os.Stat(filepath.Join(c.stateDir(m2.Destination), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
@@ -312,7 +313,7 @@ func TestLiveMigrationDestinationKilledQEMU(t *testing.T) {
 	var dstPID int
 	c.eventually(30*time.Second, "the destination QEMU during the transfer", func() error {
 		got, _ := c.client.Migration(bg, m.ID)
-		for _, pid := range qemuPIDs(vm.ID) {
+		for _, pid := range hostinfo.QEMUPIDs(vm.ID) {
 			if pid != vm.PID {
 				dstPID = pid
 			}
@@ -333,7 +334,7 @@ func TestLiveMigrationDestinationKilledQEMU(t *testing.T) {
 	if got.Host != "host1" || got.PID != vm.PID || got.State != api.VMRunning {
 		t.Errorf("after rollback vm = host %s pid %d state %s; want host1 pid %d running", got.Host, got.PID, got.State, vm.PID)
 	}
-	if pids := qemuPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
+	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
 		t.Errorf("qemu processes after rollback: %v; want [%d]", pids, vm.PID)
 	}
 	if _, err := os.Stat(filepath.Join(c.stateDir("host2"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // Faults of the migration's own parts on real QEMU: the source QEMU
@@ -59,7 +60,7 @@ func (c *cluster) destinationClean(vm api.VM, srcPID int) {
 	t := c.t
 	t.Helper()
 	c.eventually(30*time.Second, "the destination QEMU gone", func() error {
-		for _, pid := range qemuPIDs(vm.ID) {
+		for _, pid := range hostinfo.QEMUPIDs(vm.ID) {
 			if pid != srcPID {
 				return fmt.Errorf("qemu %d of the vm still runs", pid)
 			}

@@ -78,3 +78,25 @@ func FsMiB(path string) (total, free int) {
 	}
 	return int(st.Blocks * uint64(st.Bsize) >> 20), int(st.Bavail * uint64(st.Bsize) >> 20)
 }
+
+// QEMUPIDs lists the QEMU processes whose command line mentions s (a VM's
+// UUID, a state directory): what tests and the benchmark check for, and
+// stop by PID, after a run.
+func QEMUPIDs(s string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(b), "qemu-system") && strings.Contains(string(b), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

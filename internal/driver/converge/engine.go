@@ -53,12 +53,11 @@ const (
 
 // Config is what a migration permits and asks.
 type Config struct {
-	Policy       string        // Auto when empty
-	Bandwidth    float64       // bytes/s the migration may use
-	MaxDowntime  time.Duration // 0: the policy's default
-	RAM          int64         // guest RAM, bytes
-	PostCopy     bool          // post-copy permitted (both ends agreed, disks shared)
-	AutoConverge bool          // throttling asked for (the auto policy throttles anyway)
+	Policy      string        // Auto when empty
+	Bandwidth   float64       // bytes/s the migration may use
+	MaxDowntime time.Duration // 0: the policy's default
+	RAM         int64         // guest RAM, bytes
+	PostCopy    bool          // post-copy permitted (both ends agreed, disks shared)
 	// TimeoutPerGiB and TimeoutAction: the last resort (0: the default,
 	// force). The peer policies have none unless one is set.
 	TimeoutPerGiB time.Duration
@@ -187,7 +186,6 @@ func New(cfg Config, est Estimate, now func() time.Time) *Engine {
 	default:
 		e.plan(est)
 	}
-	e.rep.Throttle = 0
 	return e
 }
 

@@ -162,7 +162,7 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	set, rate := guestDirty(v.st.Spec.Cmdline)
 	est := converge.Estimate{DirtyRate: min(set, rate), Source: "page-sampling (modelled)"}
 	eng := converge.New(converge.Config{Policy: opts.Policy, Bandwidth: bw, MaxDowntime: opts.MaxDowntime, RAM: ram,
-		PostCopy: opts.PostCopy, AutoConverge: opts.AutoConverge, TimeoutPerGiB: opts.TimeoutPerGiB, TimeoutAction: opts.TimeoutAction}, est, nil)
+		PostCopy: opts.PostCopy, TimeoutPerGiB: opts.TimeoutPerGiB, TimeoutAction: opts.TimeoutAction}, est, nil)
 	setup := eng.Setup()
 	mctx, cancel := context.WithCancel(context.Background())
 	v.out = &outgoing{cancel: cancel, eng: eng, setup: setup, postCopy: opts.PostCopy,

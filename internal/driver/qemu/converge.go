@@ -187,8 +187,8 @@ func (d *Driver) apply(ctx context.Context, v *vm, out *outgoing, a converge.Act
 func engineConfig(v *vm, opts driver.MigrateOptions, bandwidth int64, block bool) converge.Config {
 	return converge.Config{
 		Policy: opts.Policy, Bandwidth: float64(bandwidth), MaxDowntime: opts.MaxDowntime,
-		RAM:      int64(v.st.Launch.Spec.MemoryMiB) << 20,
-		PostCopy: opts.PostCopy && !block, AutoConverge: opts.AutoConverge,
+		RAM:           int64(v.st.Launch.Spec.MemoryMiB) << 20,
+		PostCopy:      opts.PostCopy && !block,
 		TimeoutPerGiB: opts.TimeoutPerGiB, TimeoutAction: opts.TimeoutAction,
 		TCG: v.st.Launch.Accel == driver.AccelTCG,
 	}
