@@ -34,7 +34,7 @@ test: deps build
 # 2-minute load test with controller kills. The tables of this run
 # replace those in docs/reliability.md.
 FAULTS_OUT ?= $(CURDIR)/bin/faults
-FAULT_TESTS := TestControllerKilled|TestSplitBrainFencedQEMU|TestControllerLoadWithKills|TestAgentKilledMidMigration|TestLiveMigrationSourceKilledQEMU|TestLiveMigrationDestinationKilledQEMU|TestLiveMigrationNetworkCutQEMU
+FAULT_TESTS := TestControllerKilled|TestSplitBrainFencedQEMU|TestControllerLoadWithKills|TestAgentKilledMidMigration|TestAgentRestartKeepsVMQEMU|TestLiveMigrationSourceKilledQEMU|TestLiveMigrationDestinationKilledQEMU|TestLiveMigrationNetworkCutQEMU|TestEvacuateQEMU|TestDrainQEMU
 test-faults: deps build
 	@rm -rf $(FAULTS_OUT) && mkdir -p $(FAULTS_OUT)
 	GODWIT_FAULTS_FULL=1 GODWIT_FAULTS_OUT=$(FAULTS_OUT) GODWIT_TEST_BIN=$(CURDIR)/$(BIN) \

@@ -39,7 +39,7 @@ const partSuffix = ".part"
 // partialImport is where the import of a local disk of vm id is written.
 func partialImport(pool, id string) string { return filepath.Join(pool, id+".qcow2"+partSuffix) }
 
-// failpointWriter hits a failpoint once a first MiB has gone out: the
+// failpointWriter hits a failpoint once a first 64 KiB have gone out: the
 // process dies mid-transfer.
 type failpointWriter struct {
 	http.ResponseWriter
@@ -49,7 +49,7 @@ type failpointWriter struct {
 
 func (w *failpointWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
-	if w.n += int64(n); w.n > 1<<20 {
+	if w.n += int64(n); w.n >= 64<<10 {
 		failpoint.Hit(w.name)
 	}
 	return n, err

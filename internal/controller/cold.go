@@ -62,7 +62,10 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 		// agent died after stopping it) stopped the VM all the same, and
 		// starting a running VM changes nothing.
 		rb.add("restart on the source", func(ctx context.Context) error {
-			_, err := srcA.Action(ctx, vm.ID, "start")
+			rep, err := srcA.Action(ctx, vm.ID, "start")
+			if err == nil {
+				_, err = c.applyReport(ctx, vm.Name, rep) // its new PID, at once
+			}
 			return err
 		})
 		if _, err := srcA.Stop(ctx, vm.ID, hostapi.StopVM{TimeoutSeconds: 60}); err != nil {

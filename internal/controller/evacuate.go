@@ -299,6 +299,7 @@ func (c *Controller) rebuildInPlace(ctx context.Context, in api.Intent, i int, v
 	if err := ag.DeleteVM(actx, vm.ID); err != nil && !errors.Is(err, errs.ErrNotFound) {
 		return c.rebuildFailed(ctx, vm, errOf("remove the old disk on "+h.Name, err))
 	}
+	failpoint.Hit("rebuild/after-delete") // the old VM and disk gone, the new not created
 	rep, err := ag.CreateVM(actx, agentSpec(vm, im, vm.DesiredState == api.VMRunning))
 	if err != nil {
 		return c.rebuildFailed(ctx, vm, errOf("create on "+h.Name, err))

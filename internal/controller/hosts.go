@@ -120,6 +120,9 @@ func (c *Controller) reconcileReports(ctx context.Context, host string, reports 
 			remove = append(remove, hostapi.StaleVM{ID: rep.ID, Name: rep.Name})
 			continue
 		}
+		if c.isBusy(rep.Name) {
+			continue // a migration's destination copy, or its source's last moments
+		}
 		c.log.Warn("host runs a vm the controller does not place there", "host", host, "vm", rep.Name, "id", rep.ID)
 	}
 	return remove, nil

@@ -153,9 +153,7 @@ func (c *Controller) startIntent(ctx context.Context, in api.Intent) (api.Intent
 		return api.Intent{}, err
 	}
 	c.log.Info("intent started", "intent", in.ID, "kind", in.Kind, "target", in.Target, "operations", len(in.Operations))
-	if in.Kind == api.IntentDrain || in.Kind == api.IntentEvacuate {
-		failpoint.Hit(in.Kind + "/after-plan") // persisted, nothing moved yet
-	}
+	failpoint.Hit(in.Kind + "/after-plan") // persisted, nothing done yet
 	go c.runIntent(context.WithoutCancel(ctx), in.ID)
 	return in, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
 )
@@ -262,6 +263,7 @@ func (c *Controller) execResize(ctx context.Context, in api.Intent, i int) outco
 		resize.MaxVCPUs, resize.MaxMemoryMiB = max(vm.MaxVCPUs, want.VCPUs), max(vm.MaxMemoryMiB, want.MemoryMiB)
 		step("stopping")
 		if _, err = ag.Stop(actx, vm.ID, hostapi.StopVM{TimeoutSeconds: resizeRestartTimeout}); err == nil {
+			failpoint.Hit("resize/after-stop") // stopped, the definition unchanged
 			step("changing the definition")
 			if rep, err = ag.Resize(actx, vm.ID, resize); err == nil {
 				step("starting")

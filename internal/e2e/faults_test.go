@@ -11,7 +11,6 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/guestlog"
-	"github.com/godwit/godwit/internal/hostapi"
 )
 
 // The controller is killed (SIGKILL, by a failpoint) at every named step
@@ -83,28 +82,9 @@ func (c *cluster) killAt(point string, vm api.VM) string {
 	if m.State != api.MigCompleted && m.State != api.MigRolledBack {
 		t.Errorf("%s: migration ended %s: %s", point, m.State, m.Reason)
 	}
-	// Exactly one host has the VM, running, and the record names it.
-	var holders []string
-	for _, h := range []string{"host1", "host2"} {
-		rep, err := hostapi.NewAgent("http://"+c.agentAddrs[h], 5*time.Second).VM(bg, vm.ID)
-		if err == nil {
-			holders = append(holders, h+":"+rep.State)
-		}
-	}
-	now, _ := c.client.VM(bg, vm.Name)
-	if len(holders) != 1 || holders[0] != now.Host+":running" || now.State != api.VMRunning {
-		t.Errorf("%s: copies on %v, record says %s on %s; want one running copy where the record says", point, holders, now.State, now.Host)
-	}
-	hosts, _ := c.client.Hosts(bg)
-	for _, h := range hosts {
-		want := 0
-		if h.Name == now.Host {
-			want = 1
-		}
-		if h.VMs != want {
-			t.Errorf("%s: %s counts %d VMs; want %d (a leaked or lost claim)", point, h.Name, h.VMs, want)
-		}
-	}
+	// Exactly one host has the VM, running, and the record names it; the
+	// other keeps no definition, disk or QEMU of it; no claim is left.
+	now := c.checkOneCopy(vm, []string{"host1", "host2"})
 	t.Logf("%s: %s: %s", point, m.State, m.Reason)
 	moved := "stayed on " + cur.Host
 	if now.Host != cur.Host {
@@ -129,6 +109,7 @@ func TestControllerKilledAtEveryStepQEMU(t *testing.T) {
 	if os.Getenv("GODWIT_FAULTS_FULL") != "" {
 		cases = append(cases, struct{ kind, pool string }{api.KindLive, api.PoolLocal}, struct{ kind, pool string }{api.KindCold, api.PoolShared})
 	}
+	var all []string
 	for _, tc := range cases {
 		t.Run(tc.kind+"-"+tc.pool, func(t *testing.T) {
 			c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu"})
@@ -147,24 +128,15 @@ func TestControllerKilledAtEveryStepQEMU(t *testing.T) {
 			for _, step := range steps {
 				before := c.currentHeartbeat("victim")
 				out := c.killAt(tc.kind+"/"+step, vm)
-				switch {
-				case tc.kind == api.KindLive:
-					// Same console (stayed) or a new one (moved): either
-					// way the counter carries on.
-					hb := c.waitHeartbeat("victim", 0, 60*time.Second)
-					c.noOops("victim")
-					if hb.Counter < before.Counter && !c.tcgCrash("victim") {
-						t.Errorf("%s: heartbeat %d after, %d before: the guest restarted", step, hb.Counter, before.Counter)
-					}
-				default:
-					// A cold move or a rollback restarts the guest, which
-					// verifies its disk records at boot.
-					hb := c.currentHeartbeat("victim")
-					if hb.DiskBad != 0 || hb.DiskRecords < before.DiskRecords {
-						t.Errorf("%s: the guest verified %d records, %d bad; it had written %d", step, hb.DiskRecords, hb.DiskBad, before.DiskRecords)
-					}
-				}
+				// Same console (stayed) or a new one (moved): a live case's
+				// counter carries on; a cold move or rollback restarts the
+				// guest, which verifies its disk records at boot.
+				c.guestSurvived("victim", tc.kind, before)
 				table = append(table, fmt.Sprintf("%-22s %s", step, out))
+				all = append(all, fmt.Sprintf("%-5s %-6s %-22s %s", tc.kind, tc.pool, step, out))
+			}
+			if tc.kind == api.KindLive {
+				c.rebootVerifies("victim") // the disk kept every record
 			}
 			t.Logf("%s %s, controller kill -9 at each step:\n%s", tc.kind, tc.pool, strings.Join(table, "\n"))
 			if err := c.client.DeleteVM(bg, "victim"); err != nil {
@@ -172,6 +144,7 @@ func TestControllerKilledAtEveryStepQEMU(t *testing.T) {
 			}
 		})
 	}
+	faultTable(t, "controller-kills-qemu", all)
 }
 
 // currentHeartbeat waits until the guest's console shows three new

@@ -139,15 +139,7 @@ func TestDrainQEMU(t *testing.T) {
 	// The local disks crossed by block copy: a reboot has the guest verify
 	// every record it wrote before and during the move.
 	for _, g := range guests[2:] {
-		from := c.consoleLen(g.name)
-		during, _ := c.heartbeat(g.name, 0)
-		if _, err := c.client.VMAction(bg, g.name, "reboot", api.VMActionRequest{}); err != nil {
-			t.Fatal(err)
-		}
-		hb := c.waitHeartbeatFrom(g.name, from, 0, 120*time.Second)
-		if hb.DiskBad != 0 || hb.DiskRecords < during.DiskRecords {
-			t.Errorf("%s: after the drain and a reboot the guest verified %d records, %d bad; it had written %d", g.name, hb.DiskRecords, hb.DiskBad, during.DiskRecords)
-		}
+		c.rebootVerifies(g.name)
 	}
 	for _, g := range guests {
 		if err := c.client.DeleteVM(bg, g.name); err != nil {

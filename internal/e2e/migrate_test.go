@@ -82,7 +82,7 @@ func (c *cluster) oops(vm string) (console []byte, bad string, at int) {
 	}
 	defer rc.Close()
 	b, _ := io.ReadAll(rc)
-	for _, bad := range []string{"Oops", "BUG:", "Kernel panic", "general protection fault"} {
+	for _, bad := range []string{"Oops", "BUG:", "kernel BUG at", "Kernel panic", "general protection fault", "---[ end trace"} {
 		if i := strings.Index(string(b), bad); i >= 0 {
 			return b, bad, i
 		}

@@ -2,6 +2,7 @@ package hostapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,6 +33,9 @@ func (a *Agent) do(ctx context.Context, method, path string, in, out any) error 
 	if err := a.c.Do(ctx, method, path, in, out); err != nil {
 		if _, ok := err.(*api.Error); ok {
 			return errs.FromAPI(err)
+		}
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // the transport's error, without the client's words for the controller
 		}
 		return errs.Unavailable("host agent at %s is unreachable: %v", a.c.BaseURL, err)
 	}

@@ -290,3 +290,32 @@ func waitHB(t *testing.T, d *Driver, offset int64, ok func(guestlog.Heartbeat) b
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A caller that hangs up while QEMU starts (a controller killed in the
+// middle of a create) leaves a running, recorded QEMU, not one killed in
+// the middle of -daemonize: its daemon child would die moments later,
+// after a retry had adopted it (found by the intent fault matrix).
+func TestStartOutlivesItsCaller(t *testing.T) {
+	requireQEMU(t)
+	g := testguest.ForTest(t)
+	root := t.TempDir()
+	killLeftovers(t, root)
+	d, err := New(Config{StateDir: filepath.Join(root, "state"), Accel: driver.AccelTCG, StopTimeout: 5 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	must(t, err)
+	spec := driver.VMSpec{ID: lifecycleID, Name: "hangup", VCPUs: 1, MemoryMiB: 128,
+		Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline,
+		Disk: &driver.Disk{Path: filepath.Join(root, "disk.qcow2"), SizeMiB: 64}}
+	must(t, d.Create(ctx, spec))
+	hangup, cancel := context.WithTimeout(ctx, 20*time.Millisecond) // QEMU takes longer to daemonize
+	defer cancel()
+	if err := d.Start(hangup, lifecycleID); err != nil {
+		t.Fatalf("start whose caller hung up: %v; want the launch to finish", err)
+	}
+	pid := status(t, d).PID
+	time.Sleep(2 * time.Second) // a QEMU killed mid-daemonize is gone by now
+	if st := status(t, d); st.State != driver.StateRunning || st.PID != pid || !alive(pid, lifecycleID) {
+		t.Errorf("after the caller hung up: %s, pid %d (was %d, alive %v); want the same QEMU running", st.State, st.PID, pid, alive(pid, lifecycleID))
+	}
+	must(t, d.Delete(ctx, lifecycleID))
+}

@@ -32,6 +32,9 @@ const (
 	quitTimeout    = 3 * time.Second  // quit is instant unless QMP is dead
 )
 
+// launchTimeout bounds QEMU's start-up, to -daemonize's return.
+const launchTimeout = 60 * time.Second
+
 // start launches QEMU for v (v.mu held). The state file records the
 // process before anything else talks to it; a crash before that is
 // caught by adopt, from QEMU's pid file.
@@ -51,7 +54,13 @@ func (d *Driver) start(ctx context.Context, v *vm) error {
 	if err != nil {
 		return fmt.Errorf("vm %s: %w", id, err)
 	}
-	cmd := exec.CommandContext(ctx, d.cfg.QEMUBinary, l.args()...)
+	// Not the caller's context: a caller that hangs up (a controller
+	// killed mid-request) must not kill QEMU in the middle of its
+	// -daemonize, whose child then dies too, moments after a retry has
+	// adopted it. A launch, once begun, finishes or times out.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), launchTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(lctx, d.cfg.QEMUBinary, l.args()...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	err = cmd.Run() // with -daemonize this returns once the VM is set up
 	lf.Close()

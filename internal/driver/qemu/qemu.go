@@ -270,7 +270,12 @@ func (d *Driver) makeDisk(ctx context.Context, disk *driver.Disk) error {
 		args = append(args, "-b", disk.Backing, "-F", "qcow2")
 	}
 	args = append(args, disk.Path, strconv.Itoa(disk.SizeMiB)+"M")
-	if out, err := exec.CommandContext(ctx, d.cfg.QEMUImg, args...).CombinedOutput(); err != nil {
+	// Detached from the caller, as a launch is: a qemu-img killed half-way
+	// would leave a file that the next call takes for a whole disk.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), launchTimeout)
+	defer cancel()
+	if out, err := exec.CommandContext(cctx, d.cfg.QEMUImg, args...).CombinedOutput(); err != nil {
+		_ = os.Remove(disk.Path)
 		return fmt.Errorf("qemu-img create %s: %v: %s", disk.Path, err, bytes.TrimSpace(out))
 	}
 	return nil
