@@ -112,9 +112,12 @@ type IntentParams struct {
 	MaxPerSource  int    `json:"max_per_source,omitempty"`
 	MaxPerDest    int    `json:"max_per_destination,omitempty"`
 	MaxPerCluster int    `json:"max_per_cluster,omitempty"`
-	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
-	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
-	Policy        string `json:"policy,omitempty"`
+	// MaxTransfersPerSource bounds the memory transfers out of the host
+	// at once; the other moves prepare meanwhile and wait for the link.
+	MaxTransfersPerSource int    `json:"max_transfers_per_source,omitempty"`
+	BandwidthMBps         int    `json:"bandwidth_mbps,omitempty"`
+	MaxDowntimeMS         int    `json:"max_downtime_ms,omitempty"`
+	Policy                string `json:"policy,omitempty"`
 	// evacuate
 	HostIsDown    bool `json:"host_is_down,omitempty"`
 	AllowDataLoss bool `json:"allow_data_loss,omitempty"`
@@ -139,6 +142,11 @@ type DrainRequest struct {
 	MaxPerSource  int `json:"max_per_source,omitempty"`
 	MaxPerDest    int `json:"max_per_destination,omitempty"`
 	MaxPerCluster int `json:"max_per_cluster,omitempty"`
+	// MaxTransfersPerSource bounds how many of the moves out of the host
+	// send memory at once (default 1: they share one link); the others
+	// prepare their destination meanwhile and wait for the link. At most
+	// MaxPerSource.
+	MaxTransfersPerSource int `json:"max_transfers_per_source,omitempty"`
 	// Tuning passed to each live migration; 0 means the default.
 	BandwidthMBps int `json:"bandwidth_mbps,omitempty"`
 	MaxDowntimeMS int `json:"max_downtime_ms,omitempty"`

@@ -11,9 +11,12 @@ const (
 // Migration states. The transitions are the controller's to enforce; a
 // record is in one final state at the end.
 const (
-	MigQueued        = "queued"
-	MigScheduling    = "scheduling"
-	MigPreparing     = "preparing"
+	MigQueued     = "queued"
+	MigScheduling = "scheduling"
+	MigPreparing  = "preparing"
+	// MigWaitingLink: the destination is prepared; the transfer waits
+	// until the source's link is free (a drain sends one at a time).
+	MigWaitingLink   = "waiting-for-link"
 	MigTransferring  = "transferring"
 	MigSwitchingOver = "switching-over"
 	MigFinishing     = "finishing"

@@ -23,6 +23,7 @@ func main() {
 	scenarios := flag.String("scenarios", strings.Join(cfg.Scenarios, ","), "scenarios to run: convergence, drain, overhead")
 	rates := flag.String("rates", "0,50,100,200,300", "dirty rates of the convergence guest, MB/s")
 	policies := flag.String("policies", strings.Join(cfg.Policies, ","), "convergence policies compared at every rate")
+	drains := flag.String("drains", strings.Join(cfg.Drains, ","), "drains in the order they run (a name twice runs it twice): godwit, one-at-a-time, two-at-a-time")
 	flag.DurationVar(&cfg.Limit, "limit", cfg.Limit, "time a convergence migration may take before it is aborted")
 	flag.StringVar(&cfg.Out, "out", cfg.Out, "Markdown report to write (empty: none)")
 	quick := flag.Bool("quick", false, "smoke test: one dirty rate, 30 s limit, small guests, 3 overhead runs")
@@ -42,6 +43,7 @@ func main() {
 	cfg.Stdout = os.Stdout
 	cfg.Scenarios = bench.ParseList(*scenarios)
 	cfg.Policies = bench.ParseList(*policies)
+	cfg.Drains = bench.ParseList(*drains)
 	r, err := bench.ParseRates(*rates)
 	if err != nil {
 		fail(err)

@@ -28,6 +28,9 @@ type Config struct {
 	Rates     []int    // MB/s the convergence guest dirties, one scenario each
 	Policies  []string // convergence policies compared at every rate
 	Limit     time.Duration
+	// Drains are the drain variants in the order they run; a name given
+	// twice runs twice (the first drain of a cluster may differ).
+	Drains []string
 	// Out is the Markdown report; empty writes none.
 	Out string
 	// Quick is a smoke test: one rate, short limits, small guests.
@@ -58,6 +61,7 @@ func Defaults() Config {
 		Scenarios:     slices.Clone(Scenarios),
 		Rates:         []int{0, 50, 100, 200, 300},
 		Policies:      slices.Clone(api.Policies),
+		Drains:        []string{drainGodwit, drainOne, drainTwo},
 		Limit:         120 * time.Second,
 		Out:           "docs/benchmarks.md",
 		Bin:           "bin",
@@ -109,6 +113,14 @@ func (cfg *Config) validate() error {
 	}
 	if len(cfg.Policies) == 0 {
 		cfg.Policies = d.Policies
+	}
+	if len(cfg.Drains) == 0 {
+		cfg.Drains = d.Drains
+	}
+	for _, n := range cfg.Drains {
+		if _, ok := drainVariantNamed(n); !ok {
+			return fmt.Errorf("unknown drain %q; use %s, %s or %s", n, drainGodwit, drainOne, drainTwo)
+		}
 	}
 	if len(cfg.Rates) == 0 {
 		cfg.Rates = d.Rates

@@ -27,11 +27,21 @@ type drainVariant struct {
 }
 
 var drainVariants = []drainVariant{
-	{drainGodwit, api.DrainRequest{}, "defaults (policy auto)"},
+	{drainGodwit, api.DrainRequest{}, "defaults (2 per source, 1 sending; policy auto)"},
 	// Nova live-migrates one VM at a time per host; KubeVirt two per
 	// node. Both run plain pre-copy with QEMU's 300 ms downtime limit.
 	{drainOne, api.DrainRequest{MaxPerSource: 1, Policy: api.PolicyPreCopy, MaxDowntimeMS: peerDowntimeLimitMS}, "max 1 per source, pre-copy (Nova)"},
-	{drainTwo, api.DrainRequest{MaxPerSource: 2, Policy: api.PolicyPreCopy, MaxDowntimeMS: peerDowntimeLimitMS}, "max 2 per source, pre-copy (KubeVirt)"},
+	{drainTwo, api.DrainRequest{MaxPerSource: 2, MaxTransfersPerSource: 2, Policy: api.PolicyPreCopy, MaxDowntimeMS: peerDowntimeLimitMS},
+		"max 2 per source, both sending, pre-copy (KubeVirt)"},
+}
+
+func drainVariantNamed(name string) (drainVariant, bool) {
+	for _, v := range drainVariants {
+		if v.name == name {
+			return v, true
+		}
+	}
+	return drainVariant{}, false
 }
 
 // drainVMs are the drained host's guests: mixed sizes and dirty rates,
@@ -85,7 +95,8 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 	for _, v := range vms {
 		names = append(names, v.name)
 	}
-	for _, v := range drainVariants {
+	for _, name := range b.cfg.Drains {
+		v, _ := drainVariantNamed(name)
 		if _, err := c.client.SetHostEnabled(ctx, hostName(1), true); err != nil {
 			return runs, fmt.Errorf("enable host1 again: %w", err)
 		}
@@ -148,11 +159,14 @@ func (b *bench) drainOnce(ctx context.Context, c *cluster, v drainVariant, nVMs 
 		if err != nil {
 			return r, err
 		}
+		b.logMove(v.name, start, op, m)
 		if m.State != api.MigCompleted {
 			continue
 		}
 		r.Moves++
 		r.BoundMS += boundMS(m.Progress.MemoryTotal, m.Progress.MemoryZero, linkRateBps)
+		r.SentBytes += m.Progress.MemoryTransferred
+		r.Nonzero += max(m.Progress.MemoryTotal-m.Progress.MemoryZero, 0)
 		r.MaxDownMS = max(r.MaxDownMS, m.Progress.DowntimeMS)
 		if s := strategyOf(m); !slices.Contains(strategies, s) {
 			strategies = append(strategies, s)
@@ -161,6 +175,22 @@ func (b *bench) drainOnce(ctx context.Context, c *cluster, v drainVariant, nVMs 
 	slices.Sort(strategies)
 	r.Strategies = strings.Join(strategies, "; ")
 	return r, nil
+}
+
+// logMove logs one move's timeline, relative to the drain request: when
+// each state was entered, and what crossed the link. It shows where a
+// drain's time goes beyond the bound.
+func (b *bench) logMove(variant string, start time.Time, op api.Operation, m api.Migration) {
+	var phases []string
+	for _, p := range m.Phases {
+		phases = append(phases, fmt.Sprintf("%s@%.2f", p.State, p.At.Sub(start).Seconds()))
+	}
+	b.log.Info("drain move", "variant", variant, "vm", op.VM, "to", m.Destination, "state", m.State,
+		"op_started", fmt.Sprintf("%.2f", op.StartedAt.Sub(start).Seconds()),
+		"op_finished", fmt.Sprintf("%.2f", op.FinishedAt.Sub(start).Seconds()),
+		"phases", strings.Join(phases, " "), "qemu_total_ms", m.Progress.TotalTimeMS,
+		"sent_mib", m.Progress.MemoryTransferred>>20, "ram_mib", m.Progress.MemoryTotal>>20,
+		"zero_mib", m.Progress.MemoryZero>>20, "downtime_ms", m.Progress.DowntimeMS, "strategy", m.Strategy)
 }
 
 // freePort asks the kernel for a free TCP port on host.

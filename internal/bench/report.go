@@ -112,7 +112,8 @@ func writeReport(path string, m machine, cfg Config, r results, vs []verdict) er
 			"network namespace, joined to a bridge by a veth pair shaped to %s both ways with tbf, so concurrent moves\n"+
 			"share one real link; the agents listen, and QEMU receives migrations, on the namespace's address. Makespan\n"+
 			"runs from the drain request to the intent's end; bound = sum over the moves of (RAM − zero pages) at the\n"+
-			"link rate (125 MB/s). The guests are booted anew on host1 before each drain.\n\n%s\n",
+			"link rate (125 MB/s); sent/non-zero is the memory sent over the non-zero memory (above 1: pages re-sent).\n"+
+			"The guests are booted anew on host1 before each drain.\n\n%s\n",
 			len(vms), strings.Join(parts, ", "), labLinkRate, drainTable(r.Drain).markdown())
 	}
 	if len(r.Overhead) > 0 {

@@ -158,16 +158,18 @@ type drainRun struct {
 	VMs        int
 	MakespanMS int64
 	BoundMS    int64 // sum of non-zero memory at the link rate
+	SentBytes  int64 // memory sent, over all moves
+	Nonzero    int64 // non-zero memory, over all moves
 	MaxDownMS  int64
 	Strategies string
 }
 
 func drainTable(runs []drainRun) *table {
-	t := newTable("drain", "request", "intent", "moved", "makespan", "bound", "makespan/bound", "max downtime", "strategies").
-		alignRight(3, 4, 5, 6, 7)
+	t := newTable("drain", "request", "intent", "moved", "makespan", "bound", "makespan/bound", "sent/non-zero", "max downtime", "strategies").
+		alignRight(3, 4, 5, 6, 7, 8)
 	for _, r := range runs {
 		t.add(r.Name, r.Request, r.State, fmt.Sprintf("%d/%d", r.Moves, r.VMs), fmtSeconds(r.MakespanMS), fmtSeconds(r.BoundMS),
-			fmtRatio(ratio(r.MakespanMS, r.BoundMS)), fmtMS(r.MaxDownMS, r.Moves > 0), r.Strategies)
+			fmtRatio(ratio(r.MakespanMS, r.BoundMS)), fmtRatio(ratio(r.SentBytes, r.Nonzero)), fmtMS(r.MaxDownMS, r.Moves > 0), r.Strategies)
 	}
 	return t
 }

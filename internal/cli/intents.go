@@ -41,7 +41,7 @@ See the plan first with --dry-run; follow a drain with --wait or
 			if req.OnFailure != "" && !slices.Contains([]string{api.OnFailureSkip, api.OnFailureCold, api.OnFailureStop, api.OnFailureAbort}, req.OnFailure) {
 				return usagef("--on-failure must be skip, cold, stop or abort, not %q", req.OnFailure)
 			}
-			if err := notNegative(cmd, "max-per-source", "max-per-destination", "max-parallel", "bandwidth", "max-downtime"); err != nil {
+			if err := notNegative(cmd, "max-per-source", "max-transfers-per-source", "max-per-destination", "max-parallel", "bandwidth", "max-downtime"); err != nil {
 				return err
 			}
 			in, err := a.client().Drain(cmd.Context(), args[0], req)
@@ -54,6 +54,7 @@ See the plan first with --dry-run; follow a drain with --wait or
 	f := cmd.Flags()
 	f.StringVar(&req.OnFailure, "on-failure", "", "what to do with a VM that cannot move live: skip, cold, stop or abort (default skip)")
 	f.IntVar(&req.MaxPerSource, "max-per-source", 0, "moves out of the host at once (default: the cluster's, 2)")
+	f.IntVar(&req.MaxTransfersPerSource, "max-transfers-per-source", 0, "of those, moves sending memory at once; the others prepare and wait for the link (default 1)")
 	f.IntVar(&req.MaxPerDest, "max-per-destination", 0, "moves into one destination at once (default: the cluster's, 1)")
 	f.IntVar(&req.MaxPerCluster, "max-parallel", 0, "migrations in the whole cluster at once (default: the cluster's, 4)")
 	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap of each live migration, MB/s (default: the cluster's)")

@@ -41,6 +41,8 @@ type Controller struct {
 
 	in intents // intent runners and operations alive in this process
 
+	link linkGate // transfers out of each source, for drains (link.go)
+
 	leases *leaseWatch // nil unless the controller sees the shared pool
 
 	// recovering are the migrations a previous controller left running,
@@ -79,7 +81,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
-		in: intents{runners: map[string]bool{}, ops: map[string]bool{}}, leases: newLeaseWatch(cfg.SharedDir, time.Now)}
+		in: intents{runners: map[string]bool{}, ops: map[string]bool{}, wake: map[string]chan struct{}{}}, leases: newLeaseWatch(cfg.SharedDir, time.Now)}
 	if _, err := c.lockInterrupted(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("find interrupted migrations: %w", err)

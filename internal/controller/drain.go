@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,10 +54,15 @@ func validateDrain(req *api.DrainRequest) error {
 	for _, l := range []struct {
 		name string
 		v    int
-	}{{"max_per_source", req.MaxPerSource}, {"max_per_destination", req.MaxPerDest}, {"max_per_cluster", req.MaxPerCluster}} {
+	}{{"max_per_source", req.MaxPerSource}, {"max_per_destination", req.MaxPerDest}, {"max_per_cluster", req.MaxPerCluster},
+		{"max_transfers_per_source", req.MaxTransfersPerSource}} {
 		if l.v < 0 || l.v > maxDrainLimit {
 			return errs.Invalid("%s must be between 1 and %d (0 for the default)", l.name, maxDrainLimit)
 		}
+	}
+	if perSource := cmp.Or(req.MaxPerSource, defaultMaxPerSource); req.MaxTransfersPerSource > perSource {
+		return errs.Invalid("max_transfers_per_source (%d) cannot exceed the moves out of the host at once (max_per_source, %d): raise max_per_source or lower max_transfers_per_source",
+			req.MaxTransfersPerSource, perSource)
 	}
 	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > maxDowntimeLimitMS {
 		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", maxDowntimeLimitMS)
@@ -87,7 +93,8 @@ func (c *Controller) Drain(ctx context.Context, host string, req api.DrainReques
 		return api.Intent{}, err
 	}
 	params := api.IntentParams{OnFailure: req.OnFailure, MaxPerSource: req.MaxPerSource, MaxPerDest: req.MaxPerDest,
-		MaxPerCluster: req.MaxPerCluster, BandwidthMBps: req.BandwidthMBps, MaxDowntimeMS: req.MaxDowntimeMS, Policy: req.Policy}
+		MaxPerCluster: req.MaxPerCluster, MaxTransfersPerSource: req.MaxTransfersPerSource,
+		BandwidthMBps: req.BandwidthMBps, MaxDowntimeMS: req.MaxDowntimeMS, Policy: req.Policy}
 	in := api.Intent{Kind: api.IntentDrain, Target: host, State: api.IntentPlanned, Params: params}
 	if err := c.planDrain(ctx, &in, h); err != nil {
 		return api.Intent{}, err
@@ -186,10 +193,11 @@ func (c *Controller) planDrain(ctx context.Context, in *api.Intent, src api.Host
 		}
 	}
 	l := c.limitsFor(*in)
-	in.PredictedMS = makespan(in.Operations, l.perIntent, l.perDest).Milliseconds()
+	in.PredictedMS = drainMakespan(in.Operations, l).Milliseconds()
 	in.Notes = append(in.Notes,
 		fmt.Sprintf("host %s leaves scheduling at once; `godwit host enable %s` returns it", src.Name, src.Name),
 		fmt.Sprintf("at most %d moves out of %s at once, %d into each destination, %d in the cluster", l.perSource, src.Name, l.perDest, l.perCluster),
+		fmt.Sprintf("at most %d of them send memory at once: they share %s's link; the next prepares its destination meanwhile and waits for the link", l.transfers, src.Name),
 		fmt.Sprintf("predictions assume every byte of memory (and local disk) crosses at %s; idle guests move faster, busy ones slower", bandwidthText(in.Params.BandwidthMBps)))
 	if len(vms) == 0 {
 		in.Notes = append(in.Notes, "no VMs on "+src.Name+": the drain only takes it out of scheduling")
@@ -297,10 +305,12 @@ func (c *Controller) startMove(ctx context.Context, in api.Intent, op api.Operat
 		return api.Migration{}, outcome{state: api.OpPending, reason: wait}
 	}
 	req := api.MigrateRequest{Kind: kind, To: dst, BandwidthMBps: in.Params.BandwidthMBps, MaxDowntimeMS: in.Params.MaxDowntimeMS}
+	transfers := 0
 	if kind == api.KindLive {
 		req.Policy = in.Params.Policy
+		transfers = c.limitsFor(in).transfers
 	}
-	m, err := c.migrate(ctx, vm.Name, req, in.ID)
+	m, err := c.migrate(ctx, vm.Name, req, in.ID, transfers)
 	if err != nil {
 		if errors.Is(err, errs.ErrConflict) && c.isBusy(vm.Name) {
 			return api.Migration{}, outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -123,9 +124,48 @@ func (c *Controller) reconcileReports(ctx context.Context, host string, reports 
 		if c.isBusy(rep.Name) {
 			continue // a migration's destination copy, or its source's last moments
 		}
+		if vm, why := c.orphanCopy(ctx, rep, host, recent); why != "" {
+			c.log.Warn("host holds a copy of a vm that runs elsewhere with no operation behind it; telling it to remove it",
+				"host", host, "vm", rep.Name, "runs_on", vm.Host, "why", why)
+			remove = append(remove, hostapi.StaleVM{ID: rep.ID, Name: rep.Name})
+			continue
+		}
 		c.log.Warn("host runs a vm the controller does not place there", "host", host, "vm", rep.Name, "id", rep.ID)
 	}
 	return remove, nil
+}
+
+// orphanCopy says why a host's copy of a VM recorded on another host is
+// surplus, or "" when it may not be removed. Such a copy is what a
+// migration left when it ended without its destination answering (a
+// half-prepared destination), or a source copy whose release was lost.
+// It is surplus only when nothing may still need it: the VM is not busy
+// (checked by the caller), its record has not changed for a heartbeat's
+// grace, it is running or stopped on its own host, which is up, and its
+// last migration did not end asking for attention (where the operator
+// decides which copy is the VM). Removal keeps a shared-pool disk, which
+// the VM's own copy uses (removeStale, on the agent).
+func (c *Controller) orphanCopy(ctx context.Context, rep hostapi.VMReport, host string, recent time.Time) (api.VM, string) {
+	vm, err := c.store.VM(ctx, rep.Name)
+	if err != nil || vm.ID != rep.ID || vm.Host == "" || vm.Host == host || vm.UpdatedAt.After(recent) {
+		return vm, ""
+	}
+	if vm.State != api.VMRunning && vm.State != api.VMStopped {
+		return vm, ""
+	}
+	if h, err := c.store.Host(ctx, vm.Host); err != nil || h.State != api.HostUp {
+		return vm, ""
+	}
+	ms, err := c.store.Migrations(ctx, store.MigrationFilter{VM: vm.Name})
+	if err != nil {
+		return vm, ""
+	}
+	for i, m := range ms { // newest first
+		if !finalMigration(m.State) || (i == 0 && m.State == api.MigNeedsAttention) {
+			return vm, ""
+		}
+	}
+	return vm, fmt.Sprintf("the vm is %s on %s and no operation uses this copy", vm.State, vm.Host)
 }
 
 // observed maps a driver state reported by an agent to the API's state.

@@ -29,8 +29,13 @@ import (
 // kind rebuild, resize and stop run in the controller, step by step, each
 // step idempotent so that a resumed runner can repeat it.
 
-// intentTick is how often a runner looks at its operations.
+// intentTick is how often a runner looks at its operations; an
+// operation's end also wakes it at once.
 const intentTick = 250 * time.Millisecond
+
+// followTick is how often an operation reads its migration's record: its
+// end frees a slot for the next move, so it is seen soon.
+const followTick = 100 * time.Millisecond
 
 // intents tracks the runners and operations alive in this process, so a
 // resumed or re-triggered runner never doubles them.
@@ -38,6 +43,7 @@ type intents struct {
 	mu      sync.Mutex
 	runners map[string]bool
 	ops     map[string]bool // intent id + "/" + vm
+	wake    map[string]chan struct{}
 
 	// pickMu makes "choose a destination under the per-destination
 	// limit, then record the migration there" one step for all intents.
@@ -181,10 +187,13 @@ func (c *Controller) runIntent(ctx context.Context, id string) {
 		return
 	}
 	c.in.runners[id] = true
+	wake := make(chan struct{}, 1)
+	c.in.wake[id] = wake
 	c.in.mu.Unlock()
 	defer func() {
 		c.in.mu.Lock()
 		delete(c.in.runners, id)
+		delete(c.in.wake, id)
 		c.in.mu.Unlock()
 	}()
 	log := c.log.With("intent", id)
@@ -203,7 +212,18 @@ func (c *Controller) runIntent(ctx context.Context, id string) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-wake:
 		}
+	}
+}
+
+// wakeRunner makes an intent's runner look at it now.
+func (c *Controller) wakeRunner(id string) {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
+	select {
+	case c.in.wake[id] <- struct{}{}:
+	default: // it will look anyway
 	}
 }
 
@@ -400,26 +420,38 @@ func (c *Controller) recordOutcome(ctx context.Context, id string, i int, out ou
 	} else if kind == api.IntentDrain && out.state == api.OpDone {
 		failpoint.Hit("drain/move-done") // recorded done, before the next
 	}
+	c.wakeRunner(id)
 }
 
 // limits are the concurrency limits an intent runs under.
 type limits struct {
 	perIntent, perSource, perDest, perCluster int
+	// transfers bounds the live moves of a drain that send memory out
+	// of the source at once (0: no bound, for other intents).
+	transfers int
 }
 
 // Default drain concurrency (docs/intents.md says why): two moves out of
-// the draining host at once, one into each destination, four in the
+// the draining host at once, of which one sends memory while the next
+// prepares its destination; one into each destination, four in the
 // cluster.
 const (
-	defaultMaxPerSource  = 2
-	defaultMaxPerDest    = 1
-	defaultMaxPerCluster = 4
+	defaultMaxPerSource          = 2
+	defaultMaxTransfersPerSource = 1
+	defaultMaxPerDest            = 1
+	defaultMaxPerCluster         = 4
 )
 
 func (c *Controller) limitsFor(in api.Intent) limits {
 	l := limits{perSource: in.Params.MaxPerSource, perDest: in.Params.MaxPerDest, perCluster: in.Params.MaxPerCluster}
 	if l.perSource == 0 {
 		l.perSource = defaultMaxPerSource
+	}
+	if in.Kind == api.IntentDrain {
+		l.transfers = in.Params.MaxTransfersPerSource
+		if l.transfers == 0 {
+			l.transfers = min(defaultMaxTransfersPerSource, l.perSource)
+		}
 	}
 	if l.perDest == 0 {
 		l.perDest = defaultMaxPerDest
@@ -467,7 +499,7 @@ func (c *Controller) abortForIntent(ctx context.Context, migrationID string) {
 
 // waitMigration follows a migration's record until it ends.
 func (c *Controller) waitMigration(ctx context.Context, id string) (api.Migration, error) {
-	tick := time.NewTicker(intentTick)
+	tick := time.NewTicker(followTick)
 	defer tick.Stop()
 	for {
 		m, err := c.store.Migration(ctx, id)

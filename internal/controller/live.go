@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -15,6 +16,10 @@ import (
 
 // pollInterval is how often a running migration's progress is read.
 const pollInterval = 250 * time.Millisecond
+
+// linkPollInterval is how often it is read while another move waits for
+// the source's link.
+const linkPollInterval = 50 * time.Millisecond
 
 // rollback collects undo steps as a multi-step operation goes; on failure
 // they run in reverse. Each step is idempotent.
@@ -45,6 +50,8 @@ func (r *rollback) run(ctx context.Context, log *slog.Logger) error {
 // runLive is a live migration, start to end. What happens, in order:
 //
 //	preparing       the destination defines the VM and waits for it (QEMU -incoming)
+//	waiting-for-link  (a drain's move, only while another transfer leaves the
+//	                source) prepared, it waits for the source's link (link.go)
 //	transferring    the source sends memory (pre-copy) while the guest runs
 //	switching-over  the source pauses for the last pages; the destination resumes the guest
 //	finishing       the VM record moves to the destination; the source releases its process
@@ -57,7 +64,11 @@ func (r *rollback) run(ctx context.Context, log *slog.Logger) error {
 // switch-over, the source cancels, the destination's copy is removed, and
 // the VM runs on the source as before; after it, the VM runs on the
 // destination and the source's copy is removed.
-func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host) {
+//
+// transfers, when positive, is how many transfers may leave the source at
+// once: the link is taken after the destination is prepared and given up
+// the moment the source has sent everything, before the switch-over.
+func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host, transfers int) {
 	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
 	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
 	var rb rollback
@@ -90,19 +101,42 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	}
 
 	failpoint.Hit("live/after-prepare")
+	if transfers > 0 {
+		if c.link.busy(src.Name, transfers) {
+			if _, err := c.advance(ctx, m.ID, api.MigWaitingLink, ""); err != nil {
+				fail(err)
+				return
+			}
+			failpoint.Hit("live/waiting-for-link") // prepared, another move sends
+		}
+		if err := c.link.acquire(ctx, src.Name, transfers); err != nil {
+			fail(fmt.Errorf("wait for %s's link: %w", src.Name, err))
+			return
+		}
+	}
+	var linkOnce sync.Once
+	freeLink := func() {
+		if transfers > 0 {
+			linkOnce.Do(func() { c.link.release(src.Name) })
+		}
+	}
+	defer freeLink()
 	if _, err := c.advance(ctx, m.ID, api.MigTransferring, ""); err != nil {
+		freeLink()
 		fail(err)
 		return
 	}
 	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
 	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, MaxDowntimeMS: m.MaxDowntimeMS,
 		BandwidthMBps: m.BandwidthMBps, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy}); err != nil {
+		freeLink()
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
 		return
 	}
 	failpoint.Hit("live/mid-transfer")
-	final, err := c.watchTransfer(ctx, m.ID, srcA, vm.ID)
+	final, err := c.watchTransfer(ctx, m.ID, srcA, vm.ID, src.Name)
 	if err != nil {
+		freeLink() // the source stopped sending; its rollback needs no link
 		fail(err)
 		return
 	}
@@ -113,6 +147,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	if _, err := c.advance(ctx, m.ID, api.MigSwitchingOver, ""); err != nil {
 		log.Error("record switch-over", "err", err)
 	}
+	freeLink() // the source sent everything: the next move sends now
 	fctx := context.WithoutCancel(ctx)
 	failpoint.Hit("live/switch-over")
 	var rep hostapi.VMReport
@@ -174,15 +209,20 @@ func (c *Controller) failure(ctx context.Context, id string, log *slog.Logger, r
 // watchTransfer polls the source until the migration completes, recording
 // progress; it returns the final status, or an error when the migration
 // failed, was cancelled, or ctx was (abort).
-func (c *Controller) watchTransfer(ctx context.Context, id string, srcA *hostapi.Agent, vmID string) (hostapi.MigrationStatus, error) {
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
+//
+// While another move waits for the source's link it polls more often, so
+// the link passes on soon after the transfer ends.
+func (c *Controller) watchTransfer(ctx context.Context, id string, srcA *hostapi.Agent, vmID, source string) (hostapi.MigrationStatus, error) {
 	var stall stallWatch
 	for {
+		wait := pollInterval
+		if c.link.waiting(source) {
+			wait = linkPollInterval
+		}
 		select {
 		case <-ctx.Done():
 			return hostapi.MigrationStatus{}, ctx.Err()
-		case <-tick.C:
+		case <-time.After(wait):
 		}
 		var st hostapi.MigrationStatus
 		err := whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = srcA.MigrationStatus(ctx, vmID); return err })

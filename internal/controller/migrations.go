@@ -121,11 +121,14 @@ func (c *Controller) postCopyFor(vm api.VM, src api.Host, req api.MigrateRequest
 // empty kind means live when the VM can move live, else cold (unless the
 // cluster forbids the cold fallback).
 func (c *Controller) Migrate(ctx context.Context, name string, req api.MigrateRequest) (api.Migration, error) {
-	return c.migrate(ctx, name, req, "")
+	return c.migrate(ctx, name, req, "", 0)
 }
 
 // migrate is Migrate on behalf of an intent (intent may be empty).
-func (c *Controller) migrate(ctx context.Context, name string, req api.MigrateRequest, intent string) (api.Migration, error) {
+//
+// transfers, when positive, makes a live migration wait, prepared, until
+// fewer than that many transfers leave its source (a drain's link share).
+func (c *Controller) migrate(ctx context.Context, name string, req api.MigrateRequest, intent string, transfers int) (api.Migration, error) {
 	if err := validateMigrate(req); err != nil {
 		return api.Migration{}, err
 	}
@@ -195,7 +198,7 @@ func (c *Controller) migrate(ctx context.Context, name string, req api.MigrateRe
 		defer unlock()
 		defer cancel()
 		if live {
-			c.runLive(runCtx, m, vm, src, dst)
+			c.runLive(runCtx, m, vm, src, dst, transfers)
 		} else {
 			c.runCold(runCtx, m, vm, src, dst)
 		}

@@ -12,7 +12,8 @@ import (
 var transitions = map[string][]string{
 	api.MigQueued:        {api.MigScheduling},
 	api.MigScheduling:    {api.MigPreparing},
-	api.MigPreparing:     {api.MigTransferring},
+	api.MigPreparing:     {api.MigWaitingLink, api.MigTransferring},
+	api.MigWaitingLink:   {api.MigTransferring},
 	api.MigTransferring:  {api.MigSwitchingOver},
 	api.MigSwitchingOver: {api.MigFinishing},
 	api.MigFinishing:     {api.MigCompleted},

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -79,6 +80,25 @@ func moveStrategy(kind string, vm api.VM) string {
 	default:
 		return strategyColdShared
 	}
+}
+
+// drainMakespan predicts a drain: when fewer moves may send memory than
+// may run, the others prepare meanwhile, so only the first move's setup
+// is paid in full and the transfers follow one another at the link's
+// share (cold moves are counted whole, as ever).
+func drainMakespan(ops []api.Operation, l limits) time.Duration {
+	if l.transfers <= 0 || l.transfers >= l.perIntent {
+		return makespan(ops, l.perIntent, l.perDest)
+	}
+	var setup time.Duration
+	short := slices.Clone(ops)
+	for i, op := range short {
+		if op.Kind == api.OpLive && op.PredictedMS > predictSetup.Milliseconds() {
+			short[i].PredictedMS -= predictSetup.Milliseconds()
+			setup = predictSetup
+		}
+	}
+	return setup + makespan(short, l.transfers, l.perDest)
 }
 
 // makespan predicts how long operations take together when at most

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,49 @@ func TestControllerKilledDuringLiveMigrations(t *testing.T) {
 	// The VMs are free for the next operation.
 	if _, err := c.client.VMAction(bg, "stuck", "reboot", api.VMActionRequest{}); err != nil {
 		t.Errorf("reboot after recovery: %v", err)
+	}
+}
+
+// A destination prepared for a migration that then ended without it (its
+// agent away when the rollback came) is a copy with no operation behind
+// it. The controller tells its host to remove it once the VM has run
+// undisturbed on its own host for a heartbeat's grace: the copy and its
+// local disk go, a shared-pool disk stays, and the VM itself is untouched.
+func TestOrphanCopyRemoved(t *testing.T) {
+	c := newCluster(t, clusterOpts{hosts: 2, driver: "fake"})
+	c.fakeGuestImage()
+	im, err := c.client.Image(bg, "testguest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pool := range []string{api.PoolShared, api.PoolLocal} {
+		vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "vm-" + pool, Image: "testguest", Pool: pool, Host: "host1",
+			Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 64}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What a migration's prepare step leaves on its destination.
+		if _, err := c.agentAPI("host2").PrepareIncoming(bg, hostapi.CreateVM{ID: vm.ID, Name: vm.Name, VCPUs: 1, MemoryMiB: 128,
+			DiskMiB: 64, Pool: pool, Image: im}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.agentAPI("host2").VM(bg, vm.ID); err != nil {
+			t.Fatalf("%s: the prepared copy is not there: %v", pool, err)
+		}
+		c.eventually(30*time.Second, "host2's orphan copy of "+vm.Name+" removed", func() error {
+			if _, err := c.agentAPI("host2").VM(bg, vm.ID); err == nil {
+				return errString("still there")
+			}
+			return nil
+		})
+		now := c.checkOneCopy(vm, []string{"host1", "host2"}) // also: no definition or local disk left on host2
+		if now.Host != "host1" {
+			t.Errorf("%s: vm on %s; want host1", vm.Name, now.Host)
+		}
+		if pool == api.PoolShared {
+			if _, err := os.Stat(filepath.Join(c.sharedDir(), "vms", vm.ID+".qcow2")); err != nil {
+				t.Errorf("the shared disk of %s: %v; want it kept", vm.Name, err)
+			}
+		}
 	}
 }
