@@ -65,15 +65,7 @@ func (c *cluster) killAt(point string, vm api.VM) string {
 	// Capped: uncapped TCG migrations occasionally oops the guest. The
 	// reply may never come: the controller may die first.
 	_, _ = c.client.Migrate(bg, vm.Name, api.MigrateRequest{Kind: kind, BandwidthMBps: 125})
-	reached := true
-	select {
-	case <-c.ctrl.done:
-	case <-time.After(30 * time.Second):
-		reached = false // this kind and pool never pass that step
-	}
-	if reached {
-		c.startController()
-	}
+	reached := c.restartAfterKill()
 	ms, err := c.client.Migrations(bg, vm.Name)
 	if err != nil || len(ms) == 0 {
 		t.Fatalf("%s: no migration recorded: %v", point, err)

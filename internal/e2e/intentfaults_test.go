@@ -161,6 +161,19 @@ func (c *cluster) armController(point string) {
 	c.ctrlEnv = nil
 }
 
+// restartAfterKill waits up to 30 s for the armed controller to die at
+// its failpoint and starts it again. It says whether the step was reached
+// (if not, the controller still runs).
+func (c *cluster) restartAfterKill() bool {
+	select {
+	case <-c.ctrl.done:
+		c.startController()
+		return true
+	case <-time.After(30 * time.Second):
+		return false // this operation never passes that step
+	}
+}
+
 // intentAfterKill waits for the armed controller to die, restarts it,
 // waits for the host1 intent to end and checks that every VM runs on
 // exactly one of hosts (never host1), where its record says, with no
@@ -168,15 +181,7 @@ func (c *cluster) armController(point string) {
 func (c *cluster) intentAfterKill(point string, vms []api.VM, hosts []string) string {
 	t := c.t
 	t.Helper()
-	reached := true
-	select {
-	case <-c.ctrl.done:
-	case <-time.After(30 * time.Second):
-		reached = false
-	}
-	if reached {
-		c.startController()
-	}
+	reached := c.restartAfterKill()
 	ins, err := c.client.Intents(bg)
 	if err != nil || len(ins) == 0 {
 		t.Fatalf("%s: no intent recorded: %v", point, err)
@@ -257,15 +262,7 @@ func TestControllerKilledDuringResizeAndRebuild(t *testing.T) {
 			} else {
 				_, _ = c.client.Rebuild(bg, "vm1", api.RebuildRequest{})
 			}
-			reached := true
-			select {
-			case <-c.ctrl.done:
-			case <-time.After(30 * time.Second):
-				reached = false
-			}
-			if reached {
-				c.startController()
-			}
+			reached := c.restartAfterKill()
 			ins, err := c.client.Intents(bg)
 			if err != nil || len(ins) != 1 || ins[0].Kind != kind {
 				t.Fatalf("%s: intents %+v (%v); want the one %s", point, ins, err, kind)
