@@ -10,6 +10,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/converge"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
 )
@@ -61,6 +62,7 @@ func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("waiting for incoming migration", "vm", req.Name, "uri", in.URI, "nbd", in.NBD)
+	failpoint.Hit("agent/incoming/before-reply") // the destination prepared, the reply not sent
 	httpx.JSON(w, http.StatusOK, hostapi.IncomingReply{URI: in.URI, NBD: in.NBD})
 }
 
@@ -147,6 +149,7 @@ func (a *Agent) completeIncoming(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("incoming migration complete; vm runs here", "id", r.PathValue("id"))
+	failpoint.Hit("agent/complete-incoming/before-reply") // the guest runs here, the reply not sent
 	a.reply(w, r, r.PathValue("id"))
 }
 
@@ -160,6 +163,7 @@ func (a *Agent) release(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err) // not found: released already
 		return
 	}
+	failpoint.Hit("agent/release/before-reply")
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -198,6 +198,7 @@ func (a *Agent) deleteVM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.log.Info("vm deleted", "id", id)
+	failpoint.Hit("agent/delete/before-reply")
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -120,7 +120,9 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 		cleanup = srcA.DeleteVM // the source's disk goes only now
 	}
 	failpoint.Hit("cold/before-source-cleanup")
-	if err := cleanup(fctx, vm.ID); err != nil {
+	// A source agent away (restarting) is waited for: its removal is
+	// idempotent, and it may have removed the copy just before it died.
+	if err := whileUnavailable(fctx, func(ctx context.Context) error { return cleanup(ctx, vm.ID) }); err != nil {
 		log.Error("remove the source copy", "err", err)
 		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its old copy on "+src.Name+" could not be removed: "+err.Error())
 		return

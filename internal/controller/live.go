@@ -169,7 +169,8 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		return
 	}
 	failpoint.Hit("live/before-source-cleanup")
-	if err := dropSrc(fctx, vm.ID); err != nil {
+	// Waiting out a restarting agent, as for the cold move's cleanup.
+	if err := whileUnavailable(fctx, func(ctx context.Context) error { return dropSrc(ctx, vm.ID) }); err != nil {
 		// The VM runs on the destination; the paused source copy is left.
 		log.Error("release the source copy", "err", err)
 		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its paused copy on "+src.Name+" could not be removed: "+err.Error())

@@ -38,6 +38,21 @@ var agentKills = []agentKill{
 	{api.KindCold, api.PoolLocal, "destination", "agent/import/mid-transfer", "mid-transfer, importing the disk"},
 }
 
+// agentStepKills are the agent kills at the other steps of a migration,
+// each just before the agent replies (so the controller never learns
+// that the step was done): the destination prepared, the guest resumed on
+// the destination (switch-over), the source's copy released or deleted
+// (source cleanup). Fake driver only so far.
+var agentStepKills = []agentKill{
+	{api.KindLive, api.PoolShared, "destination", "agent/incoming/before-reply", "prepared the vm, died before replying"},
+	{api.KindLive, api.PoolShared, "destination", "agent/complete-incoming/before-reply", "resumed the guest, died before replying"},
+	{api.KindLive, api.PoolShared, "source", "agent/release/before-reply", "released its copy, died before replying"},
+	{api.KindLive, api.PoolLocal, "destination", "agent/incoming/before-reply", "prepared the vm, died before replying"},
+	{api.KindLive, api.PoolLocal, "destination", "agent/complete-incoming/before-reply", "resumed the guest, died before replying"},
+	{api.KindLive, api.PoolLocal, "source", "agent/delete/before-reply", "deleted its copy, died before replying"},
+	{api.KindCold, api.PoolLocal, "source", "agent/delete/before-reply", "deleted its copy, died before replying"},
+}
+
 // A host agent killed (-9) in the middle of a migration, source or
 // destination, every strategy, then started again: each case ends
 // completed or rolled back, the VM runs on exactly one host where its
@@ -50,7 +65,7 @@ var agentKills = []agentKill{
 // migration connection — the harder case; with QEMU the transfer itself
 // carries on without its agent (TestAgentKilledMidMigrationQEMU).
 func TestAgentKilledMidMigration(t *testing.T) {
-	table := agentKillMatrix(t, "fake", agentKills)
+	table := agentKillMatrix(t, "fake", append(append([]agentKill(nil), agentKills...), agentStepKills...))
 	t.Logf("agent kill -9 mid-migration → outcome after its restart:\n%s", strings.Join(table, "\n"))
 	faultTable(t, "agent-kills", table)
 }

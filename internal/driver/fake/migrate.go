@@ -368,6 +368,14 @@ func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.D
 		return err
 	}
 	if ch == nil {
+		d.mu.Lock()
+		running := v.st.State == driver.StateRunning
+		d.mu.Unlock()
+		if running {
+			// Completed already: the agent died before its reply went
+			// out, and the controller asks again. The guest runs here.
+			return nil
+		}
 		return errs.Conflict("vm %s is not waiting for a migration", id)
 	}
 	var h handoff
