@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit/godwit/internal/driver/drivertest"
 	"github.com/godwit/godwit/internal/lease"
 )
 
@@ -103,23 +104,6 @@ func TestKeepLease(t *testing.T) {
 	}
 }
 
-// fakeQEMU starts a shell that waits on its stdin and whose command line
-// looks like a QEMU of VM id writing pidFile. It is killed at cleanup.
-func fakeQEMU(t *testing.T, id, pidFile string) *exec.Cmd {
-	t.Helper()
-	cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{"qemu-system-x86_64", "-c", "read x", "sh", "-uuid", id, "-pidfile", pidFile}}
-	if _, err := cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Skipf("cannot start /bin/sh: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	return cmd
-}
-
 // sharedVM defines a VM on the shared pool in the QEMU driver's state
 // format (written by hand: this package does not see the driver's types)
 // and runs a fake QEMU for it.
@@ -130,7 +114,7 @@ func sharedVM(t *testing.T, state, id string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	pidFile := filepath.Join(dir, "qemu.pid")
-	p := fakeQEMU(t, id, pidFile)
+	p := drivertest.FakeQEMU(t, id, pidFile)
 	st := map[string]any{"version": 1, "pid": p.Process.Pid, "Launch": map[string]any{
 		"Spec":    map[string]any{"ID": id, "Name": "vm1", "Disk": map[string]any{"Path": "/shared/vms/" + id + ".qcow2", "Shared": true}},
 		"PIDFile": pidFile}}

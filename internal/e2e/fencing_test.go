@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
-	"github.com/godwit/godwit/internal/guestlog"
 	"github.com/godwit/godwit/internal/hostinfo"
 )
 
@@ -33,14 +32,7 @@ func TestSplitBrainFencedQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var before guestlog.Heartbeat
-	c.eventually(120*time.Second, "disk records on the shared disk", func() error {
-		var err error
-		if before, err = c.heartbeat("brain", 0); err == nil && before.DiskRecords < 3 {
-			err = errString("too few records yet")
-		}
-		return err
-	})
+	before := c.waitDiskRecords("brain", 3, 120*time.Second)
 	if vm, err = c.client.VM(bg, "brain"); err != nil || vm.PID == 0 {
 		t.Fatalf("brain: pid %d, %v", vm.PID, err)
 	}

@@ -337,6 +337,21 @@ func (c *cluster) waitHeartbeatFrom(vm string, offset, min int64, d time.Duratio
 	return hb
 }
 
+// waitDiskRecords waits until vm's guest reports at least n disk records
+// written, and returns that heartbeat.
+func (c *cluster) waitDiskRecords(vm string, n int, d time.Duration) guestlog.Heartbeat {
+	c.t.Helper()
+	var hb guestlog.Heartbeat
+	c.eventually(d, fmt.Sprintf("%s writing %d disk records", vm, n), func() error {
+		var err error
+		if hb, err = c.heartbeat(vm, 0); err == nil && hb.DiskRecords < n {
+			err = errString("too few records yet")
+		}
+		return err
+	})
+	return hb
+}
+
 // watchdogPID is the PID of the fencing watchdog of an agent's state
 // directory, if one runs, else 0.
 func watchdogPID(stateDir string) int {

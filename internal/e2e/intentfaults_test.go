@@ -123,14 +123,7 @@ func (c *cluster) intentVictims(n int) ([]api.VM, map[string]guestlog.Heartbeat)
 	before := map[string]guestlog.Heartbeat{}
 	if c.driver == "qemu" {
 		for _, vm := range vms {
-			c.eventually(120*time.Second, vm.Name+" writing disk records", func() error {
-				hb, err := c.heartbeat(vm.Name, 0)
-				if err == nil && hb.DiskRecords < 2 {
-					err = errString("too few records yet")
-				}
-				before[vm.Name] = hb
-				return err
-			})
+			before[vm.Name] = c.waitDiskRecords(vm.Name, 2, 120*time.Second)
 		}
 	}
 	return vms, before

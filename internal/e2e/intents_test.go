@@ -65,13 +65,7 @@ func TestDrainQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, g := range guests {
-		c.eventually(120*time.Second, g.name+" writing disk records", func() error {
-			hb, err := c.heartbeat(g.name, 0)
-			if err == nil && hb.DiskRecords < 2 {
-				err = errString("too few records yet")
-			}
-			return err
-		})
+		c.waitDiskRecords(g.name, 2, 120*time.Second)
 	}
 
 	plan, err := c.client.Drain(bg, "host1", api.DrainRequest{DryRun: true, BandwidthMBps: 125})
@@ -171,14 +165,7 @@ func TestEvacuateQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var before guestlog.Heartbeat
-	c.eventually(120*time.Second, "disk records on the shared disk", func() error {
-		var err error
-		if before, err = c.heartbeat("keeper", 0); err == nil && before.DiskRecords < 3 {
-			err = errString("too few records yet")
-		}
-		return err
-	})
+	before := c.waitDiskRecords("keeper", 3, 120*time.Second)
 	c.waitHeartbeat("loner", 0, 60*time.Second)
 	if _, err := c.client.Evacuate(bg, "host1", api.EvacuateRequest{HostIsDown: true}); !api.IsCode(err, api.CodeConflict) {
 		t.Fatalf("evacuate of a live host: %v; want 409", err)

@@ -233,15 +233,8 @@ func TestColdMigrationQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	written := c.waitHeartbeat("cold", 0, 90*time.Second)
-	c.eventually(30*time.Second, "a few disk records", func() error {
-		hb, err := c.heartbeat("cold", 0)
-		if err == nil && hb.DiskRecords < 3 {
-			err = errString("too few records yet")
-		}
-		written = hb
-		return err
-	})
+	c.waitHeartbeat("cold", 0, 90*time.Second)
+	written := c.waitDiskRecords("cold", 3, 30*time.Second)
 	srcDisk := filepath.Join(c.stateDir("host1"), "pool", vm.ID+".qcow2")
 	m, err := c.client.Migrate(bg, "cold", api.MigrateRequest{Kind: api.KindCold})
 	if err != nil {
@@ -362,13 +355,7 @@ func TestLiveBlockMigrationQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.eventually(90*time.Second, "a few disk records", func() error {
-		hb, err := c.heartbeat("blocky", 0)
-		if err == nil && hb.DiskRecords < 3 {
-			err = errString("too few records yet")
-		}
-		return err
-	})
+	c.waitDiskRecords("blocky", 3, 90*time.Second)
 	before, _ := c.heartbeat("blocky", 0)
 	m, err := c.client.Migrate(bg, "blocky", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 125})
 	if err != nil {

@@ -50,13 +50,7 @@ func (d *Driver) sampleDirtyRates(stop <-chan struct{}, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		d.mu.Lock()
-		vms := make([]*vm, 0, len(d.vms))
-		for _, v := range d.vms {
-			vms = append(vms, v)
-		}
-		d.mu.Unlock()
-		for _, v := range vms {
+		for _, v := range d.all() {
 			d.sampleDirtyRate(v)
 		}
 	}

@@ -9,24 +9,8 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/driver/drivertest"
 )
-
-// fakeQEMU starts a shell that waits on its stdin and whose command line
-// looks like a QEMU of VM id writing pidFile. It is killed at cleanup.
-func fakeQEMU(t *testing.T, id, pidFile string) *exec.Cmd {
-	t.Helper()
-	cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{"qemu-system-x86_64", "-c", "read x", "sh", "-uuid", id, "-pidfile", pidFile}}
-	if _, err := cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Skipf("cannot start /bin/sh: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	return cmd
-}
 
 func TestSharedDiskProcesses(t *testing.T) {
 	dir := t.TempDir()
@@ -40,7 +24,7 @@ func TestSharedDiskProcesses(t *testing.T) {
 		if pidFile == "" {
 			pidFile = own
 		}
-		p := fakeQEMU(t, id, pidFile)
+		p := drivertest.FakeQEMU(t, id, pidFile)
 		st := vmState{Version: stateVersion, Launch: launch{Spec: driver.VMSpec{ID: id, Name: "vm-" + id,
 			Disk: &driver.Disk{Path: "/pool/" + id + ".qcow2", Shared: shared}}, PIDFile: own}}
 		if recordPID {

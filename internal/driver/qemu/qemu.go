@@ -439,16 +439,21 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
 	return d.List(ctx)
 }
 
-// Close implements driver.Driver: QMP connections close, VMs keep running.
-func (d *Driver) Close() error {
-	d.closeOnce.Do(func() { close(d.done) })
+// all returns the VMs defined now, to work on without holding d.mu.
+func (d *Driver) all() []*vm {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	vms := make([]*vm, 0, len(d.vms))
 	for _, v := range d.vms {
 		vms = append(vms, v)
 	}
-	d.mu.Unlock()
-	for _, v := range vms {
+	return vms
+}
+
+// Close implements driver.Driver: QMP connections close, VMs keep running.
+func (d *Driver) Close() error {
+	d.closeOnce.Do(func() { close(d.done) })
+	for _, v := range d.all() {
 		v.mu.Lock()
 		if v.mon != nil {
 			v.mon.Close()

@@ -1,0 +1,25 @@
+package drivertest
+
+import (
+	"os/exec"
+	"testing"
+)
+
+// FakeQEMU starts a shell that waits on its stdin and whose command line
+// looks like a QEMU of VM id writing pidFile: enough for code that finds
+// QEMU processes by /proc/PID/cmdline (fencing, hostinfo.QEMUPIDs). It is
+// killed at cleanup.
+func FakeQEMU(t *testing.T, id, pidFile string) *exec.Cmd {
+	t.Helper()
+	cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{"qemu-system-x86_64", "-c", "read x", "sh", "-uuid", id, "-pidfile", pidFile}}
+	if _, err := cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start /bin/sh: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	return cmd
+}
