@@ -243,6 +243,14 @@ func TestEventsFanOut(t *testing.T) {
 	}()
 	for i := range n {
 		srv.Event("SPAM", map[string]int{"i": i})
+		// Paced so that a, which reads, never lags a buffer behind: on a
+		// busy machine its goroutine can be scheduled late, and a full
+		// buffer drops for any subscriber (a flake seen under -race).
+		if (i+1)%64 == 0 {
+			for deadline := time.Now().Add(5 * time.Second); got.Load() < int32(i+1) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		}
 	}
 	if err := m.Run(ctx, "ok", nil, nil); err != nil {
 		t.Fatalf("reply blocked behind events: %v", err)
