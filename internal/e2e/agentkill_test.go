@@ -126,7 +126,16 @@ func agentKillMatrix(t *testing.T, driver string, cases []agentKill) []string {
 			for _, k := range mine {
 				var before guestlog.Heartbeat
 				if driver == "qemu" {
-					before = c.currentHeartbeat("victim")
+					var ok bool
+					if before, ok = c.freshHeartbeat("victim"); !ok {
+						if !c.tcgTolerated() {
+							t.Fatalf("victim gives no fresh heartbeats before %s", k.where)
+						}
+						// A TCG guest that stopped after its last move: the
+						// known defect (docs/migration.md), not this test's.
+						t.Logf("known TCG defect (docs/migration.md): the guest stopped after its last move; the rest of %s %s is not run", k.kind, k.pool)
+						break
+					}
 				}
 				out := c.killAgentDuring(k, vm)
 				if driver == "qemu" {

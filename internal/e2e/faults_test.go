@@ -145,21 +145,27 @@ func TestControllerKilledAtEveryStepQEMU(t *testing.T) {
 // guest stopped in the middle of booting ignores the power button).
 func (c *cluster) currentHeartbeat(vm string) guestlog.Heartbeat {
 	c.t.Helper()
+	hb, ok := c.freshHeartbeat(vm)
+	if !ok {
+		c.t.Fatalf("waited 2m0s for three fresh heartbeats of %s", vm)
+	}
+	return hb
+}
+
+// freshHeartbeat is currentHeartbeat that reports a guest giving no
+// fresh heartbeats within 2 minutes instead of failing the test.
+func (c *cluster) freshHeartbeat(vm string) (guestlog.Heartbeat, bool) {
 	prev, _ := c.heartbeat(vm, 0)
 	changes := 0
-	c.eventually(120*time.Second, "three fresh heartbeats of "+vm, func() error {
+	for deadline := time.Now().Add(120 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		hb, err := c.heartbeat(vm, 0)
-		if err != nil {
-			return err
-		}
-		if hb != prev {
+		if err == nil && hb != prev {
 			changes++
 			prev = hb
 		}
-		if changes < 3 {
-			return errString("waiting for the guest")
+		if changes >= 3 {
+			return prev, true
 		}
-		return nil
-	})
-	return prev
+	}
+	return prev, false
 }
