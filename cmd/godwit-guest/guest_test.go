@@ -1,6 +1,7 @@
 package main
 
 import (
+	"sync/atomic"
 	"testing"
 )
 
@@ -31,6 +32,25 @@ func TestPagesPerTickKeepsTheRate(t *testing.T) {
 		got := float64(total*pageSize) / 10 / 1e6
 		if got < float64(rate)*0.999 || got > float64(rate)*1.001 {
 			t.Errorf("rate %d MB/s dirtied %.3f MB/s", rate, got)
+		}
+	}
+}
+
+func TestFillLeavesNoZeroPageAndCounts(t *testing.T) {
+	mem := make([]byte, 3<<20)
+	var filled atomic.Int64
+	fill(mem, &filled)
+	if got := filled.Load(); got != 3 {
+		t.Fatalf("filled %d MiB of 3", got)
+	}
+	for p := 0; p < len(mem)/pageSize; p++ {
+		if mem[p*pageSize] != 1 {
+			t.Fatalf("page %d starts with %d, want 1 (what the dirty loop checks first)", p, mem[p*pageSize])
+		}
+	}
+	for i, b := range mem {
+		if b != byte(i)|1 {
+			t.Fatalf("byte %d is %d, want %d", i, b, byte(i)|1)
 		}
 	}
 }

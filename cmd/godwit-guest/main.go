@@ -11,7 +11,7 @@
 //
 // The heartbeat line, parsed by internal/guestlog:
 //
-//	godwit-guest hb=<n> up_ms=<ms> cpus=<n> mem_mib=<n> disk_mib=<n> disk_rec=<n> disk_bad=<n> mem_bad=<n>
+//	godwit-guest hb=<n> up_ms=<ms> cpus=<n> mem_mib=<n> disk_mib=<n> disk_rec=<n> disk_bad=<n> mem_bad=<n> hot_mib=<n>
 package main
 
 import (
@@ -29,8 +29,8 @@ func main() {
 	out := os.Stdout
 	fmt.Fprintf(out, "godwit-guest start cmdline=%s\n", trimLine(string(cmdline)))
 
-	var memBad atomic.Int64
-	go dirty(cfg.dirtyMiB, cfg.dirtyRateMB, &memBad)
+	var memBad, hotMiB atomic.Int64
+	go dirty(cfg.dirtyMiB, cfg.dirtyRateMB, &memBad, &hotMiB)
 	go watchPowerButton()
 
 	var disk diskState
@@ -51,8 +51,8 @@ func main() {
 		if disk.sizeMiB > 0 {
 			diskMiB = blockDeviceMiB("vda", diskMiB) // grows online (block_resize)
 		}
-		line := fmt.Sprintf("godwit-guest hb=%d up_ms=%d cpus=%d mem_mib=%d disk_mib=%d disk_rec=%d disk_bad=%d mem_bad=%d\n",
-			n, time.Since(start).Milliseconds(), onlineCPUs(), hostinfo.MemTotalMiB(), diskMiB, disk.valid.Load(), disk.bad, memBad.Load())
+		line := fmt.Sprintf("godwit-guest hb=%d up_ms=%d cpus=%d mem_mib=%d disk_mib=%d disk_rec=%d disk_bad=%d mem_bad=%d hot_mib=%d\n",
+			n, time.Since(start).Milliseconds(), onlineCPUs(), hostinfo.MemTotalMiB(), diskMiB, disk.valid.Load(), disk.bad, memBad.Load(), hotMiB.Load())
 		_, _ = out.WriteString(line) // one write per line: lines never interleave
 		<-tick.C
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/guestlog"
 	"github.com/godwit/godwit/internal/hostinfo"
 )
 
@@ -276,7 +278,37 @@ func (c *cluster) createVMs(ctx context.Context, host string, vms []vmSpec, hbHz
 			return err
 		}
 	}
+	for _, v := range vms {
+		if err := c.waitFilled(ctx, v, 180*time.Second); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// waitFilled waits until a guest has filled its dirty set: until then it
+// writes memory as fast as it can rather than at its rate, and a move
+// started meanwhile measures a guest that is not the scenario's. Six TCG
+// guests booting on two cores take tens of seconds to get there.
+func (c *cluster) waitFilled(ctx context.Context, v vmSpec, d time.Duration) error {
+	if v.dirtyMiB <= 0 {
+		return nil
+	}
+	return c.waitFor(ctx, d, "vm "+v.name+" to fill its dirty set", func() error {
+		vm, err := c.client.VM(ctx, v.name)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(c.consolePath(vm.Host, vm.ID))
+		if err != nil {
+			return err
+		}
+		hb, ok := guestlog.Last(bytes.NewReader(b))
+		if !ok || hb.HotMiB < int64(v.dirtyMiB) {
+			return fmt.Errorf("%d of %d MiB filled", hb.HotMiB, v.dirtyMiB)
+		}
+		return nil
+	})
 }
 
 // waitBeating waits until a VM's console shows a new heartbeat on the

@@ -24,6 +24,9 @@ type Heartbeat struct {
 	// MemBad counts pages of the guest's dirty set found not holding what
 	// the guest last wrote there: writes a migration lost.
 	MemBad int64
+	// HotMiB is how much of its dirty set the guest has filled (newer
+	// guests only): it dirties at its set rate once the whole set is.
+	HotMiB int64
 }
 
 // ParseHeartbeat parses one heartbeat line; ok is false for other lines.
@@ -59,6 +62,9 @@ func Parse(line string) (hb Heartbeat, ok bool) {
 			hb.DiskBad = int(n)
 		case "mem_bad":
 			hb.MemBad = n // newer guests only: not counted in seen
+			continue
+		case "hot_mib":
+			hb.HotMiB = n // newer guests only
 			continue
 		default:
 			continue

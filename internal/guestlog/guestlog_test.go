@@ -17,6 +17,8 @@ func TestParseHeartbeat(t *testing.T) {
 			Heartbeat{Counter: 1, CPUs: 1, MemMiB: 100}},
 		{"godwit-guest hb=7 up_ms=1400 cpus=1 mem_mib=180 disk_mib=0 disk_rec=0 disk_bad=0 mem_bad=12", true,
 			Heartbeat{Counter: 7, UpMS: 1400, CPUs: 1, MemMiB: 180, MemBad: 12}},
+		{"godwit-guest hb=8 up_ms=1600 cpus=1 mem_mib=180 disk_mib=0 disk_rec=0 disk_bad=0 mem_bad=0 hot_mib=96", true,
+			Heartbeat{Counter: 8, UpMS: 1600, CPUs: 1, MemMiB: 180, HotMiB: 96}},
 		{"godwit-guest hb=3 up_ms=10 cpus=1", false, Heartbeat{}},
 		{"godwit-guest start cmdline=console=ttyS0", false, Heartbeat{}},
 		{"[    0.000000] Linux version 6.1", false, Heartbeat{}},

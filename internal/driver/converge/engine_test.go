@@ -40,7 +40,9 @@ type scenario struct {
 		RemainingMB  float64 `json:"remaining_mb"`
 		DirtyMB      float64 `json:"dirty_mb"`
 		ThroughputMB float64 `json:"throughput_mb"`
-		Throttle     int     `json:"throttle"`
+		// TransferredMB is what the move has sent so far (0: not given).
+		TransferredMB float64 `json:"transferred_mb,omitempty"`
+		Throttle      int     `json:"throttle"`
 		// Want is the action expected on this sample ("" for none), and
 		// WantThrottle its throttle.
 		Want         string `json:"want"`
@@ -104,7 +106,7 @@ func runScenario(t *testing.T, sc scenario) {
 	for i, s := range sc.Samples {
 		clock = start.Add(time.Duration(s.AtMS) * time.Millisecond)
 		acts := e.Observe(Sample{Elapsed: time.Duration(s.AtMS) * time.Millisecond, Pass: s.Pass,
-			Remaining: int64(s.RemainingMB * 1e6), DirtyRate: s.DirtyMB * 1e6, Throughput: s.ThroughputMB * 1e6, Throttle: s.Throttle})
+			Remaining: int64(s.RemainingMB * 1e6), Transferred: int64(s.TransferredMB * 1e6), DirtyRate: s.DirtyMB * 1e6, Throughput: s.ThroughputMB * 1e6, Throttle: s.Throttle})
 		switch {
 		case s.Want == "" && len(acts) > 0:
 			t.Errorf("sample %d (pass %d, %v MB left): unexpected %+v", i, s.Pass, s.RemainingMB, acts)

@@ -38,6 +38,26 @@ const maxPasses = 30
 // takes about mem/(B−D) in all; the cap is what lets a small hot set
 // converge at rates near B, so it is simulated rather than solved.
 func PredictPreCopy(mem, ws int64, dirty, bandwidth float64, downtime time.Duration) Prediction {
+	return predict(mem, ws, bandwidth, downtime, func(float64) float64 { return dirty })
+}
+
+// PredictThrottled is PredictPreCopy for a guest whose dirty rate drops
+// from dirty to throttled once lag has passed: QEMU applies an
+// auto-converge throttle only from its third dirty-bitmap sync (it must
+// see pre-copy fall behind twice, at least a second apart), so the first
+// passes of a move run at the guest's full rate whatever the throttle.
+func PredictThrottled(mem, ws int64, dirty, throttled, bandwidth float64, downtime, lag time.Duration) Prediction {
+	return predict(mem, ws, bandwidth, downtime, func(at float64) float64 {
+		if at < lag.Seconds() {
+			return dirty
+		}
+		return throttled
+	})
+}
+
+// predict simulates pre-copy passes; rateAt is the dirty rate at a time
+// (seconds) into the move, taken at each pass's start.
+func predict(mem, ws int64, bandwidth float64, downtime time.Duration, rateAt func(float64) float64) Prediction {
 	if mem <= 0 {
 		return Prediction{Converges: true} // nothing left: the switch-over is due
 	}
@@ -52,8 +72,8 @@ func PredictPreCopy(mem, ws int64, dirty, bandwidth float64, downtime time.Durat
 	rest, total := float64(mem), 0.0
 	for pass := 1; pass <= maxPasses; pass++ {
 		t := rest / bandwidth
+		rest = math.Min(rateAt(total)*t, float64(ws))
 		total += t
-		rest = math.Min(dirty*t, float64(ws))
 		if rest <= fits {
 			total += rest / bandwidth
 			return Prediction{Converges: true, Passes: pass, Total: seconds(total), Factor: total / bound}
