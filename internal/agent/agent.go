@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.drv, err = qemu.New(qemu.Config{StateDir: filepath.Join(cfg.StateDir, "qemu"), Accel: acc, AccelReason: reason,
 			DirtySampleEvery: cfg.DirtySampleEvery, Logger: a.log})
 	case driver.HypervisorFake:
-		a.drv, err = fake.New(fake.Config{StateDir: filepath.Join(cfg.StateDir, "fake"), Logger: a.log})
+		a.drv, err = fake.New(fake.Config{StateDir: filepath.Join(cfg.StateDir, "fake"), Faults: cfg.Faults, Logger: a.log})
 	default:
 		err = fmt.Errorf("unknown driver %q; use qemu or fake", cfg.Driver)
 	}

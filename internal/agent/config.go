@@ -7,6 +7,8 @@ package agent
 import (
 	"log/slog"
 	"time"
+
+	"github.com/godwit/godwit/internal/driver/fake"
 )
 
 // Config configures an agent.
@@ -56,6 +58,9 @@ type Config struct {
 	// fences the host; empty runs none (the fake driver has no processes
 	// to kill).
 	Watchdog string
+
+	// Faults, with the fake driver, injects its failures (tests).
+	Faults *fake.Faults
 
 	Logger *slog.Logger
 }

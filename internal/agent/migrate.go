@@ -41,6 +41,7 @@ func (a *Agent) migrationRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /v1/vms/{id}/migration", a.migrationStatus)
 	m.HandleFunc("POST /v1/vms/{id}/migrate-cancel", a.migrateCancel)
 	m.HandleFunc("POST /v1/vms/{id}/complete-incoming", a.completeIncoming)
+	m.HandleFunc("POST /v1/vms/{id}/resume", a.resume)
 	m.HandleFunc("POST /v1/vms/{id}/release", a.release)
 	m.HandleFunc("POST /v1/vms/{id}/migrate-complete", a.forceComplete)
 }
@@ -150,6 +151,22 @@ func (a *Agent) completeIncoming(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("incoming migration complete; vm runs here", "id", r.PathValue("id"))
 	failpoint.Hit("agent/complete-incoming/before-reply") // the guest runs here, the reply not sent
+	a.reply(w, r, r.PathValue("id"))
+}
+
+// resume runs the guest again on the source of a migration that sent
+// everything but whose destination never ran it.
+func (a *Agent) resume(w http.ResponseWriter, r *http.Request) {
+	mg, err := a.migrator()
+	if err == nil {
+		err = mg.Resume(r.Context(), r.PathValue("id"))
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.log.Warn("guest resumed here after its migration's destination never ran it", "id", r.PathValue("id"))
+	failpoint.Hit("agent/resume/before-reply")
 	a.reply(w, r, r.PathValue("id"))
 }
 

@@ -39,7 +39,7 @@ func (a *Agent) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func report(st driver.Status) hostapi.VMReport {
-	return hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID}
+	return hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID, Incoming: string(st.Incoming)}
 }
 
 // reply answers with the VM's current status.

@@ -122,7 +122,7 @@ func (c *Controller) runCold(ctx context.Context, m api.Migration, vm api.VM, sr
 	failpoint.Hit("cold/before-source-cleanup")
 	// A source agent away (restarting) is waited for: its removal is
 	// idempotent, and it may have removed the copy just before it died.
-	if err := whileUnavailable(fctx, func(ctx context.Context) error { return cleanup(ctx, vm.ID) }); err != nil {
+	if err := c.whileUnavailable(fctx, func(ctx context.Context) error { return cleanup(ctx, vm.ID) }); err != nil {
 		log.Error("remove the source copy", "err", err)
 		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its old copy on "+src.Name+" could not be removed: "+err.Error())
 		return
@@ -156,7 +156,7 @@ func (c *Controller) copyDisk(ctx context.Context, id string, dstA *hostapi.Agen
 		case <-tick.C:
 		}
 		var st hostapi.ImportStatus
-		err := whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = dstA.ImportStatus(ctx, req.VM.ID); return err })
+		err := c.whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = dstA.ImportStatus(ctx, req.VM.ID); return err })
 		if err != nil {
 			return fmt.Errorf("read the disk copy's status: %w", err)
 		}

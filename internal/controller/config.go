@@ -36,5 +36,9 @@ type Config struct {
 	// AllowTCGPostCopy offers post-copy on TCG hosts, where test guests
 	// crashed after it (docs/migration.md): for benchmarks only.
 	AllowTCGPostCopy bool
-	Logger           *slog.Logger
+	// AgentOutage is how long a running operation waits for an agent
+	// that stopped answering before it gives up on it. Default 60s
+	// (agentOutage); tests shorten it.
+	AgentOutage time.Duration
+	Logger      *slog.Logger
 }

@@ -57,6 +57,9 @@ func (c *Config) setDefaults() {
 	if c.HostDownAfter == 0 {
 		c.HostDownAfter = 10 * time.Second
 	}
+	if c.AgentOutage == 0 {
+		c.AgentOutage = agentOutage
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

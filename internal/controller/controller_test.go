@@ -18,6 +18,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/agent"
 	"github.com/godwit/godwit/internal/controller"
+	"github.com/godwit/godwit/internal/driver/fake"
 )
 
 // testCluster is a controller and fake-driver agents in this process:
@@ -61,9 +62,22 @@ func newTestCluster(t *testing.T, hosts int, memMiB int) *testCluster {
 // that much memory and cpus CPUs.
 func newTestClusterSized(t *testing.T, cpus int, mems ...int) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, clusterOptions{}, cpus, mems...)
+}
+
+// clusterOptions tune a test cluster beyond its hosts' sizes.
+type clusterOptions struct {
+	agentOutage time.Duration  // the controller's Config.AgentOutage; 0: its default
+	faults      []*fake.Faults // the fake driver's knobs, by host (host1 first); nil: none
+}
+
+// newTestClusterWith is newTestClusterSized with options.
+func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int) *testCluster {
+	t.Helper()
 	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
-	ctrl, err := controller.New(ctx, controller.Config{DataDir: t.TempDir(), HostDownAfter: 5 * time.Second, Logger: quietLogger()})
+	ctrl, err := controller.New(ctx, controller.Config{DataDir: t.TempDir(), HostDownAfter: 5 * time.Second,
+		AgentOutage: opts.agentOutage, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +92,9 @@ func newTestClusterSized(t *testing.T, cpus int, mems ...int) *testCluster {
 			StateDir: t.TempDir(), SharedDir: filepath.Join(os.TempDir(), "godwit-test-shared-"+t.Name()),
 			Driver: "fake", HeartbeatInterval: 100 * time.Millisecond, CPUs: cpus, MemoryMiB: mems[i-1], Logger: quietLogger(),
 		}}
+		if i <= len(opts.faults) {
+			ta.cfg.Faults = opts.faults[i-1]
+		}
 		tc.agents = append(tc.agents, ta)
 		tc.startAgent(t, i)
 	}

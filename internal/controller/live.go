@@ -33,13 +33,14 @@ func (r *rollback) add(name string, f func(context.Context) error) {
 }
 
 // run undoes what was done, on a fresh context (the operation's may be
-// what was cancelled), and reports the steps that failed.
-func (r *rollback) run(ctx context.Context, log *slog.Logger) error {
+// what was cancelled), waiting up to outage for an unreachable agent, and
+// reports the steps that failed.
+func (r *rollback) run(ctx context.Context, outage time.Duration, log *slog.Logger) error {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	var errs []error
 	for i := len(r.steps) - 1; i >= 0; i-- {
-		if err := whileUnavailable(uctx, r.steps[i]); err != nil {
+		if err := waitUnavailable(uctx, outage, r.steps[i]); err != nil {
 			log.Error("rollback step failed", "step", r.names[i], "err", err)
 			errs = append(errs, fmt.Errorf("%s: %w", r.names[i], err))
 		}
@@ -63,7 +64,9 @@ func (r *rollback) run(ctx context.Context, log *slog.Logger) error {
 // Each state is persisted before its step. On failure or abort before the
 // switch-over, the source cancels, the destination's copy is removed, and
 // the VM runs on the source as before; after it, the VM runs on the
-// destination and the source's copy is removed.
+// destination and the source's copy is removed. If the destination fails
+// to resume the guest, where the guest may run is asked, not assumed
+// (switchover.go).
 //
 // transfers, when positive, is how many transfers may leave the source at
 // once: the link is taken after the destination is prepared and given up
@@ -141,8 +144,9 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		return
 	}
 
-	// From here the guest's newest state is on the destination: no
-	// rollback to the source, only forward.
+	// From here the source's guest is paused with nothing left to send:
+	// no undo step applies blindly. Should the destination fail to resume
+	// it, switchOverFailed asks whether it ran there.
 	rb = rollback{}
 	if _, err := c.advance(ctx, m.ID, api.MigSwitchingOver, ""); err != nil {
 		log.Error("record switch-over", "err", err)
@@ -151,26 +155,33 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	fctx := context.WithoutCancel(ctx)
 	failpoint.Hit("live/switch-over")
 	var rep hostapi.VMReport
-	err = whileUnavailable(fctx, func(ctx context.Context) (err error) { rep, err = dstA.CompleteIncoming(ctx, vm.ID); return err })
+	err = c.whileUnavailable(fctx, func(ctx context.Context) (err error) { rep, err = dstA.CompleteIncoming(ctx, vm.ID); return err })
 	if err != nil {
-		fail(fmt.Errorf("the source finished but the guest did not resume on %s: %w", dst.Name, err))
-		return
+		var ran bool
+		rep, ran = c.switchOverFailed(fctx, log, liveMove{id: m.ID, vm: vm, src: src.Name, dst: dst.Name, srcA: srcA, dstA: dstA,
+			dropDst: dropDst, postCopy: strings.Contains(final.Strategy, "post-copy")}, err)
+		if !ran {
+			return
+		}
 	}
 	if _, err := c.advance(fctx, m.ID, api.MigFinishing, ""); err != nil {
 		log.Error("record finishing", "err", err)
 	}
 	// The VM is recorded on the destination before the migration ends:
 	// hostsWithAllocations relies on that order to never lose its claim.
+	state, reason, pid := observed(rep)
 	if _, err := c.store.UpdateVM(fctx, vm.Name, func(v *api.VM) error {
-		v.Host, v.PID, v.State, v.StateReason = dst.Name, rep.PID, api.VMRunning, ""
+		v.Host, v.PID, v.State, v.StateReason = dst.Name, pid, state, reason
 		return nil
 	}); err != nil {
-		fail(fmt.Errorf("record the vm on %s: %w", dst.Name, err))
+		// Nothing to roll back: the guest runs on the destination.
+		log.Error("record the vm on the destination", "err", err)
+		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but recording it there failed: "+err.Error()+"; its paused copy on "+src.Name+" is kept and must not be resumed")
 		return
 	}
 	failpoint.Hit("live/before-source-cleanup")
 	// Waiting out a restarting agent, as for the cold move's cleanup.
-	if err := whileUnavailable(fctx, func(ctx context.Context) error { return dropSrc(ctx, vm.ID) }); err != nil {
+	if err := c.whileUnavailable(fctx, func(ctx context.Context) error { return dropSrc(ctx, vm.ID) }); err != nil {
 		// The VM runs on the destination; the paused source copy is left.
 		log.Error("release the source copy", "err", err)
 		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its paused copy on "+src.Name+" could not be removed: "+err.Error())
@@ -197,7 +208,7 @@ func (c *Controller) failure(ctx context.Context, id string, log *slog.Logger, r
 		if ctx.Err() != nil {
 			state, err = api.MigCancelled, errors.New("aborted on request")
 		}
-		if rerr := rb.run(ctx, log); rerr != nil {
+		if rerr := rb.run(ctx, c.cfg.AgentOutage, log); rerr != nil {
 			state, err = api.MigNeedsAttention, fmt.Errorf("%v; rollback failed: %v", err, rerr)
 		}
 		log.Warn("migration failed", "state", state, "err", err)
@@ -226,7 +237,7 @@ func (c *Controller) watchTransfer(ctx context.Context, id string, srcA *hostapi
 		case <-time.After(wait):
 		}
 		var st hostapi.MigrationStatus
-		err := whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = srcA.MigrationStatus(ctx, vmID); return err })
+		err := c.whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = srcA.MigrationStatus(ctx, vmID); return err })
 		if err != nil {
 			return st, fmt.Errorf("read migration status: %w", err)
 		}

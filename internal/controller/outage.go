@@ -8,7 +8,8 @@ import (
 	"github.com/godwit/godwit/internal/errs"
 )
 
-// agentOutage is how long a running operation waits for an agent that
+// agentOutage is how long, by default (Config.AgentOutage), a running
+// operation waits for an agent that
 // stopped answering before it gives up on it. An agent restarts in a few
 // seconds (its VMs keep running, and a QEMU keeps migrating without it),
 // so an unreachable agent is first taken for a restarting one: failing at
@@ -20,10 +21,15 @@ const agentOutage = 60 * time.Second
 const agentRetry = time.Second
 
 // whileUnavailable calls f until it returns anything but an unreachable
-// agent, for at most agentOutage or until ctx is done; it returns f's
-// last error.
-func whileUnavailable(ctx context.Context, f func(context.Context) error) error {
-	deadline := time.Now().Add(agentOutage)
+// agent, for at most the configured outage or until ctx is done; it
+// returns f's last error.
+func (c *Controller) whileUnavailable(ctx context.Context, f func(context.Context) error) error {
+	return waitUnavailable(ctx, c.cfg.AgentOutage, f)
+}
+
+// waitUnavailable is whileUnavailable for at most outage.
+func waitUnavailable(ctx context.Context, outage time.Duration, f func(context.Context) error) error {
+	deadline := time.Now().Add(outage)
 	for {
 		err := f(ctx)
 		if err == nil || !errors.Is(err, errs.ErrUnavailable) || time.Now().After(deadline) {

@@ -32,7 +32,7 @@ func TestStallWatch(t *testing.T) {
 
 func TestWhileUnavailable(t *testing.T) {
 	calls := 0
-	err := whileUnavailable(context.Background(), func(context.Context) error {
+	err := waitUnavailable(context.Background(), agentOutage, func(context.Context) error {
 		if calls++; calls < 3 {
 			return errs.Unavailable("agent restarting")
 		}
@@ -42,7 +42,7 @@ func TestWhileUnavailable(t *testing.T) {
 		t.Errorf("err %v after %d calls; want nil after 3", err, calls)
 	}
 	calls = 0
-	err = whileUnavailable(context.Background(), func(context.Context) error { calls++; return errs.Conflict("busy") })
+	err = waitUnavailable(context.Background(), agentOutage, func(context.Context) error { calls++; return errs.Conflict("busy") })
 	if !errors.Is(err, errs.ErrConflict) || calls != 1 {
 		t.Errorf("err %v after %d calls; want the conflict at once", err, calls)
 	}

@@ -23,6 +23,9 @@ import (
 //	live, the source finished sending      resume the guest on the destination, move the record,
 //	                                       remove the source's copy: completed
 //	live, only the destination has it      move the record: completed
+//	live, the source finished sending and  resume the source's copy, if the move had
+//	  the destination has no copy          found the destination never ran the guest
+//	                                       (switchover.go): rolled back
 //	cold, the destination runs it (or has  move the record, remove the source's copy: completed
 //	  it defined, for a stopped VM) and the
 //	  switch-over had begun
@@ -191,6 +194,20 @@ func (c *Controller) decide(ctx context.Context, log *slog.Logger, m api.Migrati
 			return
 		}
 		dst.state = rep.State
+	case m.Kind == api.KindLive && src.has && src.mig == "completed" && src.sent > 0:
+		// The source's guest is paused and the destination has no copy:
+		// the move had removed it, having found the guest never ran
+		// there, or else nobody knows where the guest last ran.
+		if !decided(m, decisionResumeSource) {
+			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+"the source sent everything and its copy is paused, but the destination has no copy; "+
+				"resume the copy on "+m.Source+" only if the guest never ran on "+m.Destination)
+			return
+		}
+		if _, err := srcA.Resume(ctx, m.VMID); err != nil {
+			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+"the destination never ran the guest and its copy is gone, but resuming the paused copy on "+m.Source+" failed: "+err.Error()+"; that copy is the vm")
+			return
+		}
+		why = "the destination never ran the guest and its copy is gone: resumed on the source"
 	case m.Kind == api.KindLive && !src.has && running(dst):
 		forward, why = true, "only the destination has the vm"
 	case m.Kind == api.KindLive && running(src):
@@ -272,6 +289,16 @@ func (c *Controller) endRecovered(ctx context.Context, m api.Migration, state, r
 	if _, err := c.advance(ctx, m.ID, state, reason); err != nil {
 		c.log.Error("record recovered migration", "op", m.ID, "err", err)
 	}
+}
+
+// decided reports whether a migration's record holds a decision.
+func decided(m api.Migration, action string) bool {
+	for _, d := range m.Decisions {
+		if d.Action == action {
+			return true
+		}
+	}
+	return false
 }
 
 // decision appends a decision to a migration's record.

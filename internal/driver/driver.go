@@ -109,6 +109,9 @@ type Status struct {
 	PID       int       // hypervisor process, 0 when not running
 	StartedAt time.Time // zero when not running
 	Spec      VMSpec
+	// Incoming, for a copy PrepareIncoming started, says whether its
+	// guest has run here yet (IncomingNone once it has).
+	Incoming IncomingState
 }
 
 // StopOptions tune Stop.

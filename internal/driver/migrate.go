@@ -15,7 +15,11 @@ import (
 //	source:      MigrateOut → MigrationStatus… → Release
 //
 // and on failure CancelMigration on the source and Release on the
-// destination, leaving the VM running where it was.
+// destination, leaving the VM running where it was. When the source has
+// sent everything but CompleteIncoming fails, the destination's Status
+// (Incoming) says whether the guest ran there: if it never did, the
+// destination's copy is released and Resume runs the guest on the source
+// again.
 type LiveMigrator interface {
 	// PrepareIncoming defines the VM from spec and starts it waiting for
 	// an incoming migration on an address of listenHost. A disk that is
@@ -32,8 +36,36 @@ type LiveMigrator interface {
 	CancelMigration(ctx context.Context, id string) error
 	// CompleteIncoming waits until the migrated VM runs on this host.
 	CompleteIncoming(ctx context.Context, id string, timeout time.Duration) error
+	// Resume runs the guest again on the source of an outgoing migration
+	// that completed (the guest paused here) but whose destination never
+	// ran it (IncomingWaiting there, and that copy released first): the
+	// paused copy here is then the newest. Never once the destination's
+	// guest has run, nor after a switch to post-copy. Resuming a running
+	// VM is a no-op.
+	Resume(ctx context.Context, id string) error
 	Releaser
 }
+
+// IncomingState says whether the guest of a copy PrepareIncoming started
+// has run on this host. When a switch-over fails it decides where the
+// guest may run: the source may resume its paused copy only if the
+// destination's never ran, for a guest that ran here has moved on from
+// the source's memory and disk.
+type IncomingState string
+
+// Incoming states.
+const (
+	// IncomingNone: not an incoming copy, or one whose guest has run here
+	// (resumed at least once, even if its process exited since).
+	IncomingNone IncomingState = ""
+	// IncomingWaiting: the guest never ran here. The copy waits for or
+	// loads the migration's state, holds it without having resumed it,
+	// failed to load it, or its process exited before resuming it.
+	IncomingWaiting IncomingState = "waiting"
+	// IncomingUnknown: the driver cannot tell, e.g. the process exited
+	// while no agent watched it, or its monitor does not answer.
+	IncomingUnknown IncomingState = "unknown"
+)
 
 // Releaser is implemented by drivers that can let go of a VM whose disk
 // lives on: every move needs it.

@@ -140,6 +140,14 @@ func (a *Agent) CompleteIncoming(ctx context.Context, id string) (VMReport, erro
 	return r, err
 }
 
+// Resume runs a VM's guest again on the source of a migration that sent
+// everything but whose destination never ran it.
+func (a *Agent) Resume(ctx context.Context, id string) (VMReport, error) {
+	var r VMReport
+	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/resume", struct{}{}, &r)
+	return r, err
+}
+
 // Release stops and forgets a VM, keeping its disk.
 func (a *Agent) Release(ctx context.Context, id string) error {
 	return a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/release", struct{}{}, nil)

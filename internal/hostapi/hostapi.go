@@ -38,6 +38,10 @@ type VMReport struct {
 	Name  string `json:"name"`
 	State string `json:"state"` // driver state: running, stopped, paused, crashed
 	PID   int    `json:"pid,omitempty"`
+	// Incoming, for a migration's destination copy, says whether its
+	// guest has run here: "waiting" (never), "unknown" (the host cannot
+	// tell), or empty (it has, or the VM did not arrive by migration).
+	Incoming string `json:"incoming,omitempty"`
 }
 
 // CreateVM is the body of PUT /v1/vms/{id} (controller → agent): define

@@ -53,6 +53,9 @@ type vmState struct {
 	State     driver.State  `json:"state"`
 	PID       int           `json:"pid,omitempty"`
 	StartedAt time.Time     `json:"started_at,omitempty"` // of the current boot
+	// Incoming is waiting from PrepareIncoming until the guest resumes
+	// here (CompleteIncoming), kept if it never does.
+	Incoming driver.IncomingState `json:"incoming,omitempty"`
 }
 
 // Driver is the fake driver.
@@ -221,6 +224,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return err
 	}
 	v.st.State, v.st.PID, v.st.StartedAt = driver.StateRunning, pid, time.Now().UTC()
+	v.st.Incoming = driver.IncomingNone // booted here: the guest runs here
 	if err := d.save(v.st); err != nil {
 		return err
 	}
@@ -339,7 +343,8 @@ func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
 }
 
 func status(st vmState) driver.Status {
-	return driver.Status{ID: st.Spec.ID, Name: st.Spec.Name, State: st.State, PID: st.PID, StartedAt: st.StartedAt, Spec: st.Spec}
+	return driver.Status{ID: st.Spec.ID, Name: st.Spec.Name, State: st.State, PID: st.PID, StartedAt: st.StartedAt, Spec: st.Spec,
+		Incoming: st.Incoming}
 }
 
 // List implements driver.Driver.

@@ -22,16 +22,20 @@ import (
 //	drv.Crash(ctx, id)                                           // the VM's "process" dies
 //
 // Methods are named as in driver.Driver and driver.LiveMigrator: Create,
-// Start, Stop, Reboot, Delete, Status, List, Console, Recover and Resize
-// take faults. A fault applies before the call does anything, so a failed call
-// has changed nothing, and a delay holds up only its own call (other VMs'
-// calls go on), honouring ctx. Capabilities, Close and the LiveMigrator
-// methods take none; a migration fails through its physics (a destination
-// that is gone) rather than a knob.
+// Start, Stop, Reboot, Delete, Status, List, Console, Recover, Resize and
+// CompleteIncoming take faults. A fault applies before the call does
+// anything, so a failed call has changed nothing, and a delay holds up only
+// its own call (other VMs' calls go on), honouring ctx. FailAfter instead
+// fails a call that did its work (CompleteIncoming only: the guest resumed
+// on the destination, and the call reports an error all the same).
+// Capabilities, Close and the other LiveMigrator methods take none; a
+// migration fails through its physics (a destination that is gone) rather
+// than a knob.
 type Faults struct {
-	mu     sync.Mutex
-	fail   map[string]failure
-	delays map[string]time.Duration
+	mu        sync.Mutex
+	fail      map[string]failure
+	failAfter map[string]failure
+	delays    map[string]time.Duration
 }
 
 type failure struct {
@@ -42,7 +46,10 @@ type failure struct {
 // faultable are the methods that take faults; a knob on any other name is
 // a typo that would silently inject nothing, so it panics.
 var faultable = map[string]bool{"Create": true, "Start": true, "Stop": true, "Reboot": true, "Delete": true,
-	"Status": true, "List": true, "Console": true, "Recover": true, "Resize": true}
+	"Status": true, "List": true, "Console": true, "Recover": true, "Resize": true, "CompleteIncoming": true}
+
+// faultableAfter are the methods FailAfter takes.
+var faultableAfter = map[string]bool{"CompleteIncoming": true}
 
 func checkMethod(method string) {
 	if !faultable[method] {
@@ -64,6 +71,24 @@ func (f *Faults) Fail(method string, n int, err error) {
 		return
 	}
 	f.fail[method] = failure{n: n, err: err}
+}
+
+// FailAfter makes the next n calls of method do their work and then
+// return err, as a call that failed at its last step; n = 0 clears it.
+func (f *Faults) FailAfter(method string, n int, err error) {
+	if !faultableAfter[method] {
+		panic(fmt.Sprintf("fake.Faults: method %q takes no FailAfter faults", method))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAfter == nil {
+		f.failAfter = map[string]failure{}
+	}
+	if n <= 0 {
+		delete(f.failAfter, method)
+		return
+	}
+	f.failAfter[method] = failure{n: n, err: err}
 }
 
 // Delay makes every call of method wait d first (0 removes the delay).
@@ -95,14 +120,29 @@ func (f *Faults) hit(ctx context.Context, method string) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	fl, failing := f.fail[method]
+	return take(f.fail, method)
+}
+
+// hitAfter applies a FailAfter fault set for method, once its work is done.
+func (f *Faults) hitAfter(method string) error {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return take(f.failAfter, method)
+}
+
+// take uses up one of method's failures in m (f.mu held).
+func take(m map[string]failure, method string) error {
+	fl, failing := m[method]
 	if !failing {
 		return nil
 	}
 	if fl.n--; fl.n <= 0 {
-		delete(f.fail, method)
+		delete(m, method)
 	} else {
-		f.fail[method] = fl
+		m[method] = fl
 	}
 	return fl.err
 }

@@ -245,3 +245,87 @@ func TestPIDs(t *testing.T) {
 		t.Error("start with a damaged pid counter succeeded")
 	}
 }
+
+// moveUntilSent migrates vmID from a running src to dst until the source
+// has sent everything (its guest paused there), leaving CompleteIncoming
+// to the caller.
+func moveUntilSent(t *testing.T, src, dst *fake.Driver) {
+	t.Helper()
+	start(t, src)
+	to, err := dst.PrepareIncoming(ctx, spec(), "127.0.0.1", driver.MigrateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.MigrateOut(ctx, vmID, to, driver.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := src.MigrationStatus(ctx, vmID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status == driver.MigrationCompleted {
+			return
+		}
+		if st.Status != driver.MigrationActive || time.Now().After(deadline) {
+			t.Fatalf("migration %s: %s", st.Status, st.Error)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// CompleteIncoming fails before the guest resumes (Fail) or after
+// (FailAfter), and the destination says which (Status.Incoming): a guest
+// that never ran there resumes on the source, one that ran may not.
+func TestCompleteIncomingFaults(t *testing.T) {
+	boom := errors.New("load of migration failed")
+	incoming := func(d *fake.Driver) (driver.Status, error) { return d.Status(ctx, vmID) }
+
+	t.Run("before the resume", func(t *testing.T) {
+		f := &fake.Faults{}
+		src, dst := newFake(t, t.TempDir(), nil), newFake(t, t.TempDir(), f)
+		t.Cleanup(func() { src.Close(); dst.Close() })
+		moveUntilSent(t, src, dst)
+		f.Fail("CompleteIncoming", 1, boom)
+		if err := dst.CompleteIncoming(ctx, vmID, 5*time.Second); !errors.Is(err, boom) {
+			t.Fatalf("complete: %v; want the injected failure", err)
+		}
+		if st, _ := incoming(dst); st.Incoming != driver.IncomingWaiting || st.State != driver.StatePaused {
+			t.Errorf("destination %s, incoming %q; want paused, waiting", st.State, st.Incoming)
+		}
+		if err := dst.Release(ctx, vmID); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := incoming(src)
+		if err := src.Resume(ctx, vmID); err != nil {
+			t.Fatalf("resume on the source: %v", err)
+		}
+		if st, _ := incoming(src); st.State != driver.StateRunning || st.PID != before.PID {
+			t.Errorf("source after resume: %s pid %d; want running with pid %d", st.State, st.PID, before.PID)
+		}
+	})
+	t.Run("after the resume", func(t *testing.T) {
+		f, dstDir := &fake.Faults{}, t.TempDir()
+		src, dst := newFake(t, t.TempDir(), nil), newFake(t, dstDir, f)
+		t.Cleanup(func() { src.Close(); dst.Close() })
+		moveUntilSent(t, src, dst)
+		f.FailAfter("CompleteIncoming", 1, boom)
+		if err := dst.CompleteIncoming(ctx, vmID, 5*time.Second); !errors.Is(err, boom) {
+			t.Fatalf("complete: %v; want the injected failure", err)
+		}
+		if st, _ := incoming(dst); st.Incoming != driver.IncomingNone || st.State != driver.StateRunning {
+			t.Errorf("destination %s, incoming %q; want running, none", st.State, st.Incoming)
+		}
+		// A restarted agent knows it too.
+		dst.Close()
+		again := newFake(t, dstDir, nil)
+		t.Cleanup(func() { again.Close() })
+		if _, err := again.Recover(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := incoming(again); st.Incoming != driver.IncomingNone {
+			t.Errorf("after a restart the destination reports incoming %q; want none", st.Incoming)
+		}
+	})
+}

@@ -114,7 +114,7 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 		ln.Close()
 		return driver.Incoming{}, err
 	}
-	v.st.State, v.st.PID = driver.StatePaused, pid
+	v.st.State, v.st.PID, v.st.Incoming = driver.StatePaused, pid, driver.IncomingWaiting
 	if err := d.save(v.st); err != nil {
 		ln.Close()
 		return driver.Incoming{}, err
@@ -355,8 +355,19 @@ func (d *Driver) CancelMigration(ctx context.Context, id string) error {
 	return nil
 }
 
-// CompleteIncoming implements driver.LiveMigrator.
+// CompleteIncoming implements driver.LiveMigrator. Faults.Fail makes it
+// fail before the guest resumes here, Faults.FailAfter after.
 func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.Duration) error {
+	if err := d.cfg.Faults.hit(ctx, "CompleteIncoming"); err != nil {
+		return err
+	}
+	if err := d.completeIncoming(ctx, id, timeout); err != nil {
+		return err
+	}
+	return d.cfg.Faults.hitAfter("CompleteIncoming")
+}
+
+func (d *Driver) completeIncoming(ctx context.Context, id string, timeout time.Duration) error {
 	d.mu.Lock()
 	v, err := d.get(id)
 	var ch chan handoff
@@ -389,13 +400,40 @@ func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.D
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v.incoming, v.listener = nil, nil
-	v.st.State, v.st.StartedAt = driver.StateRunning, h.StartedAt
+	v.st.State, v.st.StartedAt, v.st.Incoming = driver.StateRunning, h.StartedAt, driver.IncomingNone
 	if err := d.save(v.st); err != nil {
 		return err
 	}
 	// The guest's counter carries on: only what it prints from now on is
 	// new on this host's console.
 	d.boot(v, d.counterAt(v.st.StartedAt, time.Now())-1)
+	return nil
+}
+
+// Resume implements driver.LiveMigrator: the guest paused at the end of
+// its outgoing migration runs on, its counter where it stopped.
+func (d *Driver) Resume(ctx context.Context, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.get(id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case v.st.State == driver.StateRunning:
+		return nil
+	case v.st.State != driver.StatePaused || v.st.Incoming != driver.IncomingNone:
+		return errs.Conflict("vm %s is %s here, not paused after an outgoing migration; there is nothing to resume", id, v.st.State)
+	case v.out != nil && v.out.switched:
+		return errs.Conflict("vm %s switched to post-copy: it ran on the destination, so its copy here is stale and must not resume", id)
+	case v.out != nil && v.out.st.Status == driver.MigrationActive:
+		return errs.Conflict("vm %s is still migrating; cancel the migration instead", id)
+	}
+	v.st.State = driver.StateRunning
+	if err := d.save(v.st); err != nil {
+		return err
+	}
+	d.boot(v, lastCounter(d.consolePath(id)))
 	return nil
 }
 

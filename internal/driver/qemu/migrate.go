@@ -44,6 +44,12 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 		return driver.Incoming{}, errs.Conflict("vm %s already runs on this host", spec.ID)
 	}
 	v.st.Launch.Incoming, v.st.Launch.Paused = true, block
+	// Recorded before the launch, for an agent that dies before start
+	// records the process (adopt): this QEMU's guest has not run here.
+	v.st.Incoming = driver.IncomingWaiting
+	if err := writeState(v.dir, v.st); err != nil {
+		return driver.Incoming{}, fmt.Errorf("vm %s: %w", spec.ID, err)
+	}
 	err = d.start(ctx, v)
 	v.st.Launch.Incoming, v.st.Launch.Paused = false, false // a later plain start boots normally
 	if err != nil {
@@ -62,6 +68,8 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 	if err := d.qmpRun(ctx, v, "migrate-incoming", map[string]string{"uri": in.URI}, nil); err != nil {
 		return in, fmt.Errorf("vm %s: listen for the migration: %w", spec.ID, err)
 	}
+	v.arrivalMon = v.mon // the guest can start only after this command
+
 	if block {
 		nbdPort, err := freePort(listenHost)
 		if err != nil {
@@ -436,11 +444,17 @@ func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.D
 	deadline := time.Now().Add(timeout)
 	for {
 		v.mu.Lock()
-		var st struct {
-			Status  string `json:"status"`
-			Running bool   `json:"running"`
+		d.refresh(v)
+		if v.st.PID == 0 {
+			v.mu.Unlock()
+			// A failed load ends QEMU; Status says whether the guest ran.
+			return fmt.Errorf("vm %s: its qemu exited during the incoming migration (see its qemu.log)", id)
 		}
+		var st runStatus
 		err := d.qmpRun(ctx, v, "query-status", nil, &st)
+		if err == nil && st.Running {
+			d.setIncoming(v, driver.IncomingNone)
+		}
 		v.mu.Unlock()
 		if err == nil && st.Running {
 			return nil
@@ -449,16 +463,19 @@ func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.D
 			// Started paused (-S) for a block copy: resume once the
 			// incoming migration is complete.
 			var q queryMigrate
+			resumed := false
 			v.mu.Lock()
 			if d.qmpRun(ctx, v, "query-migrate", nil, &q) == nil && q.Status == "completed" {
 				_ = d.qmpRun(ctx, v, "nbd-server-stop", nil, nil)
-				err = d.qmpRun(ctx, v, "cont", nil, nil)
+				err, resumed = d.resumeArrived(ctx, v), true
 			}
 			v.mu.Unlock()
 			if err != nil {
 				return fmt.Errorf("vm %s: resume after the migration: %w", id, err)
 			}
-			continue
+			if resumed {
+				continue
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("vm %s: not running %s after the migration (state %q, %v)", id, timeout, st.Status, err)

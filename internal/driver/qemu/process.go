@@ -23,7 +23,10 @@ type monitor struct {
 	// guestShutdown is set when QEMU reports that the guest powered
 	// itself off, so its exit is a stop and not a crash.
 	guestShutdown atomic.Bool
-	watched       chan struct{} // closed when the watcher has seen every event
+	// resumed is set when QEMU reports the guest started running (RESUME):
+	// an arriving guest then has run here (arrival.go).
+	resumed atomic.Bool
+	watched chan struct{} // closed when the watcher has seen every event
 }
 
 // QMP timeouts. Every call also has the caller's context.
@@ -74,6 +77,10 @@ func (d *Driver) start(ctx context.Context, v *vm) error {
 	}
 	v.st.PID, v.st.StartedAt = pid, time.Now().UTC()
 	v.st.StopRequested, v.st.ShutdownSeen, v.st.Crashed = false, false, false
+	v.st.Incoming, v.arrivalMon = driver.IncomingNone, nil // booted: the guest runs here
+	if l.Incoming {
+		v.st.Incoming = driver.IncomingWaiting
+	}
 	if err := writeState(v.dir, v.st); err != nil {
 		kill(pid, id)
 		return fmt.Errorf("vm %s: record the started qemu: %w", id, err)
@@ -142,6 +149,10 @@ func (d *Driver) connect(ctx context.Context, v *vm) error {
 func (d *Driver) watch(v *vm, mon *monitor, events <-chan qmp.Event) {
 	defer close(mon.watched)
 	for ev := range events {
+		if ev.Name == "RESUME" {
+			mon.resumed.Store(true) // recorded by whoever holds v.mu next
+			continue
+		}
 		if ev.Name != "SHUTDOWN" {
 			continue
 		}
@@ -190,7 +201,9 @@ func (d *Driver) refresh(v *vm) {
 	if alive(v.st.PID, v.st.Launch.Spec.ID) {
 		return
 	}
+	mon := v.mon
 	d.retire(v)
+	d.exitedIncoming(v, mon)
 	v.st.Crashed = !v.st.StopRequested && !v.st.ShutdownSeen
 	log := d.log.With("vm", v.st.Launch.Spec.Name, "id", v.st.Launch.Spec.ID, "pid", v.st.PID)
 	switch {
@@ -227,6 +240,9 @@ wait:
 	}
 	if mon.guestShutdown.Load() {
 		v.st.ShutdownSeen = true
+	}
+	if mon.resumed.Load() && v.st.Incoming == driver.IncomingWaiting {
+		v.st.Incoming = driver.IncomingNone
 	}
 }
 

@@ -80,6 +80,10 @@ type vm struct {
 	// a later QEMU of the same VM on this host takes over — QEMU serves
 	// one QMP client at a time, so a stale one locks the new one out.
 	gone bool
+	// arrivalMon is the monitor that has watched an arriving guest since
+	// it was last seen not to have run: its events tell whether the guest
+	// ran before the process ended (arrival.go). Nil: none has.
+	arrivalMon *monitor
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -297,8 +301,11 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 }
 
 func (v *vm) status() driver.Status {
-	st := driver.Status{ID: v.st.Launch.Spec.ID, Name: v.st.Launch.Spec.Name, PID: v.st.PID, StartedAt: v.st.StartedAt, Spec: v.st.Launch.Spec}
+	st := driver.Status{ID: v.st.Launch.Spec.ID, Name: v.st.Launch.Spec.Name, PID: v.st.PID, StartedAt: v.st.StartedAt, Spec: v.st.Launch.Spec,
+		Incoming: v.st.Incoming}
 	switch {
+	case v.st.PID != 0 && v.st.Incoming == driver.IncomingWaiting:
+		st.State = driver.StatePaused // waiting for its guest, which has not run here
 	case v.st.PID != 0:
 		st.State = driver.StateRunning
 	case v.st.Crashed:
@@ -373,7 +380,10 @@ func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	d.refresh(v)
-	return v.status(), nil
+	in := d.incoming(ctx, v)
+	st := v.status()
+	st.Incoming = in
+	return st, nil
 }
 
 // List implements driver.Driver.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/godwit/godwit/internal/driver"
 )
 
 // stateVersion is bumped when vmState changes incompatibly; an agent
@@ -30,6 +32,9 @@ type vmState struct {
 	StopRequested bool `json:"stop_requested,omitempty"`
 	ShutdownSeen  bool `json:"shutdown_seen,omitempty"`
 	Crashed       bool `json:"crashed,omitempty"`
+	// Incoming is waiting from before an incoming QEMU starts until its
+	// guest is seen to run, unknown if it exited unwatched (arrival.go).
+	Incoming driver.IncomingState `json:"incoming,omitempty"`
 }
 
 // writeState replaces dir/state.json atomically (write and rename), so a
