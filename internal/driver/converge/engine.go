@@ -75,10 +75,14 @@ type Config struct {
 	TCG bool
 }
 
-// Estimate is the guest's dirty rate measured before the move.
+// Estimate is what is measured of the guest before the move.
 type Estimate struct {
 	DirtyRate float64 // bytes/s
 	Source    string  // how: page-sampling; empty when there is none
+	// Resident is the guest RAM resident on the host, in bytes (0: not
+	// known): an upper bound of the non-zero memory a first pass sends,
+	// zero pages crossing as markers of a few bytes.
+	Resident int64
 }
 
 // Sample is a migration's state as the driver reads it.
@@ -145,6 +149,7 @@ type Engine struct {
 	rep   Report
 	now   func() time.Time
 
+	mem         int64 // what a first pass sends: resident memory when known, else all RAM
 	pass        int   // the pass seen last
 	passRest    int64 // what the pass in progress started with
 	prevRest    int64 // what the pass before it started with
@@ -165,7 +170,10 @@ func New(cfg Config, est Estimate, now func() time.Time) *Engine {
 	if cfg.Policy == "" {
 		cfg.Policy = Auto
 	}
-	e := &Engine{cfg: cfg, now: now}
+	e := &Engine{cfg: cfg, now: now, mem: cfg.RAM}
+	if est.Resident > 0 && est.Resident < cfg.RAM {
+		e.mem = est.Resident
+	}
 	e.rep = Report{Policy: cfg.Policy, DirtyRate: est.DirtyRate, DirtyRateSource: est.Source,
 		Bandwidth: cfg.Bandwidth, PostCopyAllowed: cfg.PostCopy}
 	e.setup = Setup{MaxDowntime: cfg.MaxDowntime, PostCopy: cfg.PostCopy, ThrottleInitial: 20, ThrottleIncrement: 10}
@@ -206,14 +214,18 @@ func (e *Engine) plan(est Estimate) {
 	// pre-copy fall behind), tail-slow so it stops rising once enough.
 	e.setup.AutoConverge, e.setup.TailSlow = true, true
 	e.setup.ThrottleIncrement = 20
-	B, D := cfg.Bandwidth, est.DirtyRate
+	B, D, M := cfg.Bandwidth, est.DirtyRate, e.mem
 	if est.Source == "" || B <= 0 || cfg.RAM <= 0 {
 		e.rep.Strategy = StrategyPreCopy
 		e.decide("pre-copy", "no dirty rate measured before the move: start with pre-copy and decide on its pass statistics")
 		return
 	}
-	p := PredictPreCopy(cfg.RAM, 0, D, B, e.setup.MaxDowntime)
-	e.rep.Prediction = fmt.Sprintf("dirty %s against %s: %s", rate(D), rate(B), p.Describe())
+	p := PredictPreCopy(M, 0, D, B, e.setup.MaxDowntime)
+	sending := fmt.Sprintf("%d MiB of RAM", cfg.RAM>>20)
+	if M < cfg.RAM {
+		sending = fmt.Sprintf("%s resident of %s", size(M), sending)
+	}
+	e.rep.Prediction = fmt.Sprintf("dirty %s against %s, %s: %s", rate(D), rate(B), sending, p.Describe())
 	e.setup.ThrottleInitial = throttleFor(D, B, throttleShare)
 	e.throttleTo = e.setup.ThrottleInitial // QEMU starts there: nothing to raise yet
 	switch {
@@ -223,12 +235,12 @@ func (e *Engine) plan(est Estimate) {
 	case cfg.PostCopy:
 		// Post-copy at once sends each page once: the bound itself, and
 		// a downtime of the device state only.
-		e.rep.Strategy, e.rep.Predicted, e.immediatePC = StrategyPostCopy, seconds(float64(cfg.RAM)/B), true
+		e.rep.Strategy, e.rep.Predicted, e.immediatePC = StrategyPostCopy, seconds(float64(M)/B), true
 		e.decide("post-copy", e.rep.Prediction+"; post-copy from the start sends each page once")
 	default:
 		e.rep.Strategy = StrategyAutoConverge
 		left := D * float64(100-e.setup.ThrottleInitial) / 100
-		tp := PredictThrottled(cfg.RAM, 0, D, left, B, e.setup.MaxDowntime, throttleLag)
+		tp := PredictThrottled(M, 0, D, left, B, e.setup.MaxDowntime, throttleLag)
 		e.rep.Predicted = tp.Total
 		e.decide("auto-converge", fmt.Sprintf("%s; post-copy not allowed: throttle the vCPUs to %d %% (dirty ≈ %s) once QEMU sees pre-copy fall behind (≥ %s in); with it %s",
 			e.rep.Prediction, e.setup.ThrottleInitial, rate(left), throttleLag, tp.Describe()))
@@ -311,7 +323,7 @@ func (e *Engine) Observe(s Sample) []Action {
 	} else {
 		e.stalls = 0 // two stalls in a row, not two in the whole move
 	}
-	slow := !p.Converges || p.Total > seconds(float64(e.cfg.RAM)/B*(preCopyFactor-1))
+	slow := !p.Converges || p.Total > seconds(float64(e.mem)/B*(preCopyFactor-1))
 	if !slow && e.stalls < 2 {
 		return nil
 	}

@@ -46,7 +46,7 @@ func TestQEMULifecycle(t *testing.T) {
 	}
 	d := open()
 	spec := driver.VMSpec{ID: lifecycleID, Name: "life", VCPUs: 1, MemoryMiB: 128,
-		Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline,
+		Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline + " dirty_mb=32", // 32 MiB written once (ResidentMemory)
 		Disk: &driver.Disk{Path: filepath.Join(root, "disk.qcow2"), SizeMiB: 64}}
 	must(t, d.Create(ctx, spec))
 
@@ -78,6 +78,22 @@ func TestQEMULifecycle(t *testing.T) {
 		must(t, json.Unmarshal(b, &raw))
 		if raw["version"] != float64(1) || raw["pid"] != float64(pid) || raw["started_at"] == nil {
 			t.Errorf("state file = %s; want version 1, pid %d and started_at", b, pid)
+		}
+	})
+
+	// The engine predicts from the guest RAM resident in QEMU (what a
+	// first pass sends), not the RAM size: it must find the RAM block's
+	// mapping in a real QEMU and count at least what the guest wrote.
+	t.Run("ResidentMemory", func(t *testing.T) {
+		waitHB(t, d, 0, func(hb guestlog.Heartbeat) bool { return hb.HotMiB >= 32 })
+		v, err := d.get(lifecycleID)
+		must(t, err)
+		v.mu.Lock()
+		got := d.residentRAM(ctx, v)
+		v.mu.Unlock()
+		t.Logf("resident guest RAM %d MiB of 128 MiB (32 MiB dirty set filled)", got>>20)
+		if got < 32<<20 || got > 128<<20 {
+			t.Errorf("resident guest RAM %d bytes; want between the 32 MiB the guest wrote and its 128 MiB", got)
 		}
 	})
 

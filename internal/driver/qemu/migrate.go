@@ -119,7 +119,9 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 		bw = opts.Bandwidth
 	}
 	block := to.NBD != ""
-	eng := converge.New(engineConfig(v, opts, bw, block), v.estimate(), nil)
+	est := v.estimate()
+	est.Resident = d.residentRAM(ctx, v)
+	eng := converge.New(engineConfig(v, opts, bw, block), est, nil)
 	set := eng.Setup()
 	// The cap holds in post-copy too: QEMU leaves max-postcopy-bandwidth
 	// unlimited unless it is set.
