@@ -47,7 +47,9 @@ type Config struct {
 	ConvDirtyMiB  int
 	OverheadRuns  int
 	// Settle is how long a freshly booted or moved guest runs before the
-	// next move: its working set is filled and dirtied at its rate.
+	// next move, once it has filled its working set: long enough for the
+	// agent's dirty-rate sampler (every 5 s, 1 s each) to measure the
+	// guest at its rate rather than while it filled the set.
 	Settle time.Duration
 
 	Logger *slog.Logger
@@ -69,7 +71,7 @@ func Defaults() Config {
 		ConvMemoryMiB: 1024,
 		ConvDirtyMiB:  256,
 		OverheadRuns:  10,
-		Settle:        3 * time.Second,
+		Settle:        8 * time.Second,
 	}
 }
 

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
@@ -34,15 +35,22 @@ const (
 
 // dirtyEstimate is a VM's dirty rate as last sampled.
 type dirtyEstimate struct {
-	rate     float64 // bytes/s
-	at       time.Time
+	rate     float64   // bytes/s
+	at       time.Time // when the measurement was read, within a second of its end
 	measured bool
-	pending  bool // a calc-dirty-rate of ours is running
+	pending  bool      // a calc-dirty-rate of ours is running
+	started  time.Time // when the last one started
 }
 
-// sampleDirtyRates measures every running VM's dirty rate until stop.
+// dirtyPollEvery is how often a measurement under way is looked for, so
+// it is read within a second of its end: read only when the next one
+// starts, an estimate was up to a sampling period older than it said.
+const dirtyPollEvery = time.Second
+
+// sampleDirtyRates measures every running VM's dirty rate, starting a
+// measurement every period, until stop.
 func (d *Driver) sampleDirtyRates(stop <-chan struct{}, every time.Duration) {
-	t := time.NewTicker(every)
+	t := time.NewTicker(min(every, dirtyPollEvery))
 	defer t.Stop()
 	for {
 		select {
@@ -51,14 +59,15 @@ func (d *Driver) sampleDirtyRates(stop <-chan struct{}, every time.Duration) {
 		case <-t.C:
 		}
 		for _, v := range d.all() {
-			d.sampleDirtyRate(v)
+			d.sampleDirtyRate(v, every)
 		}
 	}
 }
 
-// sampleDirtyRate reads the last measurement of v and starts the next.
-// A VM busy with something else (a migration, a resize) is skipped.
-func (d *Driver) sampleDirtyRate(v *vm) {
+// sampleDirtyRate reads v's measurement when one has ended, and starts
+// the next once every has passed since the last one started. A VM busy
+// with something else (a migration, a resize) is skipped.
+func (d *Driver) sampleDirtyRate(v *vm, every time.Duration) {
 	if !v.mu.TryLock() {
 		return
 	}
@@ -85,11 +94,14 @@ func (d *Driver) sampleDirtyRate(v *vm) {
 		return
 	}
 	if q.Status == "measured" && v.dirty.pending {
-		v.dirty = dirtyEstimate{rate: float64(q.DirtyRate) * (1 << 20), at: time.Now(), measured: true}
+		v.dirty = dirtyEstimate{rate: float64(q.DirtyRate) * (1 << 20), at: time.Now(), measured: true, started: v.dirty.started}
+	}
+	if time.Since(v.dirty.started) < every {
+		return
 	}
 	args := map[string]any{"calc-time": 1, "sample-pages": dirtySamplePages, "mode": "page-sampling"}
 	if err := d.qmpRun(ctx, v, "calc-dirty-rate", args, nil); err == nil {
-		v.dirty.pending = true
+		v.dirty.pending, v.dirty.started = true, time.Now()
 	}
 }
 
@@ -113,7 +125,7 @@ func (d *Driver) supervise(v *vm, out *outgoing) {
 			v.mu.Unlock()
 			return
 		}
-		if out.switched || out.paused {
+		if out.paused {
 			v.mu.Unlock()
 			return // the engine has nothing more to decide
 		}
@@ -132,6 +144,11 @@ func (d *Driver) supervise(v *vm, out *outgoing) {
 			v.mu.Unlock()
 			return
 		}
+		if out.switched {
+			d.pacePostCopy(ctx, v, out, q, time.Now()) // the engine has nothing more to decide
+			v.mu.Unlock()
+			continue
+		}
 		s := converge.Sample{Elapsed: time.Since(start), Throttle: q.CPUThrottle}
 		if r := q.RAM; r != nil {
 			s.Pass, s.Transferred, s.Remaining = r.DirtySyncCount, r.Transferred, r.Remaining
@@ -145,6 +162,68 @@ func (d *Driver) supervise(v *vm, out *outgoing) {
 		}
 		v.mu.Unlock()
 	}
+}
+
+// Post-copy pacing. QEMU holds post-copy's background stream to
+// max-postcopy-bandwidth, but sends the pages the destination faults on
+// besides: godwit's post-copy moves ran at 134–140 MB/s under a 125 MB/s
+// cap. The background limit starts at paceStart of the cap; then every
+// paceWindow the driver compares what the move sent with the cap and
+// moves the limit by the difference, between half the cap and the cap,
+// so the move as a whole keeps to it.
+const (
+	paceWindow = 400 * time.Millisecond
+	paceStart  = 0.9
+)
+
+// pace is a post-copy move's pacing state.
+type pace struct {
+	at    time.Time // the window's start
+	bytes int64     // transferred then
+	limit float64   // max-postcopy-bandwidth now, bytes/s
+}
+
+// pacePostCopy adjusts the background limit of a post-copy move from its
+// statistics q, read at now (v.mu held).
+func (d *Driver) pacePostCopy(ctx context.Context, v *vm, out *outgoing, q queryMigrate, now time.Time) {
+	if q.RAM == nil || out.bandwidth <= 0 {
+		return
+	}
+	p := &out.pace
+	first := p.at.IsZero()
+	limit, ok := p.next(q.RAM.Transferred, now, out.bandwidth)
+	if first {
+		limit, ok = p.limit, true
+	}
+	if !ok {
+		return
+	}
+	if err := d.qmpRun(ctx, v, "migrate-set-parameters", map[string]any{"max-postcopy-bandwidth": int64(limit)}, nil); err != nil {
+		d.log.Warn("post-copy pacing", "vm", v.st.Launch.Spec.Name, "err", err)
+		return
+	}
+	p.limit = limit
+}
+
+// next takes the bytes transferred at now and returns a new background
+// limit when a window has passed and the limit should move by more than
+// 2 % of the cap (ceiling).
+func (p *pace) next(transferred int64, now time.Time, ceiling float64) (float64, bool) {
+	if p.at.IsZero() {
+		p.at, p.bytes, p.limit = now, transferred, paceStart*ceiling
+		return 0, false
+	}
+	dt := now.Sub(p.at).Seconds()
+	if dt < paceWindow.Seconds() {
+		return 0, false
+	}
+	rate := float64(transferred-p.bytes) / dt
+	p.at, p.bytes = now, transferred
+	limit := min(ceiling, max(ceiling/2, p.limit-(rate-ceiling)))
+	if math.Abs(limit-p.limit) < 0.02*ceiling {
+		return 0, false
+	}
+	return limit, true
 }
 
 // apply carries out one of the engine's actions (v.mu held).

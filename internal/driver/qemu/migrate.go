@@ -135,7 +135,7 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if err := d.setCapabilities(ctx, v, caps); err != nil {
 		return err
 	}
-	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng}
+	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng, bandwidth: float64(bw)}
 	go d.supervise(v, v.out)
 	if !v.out.block {
 		v.out.started = true
@@ -189,13 +189,15 @@ type outgoing struct {
 	block     bool
 	postCopy  bool // post-copy allowed
 	eng       *converge.Engine
-	throttled bool   // QEMU throttled the vCPUs
-	paused    bool   // the guest was paused for the final copy
-	over      bool   // QEMU reported the migration ended
-	switched  bool   // switched to post-copy
-	started   bool   // memory migration started
-	cancelled bool   // CancelMigration was called
-	err       string // why it failed before memory moved
+	throttled bool    // QEMU throttled the vCPUs
+	paused    bool    // the guest was paused for the final copy
+	over      bool    // QEMU reported the migration ended
+	switched  bool    // switched to post-copy
+	started   bool    // memory migration started
+	cancelled bool    // CancelMigration was called
+	err       string  // why it failed before memory moved
+	bandwidth float64 // the cap, bytes/s
+	pace      pace    // post-copy pacing (converge.go)
 }
 
 // blockJob is the part of query-block-jobs we read.
