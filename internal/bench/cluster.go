@@ -295,15 +295,10 @@ func (c *cluster) waitFilled(ctx context.Context, v vmSpec, d time.Duration) err
 		return nil
 	}
 	return c.waitFor(ctx, d, "vm "+v.name+" to fill its dirty set", func() error {
-		vm, err := c.client.VM(ctx, v.name)
+		hb, ok, err := c.lastHeartbeat(ctx, v.name)
 		if err != nil {
 			return err
 		}
-		b, err := os.ReadFile(c.consolePath(vm.Host, vm.ID))
-		if err != nil {
-			return err
-		}
-		hb, ok := guestlog.Last(bytes.NewReader(b))
 		if !ok || hb.HotMiB < int64(v.dirtyMiB) {
 			return fmt.Errorf("%d of %d MiB filled", hb.HotMiB, v.dirtyMiB)
 		}
@@ -316,15 +311,11 @@ func (c *cluster) waitFilled(ctx context.Context, v vmSpec, d time.Duration) err
 func (c *cluster) waitBeating(ctx context.Context, name string, d time.Duration) error {
 	var seen int64 = -1
 	return c.waitFor(ctx, d, "heartbeats of vm "+name, func() error {
-		vm, err := c.client.VM(ctx, name)
+		last, ok, err := c.lastHeartbeat(ctx, name)
 		if err != nil {
 			return err
 		}
-		b, err := os.ReadFile(c.consolePath(vm.Host, vm.ID))
-		if err != nil {
-			return err
-		}
-		hb, ok := lastBeat(b)
+		hb := last.Counter
 		switch {
 		case !ok:
 			return errors.New("no heartbeat yet")
@@ -336,6 +327,21 @@ func (c *cluster) waitBeating(ctx context.Context, name string, d time.Duration)
 		}
 		return nil
 	})
+}
+
+// lastHeartbeat is the last complete heartbeat on the console of a VM on
+// the host it runs on now.
+func (c *cluster) lastHeartbeat(ctx context.Context, name string) (guestlog.Heartbeat, bool, error) {
+	vm, err := c.client.VM(ctx, name)
+	if err != nil {
+		return guestlog.Heartbeat{}, false, err
+	}
+	b, err := os.ReadFile(c.consolePath(vm.Host, vm.ID))
+	if err != nil {
+		return guestlog.Heartbeat{}, false, err
+	}
+	hb, ok := guestlog.Last(bytes.NewReader(b))
+	return hb, ok, nil
 }
 
 // deleteVMs deletes VMs by name, ignoring those already gone.

@@ -203,9 +203,3 @@ func (t *tailer) beatsSince(at time.Time) int {
 	}
 	return n
 }
-
-// lastBeat is the counter of the last complete heartbeat line in b.
-func lastBeat(b []byte) (int64, bool) {
-	hb, ok := guestlog.Last(bytes.NewReader(b))
-	return hb.Counter, ok
-}

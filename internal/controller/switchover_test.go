@@ -111,8 +111,8 @@ func TestSwitchOverDestinationUnreachable(t *testing.T) {
 		if cur.State == api.MigTransferring {
 			break
 		}
-		if time.Now().After(deadline) || finalState(cur.State) {
-			t.Fatalf("migration %s before it transferred", cur.State)
+		if time.Now().After(deadline) {
+			t.Fatalf("migration %s, not transferring, after 10 s", cur.State)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -147,12 +147,4 @@ func TestSwitchOverDestinationUnreachable(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func finalState(s string) bool {
-	switch s {
-	case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
-		return true
-	}
-	return false
 }

@@ -63,14 +63,7 @@ func (f *Faults) Fail(method string, n int, err error) {
 	checkMethod(method)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.fail == nil {
-		f.fail = map[string]failure{}
-	}
-	if n <= 0 {
-		delete(f.fail, method)
-		return
-	}
-	f.fail[method] = failure{n: n, err: err}
+	set(&f.fail, method, n, err)
 }
 
 // FailAfter makes the next n calls of method do their work and then
@@ -81,14 +74,20 @@ func (f *Faults) FailAfter(method string, n int, err error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.failAfter == nil {
-		f.failAfter = map[string]failure{}
-	}
+	set(&f.failAfter, method, n, err)
+}
+
+// set makes the next n calls of method in *m fail with err; n = 0 clears
+// it (f.mu held).
+func set(m *map[string]failure, method string, n int, err error) {
 	if n <= 0 {
-		delete(f.failAfter, method)
+		delete(*m, method)
 		return
 	}
-	f.failAfter[method] = failure{n: n, err: err}
+	if *m == nil {
+		*m = map[string]failure{}
+	}
+	(*m)[method] = failure{n: n, err: err}
 }
 
 // Delay makes every call of method wait d first (0 removes the delay).
