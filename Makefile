@@ -23,7 +23,7 @@ demo: deps build
 # Everything, including real-QEMU integration tests and the PostgreSQL
 # store suite, with the race detector. One package at a time (-p 1): the
 # real-QEMU packages each run TCG guests, and two of them at once on a
-# 2-core machine starve the guests (see docs/migration.md on TCG oopses).
+# 2-core machine starve the guests.
 test: deps build
 	@pg=$$(scripts/test-postgres.sh | tail -n 1) && \
 	GODWIT_TEST_POSTGRES="$$pg" GODWIT_TEST_BIN=$(CURDIR)/$(BIN) \

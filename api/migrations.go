@@ -53,11 +53,19 @@ type Migration struct {
 	Phases []Phase `json:"phases"`
 	// Decisions records what was done to the migration on the way and
 	// why (a force-complete, later the engine's strategy switches).
-	Decisions  []Decision `json:"decisions,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	FinishedAt time.Time  `json:"finished_at,omitempty"`
+	Decisions []Decision `json:"decisions,omitempty"`
+	// GuestPanic is the guest's first kernel panic during the migration
+	// or within GuestPanicWindow after it completed: a sign the move
+	// broke the guest (its Host says on which end it panicked).
+	GuestPanic *GuestPanic `json:"guest_panic,omitempty"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+	FinishedAt time.Time   `json:"finished_at,omitempty"`
 }
+
+// GuestPanicWindow is how long after a completed migration a guest panic
+// is recorded on the migration (Migration.GuestPanic) too.
+const GuestPanicWindow = time.Minute
 
 // Convergence policies of a live migration. Auto is godwit's engine; the
 // others are the fixed policies peers run, kept for comparison and for

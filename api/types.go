@@ -34,7 +34,16 @@ type Host struct {
 	Hypervisor  string `json:"hypervisor"`  // qemu or fake
 	Accelerator string `json:"accelerator"` // kvm or tcg (what VMs on this host run under)
 	AccelReason string `json:"accel_reason,omitempty"`
-	Version     string `json:"version"` // agent version
+	// QEMUVersion is the QEMU release the host runs VMs on, "10.0.2" (a
+	// fake host's: the one it claims); empty when unknown (an agent too
+	// old to report it). Under TCG, QEMU before 9.0 loses guest writes in
+	// a live migration, which the controller therefore refuses (unless
+	// it runs with --allow-unsafe-tcg-migration).
+	QEMUVersion string `json:"qemu_version"`
+	// PostCopy says the host's driver can switch a live migration to
+	// post-copy (under KVM, or TCG on QEMU 9.0 or later).
+	PostCopy bool   `json:"post_copy"`
+	Version  string `json:"version"` // agent version
 
 	// Allocated resources: the sum of the flavors of VMs placed here.
 	AllocatedCPUs      int `json:"allocated_cpus"`
@@ -88,6 +97,9 @@ const (
 	VMDeleting = "deleting"
 	VMError    = "error"   // needs attention; see StateReason
 	VMUnknown  = "unknown" // its host is down
+	// VMCrashed: the guest kernel panicked and its host holds it paused
+	// there (OnPanic pause); StateReason says why. Reboot, start or stop it.
+	VMCrashed = "crashed"
 )
 
 // Flavor is the virtual hardware of a VM.
@@ -120,9 +132,14 @@ type VM struct {
 	// StaleCopies names hosts that still hold an old copy of this VM
 	// (after an evacuation): when such a host returns, its agent is told
 	// to remove the copy (keeping shared-pool disks) and never starts it.
-	StaleCopies []string  `json:"stale_copies,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	StaleCopies []string `json:"stale_copies,omitempty"`
+	// OnPanic is what the host does when the guest kernel panics
+	// (OnPanic*); empty on VMs recorded before it existed: restart.
+	OnPanic string `json:"on_panic,omitempty"`
+	// LastPanic is the guest's last kernel panic, with the count of all.
+	LastPanic *GuestPanic `json:"last_panic,omitempty"`
+	CreatedAt time.Time   `json:"created_at"`
+	UpdatedAt time.Time   `json:"updated_at"`
 }
 
 // CreateVMRequest is the body of POST /v1/vms.
@@ -141,6 +158,9 @@ type CreateVMRequest struct {
 	Cmdline string `json:"cmdline,omitempty"`
 	// Start defaults to true.
 	Start *bool `json:"start,omitempty"`
+	// OnPanic is what the host does when the guest kernel panics:
+	// restart (the default), pause or none (OnPanic*).
+	OnPanic string `json:"on_panic,omitempty"`
 }
 
 // VMActionRequest is the body of POST /v1/vms/{name}/{start,stop,reboot}.

@@ -20,7 +20,7 @@ import (
 
 func main() {
 	cfg := bench.Defaults()
-	scenarios := flag.String("scenarios", strings.Join(cfg.Scenarios, ","), "scenarios to run: convergence, drain, overhead")
+	scenarios := flag.String("scenarios", strings.Join(cfg.Scenarios, ","), "scenarios to run: convergence, drain, overhead; repro (not by default) reproduces QEMU 7.2's TCG migration defect")
 	rates := flag.String("rates", "0,50,100,200,300", "dirty rates of the convergence guest, MB/s")
 	policies := flag.String("policies", strings.Join(cfg.Policies, ","), "convergence policies compared at every rate")
 	drains := flag.String("drains", strings.Join(cfg.Drains, ","), "drains in the order they run (a name twice runs it twice): godwit, one-at-a-time, two-at-a-time")
@@ -32,6 +32,8 @@ func main() {
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (logs, console logs)")
 	flag.StringVar(&cfg.Accel, "accel", cfg.Accel, "accelerator: kvm, tcg, or auto (probe KVM by booting a kernel)")
 	flag.IntVar(&cfg.OverheadRuns, "overhead-runs", cfg.OverheadRuns, "migrations of the overhead scenario")
+	qemu := flag.String("qemu", "qemu-system-x86_64", "repro scenario: QEMU binaries to compare, comma-separated; one cluster each, in turn")
+	flag.IntVar(&cfg.ReproRuns, "repro-runs", cfg.ReproRuns, "repro scenario: heavy migrations per QEMU binary")
 	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
 	flag.Parse()
 
@@ -44,6 +46,7 @@ func main() {
 	cfg.Scenarios = bench.ParseList(*scenarios)
 	cfg.Policies = bench.ParseList(*policies)
 	cfg.Drains = bench.ParseList(*drains)
+	cfg.QEMU = bench.ParseList(*qemu)
 	r, err := bench.ParseRates(*rates)
 	if err != nil {
 		fail(err)

@@ -9,6 +9,7 @@ type config struct {
 	dirtyMiB    int
 	dirtyRateMB int
 	hbHz        int
+	panicAfterS int // panic the kernel this long after start; 0: never
 }
 
 // parseCmdline reads the guest's settings from the kernel command line;
@@ -29,6 +30,8 @@ func parseCmdline(s string) config {
 			c.dirtyMiB = n
 		case "dirty_rate_mb":
 			c.dirtyRateMB = n
+		case "panic_after_s":
+			c.panicAfterS = n
 		case "hb_hz":
 			if n > 0 && n <= 1000 {
 				c.hbHz = n

@@ -14,6 +14,7 @@ func TestParseCmdline(t *testing.T) {
 		{"dirty_mb=256 dirty_rate_mb=100 hb_hz=20", config{dirtyMiB: 256, dirtyRateMB: 100, hbHz: 20}},
 		{"dirty_mb=-1 dirty_rate_mb=x hb_hz=0", config{hbHz: 5}},
 		{"hb_hz=5000", config{hbHz: 5}},
+		{"panic=-1 panic_after_s=3", config{hbHz: 5, panicAfterS: 3}},
 	} {
 		if got := parseCmdline(tt.in); got != tt.want {
 			t.Errorf("parseCmdline(%q) = %+v; want %+v", tt.in, got, tt.want)

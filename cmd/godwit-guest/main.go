@@ -7,7 +7,8 @@
 // powers off on the ACPI power button.
 //
 // Kernel command line settings: dirty_mb=N (hot working set, MiB),
-// dirty_rate_mb=N (MB/s of pages dirtied), hb_hz=N (heartbeats a second).
+// dirty_rate_mb=N (MB/s of pages dirtied), hb_hz=N (heartbeats a second),
+// panic_after_s=N (panic the kernel N seconds after start, on purpose).
 //
 // The heartbeat line, parsed by internal/guestlog:
 //
@@ -32,6 +33,9 @@ func main() {
 	var memBad, hotMiB atomic.Int64
 	go dirty(cfg.dirtyMiB, cfg.dirtyRateMB, &memBad, &hotMiB)
 	go watchPowerButton()
+	if cfg.panicAfterS > 0 {
+		go panicAfter(time.Duration(cfg.panicAfterS) * time.Second)
+	}
 
 	var disk diskState
 	if d, err := openDisk("/dev/vda"); err == nil {

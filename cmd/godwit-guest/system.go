@@ -107,3 +107,16 @@ func readEvents(path string) {
 		}
 	}
 }
+
+// panicAfter panics the guest kernel on purpose after d (panic_after_s=N),
+// for tests of how the host sees a guest panic: sysrq 'c' calls panic()
+// as a kernel bug would, so the pvpanic driver tells QEMU. Writing to
+// /proc/sysrq-trigger works as root whatever kernel.sysrq allows.
+func panicAfter(d time.Duration) {
+	time.Sleep(d)
+	os.Stdout.WriteString("godwit-guest panic_after_s: panicking the kernel\n")
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0); err != nil {
+		os.Stdout.WriteString("godwit-guest panic_after_s: " + err.Error() + " (is CONFIG_MAGIC_SYSRQ set?)\n")
+	}
+}

@@ -139,9 +139,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 		a.log.Info("accelerator chosen", "accel", acc, "reason", reason)
 		a.drv, err = qemu.New(qemu.Config{StateDir: filepath.Join(cfg.StateDir, "qemu"), Accel: acc, AccelReason: reason,
-			DirtySampleEvery: cfg.DirtySampleEvery, Logger: a.log})
+			QEMUBinary: cfg.QEMUBinary, NoPostCopyPreempt: cfg.NoPostCopyPreempt, DirtySampleEvery: cfg.DirtySampleEvery, Logger: a.log})
 	case driver.HypervisorFake:
-		a.drv, err = fake.New(fake.Config{StateDir: filepath.Join(cfg.StateDir, "fake"), Faults: cfg.Faults, Logger: a.log})
+		acc := ""
+		if cfg.Accel == driver.AccelKVM || cfg.Accel == driver.AccelTCG {
+			acc = cfg.Accel
+		}
+		a.drv, err = fake.New(fake.Config{StateDir: filepath.Join(cfg.StateDir, "fake"), Faults: cfg.Faults, Logger: a.log,
+			Accel: acc, QEMUVersion: cfg.FakeQEMUVersion})
 	default:
 		err = fmt.Errorf("unknown driver %q; use qemu or fake", cfg.Driver)
 	}

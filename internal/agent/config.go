@@ -28,7 +28,8 @@ type Config struct {
 	SharedDir string
 	// Driver is qemu or fake.
 	Driver string
-	// Accel is kvm, tcg or auto (probe once, fall back to tcg).
+	// Accel is kvm, tcg or auto (probe once, fall back to tcg). With the
+	// fake driver, kvm or tcg is the accelerator it claims (auto: none).
 	Accel string
 	// AccelReason, when Accel was resolved by someone else (godwit up
 	// probes once for all its agents), says why.
@@ -59,8 +60,19 @@ type Config struct {
 	// to kill).
 	Watchdog string
 
+	// QEMUBinary is the qemu-system-x86_64 the QEMU driver runs (empty:
+	// the one on PATH).
+	QEMUBinary string
+	// NoPostCopyPreempt keeps post-copy page requests behind the
+	// background stream (to measure what postcopy-preempt gains).
+	NoPostCopyPreempt bool
+
 	// Faults, with the fake driver, injects its failures (tests).
 	Faults *fake.Faults
+	// FakeQEMUVersion, with the fake driver, is the QEMU release it
+	// claims to run (default fake.DefaultQEMUVersion), e.g. 7.2.22 to
+	// play a host whose TCG live migration is unsafe.
+	FakeQEMUVersion string
 
 	Logger *slog.Logger
 }

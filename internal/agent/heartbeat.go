@@ -56,7 +56,8 @@ func (a *Agent) heartbeat(ctx context.Context) (hostapi.Heartbeat, error) {
 	hb.Cleaned = slices.Clone(a.cleaned)
 	a.staleMu.Unlock()
 	for _, st := range sts {
-		hb.VMs = append(hb.VMs, hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID})
+		hb.VMs = append(hb.VMs, hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID,
+			Reason: st.Reason, LastPanic: panicReport(st.LastPanic)})
 	}
 	return hb, nil
 }
@@ -71,6 +72,7 @@ func (a *Agent) facts() api.Host {
 		CPUs: runtime.NumCPU(), MemoryMiB: hostinfo.MemTotalMiB(),
 		CPUModel: model, CPUFlags: flags,
 		Hypervisor: caps.Hypervisor, Accelerator: caps.Accelerator, AccelReason: caps.AccelReason,
+		QEMUVersion: caps.QEMUVersion, PostCopy: caps.PostCopy,
 		Version: version.Version,
 	}
 	if a.cfg.CPUs > 0 {

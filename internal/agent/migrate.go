@@ -64,7 +64,7 @@ func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
 	}
 	a.log.Info("waiting for incoming migration", "vm", req.Name, "uri", in.URI, "nbd", in.NBD)
 	failpoint.Hit("agent/incoming/before-reply") // the destination prepared, the reply not sent
-	httpx.JSON(w, http.StatusOK, hostapi.IncomingReply{URI: in.URI, NBD: in.NBD})
+	httpx.JSON(w, http.StatusOK, hostapi.IncomingReply{URI: in.URI, NBD: in.NBD, PostCopyPreempt: in.PostCopyPreempt})
 }
 
 func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +81,7 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, Bandwidth: int64(req.BandwidthMBps) * 1e6,
 		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
 		TimeoutPerGiB: time.Duration(req.CompletionTimeoutPerGiBS) * time.Second, TimeoutAction: req.TimeoutAction}
-	if err := mg.MigrateOut(r.Context(), r.PathValue("id"), driver.Incoming{URI: req.URI, NBD: req.NBD}, opts); err != nil {
+	if err := mg.MigrateOut(r.Context(), r.PathValue("id"), driver.Incoming{URI: req.URI, NBD: req.NBD, PostCopyPreempt: req.PostCopyPreempt}, opts); err != nil {
 		a.fail(w, r, err)
 		return
 	}

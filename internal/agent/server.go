@@ -39,7 +39,16 @@ func (a *Agent) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func report(st driver.Status) hostapi.VMReport {
-	return hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID, Incoming: string(st.Incoming)}
+	return hostapi.VMReport{ID: st.ID, Name: st.Name, State: string(st.State), PID: st.PID, Incoming: string(st.Incoming),
+		Reason: st.Reason, LastPanic: panicReport(st.LastPanic)}
+}
+
+// panicReport is a driver's panic record on the wire.
+func panicReport(p *driver.Panic) *hostapi.Panic {
+	if p == nil {
+		return nil
+	}
+	return &hostapi.Panic{At: p.At, Reason: p.Reason, Count: p.Count, Arrived: p.Arrived}
 }
 
 // reply answers with the VM's current status.
@@ -116,6 +125,7 @@ func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, 
 		// ceilings, so it starts with the same hot-plugged devices.
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.BootMemoryMiB,
 		Cmdline: strings.TrimSpace(req.Image.Cmdline + " " + req.Cmdline),
+		OnPanic: req.OnPanic,
 	}
 	var err error
 	if _, ok := req.Image.File(api.RoleKernel); ok {
@@ -280,7 +290,7 @@ func (a *Agent) stopAll(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	for _, st := range sts {
-		if st.State != driver.StateRunning && st.State != driver.StatePaused {
+		if st.PID == 0 { // a guest held paused at a panic (crashed) has a process too
 			continue
 		}
 		wg.Add(1)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/guestlog"
 )
 
 func TestTableMarkdown(t *testing.T) {
@@ -156,8 +157,8 @@ func TestTailerStampsHeartbeats(t *testing.T) {
 	if len(got) != 3 || got[0] != 2 || got[1] != 3 || got[2] != 4 {
 		t.Errorf("heartbeats read = %v; want [2 3 4]", got)
 	}
-	if findOops(text) != "BUG:" {
-		t.Errorf("findOops = %q in %q", findOops(text), text)
+	if got := guestlog.Check([]byte(text)).Trouble; !strings.Contains(got, "BUG:") {
+		t.Errorf("trouble = %q in %q", got, text)
 	}
 	if rebooted(bs) {
 		t.Error("no reboot expected")
@@ -176,18 +177,6 @@ func appendTo(t *testing.T, path, s string) {
 	defer f.Close()
 	if _, err := f.WriteString(s); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestFindOops(t *testing.T) {
-	for text, want := range map[string]string{
-		"all fine\n": "",
-		"x\ngeneral protection fault, probably for non-canonical address\nKernel panic - not syncing": "general protection",
-		"Kernel panic - not syncing\nOops: 0000":                                                      "Kernel panic",
-	} {
-		if got := findOops(text); got != want {
-			t.Errorf("findOops(%q) = %q; want %q", text, got, want)
-		}
 	}
 }
 

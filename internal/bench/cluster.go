@@ -63,8 +63,12 @@ type clusterConfig struct {
 	netns       func(i int) string
 	accel       string
 	accelReason string
-	// allowTCGPostCopy passes --allow-tcg-post-copy to the controller.
-	allowTCGPostCopy bool
+	// qemu is the agents' QEMU binary (--qemu; "" for the one on PATH).
+	qemu string
+	// allowUnsafeTCG starts the controller with
+	// --allow-unsafe-tcg-migration: the repro scenario live-migrates TCG
+	// guests on QEMU 7.2, which the controller refuses otherwise.
+	allowUnsafeTCG bool
 }
 
 // cluster is a running controller and its agents.
@@ -98,8 +102,8 @@ func startCluster(ctx context.Context, log *slog.Logger, cfg clusterConfig) (c *
 	}
 	args := []string{"serve", "--listen", cfg.ctrlListen, "--data-dir", filepath.Join(cfg.dir, "controller"),
 		"--host-down-after", "30s", "--log-level", "info"}
-	if cfg.allowTCGPostCopy {
-		args = append(args, "--allow-tcg-post-copy")
+	if cfg.allowUnsafeTCG {
+		args = append(args, "--allow-unsafe-tcg-migration")
 	}
 	if c.ctrl, err = c.start("controller", "", args...); err != nil {
 		return c, err
@@ -119,6 +123,9 @@ func startCluster(ctx context.Context, log *slog.Logger, cfg clusterConfig) (c *
 			"--state-dir", c.stateDir(name), "--shared-dir", filepath.Join(cfg.dir, "shared"),
 			"--driver", "qemu", "--accel", cfg.accel, "--accel-reason", cfg.accelReason,
 			"--heartbeat", "1s", "--log-level", "info"}
+		if cfg.qemu != "" {
+			args = append(args, "--qemu", cfg.qemu)
+		}
 		ns := ""
 		if cfg.netns != nil {
 			ns = cfg.netns(i)

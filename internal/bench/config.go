@@ -17,10 +17,15 @@ const (
 	scenarioConvergence = "convergence"
 	scenarioDrain       = "drain"
 	scenarioOverhead    = "overhead"
+	scenarioRepro       = "repro"
 )
 
-// Scenarios lists every scenario in the order they run.
+// Scenarios lists the default scenarios in the order they run.
 var Scenarios = []string{scenarioConvergence, scenarioDrain, scenarioOverhead}
+
+// OptionalScenarios run only when -scenarios names them: repro compares
+// QEMU builds (hours under TCG) and measures no target of the report.
+var OptionalScenarios = []string{scenarioRepro}
 
 // Config says what to run. Zero fields take the defaults (Defaults).
 type Config struct {
@@ -52,6 +57,13 @@ type Config struct {
 	// guest at its rate rather than while it filled the set.
 	Settle time.Duration
 
+	// QEMU lists the qemu-system-x86_64 binaries the repro scenario runs
+	// on, one cluster each; empty means the one on PATH.
+	QEMU []string
+	// ReproRuns is how many heavy migrations the repro scenario makes
+	// per QEMU binary.
+	ReproRuns int
+
 	Logger *slog.Logger
 	Stdout io.Writer
 }
@@ -72,6 +84,7 @@ func Defaults() Config {
 		ConvDirtyMiB:  256,
 		OverheadRuns:  10,
 		Settle:        8 * time.Second,
+		ReproRuns:     20,
 	}
 }
 
@@ -99,8 +112,8 @@ func (cfg *Config) validate() error {
 		cfg.Scenarios = d.Scenarios
 	}
 	for _, s := range cfg.Scenarios {
-		if !slices.Contains(Scenarios, s) {
-			return fmt.Errorf("unknown scenario %q; use %s", s, strings.Join(Scenarios, ","))
+		if !slices.Contains(Scenarios, s) && !slices.Contains(OptionalScenarios, s) {
+			return fmt.Errorf("unknown scenario %q; use %s", s, strings.Join(append(slices.Clone(Scenarios), OptionalScenarios...), ","))
 		}
 	}
 	for _, p := range cfg.Policies {
@@ -141,6 +154,12 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Settle <= 0 {
 		cfg.Settle = d.Settle
+	}
+	if cfg.ReproRuns <= 0 {
+		cfg.ReproRuns = d.ReproRuns
+	}
+	if len(cfg.QEMU) == 0 {
+		cfg.QEMU = []string{"qemu-system-x86_64"}
 	}
 	if cfg.Bin == "" {
 		cfg.Bin = d.Bin

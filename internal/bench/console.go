@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -58,20 +57,6 @@ func rebooted(beats []beat) bool {
 		}
 	}
 	return false
-}
-
-// oopsMarkers are what a kernel in trouble prints on its console.
-var oopsMarkers = []string{"Oops", "BUG:", "general protection", "Kernel panic"}
-
-// findOops returns the first oops marker in console text, or "".
-func findOops(text string) string {
-	first, which := -1, ""
-	for _, m := range oopsMarkers {
-		if i := strings.Index(text, m); i >= 0 && (first < 0 || i < first) {
-			first, which = i, m
-		}
-	}
-	return which
 }
 
 // tailer follows console log files by polling, stamping each new

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/guestlog"
 )
 
 // hbHz is how many heartbeats a second the convergence and overhead
@@ -135,7 +136,7 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 	<-tailDone
 	beats, text := t.snapshot()
 	run.WorstGap = worstGap(beats, start, windowEnd)
-	run.Oops = findOops(text)
+	run.Oops = guestlog.Check([]byte(text)).Trouble
 	if run.Oops == "" && rebooted(beats) {
 		run.Oops = "rebooted"
 	}

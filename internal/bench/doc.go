@@ -9,6 +9,13 @@
 // (PASS/FAIL) and writes them, with the machine they ran on, to
 // docs/benchmarks.md.
 //
+// One more scenario runs only when named (-scenarios repro): it
+// live-migrates a guest that keeps writing between two TCG hosts, once
+// per QEMU binary given with -qemu, and judges the guest after every move,
+// to show the TCG defect of QEMU before 9.0 (docs/migration.md) and its
+// absence on a newer QEMU. It prints Markdown for docs/migration.md and is
+// not part of the report.
+//
 // The arithmetic, the tables, the heartbeat-gap measure and the target
 // checks are pure functions with unit tests; everything that starts
 // processes lives in cluster.go, netns.go and the scenario files.

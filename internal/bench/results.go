@@ -227,6 +227,9 @@ type results struct {
 	Conv     []convRun
 	Drain    []drainRun
 	Overhead []overheadRun
+	// Repro is the repro scenario's runs, one set per QEMU binary; it has
+	// no targets and is not in Ran.
+	Repro []reproSet
 	// Ran names the scenarios that ran; targets of the others are
 	// reported as not run.
 	Ran []string

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/godwit/godwit/internal/accel"
 	"github.com/godwit/godwit/internal/hostinfo"
@@ -23,9 +22,6 @@ type bench struct {
 	godwit      string // the godwit binary
 	accel       string
 	accelReason string
-	// postCopyFlag: the controller has --allow-tcg-post-copy (without it
-	// post-copy is refused under TCG).
-	postCopyFlag bool
 }
 
 // Run runs the chosen scenarios, prints their tables and the targets,
@@ -41,9 +37,6 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	m := describeMachine(ctx, b.accel, b.accelReason)
 	fmt.Fprintf(cfg.Stdout, "godwit-bench: %s\n\n", m.summary())
-	if !b.postCopyFlag {
-		fmt.Fprintln(cfg.Stdout, "note: godwit serve has no --allow-tcg-post-copy flag; under TCG post-copy will be refused (422)")
-	}
 
 	dir, made := cfg.Dir, false
 	if dir == "" {
@@ -82,8 +75,21 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		res.Ran = append(res.Ran, scenarioDrain)
 	}
+	if cfg.runs(scenarioRepro) {
+		sets, err := b.runRepro(ctx, dir)
+		res.Repro = sets
+		if err != nil {
+			return fmt.Errorf("repro scenario: %w", err)
+		}
+	}
 	b.print(res)
-	if cfg.Out != "" {
+	switch {
+	case cfg.Out != "" && len(res.Ran) == 0:
+		// A report of the repro scenario alone would replace the
+		// benchmark's tables with NOT RUN targets: its tables are printed
+		// as Markdown for docs/migration.md instead.
+		fmt.Fprintf(cfg.Stdout, "\nno report written to %s: the repro scenario measures none of its targets (its tables above are Markdown for docs/migration.md)\n", cfg.Out)
+	case cfg.Out != "":
 		if err := writeReport(cfg.Out, m, cfg, res, evaluate(res)); err != nil {
 			return err
 		}
@@ -109,7 +115,7 @@ func (b *bench) loopbackScenarios(ctx context.Context, dir string, res *results)
 		name: "loopback", dir: filepath.Join(dir, "loopback"), bin: b.godwit, hosts: 2,
 		ctrlListen:  net.JoinHostPort("127.0.0.1", port),
 		agentListen: func(i int) string { return net.JoinHostPort("127.0.0.1", ports[i]) },
-		accel:       b.accel, accelReason: b.accelReason, allowTCGPostCopy: b.postCopyFlag,
+		accel:       b.accel, accelReason: b.accelReason,
 	})
 	if err != nil {
 		return err
@@ -148,6 +154,13 @@ func (b *bench) preflight(ctx context.Context) error {
 			return fmt.Errorf("%s not found: run make deps (QEMU: apt-get install qemu-system-x86; ip and tc: apt-get install iproute2)", tool)
 		}
 	}
+	if b.cfg.runs(scenarioRepro) {
+		for _, q := range b.cfg.QEMU {
+			if _, err := exec.LookPath(q); err != nil {
+				return fmt.Errorf("qemu binary %s (-qemu) not found: %w", q, err)
+			}
+		}
+	}
 	if why := testguest.Missing(); why != "" {
 		return errors.New(why)
 	}
@@ -161,8 +174,11 @@ func (b *bench) preflight(ctx context.Context) error {
 			return fmt.Errorf("%s not found: run make build first (or point -bin at the directory holding godwit and godwit-guest)", f)
 		}
 	}
-	help, _ := exec.CommandContext(ctx, b.godwit, "serve", "--help").CombinedOutput()
-	b.postCopyFlag = strings.Contains(string(help), "--allow-tcg-post-copy")
+	if len(b.cfg.Scenarios) == 1 && b.cfg.runs(scenarioRepro) {
+		// The repro clusters run TCG whatever -accel says: no probe.
+		b.accel, b.accelReason = "tcg", "godwit-bench: the repro scenario runs TCG"
+		return nil
+	}
 	if b.cfg.Accel == "auto" {
 		b.log.Info("probing KVM (boots the host's kernel briefly)")
 	}
@@ -186,6 +202,9 @@ func (b *bench) print(res results) {
 	}
 	if len(res.Overhead) > 0 {
 		fmt.Fprintf(w, "\nControl-plane overhead (idle guest, shared pool)\n\n%s", overheadTable(res.Overhead).markdown())
+	}
+	if len(res.Repro) > 0 {
+		fmt.Fprint(w, reproMarkdown(res.Repro, b.cfg.ReproRuns))
 	}
 	if len(res.Ran) > 0 {
 		fmt.Fprintf(w, "\nTargets\n\n%s", verdictTable(evaluate(res)).markdown())

@@ -147,14 +147,14 @@ func TestVMCommands(t *testing.T) {
 
 	var created api.VM
 	out = mustRun(t, srv.Server, "vm", "create", "db-2", "--image", "testguest", "--vcpus", "2", "--memory", "1.5G",
-		"--disk", "0", "--pool", "shared", "--host", "host3", "--cmdline", "dirty_mb=8", "--no-start", "-o", "json")
+		"--disk", "0", "--pool", "shared", "--host", "host3", "--cmdline", "dirty_mb=8", "--no-start", "--on-panic", "pause", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Name != "db-2" {
 		t.Fatalf("vm create -o json = %q (%v)", out, err)
 	}
 	var req api.CreateVMRequest
 	json.Unmarshal(srv.body("POST /v1/vms"), &req)
 	want := api.CreateVMRequest{Name: "db-2", Project: "default", Image: "testguest", Flavor: api.Flavor{VCPUs: 2, MemoryMiB: 1536},
-		Pool: "shared", Host: "host3", Cmdline: "dirty_mb=8"}
+		Pool: "shared", Host: "host3", Cmdline: "dirty_mb=8", OnPanic: api.OnPanicPause}
 	if req.Start == nil || *req.Start {
 		t.Errorf("--no-start sent start=%v", req.Start)
 	}
@@ -164,7 +164,7 @@ func TestVMCommands(t *testing.T) {
 	}
 	mustRun(t, srv.Server, "vm", "create", "web-2", "--image", "testguest")
 	json.Unmarshal(srv.body("POST /v1/vms"), &req)
-	if req.Start != nil || req.Flavor != (api.Flavor{VCPUs: 1, MemoryMiB: 256, DiskMiB: 1024}) || req.Pool != "local" {
+	if req.Start != nil || req.Flavor != (api.Flavor{VCPUs: 1, MemoryMiB: 256, DiskMiB: 1024}) || req.Pool != "local" || req.OnPanic != api.OnPanicRestart {
 		t.Errorf("vm create defaults sent %+v", req)
 	}
 
@@ -192,10 +192,10 @@ func TestVMCommands(t *testing.T) {
 func TestHostAndVersionCommands(t *testing.T) {
 	srv := newFakeController(t)
 	out := mustRun(t, srv.Server, "host", "list")
-	if !strings.HasPrefix(out, "NAME   STATE  ENABLED  ACCEL  CPUS") || strings.Count(out, "\n") != 4 {
+	if !strings.HasPrefix(out, "NAME   STATE  ENABLED  ACCEL  QEMU    CPUS") || strings.Count(out, "\n") != 4 {
 		t.Errorf("host list:\n%s", out)
 	}
-	if out := mustRun(t, srv.Server, "host", "show", "host1"); !strings.Contains(out, "Accelerator reason:") || !strings.Contains(out, "Pool shared:") {
+	if out := mustRun(t, srv.Server, "host", "show", "host1"); !strings.Contains(out, "Accelerator reason:") || !strings.Contains(out, "QEMU version:       7.2.22") || !strings.Contains(out, "Pool shared:") {
 		t.Errorf("host show:\n%s", out)
 	}
 	var h api.Host

@@ -8,6 +8,7 @@ import (
 
 	"github.com/godwit/godwit/internal/agent"
 	"github.com/godwit/godwit/internal/controller"
+	"github.com/godwit/godwit/internal/driver/fake"
 )
 
 func (a *app) serveCmd() *cobra.Command {
@@ -31,7 +32,7 @@ the scheduler and the state machines. It runs until SIGINT or SIGTERM.`,
 	f.StringVar(&cfg.SharedDir, "shared-dir", "", "the agents' shared pool, when this machine sees it: hosts whose lease there expired count as fenced for evacuate")
 	f.BoolVar(&cfg.NoColdFallback, "no-cold-fallback", false, "a migrate without --live or --cold never falls back to a cold move")
 	f.BoolVar(&cfg.NoPostCopy, "no-post-copy", false, "the auto convergence policy never switches to post-copy (it throttles instead)")
-	f.BoolVar(&cfg.AllowTCGPostCopy, "allow-tcg-post-copy", false, "offer post-copy on TCG hosts, where test guests crashed after it (benchmarks only)")
+	f.BoolVar(&cfg.AllowUnsafeTCGMigration, "allow-unsafe-tcg-migration", false, "allow live migration to and from TCG hosts on QEMU before 9.0, which loses guest writes (labs only)")
 	return cmd
 }
 
@@ -68,9 +69,12 @@ down.`,
 	f.StringVar(&cfg.StateDir, "state-dir", "/var/lib/godwit/agent", "local pool, image cache and VM state")
 	f.StringVar(&cfg.SharedDir, "shared-dir", "", "shared pool every host sees (NFS or similar); empty for none")
 	f.StringVar(&cfg.Driver, "driver", "qemu", "hypervisor driver: qemu or fake")
-	f.StringVar(&cfg.Accel, "accel", "auto", "accelerator: kvm, tcg, or auto (probe KVM by booting a kernel, else tcg)")
+	f.StringVar(&cfg.Accel, "accel", "auto", "accelerator: kvm, tcg, or auto (probe KVM by booting a kernel, else tcg); with --driver fake, kvm or tcg is the one it claims")
+	f.StringVar(&cfg.QEMUBinary, "qemu", "", "the qemu-system-x86_64 binary to run (default: the one on PATH); godwit needs QEMU 9.0 or newer under TCG (docs/migration.md)")
+	f.BoolVar(&cfg.NoPostCopyPreempt, "no-postcopy-preempt", false, "keep post-copy page requests on the migration stream instead of a channel of their own (QEMU's postcopy-preempt; for measurements)")
 	f.StringVar(&cfg.AccelReason, "accel-reason", "", "why --accel was chosen (set by godwit up)")
 	_ = f.MarkHidden("accel-reason")
+	f.StringVar(&cfg.FakeQEMUVersion, "fake-qemu-version", "", "with --driver fake: the QEMU version the host claims to run (default "+fake.DefaultQEMUVersion+"); with --accel tcg and a version before 9.0 it plays a host whose live migrations are unsafe")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 2*time.Second, "heartbeat interval")
 	f.DurationVar(&cfg.DirtySampleEvery, "dirty-sample-every", 5*time.Second, "how often to measure each running guest's dirty rate for the convergence engine (negative: never)")
 	f.IntVar(&cfg.CPUs, "cpus", 0, "CPUs to offer (default: all)")

@@ -32,6 +32,8 @@ func TestErrors(t *testing.T) {
 		{"missing argument", srv.Server, []string{"vm", "show"}, 2, []string{"accepts 1 arg(s), received 0"}},
 		{"extra argument", srv.Server, []string{"host", "list", "x"}, 2, []string{"godwit: "}},
 		{"missing --image", srv.Server, []string{"vm", "create", "x"}, 2, []string{"--image is required", "godwit image list"}},
+		{"bad panic policy", srv.Server, []string{"vm", "create", "x", "--image", "i", "--on-panic", "reboot"}, 2,
+			[]string{`--on-panic must be restart, pause, none, not "reboot"`}},
 		{"bad size", srv.Server, []string{"vm", "create", "x", "--image", "i", "--memory", "lots"}, 2,
 			[]string{`"--memory"`, "256M, 1.5G, 2GiB"}},
 		{"bad output", srv.Server, []string{"vm", "list", "-o", "yaml"}, 2, []string{"--output must be table or json"}},

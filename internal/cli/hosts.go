@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
 )
 
 func (a *app) hostCmd() *cobra.Command {
@@ -74,9 +75,9 @@ func (a *app) hostEnableCmd(enable bool) *cobra.Command {
 
 func writeHosts(a *app, hs []api.Host, now time.Time) error {
 	// CPUS and MEMORY are allocated/total; LAST-HEARTBEAT is an age.
-	t := newTable(a.out, "NAME", "STATE", "ENABLED", "ACCEL", "CPUS", "MEMORY", "VMS", "LAST-HEARTBEAT")
+	t := newTable(a.out, "NAME", "STATE", "ENABLED", "ACCEL", "QEMU", "CPUS", "MEMORY", "VMS", "LAST-HEARTBEAT")
 	for _, h := range hs {
-		t.row(h.Name, h.State, yesNo(h.Enabled), dash(h.Accelerator),
+		t.row(h.Name, h.State, yesNo(h.Enabled), dash(h.Accelerator), dash(h.QEMUVersion),
 			fmt.Sprintf("%d/%d", h.AllocatedCPUs, h.CPUs),
 			mib(h.AllocatedMemoryMiB)+"/"+mib(h.MemoryMiB),
 			fmt.Sprint(h.VMs), ago(h.LastHeartbeat, now))
@@ -87,6 +88,7 @@ func writeHosts(a *app, hs []api.Host, now time.Time) error {
 func writeHost(a *app, h api.Host, now time.Time) error {
 	kv := []string{"Name", h.Name, "Address", h.Address, "State", h.State, "Enabled", yesNo(h.Enabled),
 		"Hypervisor", h.Hypervisor, "Accelerator", h.Accelerator, "Accelerator reason", h.AccelReason,
+		"QEMU version", qemuVersion(h),
 		"CPU model", h.CPUModel,
 		"CPUs", fmt.Sprintf("%d allocated of %d", h.AllocatedCPUs, h.CPUs),
 		"Memory", mib(h.AllocatedMemoryMiB) + " allocated of " + mib(h.MemoryMiB),
@@ -107,6 +109,19 @@ func writeHost(a *app, h api.Host, now time.Time) error {
 	kv = append(kv, "VMs", fmt.Sprint(h.VMs), "Agent version", h.Version,
 		"Last heartbeat", ago(h.LastHeartbeat, now), "Registered", timestamp(h.RegisteredAt))
 	return fields(a.out, kv...)
+}
+
+// qemuVersion is a host's QEMU release, with a warning where live
+// migration would lose guest writes (TCG before QEMU 9.0).
+func qemuVersion(h api.Host) string {
+	v := h.QEMUVersion
+	if v == "" {
+		v = "unknown (the agent does not report it)"
+	}
+	if !driver.LiveMigrationSafe(h.Accelerator, h.QEMUVersion) {
+		v += " — TCG before QEMU " + driver.TCGMigrationSafeQEMU + " loses guest writes in live migration: refused (godwit serve --allow-unsafe-tcg-migration overrides)"
+	}
+	return v
 }
 
 func yesNo(b bool) string {

@@ -253,6 +253,9 @@ func writeMigration(w io.Writer, m api.Migration) error {
 	for _, d := range m.Decisions {
 		kv = append(kv, "Decision", d.At.Format("15:04:05.000")+" "+d.Action+" ("+d.Reason+")")
 	}
+	if p := m.GuestPanic; p != nil {
+		kv = append(kv, "Guest panic", guestPanic(*p)) // during the move or within a minute after
+	}
 	if p.MemoryTotal > 0 {
 		mem := fmt.Sprintf("%s transferred of %s, %s remaining", byteSize(p.MemoryTransferred), byteSize(p.MemoryTotal), byteSize(p.MemoryRemaining))
 		if p.MemoryZero > 0 {

@@ -41,11 +41,11 @@ func testHosts() []api.Host {
 		{Name: "host1", Address: "http://127.0.0.1:7401", State: api.HostUp, Enabled: true, Hypervisor: "qemu",
 			Accelerator: "tcg", AccelReason: "godwit up: kvm probe: kernel did not reach 'Linux version' under kvm within 10s; using tcg",
 			CPUs: 2, AllocatedCPUs: 3, MemoryMiB: 24064, AllocatedMemoryMiB: 512, DiskMiB: 102400, AllocatedDiskMiB: 2048,
-			CPUModel: "AMD EPYC 7B13", VMs: 2, Version: "0.1.0-dev",
+			CPUModel: "AMD EPYC 7B13", VMs: 2, Version: "0.1.0-dev", QEMUVersion: "7.2.22",
 			Pools: []api.Pool{{Name: "local", Kind: api.PoolLocal, Path: "/c/hosts/host1/local", FreeMiB: 100352},
 				{Name: "shared", Kind: api.PoolShared, Path: "/c/shared", FreeMiB: 51200}},
 			LastHeartbeat: now.Add(-time.Second), RegisteredAt: created},
-		{Name: "host2", State: api.HostDown, Enabled: false, Accelerator: "kvm", CPUs: 64, MemoryMiB: 262144,
+		{Name: "host2", State: api.HostDown, Enabled: false, Accelerator: "kvm", QEMUVersion: "10.0.2", CPUs: 64, MemoryMiB: 262144,
 			LastHeartbeat: now.Add(-3 * time.Minute)},
 		{Name: "host3", State: api.HostUp, Enabled: true, Accelerator: "kvm", CPUs: 8, MemoryMiB: 16384},
 	}
@@ -55,7 +55,7 @@ func testVMs() []api.VM {
 	return []api.VM{
 		{ID: "0c7b6a1e-0000-4000-8000-000000000001", Name: "web-1", Project: "default", Host: "host2", Image: "testguest",
 			Flavor: api.Flavor{VCPUs: 2, MemoryMiB: 1536, DiskMiB: 10240}, Pool: "local", DesiredState: "running",
-			State: "running", PID: 4242, Cmdline: "dirty_mb=32", CreatedAt: created, UpdatedAt: created},
+			State: "running", PID: 4242, Cmdline: "dirty_mb=32", OnPanic: api.OnPanicRestart, CreatedAt: created, UpdatedAt: created},
 		{ID: "0c7b6a1e-0000-4000-8000-000000000002", Name: "db-1", Project: "team-a", Image: "testguest",
 			Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256}, Pool: "shared", DesiredState: "running",
 			State: "error", StateReason: "no host has room for 256M", CreatedAt: now.Add(-50 * time.Hour)},
@@ -95,7 +95,19 @@ func TestOutput(t *testing.T) {
 		{"vm-list", func(a *app) error { return writeVMs(a, testVMs(), now) }},
 		{"vm-show", func(a *app) error { return a.printVM(testVMs()[0]) }},
 		{"vm-show-error", func(a *app) error { return a.printVM(testVMs()[1]) }},
+		{"vm-show-crashed", func(a *app) error {
+			v := testVMs()[0]
+			v.OnPanic, v.State = api.OnPanicPause, api.VMCrashed
+			v.StateReason = "guest panicked (pvpanic): sysrq triggered crash; held paused by its on-panic policy (pause): read its console, then reboot or stop it"
+			v.LastPanic = &api.GuestPanic{At: now.Add(-2 * time.Second), Reason: "guest panicked (pvpanic): sysrq triggered crash", Host: "host2", Count: 3, HostCount: 1}
+			return a.printVM(v)
+		}},
 		{"migration-show", func(a *app) error { return writeMigration(a.out, testMigration()) }},
+		{"migration-show-panic", func(a *app) error {
+			m := testMigration()
+			m.GuestPanic = &api.GuestPanic{At: m.FinishedAt.Add(4 * time.Second), Reason: "guest panicked (pvpanic): Fatal exception", Host: "host2"}
+			return writeMigration(a.out, m)
+		}},
 		{"image-list", func(a *app) error {
 			return writeImages(a, []api.Image{
 				{Name: "testguest", Kind: "kernel", Files: []api.ImageFile{{Role: api.RoleKernel, Size: 8 << 20}, {Role: api.RoleInitrd, Size: 3<<20 + 1}}, CreatedAt: created},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -79,6 +81,9 @@ Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 			if req.Image == "" {
 				return usagef("--image is required; list images with: godwit image list")
 			}
+			if !slices.Contains(api.OnPanicPolicies, req.OnPanic) {
+				return usagef("--on-panic must be %s, not %q", strings.Join(api.OnPanicPolicies, ", "), req.OnPanic)
+			}
 			req.Name = args[0]
 			req.Flavor.MemoryMiB, req.Flavor.DiskMiB = int(memory), int(disk)
 			req.MaxMemoryMiB = int(maxMemory)
@@ -102,6 +107,8 @@ Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 	f.StringVar(&req.Project, "project", "default", "owner project")
 	f.StringVar(&req.Cmdline, "cmdline", "", "appended to the image's kernel command line")
 	f.BoolVar(&noStart, "no-start", false, "create the VM stopped")
+	f.StringVar(&req.OnPanic, "on-panic", api.OnPanicRestart,
+		"when the guest kernel panics: restart it, pause it for inspection (state crashed), or none (its own panic= decides)")
 	f.IntVar(&req.MaxVCPUs, "max-vcpus", 0, "vCPU hotplug ceiling for online resize (default: twice --vcpus, at least 4)")
 	f.Var(&maxMemory, "max-memory", "memory hotplug ceiling for online resize, e.g. 1G (default: --memory, no memory hotplug)")
 	return cmd
@@ -192,8 +199,30 @@ func (a *app) printVM(v api.VM) error {
 	return fields(a.out, "Name", v.Name, "ID", v.ID, "Project", v.Project, "State", state,
 		"Desired state", v.DesiredState, "Host", v.Host, "QEMU PID", pid, "Image", v.Image,
 		"vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
-		"Disk", disk, "Cmdline", v.Cmdline,
+		"Disk", disk, "Cmdline", v.Cmdline, "On panic", v.OnPanic, "Last panic", lastPanic(v.LastPanic),
 		"Created", timestamp(v.CreatedAt))
+}
+
+// lastPanic is a VM's last guest panic in a line, e.g. "2026-11-01T12:00:05Z
+// on host2: guest panicked (pvpanic) (3 panics)"; "" when it never panicked.
+func lastPanic(p *api.GuestPanic) string {
+	if p == nil {
+		return ""
+	}
+	s := guestPanic(*p)
+	if p.Count > 1 {
+		s += fmt.Sprintf(" (%d panics)", p.Count)
+	}
+	return s
+}
+
+// guestPanic is when, where and why a guest panicked.
+func guestPanic(p api.GuestPanic) string {
+	s := timestamp(p.At)
+	if p.Host != "" {
+		s += " on " + p.Host
+	}
+	return s + ": " + p.Reason
 }
 
 func writeVMs(a *app, vs []api.VM, now time.Time) error {

@@ -33,9 +33,10 @@ type Config struct {
 	// post-copy (a post-copy migration that loses its link loses the VM);
 	// it throttles the guest instead. A request may still ask for it.
 	NoPostCopy bool
-	// AllowTCGPostCopy offers post-copy on TCG hosts, where test guests
-	// crashed after it (docs/migration.md): for benchmarks only.
-	AllowTCGPostCopy bool
+	// AllowUnsafeTCGMigration allows live migrations to and from TCG
+	// hosts on QEMU before 9.0 (or of unknown version), which lose guest
+	// writes (docs/migration.md, "TCG safety"): for labs only.
+	AllowUnsafeTCGMigration bool
 	// AgentOutage is how long a running operation waits for an agent
 	// that stopped answering before it gives up on it. Default 60s
 	// (agentOutage); tests shorten it.

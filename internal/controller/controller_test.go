@@ -69,6 +69,10 @@ func newTestClusterSized(t *testing.T, cpus int, mems ...int) *testCluster {
 type clusterOptions struct {
 	agentOutage time.Duration  // the controller's Config.AgentOutage; 0: its default
 	faults      []*fake.Faults // the fake driver's knobs, by host (host1 first); nil: none
+	// accels and qemus are the accelerator and QEMU version each fake
+	// host claims (host1 first; "": none, and the fake's default).
+	accels, qemus  []string
+	allowUnsafeTCG bool // the controller's AllowUnsafeTCGMigration
 }
 
 // newTestClusterWith is newTestClusterSized with options.
@@ -77,7 +81,7 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
 	ctrl, err := controller.New(ctx, controller.Config{DataDir: t.TempDir(), HostDownAfter: 5 * time.Second,
-		AgentOutage: opts.agentOutage, Logger: quietLogger()})
+		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +98,12 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 		}}
 		if i <= len(opts.faults) {
 			ta.cfg.Faults = opts.faults[i-1]
+		}
+		if i <= len(opts.accels) {
+			ta.cfg.Accel = opts.accels[i-1]
+		}
+		if i <= len(opts.qemus) {
+			ta.cfg.FakeQEMUVersion = opts.qemus[i-1]
 		}
 		tc.agents = append(tc.agents, ta)
 		tc.startAgent(t, i)
@@ -227,6 +237,7 @@ func TestBadInput(t *testing.T) {
 		{"memory in bytes", "POST", "/v1/vms", `{"name":"x","image":"guest","flavor":{"vcpus":1,"memory_mib":268435456}}`, 400, api.CodeInvalid, "memory_mib must be"},
 		{"negative disk", "POST", "/v1/vms", `{"name":"x","image":"guest","flavor":{"vcpus":1,"memory_mib":128,"disk_mib":-1}}`, 400, api.CodeInvalid, "disk_mib must be"},
 		{"unknown pool", "POST", "/v1/vms", vm(`,"pool":"nfs"`), 400, api.CodeInvalid, "use \"local\" or \"shared\""},
+		{"unknown panic policy", "POST", "/v1/vms", vm(`,"on_panic":"reboot"`), 400, api.CodeInvalid, "use restart, pause, none"},
 		{"unknown host", "POST", "/v1/vms", vm(`,"host":"host9"`), 400, api.CodeInvalid, "godwit host list"},
 		{"no capacity", "POST", "/v1/vms", `{"name":"big","image":"guest","flavor":{"vcpus":1,"memory_mib":4096}}`, 409, api.CodeNoCapacity, "MiB memory free"},
 		{"pinned host full", "POST", "/v1/vms", `{"name":"big","image":"guest","host":"host1","flavor":{"vcpus":1,"memory_mib":4096}}`, 409, api.CodeNoCapacity, "host1"},

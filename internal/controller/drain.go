@@ -166,7 +166,10 @@ func (c *Controller) planDrain(ctx context.Context, in *api.Intent, src api.Host
 			continue
 		}
 		p := placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: op.Kind == api.OpLive, Source: src}
-		dst, err := schedule(others, p)
+		// A VM the TCG gate keeps from moving live (refuseUnsafeTCG) is
+		// one that cannot move live: the failure policy decides, and the
+		// plan says why up front.
+		dst, err := c.schedule(others, p)
 		if err != nil && op.Kind == api.OpLive && in.Params.OnFailure == api.OnFailureCold {
 			p.Live = false
 			if d, cerr := schedule(others, p); cerr == nil {
@@ -365,10 +368,10 @@ func (c *Controller) pickDestination(ctx context.Context, vm api.VM, kind string
 			free = append(free, h)
 		}
 	}
-	if _, err := schedule(others, p); err != nil {
+	if _, err := c.schedule(others, p); err != nil {
 		return "", "", err
 	}
-	h, err := schedule(free, p)
+	h, err := c.schedule(free, p)
 	if err != nil {
 		return "", fmt.Sprintf("waiting: every host that can take it is receiving %d move(s) already", l.perDest), nil
 	}
@@ -427,7 +430,7 @@ func (c *Controller) PlanMigrate(ctx context.Context, name string, req api.Migra
 		if req.To != "" && len(cands) == 0 {
 			return api.Host{}, errs.Invalid("host %q not found, or it is the vm's own host; list hosts with: godwit host list", req.To)
 		}
-		return schedule(cands, p)
+		return c.schedule(cands, p)
 	}
 	var notes []string
 	dst, err := pick(kind)

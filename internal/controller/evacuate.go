@@ -325,5 +325,8 @@ func agentSpec(vm api.VM, im api.Image, start bool) hostapi.CreateVM {
 		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB, DiskMiB: vm.Flavor.DiskMiB,
 		MaxVCPUs: vm.MaxVCPUs, MaxMemoryMiB: vm.MaxMemoryMiB, BootMemoryMiB: vm.BootMemoryMiB,
 		Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: start,
+		// Every copy of the VM (a rebuild, a migration's destination)
+		// keeps its panic policy.
+		OnPanic: vm.OnPanic,
 	}
 }

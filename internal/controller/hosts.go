@@ -93,22 +93,50 @@ func (c *Controller) reconcileReports(ctx context.Context, host string, reports 
 	known := make(map[string]bool, len(vms))
 	for _, vm := range vms {
 		known[vm.ID] = true
-		if c.isBusy(vm.Name) || vm.State == api.VMCreating || vm.State == api.VMDeleting || vm.UpdatedAt.After(recent) {
+		rep, reported := byID[vm.ID]
+		// A guest panic is a fact its host saw, recorded even while an
+		// operation is in flight: during a migration is when it matters.
+		var pn *hostapi.Panic
+		if reported && newPanic(vm.LastPanic, host, rep.LastPanic) {
+			pn = rep.LastPanic
+		}
+		busy := c.isBusy(vm.Name) || vm.State == api.VMCreating || vm.State == api.VMDeleting || vm.UpdatedAt.After(recent)
+		if busy && pn == nil {
 			continue
 		}
-		state, reason, pid := api.VMError, "the host agent does not know this VM", 0
-		if rep, ok := byID[vm.ID]; ok {
-			state, reason, pid = observed(rep)
+		state, reason, pid := vm.State, vm.StateReason, vm.PID
+		if !busy {
+			state, reason, pid = api.VMError, "the host agent does not know this VM", 0
+			if reported {
+				state, reason, pid = observed(rep)
+			}
 		}
-		if state == vm.State && reason == vm.StateReason && pid == vm.PID {
+		if pn == nil && state == vm.State && reason == vm.StateReason && pid == vm.PID {
 			continue
 		}
-		c.log.Info("vm state observed", "vm", vm.Name, "host", host, "from", vm.State, "to", state, "reason", reason)
-		if _, err := c.store.UpdateVM(ctx, vm.Name, func(v *api.VM) error {
-			v.State, v.StateReason, v.PID = state, reason, pid
+		if state != vm.State || reason != vm.StateReason {
+			c.log.Info("vm state observed", "vm", vm.Name, "host", host, "from", vm.State, "to", state, "reason", reason)
+		}
+		var moved time.Time
+		if pn != nil && pn.Arrived {
+			moved = c.migrationStart(ctx, vm)
+		}
+		recorded := false
+		updated, err := c.store.UpdateVM(ctx, vm.Name, func(v *api.VM) error {
+			if pn != nil {
+				recorded = recordPanic(v, host, pn, moved) // false: another heartbeat was first
+			}
+			if !busy {
+				v.State, v.StateReason, v.PID = state, reason, pid
+			}
 			return nil
-		}); err != nil && !errors.Is(err, errs.ErrNotFound) {
+		})
+		if err != nil && !errors.Is(err, errs.ErrNotFound) {
 			return nil, err
+		}
+		if err == nil && recorded {
+			c.log.Warn("guest panicked", "vm", vm.Name, "host", host, "reason", pn.Reason, "at", pn.At, "count", updated.LastPanic.Count)
+			c.panicOnMigration(ctx, updated, host, pn)
 		}
 	}
 	var remove []hostapi.StaleVM
@@ -176,6 +204,13 @@ func observed(rep hostapi.VMReport) (state, reason string, pid int) {
 	case "stopped":
 		return api.VMStopped, "", 0
 	case "crashed":
+		if rep.PID != 0 { // the process lives: the guest is held paused at a panic
+			why := rep.Reason
+			if why == "" {
+				why = "the guest panicked"
+			}
+			return api.VMCrashed, why + "; held paused by its on-panic policy (pause): read its console, then reboot or stop it", rep.PID
+		}
 		return api.VMStopped, "the VM's process exited without a stop request (guest crash or kill); see its console", 0
 	}
 	return api.VMError, "host reports unknown state " + rep.State, rep.PID

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 )
@@ -130,7 +131,7 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 		return
 	}
 	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
-	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, MaxDowntimeMS: m.MaxDowntimeMS,
+	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, PostCopyPreempt: in.PostCopyPreempt, MaxDowntimeMS: m.MaxDowntimeMS,
 		BandwidthMBps: m.BandwidthMBps, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy}); err != nil {
 		freeLink()
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
@@ -138,6 +139,16 @@ func (c *Controller) runLive(ctx context.Context, m api.Migration, vm api.VM, sr
 	}
 	failpoint.Hit("live/mid-transfer")
 	final, err := c.watchTransfer(ctx, m.ID, srcA, vm.ID, src.Name)
+	var split *postCopySplit
+	if errors.As(err, &split) {
+		// Past the switch to post-copy nothing can be undone: the guest's
+		// newest state is on the destination, part of its memory still on
+		// the source. Both copies are kept as they are.
+		freeLink()
+		log.Error("migration failed after the switch to post-copy; both copies kept", "err", err)
+		c.advance(context.WithoutCancel(ctx), m.ID, api.MigNeedsAttention, split.reason(src.Name, dst.Name))
+		return
+	}
 	if err != nil {
 		freeLink() // the source stopped sending; its rollback needs no link
 		fail(err)
@@ -253,6 +264,11 @@ func (c *Controller) watchTransfer(ctx context.Context, id string, srcA *hostapi
 		if stall.stalled(time.Now(), st.MemoryTransferred+st.DiskTransferred) && st.Status == "active" && !strings.Contains(st.Strategy, "post-copy") {
 			return st, fmt.Errorf("nothing moved for %s: the migration link is cut or stalled", stallTimeout)
 		}
+		postCopy := strings.Contains(st.Strategy, "post-copy")
+		switch {
+		case st.Status == driver.MigrationPostCopyPaused, postCopy && st.Status == driver.MigrationFailed:
+			return st, &postCopySplit{status: st.Status, err: st.Error}
+		}
 		switch st.Status {
 		case "completed":
 			return st, nil
@@ -301,6 +317,27 @@ func mergeDecisions(have, from []api.Decision) []api.Decision {
 		}
 	}
 	return have
+}
+
+// postCopySplit is a live move that failed after its switch to post-copy
+// (the link cut, QEMU's postcopy-paused; or a failure of either end):
+// the guest runs on the destination, some of its memory is still only
+// on the source, and no rollback applies.
+type postCopySplit struct {
+	status, err string // the source's migration status and QEMU's error
+}
+
+func (e *postCopySplit) Error() string {
+	return fmt.Sprintf("migration %s after the switch to post-copy: %s", e.status, e.err)
+}
+
+// reason is what the migration record says, and what to do.
+func (e *postCopySplit) reason(src, dst string) string {
+	return fmt.Sprintf("the migration failed after the switch to post-copy (source: %s; %s). The guest's newest state is on %s and part of its memory "+
+		"is still only on %s: neither copy alone is the vm, so nothing was rolled back and both are kept. The copy on %s must never be resumed. "+
+		"If the link or the hosts recover, QEMU can resume the transfer (postcopy recovery: migrate-recover on %s, migrate with resume on %s; "+
+		"godwit does not do this by itself yet); otherwise the vm is lost and must be rebuilt from its disk (godwit rebuild)",
+		e.status, e.err, dst, src, src, dst, src)
 }
 
 // cancelOnSource cancels an outgoing migration and waits until the source

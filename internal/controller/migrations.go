@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
@@ -85,24 +87,30 @@ func validatePolicy(kind, policy string, postCopy, noPostCopy bool) error {
 	return nil
 }
 
-// postCopyFor decides whether a live migration may switch to post-copy:
-// asked for explicitly (post_copy, or the post-copy policy), it must be
-// possible or the request is refused; under the auto policy it is
-// permitted wherever it is possible and neither the cluster nor the
+// postCopyFor decides whether a live migration between hosts may switch
+// to post-copy: asked for explicitly (post_copy, or the post-copy policy),
+// it must be possible or the request is refused; under the auto policy it
+// is permitted wherever it is possible and neither the cluster nor the
 // request forbids it. It is not possible with a block copy of a local
-// disk, nor under TCG unless the cluster says otherwise (guests crashed
-// on arrival there, docs/migration.md).
-func (c *Controller) postCopyFor(vm api.VM, src api.Host, req api.MigrateRequest) (bool, error) {
+// disk, nor where a host's driver does not offer it (driver capability
+// PostCopy: under TCG only from QEMU 9.0, docs/migration.md). Before a
+// destination is chosen, hosts is the source alone.
+func (c *Controller) postCopyFor(vm api.VM, req api.MigrateRequest, hosts ...api.Host) (bool, error) {
 	explicit := req.PostCopy || req.Policy == api.PolicyPostCopy
 	auto := req.Policy == "" || req.Policy == api.PolicyAuto
 	var why string
-	switch {
-	case vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0:
+	if vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0 {
 		why = fmt.Sprintf("vm %q has a local disk, copied by block mirror; post-copy with a block copy is not supported (drop post_copy, or use the shared pool)", vm.Name)
-	case src.Accelerator == "tcg" && !c.cfg.AllowTCGPostCopy:
-		// Measured here: guests switched to post-copy under TCG oopsed on
-		// arrival in 2 of 3 runs (pre-copy, capped, in none).
-		why = "post-copy is not offered under TCG: guests crashed on arrival in tests (see docs/migration.md); force-complete will pause the guest instead"
+	}
+	for _, h := range hosts {
+		switch {
+		case why != "" || h.PostCopy:
+		case h.Accelerator == driver.AccelTCG:
+			why = fmt.Sprintf("host %s does not offer post-copy: it runs TCG on QEMU %s, and post-copy under TCG needs QEMU %s or later; force-complete will pause the guest instead",
+				h.Name, cmp.Or(h.QEMUVersion, "of unknown version"), driver.TCGMigrationSafeQEMU)
+		default:
+			why = fmt.Sprintf("host %s does not offer post-copy (its agent reports no support; an old agent does not report it: upgrade it); force-complete will pause the guest instead", h.Name)
+		}
 	}
 	switch {
 	case explicit && why != "":
@@ -168,20 +176,32 @@ func (c *Controller) migrate(ctx context.Context, name string, req api.MigrateRe
 		if req.AutoConverge && req.Policy == "" {
 			req.Policy = api.PolicyAutoConverge // what auto_converge alone always meant
 		}
-		if req.PostCopy, err = c.postCopyFor(vm, src, req); err != nil {
-			return api.Migration{}, err
+		// Refused now if the source cannot; reserveDestination decides
+		// once the destination is known. A source the TCG gate refuses is
+		// left to reserveDestination, whose refusal says more (and lets a
+		// migrate without a kind fall back to cold).
+		if c.refuseUnsafeTCG(src) == nil {
+			if _, err = c.postCopyFor(vm, req, src); err != nil {
+				return api.Migration{}, err
+			}
 		}
 		if req.Policy == "" {
 			req.Policy = api.PolicyAuto
 		}
 	}
 	m, dst, err := c.reserveDestination(ctx, vm, src, req, intent)
-	if err != nil && auto && live && errors.Is(err, errs.ErrNoCapacity) && !c.cfg.NoColdFallback {
-		why := err.Error()
+	// Without a kind, "live if it can, else cold": no host able to take it
+	// live, or only live moves that would lose guest writes (the TCG gate),
+	// both mean it cannot, and a cold move (no memory copied) is safe.
+	if err != nil && auto && live && (errors.Is(err, errs.ErrNoCapacity) || isUnsafeTCG(err)) && !c.cfg.NoColdFallback {
+		why := "no host can take it live: " + err.Error()
+		if isUnsafeTCG(err) {
+			why = err.Error()
+		}
 		req.Kind, live = api.KindCold, false
 		if m, dst, err = c.reserveDestination(ctx, vm, src, req, intent); err == nil {
 			m, err = c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error {
-				mm.Decisions = append(mm.Decisions, api.Decision{At: time.Now().UTC(), Action: "cold instead of live", Reason: "no host can take it live: " + why})
+				mm.Decisions = append(mm.Decisions, api.Decision{At: time.Now().UTC(), Action: "cold instead of live", Reason: why})
 				return nil
 			})
 		}
@@ -234,6 +254,12 @@ func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.
 		case req.To == src.Name:
 			return api.Migration{}, api.Host{}, errs.Invalid("vm %q already runs on %s; choose another destination", vm.Name, req.To)
 		}
+		if p.Live {
+			if err := c.refuseUnsafeTCG(src, dst); err != nil {
+				return api.Migration{}, api.Host{}, err
+			}
+			p.AllowUnsafeTCG = true // just checked, under the cluster's setting
+		}
 		if why := check(dst, p); why != "" {
 			return api.Migration{}, api.Host{}, errs.NoCapacity("host %s cannot take vm %q: %s", req.To, vm.Name, why)
 		}
@@ -244,7 +270,13 @@ func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.
 				others = append(others, h)
 			}
 		}
-		if dst, err = schedule(others, p); err != nil {
+		if dst, err = c.schedule(others, p); err != nil {
+			return api.Migration{}, api.Host{}, err
+		}
+	}
+	postCopy := false
+	if p.Live {
+		if postCopy, err = c.postCopyFor(vm, req, src, dst); err != nil {
 			return api.Migration{}, api.Host{}, err
 		}
 	}
@@ -252,7 +284,7 @@ func (c *Controller) reserveDestination(ctx context.Context, vm api.VM, src api.
 	m := api.Migration{
 		ID: newUUID(), Intent: intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
 		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBps: req.BandwidthMBps,
-		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
+		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
 		CreatedAt: now, UpdatedAt: now,
 	}

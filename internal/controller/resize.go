@@ -121,7 +121,7 @@ func (c *Controller) Resize(ctx context.Context, name string, req api.ResizeRequ
 		if !req.AllowMove {
 			return api.Intent{}, errs.NoCapacity("host %s has no room to grow vm %q: %s; add --allow-move to move it (live if possible) to a host with room first", host.Name, name, why)
 		}
-		move, err := planResizeMove(hosts, vm, want, host)
+		move, err := planResizeMove(hosts, vm, want, host, c.cfg.AllowUnsafeTCGMigration)
 		if err != nil {
 			return api.Intent{}, err
 		}
@@ -182,8 +182,9 @@ func roomFor(hosts []api.Host, host string, vm api.VM, want api.Flavor) string {
 }
 
 // planResizeMove is the migration a resize with --allow-move starts with:
-// to a host with room for the new size, live when the VM runs.
-func planResizeMove(hosts []api.Host, vm api.VM, want api.Flavor, src api.Host) (api.Operation, error) {
+// to a host with room for the new size, live when the VM runs (and the
+// TCG gate, unless allowUnsafeTCG, lets it), else cold.
+func planResizeMove(hosts []api.Host, vm api.VM, want api.Flavor, src api.Host, allowUnsafeTCG bool) (api.Operation, error) {
 	kind := api.OpCold
 	if vm.State == api.VMRunning {
 		kind = api.OpLive
@@ -194,7 +195,7 @@ func planResizeMove(hosts []api.Host, vm api.VM, want api.Flavor, src api.Host) 
 			others = append(others, h)
 		}
 	}
-	p := placement{Flavor: want, Pool: vm.Pool, Live: kind == api.OpLive, Source: src}
+	p := placement{Flavor: want, Pool: vm.Pool, Live: kind == api.OpLive, Source: src, AllowUnsafeTCG: allowUnsafeTCG}
 	dst, err := schedule(others, p)
 	if err != nil && kind == api.OpLive {
 		p.Live, kind = false, api.OpCold

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
 )
 
@@ -22,6 +23,9 @@ type placement struct {
 	// devices cannot change under it).
 	Live   bool
 	Source api.Host
+	// AllowUnsafeTCG lets a live move leave or reach a TCG host on a QEMU
+	// that loses guest writes (Config.AllowUnsafeTCGMigration, unsafeTCG).
+	AllowUnsafeTCG bool
 }
 
 // filter rejects a host, saying why, or accepts it ("").
@@ -61,7 +65,17 @@ var filters = []filter{
 		if h.Accelerator == "kvm" && (h.CPUModel != p.Source.CPUModel || !hasAll(h.CPUFlags, p.Source.CPUFlags)) {
 			return fmt.Sprintf("CPU %q differs from the source's %q", h.CPUModel, p.Source.CPUModel)
 		}
-		return ""
+		if p.AllowUnsafeTCG {
+			return ""
+		}
+		why := unsafeTCG(h)
+		if src := unsafeTCG(p.Source); src != "" {
+			why = "the source " + src
+		}
+		if why != "" {
+			why += ", which loses guest writes in a live migration before QEMU " + driver.TCGMigrationSafeQEMU
+		}
+		return why
 	},
 	func(h api.Host, p placement) string {
 		if free := h.CPUs*CPUAllocationRatio - h.AllocatedCPUs; free < p.Flavor.VCPUs {

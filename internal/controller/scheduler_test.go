@@ -57,3 +57,36 @@ func TestScheduleSpreadsAndExplains(t *testing.T) {
 		t.Errorf("no-capacity error = %v; want one reason per host", err)
 	}
 }
+
+// The live filter passes over hosts whose live migrations lose guest
+// writes (TCG before QEMU 9.0, or of unknown version) at either end,
+// unless the cluster allows them; KVM hosts are fine on any QEMU.
+func TestUnsafeTCGFilter(t *testing.T) {
+	host := func(accel, qemu string) api.Host {
+		return api.Host{Name: "h", State: api.HostUp, Enabled: true, CPUs: 2, MemoryMiB: 1024, Pools: []api.Pool{{Name: "shared"}},
+			Hypervisor: "qemu", Accelerator: accel, QEMUVersion: qemu}
+	}
+	flavor := api.Flavor{VCPUs: 1, MemoryMiB: 512}
+	for _, tt := range []struct {
+		name     string
+		src, dst api.Host
+		allow    bool
+		want     string // substring of the reason; "" when the host fits
+	}{
+		{"tcg on 9.0 and 10.0", host("tcg", "10.0.2"), host("tcg", "9.0.0"), false, ""},
+		{"tcg destination on 7.2", host("tcg", "10.0.2"), host("tcg", "7.2.22"), false, "runs TCG on QEMU 7.2.22, which loses guest writes"},
+		{"tcg source on 7.2", host("tcg", "7.2.22"), host("tcg", "10.0.2"), false, "the source runs TCG on QEMU 7.2.22"},
+		{"tcg of unknown version", host("tcg", "10.0.2"), host("tcg", ""), false, "unknown version"},
+		{"allowed by the cluster", host("tcg", "7.2.22"), host("tcg", "7.2.22"), true, ""},
+		{"kvm on 7.2", host("kvm", "7.2.22"), host("kvm", "7.2.22"), false, ""},
+		{"kvm of unknown version", host("kvm", ""), host("kvm", ""), false, ""},
+	} {
+		got := check(tt.dst, placement{Flavor: flavor, Pool: "shared", Live: true, Source: tt.src, AllowUnsafeTCG: tt.allow})
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: check = %q; want %q", tt.name, got, tt.want)
+		}
+		if cold := check(tt.dst, placement{Flavor: flavor, Pool: "shared", Source: tt.src}); cold != "" {
+			t.Errorf("%s: cold check = %q; want none", tt.name, cold)
+		}
+	}
+}

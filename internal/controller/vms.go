@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -48,6 +50,12 @@ func validateCreate(req *api.CreateVMRequest) error {
 	}
 	if req.Pool != api.PoolLocal && req.Pool != api.PoolShared {
 		return errs.Invalid("pool %q is unknown; use %q or %q", req.Pool, api.PoolLocal, api.PoolShared)
+	}
+	if req.OnPanic == "" {
+		req.OnPanic = api.OnPanicRestart
+	}
+	if !slices.Contains(api.OnPanicPolicies, req.OnPanic) {
+		return errs.Invalid("on_panic %q is unknown; use %s", req.OnPanic, strings.Join(api.OnPanicPolicies, ", "))
 	}
 	f := req.Flavor
 	switch {
@@ -133,7 +141,7 @@ func (c *Controller) CreateVM(ctx context.Context, req api.CreateVMRequest) (api
 	now := time.Now().UTC()
 	vm := api.VM{
 		ID: newUUID(), Name: req.Name, Project: req.Project, Image: im.Name,
-		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline,
+		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
 		DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
 	}
@@ -283,7 +291,8 @@ func (c *Controller) VMAction(ctx context.Context, name, action string, req api.
 	if err != nil {
 		return api.VM{}, err
 	}
-	if action == "reboot" && vm.State != api.VMRunning {
+	// A crashed VM's guest is held paused at its panic: a reboot resets it.
+	if action == "reboot" && vm.State != api.VMRunning && vm.State != api.VMCrashed {
 		return api.VM{}, errs.Conflict("vm %q is %s; only a running VM can be rebooted (start it instead)", name, vm.State)
 	}
 	host, err := c.hostOf(ctx, vm)

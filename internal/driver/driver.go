@@ -36,6 +36,10 @@ type Capabilities struct {
 	// AccelReason says why this accelerator was chosen (e.g. "kvm probe:
 	// guest kernel did not boot within 10s").
 	AccelReason string
+	// QEMUVersion is the QEMU release VMs run on ("10.0.2"; the fake
+	// driver's is the one it pretends to run); empty when unknown.
+	// Live migration under TCG is safe only from 9.0 (LiveMigrationSafe).
+	QEMUVersion string
 
 	// Features; each later grows a small optional interface.
 	LiveMigration  bool
@@ -57,7 +61,9 @@ const (
 	StateStopped State = "stopped" // defined, no process
 	StateRunning State = "running"
 	StatePaused  State = "paused"
-	StateCrashed State = "crashed" // process gone without a stop; disk kept
+	// StateCrashed: the process is gone without a stop (PID 0; disk
+	// kept), or the guest panicked and is held paused (PID set, Reason).
+	StateCrashed State = "crashed"
 )
 
 // Disk is a VM's one virtio disk.
@@ -99,6 +105,21 @@ type VMSpec struct {
 	// "qemu64" that lets the VM move between unlike hosts). Empty: the
 	// driver's default.
 	CPUModel string
+
+	// OnPanic is what the driver does when the guest kernel panics:
+	// api.OnPanicRestart (also when empty), OnPanicPause or OnPanicNone.
+	// A migration's destination gets the source's, so the VM keeps it.
+	OnPanic string
+}
+
+// Panic is a guest kernel panic the driver saw (QEMU's GUEST_PANICKED).
+type Panic struct {
+	At     time.Time
+	Reason string // e.g. "guest panicked (pvpanic)"
+	Count  int    // panics seen since the VM was defined on this host
+	// Arrived: the guest panicked on a migration's source and arrived
+	// here held at that panic; not a panic of its own here.
+	Arrived bool
 }
 
 // Status is what a driver knows of one VM.
@@ -112,6 +133,11 @@ type Status struct {
 	// Incoming, for a copy PrepareIncoming started, says whether its
 	// guest has run here yet (IncomingNone once it has).
 	Incoming IncomingState
+	// Reason says why the VM is crashed while its process lives: the
+	// guest panicked and is held paused (on-panic pause).
+	Reason string
+	// LastPanic is the guest's last kernel panic here, nil if none.
+	LastPanic *Panic
 }
 
 // StopOptions tune Stop.

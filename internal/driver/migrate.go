@@ -80,6 +80,11 @@ type Releaser interface {
 type Incoming struct {
 	URI string // memory and device state, e.g. tcp:10.0.0.2:49152
 	NBD string // host:port of the exported disk for a block copy; empty when the disk is shared
+	// PostCopyPreempt says the destination listens for post-copy page
+	// requests on a channel of their own (QEMU's postcopy-preempt): the
+	// source turns it on too, so that a faulting vCPU's page does not
+	// wait behind the background stream.
+	PostCopyPreempt bool
 }
 
 // MigrateOptions tune one migration.
@@ -112,6 +117,11 @@ const (
 	MigrationFailed    = "failed"
 	MigrationCancelled = "cancelled"
 	MigrationNone      = "none"
+	// MigrationPostCopyPaused: the link failed after the switch to
+	// post-copy. The guest runs on the destination and waits there for
+	// pages only the source holds; neither copy alone is the VM, and the
+	// move can only be resumed (QEMU's postcopy recovery), never undone.
+	MigrationPostCopyPaused = "postcopy-paused"
 )
 
 // MigrationStatus is an outgoing migration's state and progress.

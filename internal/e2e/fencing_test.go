@@ -128,7 +128,7 @@ func TestSplitBrainFencedQEMU(t *testing.T) {
 		t.Fatalf("brain is %s on %s; want running on host2", moved.State, moved.Host)
 	}
 	hb := c.waitHeartbeat("brain", 2, 120*time.Second)
-	c.noOops("brain")
+	c.noTrouble("brain")
 	if hb.DiskBad != 0 || hb.DiskRecords < before.DiskRecords {
 		t.Errorf("on host2 the guest verified %d records, %d bad; it had written %d on host1", hb.DiskRecords, hb.DiskBad, before.DiskRecords)
 	}

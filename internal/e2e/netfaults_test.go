@@ -29,7 +29,9 @@ import (
 
 // liveVictim creates a dirtying shared-pool VM on host1 and starts a
 // capped live migration of it to host2, returning once memory moves.
-func (c *cluster) liveVictim() (api.VM, api.Migration) {
+// The engine would switch this move to post-copy (the guest dirties 8
+// MB/s of a 20 MB/s link); postCopy says whether it may.
+func (c *cluster) liveVictim(postCopy bool) (api.VM, api.Migration) {
 	t := c.t
 	t.Helper()
 	c.importGuest()
@@ -40,7 +42,7 @@ func (c *cluster) liveVictim() (api.VM, api.Migration) {
 	}
 	c.waitHeartbeat("victim", 2, 90*time.Second)
 	// 20 MB/s: 128 MiB and what the guest dirties take well over 6 s.
-	m, err := c.client.Migrate(bg, "victim", api.MigrateRequest{Kind: api.KindLive, To: "host2", BandwidthMBps: 20})
+	m, err := c.client.Migrate(bg, "victim", api.MigrateRequest{Kind: api.KindLive, To: "host2", BandwidthMBps: 20, NoPostCopy: !postCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func (c *cluster) destinationClean(vm api.VM, srcPID int) {
 func TestLiveMigrationSourceKilledQEMU(t *testing.T) {
 	requireQEMU(t)
 	c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu"})
-	vm, m := c.liveVictim()
+	vm, m := c.liveVictim(false)
 	if err := syscall.Kill(vm.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +131,7 @@ func TestLiveMigrationNetworkCutQEMU(t *testing.T) {
 			t.Cleanup(func() { link.cut() })
 			c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu", hostArgs: map[string][]string{"host2": {"--advertise", srv.URL}}})
 			front.set(c.agentAddrs["host2"])
-			vm, m := c.liveVictim()
+			vm, m := c.liveVictim(false)
 			before, _ := c.heartbeat("victim", 0)
 			if mode == "reset" {
 				t.Logf("cut %d migration connection(s) after %d bytes", link.cut(), link.bytes())
@@ -151,7 +153,7 @@ func TestLiveMigrationNetworkCutQEMU(t *testing.T) {
 			}
 			c.destinationClean(vm, vm.PID)
 			after := c.waitHeartbeat("victim", before.Counter+3, 30*time.Second)
-			c.noOops("victim")
+			c.healthy("victim", 0)
 			t.Logf("heartbeat %d at the cut, %d after", before.Counter, after.Counter)
 			table = append(table, fmt.Sprintf("%-5s %s after %s: %s (heartbeat %d at the cut, %d after, same process)",
 				mode, m.State, took, m.Reason, before.Counter, after.Counter))
@@ -160,7 +162,59 @@ func TestLiveMigrationNetworkCutQEMU(t *testing.T) {
 			}
 		})
 	}
+	table = append(table, postCopyCut(t))
 	faultTable(t, "qemu-network-cut", table)
+}
+
+// postCopyCut cuts the link of a move that switched to post-copy: the
+// guest runs on the destination and waits there for pages only the
+// source holds (QEMU: postcopy-paused). Nothing can be undone: the
+// migration needs attention at once, says why, and both copies are kept
+// (the source's is never resumed). The test then stops both QEMUs.
+func postCopyCut(t *testing.T) string {
+	var row string
+	t.Run("post-copy", func(t *testing.T) {
+		link := newCutLink()
+		front := &agentFront{link: link}
+		srv := httptest.NewServer(front)
+		t.Cleanup(srv.Close)
+		t.Cleanup(func() { link.cut() })
+		c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu", hostArgs: map[string][]string{"host2": {"--advertise", srv.URL}}})
+		front.set(c.agentAddrs["host2"])
+		vm, m := c.liveVictim(true)
+		c.eventually(60*time.Second, "the switch to post-copy", func() error {
+			got, err := c.client.Migration(bg, m.ID)
+			if err == nil && !strings.Contains(got.Strategy, "post-copy") {
+				err = fmt.Errorf("strategy %q, state %s", got.Strategy, got.State)
+			}
+			return err
+		})
+		n := link.cut()
+		start := time.Now()
+		m = c.waitMigration(m.ID, 2*time.Minute)
+		took := time.Since(start).Round(100 * time.Millisecond)
+		t.Logf("cut %d connection(s) in post-copy; ended %s after %s: %s", n, m.State, took, m.Reason)
+		if m.State != api.MigNeedsAttention || !strings.Contains(m.Reason, "post-copy") || !strings.Contains(m.Reason, "never be resumed") {
+			t.Errorf("a link cut in post-copy ended %s: %s; want %s saying both copies are kept", m.State, m.Reason, api.MigNeedsAttention)
+		}
+		pids := hostinfo.QEMUPIDs(vm.ID)
+		if len(pids) != 2 {
+			t.Errorf("qemu processes of the vm after the cut: %v; want both copies kept", pids)
+		}
+		// The source's copy must not run again (its guest's newest state
+		// is on the destination): its console, which the record still
+		// names, gets no new heartbeat.
+		was, _ := c.heartbeat("victim", 0)
+		time.Sleep(3 * time.Second)
+		if now, _ := c.heartbeat("victim", 0); now.Counter != was.Counter {
+			t.Errorf("the source's guest runs again (heartbeat %d, then %d): the guest would run twice", was.Counter, now.Counter)
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		row = fmt.Sprintf("%-5s %s after %s: %s", "post-copy reset", m.State, took, m.Reason)
+	})
+	return row
 }
 
 // agentFront is a reverse proxy in front of an agent that rewrites the

@@ -5,6 +5,7 @@ package guestlog
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -99,4 +100,95 @@ func First(r io.Reader) Heartbeat {
 		}
 	}
 	return Heartbeat{}
+}
+
+// troubleMarkers are what a Linux kernel in trouble prints on its
+// console (an oops, a BUG, a general protection fault, a panic, the end
+// of a warning's or oops's trace), and what the Go runtime of the test
+// guest's own program prints when it dies ("fatal error:", e.g. "bad
+// sweepgen in refill" on memory a migration lost).
+var troubleMarkers = []string{"Oops", "BUG:", "kernel BUG at", "general protection fault", "Kernel panic", "---[ end trace", "fatal error: "}
+
+// Health is what a guest's console says of its health.
+type Health struct {
+	First, Last Heartbeat // the first and last complete heartbeats (zero: none)
+	Beats       int       // complete heartbeat lines
+	// Restarts counts the times the heartbeat counter went back: the
+	// guest booted again (a reboot, or a panic with panic=-1).
+	Restarts int
+	// Skips counts heartbeats missing within one boot (a counter that
+	// jumps by more than one): lines a move lost, or a guest that stopped
+	// printing while its clock ran on.
+	Skips int64
+	// Trouble is the first line of kernel trouble on the console ("" when
+	// none), and TroubleAt its byte offset.
+	Trouble   string
+	TroubleAt int
+	// MemBad and DiskBad are the most pages of the dirty set and disk
+	// records the guest ever reported wrong: writes lost.
+	MemBad  int64
+	DiskBad int
+}
+
+// Check reads a whole console log.
+func Check(console []byte) Health {
+	var h Health
+	h.TroubleAt = -1
+	for _, m := range troubleMarkers {
+		if i := strings.Index(string(console), m); i >= 0 && (h.TroubleAt < 0 || i < h.TroubleAt) {
+			h.TroubleAt = i
+		}
+	}
+	if h.TroubleAt >= 0 {
+		start := strings.LastIndexByte(string(console[:h.TroubleAt]), '\n') + 1
+		line, _, _ := strings.Cut(string(console[start:]), "\n")
+		h.Trouble = strings.TrimSpace(line)
+	}
+	s := bufio.NewScanner(strings.NewReader(string(console)))
+	s.Buffer(make([]byte, 64<<10), 1<<20)
+	for s.Scan() {
+		hb, ok := Parse(s.Text())
+		if !ok {
+			continue
+		}
+		if h.Beats == 0 {
+			h.First = hb
+		} else if hb.Counter < h.Last.Counter {
+			h.Restarts++
+		} else if hb.Counter > h.Last.Counter+1 {
+			h.Skips += hb.Counter - h.Last.Counter - 1
+		}
+		h.Last = hb
+		h.Beats++
+		h.MemBad = max(h.MemBad, hb.MemBad)
+		h.DiskBad = max(h.DiskBad, hb.DiskBad)
+	}
+	return h
+}
+
+// Problems lists what is wrong with a guest that should have run on
+// without a restart since a heartbeat counter of from (0: from its
+// boot): trouble on its console, a restart, missing heartbeats, lost
+// writes. Empty when healthy.
+func (h Health) Problems(from int64) []string {
+	var why []string
+	if h.Trouble != "" {
+		why = append(why, fmt.Sprintf("the console shows %q", h.Trouble))
+	}
+	if h.Restarts > 0 {
+		why = append(why, fmt.Sprintf("the guest restarted %d time(s)", h.Restarts))
+	}
+	if h.Beats > 0 && h.First.Counter < from {
+		why = append(why, fmt.Sprintf("the heartbeat counter restarted (%d after %d)", h.First.Counter, from))
+	}
+	if h.Skips > 0 {
+		why = append(why, fmt.Sprintf("%d heartbeat(s) missing", h.Skips))
+	}
+	if h.MemBad > 0 {
+		why = append(why, fmt.Sprintf("%d page(s) of the dirty set lost their last write (mem_bad)", h.MemBad))
+	}
+	if h.DiskBad > 0 {
+		why = append(why, fmt.Sprintf("%d disk record(s) wrong (disk_bad)", h.DiskBad))
+	}
+	return why
 }

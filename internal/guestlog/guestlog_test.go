@@ -1,6 +1,7 @@
 package guestlog
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -33,5 +34,35 @@ func TestParseHeartbeat(t *testing.T) {
 		"godwit-guest hb=2 up_ms=200 cpus=1 mem_mib=1 disk_mib=0 disk_rec=0 disk_bad=0\ngodwit-guest hb=3 up"
 	if hb, ok := Last(strings.NewReader(log)); !ok || hb.Counter != 2 {
 		t.Errorf("LastHeartbeat = %+v, %v; want counter 2", hb, ok)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	line := func(n int, extra string) string {
+		return fmt.Sprintf("godwit-guest hb=%d up_ms=0 cpus=1 mem_mib=100 disk_mib=64 disk_rec=3 %s\n", n, extra)
+	}
+	healthy := "[    0.1] booting\n" + line(1, "disk_bad=0 mem_bad=0") + line(2, "disk_bad=0 mem_bad=0") + line(3, "disk_bad=0 mem_bad=0")
+	h := Check([]byte(healthy))
+	if h.Beats != 3 || h.First.Counter != 1 || h.Last.Counter != 3 || len(h.Problems(0)) != 0 {
+		t.Fatalf("healthy console: %+v, problems %v", h, h.Problems(0))
+	}
+	if p := h.Problems(2); len(p) != 1 || !strings.Contains(p[0], "restarted (1 after 2)") {
+		t.Errorf("counter behind its source's: %v", p)
+	}
+	for _, tt := range []struct {
+		name, console, want string
+	}{
+		{"oops", line(1, "disk_bad=0") + "[   9.1] Oops: general protection fault, probably for non-canonical address\n" + line(2, "disk_bad=0"), `console shows "[   9.1] Oops: general`},
+		{"end trace", line(1, "disk_bad=0") + "---[ end trace 0000000000000000 ]---\n", "end trace"},
+		{"go runtime", line(1, "disk_bad=0") + "fatal error: bad sweepgen in refill\n", "bad sweepgen"},
+		{"restart", line(5, "disk_bad=0") + line(6, "disk_bad=0") + line(1, "disk_bad=0"), "restarted 1 time"},
+		{"skip", line(5, "disk_bad=0") + line(9, "disk_bad=0"), "3 heartbeat(s) missing"},
+		{"mem_bad", line(1, "disk_bad=0 mem_bad=0") + line(2, "disk_bad=0 mem_bad=7"), "7 page(s)"},
+		{"disk_bad", line(1, "disk_bad=2"), "2 disk record(s)"},
+	} {
+		p := Check([]byte(tt.console)).Problems(0)
+		if !strings.Contains(strings.Join(p, "; "), tt.want) {
+			t.Errorf("%s: problems %v; want %q", tt.name, p, tt.want)
+		}
 	}
 }

@@ -4,7 +4,11 @@
 // API is package api.
 package hostapi
 
-import "github.com/godwit/godwit/api"
+import (
+	"time"
+
+	"github.com/godwit/godwit/api"
+)
 
 // Heartbeat is the body of POST /v1/internal/heartbeat (agent →
 // controller). Host carries what the agent measured; the controller fills
@@ -42,6 +46,22 @@ type VMReport struct {
 	// guest has run here: "waiting" (never), "unknown" (the host cannot
 	// tell), or empty (it has, or the VM did not arrive by migration).
 	Incoming string `json:"incoming,omitempty"`
+	// Reason says why a VM is crashed while its process lives: its guest
+	// panicked and is held paused (on-panic pause).
+	Reason string `json:"reason,omitempty"`
+	// LastPanic is the guest's last kernel panic on this host.
+	LastPanic *Panic `json:"last_panic,omitempty"`
+}
+
+// Panic is a guest kernel panic as a host reports it. Count is the
+// host's: panics since the VM was defined there. Arrived says the guest
+// panicked on a migration's source and arrived held at that panic: the
+// source's panic, not another.
+type Panic struct {
+	At      time.Time `json:"at"`
+	Reason  string    `json:"reason"`
+	Count   int       `json:"count"`
+	Arrived bool      `json:"arrived,omitempty"`
 }
 
 // CreateVM is the body of PUT /v1/vms/{id} (controller → agent): define
@@ -64,6 +84,9 @@ type CreateVM struct {
 	Image         api.Image `json:"image"`
 	Cmdline       string    `json:"cmdline,omitempty"` // appended to the image's
 	Start         bool      `json:"start"`
+	// OnPanic is the guest panic policy (api.OnPanic*; empty: restart).
+	// A migration's destination gets it too (agentSpec).
+	OnPanic string `json:"on_panic,omitempty"`
 	// PostCopy, for an incoming migration: allow switching to post-copy
 	// (the capability must be set on both ends before the start).
 	PostCopy bool `json:"post_copy,omitempty"`
@@ -80,17 +103,21 @@ type StopVM struct {
 type IncomingReply struct {
 	URI string `json:"uri"`
 	NBD string `json:"nbd,omitempty"` // host:port of the exported disk for a block copy
+	// PostCopyPreempt: the destination takes post-copy page requests on a
+	// channel of their own; the source must turn it on too.
+	PostCopyPreempt bool `json:"postcopy_preempt,omitempty"`
 }
 
 // MigrateOut is the body of POST /v1/vms/{id}/migrate.
 type MigrateOut struct {
-	URI           string `json:"uri"`
-	NBD           string `json:"nbd,omitempty"`
-	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
-	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
-	PostCopy      bool   `json:"post_copy,omitempty"`
-	AutoConverge  bool   `json:"auto_converge,omitempty"`
-	Policy        string `json:"policy,omitempty"`
+	URI             string `json:"uri"`
+	NBD             string `json:"nbd,omitempty"`
+	PostCopyPreempt bool   `json:"postcopy_preempt,omitempty"` // as the destination's IncomingReply said
+	MaxDowntimeMS   int    `json:"max_downtime_ms,omitempty"`
+	BandwidthMBps   int    `json:"bandwidth_mbps,omitempty"`
+	PostCopy        bool   `json:"post_copy,omitempty"`
+	AutoConverge    bool   `json:"auto_converge,omitempty"`
+	Policy          string `json:"policy,omitempty"`
 	// CompletionTimeoutPerGiB bounds the migration (per GiB of RAM) and
 	// TimeoutAction says what then: abort or force.
 	CompletionTimeoutPerGiBS int    `json:"completion_timeout_per_gib_s,omitempty"`
@@ -99,7 +126,7 @@ type MigrateOut struct {
 
 // MigrationStatus is the answer to GET /v1/vms/{id}/migration.
 type MigrationStatus struct {
-	Status             string  `json:"status"` // active, completed, failed, cancelled, none
+	Status             string  `json:"status"` // active, completed, failed, cancelled, none, postcopy-paused
 	Error              string  `json:"error,omitempty"`
 	Strategy           string  `json:"strategy,omitempty"`
 	MemoryTotal        int64   `json:"memory_total"`

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -55,7 +56,9 @@ func buildForTest() (Guest, error) {
 	if err != nil {
 		return Guest{}, err
 	}
-	sum := sha256.Sum256(append(b, []byte(hostinfo.NewestKernel()+initScript)...))
+	// Everything the initramfs is made of: a changed module list must not
+	// reuse an old build.
+	sum := sha256.Sum256(append(b, []byte(hostinfo.NewestKernel()+initScript+strings.Join(wantModules, " "))...))
 	out := filepath.Join(os.TempDir(), "godwit-testguest-"+hex.EncodeToString(sum[:8]))
 	g := Guest{Kernel: filepath.Join(out, "vmlinuz"), Initrd: filepath.Join(out, "initrd.img"), Cmdline: Cmdline}
 	if _, err := os.Stat(g.Initrd); err == nil {

@@ -38,17 +38,22 @@ type Guest struct {
 
 // Cmdline keeps boot fast and quiet but the console on the first serial
 // port, where the heartbeat lines go. panic=-1 turns a guest panic into a
-// reset the tests can see rather than a hang. swiotlb=noforce: a VM with
+// reset the tests can see rather than a hang (when the host leaves the
+// guest to itself: on-panic none), and oops=panic makes an oops a panic,
+// which the pvpanic device reports to the host, rather than a guest
+// limping on, reported running. swiotlb=noforce: a VM with
 // room for hot-plugged memory has guest-physical addresses above 4 GiB,
 // and Linux then reserves a 64 MiB DMA bounce buffer its virtio devices
 // never use — measured here, a 256 MiB guest kept 138 MiB with it and 203
 // MiB without, and 128 MiB guests ran out of memory.
-const Cmdline = "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init swiotlb=noforce"
+const Cmdline = "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 rdinit=/init swiotlb=noforce"
 
 // wantModules are loaded at boot (with their dependencies): the virtio
-// disk, virtio-mem for memory hotplug, and the ACPI power button with
-// evdev so a graceful stop reaches the guest.
-var wantModules = []string{"virtio_pci", "virtio_blk", "virtio_mem", "button", "evdev"}
+// disk, virtio-mem for memory hotplug, the ACPI power button with evdev
+// so a graceful stop reaches the guest, and pvpanic-mmio, the driver of
+// QEMU's ISA pvpanic device (ACPI QEMU0001), which tells the host of a
+// kernel panic.
+var wantModules = []string{"virtio_pci", "virtio_blk", "virtio_mem", "button", "evdev", "pvpanic-mmio"}
 
 // initScript is /init: mount the kernel filesystems, load the modules in
 // dependency order (listed in /etc/modules), hand over to godwit-guest.

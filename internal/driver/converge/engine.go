@@ -69,10 +69,6 @@ type Config struct {
 	// force). The peer policies have none unless one is set.
 	TimeoutPerGiB time.Duration
 	TimeoutAction string
-	// TCG says the guest runs under TCG, where QEMU 7.2 crashes guests
-	// that keep writing through many passes (docs/migration.md): the auto
-	// policy then keeps QEMU's downtime limit, which needs fewer passes.
-	TCG bool
 }
 
 // Estimate is what is measured of the guest before the move.
@@ -207,7 +203,7 @@ func New(cfg Config, est Estimate, now func() time.Time) *Engine {
 // plan is the auto policy's first choice.
 func (e *Engine) plan(est Estimate) {
 	cfg := &e.cfg
-	if cfg.MaxDowntime == 0 && !cfg.TCG {
+	if cfg.MaxDowntime == 0 {
 		e.setup.MaxDowntime = DefaultDowntime
 	}
 	// Throttling is always armed (it costs nothing unless QEMU sees

@@ -25,7 +25,6 @@ type scenario struct {
 		TimeoutPerGiBS  int    `json:"timeout_per_gib_s"`
 		TimeoutAction   string `json:"timeout_action"`
 		EstimateDirtyMB int    `json:"estimate_dirty_mb"` // -1: nothing measured
-		TCG             bool   `json:"tcg,omitempty"`
 	} `json:"config"`
 	Plan struct {
 		Strategy        string `json:"strategy"`
@@ -78,7 +77,7 @@ func runScenario(t *testing.T, sc scenario) {
 	c := sc.Config
 	cfg := Config{Policy: c.Policy, Bandwidth: float64(c.BandwidthMB) * 1e6, RAM: c.RAMMiB * mib, PostCopy: c.PostCopy,
 		MaxDowntime: time.Duration(c.MaxDowntimeMS) * time.Millisecond, TimeoutPerGiB: time.Duration(c.TimeoutPerGiBS) * time.Second,
-		TimeoutAction: c.TimeoutAction, TCG: c.TCG}
+		TimeoutAction: c.TimeoutAction}
 	var est Estimate
 	if c.EstimateDirtyMB >= 0 {
 		est = Estimate{DirtyRate: float64(c.EstimateDirtyMB) * 1e6, Source: "page-sampling"}

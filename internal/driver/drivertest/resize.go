@@ -9,6 +9,7 @@ import (
 
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/guestlog"
 )
 
 // RunResize is the resize suite: one VM (1 of 2 vCPUs, 256 of 1024 MiB
@@ -266,9 +267,7 @@ func sameSizes(a, b driver.VMSpec) bool {
 func (s *suite) noOops(id string) {
 	s.t.Helper()
 	con := s.console(id, 0)
-	for _, bad := range []string{"Oops", "BUG:", "Kernel panic", "general protection fault"} {
-		if i := strings.Index(con, bad); i >= 0 {
-			s.t.Errorf("guest console shows %q: %s", bad, con[i:min(len(con), i+400)])
-		}
+	if h := guestlog.Check([]byte(con)); h.Trouble != "" {
+		s.t.Errorf("guest console shows %q: %s", h.Trouble, con[h.TroubleAt:min(len(con), h.TroubleAt+400)])
 	}
 }

@@ -38,7 +38,17 @@ type Config struct {
 	BootDelay time.Duration
 	// HeartbeatHz is the guest's heartbeat rate (default 5, as the real one).
 	HeartbeatHz int
+	// Accel is the accelerator the host claims to run, kvm or tcg; empty
+	// claims "none". QEMUVersion is the QEMU release it claims to run
+	// (default DefaultQEMUVersion). Together they let tests play a TCG
+	// host on a QEMU that loses guest writes in live migration (7.2).
+	Accel       string
+	QEMUVersion string
 }
+
+// DefaultQEMUVersion is the QEMU release a fake host claims by default: a
+// current one.
+const DefaultQEMUVersion = "10.0.2"
 
 // firstPID is above Linux's largest possible PID (2^22), so a fake PID is
 // never mistaken for a real process.
@@ -56,6 +66,8 @@ type vmState struct {
 	// Incoming is waiting from PrepareIncoming until the guest resumes
 	// here (CompleteIncoming), kept if it never does.
 	Incoming driver.IncomingState `json:"incoming,omitempty"`
+	// LastPanic is the guest's last kernel panic here (panic.go).
+	LastPanic *driver.Panic `json:"last_panic,omitempty"`
 }
 
 // Driver is the fake driver.
@@ -96,6 +108,16 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.HeartbeatHz == 0 {
 		cfg.HeartbeatHz = 5
 	}
+	switch cfg.Accel {
+	case "":
+		cfg.Accel = "none"
+	case "none", driver.AccelKVM, driver.AccelTCG:
+	default:
+		return nil, fmt.Errorf("fake driver: accelerator must be kvm, tcg or empty, not %q", cfg.Accel)
+	}
+	if cfg.QEMUVersion == "" {
+		cfg.QEMUVersion = DefaultQEMUVersion
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o755); err != nil {
 		return nil, fmt.Errorf("fake driver: %w", err)
 	}
@@ -104,9 +126,10 @@ func New(cfg Config) (*Driver, error) {
 
 // Capabilities implements driver.Driver.
 func (d *Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Hypervisor: driver.HypervisorFake, Accelerator: "none",
-		AccelReason:   "fake driver: no guest code runs",
-		LiveMigration: true, PostCopy: true, AutoConverge: true,
+	return driver.Capabilities{Hypervisor: driver.HypervisorFake, Accelerator: d.cfg.Accel,
+		AccelReason: "fake driver: no guest code runs", QEMUVersion: d.cfg.QEMUVersion,
+		// As the QEMU driver's: no post-copy where live migration is unsafe.
+		LiveMigration: true, PostCopy: driver.LiveMigrationSafe(d.cfg.Accel, d.cfg.QEMUVersion), AutoConverge: true,
 		CPUHotplug: true, CPUUnplug: true, MemoryHotplug: true, DiskResize: true}
 }
 
@@ -219,6 +242,9 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 	if v.st.State == driver.StateRunning {
 		return nil
 	}
+	if heldAtPanic(v.st) {
+		return d.reset(v) // as QEMU's: the process lives, its guest boots again
+	}
 	pid, err := d.nextPID()
 	if err != nil {
 		return err
@@ -292,11 +318,16 @@ func (d *Driver) Reboot(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if v.st.State != driver.StateRunning {
+	if v.st.State != driver.StateRunning && !heldAtPanic(v.st) {
 		return errs.Conflict("vm %s is %s; only a running vm can be rebooted", id, v.st.State)
 	}
+	return d.reset(v)
+}
+
+// reset reboots v's guest in its running "process" (d.mu held).
+func (d *Driver) reset(v *vm) error {
 	v.kill()
-	v.st.StartedAt = time.Now().UTC()
+	v.st.State, v.st.StartedAt = driver.StateRunning, time.Now().UTC()
 	if err := d.save(v.st); err != nil {
 		return err
 	}
@@ -335,6 +366,7 @@ func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.firePanics()
 	v, err := d.get(id)
 	if err != nil {
 		return driver.Status{}, err
@@ -343,8 +375,10 @@ func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
 }
 
 func status(st vmState) driver.Status {
-	return driver.Status{ID: st.Spec.ID, Name: st.Spec.Name, State: st.State, PID: st.PID, StartedAt: st.StartedAt, Spec: st.Spec,
+	s := driver.Status{ID: st.Spec.ID, Name: st.Spec.Name, State: st.State, PID: st.PID, StartedAt: st.StartedAt, Spec: st.Spec,
 		Incoming: st.Incoming}
+	withPanic(&s, st)
+	return s
 }
 
 // List implements driver.Driver.
@@ -354,6 +388,7 @@ func (d *Driver) List(ctx context.Context) ([]driver.Status, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.firePanics()
 	out := make([]driver.Status, 0, len(d.vms))
 	for _, v := range d.vms {
 		out = append(out, status(v.st))

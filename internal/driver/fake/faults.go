@@ -20,6 +20,7 @@ import (
 //	f.Fail("Start", 2, errs.Unavailable("qemu would not start")) // next 2 Starts fail
 //	f.Delay("Create", 3*time.Second)                             // every Create is slow
 //	drv.Crash(ctx, id)                                           // the VM's "process" dies
+//	f.Panic(id, "")                                              // its guest kernel panics (panic.go)
 //
 // Methods are named as in driver.Driver and driver.LiveMigrator: Create,
 // Start, Stop, Reboot, Delete, Status, List, Console, Recover, Resize and
@@ -36,6 +37,7 @@ type Faults struct {
 	fail      map[string]failure
 	failAfter map[string]failure
 	delays    map[string]time.Duration
+	panics    map[string]string // guest panics to come, by VM id (panic.go)
 }
 
 type failure struct {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 )
 
@@ -41,6 +42,7 @@ func (l launch) args() []string {
 		l.cpus(),
 		l.memory(),
 		l.control(),
+		l.panicDevice(),
 		l.boot(),
 		l.disks(),
 		l.migration(),
@@ -110,6 +112,29 @@ func (l launch) control() []string {
 		"-chardev", "file,id=serial0,path=" + escape(l.Console) + ",append=on",
 		"-serial", "chardev:serial0",
 	}
+}
+
+// panicDevice is QEMU's pvpanic device, which Linux's pvpanic driver
+// (pvpanic-mmio, bound to ACPI QEMU0001) writes to when the kernel panics,
+// and what QEMU then does. The ISA device is libvirt's default on x86 and
+// needs no PCI slot. Every VM has it, so a migration's two ends have the
+// same devices (QEMU refuses a stream for a device it lacks). A VM still
+// running in a QEMU started without it (by an agent from before it) could
+// not migrate to one with it; there are no such VMs deployed.
+//
+// The action: with restart and pause, QEMU holds the guest paused at its
+// panic (runstate guest-panicked) and sends GUEST_PANICKED; the driver
+// records it and, for restart, resets the guest (panic.go). Holding it
+// first means a panic while the agent is away is found on its return
+// rather than lost in a reboot. With none, QEMU only reports it and the
+// guest's own panic= setting decides. QEMU's default (shutdown) would end
+// the process instead, which is no policy godwit offers.
+func (l launch) panicDevice() []string {
+	action := "pause"
+	if l.Spec.OnPanic == api.OnPanicNone {
+		action = "none"
+	}
+	return []string{"-device", "pvpanic", "-action", "panic=" + action}
 }
 
 // boot is direct kernel boot; without a kernel the firmware boots the

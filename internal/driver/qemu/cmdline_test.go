@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 )
 
@@ -30,6 +31,8 @@ func TestCommandLineGolden(t *testing.T) {
 	incoming.Disk, incoming.MaxVCPUs, incoming.CPUModel = nil, 0, "qemu64"
 	hotplugged := base
 	hotplugged.VCPUs, hotplugged.MemoryMiB, hotplugged.BootMemoryMiB, hotplugged.MaxMemoryMiB = 3, 512, 256, 1024
+	leftToItself := base
+	leftToItself.OnPanic = api.OnPanicNone
 
 	cases := []struct {
 		name string
@@ -43,6 +46,7 @@ func TestCommandLineGolden(t *testing.T) {
 			return l
 		}()},
 		{"hot-plugged vcpu and memory (boot 256 MiB, 256 MiB plugged, ceiling 1 GiB)", with(paths, hotplugged, "tcg", defaultCPU("tcg"))},
+		{"on-panic none: QEMU only reports a guest panic", with(paths, leftToItself, "tcg", defaultCPU("tcg"))},
 	}
 	var b strings.Builder
 	for _, c := range cases {

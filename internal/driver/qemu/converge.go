@@ -263,6 +263,5 @@ func engineConfig(v *vm, opts driver.MigrateOptions, bandwidth int64, block bool
 		RAM:           int64(v.st.Launch.Spec.MemoryMiB) << 20,
 		PostCopy:      opts.PostCopy && !block,
 		TimeoutPerGiB: opts.TimeoutPerGiB, TimeoutAction: opts.TimeoutAction,
-		TCG: v.st.Launch.Accel == driver.AccelTCG,
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
@@ -62,7 +63,8 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 		return in, err
 	}
 	in.URI = "tcp:" + net.JoinHostPort(listenHost, strconv.Itoa(port))
-	if err := d.setCapabilities(ctx, v, opts); err != nil {
+	in.PostCopyPreempt = opts.PostCopy && d.preempt()
+	if err := d.setCapabilities(ctx, v, opts, in.PostCopyPreempt); err != nil {
 		return in, err
 	}
 	if err := d.qmpRun(ctx, v, "migrate-incoming", map[string]string{"uri": in.URI}, nil); err != nil {
@@ -132,7 +134,10 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 		return err
 	}
 	caps := driver.MigrateOptions{PostCopy: set.PostCopy, AutoConverge: set.AutoConverge || opts.AutoConverge}
-	if err := d.setCapabilities(ctx, v, caps); err != nil {
+	// Post-copy page requests on their own channel, where the destination
+	// asked for it and this QEMU has it.
+	preempt := set.PostCopy && to.PostCopyPreempt && d.preempt()
+	if err := d.setCapabilities(ctx, v, caps, preempt); err != nil {
 		return err
 	}
 	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng, bandwidth: float64(bw)}
@@ -172,12 +177,24 @@ const (
 // off: a QEMU keeps them from its previous migration (a VM that arrived
 // with post-copy allowed would otherwise leave with it, towards a
 // destination that did not agree to it, and fail).
-func (d *Driver) setCapabilities(ctx context.Context, v *vm, opts driver.MigrateOptions) error {
+func (d *Driver) setCapabilities(ctx context.Context, v *vm, opts driver.MigrateOptions, preempt bool) error {
 	caps := []map[string]any{
 		{"capability": "postcopy-ram", "state": opts.PostCopy},
 		{"capability": "auto-converge", "state": opts.AutoConverge},
 	}
+	if d.preempt() {
+		caps = append(caps, map[string]any{"capability": "postcopy-preempt", "state": preempt && opts.PostCopy})
+	}
 	return d.qmpRun(ctx, v, "migrate-set-capabilities", map[string]any{"capabilities": caps}, nil)
+}
+
+// preempt says whether this QEMU sends post-copy page requests on a
+// channel of their own (the postcopy-preempt capability, stable since
+// QEMU 8.0): a vCPU faulting on a page no longer waits for the pages of
+// the background stream queued before it. Config.NoPostCopyPreempt turns
+// it off, to measure it.
+func (d *Driver) preempt() bool {
+	return !d.cfg.NoPostCopyPreempt && driver.QEMUAtLeast(d.version, "8.0")
 }
 
 // QEMU's default bandwidth, set when a migration sets none: parameters
@@ -335,8 +352,14 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 		}
 	case "":
 		st.Status = driver.MigrationNone
-	default: // setup, active, pre-switchover, device, postcopy-*
+	case "postcopy-paused", "postcopy-recover-setup", "postcopy-recover":
+		st.Status = driver.MigrationPostCopyPaused
+	default: // setup, active, pre-switchover, device, postcopy-active
 		st.Status = driver.MigrationActive
+	}
+	if out != nil && strings.HasPrefix(q.Status, "postcopy-") && !out.switched {
+		out.switched = true // QEMU says so, whoever asked for the switch
+		st.Strategy = strategy(out)
 	}
 	if r := q.RAM; r != nil {
 		st.MemoryTotal, st.MemoryTransferred, st.MemoryRemaining = r.Total, r.Transferred, r.Remaining
@@ -458,6 +481,11 @@ func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.D
 		err := d.qmpRun(ctx, v, "query-status", nil, &st)
 		if err == nil && st.Running {
 			d.setIncoming(v, driver.IncomingNone)
+		}
+		if err == nil && st.Status == "guest-panicked" {
+			d.arrivedPanicked(ctx, v) // arrived: the panic is the VM's state, not the move's failure
+			v.mu.Unlock()
+			return nil
 		}
 		v.mu.Unlock()
 		if err == nil && st.Running {

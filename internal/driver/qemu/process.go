@@ -27,6 +27,7 @@ type monitor struct {
 	// an arriving guest then has run here (arrival.go).
 	resumed atomic.Bool
 	watched chan struct{} // closed when the watcher has seen every event
+	pid     int           // the QEMU process it talks to
 }
 
 // QMP timeouts. Every call also has the caller's context.
@@ -76,7 +77,7 @@ func (d *Driver) start(ctx context.Context, v *vm) error {
 		return fmt.Errorf("vm %s: qemu started but wrote no pid file: %w", id, err)
 	}
 	v.st.PID, v.st.StartedAt = pid, time.Now().UTC()
-	v.st.StopRequested, v.st.ShutdownSeen, v.st.Crashed = false, false, false
+	v.st.StopRequested, v.st.ShutdownSeen, v.st.Crashed, v.st.Panicked = false, false, false, false
 	v.st.Incoming, v.arrivalMon = driver.IncomingNone, nil // booted: the guest runs here
 	if l.Incoming {
 		v.st.Incoming = driver.IncomingWaiting
@@ -131,7 +132,7 @@ func (d *Driver) connect(ctx context.Context, v *vm) error {
 	for {
 		m, err := qmp.Dial(cctx, v.st.Launch.QMP)
 		if err == nil {
-			mon := &monitor{Monitor: m, watched: make(chan struct{})}
+			mon := &monitor{Monitor: m, watched: make(chan struct{}), pid: v.st.PID}
 			v.mon = mon
 			go d.watch(v, mon, m.Events())
 			return nil
@@ -145,12 +146,16 @@ func (d *Driver) connect(ctx context.Context, v *vm) error {
 }
 
 // watch records a guest-initiated poweroff, so that a QEMU that exits on
-// it is reported stopped, not crashed.
+// it is reported stopped, not crashed, and hands guest panics on.
 func (d *Driver) watch(v *vm, mon *monitor, events <-chan qmp.Event) {
 	defer close(mon.watched)
 	for ev := range events {
 		if ev.Name == "RESUME" {
 			mon.resumed.Store(true) // recorded by whoever holds v.mu next
+			continue
+		}
+		if ev.Name == "GUEST_PANICKED" {
+			go d.onPanic(v, mon, ev) // panic.go
 			continue
 		}
 		if ev.Name != "SHUTDOWN" {
@@ -205,6 +210,7 @@ func (d *Driver) refresh(v *vm) {
 	d.retire(v)
 	d.exitedIncoming(v, mon)
 	v.st.Crashed = !v.st.StopRequested && !v.st.ShutdownSeen
+	v.st.Panicked = false // no process holds the guest any more
 	log := d.log.With("vm", v.st.Launch.Spec.Name, "id", v.st.Launch.Spec.ID, "pid", v.st.PID)
 	switch {
 	case v.st.Crashed:
@@ -260,7 +266,8 @@ func (d *Driver) stop(ctx context.Context, v *vm, opts driver.StopOptions) error
 	if err := writeState(v.dir, v.st); err != nil {
 		return fmt.Errorf("vm %s: record the stop: %w", id, err)
 	}
-	if !opts.Force {
+	// A guest held at a panic cannot answer the power button.
+	if !opts.Force && !v.st.Panicked {
 		timeout := opts.Timeout
 		if timeout == 0 {
 			timeout = d.cfg.StopTimeout

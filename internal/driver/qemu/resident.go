@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -18,9 +19,10 @@ import (
 // touched, counts too), and far closer to it than the RAM size for a
 // guest that uses a fraction of its memory. The engine predicts from it.
 //
-// QEMU does not say where a RAM block is mapped (x-query-ramblock gives
-// names and sizes only), so each block is matched to the private,
-// writable, non-executable mapping of exactly its size in
+// QEMU 9 and later print each block's host address (HVA) in
+// x-query-ramblock, and the block is the anonymous mapping that starts
+// there. QEMU 7.2 gives names and sizes only, so each block is matched to
+// the private, writable, non-executable mapping of exactly its size in
 // /proc/PID/smaps: guest RAM is mapped on its own, with a guard page
 // after it, so it never merges with a neighbour. Under TCG the code
 // buffer is a large mapping too, but executable. A block that matches no
@@ -29,7 +31,8 @@ import (
 // ramBlock is one line of x-query-ramblock.
 type ramBlock struct {
 	name  string
-	total int64 // bytes: the block's maximum length, the mapping's size
+	total int64  // bytes: the block's maximum length, the mapping's size
+	hva   uint64 // host address of the mapping; 0 where QEMU does not say (before 9.0)
 }
 
 // residentRAM returns the bytes of v's guest RAM resident in its QEMU
@@ -71,21 +74,40 @@ func guestRAMBlock(name string) bool {
 	return name == "pc.ram" || strings.HasSuffix(name, "-mem")
 }
 
-// parseRAMBlocks reads x-query-ramblock's text: a header, then per block
-// its name, page size (two words), offset, used and total length in hex.
+// parseRAMBlocks reads x-query-ramblock's text: a header naming the
+// columns, then per block its name, page size (two words), offset, used
+// and total length in hex, and since QEMU 9 the host address (HVA) and
+// whether the block is read-only.
 func parseRAMBlocks(text string) ([]ramBlock, error) {
 	var blocks []ramBlock
+	after := 5 // fields after the name: psize (2), offset, used, total
+	hvaCol := -1
 	for _, line := range strings.Split(text, "\n") {
 		f := strings.Fields(line)
-		if len(f) < 6 || f[0] == "Block" {
+		if len(f) >= 2 && f[0] == "Block" && f[1] == "Name" {
+			cols := f[2:] // PSize Offset Used Total [HVA RO]
+			after = len(cols) + 1
+			if i := slices.Index(cols, "HVA"); i >= 0 {
+				hvaCol = i + 1 // psize is two words
+			}
 			continue
 		}
-		name := strings.Join(f[:len(f)-5], " ")
-		total, err := strconv.ParseInt(strings.TrimPrefix(f[len(f)-1], "0x"), 16, 64)
-		if err != nil {
-			return nil, fmt.Errorf("ram block %q: total %q: %w", name, f[len(f)-1], err)
+		if len(f) < after+1 {
+			continue
 		}
-		blocks = append(blocks, ramBlock{name: name, total: total})
+		name := strings.Join(f[:len(f)-after], " ")
+		rest := f[len(f)-after:]
+		total, err := strconv.ParseInt(strings.TrimPrefix(rest[4], "0x"), 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("ram block %q: total %q: %w", name, rest[4], err)
+		}
+		b := ramBlock{name: name, total: total}
+		if hvaCol >= 0 {
+			if b.hva, err = strconv.ParseUint(strings.TrimPrefix(rest[hvaCol], "0x"), 16, 64); err != nil {
+				return nil, fmt.Errorf("ram block %q: hva %q: %w", name, rest[hvaCol], err)
+			}
+		}
+		blocks = append(blocks, b)
 	}
 	if len(blocks) == 0 {
 		return nil, fmt.Errorf("no ram blocks in %q", text)
@@ -95,6 +117,7 @@ func parseRAMBlocks(text string) ([]ramBlock, error) {
 
 // mapping is one anonymous mapping in smaps.
 type mapping struct {
+	start     uint64
 	size, rss int64 // bytes
 	perms     string
 }
@@ -117,7 +140,7 @@ func parseSmaps(r io.Reader) ([]mapping, error) {
 				continue
 			}
 			if len(f) == 5 { // no path: anonymous
-				maps = append(maps, mapping{size: int64(b - a), perms: f[1]})
+				maps = append(maps, mapping{start: a, size: int64(b - a), perms: f[1]})
 				cur = &maps[len(maps)-1]
 			}
 			continue
@@ -133,20 +156,33 @@ func parseSmaps(r io.Reader) ([]mapping, error) {
 	return maps, s.Err()
 }
 
-// residentOf sums the resident bytes of the guest RAM blocks, each
-// matched to the one writable, private, non-executable anonymous mapping
-// of its size; blocks of equal size are matched to as many mappings.
+// residentOf sums the resident bytes of the guest RAM blocks. A block
+// with a host address is the writable anonymous mapping that starts
+// there; a block without one (QEMU before 9.0) is matched to the one
+// writable, private, non-executable anonymous mapping of its size, and
+// blocks of equal size to as many mappings.
 func residentOf(blocks []ramBlock, maps []mapping) (int64, error) {
-	want := map[int64]int{} // size → guest RAM blocks of that size
+	want := map[int64]int{} // size → guest RAM blocks of that size, no address
+	var sum int64
+	guest := 0
 	for _, b := range blocks {
-		if guestRAMBlock(b.name) {
-			want[b.total]++
+		if !guestRAMBlock(b.name) {
+			continue
 		}
+		guest++
+		if b.hva == 0 {
+			want[b.total]++
+			continue
+		}
+		i := slices.IndexFunc(maps, func(m mapping) bool { return m.start == b.hva && m.perms == "rw-p" })
+		if i < 0 {
+			return 0, fmt.Errorf("ram block %s: no writable anonymous mapping at %#x", b.name, b.hva)
+		}
+		sum += maps[i].rss
 	}
-	if len(want) == 0 {
+	if guest == 0 {
 		return 0, fmt.Errorf("no guest ram block among %d blocks", len(blocks))
 	}
-	var sum int64
 	for size, n := range want {
 		var found []mapping
 		for _, m := range maps {

@@ -69,3 +69,37 @@ func TestResidentRAM(t *testing.T) {
 		t.Error("no blocks parsed without an error")
 	}
 }
+
+// x-query-ramblock of QEMU 10.0 (captured here): each block's host
+// address (HVA) and whether it is read-only follow the total.
+const ramBlockText10 = `              Block Name    PSize              Offset               Used              Total                HVA  RO
+    0000:00:04.0/vm0-mem    4 KiB  0x0000000000000000 0x0000000030000000 0x0000000030000000 0x00007fe58be00000  rw
+                  pc.ram    4 KiB  0x0000000030000000 0x0000000010000000 0x0000000010000000 0x00007fe573e00000  rw
+    /rom@etc/acpi/tables    4 KiB  0x0000000041100000 0x0000000000020000 0x0000000000200000 0x00007f5040a00000  ro
+`
+
+func TestResidentRAMByAddress(t *testing.T) {
+	blocks, err := parseRAMBlocks(ramBlockText10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 3 || blocks[1].name != "pc.ram" || blocks[1].total != 256<<20 || blocks[1].hva != 0x7fe573e00000 || blocks[2].total != 2<<20 {
+		t.Fatalf("blocks %+v", blocks)
+	}
+	maps, err := parseSmaps(strings.NewReader(smapsText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second mapping of pc.ram's size no longer confuses: the address
+	// says which one is the RAM.
+	twin := append(maps, mapping{start: 0x7ff000000000, size: 256 << 20, rss: 1 << 20, perms: "rw-p"})
+	got, err := residentOf(blocks, twin)
+	if err != nil || got != 95232<<10 {
+		t.Errorf("resident %d, %v; want the boot RAM's 93 MiB plus the empty virtio-mem backend's 0", got, err)
+	}
+	// A block whose address starts no mapping gives no figure.
+	blocks[1].hva = 0x1000
+	if got, err := residentOf(blocks, maps); err == nil {
+		t.Errorf("unmapped address gave %d; want an error", got)
+	}
+}

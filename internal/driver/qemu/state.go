@@ -21,7 +21,7 @@ const stateVersion = 1
 // vmState is what survives an agent restart: the definition (with the
 // QMP socket and console paths, in Launch) and the process that runs it.
 // It is written when the VM is defined, after each start and stop, and
-// when QEMU reports a guest poweroff.
+// when QEMU reports a guest poweroff or panic.
 type vmState struct {
 	Version   int       `json:"version"`
 	Launch    launch    `json:"launch"`
@@ -35,6 +35,12 @@ type vmState struct {
 	// Incoming is waiting from before an incoming QEMU starts until its
 	// guest is seen to run, unknown if it exited unwatched (arrival.go).
 	Incoming driver.IncomingState `json:"incoming,omitempty"`
+	// LastPanic is the guest's last kernel panic on this host, with the
+	// count since the VM was defined here; Panicked is set while QEMU
+	// holds the guest at it (guest-panicked): reported crashed, and for
+	// on-panic restart the reset is due (panic.go).
+	LastPanic *driver.Panic `json:"last_panic,omitempty"`
+	Panicked  bool          `json:"panicked,omitempty"`
 }
 
 // writeState replaces dir/state.json atomically (write and rename), so a

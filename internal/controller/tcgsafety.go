@@ -1,0 +1,90 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
+)
+
+// QEMU before 9.0 loses guest writes when it live-migrates a TCG guest:
+// its TCG memory accesses could miss the migration dirty bitmap (fixed
+// upstream by 03bfc2188f06, "physmem: Fix migration dirty bitmap
+// coherency with TCG memory access", first in 9.0.0; Debian 12 ships
+// 7.2). Under KVM the kernel keeps the dirty log, so any QEMU is safe.
+// The controller therefore refuses a live migration out of or into a TCG
+// host on an older QEMU, or on one whose version it does not know (an
+// agent too old to report it), unless Config.AllowUnsafeTCGMigration.
+// Cold migrations copy no memory and are unaffected.
+
+// unsafeTCG says why a live migration out of or into h would lose guest
+// writes ("runs TCG on QEMU 7.2.22"), or "" when it would not.
+func unsafeTCG(h api.Host) string {
+	switch {
+	case driver.LiveMigrationSafe(h.Accelerator, h.QEMUVersion):
+		return ""
+	case h.QEMUVersion == "":
+		return "runs TCG on a QEMU of unknown version (its agent does not report it)"
+	}
+	return "runs TCG on QEMU " + h.QEMUVersion
+}
+
+// unsafeTCGError refuses a live migration the TCG gate forbids. It is a
+// 422 (errs.ErrNotSupported) that a migrate without a kind tells apart
+// from other refusals: it falls back to cold on it.
+type unsafeTCGError struct{ msg string }
+
+func (e *unsafeTCGError) Error() string { return e.msg }
+func (e *unsafeTCGError) Unwrap() error { return errs.ErrNotSupported }
+
+func isUnsafeTCG(err error) bool {
+	var e *unsafeTCGError
+	return errors.As(err, &e)
+}
+
+// refuseUnsafeTCG returns the refusal of a live migration between hosts
+// when any of them fails the TCG gate, or nil.
+func (c *Controller) refuseUnsafeTCG(hosts ...api.Host) error {
+	if c.cfg.AllowUnsafeTCGMigration {
+		return nil
+	}
+	var why []string
+	for _, h := range hosts {
+		if w := unsafeTCG(h); w != "" {
+			why = append(why, h.Name+" "+w)
+		}
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return &unsafeTCGError{msg: fmt.Sprintf("live migration refused: %s; QEMU before %s loses guest writes when it live-migrates a TCG guest "+
+		"(fixed upstream by commit 03bfc2188f06, first in QEMU 9.0.0). Install QEMU %s or later on the hosts (Debian 12: from bookworm-backports) "+
+		"or run them under KVM; meanwhile move the VM cold (godwit migrate --cold, or drain with --on-failure cold), "+
+		"or, in a lab that accepts the risk, run the controller with godwit serve --allow-unsafe-tcg-migration",
+		strings.Join(why, " and "), driver.TCGMigrationSafeQEMU, driver.TCGMigrationSafeQEMU)}
+}
+
+// schedule is the package's schedule under the cluster's TCG gate: for a
+// live move it refuses an unsafe source at once, passes over unsafe
+// destinations when another can take the VM, and when only unsafe ones
+// could, refuses with the gate's reason (422) rather than "no capacity".
+func (c *Controller) schedule(hosts []api.Host, p placement) (api.Host, error) {
+	p.AllowUnsafeTCG = c.cfg.AllowUnsafeTCGMigration
+	if !p.Live || p.AllowUnsafeTCG {
+		return schedule(hosts, p)
+	}
+	if err := c.refuseUnsafeTCG(p.Source); err != nil {
+		return api.Host{}, err
+	}
+	dst, err := schedule(hosts, p)
+	if err != nil {
+		p.AllowUnsafeTCG = true
+		if d, uerr := schedule(hosts, p); uerr == nil {
+			return api.Host{}, c.refuseUnsafeTCG(d)
+		}
+	}
+	return dst, err
+}
