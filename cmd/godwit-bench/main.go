@@ -34,8 +34,10 @@ func main() {
 	flag.IntVar(&cfg.OverheadRuns, "overhead-runs", cfg.OverheadRuns, "migrations of the overhead scenario")
 	qemu := flag.String("qemu", "qemu-system-x86_64", "repro scenario: QEMU binaries to compare, comma-separated; one cluster each, in turn")
 	flag.IntVar(&cfg.ReproRuns, "repro-runs", cfg.ReproRuns, "repro scenario: heavy migrations per QEMU binary")
+	agentArgs := flag.String("agent-args", "", "more flags for every agent, space-separated (e.g. --no-postcopy-preempt)")
 	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
 	flag.Parse()
+	cfg.AgentArgs = strings.Fields(*agentArgs)
 
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {

@@ -65,6 +65,8 @@ type clusterConfig struct {
 	accelReason string
 	// qemu is the agents' QEMU binary (--qemu; "" for the one on PATH).
 	qemu string
+	// agentArgs are more agent flags (Config.AgentArgs).
+	agentArgs []string
 	// allowUnsafeTCG starts the controller with
 	// --allow-unsafe-tcg-migration: the repro scenario live-migrates TCG
 	// guests on QEMU 7.2, which the controller refuses otherwise.
@@ -126,6 +128,7 @@ func startCluster(ctx context.Context, log *slog.Logger, cfg clusterConfig) (c *
 		if cfg.qemu != "" {
 			args = append(args, "--qemu", cfg.qemu)
 		}
+		args = append(args, cfg.agentArgs...)
 		ns := ""
 		if cfg.netns != nil {
 			ns = cfg.netns(i)

@@ -47,6 +47,9 @@ type Config struct {
 	Dir   string
 	Keep  bool
 	Accel string // kvm, tcg or auto
+	// AgentArgs are flags every agent gets besides the bench's own, e.g.
+	// --no-postcopy-preempt to measure what postcopy-preempt gains.
+	AgentArgs []string
 
 	ConvMemoryMiB int
 	ConvDirtyMiB  int

@@ -81,7 +81,7 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 		ctrlListen:  net.JoinHostPort(labBridgeAddr, port),
 		agentListen: func(i int) string { return net.JoinHostPort(labAddr(i), agentPort) },
 		netns:       labNS,
-		accel:       b.accel, accelReason: b.accelReason,
+		accel:       b.accel, accelReason: b.accelReason, agentArgs: b.cfg.AgentArgs,
 	})
 	if err != nil {
 		return nil, err

@@ -20,10 +20,14 @@ const (
 
 // Targets of issue 5.
 const (
-	targetBoundRatio     = 1.3 // total ≤ 1.3 × bound
-	targetPeerSlack      = 1.1 // never > 10 % slower than the best peer
-	targetDowntimeMS     = 50  // downtime ≤ 50 ms
-	targetStall          = 200 * time.Millisecond
+	targetBoundRatio = 1.3 // total ≤ 1.3 × bound
+	targetPeerSlack  = 1.1 // never > 10 % slower than the best peer
+	targetDowntimeMS = 50  // downtime ≤ 50 ms
+	// The guest's worst stall (heartbeat gap): 200 ms under KVM (issue 5),
+	// 300 ms under TCG, where the guest's own code is emulated (issue 13);
+	// and never more than the best converging peer's at that rate.
+	targetStallKVM       = 200 * time.Millisecond
+	targetStallTCG       = 300 * time.Millisecond
 	targetDrainRatio     = 1.2 // makespan ≤ 1.2 × bound
 	targetOverheadMedian = 300 * time.Millisecond
 	peerDowntimeLimitMS  = 300 // QEMU's default downtime limit, run by the peers
@@ -239,7 +243,6 @@ type results struct {
 const (
 	verdictPass   = "PASS"
 	verdictFail   = "FAIL"
-	verdictReport = "REPORT" // measured, no target on this machine (TCG stalls)
 	verdictNotRun = "NOT RUN"
 )
 
@@ -258,7 +261,7 @@ func evaluate(r results) []verdict {
 
 	if !ran(scenarioConvergence) {
 		for _, t := range []string{"godwit converges in 100 % of scenarios", "total ≤ 1.3× bound at every rate",
-			"never > 10 % slower than the best peer", "downtime ≤ 50 ms everywhere", "worst guest stall ≤ 200 ms (KVM)"} {
+			"never > 10 % slower than the best peer", "downtime ≤ 50 ms everywhere", stallTargetName} {
 			notRun(t, scenarioConvergence)
 		}
 	} else {
@@ -296,6 +299,9 @@ func evaluate(r results) []verdict {
 	return out
 }
 
+// stallTargetName is the stall target as the report names it.
+const stallTargetName = "worst guest stall ≤ 200 ms (KVM) or 300 ms (TCG), and ≤ the best peer's"
+
 // convVerdicts checks the convergence targets; only godwit's own runs
 // (policy auto) are held to them, the peers are the yardstick.
 func convVerdicts(r results) []verdict {
@@ -317,11 +323,21 @@ func convVerdicts(r results) []verdict {
 			{"total ≤ 1.3× bound at every rate", verdictNotRun, why},
 			{"never > 10 % slower than the best peer", verdictNotRun, why},
 			{"downtime ≤ 50 ms everywhere", verdictNotRun, why},
-			{"worst guest stall ≤ 200 ms (KVM)", verdictNotRun, why},
+			{stallTargetName, verdictNotRun, why},
 		}
 	}
 	sort.Slice(auto, func(i, j int) bool { return auto[i].RateMB < auto[j].RateMB })
 
+	bestGap := map[int]time.Duration{} // rate → the best converging peer's worst gap
+	for _, c := range r.Conv {
+		if c.Policy != api.PolicyAuto && c.Converged && c.Oops == "" && (bestGap[c.RateMB] == 0 || c.WorstGap < bestGap[c.RateMB]) {
+			bestGap[c.RateMB] = c.WorstGap
+		}
+	}
+	stallLimit := targetStallTCG
+	if r.Accel == "kvm" {
+		stallLimit = targetStallKVM
+	}
 	var conv, bound, peer, down, stall []string
 	converged, boundOK, peerOK, downOK, stallOK := 0, true, true, true, true
 	var worst time.Duration
@@ -353,9 +369,13 @@ func convVerdicts(r results) []verdict {
 			down = append(down, fmt.Sprintf("%d MB/s: %s", c.RateMB, fmtMS(c.DowntimeMS, c.HasDown)))
 		}
 		worst = max(worst, c.WorstGap)
-		if c.WorstGap > targetStall {
+		switch bg := bestGap[c.RateMB]; {
+		case c.WorstGap > stallLimit:
 			stallOK = false
 			stall = append(stall, fmt.Sprintf("%d MB/s: %s", c.RateMB, fmtGap(c.WorstGap)))
+		case bg > 0 && c.WorstGap > bg:
+			stallOK = false
+			stall = append(stall, fmt.Sprintf("%d MB/s: %s, best peer %s", c.RateMB, fmtGap(c.WorstGap), fmtGap(bg)))
 		}
 	}
 	pf := func(ok bool) string {
@@ -377,13 +397,7 @@ func convVerdicts(r results) []verdict {
 		{"never > 10 % slower than the best peer", pf(peerOK), detail(peerOK, "at all "+rates, peer)},
 		{"downtime ≤ 50 ms everywhere", pf(downOK), detail(downOK, "at all "+rates, down)},
 	}
-	stallTarget := "worst guest stall ≤ 200 ms (KVM)"
-	switch {
-	case r.Accel != "kvm":
-		out = append(out, verdict{stallTarget, verdictReport, fmt.Sprintf("under %s the target does not apply; worst gap %s (peers' figures in the table)", r.Accel, fmtGap(worst))})
-	default:
-		out = append(out, verdict{stallTarget, pf(stallOK), detail(stallOK, "worst "+fmtGap(worst), stall)})
-	}
+	out = append(out, verdict{stallTargetName, pf(stallOK), detail(stallOK, fmt.Sprintf("worst %s (limit %s under %s)", fmtGap(worst), fmtGap(stallLimit), r.Accel), stall)})
 	return out
 }
 

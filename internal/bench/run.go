@@ -115,7 +115,7 @@ func (b *bench) loopbackScenarios(ctx context.Context, dir string, res *results)
 		name: "loopback", dir: filepath.Join(dir, "loopback"), bin: b.godwit, hosts: 2,
 		ctrlListen:  net.JoinHostPort("127.0.0.1", port),
 		agentListen: func(i int) string { return net.JoinHostPort("127.0.0.1", ports[i]) },
-		accel:       b.accel, accelReason: b.accelReason,
+		accel:       b.accel, accelReason: b.accelReason, agentArgs: b.cfg.AgentArgs,
 	})
 	if err != nil {
 		return err

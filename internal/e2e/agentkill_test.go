@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,12 +180,7 @@ func (c *cluster) guestSurvived(vm, kind string, before guestlog.Heartbeat) {
 
 // consoleTail is the last n bytes of vm's console, for a failure message.
 func (c *cluster) consoleTail(vm string, n int) string {
-	rc, err := c.client.Console(bg, vm, 0, false)
-	if err != nil {
-		return "(console: " + err.Error() + ")"
-	}
-	defer rc.Close()
-	b, _ := io.ReadAll(rc)
+	b := c.console(vm)
 	return string(b[max(0, len(b)-n):])
 }
 
@@ -264,7 +258,14 @@ func (c *cluster) killAgentDuring(k agentKill, vm api.VM) string {
 	if c.driver == "qemu" {
 		bw = 32
 	}
-	m, err := c.client.Migrate(bg, vm.Name, api.MigrateRequest{Kind: k.kind, To: dst, BandwidthMBps: bw})
+	// Pre-copy only: an end lost after the switch to post-copy loses the
+	// VM by design (split memory; TestLiveMigrationNetworkCutQEMU/post-copy
+	// shows what godwit does then), and the engine would switch this move.
+	req := api.MigrateRequest{Kind: k.kind, To: dst, BandwidthMBps: bw}
+	if k.kind == api.KindLive {
+		req.NoPostCopy = true
+	}
+	m, err := c.client.Migrate(bg, vm.Name, req)
 	if err != nil {
 		t.Fatalf("%s %s: migrate: %v", k.kind, k.pool, err)
 	}

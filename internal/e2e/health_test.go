@@ -46,13 +46,7 @@ func (c *cluster) health(vm string) guestlog.Health {
 	c.t.Helper()
 	var h guestlog.Health
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		rc, err := c.client.Console(bg, vm, 0, false)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		b, _ := io.ReadAll(rc)
-		rc.Close()
-		if h = guestlog.Check(b); h.Beats > 0 || h.Trouble != "" || time.Now().After(deadline) {
+		if h = guestlog.Check(c.console(vm)); h.Beats > 0 || h.Trouble != "" || time.Now().After(deadline) {
 			return h
 		}
 	}
@@ -83,14 +77,20 @@ func (c *cluster) report(vm string, h guestlog.Health, why []string) {
 // consoleAround is vm's console around byte at (the oops, its registers
 // and call trace come after the first line), or its end when at < 0.
 func (c *cluster) consoleAround(vm string, at int) string {
-	rc, err := c.client.Console(bg, vm, 0, false)
-	if err != nil {
-		return "(console: " + err.Error() + ")"
-	}
-	defer rc.Close()
-	b, _ := io.ReadAll(rc)
+	b := c.console(vm)
 	if at < 0 || at > len(b) {
 		return string(b[max(0, len(b)-3000):])
 	}
 	return string(b[max(0, at-1000):min(len(b), at+3000)])
+}
+
+// console is vm's whole console log, or the error reading it.
+func (c *cluster) console(vm string) []byte {
+	rc, err := c.client.Console(bg, vm, 0, false)
+	if err != nil {
+		return []byte("(console: " + err.Error() + ")")
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(rc)
+	return b
 }

@@ -122,15 +122,7 @@ func TestLiveMigrationNetworkCutQEMU(t *testing.T) {
 	var table []string
 	for _, mode := range []string{"reset", "stall"} {
 		t.Run(mode, func(t *testing.T) {
-			// host2's agent is reached through a proxy that routes the
-			// migration streams it announces through a cuttable link.
-			link := newCutLink()
-			front := &agentFront{link: link}
-			srv := httptest.NewServer(front)
-			t.Cleanup(srv.Close)
-			t.Cleanup(func() { link.cut() })
-			c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu", hostArgs: map[string][]string{"host2": {"--advertise", srv.URL}}})
-			front.set(c.agentAddrs["host2"])
+			c, link := cutLinkCluster(t)
 			vm, m := c.liveVictim(false)
 			before, _ := c.heartbeat("victim", 0)
 			if mode == "reset" {
@@ -166,6 +158,20 @@ func TestLiveMigrationNetworkCutQEMU(t *testing.T) {
 	faultTable(t, "qemu-network-cut", table)
 }
 
+// cutLinkCluster starts two QEMU hosts; host2's agent is reached through
+// a proxy that routes the migration streams it announces through a link
+// the test can cut.
+func cutLinkCluster(t *testing.T) (*cluster, *cutLink) {
+	link := newCutLink()
+	front := &agentFront{link: link}
+	srv := httptest.NewServer(front)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { link.cut() })
+	c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu", hostArgs: map[string][]string{"host2": {"--advertise", srv.URL}}})
+	front.set(c.agentAddrs["host2"])
+	return c, link
+}
+
 // postCopyCut cuts the link of a move that switched to post-copy: the
 // guest runs on the destination and waits there for pages only the
 // source holds (QEMU: postcopy-paused). Nothing can be undone: the
@@ -174,13 +180,7 @@ func TestLiveMigrationNetworkCutQEMU(t *testing.T) {
 func postCopyCut(t *testing.T) string {
 	var row string
 	t.Run("post-copy", func(t *testing.T) {
-		link := newCutLink()
-		front := &agentFront{link: link}
-		srv := httptest.NewServer(front)
-		t.Cleanup(srv.Close)
-		t.Cleanup(func() { link.cut() })
-		c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu", hostArgs: map[string][]string{"host2": {"--advertise", srv.URL}}})
-		front.set(c.agentAddrs["host2"])
+		c, link := cutLinkCluster(t)
 		vm, m := c.liveVictim(true)
 		c.eventually(60*time.Second, "the switch to post-copy", func() error {
 			got, err := c.client.Migration(bg, m.ID)
