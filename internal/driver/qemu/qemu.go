@@ -219,8 +219,10 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		CPUHotplug:    true,
 		MemoryHotplug: true,
 		DiskResize:    true,
-		// Re-plugging a vCPU unplugged under TCG corrupts QEMU 7.2's heap
-		// (3 of 3 tries: "malloc(): ... corrupted", QEMU gone).
+		// Re-plugging a vCPU unplugged under TCG kills QEMU: 7.2's heap
+		// (3 of 3 tries: "malloc(): ... corrupted"), and 10.0.2's too
+		// (3 of 3 on 2026-12-05: device_add of the vCPU, QEMU gone). Not
+		// the migration defect: it stays KVM-only.
 		CPUUnplug: d.cfg.Accel == driver.AccelKVM,
 	}
 }
