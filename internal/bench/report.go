@@ -122,7 +122,7 @@ func writeReport(path string, m machine, cfg Config, r results, vs []verdict) er
 			"end-to-end time, from the migrate request to the moment polling (every %s) sees the record completed,\n"+
 			"minus QEMU's own total time.\n\n%s\n", len(r.Overhead), convBandwidthMBps, migrationPoll, overheadTable(r.Overhead).markdown())
 	}
-	b.WriteString("## Targets\n\nFrom issue 5; godwit's own runs (policy `auto`, its default drain) are held to them.\n\n")
+	b.WriteString("## Targets\n\nFrom issues 5 and 13; godwit's own runs (policy `auto`, its default drain) are held to them.\n\n")
 	b.WriteString(verdictTable(vs).markdown() + "\n")
 	b.WriteString(closing)
 	if !strings.HasSuffix(closing, "\n") {
