@@ -125,7 +125,7 @@ func TestWorstGap(t *testing.T) {
 		})
 	}
 	// Order of reading (source file, then destination file) does not matter.
-	bs := []beat{{at(300), 4}, {at(0), 1}, {at(20), 2}, {at(40), 3}}
+	bs := []beat{{At: at(300), Counter: 4}, {At: at(0), Counter: 1}, {At: at(20), Counter: 2}, {At: at(40), Counter: 3}}
 	if got := worstGap(bs, at(0), at(300)); got != 260*time.Millisecond {
 		t.Errorf("unsorted: %v", got)
 	}
@@ -333,5 +333,25 @@ func TestWriteReportKeepsClosingNote(t *testing.T) {
 	}
 	if strings.Contains(s, "old tables") || strings.Count(s, closingHeading) != 1 {
 		t.Errorf("report kept old tables or doubled the note:\n%s", s)
+	}
+}
+
+func TestWriteTimeline(t *testing.T) {
+	start := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	// The guest's clock jumps with the host's: the guest did not run.
+	beats := []beat{{At: at(0), Counter: 1, UpMS: 1000}, {At: at(20), Counter: 2, UpMS: 1020}, {At: at(520), Counter: 3, UpMS: 1515}}
+	path := filepath.Join(t.TempDir(), "timelines", "vm-auto.txt")
+	if err := writeTimeline(path, start, at(600), beats, "godwit-guest hb=3\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# move took 600 ms", "\n20 20 2 1020 20\n", "\n520 500 3 1515 495\n", "# console\ngodwit-guest hb=3\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("timeline lacks %q:\n%s", want, b)
+		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -18,6 +20,7 @@ import (
 type beat struct {
 	At      time.Time
 	Counter int64
+	UpMS    int64 // the guest's own clock: a gap here too means the guest stopped, not its console
 }
 
 // worstGap is the longest time between consecutive heartbeats over the
@@ -123,7 +126,7 @@ func (t *tailer) poll() {
 				break
 			}
 			if hb, ok := guestlog.Parse(string(data[:i])); ok {
-				t.beats = append(t.beats, beat{At: now, Counter: hb.Counter})
+				t.beats = append(t.beats, beat{At: now, Counter: hb.Counter, UpMS: hb.UpMS})
 			}
 			data = data[i+1:]
 		}
@@ -187,4 +190,27 @@ func (t *tailer) beatsSince(at time.Time) int {
 		}
 	}
 	return n
+}
+
+// writeTimeline writes a move's heartbeats (kept with -keep): each as the
+// host's milliseconds since the move started, the gap since the one
+// before, and the guest's own up_ms and its gap. A host gap with an equal
+// guest gap is a guest that did not run; a host gap the guest did not
+// see is a console that was not written. The console text follows.
+func writeTimeline(path string, start, end time.Time, beats []beat, text string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# move took %d ms\n# host_ms host_gap_ms counter up_ms up_gap_ms\n", end.Sub(start).Milliseconds())
+	for i, bt := range beats {
+		var hostGap, upGap int64
+		if i > 0 {
+			hostGap, upGap = bt.At.Sub(beats[i-1].At).Milliseconds(), bt.UpMS-beats[i-1].UpMS
+		}
+		fmt.Fprintf(&b, "%d %d %d %d %d\n", bt.At.Sub(start).Milliseconds(), hostGap, bt.Counter, bt.UpMS, upGap)
+	}
+	b.WriteString("# console\n")
+	b.WriteString(text)
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }

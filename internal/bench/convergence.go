@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -136,6 +137,12 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 	<-tailDone
 	beats, text := t.snapshot()
 	run.WorstGap = worstGap(beats, start, windowEnd)
+	if b.cfg.Keep {
+		path := filepath.Join(b.dir, "timelines", fmt.Sprintf("%s-%s.txt", name, policy))
+		if err := writeTimeline(path, start, end, beats, text); err != nil {
+			b.log.Warn("write the heartbeat timeline", "err", err)
+		}
+	}
 	run.Oops = guestlog.Check([]byte(text)).Trouble
 	if run.Oops == "" && rebooted(beats) {
 		run.Oops = "rebooted"

@@ -24,7 +24,8 @@ func phaseAt(m api.Migration, state string) time.Time {
 // share its link), while the next move's destination is prepared during
 // the current transfer: transfers never overlap, and a move waits,
 // prepared, in state waiting-for-link. With max_transfers_per_source 2
-// the transfers overlap, as before.
+// the transfers overlap, as before. Either way one move prepares at a
+// time.
 func TestDrainSerializesTransfersAndPreparesAhead(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
@@ -54,9 +55,9 @@ func TestDrainSerializesTransfersAndPreparesAhead(t *testing.T) {
 				t.Fatalf("drain ended %s (%s): %+v", in.State, in.Reason, in.Operations)
 			}
 			type span struct {
-				vm                          string
-				prep, send, sent, completed time.Time
-				waited                      bool
+				vm                                    string
+				prep, prepared, send, sent, completed time.Time
+				waited                                bool
 			}
 			var spans []span
 			for _, op := range in.Operations {
@@ -66,10 +67,23 @@ func TestDrainSerializesTransfersAndPreparesAhead(t *testing.T) {
 				}
 				s := span{vm: op.VM, prep: phaseAt(m, api.MigPreparing), send: phaseAt(m, api.MigTransferring),
 					sent: phaseAt(m, api.MigSwitchingOver), completed: phaseAt(m, api.MigCompleted), waited: !phaseAt(m, api.MigWaitingLink).IsZero()}
+				s.prepared = s.send
+				if s.waited {
+					s.prepared = phaseAt(m, api.MigWaitingLink)
+				}
 				if m.State != api.MigCompleted || s.send.IsZero() || s.sent.IsZero() {
 					t.Fatalf("%s: migration %s, phases %+v", op.VM, m.State, m.Phases)
 				}
 				spans = append(spans, s)
+			}
+			// One move prepares at a time: the next starts preparing once
+			// the one before it is prepared.
+			sort.Slice(spans, func(i, j int) bool { return spans[i].prep.Before(spans[j].prep) })
+			for i := 1; i < len(spans); i++ {
+				if prev, cur := spans[i-1], spans[i]; cur.prep.Before(prev.prepared) {
+					t.Errorf("%s started preparing at %s, before %s was prepared (%s)", cur.vm,
+						cur.prep.Format("15:04:05.000"), prev.vm, prev.prepared.Format("15:04:05.000"))
+				}
 			}
 			sort.Slice(spans, func(i, j int) bool { return spans[i].send.Before(spans[j].send) })
 			overlapped, preparedAhead, waited := false, false, 0

@@ -262,12 +262,16 @@ func (c *Controller) stepIntent(ctx context.Context, in api.Intent) error {
 		return err
 	}
 	limits := c.limitsFor(in)
+	startedFrom := map[string]bool{} // sources this look started a move out of
 	for i, op := range in.Operations {
 		if op.State != api.OpPending {
 			continue
 		}
 		if running >= limits.perIntent {
 			break
+		}
+		if limits.transfers > 0 && startedFrom[op.Source] {
+			continue // it prepares now: one at a time (mayStart)
 		}
 		if ok, err := c.mayStart(ctx, in, op, limits); err != nil || !ok {
 			continue
@@ -285,6 +289,7 @@ func (c *Controller) stepIntent(ctx context.Context, in api.Intent) error {
 			continue
 		}
 		running++
+		startedFrom[op.Source] = true
 		c.launchOp(ctx, in, i)
 	}
 	return nil
@@ -481,13 +486,37 @@ func (c *Controller) mayStart(ctx context.Context, in api.Intent, op api.Operati
 	if err != nil {
 		return false, err
 	}
-	fromSource := 0
+	fromSource, preparing := 0, 0
+	for _, o := range in.Operations {
+		if o.State == api.OpRunning && o.Source == op.Source && o.MigrationID == "" && (o.Kind == api.OpLive || o.Kind == api.OpCold) {
+			preparing++ // started, its migration not recorded yet
+		}
+	}
 	for _, m := range active {
 		if m.Source == op.Source {
 			fromSource++
+			if preparingMigration(m.State) {
+				preparing++
+			}
 		}
 	}
+	// Under a link limit (a drain) one move out of the source prepares
+	// at a time: the next prepares while the one before it sends, and
+	// the first, on the drain's critical path, does not share the
+	// machine with a second start of QEMU (docs/migration-tuning.md).
+	if l.transfers > 0 && preparing > 0 {
+		return false, nil
+	}
 	return len(active) < l.perCluster && fromSource < l.perSource, nil
+}
+
+// preparingMigration: the move has not reached its source's link yet.
+func preparingMigration(state string) bool {
+	switch state {
+	case api.MigQueued, api.MigScheduling, api.MigPreparing:
+		return true
+	}
+	return false
 }
 
 // abortForIntent aborts a running migration of a cancelled intent.

@@ -144,6 +144,7 @@ func (d *Driver) supervise(v *vm, out *outgoing) {
 			v.mu.Unlock()
 			return
 		}
+		d.noDelayOut(v, out)
 		if out.switched {
 			d.pacePostCopy(ctx, v, out, q, time.Now()) // the engine has nothing more to decide
 			v.mu.Unlock()

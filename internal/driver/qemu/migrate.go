@@ -71,6 +71,12 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 		return in, fmt.Errorf("vm %s: listen for the migration: %w", spec.ID, err)
 	}
 	v.arrivalMon = v.mon // the guest can start only after this command
+	// Page requests leave at once (nodelay.go): the connections QEMU
+	// accepts inherit the option from the listening socket.
+	if n, err := setNoDelay(v.st.PID, func(s tcpSocket) bool { return s.listening && s.localPort == port }); err != nil || n == 0 {
+		d.log.Warn("could not turn off Nagle's algorithm on the migration socket: post-copy page requests may wait for delayed ACKs",
+			"vm", spec.Name, "sockets", n, "err", err)
+	}
 
 	if block {
 		nbdPort, err := freePort(listenHost)
@@ -88,6 +94,16 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 		in.NBD = net.JoinHostPort(listenHost, strconv.Itoa(nbdPort))
 	}
 	return in, nil
+}
+
+// uriPort is the port of a tcp:HOST:PORT migration URI, or 0.
+func uriPort(uri string) int {
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(uri, "tcp:"))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 // freePort asks the kernel for a free port on host. QEMU binds it right
@@ -140,7 +156,7 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if err := d.setCapabilities(ctx, v, caps, preempt); err != nil {
 		return err
 	}
-	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng, bandwidth: float64(bw)}
+	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng, bandwidth: float64(bw), destPort: uriPort(to.URI), noDelay: map[int]bool{}}
 	go d.supervise(v, v.out)
 	if !v.out.block {
 		v.out.started = true
@@ -206,15 +222,17 @@ type outgoing struct {
 	block     bool
 	postCopy  bool // post-copy allowed
 	eng       *converge.Engine
-	throttled bool    // QEMU throttled the vCPUs
-	paused    bool    // the guest was paused for the final copy
-	over      bool    // QEMU reported the migration ended
-	switched  bool    // switched to post-copy
-	started   bool    // memory migration started
-	cancelled bool    // CancelMigration was called
-	err       string  // why it failed before memory moved
-	bandwidth float64 // the cap, bytes/s
-	pace      pace    // post-copy pacing (converge.go)
+	throttled bool         // QEMU throttled the vCPUs
+	paused    bool         // the guest was paused for the final copy
+	over      bool         // QEMU reported the migration ended
+	switched  bool         // switched to post-copy
+	started   bool         // memory migration started
+	cancelled bool         // CancelMigration was called
+	err       string       // why it failed before memory moved
+	bandwidth float64      // the cap, bytes/s
+	pace      pace         // post-copy pacing (converge.go)
+	destPort  int          // the destination's migration port
+	noDelay   map[int]bool // QEMU's fds to it with TCP_NODELAY set (nodelay.go)
 }
 
 // blockJob is the part of query-block-jobs we read.
