@@ -156,7 +156,10 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if err := d.setCapabilities(ctx, v, caps, preempt); err != nil {
 		return err
 	}
-	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng, bandwidth: float64(bw), destPort: uriPort(to.URI), noDelay: map[int]bool{}}
+	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng, bandwidth: float64(bw), destPort: uriPort(to.URI), noDelay: map[int]bool{}, channels: 1}
+	if preempt {
+		v.out.channels = 2
+	}
 	go d.supervise(v, v.out)
 	if !v.out.block {
 		v.out.started = true
@@ -233,6 +236,7 @@ type outgoing struct {
 	pace      pace         // post-copy pacing (converge.go)
 	destPort  int          // the destination's migration port
 	noDelay   map[int]bool // QEMU's fds to it with TCP_NODELAY set (nodelay.go)
+	channels  int          // connections QEMU opens to it: main, and preempt
 }
 
 // blockJob is the part of query-block-jobs we read.

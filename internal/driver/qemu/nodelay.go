@@ -143,10 +143,10 @@ func setNoDelay(pid int, match func(tcpSocket) bool) (int, error) {
 
 // noDelayOut sets TCP_NODELAY on the source QEMU's connections to the
 // destination as they appear: the main channel at the start, the
-// postcopy-preempt channel when QEMU opens it (v.mu held). A failure is
-// logged once and not retried.
+// postcopy-preempt channel when QEMU opens it (v.mu held); once all are
+// set it reads /proc no more. A failure is logged once and not retried.
 func (d *Driver) noDelayOut(v *vm, out *outgoing) {
-	if out.destPort == 0 || out.noDelay == nil {
+	if out.destPort == 0 || out.noDelay == nil || len(out.noDelay) >= out.channels {
 		return
 	}
 	_, err := setNoDelay(v.st.PID, func(s tcpSocket) bool {

@@ -131,7 +131,7 @@ func TestNoDelayOutSetsConnectionsToTheDestination(t *testing.T) {
 	d := &Driver{log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	v := &vm{}
 	v.st.PID = os.Getpid()
-	out := &outgoing{destPort: port, noDelay: map[int]bool{}}
+	out := &outgoing{destPort: port, noDelay: map[int]bool{}, channels: 2}
 	d.noDelayOut(v, out)
 	if out.noDelay == nil {
 		_, err := setNoDelay(os.Getpid(), func(tcpSocket) bool { return true })
@@ -149,6 +149,13 @@ func TestNoDelayOutSetsConnectionsToTheDestination(t *testing.T) {
 	d.noDelayOut(v, out)
 	if !noDelayOn(t, c2) || len(out.noDelay) != 2 {
 		t.Errorf("preempt channel: nodelay %v, %d sockets recorded; want on, 2", noDelayOn(t, c2), len(out.noDelay))
+	}
+	// Both channels set: /proc is not read again.
+	c3 := rawConnect(t, port)
+	rawAccept(t, ln)
+	d.noDelayOut(v, out)
+	if noDelayOn(t, c3) {
+		t.Error("a third connection was looked for after both channels were set")
 	}
 }
 
