@@ -94,13 +94,20 @@ func (c *Controller) reconcileReports(ctx context.Context, host string, reports 
 	for _, vm := range vms {
 		known[vm.ID] = true
 		rep, reported := byID[vm.ID]
+		// A create a controller restart cut off: its host has the VM
+		// (recorded below as the host reports it) or never got it.
+		interrupted := c.interruptedCreate(ctx, vm, recent)
+		if interrupted && !reported {
+			c.dropInterruptedCreate(ctx, vm, host)
+			continue
+		}
 		// A guest panic is a fact its host saw, recorded even while an
 		// operation is in flight: during a migration is when it matters.
 		var pn *hostapi.Panic
 		if reported && newPanic(vm.LastPanic, host, rep.LastPanic) {
 			pn = rep.LastPanic
 		}
-		busy := c.isBusy(vm.Name) || vm.State == api.VMCreating || vm.State == api.VMDeleting || vm.UpdatedAt.After(recent)
+		busy := c.isBusy(vm.Name) || (vm.State == api.VMCreating && !interrupted) || vm.State == api.VMDeleting || vm.UpdatedAt.After(recent)
 		if busy && pn == nil {
 			continue
 		}
@@ -161,6 +168,47 @@ func (c *Controller) reconcileReports(ctx context.Context, host string, reports 
 		c.log.Warn("host runs a vm the controller does not place there", "host", host, "vm", rep.Name, "id", rep.ID)
 	}
 	return remove, nil
+}
+
+// interruptedCreate reports whether vm is a create that a controller
+// restart cut off: recorded as creating, before a heartbeat's grace, with
+// no create in flight in this process and no intent rebuilding it.
+func (c *Controller) interruptedCreate(ctx context.Context, vm api.VM, recent time.Time) bool {
+	if vm.State != api.VMCreating || vm.UpdatedAt.After(recent) || c.isBusy(vm.Name) {
+		return false
+	}
+	ins, err := c.store.Intents(ctx, store.IntentFilter{Active: true})
+	if err != nil {
+		return false
+	}
+	for _, in := range ins {
+		for _, op := range in.Operations {
+			if op.VM == vm.Name && op.State != api.OpDone && op.State != api.OpSkipped && op.State != api.OpFailed && op.State != api.OpCancelled {
+				return false // an evacuation's rebuild: its runner finishes it
+			}
+		}
+	}
+	return true
+}
+
+// dropInterruptedCreate removes the record of a create its host never
+// received. A create is acknowledged only after its host answers, so
+// nobody was told this VM exists; its requester saw an error or no answer.
+func (c *Controller) dropInterruptedCreate(ctx context.Context, vm api.VM, host string) {
+	unlock, err := c.lockVM(vm.Name, "recover an interrupted create")
+	if err != nil {
+		return
+	}
+	defer unlock()
+	cur, err := c.store.VM(ctx, vm.Name)
+	if err != nil || cur.ID != vm.ID || cur.State != api.VMCreating {
+		return
+	}
+	if err := c.store.DeleteVM(ctx, vm.Name); err != nil {
+		c.log.Error("remove the record of an interrupted create", "vm", vm.Name, "err", err)
+		return
+	}
+	c.log.Warn("create interrupted before its host had the vm (a controller restart); record removed", "vm", vm.Name, "host", host, "id", vm.ID)
 }
 
 // orphanCopy says why a host's copy of a VM recorded on another host is
