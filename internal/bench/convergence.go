@@ -138,7 +138,7 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 	beats, text := t.snapshot()
 	run.WorstGap = worstGap(beats, start, windowEnd)
 	if b.cfg.Keep {
-		path := filepath.Join(b.dir, "timelines", fmt.Sprintf("%s-%s.txt", name, policy))
+		path := filepath.Join(c.cfg.dir, "timelines", fmt.Sprintf("%s-%s.txt", name, policy))
 		if err := writeTimeline(path, start, end, beats, text); err != nil {
 			b.log.Warn("write the heartbeat timeline", "err", err)
 		}

@@ -20,7 +20,6 @@ type bench struct {
 	cfg         Config
 	log         *slog.Logger
 	godwit      string // the godwit binary
-	dir         string // the work directory
 	accel       string
 	accelReason string
 }
@@ -46,7 +45,6 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		made = true
 	}
-	b.dir = dir
 	defer func() {
 		switch {
 		case made && !cfg.Keep && err == nil:

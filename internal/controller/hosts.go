@@ -183,7 +183,7 @@ func (c *Controller) interruptedCreate(ctx context.Context, vm api.VM, recent ti
 	}
 	for _, in := range ins {
 		for _, op := range in.Operations {
-			if op.VM == vm.Name && op.State != api.OpDone && op.State != api.OpSkipped && op.State != api.OpFailed && op.State != api.OpCancelled {
+			if op.VM == vm.Name && (op.State == api.OpPending || op.State == api.OpRunning) {
 				return false // an evacuation's rebuild: its runner finishes it
 			}
 		}

@@ -262,7 +262,6 @@ func (c *Controller) stepIntent(ctx context.Context, in api.Intent) error {
 		return err
 	}
 	limits := c.limitsFor(in)
-	startedFrom := map[string]bool{} // sources this look started a move out of
 	for i, op := range in.Operations {
 		if op.State != api.OpPending {
 			continue
@@ -270,14 +269,13 @@ func (c *Controller) stepIntent(ctx context.Context, in api.Intent) error {
 		if running >= limits.perIntent {
 			break
 		}
-		if limits.transfers > 0 && startedFrom[op.Source] {
-			continue // it prepares now: one at a time (mayStart)
-		}
 		if ok, err := c.mayStart(ctx, in, op, limits); err != nil || !ok {
 			continue
 		}
 		now := time.Now().UTC()
-		in, err := c.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
+		// The next mayStart sees this operation running (and, under a
+		// link limit, still preparing).
+		updated, err := c.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
 			o := &in.Operations[i]
 			if o.State != api.OpPending || in.State != api.IntentRunning {
 				return errs.Conflict("operation changed under the runner")
@@ -288,8 +286,8 @@ func (c *Controller) stepIntent(ctx context.Context, in api.Intent) error {
 		if err != nil {
 			continue
 		}
+		in = updated
 		running++
-		startedFrom[op.Source] = true
 		c.launchOp(ctx, in, i)
 	}
 	return nil
