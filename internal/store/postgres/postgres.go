@@ -17,6 +17,15 @@ import (
 	"github.com/godwit/godwit/internal/store/sqlstore"
 )
 
+// Dialect is PostgreSQL's, for sqlstore.
+var Dialect = sqlstore.Dialect{
+	Name: "postgres", Dollar: true, ForUpdate: " FOR UPDATE",
+	IsUnique: func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "23505"
+	},
+}
+
 // Open connects to the database at dsn (postgres://…) and applies the
 // schema migrations.
 func Open(ctx context.Context, dsn string) (store.Store, error) {
@@ -29,13 +38,7 @@ func Open(ctx context.Context, dsn string) (store.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
-	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
-		Name: "postgres", Dollar: true, ForUpdate: " FOR UPDATE",
-		IsUnique: func(err error) bool {
-			var pe *pgconn.PgError
-			return errors.As(err, &pe) && pe.Code == "23505"
-		},
-	})
+	s, err := sqlstore.New(ctx, db, Dialect)
 	if err != nil {
 		db.Close()
 		return nil, err

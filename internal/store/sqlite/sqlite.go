@@ -15,6 +15,12 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
+// Dialect is SQLite's, for sqlstore.
+var Dialect = sqlstore.Dialect{
+	Name:     "sqlite",
+	IsUnique: func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
+}
+
 // Open opens (creating if needed) the SQLite database at path.
 //
 // One connection serves everything: SQLite has one writer anyway, and a
@@ -36,10 +42,7 @@ func Open(ctx context.Context, path string) (store.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s, err := sqlstore.New(ctx, db, sqlstore.Dialect{
-		Name:     "sqlite",
-		IsUnique: func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
-	})
+	s, err := sqlstore.New(ctx, db, Dialect)
 	if err != nil {
 		db.Close()
 		return nil, err

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -12,6 +11,11 @@ import (
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/store"
 )
+
+// VMs keep a table of their own rather than being a kind of docs: a VM
+// has two unique keys (id and name), three columns that filters and
+// DeleteImage's check read (host, project, image), and its name, not its
+// id, is the key the API uses.
 
 // CreateVM implements store.Store.
 func (s *Store) CreateVM(ctx context.Context, vm api.VM) error {
@@ -25,15 +29,7 @@ func (s *Store) CreateVM(ctx context.Context, vm api.VM) error {
 
 // VM implements store.Store.
 func (s *Store) VM(ctx context.Context, name string) (api.VM, error) {
-	var doc string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT doc FROM vms WHERE name = ?`), name).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return api.VM{}, errs.NotFound("vm %q not found", name)
-	}
-	if err != nil {
-		return api.VM{}, err
-	}
-	return decode[api.VM](doc)
+	return one[api.VM](ctx, s, s.db, notFound("vm %q not found", name), `SELECT doc FROM vms WHERE name = ?`, name)
 }
 
 // VMs implements store.Store.
@@ -48,73 +44,44 @@ func (s *Store) VMs(ctx context.Context, f store.VMFilter) ([]api.VM, error) {
 		q += ` AND project = ?`
 		args = append(args, f.Project)
 	}
-	return list[api.VM](ctx, s, q+` ORDER BY name`, args...)
+	return list[api.VM](ctx, s, s.db, q+` ORDER BY name`, args...)
 }
 
 // UpdateVM implements store.Store.
 func (s *Store) UpdateVM(ctx context.Context, name string, fn func(*api.VM) error) (api.VM, error) {
-	var vm api.VM
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var doc string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT doc FROM vms WHERE name = ?`+s.d.ForUpdate), name).Scan(&doc)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errs.NotFound("vm %q not found", name)
-		}
-		if err != nil {
+	return modify(ctx, s, notFound("vm %q not found", name), `SELECT doc FROM vms WHERE name = ?`, []any{name}, fn,
+		func(tx *sql.Tx, vm *api.VM) error {
+			vm.Name = name // the name is the key; fn may not change it
+			vm.UpdatedAt = time.Now().UTC()
+			_, err := tx.ExecContext(ctx, s.q(`UPDATE vms SET host = ?, project = ?, image = ?, doc = ? WHERE name = ?`),
+				vm.Host, vm.Project, vm.Image, encode(*vm), name)
 			return err
-		}
-		if vm, err = decode[api.VM](doc); err != nil {
-			return err
-		}
-		if err := fn(&vm); err != nil {
-			return err
-		}
-		vm.Name = name // the name is the key; fn may not change it
-		vm.UpdatedAt = time.Now().UTC()
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE vms SET host = ?, project = ?, image = ?, doc = ? WHERE name = ?`),
-			vm.Host, vm.Project, vm.Image, encode(vm), name)
-		return err
-	})
-	return vm, err
+		})
 }
 
 // DeleteVM implements store.Store.
 func (s *Store) DeleteVM(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM vms WHERE name = ?`), name)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errs.NotFound("vm %q not found", name)
-	}
-	return nil
+	return deleted(res, err, notFound("vm %q not found", name))
 }
+
+// imageIndex files an image by name alone: images have no filter and
+// are listed by name.
+func imageIndex(im *api.Image) index { return index{id: im.Name} }
 
 // CreateImage implements store.Store.
 func (s *Store) CreateImage(ctx context.Context, im api.Image) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO images (name, doc) VALUES (?, ?)`), im.Name, encode(im))
-	if err != nil && s.d.IsUnique(err) {
-		return errs.Conflict("image %q already exists", im.Name)
-	}
-	return err
+	return s.images.create(ctx, im)
 }
 
 // Image implements store.Store.
 func (s *Store) Image(ctx context.Context, name string) (api.Image, error) {
-	var doc string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT doc FROM images WHERE name = ?`), name).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return api.Image{}, errs.NotFound("image %q not found", name)
-	}
-	if err != nil {
-		return api.Image{}, err
-	}
-	return decode[api.Image](doc)
+	return s.images.get(ctx, name)
 }
 
 // Images implements store.Store.
 func (s *Store) Images(ctx context.Context) ([]api.Image, error) {
-	return list[api.Image](ctx, s, `SELECT doc FROM images ORDER BY name`)
+	return s.images.list(ctx, filter{})
 }
 
 // DeleteImage implements store.Store.
@@ -138,13 +105,6 @@ func (s *Store) DeleteImage(ctx context.Context, name string) error {
 			sort.Strings(users)
 			return errs.Conflict("image %q is used by vm %s; delete or rebuild them first", name, strings.Join(users, ", "))
 		}
-		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM images WHERE name = ?`), name)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return errs.NotFound("image %q not found", name)
-		}
-		return nil
+		return s.images.remove(ctx, tx, name)
 	})
 }

@@ -4,7 +4,9 @@
 //
 // Records are kept as JSON documents beside the columns that queries
 // filter or join on, so adding a field to an API type needs no schema
-// change, and times round-trip exactly.
+// change, and times round-trip exactly. Hosts and VMs have tables of
+// their own; migrations, intents and images share one table, documents,
+// through one generic code path (docs).
 package sqlstore
 
 import (
@@ -13,10 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -38,14 +38,28 @@ type Dialect struct {
 type Store struct {
 	db *sql.DB
 	d  Dialect
+
+	migrations docs[api.Migration]
+	intents    docs[api.Intent]
+	images     docs[api.Image]
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New wraps an open database and applies the schema migrations.
 func New(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
+	return newAt(ctx, db, d, len(migrations)-1)
+}
+
+// newAt is New with the schema migrated up to version v only.
+func newAt(ctx context.Context, db *sql.DB, d Dialect, v int) (*Store, error) {
 	s := &Store{db: db, d: d}
-	if err := s.migrate(ctx); err != nil {
+	s.migrations = docs[api.Migration]{s: s, kind: "migration", order: newestFirst,
+		hint: "; list migrations with: godwit migration list", index: migrationIndex, stamp: stampMigration}
+	s.intents = docs[api.Intent]{s: s, kind: "intent", order: newestFirst,
+		hint: "; list intents with: godwit intent list", index: intentIndex, stamp: stampIntent}
+	s.images = docs[api.Image]{s: s, kind: "image", order: byID, quote: true, index: imageIndex}
+	if err := s.migrate(ctx, v); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -75,75 +89,6 @@ func (s *Store) Kind() string { return s.d.Name }
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// migrations are applied in order, each once; append, never edit.
-var migrations = []string{
-	1: `CREATE TABLE hosts (
-		name TEXT PRIMARY KEY,
-		state TEXT NOT NULL,
-		enabled BOOLEAN NOT NULL,
-		last_heartbeat BIGINT NOT NULL,
-		doc TEXT NOT NULL
-	);
-	CREATE TABLE vms (
-		id TEXT PRIMARY KEY,
-		name TEXT NOT NULL UNIQUE,
-		host TEXT NOT NULL,
-		project TEXT NOT NULL,
-		image TEXT NOT NULL,
-		doc TEXT NOT NULL
-	);
-	CREATE INDEX vms_host ON vms (host);
-	CREATE INDEX vms_image ON vms (image);
-	CREATE TABLE images (
-		name TEXT PRIMARY KEY,
-		doc TEXT NOT NULL
-	)`,
-	2: `CREATE TABLE migrations (
-		id TEXT PRIMARY KEY,
-		vm TEXT NOT NULL,
-		active BOOLEAN NOT NULL,
-		created_at BIGINT NOT NULL,
-		doc TEXT NOT NULL
-	);
-	CREATE INDEX migrations_vm ON migrations (vm, active)`,
-	3: `CREATE TABLE intents (
-		id TEXT PRIMARY KEY,
-		target TEXT NOT NULL,
-		active BOOLEAN NOT NULL,
-		created_at BIGINT NOT NULL,
-		doc TEXT NOT NULL
-	);
-	CREATE INDEX intents_active ON intents (active)`,
-}
-
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	var have sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&have); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	for v := int(have.Int64) + 1; v < len(migrations); v++ {
-		err := s.tx(ctx, func(tx *sql.Tx) error {
-			for _, stmt := range strings.Split(migrations[v], ";") {
-				if strings.TrimSpace(stmt) == "" {
-					continue
-				}
-				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return err
-				}
-			}
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), v)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("apply schema migration %d: %w", v, err)
-		}
-	}
-	return nil
-}
-
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -172,60 +117,30 @@ func decode[T any](doc string) (T, error) {
 	return v, nil
 }
 
-// UpsertHost implements store.Store.
-func (s *Store) UpsertHost(ctx context.Context, h api.Host) (bool, error) {
-	created := false
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var doc string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT doc FROM hosts WHERE name = ?`+s.d.ForUpdate), h.Name).Scan(&doc)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			created = true
-			h.Enabled = true
-			h.RegisteredAt = h.LastHeartbeat
-		case err != nil:
-			return err
-		default:
-			old, err := decode[api.Host](doc)
-			if err != nil {
-				return err
-			}
-			h.Enabled, h.RegisteredAt = old.Enabled, old.RegisteredAt
-		}
-		h.State = api.HostUp
-		h.AllocatedCPUs, h.AllocatedMemoryMiB, h.AllocatedDiskMiB, h.VMs = 0, 0, 0, 0
-		if created {
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO hosts (name, state, enabled, last_heartbeat, doc) VALUES (?, ?, ?, ?, ?)`),
-				h.Name, h.State, h.Enabled, h.LastHeartbeat.UnixNano(), encode(h))
-		} else {
-			_, err = tx.ExecContext(ctx, s.q(`UPDATE hosts SET state = ?, enabled = ?, last_heartbeat = ?, doc = ? WHERE name = ?`),
-				h.State, h.Enabled, h.LastHeartbeat.UnixNano(), encode(h), h.Name)
-		}
-		return err
-	})
-	return created, err
+// queryer is a *sql.DB or a *sql.Tx.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// Host implements store.Store.
-func (s *Store) Host(ctx context.Context, name string) (api.Host, error) {
+// one decodes the document that query selects (its one column is a doc);
+// missing makes the error when there is none.
+func one[T any](ctx context.Context, s *Store, q queryer, missing func() error, query string, args ...any) (T, error) {
 	var doc string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT doc FROM hosts WHERE name = ?`), name).Scan(&doc)
+	err := q.QueryRowContext(ctx, s.q(query), args...).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return api.Host{}, errs.NotFound("host %q not found", name)
+		err = missing()
 	}
 	if err != nil {
-		return api.Host{}, err
+		var zero T
+		return zero, err
 	}
-	return decode[api.Host](doc)
+	return decode[T](doc)
 }
 
-// Hosts implements store.Store.
-func (s *Store) Hosts(ctx context.Context) ([]api.Host, error) {
-	return list[api.Host](ctx, s, `SELECT doc FROM hosts ORDER BY name`)
-}
-
-func list[T any](ctx context.Context, s *Store, query string, args ...any) ([]T, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+// list decodes the documents that query selects, in its order.
+func list[T any](ctx context.Context, s *Store, q queryer, query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -245,61 +160,39 @@ func list[T any](ctx context.Context, s *Store, query string, args ...any) ([]T,
 	return out, rows.Err()
 }
 
-// MarkHostsDown implements store.Store.
-func (s *Store) MarkHostsDown(ctx context.Context, staleBefore time.Time) ([]string, error) {
-	var names []string
+// modify is the read-modify-write of the Update methods: in one
+// transaction it reads the document that query selects, locking its row,
+// applies fn and hands the result to write. fn's error aborts it and is
+// returned as is; missing makes the error when there is no such row.
+func modify[T any](ctx context.Context, s *Store, missing func() error, query string, args []any,
+	fn func(*T) error, write func(*sql.Tx, *T) error) (T, error) {
+	var v T
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		names = names[:0]
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT doc FROM hosts WHERE state = ? AND last_heartbeat < ?`+s.d.ForUpdate),
-			api.HostUp, staleBefore.UnixNano())
-		if err != nil {
+		var err error
+		if v, err = one[T](ctx, s, tx, missing, query+s.d.ForUpdate, args...); err != nil {
 			return err
 		}
-		var hosts []api.Host
-		for rows.Next() {
-			var doc string
-			if err := rows.Scan(&doc); err != nil {
-				rows.Close()
-				return err
-			}
-			h, err := decode[api.Host](doc)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			hosts = append(hosts, h)
+		if err := fn(&v); err != nil {
+			return err
 		}
-		rows.Close()
-		for _, h := range hosts {
-			h.State = api.HostDown
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE hosts SET state = ?, doc = ? WHERE name = ?`), h.State, encode(h), h.Name); err != nil {
-				return err
-			}
-			names = append(names, h.Name)
-		}
-		return nil
+		return write(tx, &v)
 	})
-	sort.Strings(names)
-	return names, err
+	return v, err
 }
 
-// SetHostEnabled implements store.Store.
-func (s *Store) SetHostEnabled(ctx context.Context, name string, enabled bool) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var doc string
-		err := tx.QueryRowContext(ctx, s.q(`SELECT doc FROM hosts WHERE name = ?`+s.d.ForUpdate), name).Scan(&doc)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errs.NotFound("host %q not found", name)
-		}
-		if err != nil {
-			return err
-		}
-		h, err := decode[api.Host](doc)
-		if err != nil {
-			return err
-		}
-		h.Enabled = enabled
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE hosts SET enabled = ?, doc = ? WHERE name = ?`), enabled, encode(h), name)
+// notFound makes, when called, the error of a read that found nothing.
+func notFound(format string, args ...any) func() error {
+	return func() error { return errs.NotFound(format, args...) }
+}
+
+// deleted checks a DELETE's result: missing makes the error when it
+// removed no row.
+func deleted(res sql.Result, err error, missing func() error) error {
+	if err != nil {
 		return err
-	})
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return missing()
+	}
+	return nil
 }

@@ -1,0 +1,48 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+)
+
+// Latest is the schema version New migrates to.
+var Latest = len(migrations) - 1
+
+// NewAt is New with the schema migrated up to version v only: the
+// database as an older godwit left it.
+func NewAt(ctx context.Context, db *sql.DB, d Dialect, v int) (*Store, error) {
+	return newAt(ctx, db, d, v)
+}
+
+// Exec runs a statement written with ? placeholders.
+func (s *Store) Exec(ctx context.Context, query string, args ...any) error {
+	_, err := s.db.ExecContext(ctx, s.q(query), args...)
+	return err
+}
+
+// Conn is one connection to s's database.
+func (s *Store) Conn(ctx context.Context) (*sql.Conn, error) { return s.db.Conn(ctx) }
+
+// ListQuery is one query that a docs list runs.
+type ListQuery struct {
+	Name  string // kind and filter, e.g. "migration active"
+	Query string // with the dialect's placeholders
+	Args  []any
+}
+
+// ListQueries are the queries of every docs list, under every filter its
+// kind is listed with.
+func (s *Store) ListQueries() []ListQuery {
+	var out []ListQuery
+	add := func(kind string, listQuery func(filter) (string, []any), fs map[string]filter) {
+		for name, f := range fs {
+			q, args := listQuery(f)
+			out = append(out, ListQuery{Name: kind + " " + name, Query: s.q(q), Args: args})
+		}
+	}
+	filtered := map[string]filter{"all": {}, "active": {active: true}, "ref": {ref: "x"}, "ref active": {ref: "x", active: true}}
+	add("migration", s.migrations.listQuery, filtered)
+	add("intent", s.intents.listQuery, filtered)
+	add("image", s.images.listQuery, map[string]filter{"all": {}})
+	return out
+}
