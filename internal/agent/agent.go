@@ -12,12 +12,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/godwit/godwit/internal/accel"
 	"github.com/godwit/godwit/internal/driver"
-	"github.com/godwit/godwit/internal/driver/fake"
-	"github.com/godwit/godwit/internal/driver/qemu"
 	"github.com/godwit/godwit/internal/hostapi"
-	"github.com/godwit/godwit/internal/hostinfo"
 	"github.com/godwit/godwit/internal/httpx"
 )
 
@@ -87,11 +83,16 @@ func (c *Config) setDefaults() error {
 	return c.leaseDefaults()
 }
 
+// driverDir is the state directory of the driver named name: the agent's
+// and its watchdog's common convention.
+func driverDir(stateDir, name string) string { return filepath.Join(stateDir, name) }
+
 // localPool is where local disks live.
 func (a *Agent) localPool() string { return filepath.Join(a.cfg.StateDir, "pool") }
 
 // New prepares an agent: it takes the state directory's lock (one agent
-// per directory), resolves the accelerator and opens the driver.
+// per directory) and opens the driver cfg.Driver names from the registry
+// in package driver (the qemu driver resolves the accelerator then).
 func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -126,34 +127,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a.images = &imageCache{controller: cfg.Controller, localDir: filepath.Join(cfg.StateDir, "images"), sharedDir: cfg.SharedDir, log: a.log}
 
-	switch cfg.Driver {
-	case driver.HypervisorQEMU:
-		acc, reason := cfg.Accel, cfg.AccelReason
-		if cfg.Accel == "auto" || reason == "" {
-			var err error
-			acc, reason, err = accel.Resolve(ctx, cfg.Accel, hostinfo.NewestKernel())
-			if err != nil {
-				a.Close()
-				return nil, err
-			}
-		}
-		a.log.Info("accelerator chosen", "accel", acc, "reason", reason)
-		a.drv, err = qemu.New(qemu.Config{StateDir: filepath.Join(cfg.StateDir, "qemu"), Accel: acc, AccelReason: reason,
-			QEMUBinary: cfg.QEMUBinary, NoPostCopyPreempt: cfg.NoPostCopyPreempt, DirtySampleEvery: cfg.DirtySampleEvery, Logger: a.log})
-	case driver.HypervisorFake:
-		acc := ""
-		if cfg.Accel == driver.AccelKVM || cfg.Accel == driver.AccelTCG {
-			acc = cfg.Accel
-		}
-		a.drv, err = fake.New(fake.Config{StateDir: filepath.Join(cfg.StateDir, "fake"), Faults: cfg.Faults, Logger: a.log,
-			Accel: acc, QEMUVersion: cfg.FakeQEMUVersion})
-	default:
-		err = fmt.Errorf("unknown driver %q; use qemu or fake", cfg.Driver)
-	}
+	drv, err := driver.Open(ctx, cfg.Driver, driver.Options{StateDir: driverDir(cfg.StateDir, cfg.Driver),
+		Accel: cfg.Accel, AccelReason: cfg.AccelReason, QEMUBinary: cfg.QEMUBinary, NoPostCopyPreempt: cfg.NoPostCopyPreempt,
+		DirtySampleEvery: cfg.DirtySampleEvery, ClaimedQEMUVersion: cfg.FakeQEMUVersion, Extra: cfg.Faults, Logger: a.log})
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
+	a.drv = drv
 	return a, nil
 }
 

@@ -7,8 +7,6 @@ package agent
 import (
 	"log/slog"
 	"time"
-
-	"github.com/godwit/godwit/internal/driver/fake"
 )
 
 // Config configures an agent.
@@ -26,10 +24,13 @@ type Config struct {
 	StateDir string
 	// SharedDir is the shared pool every host sees; empty for none.
 	SharedDir string
-	// Driver is qemu or fake.
+	// Driver names a driver registered in package driver (driver.Names):
+	// qemu (the default) or fake, whichever the binary links in. The
+	// agent keeps its state in <StateDir>/<Driver>.
 	Driver string
-	// Accel is kvm, tcg or auto (probe once, fall back to tcg). With the
-	// fake driver, kvm or tcg is the accelerator it claims (auto: none).
+	// Accel is kvm, tcg or auto (the qemu driver probes once, falls back
+	// to tcg). With the fake driver, kvm or tcg is the accelerator it
+	// claims (auto: none).
 	Accel string
 	// AccelReason, when Accel was resolved by someone else (godwit up
 	// probes once for all its agents), says why.
@@ -56,8 +57,8 @@ type Config struct {
 	FenceAfter time.Duration
 	NoLease    bool
 	// Watchdog is the godwit binary whose agent-watchdog subcommand
-	// fences the host; empty runs none (the fake driver has no processes
-	// to kill).
+	// fences the host; empty runs none (only a driver whose factory is a
+	// driver.Fencer has processes to kill: not the fake one).
 	Watchdog string
 
 	// QEMUBinary is the qemu-system-x86_64 the QEMU driver runs (empty:
@@ -67,11 +68,14 @@ type Config struct {
 	// background stream (to measure what postcopy-preempt gains).
 	NoPostCopyPreempt bool
 
-	// Faults, with the fake driver, injects its failures (tests).
-	Faults *fake.Faults
+	// Faults is handed to the driver untouched, as driver.Options.Extra:
+	// with the fake driver, a *fake.Faults that injects its failures
+	// (tests). Untyped, so that the agent need not import the fake.
+	Faults any
 	// FakeQEMUVersion, with the fake driver, is the QEMU release it
-	// claims to run (default fake.DefaultQEMUVersion), e.g. 7.2.22 to
-	// play a host whose TCG live migration is unsafe.
+	// claims to run (driver.Options.ClaimedQEMUVersion; default
+	// fake.DefaultQEMUVersion), e.g. 7.2.22 to play a host whose TCG
+	// live migration is unsafe.
 	FakeQEMUVersion string
 
 	Logger *slog.Logger

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/godwit/godwit/internal/driver/qemu"
+	"github.com/godwit/godwit/internal/driver"
 )
 
 // The watchdog is a separate process (godwit agent-watchdog), because
@@ -24,6 +24,8 @@ import (
 // agent reports on local disk and, when none came for FenceAfter, kills
 // every QEMU of the host whose disk is on the shared pool, before the
 // lease's TTL runs out and the controller may rebuild those VMs elsewhere.
+// It opens no driver: it asks the driver's registered factory for the
+// processes (its driver.Fencer), which works from the state directory alone.
 //
 // An agent that dies with kill -9 leaves its QEMUs running, and a new
 // agent reattaches them: the watchdog does not care which agent renews,
@@ -39,7 +41,10 @@ const (
 
 // WatchdogConfig configures godwit agent-watchdog.
 type WatchdogConfig struct {
-	StateDir   string        // the agent's state directory
+	StateDir string // the agent's state directory
+	// Driver is the agent's driver (default qemu); a driver whose factory
+	// is no driver.Fencer has no processes, so nothing is killed.
+	Driver     string
 	Host       string        // for the log
 	FenceAfter time.Duration // no renewal for this long: fence
 	// Poll is how often the renewals are read; default FenceAfter/10,
@@ -79,6 +84,14 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Driver == "" {
+		cfg.Driver = driver.HypervisorQEMU
+	}
+	f, err := driver.Lookup(cfg.Driver)
+	if err != nil {
+		return fmt.Errorf("agent-watchdog: %w", err)
+	}
+	fencer, _ := f.(driver.Fencer) // nil: no processes to kill
 	log := cfg.Logger.With("host", cfg.Host, "pid", os.Getpid())
 	dir := fenceDir(cfg.StateDir)
 	lf, err := os.OpenFile(filepath.Join(dir, watchdogLock), os.O_CREATE|os.O_RDWR, 0o644)
@@ -97,7 +110,7 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 	defer os.Remove(pidPath)
 	log.Info("watchdog guarding the host's shared-pool VMs", "fence_after", cfg.FenceAfter, "poll", cfg.Poll)
 
-	drv := filepath.Join(cfg.StateDir, "qemu")
+	drvDir := driverDir(cfg.StateDir, cfg.Driver)
 	last, _ := readRenewal(cfg.StateDir)
 	advanced := time.Now()
 	fenced := false          // in this stretch without renewals
@@ -129,12 +142,12 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 		if still < cfg.FenceAfter && !agentGone {
 			continue
 		}
-		procs, err := qemu.SharedDiskProcesses(drv)
+		procs, err := sharedProcesses(fencer, drvDir)
 		if err != nil {
 			log.Error("list the qemu processes", "err", err)
 		}
 		// A QEMU killed a moment ago may not have exited yet.
-		procs = slices.DeleteFunc(procs, func(p qemu.Process) bool { return killed[p.PID] })
+		procs = slices.DeleteFunc(procs, func(p driver.Process) bool { return killed[p.PID] })
 		if still >= cfg.FenceAfter && (!fenced || len(procs) > 0) {
 			for _, p := range fence(log, dir, procs, last.Seq, still) {
 				killed[p] = true
@@ -147,6 +160,15 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 			return nil
 		}
 	}
+}
+
+// sharedProcesses lists the processes fencer says the host must kill; none
+// without a fencer (a driver without processes).
+func sharedProcesses(fencer driver.Fencer, drvDir string) ([]driver.Process, error) {
+	if fencer == nil {
+		return nil, nil
+	}
+	return fencer.SharedDiskProcesses(drvDir)
 }
 
 // processAlive reports whether pid runs (and is not a zombie).
@@ -164,7 +186,7 @@ func processAlive(pid int) bool {
 
 // fence kills the host's QEMUs on the shared pool and records it.
 // It returns the PIDs it killed.
-func fence(log *slog.Logger, dir string, procs []qemu.Process, seq uint64, still time.Duration) []int {
+func fence(log *slog.Logger, dir string, procs []driver.Process, seq uint64, still time.Duration) []int {
 	rec := fencing{At: time.Now().UTC(), Seq: seq, StillMS: still.Milliseconds(), Killed: []killedVM{}}
 	for _, p := range procs {
 		if p.Kill() {
@@ -208,7 +230,7 @@ func (a *Agent) ensureWatchdog() error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(a.cfg.Watchdog, "agent-watchdog", "--state-dir", a.cfg.StateDir, "--name", a.cfg.Name,
-		"--fence-after", a.cfg.FenceAfter.String())
+		"--driver", a.cfg.Driver, "--fence-after", a.cfg.FenceAfter.String())
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own session: a signal to the agent's process group (Ctrl-C)
 	// does not reach it, and it outlives the agent, as the QEMUs do.

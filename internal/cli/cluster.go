@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/godwit/godwit/internal/cluster"
+	"github.com/godwit/godwit/internal/driver"
 )
 
 // godwitHome is where godwit keeps local state: $GODWIT_HOME, else
@@ -47,8 +49,8 @@ then the controller.`,
 			switch {
 			case cfg.Hosts < 1 || cfg.Hosts > 64:
 				return usagef("--hosts must be between 1 and 64")
-			case cfg.Driver != "qemu" && cfg.Driver != "fake":
-				return usagef("--driver must be qemu or fake")
+			case !slices.Contains(driver.Names(), cfg.Driver):
+				return usagef("--driver must be %s", oneOf(driver.Names()))
 			case cfg.Accel != "auto" && cfg.Accel != "kvm" && cfg.Accel != "tcg":
 				return usagef("--accel must be auto, kvm or tcg")
 			case cfg.Port < 1 || cfg.Port+cfg.Hosts > 65535:
@@ -72,7 +74,7 @@ then the controller.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&cfg.Hosts, "hosts", 3, "number of hosts")
-	f.StringVar(&cfg.Driver, "driver", "qemu", "hypervisor driver: qemu or fake")
+	f.StringVar(&cfg.Driver, "driver", "qemu", "hypervisor driver: "+oneOf(driver.Names()))
 	f.StringVar(&cfg.Accel, "accel", "auto", "accelerator: kvm, tcg, or auto (probed once for all hosts)")
 	f.StringVar(&cfg.Dir, "dir", defaultClusterDir(), "state directory (default under $GODWIT_HOME when set)")
 	f.IntVar(&cfg.Port, "port", 7400, "controller port; host I listens on port+I")

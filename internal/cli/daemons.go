@@ -8,6 +8,7 @@ import (
 
 	"github.com/godwit/godwit/internal/agent"
 	"github.com/godwit/godwit/internal/controller"
+	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/fake"
 )
 
@@ -51,7 +52,8 @@ down.`,
 			cfg.Logger = a.logger()
 			cfg.MemoryMiB = int(memory)
 			cfg.NoLease = cfg.LeaseTTL == 0
-			if cfg.Driver == "qemu" && !cfg.NoLease && cfg.SharedDir != "" {
+			// A watchdog only for a driver with processes to kill.
+			if _, fences := driver.Fencing(cfg.Driver); fences && !cfg.NoLease && cfg.SharedDir != "" {
 				exe, err := os.Executable()
 				if err != nil {
 					return err
@@ -68,7 +70,7 @@ down.`,
 	f.StringVar(&cfg.Controller, "controller", "http://127.0.0.1:7400", "controller URL")
 	f.StringVar(&cfg.StateDir, "state-dir", "/var/lib/godwit/agent", "local pool, image cache and VM state")
 	f.StringVar(&cfg.SharedDir, "shared-dir", "", "shared pool every host sees (NFS or similar); empty for none")
-	f.StringVar(&cfg.Driver, "driver", "qemu", "hypervisor driver: qemu or fake")
+	f.StringVar(&cfg.Driver, "driver", "qemu", "hypervisor driver: "+oneOf(driver.Names()))
 	f.StringVar(&cfg.Accel, "accel", "auto", "accelerator: kvm, tcg, or auto (probe KVM by booting a kernel, else tcg); with --driver fake, kvm or tcg is the one it claims")
 	f.StringVar(&cfg.QEMUBinary, "qemu", "", "the qemu-system-x86_64 binary to run (default: the one on PATH); godwit needs QEMU 9.0 or newer under TCG (docs/migration.md)")
 	f.BoolVar(&cfg.NoPostCopyPreempt, "no-postcopy-preempt", false, "keep post-copy page requests on the migration stream instead of a channel of their own (QEMU's postcopy-preempt; for measurements)")
@@ -99,6 +101,7 @@ func (a *app) agentWatchdogCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.StateDir, "state-dir", "", "the agent's state directory")
+	f.StringVar(&cfg.Driver, "driver", "qemu", "the agent's hypervisor driver: "+oneOf(driver.Names()))
 	f.StringVar(&cfg.Host, "name", "", "host name, for the log")
 	f.DurationVar(&cfg.FenceAfter, "fence-after", 0, "fence after this long without a lease renewal")
 	f.DurationVar(&cfg.Poll, "poll", 0, "how often to look for renewals (default: fence-after/10, at most 250ms)")

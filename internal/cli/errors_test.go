@@ -39,7 +39,7 @@ func TestErrors(t *testing.T) {
 		{"bad output", srv.Server, []string{"vm", "list", "-o", "yaml"}, 2, []string{"--output must be table or json"}},
 		{"bad log level", srv.Server, []string{"serve", "--log-level", "loud"}, 2, []string{"--log-level must be"}},
 		{"bad hosts", srv.Server, []string{"up", "--hosts", "0"}, 2, []string{"--hosts must be between 1 and 64"}},
-		{"bad driver", srv.Server, []string{"up", "--driver", "xen"}, 2, []string{"--driver must be qemu or fake"}},
+		{"bad driver", srv.Server, []string{"up", "--driver", "xen"}, 2, []string{"--driver must be fake or qemu"}},
 		{"negative timeout", srv.Server, []string{"vm", "stop", "web-1", "--timeout", "-1s"}, 2, []string{"--timeout"}},
 		{"bad failure policy", srv.Server, []string{"drain", "host1", "--on-failure", "retry"}, 2,
 			[]string{"--on-failure must be skip, cold, stop or abort"}},

@@ -8,6 +8,27 @@
 // can live-migrate implements a LiveMigrator, and so on). Implementations
 // live in subpackages: qemu (the real one) and fake (a physical model for
 // tests and simulations). Both pass the conformance suite in drivertest.
+//
+// Drivers register themselves: each subpackage calls Register with its
+// name and a Factory in an init function, and whatever assembles a binary
+// (internal/cli for godwit) links the drivers it offers in with a blank
+// import. The agent then opens a driver by name (Open) and never imports
+// one; Names lists them for help texts and validation. A Factory is given
+// a driver-neutral Options; a driver's own knobs, which only tests set
+// (the fake driver's injected failures), travel in Options.Extra as a
+// value of the driver's own type that its factory type-asserts, so that
+// the code in between needs no import of the driver. A value in an
+// untyped field, rather than an option constructor the driver exports,
+// because the agent's Config must carry the knob from a test to the
+// factory without naming its type either.
+//
+// Optional capabilities of a driver kind, as opposed to a driver opened
+// on a host, are extra interfaces of its Factory: a Fencer lists the
+// processes a host that lost its lease must kill. The agent's watchdog is
+// a separate process that knows only the state directory and the driver's
+// name, so it asks the registry (Fencing) and opens no driver; the qemu
+// driver's factory is a Fencer, the fake driver's, having no processes,
+// is not.
 package driver
 
 import (
