@@ -26,9 +26,11 @@ type Client struct {
 }
 
 // NewClient returns a client for the controller at base (e.g.
-// http://127.0.0.1:7400).
+// http://127.0.0.1:7400). Its HTTP client, from NewHTTPClient, has no
+// overall timeout, since a followed console and an image upload are
+// long-lived; bound calls with their context, or replace HTTP.
 func NewClient(base string) *Client {
-	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: &http.Client{}}
+	return &Client{BaseURL: strings.TrimRight(base, "/"), HTTP: NewHTTPClient(HTTPOptions{})}
 }
 
 // Do sends a JSON request and decodes a JSON reply into out (when non-nil).

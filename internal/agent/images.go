@@ -12,10 +12,20 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
 )
+
+// downloadHeaderTimeout bounds the wait for a download's reply headers: the
+// controller (an image file) and a source agent (a stopped VM's disk)
+// answer at once and then stream, so a longer silence is a stuck server.
+// The stream itself has no limit: a large file takes as long as it takes.
+const downloadHeaderTimeout = time.Minute
+
+// downloadClient fetches image files and disks.
+var downloadClient = api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: downloadHeaderTimeout})
 
 // imageCache holds image files fetched from the controller, named by
 // their SHA-256 so a file is fetched once and never confused with another
@@ -87,7 +97,7 @@ func (c *imageCache) fetch(ctx context.Context, name, role, sum, path string) er
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := downloadClient.Do(req)
 	if err != nil {
 		return errs.Unavailable("controller unreachable: %v", err)
 	}

@@ -18,15 +18,20 @@ import (
 // public client's JSON and error handling; errors come back matching the
 // sentinels in internal/errs.
 type Agent struct {
-	c *api.Client
+	c      *api.Client
+	stream *http.Client // for the console: no overall timeout
 }
 
+// streamHeaderTimeout bounds the wait for a console's reply headers: the
+// agent sends them as soon as it has opened the log, then streams.
+const streamHeaderTimeout = time.Minute
+
 // NewAgent returns a client for the agent at base URL. Calls that are not
-// streams time out after timeout.
+// streams time out after timeout (zero: only their context bounds them).
 func NewAgent(base string, timeout time.Duration) *Agent {
 	c := api.NewClient(base)
-	c.HTTP = &http.Client{Timeout: timeout}
-	return &Agent{c: c}
+	c.HTTP = api.NewHTTPClient(api.HTTPOptions{Timeout: timeout})
+	return &Agent{c: c, stream: api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: streamHeaderTimeout})}
 }
 
 func (a *Agent) do(ctx context.Context, method, path string, in, out any) error {
@@ -86,7 +91,7 @@ func (a *Agent) Console(ctx context.Context, id string, offset int64, follow boo
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req) // no timeout: a followed console is long-lived
+	resp, err := a.stream.Do(req) // no overall timeout: a followed console is long-lived
 	if err != nil {
 		return nil, errs.Unavailable("host agent at %s is unreachable: %v", a.c.BaseURL, err)
 	}

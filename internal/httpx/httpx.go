@@ -152,10 +152,29 @@ func CopyFlushing(w http.ResponseWriter, r io.Reader) {
 	}
 }
 
+// Middleware wraps a handler: it may act before and after the inner one,
+// or answer without calling it.
+type Middleware func(http.Handler) http.Handler
+
+// Chain wraps h in mws, the first outermost: a request passes through
+// mws[0], then mws[1], and so on, before it reaches h.
+func Chain(h http.Handler, mws ...Middleware) http.Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}
+
 // Serve serves h on ln until ctx is done or stop closes, then shuts the
-// server down, giving requests in flight a few seconds to finish.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, stop <-chan struct{}) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+// server down, giving requests in flight a few seconds to finish. mws wrap
+// h as Chain does, the first outermost.
+//
+// Serve is the only HTTP server in godwit (a test in internal/layers fails
+// on any other http.Server or http.ListenAndServe): the controller and
+// every agent serve through it, so authentication, TLS or anything else
+// every server needs is added here once.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, stop <-chan struct{}, mws ...Middleware) error {
+	srv := &http.Server{Handler: Chain(h, mws...), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
