@@ -1,99 +1,53 @@
+// Package controller serves godwit's REST API: it wires the service
+// level (internal/service) behind HTTP. Every handler decodes a request,
+// calls one service method and encodes its reply (http.go); nothing here
+// decides anything about VMs, hosts or migrations.
 package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
-	"sync"
-	"time"
 
-	"github.com/godwit/godwit/internal/errs"
-	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
-	"github.com/godwit/godwit/internal/store"
-	"github.com/godwit/godwit/internal/store/open"
+	"github.com/godwit/godwit/internal/service"
 )
 
-// Controller is a running controller: the store, the image store, the
-// scheduler and the VM lifecycle, behind an HTTP API.
+// Config configures a controller (godwit serve): where it listens, and
+// the service it serves.
+type Config struct {
+	// Listen is the API address, e.g. 127.0.0.1:7400.
+	Listen string
+	service.Config
+}
+
+// Controller is the service behind its HTTP API.
 type Controller struct {
-	cfg    Config
-	store  store.Store
-	log    *slog.Logger
-	images *imageStore
-
-	// schedMu makes "choose a host and record the VM there" atomic, so
-	// two concurrent creates never book the same free capacity twice.
-	schedMu sync.Mutex
-
-	// busy names the operation running on a VM; a second operation on the
-	// same VM is refused with 409 instead of interleaving with the first.
-	busyMu sync.Mutex
-	busy   map[string]string
-
-	// cancels aborts running migrations, by migration id.
-	migMu   sync.Mutex
-	cancels map[string]context.CancelFunc
-
-	in intents // intent runners and operations alive in this process
-
-	link linkGate // transfers out of each source, for drains (link.go)
-
-	leases *leaseWatch // nil unless the controller sees the shared pool
-
-	// recovering are the migrations a previous controller left running,
-	// their VMs locked until Serve recovers them (recover.go).
-	recovering []recovery
+	cfg Config
+	svc *service.Service
+	log *slog.Logger
 }
 
-func (c *Config) setDefaults() {
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:7400"
-	}
-	if c.HostDownAfter == 0 {
-		c.HostDownAfter = 10 * time.Second
-	}
-	if c.AgentOutage == 0 {
-		c.AgentOutage = agentOutage
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-}
-
-// New opens the store (applying schema migrations) and the image store.
+// New opens the service (its store, applying schema migrations, and its
+// image store).
 func New(ctx context.Context, cfg Config) (*Controller, error) {
-	cfg.setDefaults()
-	if cfg.DataDir == "" {
-		return nil, errors.New("controller: a data directory is required (--data-dir)")
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:7400"
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	st, err := open.Open(ctx, cfg.StoreDSN, cfg.DataDir)
+	svc, err := service.New(ctx, cfg.Config)
 	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	ims, err := newImageStore(filepath.Join(cfg.DataDir, "images"))
-	if err != nil {
-		st.Close()
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
-		in: intents{runners: map[string]bool{}, ops: map[string]bool{}, wake: map[string]chan struct{}{}}, leases: newLeaseWatch(cfg.SharedDir, time.Now)}
-	if _, err := c.lockInterrupted(ctx); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("find interrupted migrations: %w", err)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
 	}
-	return c, nil
+	return &Controller{cfg: cfg, svc: svc, log: log}, nil
 }
 
-// Close closes the store.
-func (c *Controller) Close() error { return c.store.Close() }
+// Close closes the service's store.
+func (c *Controller) Close() error { return c.svc.Close() }
 
 // Run serves the controller until ctx is cancelled.
 func Run(ctx context.Context, cfg Config) error {
@@ -109,45 +63,12 @@ func Run(ctx context.Context, cfg Config) error {
 	return c.Serve(ctx, ln)
 }
 
-// Serve serves the API on ln and runs the host monitor until ctx is done.
+// Serve starts the service's background work (recovery first) and serves
+// the API on ln until ctx is done.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
-	go c.monitorHosts(ctx)
-	if c.leases != nil {
-		go c.leases.run(ctx, c.log)
-	}
-	c.recoverMigrations(ctx)
-	go c.resumeIntents(ctx)
-	go c.resumeDeletes(ctx)
-	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.store.Kind(), "data_dir", c.cfg.DataDir)
+	c.svc.Start(ctx)
+	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.svc.StoreKind(), "data_dir", c.svc.DataDir())
 	err := httpx.Serve(ctx, ln, c.Handler(), nil)
 	c.log.Info("controller stopped")
 	return err
-}
-
-// lockVM marks a VM busy with op, or returns a conflict naming the
-// operation already running. The returned func releases it.
-func (c *Controller) lockVM(name, op string) (func(), error) {
-	c.busyMu.Lock()
-	defer c.busyMu.Unlock()
-	if cur, ok := c.busy[name]; ok {
-		return nil, errs.Conflict("vm %q is busy: %s in progress; retry when it finishes", name, cur)
-	}
-	c.busy[name] = op
-	return func() {
-		c.busyMu.Lock()
-		delete(c.busy, name)
-		c.busyMu.Unlock()
-	}, nil
-}
-
-func (c *Controller) isBusy(name string) bool {
-	c.busyMu.Lock()
-	defer c.busyMu.Unlock()
-	_, ok := c.busy[name]
-	return ok
-}
-
-// agent returns a client for a host's agent.
-func (c *Controller) agent(address string) *hostapi.Agent {
-	return hostapi.NewAgent(address, 0)
 }

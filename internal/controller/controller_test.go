@@ -19,6 +19,7 @@ import (
 	"github.com/godwit/godwit/internal/agent"
 	"github.com/godwit/godwit/internal/controller"
 	"github.com/godwit/godwit/internal/driver/fake"
+	"github.com/godwit/godwit/internal/service"
 )
 
 // testCluster is a controller and fake-driver agents in this process:
@@ -80,8 +81,8 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	t.Helper()
 	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
-	ctrl, err := controller.New(ctx, controller.Config{DataDir: t.TempDir(), HostDownAfter: 5 * time.Second,
-		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG, Logger: quietLogger()})
+	ctrl, err := controller.New(ctx, controller.Config{Config: service.Config{DataDir: t.TempDir(), HostDownAfter: 5 * time.Second,
+		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG, Logger: quietLogger()}})
 	if err != nil {
 		t.Fatal(err)
 	}

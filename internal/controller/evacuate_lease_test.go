@@ -12,6 +12,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/agent"
 	"github.com/godwit/godwit/internal/controller"
+	"github.com/godwit/godwit/internal/service"
 )
 
 // A controller that sees the shared pool evacuates a dead host without
@@ -19,7 +20,7 @@ import (
 func TestEvacuateWaitsForLease(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	shared := t.TempDir()
-	ctrl, err := controller.New(ctx, controller.Config{DataDir: t.TempDir(), SharedDir: shared, HostDownAfter: time.Second, Logger: quietLogger()})
+	ctrl, err := controller.New(ctx, controller.Config{Config: service.Config{DataDir: t.TempDir(), SharedDir: shared, HostDownAfter: time.Second, Logger: quietLogger()}})
 	if err != nil {
 		t.Fatal(err)
 	}

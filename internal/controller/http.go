@@ -1,0 +1,157 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/store"
+	"github.com/godwit/godwit/internal/version"
+)
+
+// Handler returns the controller's HTTP API.
+//
+// Every response is JSON; every failure is an *api.Error whose status
+// comes from the sentinel it wraps (httpx.Error). Authorization will be
+// added in one place, as a wrapper around the mux, once users exist.
+func (c *Controller) Handler() http.Handler {
+	m := http.NewServeMux()
+	s := c.svc
+	m.HandleFunc("GET /v1/version", get(c, func(ctx context.Context, r *http.Request) (api.Version, error) {
+		return api.Version{Version: version.Version, Store: s.StoreKind()}, nil
+	}))
+
+	m.HandleFunc("GET /v1/hosts", get(c, func(ctx context.Context, r *http.Request) ([]api.Host, error) { return s.Hosts(ctx) }))
+	m.HandleFunc("GET /v1/hosts/{name}", get(c, func(ctx context.Context, r *http.Request) (api.Host, error) {
+		return s.Host(ctx, r.PathValue("name"))
+	}))
+	m.HandleFunc("POST /v1/hosts/{name}/enable", get(c, func(ctx context.Context, r *http.Request) (api.Host, error) {
+		return s.SetHostEnabled(ctx, r.PathValue("name"), true)
+	}))
+	m.HandleFunc("POST /v1/hosts/{name}/disable", get(c, func(ctx context.Context, r *http.Request) (api.Host, error) {
+		return s.SetHostEnabled(ctx, r.PathValue("name"), false)
+	}))
+	m.HandleFunc("POST /v1/internal/heartbeat", call(c, required, http.StatusOK, func(ctx context.Context, r *http.Request, hb hostapi.Heartbeat) (hostapi.HeartbeatReply, error) {
+		return s.Heartbeat(ctx, hb)
+	}))
+
+	m.HandleFunc("GET /v1/vms", get(c, func(ctx context.Context, r *http.Request) ([]api.VM, error) {
+		return s.VMs(ctx, store.VMFilter{Host: r.URL.Query().Get("host"), Project: r.URL.Query().Get("project")})
+	}))
+	m.HandleFunc("POST /v1/vms", call(c, required, http.StatusCreated, func(ctx context.Context, r *http.Request, req api.CreateVMRequest) (api.VM, error) {
+		return s.CreateVM(ctx, req)
+	}))
+	m.HandleFunc("GET /v1/vms/{name}", get(c, func(ctx context.Context, r *http.Request) (api.VM, error) { return s.VM(ctx, r.PathValue("name")) }))
+	m.HandleFunc("DELETE /v1/vms/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.DeleteVM(r.Context(), r.PathValue("name")); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("POST /v1/vms/{name}/{action}", call(c, optional, http.StatusOK, func(ctx context.Context, r *http.Request, req api.VMActionRequest) (api.VM, error) {
+		return s.VMAction(ctx, r.PathValue("name"), r.PathValue("action"), req)
+	}))
+	m.HandleFunc("GET /v1/vms/{name}/console", c.console)
+	m.HandleFunc("POST /v1/vms/{name}/migrate", c.migrate)
+
+	m.HandleFunc("GET /v1/images", get(c, func(ctx context.Context, r *http.Request) ([]api.Image, error) { return s.Images(ctx) }))
+	m.HandleFunc("POST /v1/images", func(w http.ResponseWriter, r *http.Request) {
+		im, err := s.ImportImage(r.Context(), r.Header.Get("Content-Type"), r.Body)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		httpx.JSON(w, http.StatusCreated, im)
+	})
+	m.HandleFunc("GET /v1/images/{name}", get(c, func(ctx context.Context, r *http.Request) (api.Image, error) {
+		return s.Image(ctx, r.PathValue("name"))
+	}))
+	m.HandleFunc("DELETE /v1/images/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.DeleteImage(r.Context(), r.PathValue("name")); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	m.HandleFunc("GET /v1/images/{name}/files/{role}", c.imageFile)
+
+	m.HandleFunc("GET /v1/migrations", get(c, func(ctx context.Context, r *http.Request) ([]api.Migration, error) {
+		return s.Migrations(ctx, store.MigrationFilter{VM: r.URL.Query().Get("vm"), Active: r.URL.Query().Get("active") == "true"})
+	}))
+	m.HandleFunc("GET /v1/migrations/{id}", get(c, func(ctx context.Context, r *http.Request) (api.Migration, error) {
+		return s.Migration(ctx, r.PathValue("id"))
+	}))
+	// Abort rolls back in the background and ends in state cancelled.
+	m.HandleFunc("POST /v1/migrations/{id}/abort", call(c, none, http.StatusAccepted, func(ctx context.Context, r *http.Request, _ struct{}) (api.Migration, error) {
+		return s.AbortMigration(ctx, r.PathValue("id"))
+	}))
+	m.HandleFunc("POST /v1/migrations/{id}/complete", call(c, none, http.StatusAccepted, func(ctx context.Context, r *http.Request, _ struct{}) (api.Migration, error) {
+		return s.CompleteMigration(ctx, r.PathValue("id"))
+	}))
+
+	m.HandleFunc("GET /v1/intents", get(c, func(ctx context.Context, r *http.Request) ([]api.Intent, error) {
+		return s.Intents(ctx, store.IntentFilter{Target: r.URL.Query().Get("target"), Active: r.URL.Query().Get("active") == "true"})
+	}))
+	m.HandleFunc("GET /v1/intents/{id}", get(c, func(ctx context.Context, r *http.Request) (api.Intent, error) {
+		return s.Intent(ctx, r.PathValue("id"))
+	}))
+	m.HandleFunc("POST /v1/intents/{id}/cancel", call(c, optional, http.StatusAccepted, func(ctx context.Context, r *http.Request, req api.CancelIntentRequest) (api.Intent, error) {
+		return s.CancelIntent(ctx, r.PathValue("id"), req)
+	}))
+	m.HandleFunc("POST /v1/hosts/{name}/drain", intent(c, optional, s.Drain))
+	m.HandleFunc("POST /v1/hosts/{name}/evacuate", intent(c, optional, s.Evacuate))
+	m.HandleFunc("POST /v1/vms/{name}/resize", intent(c, required, s.Resize))
+	m.HandleFunc("POST /v1/vms/{name}/rebuild", intent(c, optional, s.Rebuild))
+	return httpx.Mux(m)
+}
+
+// migrate starts a migration, or with dry_run plans one (an intent in
+// state planned, nothing started).
+func (c *Controller) migrate(w http.ResponseWriter, r *http.Request) {
+	var req api.MigrateRequest
+	if err := httpx.Decode(r, &req); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if req.DryRun {
+		plan, err := c.svc.PlanMigrate(r.Context(), r.PathValue("name"), req)
+		reply(c, w, r, http.StatusOK, plan, err)
+		return
+	}
+	m, err := c.svc.Migrate(r.Context(), r.PathValue("name"), req)
+	reply(c, w, r, http.StatusAccepted, m, err)
+}
+
+// console proxies a VM's serial console from its agent.
+func (c *Controller) console(w http.ResponseWriter, r *http.Request) {
+	offset, err := httpx.Offset(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	body, err := c.svc.Console(r.Context(), r.PathValue("name"), offset, r.URL.Query().Get("follow") == "true")
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	defer body.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	httpx.CopyFlushing(w, body)
+}
+
+// imageFile serves one image file to an agent (with Range support, so an
+// interrupted download can resume).
+func (c *Controller) imageFile(w http.ResponseWriter, r *http.Request) {
+	f, im, ff, err := c.svc.OpenImageFile(r.Context(), r.PathValue("name"), r.PathValue("role"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("X-Godwit-Sha256", ff.SHA256)
+	http.ServeContent(w, r, r.PathValue("role"), im.CreatedAt, f)
+}

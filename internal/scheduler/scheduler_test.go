@@ -1,0 +1,92 @@
+package scheduler
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/godwit/godwit/api"
+)
+
+func TestFilters(t *testing.T) {
+	base := api.Host{Name: "h", State: api.HostUp, Enabled: true, CPUs: 2, MemoryMiB: 1024, DiskMiB: 10000,
+		Pools: []api.Pool{{Name: "local"}, {Name: "shared"}}, Hypervisor: "qemu", Accelerator: "kvm",
+		CPUModel: "EPYC", CPUFlags: []string{"sse2", "avx2"}}
+	src := base
+	flavor := api.Flavor{VCPUs: 1, MemoryMiB: 512, DiskMiB: 1000}
+	for _, tt := range []struct {
+		name string
+		mod  func(*api.Host)
+		p    Placement
+		want string // substring of the reason; "" when the host fits
+	}{
+		{"fits", func(*api.Host) {}, Placement{Flavor: flavor, Pool: "local"}, ""},
+		{"down", func(h *api.Host) { h.State = api.HostDown }, Placement{Flavor: flavor, Pool: "local"}, "down"},
+		{"disabled", func(h *api.Host) { h.Enabled = false }, Placement{Flavor: flavor, Pool: "local"}, "disabled"},
+		{"no shared pool", func(h *api.Host) { h.Pools = h.Pools[:1] }, Placement{Flavor: flavor, Pool: "shared"}, "no shared pool"},
+		{"memory", func(h *api.Host) { h.AllocatedMemoryMiB = 600 }, Placement{Flavor: flavor, Pool: "local"}, "424 MiB memory free"},
+		{"vcpus at 4:1", func(h *api.Host) { h.AllocatedCPUs = 8 }, Placement{Flavor: flavor, Pool: "local"}, "0 vCPUs free"},
+		{"local disk", func(h *api.Host) { h.AllocatedDiskMiB = 9500 }, Placement{Flavor: flavor, Pool: "local"}, "local disk free"},
+		{"shared disk needs no local room", func(h *api.Host) { h.AllocatedDiskMiB = 9500 }, Placement{Flavor: flavor, Pool: "shared"}, ""},
+		{"live: other accelerator", func(h *api.Host) { h.Accelerator = "tcg" }, Placement{Flavor: flavor, Pool: "shared", Live: true, Source: src}, "runs qemu/tcg"},
+		{"live: other cpu model under kvm", func(h *api.Host) { h.CPUModel = "Xeon" }, Placement{Flavor: flavor, Pool: "shared", Live: true, Source: src}, "CPU"},
+		{"live: missing cpu flag under kvm", func(h *api.Host) { h.CPUFlags = []string{"sse2"} }, Placement{Flavor: flavor, Pool: "shared", Live: true, Source: src}, "CPU"},
+		{"cold: other cpu is fine", func(h *api.Host) { h.CPUModel = "Xeon" }, Placement{Flavor: flavor, Pool: "shared", Source: src}, ""},
+	} {
+		h := base
+		h.Pools = append([]api.Pool(nil), base.Pools...)
+		tt.mod(&h)
+		got := Check(h, tt.p)
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: check = %q; want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestScheduleSpreadsAndExplains(t *testing.T) {
+	hosts := []api.Host{
+		{Name: "a", State: api.HostUp, Enabled: true, CPUs: 4, MemoryMiB: 1000, AllocatedMemoryMiB: 800, Pools: []api.Pool{{Name: "local"}}, DiskMiB: 1000},
+		{Name: "b", State: api.HostUp, Enabled: true, CPUs: 4, MemoryMiB: 1000, AllocatedMemoryMiB: 100, Pools: []api.Pool{{Name: "local"}}, DiskMiB: 1000},
+		{Name: "c", State: api.HostDown, Enabled: true, CPUs: 4, MemoryMiB: 1000, Pools: []api.Pool{{Name: "local"}}, DiskMiB: 1000},
+	}
+	h, err := pick(hosts, Placement{Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 100}, Pool: "local"})
+	if err != nil || h.Name != "b" {
+		t.Errorf("schedule = %s, %v; want b (most free memory)", h.Name, err)
+	}
+	_, err = pick(hosts, Placement{Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 5000}, Pool: "local"})
+	if err == nil || !strings.Contains(err.Error(), "a: 200 MiB memory free") || !strings.Contains(err.Error(), "c: down") {
+		t.Errorf("no-capacity error = %v; want one reason per host", err)
+	}
+}
+
+// The live filter passes over hosts whose live migrations lose guest
+// writes (TCG before QEMU 9.0, or of unknown version) at either end,
+// unless the cluster allows them; KVM hosts are fine on any QEMU.
+func TestUnsafeTCGFilter(t *testing.T) {
+	host := func(accel, qemu string) api.Host {
+		return api.Host{Name: "h", State: api.HostUp, Enabled: true, CPUs: 2, MemoryMiB: 1024, Pools: []api.Pool{{Name: "shared"}},
+			Hypervisor: "qemu", Accelerator: accel, QEMUVersion: qemu}
+	}
+	flavor := api.Flavor{VCPUs: 1, MemoryMiB: 512}
+	for _, tt := range []struct {
+		name     string
+		src, dst api.Host
+		allow    bool
+		want     string // substring of the reason; "" when the host fits
+	}{
+		{"tcg on 9.0 and 10.0", host("tcg", "10.0.2"), host("tcg", "9.0.0"), false, ""},
+		{"tcg destination on 7.2", host("tcg", "10.0.2"), host("tcg", "7.2.22"), false, "runs TCG on QEMU 7.2.22, which loses guest writes"},
+		{"tcg source on 7.2", host("tcg", "7.2.22"), host("tcg", "10.0.2"), false, "the source runs TCG on QEMU 7.2.22"},
+		{"tcg of unknown version", host("tcg", "10.0.2"), host("tcg", ""), false, "unknown version"},
+		{"allowed by the cluster", host("tcg", "7.2.22"), host("tcg", "7.2.22"), true, ""},
+		{"kvm on 7.2", host("kvm", "7.2.22"), host("kvm", "7.2.22"), false, ""},
+		{"kvm of unknown version", host("kvm", ""), host("kvm", ""), false, ""},
+	} {
+		got := Check(tt.dst, Placement{Flavor: flavor, Pool: "shared", Live: true, Source: tt.src, AllowUnsafeTCG: tt.allow})
+		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("%s: check = %q; want %q", tt.name, got, tt.want)
+		}
+		if cold := Check(tt.dst, Placement{Flavor: flavor, Pool: "shared", Source: tt.src}); cold != "" {
+			t.Errorf("%s: cold check = %q; want none", tt.name, cold)
+		}
+	}
+}

@@ -1,0 +1,176 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/failpoint"
+	"github.com/godwit/godwit/internal/hostapi"
+)
+
+// Cold migration strategies, recorded on the migration.
+const (
+	strategyColdShared   = "shared-storage/cold-restart"
+	strategyDiskTransfer = "local-disk/disk-transfer"
+)
+
+// runCold is a cold migration, start to end:
+//
+//	preparing       the strategy is chosen from the VM's pool
+//	transferring    the VM stops on the source; a local disk is copied to the destination and verified
+//	switching-over  the VM is defined (and started, if it ran) on the destination
+//	finishing       the record moves to the destination; the source copy goes (its disk too, if local)
+//
+// Before the switch-over a failure or abort removes what the destination
+// got and restarts the VM on the source; the source copy is removed only
+// once the VM runs on the destination.
+func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host) {
+	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
+	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
+	var rb rollback
+	fail := c.failure(ctx, m.ID, log, &rb)
+	im, err := c.store.Image(ctx, vm.Image)
+	if err != nil {
+		fail(fmt.Errorf("image %s: %w", vm.Image, err))
+		return
+	}
+	local := vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0
+	strategy := strategyColdShared
+	if local {
+		strategy = strategyDiskTransfer
+	}
+	wasRunning := vm.State == api.VMRunning
+	create := agentSpec(vm, im, wasRunning)
+
+	failpoint.Hit("cold/after-scheduling")
+	if _, err := c.advance(ctx, m.ID, api.MigPreparing, ""); err != nil {
+		fail(err)
+		return
+	}
+	c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error { mm.Strategy = strategy; return nil })
+
+	if _, err := c.advance(ctx, m.ID, api.MigTransferring, ""); err != nil {
+		fail(err)
+		return
+	}
+	start := time.Now()
+	if wasRunning {
+		// Added before the stop: a stop whose reply is lost (the source's
+		// agent died after stopping it) stopped the VM all the same, and
+		// starting a running VM changes nothing.
+		rb.add("restart on the source", func(ctx context.Context) error {
+			rep, err := srcA.Action(ctx, vm.ID, "start")
+			if err == nil {
+				_, err = c.applyReport(ctx, vm.Name, rep) // its new PID, at once
+			}
+			return err
+		})
+		if _, err := srcA.Stop(ctx, vm.ID, hostapi.StopVM{TimeoutSeconds: 60}); err != nil {
+			fail(fmt.Errorf("stop on %s: %w", src.Name, err))
+			return
+		}
+	}
+	failpoint.Hit("cold/after-stop")
+	if local {
+		rb.add("delete the destination's copy", func(ctx context.Context) error { return dstA.DeleteVM(ctx, vm.ID) })
+		if err := c.copyDisk(ctx, m.ID, dstA, hostapi.ImportDisk{VM: create, Source: src.Address}); err != nil {
+			fail(err)
+			return
+		}
+	} else {
+		rb.add("release the destination", func(ctx context.Context) error { return dstA.Release(ctx, vm.ID) })
+	}
+
+	if _, err := c.advance(ctx, m.ID, api.MigSwitchingOver, ""); err != nil {
+		fail(err)
+		return
+	}
+	failpoint.Hit("cold/switch-over")
+	var rep hostapi.VMReport
+	switch {
+	case local && wasRunning:
+		rep, err = dstA.Action(ctx, vm.ID, "start")
+	case local:
+		rep, err = dstA.VM(ctx, vm.ID)
+	default:
+		rep, err = dstA.CreateVM(ctx, create)
+	}
+	if err != nil {
+		fail(fmt.Errorf("start on %s: %w", dst.Name, err))
+		return
+	}
+
+	// The VM is on the destination now: forward only.
+	fctx := context.WithoutCancel(ctx)
+	if _, err := c.advance(fctx, m.ID, api.MigFinishing, ""); err != nil {
+		log.Error("record finishing", "err", err)
+	}
+	state, reason, pid := observed(rep)
+	if _, err := c.store.UpdateVM(fctx, vm.Name, func(v *api.VM) error {
+		v.Host, v.State, v.StateReason, v.PID = dst.Name, state, reason, pid
+		return nil
+	}); err != nil {
+		log.Error("record the vm on the destination", "err", err)
+	}
+	cleanup := srcA.Release
+	if local {
+		cleanup = srcA.DeleteVM // the source's disk goes only now
+	}
+	failpoint.Hit("cold/before-source-cleanup")
+	// A source agent away (restarting) is waited for: its removal is
+	// idempotent, and it may have removed the copy just before it died.
+	if err := c.whileUnavailable(fctx, func(ctx context.Context) error { return cleanup(ctx, vm.ID) }); err != nil {
+		log.Error("remove the source copy", "err", err)
+		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its old copy on "+src.Name+" could not be removed: "+err.Error())
+		return
+	}
+	total := time.Since(start)
+	c.store.UpdateMigration(fctx, m.ID, func(mm *api.Migration) error {
+		mm.Progress.TotalTimeMS = total.Milliseconds()
+		if wasRunning {
+			mm.Progress.DowntimeMS = total.Milliseconds() // a cold move is all downtime
+		}
+		return nil
+	})
+	if _, err := c.advance(fctx, m.ID, api.MigCompleted, ""); err != nil {
+		log.Error("record completion", "err", err)
+	}
+	log.Info("cold migration completed", "strategy", strategy, "total", total)
+}
+
+// copyDisk has the destination import the disk and follows its progress.
+func (c *Service) copyDisk(ctx context.Context, id string, dstA *hostapi.Agent, req hostapi.ImportDisk) error {
+	if err := dstA.ImportDisk(ctx, req); err != nil {
+		return fmt.Errorf("start the disk copy: %w", err)
+	}
+	failpoint.Hit("cold/mid-transfer")
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		var st hostapi.ImportStatus
+		err := c.whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = dstA.ImportStatus(ctx, req.VM.ID); return err })
+		if err != nil {
+			return fmt.Errorf("read the disk copy's status: %w", err)
+		}
+		c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+			m.Progress.DiskTotal, m.Progress.DiskTransferred = st.Total, st.Transferred
+			return nil
+		})
+		switch st.Status {
+		case "completed":
+			return nil
+		case "failed":
+			return fmt.Errorf("disk copy: %s", st.Error)
+		case "none":
+			return errors.New("disk copy: the destination has no import of this disk (its agent restarted and lost it)")
+		}
+	}
+}

@@ -1,0 +1,48 @@
+// Package service is godwit's service level: the host registry fed by
+// agent heartbeats, the VM lifecycle, the image store, the two migration
+// kinds (live and cold, each with its state machine, switch-over and
+// recovery), and the operations of their own that intents use (resize
+// and rebuild). Everything here is a method of Service; the controller
+// package serves it over HTTP. The intent runner (drain, evacuate,
+// migrate plans, resize and rebuild intents) still lives here too, in
+// intents.go, drain.go, evacuate.go and resize.go, until it moves to a
+// package of its own (issue 14).
+package service
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config configures the service (godwit serve).
+type Config struct {
+	// DataDir holds the SQLite database and the image store.
+	DataDir string
+	// StoreDSN selects the store: empty for SQLite in DataDir, or a
+	// postgres:// URL.
+	StoreDSN string
+	// HostDownAfter is how long a host may miss heartbeats before it is
+	// marked down. Default 10s.
+	HostDownAfter time.Duration
+	// SharedDir is the shared pool, when the controller sees it too. It
+	// reads the hosts' leases there: a host whose lease stood still for
+	// its TTL has fenced itself, which proves it down for evacuate.
+	// Empty: only the operator's word proves a host down.
+	SharedDir string
+	// NoColdFallback forbids a migrate without a kind from falling back
+	// to a cold migration when the VM cannot move live.
+	NoColdFallback bool
+	// NoPostCopy keeps the auto convergence policy from switching to
+	// post-copy (a post-copy migration that loses its link loses the VM);
+	// it throttles the guest instead. A request may still ask for it.
+	NoPostCopy bool
+	// AllowUnsafeTCGMigration allows live migrations to and from TCG
+	// hosts on QEMU before 9.0 (or of unknown version), which lose guest
+	// writes (docs/migration.md, "TCG safety"): for labs only.
+	AllowUnsafeTCGMigration bool
+	// AgentOutage is how long a running operation waits for an agent
+	// that stopped answering before it gives up on it. Default 60s
+	// (agentOutage); tests shorten it.
+	AgentOutage time.Duration
+	Logger      *slog.Logger
+}

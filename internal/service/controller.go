@@ -1,0 +1,140 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/store"
+	"github.com/godwit/godwit/internal/store/open"
+)
+
+// Service is godwit's service level: the store, the image store, the
+// VM lifecycle, the two migration kinds and the operations intents are
+// made of. The controller package serves it over HTTP.
+type Service struct {
+	cfg    Config
+	store  store.Store
+	log    *slog.Logger
+	images *imageStore
+
+	// schedMu makes "choose a host and record the VM there" atomic, so
+	// two concurrent creates never book the same free capacity twice.
+	schedMu sync.Mutex
+
+	// busy names the operation running on a VM; a second operation on the
+	// same VM is refused with 409 instead of interleaving with the first.
+	busyMu sync.Mutex
+	busy   map[string]string
+
+	// cancels aborts running migrations, by migration id.
+	migMu   sync.Mutex
+	cancels map[string]context.CancelFunc
+
+	in intents // intent runners and operations alive in this process
+
+	link linkGate // transfers out of each source, for drains (link.go)
+
+	leases *leaseWatch // nil unless the controller sees the shared pool
+
+	// recovering are the migrations a previous controller left running,
+	// their VMs locked until Serve recovers them (recover.go).
+	recovering []recovery
+}
+
+func (c *Config) setDefaults() {
+	if c.HostDownAfter == 0 {
+		c.HostDownAfter = 10 * time.Second
+	}
+	if c.AgentOutage == 0 {
+		c.AgentOutage = agentOutage
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// New opens the store (applying schema migrations) and the image store.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("controller: a data directory is required (--data-dir)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	st, err := open.Open(ctx, cfg.StoreDSN, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	ims, err := newImageStore(filepath.Join(cfg.DataDir, "images"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	c := &Service{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
+		in: intents{runners: map[string]bool{}, ops: map[string]bool{}, wake: map[string]chan struct{}{}}, leases: newLeaseWatch(cfg.SharedDir, time.Now)}
+	if _, err := c.lockInterrupted(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("find interrupted migrations: %w", err)
+	}
+	return c, nil
+}
+
+// Close closes the store.
+func (c *Service) Close() error { return c.store.Close() }
+
+// Start recovers the migrations a previous controller left running, then
+// runs the host monitor, the lease watch, and the intents and deletes
+// that had not ended, in the background until ctx is done. The caller
+// serves the API once Start returns.
+func (c *Service) Start(ctx context.Context) {
+	go c.monitorHosts(ctx)
+	if c.leases != nil {
+		go c.leases.run(ctx, c.log)
+	}
+	c.recoverMigrations(ctx)
+	go c.resumeIntents(ctx)
+	go c.resumeDeletes(ctx)
+}
+
+// StoreKind names the store: sqlite or postgres.
+func (c *Service) StoreKind() string { return c.store.Kind() }
+
+// DataDir is the controller's data directory.
+func (c *Service) DataDir() string { return c.cfg.DataDir }
+
+// lockVM marks a VM busy with op, or returns a conflict naming the
+// operation already running. The returned func releases it.
+func (c *Service) lockVM(name, op string) (func(), error) {
+	c.busyMu.Lock()
+	defer c.busyMu.Unlock()
+	if cur, ok := c.busy[name]; ok {
+		return nil, errs.Conflict("vm %q is busy: %s in progress; retry when it finishes", name, cur)
+	}
+	c.busy[name] = op
+	return func() {
+		c.busyMu.Lock()
+		delete(c.busy, name)
+		c.busyMu.Unlock()
+	}, nil
+}
+
+func (c *Service) isBusy(name string) bool {
+	c.busyMu.Lock()
+	defer c.busyMu.Unlock()
+	_, ok := c.busy[name]
+	return ok
+}
+
+// agent returns a client for a host's agent.
+func (c *Service) agent(address string) *hostapi.Agent {
+	return hostapi.NewAgent(address, 0)
+}

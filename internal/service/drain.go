@@ -1,0 +1,425 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
+	"github.com/godwit/godwit/internal/scheduler"
+	"github.com/godwit/godwit/internal/store"
+)
+
+// Bounds on drain limits: far above what one link carries usefully.
+const maxDrainLimit = 64
+
+func validateDrain(req *api.DrainRequest) error {
+	switch req.OnFailure {
+	case "":
+		req.OnFailure = api.OnFailureSkip
+	case api.OnFailureSkip, api.OnFailureCold, api.OnFailureStop, api.OnFailureAbort:
+	default:
+		return errs.Invalid("on_failure %q is unknown; use skip, cold, stop or abort", req.OnFailure)
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"max_per_source", req.MaxPerSource}, {"max_per_destination", req.MaxPerDest}, {"max_per_cluster", req.MaxPerCluster},
+		{"max_transfers_per_source", req.MaxTransfersPerSource}} {
+		if l.v < 0 || l.v > maxDrainLimit {
+			return errs.Invalid("%s must be between 1 and %d (0 for the default)", l.name, maxDrainLimit)
+		}
+	}
+	if perSource := cmp.Or(req.MaxPerSource, defaultMaxPerSource); req.MaxTransfersPerSource > perSource {
+		return errs.Invalid("max_transfers_per_source (%d) cannot exceed the moves out of the host at once (max_per_source, %d): raise max_per_source or lower max_transfers_per_source",
+			req.MaxTransfersPerSource, perSource)
+	}
+	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > maxDowntimeLimitMS {
+		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", maxDowntimeLimitMS)
+	}
+	if req.BandwidthMBps < 0 || req.BandwidthMBps > maxBandwidthMBps {
+		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", maxBandwidthMBps)
+	}
+	return validatePolicy(api.KindLive, req.Policy, false, false)
+}
+
+// Drain takes a host that is up out of scheduling and moves every VM on
+// it away: running VMs live, stopped ones cold, each under the failure
+// policy. With DryRun it returns the plan and changes nothing.
+func (c *Service) Drain(ctx context.Context, host string, req api.DrainRequest) (api.Intent, error) {
+	if err := validateDrain(&req); err != nil {
+		return api.Intent{}, err
+	}
+	h, err := c.store.Host(ctx, host)
+	if errors.Is(err, errs.ErrNotFound) {
+		return api.Intent{}, errs.NotFound("host %q not found; list hosts with: godwit host list", host)
+	} else if err != nil {
+		return api.Intent{}, err
+	}
+	if h.State != api.HostUp {
+		return api.Intent{}, errs.Conflict("host %s is down: a drain moves VMs off a host that is up; for a host that is down use: godwit evacuate %s", host, host)
+	}
+	if err := c.noActiveHostIntent(ctx, host); err != nil {
+		return api.Intent{}, err
+	}
+	params := api.IntentParams{OnFailure: req.OnFailure, MaxPerSource: req.MaxPerSource, MaxPerDest: req.MaxPerDest,
+		MaxPerCluster: req.MaxPerCluster, MaxTransfersPerSource: req.MaxTransfersPerSource,
+		BandwidthMBps: req.BandwidthMBps, MaxDowntimeMS: req.MaxDowntimeMS, Policy: req.Policy}
+	in := api.Intent{Kind: api.IntentDrain, Target: host, State: api.IntentPlanned, Params: params}
+	if err := c.planDrain(ctx, &in, h); err != nil {
+		return api.Intent{}, err
+	}
+	if req.DryRun {
+		return in, nil
+	}
+	// Out of scheduling first: nothing new lands here while it drains.
+	if err := c.store.SetHostEnabled(ctx, host, false); err != nil {
+		return api.Intent{}, err
+	}
+	return c.startIntent(ctx, in)
+}
+
+// noActiveHostIntent refuses a second drain or evacuation of one host.
+func (c *Service) noActiveHostIntent(ctx context.Context, host string) error {
+	act, err := c.store.Intents(ctx, store.IntentFilter{Target: host, Active: true})
+	if err != nil {
+		return err
+	}
+	for _, in := range act {
+		if in.Kind == api.IntentDrain || in.Kind == api.IntentEvacuate {
+			return errs.Conflict("host %s already has a %s in progress (intent %s); watch it with: godwit intent watch %s", host, in.Kind, in.ID, in.ID)
+		}
+	}
+	return nil
+}
+
+// planDrain fills in a drain's operations: one per VM on the host, the
+// longest first (with moves in parallel, starting the longest first ends
+// the drain soonest), each with the destination the scheduler would pick
+// today — claims of the earlier ones counted — and a predicted duration.
+func (c *Service) planDrain(ctx context.Context, in *api.Intent, src api.Host) error {
+	hosts, err := c.hostsWithAllocations(ctx)
+	if err != nil {
+		return err
+	}
+	vms, err := c.store.VMs(ctx, store.VMFilter{Host: src.Name})
+	if err != nil {
+		return err
+	}
+	kindOf := func(vm api.VM) string {
+		switch vm.State {
+		case api.VMRunning:
+			return api.OpLive
+		case api.VMStopped:
+			return api.OpCold
+		}
+		return api.OpNone
+	}
+	sort.SliceStable(vms, func(i, j int) bool {
+		pi, pj := predictMove(kindOf(vms[i]), vms[i], src, in.Params.BandwidthMBps), predictMove(kindOf(vms[j]), vms[j], src, in.Params.BandwidthMBps)
+		if pi != pj {
+			return pi > pj
+		}
+		return vms[i].Name < vms[j].Name
+	})
+	var others []api.Host
+	for _, h := range hosts {
+		if h.Name != src.Name {
+			others = append(others, h)
+		}
+	}
+	for _, vm := range vms {
+		op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kindOf(vm), State: api.OpPlanned, Source: src.Name}
+		if op.Kind == api.OpNone {
+			op.Reason = fmt.Sprintf("vm is %s: only running or stopped VMs can be moved; it stays on %s", vm.State, src.Name)
+			in.Operations = append(in.Operations, op)
+			continue
+		}
+		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: op.Kind == api.OpLive, Source: src}
+		// A VM the TCG gate keeps from moving live (refuseUnsafeTCG) is
+		// one that cannot move live: the failure policy decides, and the
+		// plan says why up front.
+		dst, err := c.pick(others, p)
+		if err != nil && op.Kind == api.OpLive && in.Params.OnFailure == api.OnFailureCold {
+			p.Live = false
+			if d, cerr := scheduler.Pick(others, p); cerr == nil {
+				op.Reason = "cannot move live (" + err.Error() + "); cold, by policy"
+				op.Kind, dst, err = api.OpCold, d, nil
+			}
+		}
+		if err != nil {
+			op.Reason = fmt.Sprintf("%v — on failure %s: %s", err, in.Params.OnFailure, policyEffect(in.Params.OnFailure, src.Name))
+			in.Operations = append(in.Operations, op)
+			continue
+		}
+		op.Dest, op.Strategy = dst.Name, moveStrategy(op.Kind, vm)
+		op.PredictedMS = predictMove(op.Kind, vm, dst, in.Params.BandwidthMBps).Milliseconds()
+		in.Operations = append(in.Operations, op)
+		for i := range others { // the plan's own claim
+			if others[i].Name == dst.Name {
+				others[i].AllocatedCPUs += vm.Flavor.VCPUs
+				others[i].AllocatedMemoryMiB += vm.Flavor.MemoryMiB
+				if vm.Pool == api.PoolLocal {
+					others[i].AllocatedDiskMiB += vm.Flavor.DiskMiB
+				}
+			}
+		}
+	}
+	l := c.limitsFor(*in)
+	in.PredictedMS = drainMakespan(in.Operations, l).Milliseconds()
+	in.Notes = append(in.Notes,
+		fmt.Sprintf("host %s leaves scheduling at once; `godwit host enable %s` returns it", src.Name, src.Name),
+		fmt.Sprintf("at most %d moves out of %s at once, %d into each destination, %d in the cluster", l.perSource, src.Name, l.perDest, l.perCluster),
+		fmt.Sprintf("at most %d of them send memory at once: they share %s's link; the next prepares its destination meanwhile and waits for the link", l.transfers, src.Name),
+		fmt.Sprintf("predictions assume every byte of memory (and local disk) crosses at %s; idle guests move faster, busy ones slower", bandwidthText(in.Params.BandwidthMBps)))
+	if len(vms) == 0 {
+		in.Notes = append(in.Notes, "no VMs on "+src.Name+": the drain only takes it out of scheduling")
+	}
+	return nil
+}
+
+func policyEffect(policy, host string) string {
+	switch policy {
+	case api.OnFailureCold:
+		return "no host can take it cold either; it stays on " + host
+	case api.OnFailureStop:
+		return "it will be stopped on " + host
+	case api.OnFailureAbort:
+		return "the drain will stop here"
+	}
+	return "it stays on " + host
+}
+
+func bandwidthText(mbps int) string {
+	if mbps > 0 {
+		return fmt.Sprintf("%d MB/s", mbps)
+	}
+	return fmt.Sprintf("%d MiB/s (the default)", predictBandwidth>>20)
+}
+
+// execMigration runs one live or cold operation of an intent: it starts
+// the migration (or finds the one it started before a restart) and
+// follows it to its end.
+func (c *Service) execMigration(ctx context.Context, in api.Intent, i int) outcome {
+	op := in.Operations[i]
+	migID := op.MigrationID
+	if migID == "" {
+		migID = c.adoptMigration(ctx, in.ID, op)
+	}
+	if migID == "" {
+		vm, err := c.vmByName(ctx, op.VM)
+		switch {
+		case errors.Is(err, errs.ErrNotFound):
+			return outcome{state: api.OpSkipped, reason: "the vm was deleted"}
+		case err != nil:
+			return outcome{state: api.OpPending, reason: errOf("read vm", err)}
+		case vm.ID != op.VMID:
+			return outcome{state: api.OpSkipped, reason: "the vm was deleted (its name now belongs to another VM)"}
+		case vm.Host != op.Source:
+			return outcome{state: api.OpDone, dest: vm.Host, reason: "already moved to " + vm.Host}
+		case c.isBusy(vm.Name):
+			return outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
+		}
+		kind := op.Kind
+		if kind == api.OpLive && vm.State == api.VMStopped {
+			kind = api.OpCold // stopped since the plan: nothing to move live
+		}
+		src, err := c.store.Host(ctx, vm.Host)
+		if err != nil {
+			return outcome{state: api.OpPending, reason: errOf("read source host", err)}
+		}
+		m, out := c.startMove(ctx, in, op, vm, kind, src)
+		if out.state != "" {
+			return out
+		}
+		migID = m.ID
+		if err := c.setOp(ctx, in.ID, i, func(o *api.Operation) {
+			o.MigrationID, o.Dest, o.Kind, o.Reason = m.ID, m.Destination, m.Kind, ""
+			o.Strategy = moveStrategy(m.Kind, vm)
+		}); err != nil {
+			c.log.Error("record the operation's migration", "intent", in.ID, "vm", op.VM, "err", err)
+		}
+		if in.Kind == api.IntentDrain {
+			failpoint.Hit("drain/move-started") // migration recorded on the operation
+		}
+	}
+	m, err := c.waitMigration(ctx, migID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return outcome{state: api.OpRunning}
+		}
+		return outcome{state: api.OpFailed, reason: errOf("follow migration "+migID, err)}
+	}
+	if m.State == api.MigCompleted {
+		return outcome{state: api.OpDone, dest: m.Destination, strategy: m.Strategy}
+	}
+	if m.State == api.MigRolledBack && strings.HasPrefix(m.Reason, restartedPrefix) && op.Attempts < maxRestartRetries {
+		// Not the VM's failure: the controller died under it. Again.
+		return outcome{state: api.OpPending, reason: "retrying: migration " + m.ID + " was rolled back after a controller restart", clearMigration: true}
+	}
+	return outcome{state: api.OpFailed, reason: fmt.Sprintf("%s migration %s: %s", m.Kind, m.State, m.Reason)}
+}
+
+// startMove starts an operation's migration: the destination is picked
+// under the per-destination limit and the migration recorded there as one
+// step, so two operations never both take a destination's last slot. A
+// non-empty outcome means it did not start.
+func (c *Service) startMove(ctx context.Context, in api.Intent, op api.Operation, vm api.VM, kind string, src api.Host) (api.Migration, outcome) {
+	c.in.pickMu.Lock()
+	defer c.in.pickMu.Unlock()
+	dst, wait, err := op.Dest, "", error(nil)
+	if in.Kind != api.IntentResize { // a resize's move goes where the new size fits
+		dst, wait, err = c.pickDestination(ctx, vm, kind, src, c.limitsFor(in))
+	}
+	if err != nil {
+		return api.Migration{}, outcome{state: api.OpFailed, reason: err.Error()}
+	}
+	if wait != "" {
+		return api.Migration{}, outcome{state: api.OpPending, reason: wait}
+	}
+	req := api.MigrateRequest{Kind: kind, To: dst, BandwidthMBps: in.Params.BandwidthMBps, MaxDowntimeMS: in.Params.MaxDowntimeMS}
+	transfers := 0
+	if kind == api.KindLive {
+		req.Policy = in.Params.Policy
+		transfers = c.limitsFor(in).transfers
+	}
+	m, err := c.migrate(ctx, vm.Name, req, in.ID, transfers)
+	if err != nil {
+		if errors.Is(err, errs.ErrConflict) && c.isBusy(vm.Name) {
+			return api.Migration{}, outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
+		}
+		return api.Migration{}, outcome{state: api.OpFailed, reason: err.Error()}
+	}
+	return m, outcome{}
+}
+
+// adoptMigration finds the migration an operation started before the
+// controller restarted (between starting it and recording its id).
+func (c *Service) adoptMigration(ctx context.Context, intent string, op api.Operation) string {
+	ms, err := c.store.Migrations(ctx, store.MigrationFilter{VM: op.VM})
+	if err != nil {
+		return ""
+	}
+	for _, m := range ms { // newest first
+		// Started after this attempt began (the runner records the start
+		// first, on the same clock): an earlier attempt's is not adopted.
+		if m.Intent == intent && !m.CreatedAt.Before(op.StartedAt) {
+			return m.ID
+		}
+	}
+	return ""
+}
+
+// pickDestination chooses where an operation's VM goes: the scheduler's
+// choice among hosts that have not reached the per-destination limit.
+// An error means no host can take the VM at all; wait (non-empty) means
+// some could, but all of them are busy with other moves now.
+func (c *Service) pickDestination(ctx context.Context, vm api.VM, kind string, src api.Host, l limits) (dst, wait string, err error) {
+	hosts, err := c.hostsWithAllocations(ctx)
+	if err != nil {
+		return "", "waiting: " + err.Error(), nil
+	}
+	active, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
+	if err != nil {
+		return "", "waiting: " + err.Error(), nil
+	}
+	into := map[string]int{}
+	for _, m := range active {
+		into[m.Destination]++
+	}
+	p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: kind == api.OpLive, Source: src}
+	var others, free []api.Host
+	for _, h := range hosts {
+		if h.Name == src.Name {
+			continue
+		}
+		others = append(others, h)
+		if into[h.Name] < l.perDest {
+			free = append(free, h)
+		}
+	}
+	if _, err := c.pick(others, p); err != nil {
+		return "", "", err
+	}
+	h, err := c.pick(free, p)
+	if err != nil {
+		return "", fmt.Sprintf("waiting: every host that can take it is receiving %d move(s) already", l.perDest), nil
+	}
+	return h.Name, "", nil
+}
+
+// execStop shuts a VM down where it is (the drain policy "stop").
+func (c *Service) execStop(ctx context.Context, op api.Operation) outcome {
+	if c.isBusy(op.VM) {
+		return outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
+	}
+	if _, err := c.VMAction(ctx, op.VM, "stop", api.VMActionRequest{TimeoutSeconds: 60}); err != nil {
+		return outcome{state: api.OpFailed, reason: errOf("stop", err)}
+	}
+	return outcome{state: api.OpDone, reason: "stopped on " + op.Source + ", by policy (on-failure stop)"}
+}
+
+// PlanMigrate is a migrate request's dry run: the migration it would
+// start, with its kind (an empty kind resolved as Migrate does), the
+// destination the scheduler picks, the expected driver strategy and a
+// predicted duration. Nothing changes.
+func (c *Service) PlanMigrate(ctx context.Context, name string, req api.MigrateRequest) (api.Intent, error) {
+	if err := validateMigrate(req); err != nil {
+		return api.Intent{}, err
+	}
+	vm, err := c.vmByName(ctx, name)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	src, err := c.hostOf(ctx, vm)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	hosts, err := c.hostsWithAllocations(ctx)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	kind, auto := req.Kind, req.Kind == ""
+	if auto {
+		kind = api.OpCold
+		if vm.State == api.VMRunning {
+			kind = api.OpLive
+		}
+	}
+	if kind == api.OpLive && vm.State != api.VMRunning {
+		return api.Intent{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
+	}
+	pick := func(kind string) (api.Host, error) {
+		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: kind == api.OpLive, Source: src}
+		var cands []api.Host
+		for _, h := range hosts {
+			if h.Name != src.Name && (req.To == "" || h.Name == req.To) {
+				cands = append(cands, h)
+			}
+		}
+		if req.To != "" && len(cands) == 0 {
+			return api.Host{}, errs.Invalid("host %q not found, or it is the vm's own host; list hosts with: godwit host list", req.To)
+		}
+		return c.pick(cands, p)
+	}
+	var notes []string
+	dst, err := pick(kind)
+	if err != nil && auto && kind == api.OpLive && !c.cfg.NoColdFallback {
+		notes = append(notes, "cannot move live ("+err.Error()+"): cold instead")
+		kind = api.OpCold
+		dst, err = pick(kind)
+	}
+	if err != nil {
+		return api.Intent{}, err
+	}
+	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind, State: api.OpPlanned, Source: src.Name, Dest: dst.Name,
+		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, req.BandwidthMBps).Milliseconds()}
+	req.DryRun = false
+	return api.Intent{Kind: api.IntentMigrate, Target: vm.Name, State: api.IntentPlanned, Params: api.IntentParams{Migrate: &req},
+		Operations: []api.Operation{op}, PredictedMS: op.PredictedMS, Notes: notes}, nil
+}

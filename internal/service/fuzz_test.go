@@ -1,0 +1,32 @@
+package service
+
+import (
+	"testing"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/httpx"
+)
+
+// FuzzCreateVMRequest feeds arbitrary bodies to the create decoder and
+// validator: they may refuse anything, but never panic, and what they
+// accept is a valid request.
+func FuzzCreateVMRequest(f *testing.F) {
+	f.Add([]byte(`{"name":"web-1","image":"guest","flavor":{"vcpus":1,"memory_mib":256,"disk_mib":1024}}`))
+	f.Add([]byte(`{"name":"x","image":"g","flavor":{"vcpus":1,"memory_mib":64},"pool":"shared","start":false}`))
+	f.Add([]byte(`{"name":`))
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"flavor":{"vcpus":1e309}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req api.CreateVMRequest
+		if httpx.DecodeBytes(body, &req) != nil {
+			return
+		}
+		if validateCreate(&req) != nil {
+			return
+		}
+		if api.ValidateName("vm", req.Name) != nil || req.Flavor.VCPUs < 1 || req.Flavor.MemoryMiB < minMemoryMiB ||
+			(req.Pool != api.PoolLocal && req.Pool != api.PoolShared) {
+			t.Fatalf("accepted an invalid request: %+v", req)
+		}
+	})
+}

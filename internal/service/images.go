@@ -1,0 +1,228 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/httpx"
+)
+
+// imageStore keeps image files under dir/<name>/<role>. A file lands
+// there only complete and checksummed: uploads go to a temporary
+// directory renamed into place once the record is written.
+type imageStore struct {
+	dir string
+}
+
+func newImageStore(dir string) (*imageStore, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create image directory: %w", err)
+	}
+	// Leftovers of uploads interrupted by a crash.
+	tmps, _ := filepath.Glob(filepath.Join(dir, ".upload-*"))
+	for _, t := range tmps {
+		_ = os.RemoveAll(t)
+	}
+	return &imageStore{dir: dir}, nil
+}
+
+func (s *imageStore) path(name, role string) string { return filepath.Join(s.dir, name, role) }
+
+// File signatures checked at import, so a wrong file is refused at once
+// rather than failing at boot on some host later.
+var (
+	qcow2Magic = []byte("QFI\xfb")
+	bzImageHdr = []byte("HdrS") // at offset 0x202 of an x86 bzImage
+)
+
+func checkMagic(role string, head []byte) error {
+	switch role {
+	case api.RoleDisk:
+		if !bytes.HasPrefix(head, qcow2Magic) {
+			return errs.Invalid("disk file is not qcow2; convert it with: qemu-img convert -O qcow2 IN OUT.qcow2")
+		}
+	case api.RoleKernel:
+		if len(head) < 0x206 || !bytes.Equal(head[0x202:0x206], bzImageHdr) {
+			return errs.Invalid("kernel file is not an x86 bzImage (e.g. /boot/vmlinuz-*)")
+		}
+	}
+	return nil
+}
+
+// ImportImage stores the image uploaded in r.
+func (c *Service) ImportImage(ctx context.Context, contentType string, body io.Reader) (api.Image, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/form-data" {
+		return api.Image{}, errs.Invalid("upload an image as multipart/form-data with a meta part and kernel, initrd or disk files (godwit image import does this)")
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	part, err := mr.NextPart()
+	if err != nil || part.FormName() != "meta" {
+		return api.Image{}, errs.Invalid("the first part of an image upload must be the JSON \"meta\" part")
+	}
+	var meta api.ImportImageMeta
+	mb, _ := io.ReadAll(io.LimitReader(part, httpx.MaxBody))
+	if err := httpx.DecodeBytes(mb, &meta); err != nil {
+		return api.Image{}, err
+	}
+	if err := api.ValidateName("image", meta.Name); err != nil {
+		return api.Image{}, errs.Invalid("%v", err)
+	}
+	if len(meta.Cmdline) > maxCmdline {
+		return api.Image{}, errs.Invalid("cmdline is %d bytes; at most %d", len(meta.Cmdline), maxCmdline)
+	}
+	if _, err := c.store.Image(ctx, meta.Name); err == nil {
+		return api.Image{}, errs.Conflict("image %q already exists; delete it first or choose another name", meta.Name)
+	}
+
+	tmp, err := os.MkdirTemp(c.images.dir, ".upload-")
+	if err != nil {
+		return api.Image{}, err
+	}
+	defer os.RemoveAll(tmp) // a no-op after the rename below
+	im := api.Image{Name: meta.Name, Cmdline: meta.Cmdline, CreatedAt: time.Now().UTC()}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return api.Image{}, errs.Invalid("read upload: %v", err)
+		}
+		role := part.FormName()
+		if role != api.RoleKernel && role != api.RoleInitrd && role != api.RoleDisk {
+			return api.Image{}, errs.Invalid("unknown image part %q; use kernel, initrd or disk", role)
+		}
+		if _, dup := im.File(role); dup {
+			return api.Image{}, errs.Invalid("image part %q given twice", role)
+		}
+		f, err := saveFile(filepath.Join(tmp, role), role, part)
+		if err != nil {
+			return api.Image{}, err
+		}
+		im.Files = append(im.Files, f)
+	}
+	if im.Kind, err = imageKind(im); err != nil {
+		return api.Image{}, err
+	}
+	sort.Slice(im.Files, func(i, j int) bool { return im.Files[i].Role < im.Files[j].Role })
+	if err := c.store.CreateImage(ctx, im); err != nil {
+		return api.Image{}, err
+	}
+	if err := os.Rename(tmp, filepath.Join(c.images.dir, im.Name)); err != nil {
+		_ = c.store.DeleteImage(context.WithoutCancel(ctx), im.Name)
+		return api.Image{}, fmt.Errorf("store image files: %w", err)
+	}
+	c.log.Info("image imported", "image", im.Name, "kind", im.Kind)
+	return im, nil
+}
+
+func imageKind(im api.Image) (string, error) {
+	_, k := im.File(api.RoleKernel)
+	_, i := im.File(api.RoleInitrd)
+	_, d := im.File(api.RoleDisk)
+	switch {
+	case i && !k:
+		return "", errs.Invalid("an initrd needs a kernel; add --kernel")
+	case k && d:
+		return api.ImageKernelDisk, nil
+	case k:
+		return api.ImageKernel, nil
+	case d:
+		return api.ImageDisk, nil
+	}
+	return "", errs.Invalid("an image needs a kernel (with an optional initrd), a qcow2 disk, or both")
+}
+
+// saveFile streams one uploaded file to path, checking its signature and
+// computing its size and SHA-256.
+func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return api.ImageFile{}, err
+	}
+	defer f.Close()
+	head := make([]byte, 0x206)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return api.ImageFile{}, errs.Invalid("read %s: %v", role, err)
+	}
+	head = head[:n]
+	if n == 0 {
+		return api.ImageFile{}, errs.Invalid("%s file is empty", role)
+	}
+	if err := checkMagic(role, head); err != nil {
+		return api.ImageFile{}, err
+	}
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(f, h), io.MultiReader(bytes.NewReader(head), r))
+	if err != nil {
+		return api.ImageFile{}, errs.Invalid("upload of %s broke off: %v", role, err)
+	}
+	if err := f.Sync(); err != nil {
+		return api.ImageFile{}, err
+	}
+	return api.ImageFile{Role: role, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+func (c *Service) imageByName(ctx context.Context, name string) (api.Image, error) {
+	im, err := c.store.Image(ctx, name)
+	if errors.Is(err, errs.ErrNotFound) {
+		return api.Image{}, errs.NotFound("image %q not found; list images with: godwit image list", name)
+	}
+	return im, err
+}
+
+// Images lists the images.
+func (c *Service) Images(ctx context.Context) ([]api.Image, error) { return c.store.Images(ctx) }
+
+// Image returns one image, or a not-found error that says how to list them.
+func (c *Service) Image(ctx context.Context, name string) (api.Image, error) {
+	return c.imageByName(ctx, name)
+}
+
+// DeleteImage removes an image's record and its files.
+func (c *Service) DeleteImage(ctx context.Context, name string) error {
+	if _, err := c.imageByName(ctx, name); err != nil {
+		return err
+	}
+	if err := c.store.DeleteImage(ctx, name); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(c.images.dir, name)); err != nil {
+		c.log.Error("remove image files", "image", name, "err", err)
+	}
+	c.log.Info("image deleted", "image", name)
+	return nil
+}
+
+// OpenImageFile opens one file of an image (role kernel, initrd or disk)
+// for an agent to download; the caller closes it.
+func (c *Service) OpenImageFile(ctx context.Context, name, role string) (*os.File, api.Image, api.ImageFile, error) {
+	im, err := c.imageByName(ctx, name)
+	if err != nil {
+		return nil, im, api.ImageFile{}, err
+	}
+	ff, ok := im.File(role)
+	if !ok {
+		return nil, im, ff, errs.NotFound("image %q has no %s file", im.Name, role)
+	}
+	f, err := os.Open(c.images.path(im.Name, role))
+	if err != nil {
+		return nil, im, ff, fmt.Errorf("open image file: %w", err)
+	}
+	return f, im, ff, nil
+}

@@ -1,0 +1,494 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/failpoint"
+	"github.com/godwit/godwit/internal/store"
+)
+
+// An intent is what a user asked for (drain a host, evacuate it, resize a
+// VM, rebuild it) and the service operations it became. The record holds
+// everything the controller needs to go on: a runner reads it, starts
+// operations within the intent's limits, observes them, and writes each
+// change back before acting on it. A restarted controller starts a runner
+// for every intent that had not ended (resumeIntents), and the runner
+// picks up where the record says it was.
+//
+// Operations of kind live and cold are migrations: the runner starts them
+// through the same path as `godwit migrate` and follows their records;
+// the migration state machine (and its recovery) is theirs. Operations of
+// kind rebuild, resize and stop run in the controller, step by step, each
+// step idempotent so that a resumed runner can repeat it.
+
+// intentTick is how often a runner looks at its operations; an
+// operation's end also wakes it at once.
+const intentTick = 250 * time.Millisecond
+
+// followTick is how often an operation reads its migration's record: its
+// end frees a slot for the next move, so it is seen soon.
+const followTick = 100 * time.Millisecond
+
+// intents tracks the runners and operations alive in this process, so a
+// resumed or re-triggered runner never doubles them.
+type intents struct {
+	mu      sync.Mutex
+	runners map[string]bool
+	ops     map[string]bool // intent id + "/" + vm
+	wake    map[string]chan struct{}
+
+	// pickMu makes "choose a destination under the per-destination
+	// limit, then record the migration there" one step for all intents.
+	pickMu sync.Mutex
+}
+
+// CancelIntent stops an intent from starting further operations. Running
+// migrations finish, or with AbortRunning are aborted and roll back; the
+// runner records the end.
+func (c *Service) CancelIntent(ctx context.Context, id string, req api.CancelIntentRequest) (api.Intent, error) {
+	in, err := c.store.UpdateIntent(ctx, id, func(in *api.Intent) error {
+		if api.FinalIntent(in.State) {
+			return errs.Conflict("intent %s already ended (%s); nothing to cancel", id, in.State)
+		}
+		in.State = api.IntentCancelling
+		if !in.Stopped {
+			in.Reason = "cancelled on request"
+		}
+		if req.AbortRunning {
+			in.Params.AbortRunning = true
+		}
+		return nil
+	})
+	if err != nil {
+		return api.Intent{}, err
+	}
+	c.log.Info("intent cancel requested", "intent", id, "kind", in.Kind, "target", in.Target, "abort_running", req.AbortRunning)
+	return in, nil
+}
+
+// startIntent persists a new intent and starts its runner.
+func (c *Service) startIntent(ctx context.Context, in api.Intent) (api.Intent, error) {
+	now := time.Now().UTC()
+	in.ID, in.State, in.CreatedAt, in.UpdatedAt = newUUID(), api.IntentRunning, now, now
+	for i := range in.Operations {
+		if in.Operations[i].State == api.OpPlanned {
+			in.Operations[i].State = api.OpPending
+		}
+	}
+	if err := c.store.CreateIntent(ctx, in); err != nil {
+		return api.Intent{}, err
+	}
+	c.log.Info("intent started", "intent", in.ID, "kind", in.Kind, "target", in.Target, "operations", len(in.Operations))
+	failpoint.Hit(in.Kind + "/after-plan") // persisted, nothing done yet
+	go c.runIntent(context.WithoutCancel(ctx), in.ID)
+	return in, nil
+}
+
+// resumeIntents starts a runner for every intent a previous controller
+// left unfinished.
+func (c *Service) resumeIntents(ctx context.Context) {
+	ins, err := c.store.Intents(ctx, store.IntentFilter{Active: true})
+	if err != nil {
+		c.log.Error("list unfinished intents", "err", err)
+		return
+	}
+	for _, in := range ins {
+		c.log.Info("resuming intent", "intent", in.ID, "kind", in.Kind, "target", in.Target, "state", in.State)
+		go c.runIntent(ctx, in.ID)
+	}
+}
+
+// runIntent drives one intent until it ends: each tick it starts the
+// operations its limits allow and finishes the intent when none is left.
+func (c *Service) runIntent(ctx context.Context, id string) {
+	c.in.mu.Lock()
+	if c.in.runners[id] {
+		c.in.mu.Unlock()
+		return
+	}
+	c.in.runners[id] = true
+	wake := make(chan struct{}, 1)
+	c.in.wake[id] = wake
+	c.in.mu.Unlock()
+	defer func() {
+		c.in.mu.Lock()
+		delete(c.in.runners, id)
+		delete(c.in.wake, id)
+		c.in.mu.Unlock()
+	}()
+	log := c.log.With("intent", id)
+	tick := time.NewTicker(intentTick)
+	defer tick.Stop()
+	for {
+		in, err := c.store.Intent(ctx, id)
+		if err != nil {
+			log.Error("read intent", "err", err)
+		} else if api.FinalIntent(in.State) {
+			return
+		} else if err := c.stepIntent(ctx, in); err != nil {
+			log.Error("intent step", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-wake:
+		}
+	}
+}
+
+// wakeRunner makes an intent's runner look at it now.
+func (c *Service) wakeRunner(id string) {
+	c.in.mu.Lock()
+	defer c.in.mu.Unlock()
+	select {
+	case c.in.wake[id] <- struct{}{}:
+	default: // it will look anyway
+	}
+}
+
+// stepIntent is one look at an intent: start what may start, end it when
+// nothing is left.
+func (c *Service) stepIntent(ctx context.Context, in api.Intent) error {
+	running, pending := 0, 0
+	for i, op := range in.Operations {
+		switch op.State {
+		case api.OpRunning:
+			running++
+			c.launchOp(ctx, in, i) // after a restart: pick it up again
+			if in.State == api.IntentCancelling && in.Params.AbortRunning && op.MigrationID != "" {
+				c.abortForIntent(ctx, op.MigrationID)
+			}
+		case api.OpPending:
+			pending++
+		}
+	}
+	if in.State == api.IntentCancelling {
+		if running > 0 {
+			return nil
+		}
+		_, err := c.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
+			for i := range in.Operations {
+				if in.Operations[i].State == api.OpPending {
+					in.Operations[i].State, in.Operations[i].Reason = api.OpCancelled, "the intent was cancelled before it started"
+				}
+			}
+			return c.finishIntent(in, api.IntentCancelled)
+		})
+		return err
+	}
+	if pending == 0 && running == 0 {
+		_, err := c.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error { return c.finishIntent(in, "") })
+		return err
+	}
+	limits := c.limitsFor(in)
+	for i, op := range in.Operations {
+		if op.State != api.OpPending {
+			continue
+		}
+		if running >= limits.perIntent {
+			break
+		}
+		if ok, err := c.mayStart(ctx, in, op, limits); err != nil || !ok {
+			continue
+		}
+		now := time.Now().UTC()
+		// The next mayStart sees this operation running (and, under a
+		// link limit, still preparing).
+		updated, err := c.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
+			o := &in.Operations[i]
+			if o.State != api.OpPending || in.State != api.IntentRunning {
+				return errs.Conflict("operation changed under the runner")
+			}
+			o.State, o.StartedAt, o.Attempts = api.OpRunning, now, o.Attempts+1
+			return nil
+		})
+		if err != nil {
+			continue
+		}
+		in = updated
+		running++
+		c.launchOp(ctx, in, i)
+	}
+	return nil
+}
+
+// finishIntent sets an intent's final state from its operations (or to
+// state when given) — called inside an UpdateIntent.
+func (c *Service) finishIntent(in *api.Intent, state string) error {
+	if state == "" {
+		state = api.IntentCompleted
+		for _, op := range in.Operations {
+			if op.State == api.OpSkipped || op.State == api.OpFailed || op.State == api.OpCancelled {
+				if state == api.IntentCompleted {
+					state = api.IntentPartial
+				}
+			}
+		}
+		if state == api.IntentPartial && in.Reason == "" {
+			in.Reason = "some operations were skipped or failed; see each operation's reason"
+		}
+	}
+	if in.Stopped {
+		state = api.IntentFailed
+	}
+	in.State, in.FinishedAt = state, time.Now().UTC()
+	c.log.Info("intent ended", "intent", in.ID, "kind", in.Kind, "target", in.Target, "state", state)
+	return nil
+}
+
+// launchOp runs operation i of an intent in the background, unless this
+// process already runs it.
+func (c *Service) launchOp(ctx context.Context, in api.Intent, i int) {
+	op := in.Operations[i]
+	key := in.ID + "/" + op.VM
+	c.in.mu.Lock()
+	if c.in.ops[key] {
+		c.in.mu.Unlock()
+		return
+	}
+	c.in.ops[key] = true
+	c.in.mu.Unlock()
+	go func() {
+		defer func() {
+			c.in.mu.Lock()
+			delete(c.in.ops, key)
+			c.in.mu.Unlock()
+		}()
+		var out outcome
+		switch op.Kind {
+		case api.OpLive, api.OpCold:
+			out = c.execMigration(ctx, in, i)
+		case api.OpStop:
+			out = c.execStop(ctx, op)
+		case api.OpRebuild:
+			out = c.execRebuild(ctx, in, i)
+		case api.OpResize:
+			out = c.execResize(ctx, in, i)
+		default:
+			out = outcome{state: api.OpSkipped, reason: op.Reason}
+		}
+		c.recordOutcome(ctx, in.ID, i, out)
+	}()
+}
+
+// outcome is how an operation ended; state pending puts it back in the
+// queue (it could not start yet: its VM was busy, or every destination
+// was at its limit).
+type outcome struct {
+	state, reason  string
+	dest, strategy string
+	migrationID    string
+	clearMigration bool // a retry: the next attempt starts a new migration
+}
+
+// maxRestartRetries bounds how often an operation whose migration a
+// controller restart rolled back is tried again.
+const maxRestartRetries = 3
+
+// recordOutcome writes an operation's end and applies the intent's
+// failure policy to a failed one.
+func (c *Service) recordOutcome(ctx context.Context, id string, i int, out outcome) {
+	if out.state == api.OpRunning {
+		return // the controller is stopping; a resumed runner goes on
+	}
+	kind := ""
+	_, err := c.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
+		kind = in.Kind
+		o := &in.Operations[i]
+		if out.state == api.OpPending {
+			o.State = api.OpPending
+			if out.clearMigration {
+				o.MigrationID = ""
+			} else {
+				o.Attempts = max(o.Attempts-1, 0)
+			}
+			if out.reason != "" {
+				o.Reason = out.reason
+			}
+			return nil
+		}
+		o.State, o.Reason, o.FinishedAt = out.state, out.reason, time.Now().UTC()
+		if out.dest != "" {
+			o.Dest = out.dest
+		}
+		if out.strategy != "" {
+			o.Strategy = out.strategy
+		}
+		if out.state != api.OpFailed || in.Kind != api.IntentDrain {
+			return nil
+		}
+		switch in.Params.OnFailure {
+		case api.OnFailureCold:
+			if o.Kind == api.OpLive {
+				o.Kind, o.State, o.MigrationID, o.Strategy = api.OpCold, api.OpPending, "", ""
+				o.Reason = "live migration failed (" + out.reason + "); trying cold, by policy"
+			} else {
+				o.State = api.OpFailed
+			}
+		case api.OnFailureStop:
+			o.Kind, o.State, o.MigrationID = api.OpStop, api.OpPending, ""
+			o.Reason = "migration failed (" + out.reason + "); stopping it where it is, by policy"
+		case api.OnFailureAbort:
+			in.State, in.Stopped, o.State = api.IntentCancelling, true, api.OpFailed
+			in.Reason = "vm " + o.VM + " could not move (" + out.reason + "); the drain stops, by policy (on-failure abort)"
+		default: // skip
+			o.State = api.OpSkipped
+			o.Reason = "could not move (" + out.reason + "); left running on " + o.Source + ", by policy (on-failure skip)"
+		}
+		return nil
+	})
+	if err != nil {
+		c.log.Error("record operation outcome", "intent", id, "err", err)
+	} else if kind == api.IntentDrain && out.state == api.OpDone {
+		failpoint.Hit("drain/move-done") // recorded done, before the next
+	}
+	c.wakeRunner(id)
+}
+
+// limits are the concurrency limits an intent runs under.
+type limits struct {
+	perIntent, perSource, perDest, perCluster int
+	// transfers bounds the live moves of a drain that send memory out
+	// of the source at once (0: no bound, for other intents).
+	transfers int
+}
+
+// Default drain concurrency (docs/intents.md says why): two moves out of
+// the draining host at once, of which one sends memory while the next
+// prepares its destination; one into each destination, four in the
+// cluster.
+const (
+	defaultMaxPerSource          = 2
+	defaultMaxTransfersPerSource = 1
+	defaultMaxPerDest            = 1
+	defaultMaxPerCluster         = 4
+)
+
+func (c *Service) limitsFor(in api.Intent) limits {
+	l := limits{perSource: in.Params.MaxPerSource, perDest: in.Params.MaxPerDest, perCluster: in.Params.MaxPerCluster}
+	if l.perSource == 0 {
+		l.perSource = defaultMaxPerSource
+	}
+	if in.Kind == api.IntentDrain {
+		l.transfers = in.Params.MaxTransfersPerSource
+		if l.transfers == 0 {
+			l.transfers = min(defaultMaxTransfersPerSource, l.perSource)
+		}
+	}
+	if l.perDest == 0 {
+		l.perDest = defaultMaxPerDest
+	}
+	if l.perCluster == 0 {
+		l.perCluster = defaultMaxPerCluster
+	}
+	switch in.Kind {
+	case api.IntentDrain:
+		l.perIntent = min(l.perSource, l.perCluster)
+	case api.IntentEvacuate:
+		l.perIntent = l.perCluster
+	default: // a resize's move, then the resize: in order
+		l.perIntent = 1
+	}
+	return l
+}
+
+// mayStart says whether a pending operation may start now under the
+// cluster-wide limits: migrations in flight anywhere count, not only the
+// intent's own.
+func (c *Service) mayStart(ctx context.Context, in api.Intent, op api.Operation, l limits) (bool, error) {
+	if op.Kind != api.OpLive && op.Kind != api.OpCold {
+		return true, nil
+	}
+	active, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
+	if err != nil {
+		return false, err
+	}
+	fromSource, preparing := 0, 0
+	for _, o := range in.Operations {
+		if o.State == api.OpRunning && o.Source == op.Source && o.MigrationID == "" && (o.Kind == api.OpLive || o.Kind == api.OpCold) {
+			preparing++ // started, its migration not recorded yet
+		}
+	}
+	for _, m := range active {
+		if m.Source == op.Source {
+			fromSource++
+			if preparingMigration(m.State) {
+				preparing++
+			}
+		}
+	}
+	// Under a link limit (a drain) one move out of the source prepares
+	// at a time: the next prepares while the one before it sends, and
+	// the first, on the drain's critical path, does not share the
+	// machine with a second start of QEMU (docs/migration-tuning.md).
+	if l.transfers > 0 && preparing > 0 {
+		return false, nil
+	}
+	return len(active) < l.perCluster && fromSource < l.perSource, nil
+}
+
+// preparingMigration: the move has not reached its source's link yet.
+func preparingMigration(state string) bool {
+	switch state {
+	case api.MigQueued, api.MigScheduling, api.MigPreparing:
+		return true
+	}
+	return false
+}
+
+// abortForIntent aborts a running migration of a cancelled intent.
+func (c *Service) abortForIntent(ctx context.Context, migrationID string) {
+	if _, err := c.AbortMigration(ctx, migrationID); err != nil && !errors.Is(err, errs.ErrConflict) {
+		c.log.Warn("abort migration of a cancelled intent", "op", migrationID, "err", err)
+	}
+}
+
+// waitMigration follows a migration's record until it ends.
+func (c *Service) waitMigration(ctx context.Context, id string) (api.Migration, error) {
+	tick := time.NewTicker(followTick)
+	defer tick.Stop()
+	for {
+		m, err := c.store.Migration(ctx, id)
+		if err != nil {
+			return m, err
+		}
+		if finalMigration(m.State) {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return m, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// setOp persists a change to operation i of an intent.
+func (c *Service) setOp(ctx context.Context, id string, i int, fn func(*api.Operation)) error {
+	_, err := c.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
+		fn(&in.Operations[i])
+		return nil
+	})
+	return err
+}
+
+// errOf formats an error for an operation's reason.
+func errOf(what string, err error) string { return fmt.Sprintf("%s: %v", what, err) }
+
+// Intents lists intents, on one target or only those under way when the
+// filter says.
+func (c *Service) Intents(ctx context.Context, f store.IntentFilter) ([]api.Intent, error) {
+	return c.store.Intents(ctx, f)
+}
+
+// Intent returns one intent's record.
+func (c *Service) Intent(ctx context.Context, id string) (api.Intent, error) {
+	return c.store.Intent(ctx, id)
+}

@@ -1,0 +1,367 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/failpoint"
+	"github.com/godwit/godwit/internal/hostapi"
+)
+
+// pollInterval is how often a running migration's progress is read.
+const pollInterval = 250 * time.Millisecond
+
+// linkPollInterval is how often it is read while another move waits for
+// the source's link.
+const linkPollInterval = 50 * time.Millisecond
+
+// rollback collects undo steps as a multi-step operation goes; on failure
+// they run in reverse. Each step is idempotent.
+type rollback struct {
+	steps []func(context.Context) error
+	names []string
+}
+
+func (r *rollback) add(name string, f func(context.Context) error) {
+	r.steps, r.names = append(r.steps, f), append(r.names, name)
+}
+
+// run undoes what was done, on a fresh context (the operation's may be
+// what was cancelled), waiting up to outage for an unreachable agent, and
+// reports the steps that failed.
+func (r *rollback) run(ctx context.Context, outage time.Duration, log *slog.Logger) error {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	var errs []error
+	for i := len(r.steps) - 1; i >= 0; i-- {
+		if err := waitUnavailable(uctx, outage, r.steps[i]); err != nil {
+			log.Error("rollback step failed", "step", r.names[i], "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", r.names[i], err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runLive is a live migration, start to end. What happens, in order:
+//
+//	preparing       the destination defines the VM and waits for it (QEMU -incoming)
+//	waiting-for-link  (a drain's move, only while another transfer leaves the
+//	                source) prepared, it waits for the source's link (link.go)
+//	transferring    the source sends memory (pre-copy) while the guest runs
+//	switching-over  the source pauses for the last pages; the destination resumes the guest
+//	finishing       the VM record moves to the destination; the source releases its process
+//
+// A local disk moves with the memory: the destination exports an empty
+// disk over NBD, the source mirrors into it, memory moves once the mirror
+// is in sync, and both switch over together (block-copy strategy).
+//
+// Each state is persisted before its step. On failure or abort before the
+// switch-over, the source cancels, the destination's copy is removed, and
+// the VM runs on the source as before; after it, the VM runs on the
+// destination and the source's copy is removed. If the destination fails
+// to resume the guest, where the guest may run is asked, not assumed
+// (switchover.go).
+//
+// transfers, when positive, is how many transfers may leave the source at
+// once: the link is taken after the destination is prepared and given up
+// the moment the source has sent everything, before the switch-over.
+func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host, transfers int) {
+	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
+	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
+	var rb rollback
+	fail := c.failure(ctx, m.ID, log, &rb)
+	im, err := c.store.Image(ctx, vm.Image)
+	if err != nil {
+		fail(fmt.Errorf("image %s: %w", vm.Image, err))
+		return
+	}
+
+	failpoint.Hit("live/after-scheduling")
+	if _, err := c.advance(ctx, m.ID, api.MigPreparing, ""); err != nil {
+		fail(err)
+		return
+	}
+	// A local disk is copied (block migration): the destination's copy is
+	// deleted on failure, the source's after success. A shared disk stays.
+	local := vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0
+	dropDst, dropSrc := dstA.Release, srcA.Release
+	if local {
+		dropDst, dropSrc = dstA.DeleteVM, srcA.DeleteVM
+	}
+	rb.add("remove the destination's copy", func(ctx context.Context) error { return dropDst(ctx, vm.ID) })
+	spec := agentSpec(vm, im, false) // the source's sizes and ceilings: the same devices on both ends
+	spec.PostCopy = m.PostCopy
+	in, err := dstA.PrepareIncoming(ctx, spec)
+	if err != nil {
+		fail(fmt.Errorf("prepare %s: %w", dst.Name, err))
+		return
+	}
+
+	failpoint.Hit("live/after-prepare")
+	if transfers > 0 {
+		if c.link.busy(src.Name, transfers) {
+			if _, err := c.advance(ctx, m.ID, api.MigWaitingLink, ""); err != nil {
+				fail(err)
+				return
+			}
+			failpoint.Hit("live/waiting-for-link") // prepared, another move sends
+		}
+		if err := c.link.acquire(ctx, src.Name, transfers); err != nil {
+			fail(fmt.Errorf("wait for %s's link: %w", src.Name, err))
+			return
+		}
+	}
+	var linkOnce sync.Once
+	freeLink := func() {
+		if transfers > 0 {
+			linkOnce.Do(func() { c.link.release(src.Name) })
+		}
+	}
+	defer freeLink()
+	if _, err := c.advance(ctx, m.ID, api.MigTransferring, ""); err != nil {
+		freeLink()
+		fail(err)
+		return
+	}
+	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
+	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, PostCopyPreempt: in.PostCopyPreempt, MaxDowntimeMS: m.MaxDowntimeMS,
+		BandwidthMBps: m.BandwidthMBps, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy}); err != nil {
+		freeLink()
+		fail(fmt.Errorf("start on %s: %w", src.Name, err))
+		return
+	}
+	failpoint.Hit("live/mid-transfer")
+	final, err := c.watchTransfer(ctx, m.ID, srcA, vm.ID, src.Name)
+	var split *postCopySplit
+	if errors.As(err, &split) {
+		// Past the switch to post-copy nothing can be undone: the guest's
+		// newest state is on the destination, part of its memory still on
+		// the source. Both copies are kept as they are.
+		freeLink()
+		log.Error("migration failed after the switch to post-copy; both copies kept", "err", err)
+		c.advance(context.WithoutCancel(ctx), m.ID, api.MigNeedsAttention, split.reason(src.Name, dst.Name))
+		return
+	}
+	if err != nil {
+		freeLink() // the source stopped sending; its rollback needs no link
+		fail(err)
+		return
+	}
+
+	// From here the source's guest is paused with nothing left to send:
+	// no undo step applies blindly. Should the destination fail to resume
+	// it, switchOverFailed asks whether it ran there.
+	rb = rollback{}
+	if _, err := c.advance(ctx, m.ID, api.MigSwitchingOver, ""); err != nil {
+		log.Error("record switch-over", "err", err)
+	}
+	freeLink() // the source sent everything: the next move sends now
+	fctx := context.WithoutCancel(ctx)
+	failpoint.Hit("live/switch-over")
+	var rep hostapi.VMReport
+	err = c.whileUnavailable(fctx, func(ctx context.Context) (err error) { rep, err = dstA.CompleteIncoming(ctx, vm.ID); return err })
+	if err != nil {
+		var ran bool
+		rep, ran = c.switchOverFailed(fctx, log, liveMove{id: m.ID, vm: vm, src: src.Name, dst: dst.Name, srcA: srcA, dstA: dstA,
+			dropDst: dropDst, postCopy: strings.Contains(final.Strategy, "post-copy")}, err)
+		if !ran {
+			return
+		}
+	}
+	if _, err := c.advance(fctx, m.ID, api.MigFinishing, ""); err != nil {
+		log.Error("record finishing", "err", err)
+	}
+	// The VM is recorded on the destination before the migration ends:
+	// hostsWithAllocations relies on that order to never lose its claim.
+	state, reason, pid := observed(rep)
+	if _, err := c.store.UpdateVM(fctx, vm.Name, func(v *api.VM) error {
+		v.Host, v.PID, v.State, v.StateReason = dst.Name, pid, state, reason
+		return nil
+	}); err != nil {
+		// Nothing to roll back: the guest runs on the destination.
+		log.Error("record the vm on the destination", "err", err)
+		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but recording it there failed: "+err.Error()+"; its paused copy on "+src.Name+" is kept and must not be resumed")
+		return
+	}
+	failpoint.Hit("live/before-source-cleanup")
+	// Waiting out a restarting agent, as for the cold move's cleanup.
+	if err := c.whileUnavailable(fctx, func(ctx context.Context) error { return dropSrc(ctx, vm.ID) }); err != nil {
+		// The VM runs on the destination; the paused source copy is left.
+		log.Error("release the source copy", "err", err)
+		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its paused copy on "+src.Name+" could not be removed: "+err.Error())
+		return
+	}
+	c.store.UpdateMigration(fctx, m.ID, func(mm *api.Migration) error {
+		mm.Strategy = final.Strategy
+		mm.Progress.DowntimeMS, mm.Progress.TotalTimeMS = final.DowntimeMS, final.TotalTimeMS
+		mm.Progress.MemoryRemaining, mm.Progress.ETAMS = 0, 0
+		return nil
+	})
+	if _, err := c.advance(fctx, m.ID, api.MigCompleted, ""); err != nil {
+		log.Error("record completion", "err", err)
+	}
+	log.Info("live migration completed", "downtime_ms", final.DowntimeMS, "total_ms", final.TotalTimeMS)
+}
+
+// failure returns a migration's failure path: undo what was done, then
+// record how it ended — rolled back, cancelled (ctx was, by an abort), or
+// needing attention when the undo itself failed.
+func (c *Service) failure(ctx context.Context, id string, log *slog.Logger, rb *rollback) func(error) {
+	return func(err error) {
+		state := api.MigRolledBack
+		if ctx.Err() != nil {
+			state, err = api.MigCancelled, errors.New("aborted on request")
+		}
+		if rerr := rb.run(ctx, c.cfg.AgentOutage, log); rerr != nil {
+			state, err = api.MigNeedsAttention, fmt.Errorf("%v; rollback failed: %v", err, rerr)
+		}
+		log.Warn("migration failed", "state", state, "err", err)
+		if _, uerr := c.advance(ctx, id, state, err.Error()); uerr != nil {
+			log.Error("record migration failure", "err", uerr)
+		}
+	}
+}
+
+// watchTransfer polls the source until the migration completes, recording
+// progress; it returns the final status, or an error when the migration
+// failed, was cancelled, or ctx was (abort).
+//
+// While another move waits for the source's link it polls more often, so
+// the link passes on soon after the transfer ends.
+func (c *Service) watchTransfer(ctx context.Context, id string, srcA *hostapi.Agent, vmID, source string) (hostapi.MigrationStatus, error) {
+	var stall stallWatch
+	for {
+		wait := pollInterval
+		if c.link.waiting(source) {
+			wait = linkPollInterval
+		}
+		select {
+		case <-ctx.Done():
+			return hostapi.MigrationStatus{}, ctx.Err()
+		case <-time.After(wait):
+		}
+		var st hostapi.MigrationStatus
+		err := c.whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = srcA.MigrationStatus(ctx, vmID); return err })
+		if err != nil {
+			return st, fmt.Errorf("read migration status: %w", err)
+		}
+		c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+			m.Strategy = st.Strategy
+			m.Progress = progress(st)
+			if st.Convergence != nil {
+				m.Convergence = st.Convergence
+			}
+			m.Decisions = mergeDecisions(m.Decisions, st.Decisions)
+			return nil
+		})
+		if stall.stalled(time.Now(), st.MemoryTransferred+st.DiskTransferred) && st.Status == "active" && !strings.Contains(st.Strategy, "post-copy") {
+			return st, fmt.Errorf("nothing moved for %s: the migration link is cut or stalled", stallTimeout)
+		}
+		postCopy := strings.Contains(st.Strategy, "post-copy")
+		switch {
+		case st.Status == driver.MigrationPostCopyPaused, postCopy && st.Status == driver.MigrationFailed:
+			return st, &postCopySplit{status: st.Status, err: st.Error}
+		}
+		switch st.Status {
+		case "completed":
+			return st, nil
+		case "failed", "cancelled", "none":
+			reason := st.Error
+			switch {
+			case reason != "":
+			case st.Status == "none":
+				reason = "the source has no outgoing migration any more (its agent restarted and lost it)"
+			default:
+				reason = "migration " + st.Status + " on the source"
+			}
+			return st, errors.New(reason)
+		}
+	}
+}
+
+func progress(st hostapi.MigrationStatus) api.MigrationProgress {
+	p := api.MigrationProgress{
+		MemoryTotal: st.MemoryTotal, MemoryTransferred: st.MemoryTransferred, MemoryRemaining: st.MemoryRemaining,
+		MemoryZero: st.MemoryZero, DiskTotal: st.DiskTotal, DiskTransferred: st.DiskTransferred,
+		DirtyRate: st.DirtyRate, Throughput: st.Throughput, Pass: st.Pass,
+		ExpectedDowntimeMS: st.ExpectedDowntimeMS, DowntimeMS: st.DowntimeMS, TotalTimeMS: st.TotalTimeMS,
+	}
+	// Remaining memory plus what the guest dirties meanwhile, at the
+	// throughput seen: a lower bound while pre-copy converges.
+	if net := st.Throughput - float64(st.DirtyRate); net > 0 {
+		p.ETAMS = int64(float64(st.MemoryRemaining) / net * 1000)
+	}
+	return p
+}
+
+// mergeDecisions adds the driver's decisions (the convergence engine's
+// choices and switches) to the migration's own, once each.
+func mergeDecisions(have, from []api.Decision) []api.Decision {
+	for _, d := range from {
+		seen := false
+		for _, h := range have {
+			if h.At.Equal(d.At) && h.Action == d.Action {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			have = append(have, d)
+		}
+	}
+	return have
+}
+
+// postCopySplit is a live move that failed after its switch to post-copy
+// (the link cut, QEMU's postcopy-paused; or a failure of either end):
+// the guest runs on the destination, some of its memory is still only
+// on the source, and no rollback applies.
+type postCopySplit struct {
+	status, err string // the source's migration status and QEMU's error
+}
+
+func (e *postCopySplit) Error() string {
+	return fmt.Sprintf("migration %s after the switch to post-copy: %s", e.status, e.err)
+}
+
+// reason is what the migration record says, and what to do.
+func (e *postCopySplit) reason(src, dst string) string {
+	return fmt.Sprintf("the migration failed after the switch to post-copy (source: %s; %s). The guest's newest state is on %s and part of its memory "+
+		"is still only on %s: neither copy alone is the vm, so nothing was rolled back and both are kept. The copy on %s must never be resumed. "+
+		"If the link or the hosts recover, QEMU can resume the transfer (postcopy recovery: migrate-recover on %s, migrate with resume on %s; "+
+		"godwit does not do this by itself yet); otherwise the vm is lost and must be rebuilt from its disk (godwit rebuild)",
+		e.status, e.err, dst, src, src, dst, src)
+}
+
+// cancelOnSource cancels an outgoing migration and waits until the source
+// says it is over, so the guest is known to run there again.
+func (c *Service) cancelOnSource(ctx context.Context, srcA *hostapi.Agent, vmID string) error {
+	st, err := srcA.MigrationStatus(ctx, vmID)
+	if err == nil && st.Status != "active" {
+		return nil
+	}
+	if err := srcA.CancelMigration(ctx, vmID); err != nil {
+		return err
+	}
+	for {
+		st, err := srcA.MigrationStatus(ctx, vmID)
+		if err != nil {
+			return err
+		}
+		if st.Status != "active" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

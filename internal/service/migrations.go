@@ -1,0 +1,349 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/scheduler"
+	"github.com/godwit/godwit/internal/store"
+)
+
+// Limits on per-migration tuning.
+const (
+	maxDowntimeLimitMS = 60_000
+	maxBandwidthMBps   = 100_000
+)
+
+func validateMigrate(req api.MigrateRequest) error {
+	switch req.Kind {
+	case api.KindLive, api.KindCold:
+	case "": // live if it can, else cold
+	default:
+		return errs.Invalid("kind %q is unknown; use live or cold", req.Kind)
+	}
+	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > maxDowntimeLimitMS {
+		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", maxDowntimeLimitMS)
+	}
+	if req.Kind == api.KindCold && (req.PostCopy || req.AutoConverge) {
+		return errs.Invalid("post_copy and auto_converge tune live migrations; a cold migration moves a stopped VM")
+	}
+	if req.BandwidthMBps < 0 || req.BandwidthMBps > maxBandwidthMBps {
+		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", maxBandwidthMBps)
+	}
+	return validatePolicy(req.Kind, req.Policy, req.PostCopy, req.NoPostCopy)
+}
+
+// validatePolicy checks a live migration's convergence policy.
+func validatePolicy(kind, policy string, postCopy, noPostCopy bool) error {
+	if policy != "" && !slices.Contains(api.Policies, policy) {
+		return errs.Invalid("policy %q is unknown; use one of %s", policy, strings.Join(api.Policies, ", "))
+	}
+	if kind == api.KindCold && (policy != "" || noPostCopy) {
+		return errs.Invalid("policy and no_post_copy tune live migrations; a cold migration moves a stopped VM")
+	}
+	if noPostCopy && (postCopy || policy == api.PolicyPostCopy) {
+		return errs.Invalid("no_post_copy contradicts post_copy (or policy post-copy); ask for one")
+	}
+	return nil
+}
+
+// postCopyFor decides whether a live migration between hosts may switch
+// to post-copy: asked for explicitly (post_copy, or the post-copy policy),
+// it must be possible or the request is refused; under the auto policy it
+// is permitted wherever it is possible and neither the cluster nor the
+// request forbids it. It is not possible with a block copy of a local
+// disk, nor where a host's driver does not offer it (driver capability
+// PostCopy: under TCG only from QEMU 9.0, docs/migration.md). Before a
+// destination is chosen, hosts is the source alone.
+func (c *Service) postCopyFor(vm api.VM, req api.MigrateRequest, hosts ...api.Host) (bool, error) {
+	explicit := req.PostCopy || req.Policy == api.PolicyPostCopy
+	auto := req.Policy == "" || req.Policy == api.PolicyAuto
+	var why string
+	if vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0 {
+		why = fmt.Sprintf("vm %q has a local disk, copied by block mirror; post-copy with a block copy is not supported (drop post_copy, or use the shared pool)", vm.Name)
+	}
+	for _, h := range hosts {
+		switch {
+		case why != "" || h.PostCopy:
+		case h.Accelerator == driver.AccelTCG:
+			why = fmt.Sprintf("host %s does not offer post-copy: it runs TCG on QEMU %s, and post-copy under TCG needs QEMU %s or later; force-complete will pause the guest instead",
+				h.Name, cmp.Or(h.QEMUVersion, "of unknown version"), driver.TCGMigrationSafeQEMU)
+		default:
+			why = fmt.Sprintf("host %s does not offer post-copy (its agent reports no support; an old agent does not report it: upgrade it); force-complete will pause the guest instead", h.Name)
+		}
+	}
+	switch {
+	case explicit && why != "":
+		return false, errs.NotSupported("%s", why)
+	case explicit:
+		return true, nil
+	case auto && why == "" && !c.cfg.NoPostCopy && !req.NoPostCopy:
+		return true, nil
+	}
+	return false, nil
+}
+
+// Migrate checks a migration request, chooses (or checks) the destination
+// and records the migration with it — the destination's claim — then runs
+// it in the background. The returned record is in state scheduling. An
+// empty kind means live when the VM can move live, else cold (unless the
+// cluster forbids the cold fallback).
+func (c *Service) Migrate(ctx context.Context, name string, req api.MigrateRequest) (api.Migration, error) {
+	return c.migrate(ctx, name, req, "", 0)
+}
+
+// migrate is Migrate on behalf of an intent (intent may be empty).
+//
+// transfers, when positive, makes a live migration wait, prepared, until
+// fewer than that many transfers leave its source (a drain's link share).
+func (c *Service) migrate(ctx context.Context, name string, req api.MigrateRequest, intent string, transfers int) (api.Migration, error) {
+	if err := validateMigrate(req); err != nil {
+		return api.Migration{}, err
+	}
+	unlock, err := c.lockVM(name, "migration")
+	if err != nil {
+		return api.Migration{}, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			unlock()
+		}
+	}()
+	vm, err := c.vmByName(ctx, name)
+	if err != nil {
+		return api.Migration{}, err
+	}
+	auto := req.Kind == ""
+	if auto {
+		req.Kind = api.KindCold
+		if vm.State == api.VMRunning {
+			req.Kind = api.KindLive
+		}
+	}
+	live := req.Kind == api.KindLive
+	switch {
+	case live && vm.State != api.VMRunning:
+		return api.Migration{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
+	case !live && vm.State != api.VMRunning && vm.State != api.VMStopped:
+		return api.Migration{}, errs.Conflict("vm %q is %s; a cold migration moves a running or stopped VM", name, vm.State)
+	}
+	src, err := c.hostOf(ctx, vm)
+	if err != nil {
+		return api.Migration{}, err
+	}
+	if live {
+		if req.AutoConverge && req.Policy == "" {
+			req.Policy = api.PolicyAutoConverge // what auto_converge alone always meant
+		}
+		// Refused now if the source cannot; reserveDestination decides
+		// once the destination is known. A source the TCG gate refuses is
+		// left to reserveDestination, whose refusal says more (and lets a
+		// migrate without a kind fall back to cold).
+		if c.refuseUnsafeTCG(src) == nil {
+			if _, err = c.postCopyFor(vm, req, src); err != nil {
+				return api.Migration{}, err
+			}
+		}
+		if req.Policy == "" {
+			req.Policy = api.PolicyAuto
+		}
+	}
+	m, dst, err := c.reserveDestination(ctx, vm, src, req, intent)
+	// Without a kind, "live if it can, else cold": no host able to take it
+	// live, or only live moves that would lose guest writes (the TCG gate),
+	// both mean it cannot, and a cold move (no memory copied) is safe.
+	if err != nil && auto && live && (errors.Is(err, errs.ErrNoCapacity) || scheduler.IsUnsafeTCG(err)) && !c.cfg.NoColdFallback {
+		why := "no host can take it live: " + err.Error()
+		if scheduler.IsUnsafeTCG(err) {
+			why = err.Error()
+		}
+		req.Kind, live = api.KindCold, false
+		if m, dst, err = c.reserveDestination(ctx, vm, src, req, intent); err == nil {
+			m, err = c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error {
+				mm.Decisions = append(mm.Decisions, api.Decision{At: time.Now().UTC(), Action: "cold instead of live", Reason: why})
+				return nil
+			})
+		}
+	}
+	if err != nil {
+		return api.Migration{}, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.migMu.Lock()
+	c.cancels[m.ID] = cancel
+	c.migMu.Unlock()
+	started = true
+	go func() {
+		defer unlock()
+		defer cancel()
+		if live {
+			c.runLive(runCtx, m, vm, src, dst, transfers)
+		} else {
+			c.runCold(runCtx, m, vm, src, dst)
+		}
+		c.migMu.Lock()
+		delete(c.cancels, m.ID)
+		c.migMu.Unlock()
+	}()
+	return m, nil
+}
+
+// reserveDestination picks or checks the destination and writes the
+// migration record, atomically with every other placement: from then on
+// the destination's capacity counts the VM (see hostsWithAllocations).
+func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Host, req api.MigrateRequest, intent string) (api.Migration, api.Host, error) {
+	c.schedMu.Lock()
+	defer c.schedMu.Unlock()
+	hosts, err := c.hostsWithAllocations(ctx)
+	if err != nil {
+		return api.Migration{}, api.Host{}, err
+	}
+	p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: req.Kind == api.KindLive, Source: src}
+	var dst api.Host
+	if req.To != "" {
+		found := false
+		for _, h := range hosts {
+			if h.Name == req.To {
+				dst, found = h, true
+			}
+		}
+		switch {
+		case !found:
+			return api.Migration{}, api.Host{}, errs.Invalid("host %q not found; list hosts with: godwit host list", req.To)
+		case req.To == src.Name:
+			return api.Migration{}, api.Host{}, errs.Invalid("vm %q already runs on %s; choose another destination", vm.Name, req.To)
+		}
+		if p.Live {
+			if err := c.refuseUnsafeTCG(src, dst); err != nil {
+				return api.Migration{}, api.Host{}, err
+			}
+			p.AllowUnsafeTCG = true // just checked, under the cluster's setting
+		}
+		if why := scheduler.Check(dst, p); why != "" {
+			return api.Migration{}, api.Host{}, errs.NoCapacity("host %s cannot take vm %q: %s", req.To, vm.Name, why)
+		}
+	} else {
+		var others []api.Host
+		for _, h := range hosts {
+			if h.Name != src.Name {
+				others = append(others, h)
+			}
+		}
+		if dst, err = c.pick(others, p); err != nil {
+			return api.Migration{}, api.Host{}, err
+		}
+	}
+	postCopy := false
+	if p.Live {
+		if postCopy, err = c.postCopyFor(vm, req, src, dst); err != nil {
+			return api.Migration{}, api.Host{}, err
+		}
+	}
+	now := time.Now().UTC()
+	m := api.Migration{
+		ID: newUUID(), Intent: intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
+		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBps: req.BandwidthMBps,
+		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
+		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
+		CreatedAt: now, UpdatedAt: now,
+	}
+	if err := c.store.CreateMigration(ctx, m); err != nil {
+		return api.Migration{}, api.Host{}, err
+	}
+	c.log.Info("migration scheduled", "vm", vm.Name, "op", m.ID, "kind", m.Kind, "from", src.Name, "to", dst.Name)
+	return m, dst, nil
+}
+
+// advance moves a migration to state, persisting it (with the time it
+// entered the state) before the step that state stands for begins.
+func (c *Service) advance(ctx context.Context, id, state, reason string) (api.Migration, error) {
+	return c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+		if err := checkTransition(m.State, state); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		m.State = state
+		if reason != "" {
+			m.Reason = reason
+		}
+		m.Phases = append(m.Phases, api.Phase{State: state, At: now})
+		if finalMigration(state) {
+			m.FinishedAt = now
+		}
+		return nil
+	})
+}
+
+// AbortMigration cancels a running migration; it rolls back in the
+// background and ends in state cancelled.
+func (c *Service) AbortMigration(ctx context.Context, id string) (api.Migration, error) {
+	m, err := c.store.Migration(ctx, id)
+	if err != nil {
+		return m, err
+	}
+	c.migMu.Lock()
+	cancel, running := c.cancels[id]
+	c.migMu.Unlock()
+	if !running || finalMigration(m.State) {
+		return m, errs.Conflict("migration %s is %s; only a running migration can be aborted", id, m.State)
+	}
+	if m.State == api.MigSwitchingOver || m.State == api.MigFinishing {
+		return m, errs.Conflict("migration %s is %s: the VM already runs on the destination; it cannot be aborted now", id, m.State)
+	}
+	if strings.Contains(m.Strategy, "post-copy") {
+		return m, errs.Conflict("migration %s switched to post-copy: the VM runs on %s while its memory follows; it can only finish", id, m.Destination)
+	}
+	cancel()
+	c.log.Info("migration abort requested", "op", id, "vm", m.VM)
+	return m, nil
+}
+
+// Migrations lists migrations, of one VM or only those under way when the
+// filter says.
+func (c *Service) Migrations(ctx context.Context, f store.MigrationFilter) ([]api.Migration, error) {
+	return c.store.Migrations(ctx, f)
+}
+
+// Migration returns one migration's record.
+func (c *Service) Migration(ctx context.Context, id string) (api.Migration, error) {
+	return c.store.Migration(ctx, id)
+}
+
+// CompleteMigration forces a live migration that is transferring to
+// finish (post-copy where both hosts offer it, else by pausing the guest),
+// and records the operator's decision.
+func (c *Service) CompleteMigration(ctx context.Context, id string) (api.Migration, error) {
+	m, err := c.store.Migration(ctx, id)
+	if err != nil {
+		return m, err
+	}
+	if m.Kind != api.KindLive || m.State != api.MigTransferring {
+		return m, errs.Conflict("migration %s is a %s migration in state %s; only a live migration that is transferring can be forced to complete", m.ID, m.Kind, m.State)
+	}
+	src, err := c.store.Host(ctx, m.Source)
+	if err != nil {
+		return m, err
+	}
+	how, err := c.agent(src.Address).ForceComplete(ctx, m.VMID)
+	if err != nil {
+		return m, fmt.Errorf("force-complete on %s: %w", src.Name, err)
+	}
+	m, err = c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error {
+		mm.Decisions = append(mm.Decisions, api.Decision{At: time.Now().UTC(), Action: "force-complete: " + how, Reason: "requested by the operator"})
+		return nil
+	})
+	if err != nil {
+		return m, err
+	}
+	c.log.Info("migration forced to complete", "op", m.ID, "vm", m.VM, "how", how)
+	return m, nil
+}

@@ -1,0 +1,366 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/scheduler"
+	"github.com/godwit/godwit/internal/store"
+)
+
+// Limits on flavors, generous for real hosts and small enough to catch
+// unit mistakes (a memory size in bytes, say).
+const (
+	maxVCPUs     = 256
+	minMemoryMiB = 64
+	maxMemoryMiB = 4 << 20 // 4 TiB
+	maxDiskMiB   = 64 << 20
+	maxCmdline   = 2048
+
+	// agentCallTimeout bounds a lifecycle call to an agent; create also
+	// fetches the image, so it gets longer.
+	agentCallTimeout   = 2 * time.Minute
+	agentCreateTimeout = 15 * time.Minute
+)
+
+func validateCreate(req *api.CreateVMRequest) error {
+	if err := api.ValidateName("vm", req.Name); err != nil {
+		return errs.Invalid("%v", err)
+	}
+	if req.Project == "" {
+		req.Project = "default"
+	}
+	if err := api.ValidateName("project", req.Project); err != nil {
+		return errs.Invalid("%v", err)
+	}
+	if req.Image == "" {
+		return errs.Invalid("image is required; list images with: godwit image list")
+	}
+	if req.Pool == "" {
+		req.Pool = api.PoolLocal
+	}
+	if req.Pool != api.PoolLocal && req.Pool != api.PoolShared {
+		return errs.Invalid("pool %q is unknown; use %q or %q", req.Pool, api.PoolLocal, api.PoolShared)
+	}
+	if req.OnPanic == "" {
+		req.OnPanic = api.OnPanicRestart
+	}
+	if !slices.Contains(api.OnPanicPolicies, req.OnPanic) {
+		return errs.Invalid("on_panic %q is unknown; use %s", req.OnPanic, strings.Join(api.OnPanicPolicies, ", "))
+	}
+	f := req.Flavor
+	switch {
+	case f.VCPUs < 1 || f.VCPUs > maxVCPUs:
+		return errs.Invalid("vcpus must be between 1 and %d, not %d", maxVCPUs, f.VCPUs)
+	case f.MemoryMiB < minMemoryMiB || f.MemoryMiB > maxMemoryMiB:
+		return errs.Invalid("memory_mib must be between %d and %d, not %d", minMemoryMiB, maxMemoryMiB, f.MemoryMiB)
+	case f.DiskMiB < 0 || f.DiskMiB > maxDiskMiB:
+		return errs.Invalid("disk_mib must be between 0 (no disk) and %d, not %d", maxDiskMiB, f.DiskMiB)
+	case len(req.Cmdline) > maxCmdline:
+		return errs.Invalid("cmdline is %d bytes; at most %d", len(req.Cmdline), maxCmdline)
+	case req.MaxVCPUs != 0 && (req.MaxVCPUs < f.VCPUs || req.MaxVCPUs > maxVCPUs):
+		return errs.Invalid("max_vcpus must be between vcpus (%d) and %d, not %d", f.VCPUs, maxVCPUs, req.MaxVCPUs)
+	case req.MaxMemoryMiB != 0 && (req.MaxMemoryMiB < f.MemoryMiB || req.MaxMemoryMiB > maxMemoryMiB):
+		return errs.Invalid("max_memory_mib must be between memory_mib (%d) and %d, not %d", f.MemoryMiB, maxMemoryMiB, req.MaxMemoryMiB)
+	}
+	// Hotplug ceilings: room to grow online without a restart. Unplugged
+	// vCPUs cost nothing; unplugged memory is address space only.
+	if req.MaxVCPUs == 0 {
+		req.MaxVCPUs = min(max(2*f.VCPUs, 4), maxVCPUs)
+	}
+	if req.MaxMemoryMiB == 0 {
+		req.MaxMemoryMiB = f.MemoryMiB
+	}
+	return nil
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// CreateVM validates, places, records and then creates a VM on its host.
+// The record is written before the agent is called; if the agent fails,
+// both are undone and nothing is left behind.
+func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM, error) {
+	if err := validateCreate(&req); err != nil {
+		return api.VM{}, err
+	}
+	im, err := c.store.Image(ctx, req.Image)
+	if err != nil {
+		if errors.Is(err, errs.ErrNotFound) {
+			return api.VM{}, errs.Invalid("image %q not found; list images with: godwit image list", req.Image)
+		}
+		return api.VM{}, err
+	}
+	if _, hasDisk := im.File(api.RoleDisk); hasDisk && req.Flavor.DiskMiB == 0 {
+		return api.VM{}, errs.Invalid("image %q boots from a disk; give the VM a disk size (disk_mib) of at least the image's size", im.Name)
+	}
+	unlock, err := c.lockVM(req.Name, "create")
+	if err != nil {
+		return api.VM{}, err
+	}
+	defer unlock()
+	if _, err := c.store.VM(ctx, req.Name); err == nil {
+		return api.VM{}, errs.Conflict("vm %q already exists; choose another name or delete it first", req.Name)
+	} else if !errors.Is(err, errs.ErrNotFound) {
+		return api.VM{}, err
+	}
+
+	start := req.Start == nil || *req.Start
+	desired := api.VMRunning
+	if !start {
+		desired = api.VMStopped
+	}
+	now := time.Now().UTC()
+	vm := api.VM{
+		ID: newUUID(), Name: req.Name, Project: req.Project, Image: im.Name,
+		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
+		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
+		DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
+	}
+	host, err := c.place(ctx, &vm, req.Host)
+	if err != nil {
+		return api.VM{}, err
+	}
+	log := c.log.With("vm", vm.Name, "host", host.Name)
+	log.Info("creating vm", "id", vm.ID, "image", im.Name)
+
+	actx, cancel := context.WithTimeout(ctx, agentCreateTimeout)
+	defer cancel()
+	rep, err := c.agent(host.Address).CreateVM(actx, agentSpec(vm, im, start))
+	if err != nil {
+		log.Error("create failed; undoing", "err", err)
+		// Undo on a fresh context: the request's may be what failed.
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), agentCallTimeout)
+		defer ucancel()
+		if derr := c.agent(host.Address).DeleteVM(uctx, vm.ID); derr != nil {
+			log.Error("undo on host failed", "err", derr)
+		}
+		if derr := c.store.DeleteVM(uctx, vm.Name); derr != nil {
+			log.Error("undo of record failed", "err", derr)
+		}
+		return api.VM{}, fmt.Errorf("create vm %q on host %s: %w", vm.Name, host.Name, err)
+	}
+	return c.applyReport(ctx, vm.Name, rep)
+}
+
+// place chooses a host (or checks the one asked for) and records the VM
+// on it, atomically with respect to other placements.
+func (c *Service) place(ctx context.Context, vm *api.VM, want string) (api.Host, error) {
+	c.schedMu.Lock()
+	defer c.schedMu.Unlock()
+	hosts, err := c.hostsWithAllocations(ctx)
+	if err != nil {
+		return api.Host{}, err
+	}
+	p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool}
+	var host api.Host
+	if want != "" {
+		found := false
+		for _, h := range hosts {
+			if h.Name == want {
+				host, found = h, true
+			}
+		}
+		if !found {
+			return api.Host{}, errs.Invalid("host %q not found; list hosts with: godwit host list", want)
+		}
+		if why := scheduler.Check(host, p); why != "" {
+			return api.Host{}, errs.NoCapacity("host %q cannot take vm %q: %s", want, vm.Name, why)
+		}
+	} else if host, err = scheduler.Pick(hosts, p); err != nil {
+		return api.Host{}, err
+	}
+	vm.Host = host.Name
+	if err := c.store.CreateVM(ctx, *vm); err != nil {
+		return api.Host{}, err
+	}
+	return host, nil
+}
+
+// applyReport records what an agent said of a VM after an operation.
+func (c *Service) applyReport(ctx context.Context, name string, rep hostapi.VMReport) (api.VM, error) {
+	state, reason, pid := observed(rep)
+	return c.store.UpdateVM(ctx, name, func(v *api.VM) error {
+		v.State, v.StateReason, v.PID = state, reason, pid
+		return nil
+	})
+}
+
+func (c *Service) vmByName(ctx context.Context, name string) (api.VM, error) {
+	vm, err := c.store.VM(ctx, name)
+	if errors.Is(err, errs.ErrNotFound) {
+		return api.VM{}, errs.NotFound("vm %q not found; list VMs with: godwit vm list", name)
+	}
+	return vm, err
+}
+
+// hostOf returns the up host a VM is on, or a conflict saying why its
+// host cannot be asked now.
+func (c *Service) hostOf(ctx context.Context, vm api.VM) (api.Host, error) {
+	h, err := c.store.Host(ctx, vm.Host)
+	if err != nil {
+		return api.Host{}, fmt.Errorf("host %q of vm %q: %w", vm.Host, vm.Name, err)
+	}
+	if h.State != api.HostUp {
+		return api.Host{}, errs.Conflict("host %s of vm %q is down; wait for it to return, or evacuate it", h.Name, vm.Name)
+	}
+	return h, nil
+}
+
+// VMAction starts, stops or reboots a VM. The desired state is recorded
+// before the agent is asked.
+func (c *Service) VMAction(ctx context.Context, name, action string, req api.VMActionRequest) (api.VM, error) {
+	if action != "start" && action != "stop" && action != "reboot" {
+		return api.VM{}, errs.NotFound("unknown vm action %q; use start, stop or reboot", action)
+	}
+	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > 3600 {
+		return api.VM{}, errs.Invalid("timeout_seconds must be between 0 and 3600, not %d", req.TimeoutSeconds)
+	}
+	unlock, err := c.lockVM(name, action)
+	if err != nil {
+		return api.VM{}, err
+	}
+	defer unlock()
+	vm, err := c.vmByName(ctx, name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	// A crashed VM's guest is held paused at its panic: a reboot resets it.
+	if action == "reboot" && vm.State != api.VMRunning && vm.State != api.VMCrashed {
+		return api.VM{}, errs.Conflict("vm %q is %s; only a running VM can be rebooted (start it instead)", name, vm.State)
+	}
+	host, err := c.hostOf(ctx, vm)
+	if err != nil {
+		return api.VM{}, err
+	}
+	desired := vm.DesiredState
+	switch action {
+	case "start", "reboot":
+		desired = api.VMRunning
+	case "stop":
+		desired = api.VMStopped
+	}
+	if desired != vm.DesiredState {
+		if vm, err = c.store.UpdateVM(ctx, name, func(v *api.VM) error { v.DesiredState = desired; return nil }); err != nil {
+			return api.VM{}, err
+		}
+	}
+	c.log.Info("vm action", "vm", name, "host", host.Name, "action", action)
+	actx, cancel := context.WithTimeout(ctx, agentCallTimeout+time.Duration(req.TimeoutSeconds)*time.Second)
+	defer cancel()
+	ag := c.agent(host.Address)
+	var rep hostapi.VMReport
+	if action == "stop" {
+		rep, err = ag.Stop(actx, vm.ID, hostapi.StopVM{Force: req.Force, TimeoutSeconds: req.TimeoutSeconds})
+	} else {
+		rep, err = ag.Action(actx, vm.ID, action)
+	}
+	if err != nil {
+		return api.VM{}, fmt.Errorf("%s vm %q on host %s: %w", action, name, host.Name, err)
+	}
+	return c.applyReport(ctx, name, rep)
+}
+
+// DeleteVM removes a VM from its host (QEMU, disk, state) and then its
+// record. If the host fails, the record stays in state error with the
+// reason, so nothing is forgotten while something may remain on the host.
+func (c *Service) DeleteVM(ctx context.Context, name string) error {
+	unlock, err := c.lockVM(name, "delete")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	vm, err := c.vmByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	if vm.Host != "" {
+		host, err := c.hostOf(ctx, vm)
+		if err != nil {
+			return err
+		}
+		if _, err := c.store.UpdateVM(ctx, name, func(v *api.VM) error { v.State = api.VMDeleting; return nil }); err != nil {
+			return err
+		}
+		actx, cancel := context.WithTimeout(ctx, agentCallTimeout)
+		defer cancel()
+		// Not found there is done: a delete a killed controller began.
+		if err := c.agent(host.Address).DeleteVM(actx, vm.ID); err != nil && !errors.Is(err, errs.ErrNotFound) {
+			_, _ = c.store.UpdateVM(context.WithoutCancel(ctx), name, func(v *api.VM) error {
+				v.State, v.StateReason = api.VMError, "delete failed: "+err.Error()
+				return nil
+			})
+			return fmt.Errorf("delete vm %q on host %s: %w", name, host.Name, err)
+		}
+	}
+	c.log.Info("vm deleted", "vm", name, "host", vm.Host)
+	return c.store.DeleteVM(ctx, name)
+}
+
+// resumeDeletes finishes the deletes a previous controller began (VMs
+// recorded in state deleting): the record must not outlive the VM, nor
+// stay deleting with nothing behind it. A host that does not answer is
+// asked again until it does.
+func (c *Service) resumeDeletes(ctx context.Context) {
+	vms, err := c.store.VMs(ctx, store.VMFilter{})
+	if err != nil {
+		c.log.Error("resume deletes", "err", err)
+		return
+	}
+	for _, vm := range vms {
+		if vm.State != api.VMDeleting {
+			continue
+		}
+		go func(name string) {
+			for {
+				err := c.DeleteVM(ctx, name)
+				if err == nil || errors.Is(err, errs.ErrNotFound) {
+					c.log.Info("interrupted delete finished", "vm", name)
+					return
+				}
+				c.log.Warn("interrupted delete: retrying", "vm", name, "err", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(recoveryRetry):
+				}
+			}
+		}(vm.Name)
+	}
+}
+
+// VMs lists the VMs, on one host or of one project when the filter says.
+func (c *Service) VMs(ctx context.Context, f store.VMFilter) ([]api.VM, error) {
+	return c.store.VMs(ctx, f)
+}
+
+// VM returns one VM, or a not-found error that says how to list them.
+func (c *Service) VM(ctx context.Context, name string) (api.VM, error) { return c.vmByName(ctx, name) }
+
+// Console opens a VM's serial console log on its host's agent, from byte
+// offset on, following it when follow is set; the caller closes it.
+func (c *Service) Console(ctx context.Context, name string, offset int64, follow bool) (io.ReadCloser, error) {
+	vm, err := c.vmByName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	host, err := c.hostOf(ctx, vm)
+	if err != nil {
+		return nil, err
+	}
+	return c.agent(host.Address).Console(ctx, vm.ID, offset, follow)
+}
