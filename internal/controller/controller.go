@@ -1,5 +1,5 @@
-// Package controller serves godwit's REST API: it wires the service
-// level (internal/service) behind HTTP. Every handler decodes a request,
+// Package controller serves godwit's REST API: it wires the intent level
+// (internal/intent) and the service level (internal/service) behind HTTP. Every handler decodes a request,
 // calls one service method and encodes its reply (http.go); nothing here
 // decides anything about VMs, hosts or migrations.
 package controller
@@ -11,6 +11,7 @@ import (
 	"net"
 
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/intent"
 	"github.com/godwit/godwit/internal/service"
 )
 
@@ -24,9 +25,10 @@ type Config struct {
 
 // Controller is the service behind its HTTP API.
 type Controller struct {
-	cfg Config
-	svc *service.Service
-	log *slog.Logger
+	cfg     Config
+	svc     *service.Service
+	intents *intent.Runner
+	log     *slog.Logger
 }
 
 // New opens the service (its store, applying schema migrations, and its
@@ -43,7 +45,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Controller{cfg: cfg, svc: svc, log: log}, nil
+	return &Controller{cfg: cfg, svc: svc, intents: intent.New(svc, svc.Store(), log), log: log}, nil
 }
 
 // Close closes the service's store.
@@ -63,10 +65,12 @@ func Run(ctx context.Context, cfg Config) error {
 	return c.Serve(ctx, ln)
 }
 
-// Serve starts the service's background work (recovery first) and serves
-// the API on ln until ctx is done.
+// Serve starts the service's background work (recovery first), resumes
+// the intents that had not ended, and serves the API on ln until ctx is
+// done.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	c.svc.Start(ctx)
+	c.intents.Start(ctx)
 	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.svc.StoreKind(), "data_dir", c.svc.DataDir())
 	err := httpx.Serve(ctx, ln, c.Handler(), nil)
 	c.log.Info("controller stopped")

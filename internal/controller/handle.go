@@ -39,10 +39,10 @@ func get[Resp any](c *Controller, f func(context.Context, *http.Request) (Resp, 
 	return call(c, none, http.StatusOK, func(ctx context.Context, r *http.Request, _ struct{}) (Resp, error) { return f(ctx, r) })
 }
 
-// intent is the one handler of the intent kinds (drain, evacuate, resize,
+// intentKind is the one handler of the intent kinds (drain, evacuate, resize,
 // rebuild): a request about the target named in the path, answered with
 // the intent — 200 for a plan (dry run), 202 for an intent that now runs.
-func intent[Req any](c *Controller, b body, f func(ctx context.Context, target string, req Req) (api.Intent, error)) http.HandlerFunc {
+func intentKind[Req any](c *Controller, b body, f func(ctx context.Context, target string, req Req) (api.Intent, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req Req
 		if b == required || (b == optional && r.ContentLength != 0) {

@@ -2,9 +2,13 @@ package controller
 
 import (
 	"context"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
@@ -18,7 +22,7 @@ import (
 // added in one place, as a wrapper around the mux, once users exist.
 func (c *Controller) Handler() http.Handler {
 	m := http.NewServeMux()
-	s := c.svc
+	s, in := c.svc, c.intents
 	m.HandleFunc("GET /v1/version", get(c, func(ctx context.Context, r *http.Request) (api.Version, error) {
 		return api.Version{Version: version.Version, Store: s.StoreKind()}, nil
 	}))
@@ -58,14 +62,7 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/vms/{name}/migrate", c.migrate)
 
 	m.HandleFunc("GET /v1/images", get(c, func(ctx context.Context, r *http.Request) ([]api.Image, error) { return s.Images(ctx) }))
-	m.HandleFunc("POST /v1/images", func(w http.ResponseWriter, r *http.Request) {
-		im, err := s.ImportImage(r.Context(), r.Header.Get("Content-Type"), r.Body)
-		if err != nil {
-			c.fail(w, r, err)
-			return
-		}
-		httpx.JSON(w, http.StatusCreated, im)
-	})
+	m.HandleFunc("POST /v1/images", c.importImage)
 	m.HandleFunc("GET /v1/images/{name}", get(c, func(ctx context.Context, r *http.Request) (api.Image, error) {
 		return s.Image(ctx, r.PathValue("name"))
 	}))
@@ -93,18 +90,18 @@ func (c *Controller) Handler() http.Handler {
 	}))
 
 	m.HandleFunc("GET /v1/intents", get(c, func(ctx context.Context, r *http.Request) ([]api.Intent, error) {
-		return s.Intents(ctx, store.IntentFilter{Target: r.URL.Query().Get("target"), Active: r.URL.Query().Get("active") == "true"})
+		return in.Intents(ctx, store.IntentFilter{Target: r.URL.Query().Get("target"), Active: r.URL.Query().Get("active") == "true"})
 	}))
 	m.HandleFunc("GET /v1/intents/{id}", get(c, func(ctx context.Context, r *http.Request) (api.Intent, error) {
-		return s.Intent(ctx, r.PathValue("id"))
+		return in.Intent(ctx, r.PathValue("id"))
 	}))
 	m.HandleFunc("POST /v1/intents/{id}/cancel", call(c, optional, http.StatusAccepted, func(ctx context.Context, r *http.Request, req api.CancelIntentRequest) (api.Intent, error) {
-		return s.CancelIntent(ctx, r.PathValue("id"), req)
+		return in.CancelIntent(ctx, r.PathValue("id"), req)
 	}))
-	m.HandleFunc("POST /v1/hosts/{name}/drain", intent(c, optional, s.Drain))
-	m.HandleFunc("POST /v1/hosts/{name}/evacuate", intent(c, optional, s.Evacuate))
-	m.HandleFunc("POST /v1/vms/{name}/resize", intent(c, required, s.Resize))
-	m.HandleFunc("POST /v1/vms/{name}/rebuild", intent(c, optional, s.Rebuild))
+	m.HandleFunc("POST /v1/hosts/{name}/drain", intentKind(c, optional, in.Drain))
+	m.HandleFunc("POST /v1/hosts/{name}/evacuate", intentKind(c, optional, in.Evacuate))
+	m.HandleFunc("POST /v1/vms/{name}/resize", intentKind(c, required, in.Resize))
+	m.HandleFunc("POST /v1/vms/{name}/rebuild", intentKind(c, optional, in.Rebuild))
 	return httpx.Mux(m)
 }
 
@@ -117,12 +114,43 @@ func (c *Controller) migrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.DryRun {
-		plan, err := c.svc.PlanMigrate(r.Context(), r.PathValue("name"), req)
+		plan, err := c.intents.PlanMigrate(r.Context(), r.PathValue("name"), req)
 		reply(c, w, r, http.StatusOK, plan, err)
 		return
 	}
-	m, err := c.svc.Migrate(r.Context(), r.PathValue("name"), req)
+	m, err := c.intents.Migrate(r.Context(), r.PathValue("name"), req)
 	reply(c, w, r, http.StatusAccepted, m, err)
+}
+
+// importImage reads a multipart upload: a "meta" JSON part first, then
+// file parts named kernel, initrd and disk, which the service streams to
+// disk.
+func (c *Controller) importImage(w http.ResponseWriter, r *http.Request) {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" {
+		c.fail(w, r, errs.Invalid("upload an image as multipart/form-data with a meta part and kernel, initrd or disk files (godwit image import does this)"))
+		return
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	part, err := mr.NextPart()
+	if err != nil || part.FormName() != "meta" {
+		c.fail(w, r, errs.Invalid("the first part of an image upload must be the JSON \"meta\" part"))
+		return
+	}
+	var meta api.ImportImageMeta
+	mb, _ := io.ReadAll(io.LimitReader(part, httpx.MaxBody))
+	if err := httpx.DecodeBytes(mb, &meta); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	im, err := c.svc.ImportImage(r.Context(), meta, func() (string, io.Reader, error) {
+		p, err := mr.NextPart()
+		if err != nil {
+			return "", nil, err
+		}
+		return p.FormName(), p, nil
+	})
+	reply(c, w, r, http.StatusCreated, im, err)
 }
 
 // console proxies a VM's serial console from its agent.

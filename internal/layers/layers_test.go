@@ -1,6 +1,7 @@
 // Package layers_test holds the test that keeps godwit's import arrows
-// pointing down: intent and CLI → service (controller) → host agent →
-// driver → vocabulary (api/ and small helpers). It reads each package's
+// pointing down: API (controller, CLI) → intent → service (with the pure
+// scheduler) → host agent (over hostapi) → driver → vocabulary (api/ and
+// small helpers). It reads each package's
 // imports with go/build, so it needs no go tool and no network.
 package layers_test
 
@@ -26,17 +27,23 @@ var forbidden = []struct {
 	{"api", "the vocabulary is the bottom level: it imports nothing of godwit's",
 		[]string{"internal/", "cmd/"}},
 	{"internal/driver", "drivers are the bottom of the three levels",
-		[]string{"internal/agent", "internal/controller", "internal/cli", "internal/store", "internal/hostapi", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
+		[]string{"internal/agent", "internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/cli", "internal/store", "internal/hostapi", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
 	{"internal/agent", "the host agent serves the controller and never calls it",
-		[]string{"internal/controller", "internal/cli", "internal/store", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
+		[]string{"internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/cli", "internal/store", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
 	{"internal/agent", "the agent opens drivers by name through the registry in internal/driver; the binary links them in",
 		[]string{"internal/driver/qemu", "internal/driver/fake"}},
-	{"internal/controller", "the controller talks to agents over hostapi and to drivers through their interface only",
+	{"internal/controller", "the controller serves the intent and service levels over HTTP; it talks to no agent or driver itself",
 		[]string{"internal/agent", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "internal/driver/qemu", "internal/driver/fake", "cmd/"}},
+	{"internal/intent", "intents call service methods only: no HTTP, no agent wire, no driver",
+		[]string{"internal/controller", "internal/agent", "internal/hostapi", "internal/httpx", "internal/driver", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
+	{"internal/service", "the service level never calls up into intents or the API",
+		[]string{"internal/intent", "internal/controller", "internal/agent", "internal/httpx", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "internal/driver/qemu", "internal/driver/fake", "cmd/"}},
+	{"internal/scheduler", "the scheduler is pure: it reads the hosts it is given, never a store or an agent",
+		[]string{"internal/service", "internal/intent", "internal/controller", "internal/agent", "internal/store", "internal/hostapi", "internal/cli", "internal/driver/qemu", "internal/driver/fake", "cmd/"}},
 	{"internal/store", "the store keeps records; it knows no operation",
-		[]string{"internal/controller", "internal/agent", "internal/cli", "internal/driver", "cmd/"}},
+		[]string{"internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/agent", "internal/cli", "internal/driver", "cmd/"}},
 	{"internal/hostapi", "the agent's wire format sits below both its ends",
-		[]string{"internal/controller", "internal/agent", "internal/cli", "internal/driver/qemu", "internal/driver/fake", "cmd/"}},
+		[]string{"internal/controller", "internal/intent", "internal/service", "internal/agent", "internal/cli", "internal/driver/qemu", "internal/driver/fake", "cmd/"}},
 }
 
 func TestImportsPointDown(t *testing.T) {
@@ -115,14 +122,18 @@ func TestViolations(t *testing.T) {
 		"internal/driver/qemu": {"internal/driver", "api", "internal/controller"},
 		"internal/controller":  {"internal/driver", "internal/store", "internal/driver/fake"},
 		"internal/agent":       {"internal/driver", "internal/driver/qemu"},
+		"internal/service":     {"internal/scheduler", "internal/store", "internal/intent"},
+		"internal/intent":      {"internal/service", "internal/hostapi"},
 		"api":                  {"internal/errs"},
 		"internal/drivers":     {"internal/controller"}, // not under internal/driver
 	})
 	want := []string{
 		"api imports internal/errs: the vocabulary is the bottom level: it imports nothing of godwit's",
 		"internal/agent imports internal/driver/qemu: the agent opens drivers by name through the registry in internal/driver; the binary links them in",
-		"internal/controller imports internal/driver/fake: the controller talks to agents over hostapi and to drivers through their interface only",
+		"internal/controller imports internal/driver/fake: the controller serves the intent and service levels over HTTP; it talks to no agent or driver itself",
 		"internal/driver/qemu imports internal/controller: drivers are the bottom of the three levels",
+		"internal/intent imports internal/hostapi: intents call service methods only: no HTTP, no agent wire, no driver",
+		"internal/service imports internal/intent: the service level never calls up into intents or the API",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -187,3 +187,22 @@ func hasAll(have, want []string) bool {
 	}
 	return true
 }
+
+// RoomFor says why host lacks room for vm to grow to want, or "".
+func RoomFor(hosts []api.Host, host string, vm api.VM, want api.Flavor) string {
+	for _, h := range hosts {
+		if h.Name != host {
+			continue
+		}
+		switch {
+		case want.VCPUs > vm.Flavor.VCPUs && h.CPUs*CPUAllocationRatio-h.AllocatedCPUs < want.VCPUs-vm.Flavor.VCPUs:
+			return fmt.Sprintf("%d vCPUs free", max(h.CPUs*CPUAllocationRatio-h.AllocatedCPUs, 0))
+		case want.MemoryMiB > vm.Flavor.MemoryMiB && h.MemoryMiB-h.AllocatedMemoryMiB < want.MemoryMiB-vm.Flavor.MemoryMiB:
+			return fmt.Sprintf("%d MiB memory free", max(h.MemoryMiB-h.AllocatedMemoryMiB, 0))
+		case vm.Pool == api.PoolLocal && want.DiskMiB > vm.Flavor.DiskMiB && h.DiskMiB-h.AllocatedDiskMiB < want.DiskMiB-vm.Flavor.DiskMiB:
+			return fmt.Sprintf("%d MiB local disk free", max(h.DiskMiB-h.AllocatedDiskMiB, 0))
+		}
+		return ""
+	}
+	return "host not found"
+}

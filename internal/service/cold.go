@@ -11,12 +11,6 @@ import (
 	"github.com/godwit/godwit/internal/hostapi"
 )
 
-// Cold migration strategies, recorded on the migration.
-const (
-	strategyColdShared   = "shared-storage/cold-restart"
-	strategyDiskTransfer = "local-disk/disk-transfer"
-)
-
 // runCold is a cold migration, start to end:
 //
 //	preparing       the strategy is chosen from the VM's pool
@@ -38,9 +32,9 @@ func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, 
 		return
 	}
 	local := vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0
-	strategy := strategyColdShared
+	strategy := api.StrategyColdShared
 	if local {
-		strategy = strategyDiskTransfer
+		strategy = api.StrategyDiskTransfer
 	}
 	wasRunning := vm.State == api.VMRunning
 	create := agentSpec(vm, im, wasRunning)
@@ -50,7 +44,7 @@ func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, 
 		fail(err)
 		return
 	}
-	c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error { mm.Strategy = strategy; return nil })
+	c.updateMigration(ctx, m.ID, func(mm *api.Migration) error { mm.Strategy = strategy; return nil })
 
 	if _, err := c.advance(ctx, m.ID, api.MigTransferring, ""); err != nil {
 		fail(err)
@@ -128,7 +122,7 @@ func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, 
 		return
 	}
 	total := time.Since(start)
-	c.store.UpdateMigration(fctx, m.ID, func(mm *api.Migration) error {
+	c.updateMigration(fctx, m.ID, func(mm *api.Migration) error {
 		mm.Progress.TotalTimeMS = total.Milliseconds()
 		if wasRunning {
 			mm.Progress.DowntimeMS = total.Milliseconds() // a cold move is all downtime
@@ -160,7 +154,7 @@ func (c *Service) copyDisk(ctx context.Context, id string, dstA *hostapi.Agent, 
 		if err != nil {
 			return fmt.Errorf("read the disk copy's status: %w", err)
 		}
-		c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+		c.updateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
 			m.Progress.DiskTotal, m.Progress.DiskTransferred = st.Total, st.Transferred
 			return nil
 		})

@@ -2,11 +2,9 @@
 // agent heartbeats, the VM lifecycle, the image store, the two migration
 // kinds (live and cold, each with its state machine, switch-over and
 // recovery), and the operations of their own that intents use (resize
-// and rebuild). Everything here is a method of Service; the controller
-// package serves it over HTTP. The intent runner (drain, evacuate,
-// migrate plans, resize and rebuild intents) still lives here too, in
-// intents.go, drain.go, evacuate.go and resize.go, until it moves to a
-// package of its own (issue 14).
+// and rebuild). Everything here is a method of Service. The intent level
+// (internal/intent) calls it; the controller package serves both over
+// HTTP. Placement decisions are the scheduler's (internal/scheduler).
 package service
 
 import (

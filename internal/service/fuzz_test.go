@@ -24,7 +24,7 @@ func FuzzCreateVMRequest(f *testing.F) {
 		if validateCreate(&req) != nil {
 			return
 		}
-		if api.ValidateName("vm", req.Name) != nil || req.Flavor.VCPUs < 1 || req.Flavor.MemoryMiB < minMemoryMiB ||
+		if api.ValidateName("vm", req.Name) != nil || req.Flavor.VCPUs < 1 || req.Flavor.MemoryMiB < MinMemoryMiB ||
 			(req.Pool != api.PoolLocal && req.Pool != api.PoolShared) {
 			t.Fatalf("accepted an invalid request: %+v", req)
 		}

@@ -385,3 +385,9 @@ func (c *Service) SetHostEnabled(ctx context.Context, name string, enable bool) 
 	c.log.Info("host scheduling changed", "host", name, "enabled", enable)
 	return c.Host(ctx, name)
 }
+
+// HostsWithAllocations lists the hosts with what their VMs and the
+// migrations into them claim.
+func (c *Service) HostsWithAllocations(ctx context.Context) ([]api.Host, error) {
+	return c.hostsWithAllocations(ctx)
+}

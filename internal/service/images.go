@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/multipart"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
-	"github.com/godwit/godwit/internal/httpx"
 )
 
 // imageStore keeps image files under dir/<name>/<role>. A file lands
@@ -62,22 +59,14 @@ func checkMagic(role string, head []byte) error {
 	return nil
 }
 
-// ImportImage stores the image uploaded in r.
-func (c *Service) ImportImage(ctx context.Context, contentType string, body io.Reader) (api.Image, error) {
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil || mt != "multipart/form-data" {
-		return api.Image{}, errs.Invalid("upload an image as multipart/form-data with a meta part and kernel, initrd or disk files (godwit image import does this)")
-	}
-	mr := multipart.NewReader(body, params["boundary"])
-	part, err := mr.NextPart()
-	if err != nil || part.FormName() != "meta" {
-		return api.Image{}, errs.Invalid("the first part of an image upload must be the JSON \"meta\" part")
-	}
-	var meta api.ImportImageMeta
-	mb, _ := io.ReadAll(io.LimitReader(part, httpx.MaxBody))
-	if err := httpx.DecodeBytes(mb, &meta); err != nil {
-		return api.Image{}, err
-	}
+// NextFile returns an image upload's next file: its role (kernel, initrd
+// or disk) and its bytes, or io.EOF after the last one.
+type NextFile func() (role string, r io.Reader, err error)
+
+// ImportImage stores an image: its name and command line in meta, its
+// files as next yields them, each streamed to disk with its signature
+// checked and its SHA-256 computed on the way.
+func (c *Service) ImportImage(ctx context.Context, meta api.ImportImageMeta, next NextFile) (api.Image, error) {
 	if err := api.ValidateName("image", meta.Name); err != nil {
 		return api.Image{}, errs.Invalid("%v", err)
 	}
@@ -95,14 +84,13 @@ func (c *Service) ImportImage(ctx context.Context, contentType string, body io.R
 	defer os.RemoveAll(tmp) // a no-op after the rename below
 	im := api.Image{Name: meta.Name, Cmdline: meta.Cmdline, CreatedAt: time.Now().UTC()}
 	for {
-		part, err := mr.NextPart()
+		role, part, err := next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return api.Image{}, errs.Invalid("read upload: %v", err)
 		}
-		role := part.FormName()
 		if role != api.RoleKernel && role != api.RoleInitrd && role != api.RoleDisk {
 			return api.Image{}, errs.Invalid("unknown image part %q; use kernel, initrd or disk", role)
 		}

@@ -101,10 +101,10 @@ func (c *Service) withLeases(hosts []api.Host) {
 	}
 }
 
-// fencingEvidence returns the sentence that proves a host can no longer
+// FencingEvidence returns the sentence that proves a host can no longer
 // write its VMs' disks — its lease on the shared pool expired, as this
 // controller saw it — or "" when there is no such proof.
-func (c *Service) fencingEvidence(h api.Host) string {
+func (c *Service) FencingEvidence(h api.Host) string {
 	v, ok := c.hostLease(h)
 	if !ok || v.State != lease.Expired {
 		return ""
@@ -144,4 +144,24 @@ func (c *Service) leaseRefusal(h api.Host, confirmed bool) (why string, judged b
 func roundUp(d time.Duration) time.Duration {
 	const q = 100 * time.Millisecond
 	return (d + q - 1) / q * q
+}
+
+// NotProvenDown says why a host cannot be treated as dead, or "" when it
+// can. Heartbeats stopping is not enough: a host cut off from the
+// controller may still run its VMs and write their disks. Proof is its
+// lease on the shared pool expiring (FencingEvidence) or the operator's
+// word; a lease still being renewed overrules the operator.
+func (c *Service) NotProvenDown(h api.Host, confirmed bool) string {
+	if h.State == api.HostUp {
+		return fmt.Sprintf("host %s is up (last heartbeat %s ago): evacuate rebuilds the VMs of a dead host; to move VMs off a running host use: godwit drain %s",
+			h.Name, time.Since(h.LastHeartbeat).Round(time.Second), h.Name)
+	}
+	if why, judged := c.leaseRefusal(h, confirmed); judged {
+		return why
+	}
+	if !confirmed {
+		return fmt.Sprintf("host %s stopped sending heartbeats %s ago, but nothing proves it is dead: it may still run its VMs behind a network split. Make sure it is powered off or fenced, then confirm with --host-is-down",
+			h.Name, time.Since(h.LastHeartbeat).Round(time.Second))
+	}
+	return ""
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/godwit/godwit/internal/lease"
 )
 
-// notProvenDown over every state of a host's lease, on a fake clock:
+// NotProvenDown over every state of a host's lease, on a fake clock:
 // renew every 500 ms, TTL 3 s.
 func TestNotProvenDownByLease(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -52,14 +52,14 @@ func TestNotProvenDownByLease(t *testing.T) {
 					c.leases.tracker.Observe(map[string]lease.Lease{"h1": {Host: "h1", Seq: 5, RenewMS: 500, TTLMS: 3000}})
 				}
 			}
-			got := c.notProvenDown(tt.host, tt.confirmed)
+			got := c.NotProvenDown(tt.host, tt.confirmed)
 			if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
-				t.Errorf("notProvenDown = %q; want %q", got, tt.want)
+				t.Errorf("NotProvenDown = %q; want %q", got, tt.want)
 			}
-			if proof := c.fencingEvidence(tt.host); (proof != "") != tt.proof {
-				t.Errorf("fencingEvidence = %q; want proof: %v", proof, tt.proof)
+			if proof := c.FencingEvidence(tt.host); (proof != "") != tt.proof {
+				t.Errorf("FencingEvidence = %q; want proof: %v", proof, tt.proof)
 			} else if tt.proof && !strings.Contains(proof, "stood still at seq 5 for 4s, longer than its TTL 3s plus a 1s margin") {
-				t.Errorf("fencingEvidence = %q", proof)
+				t.Errorf("FencingEvidence = %q", proof)
 			}
 		})
 	}

@@ -198,7 +198,7 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its paused copy on "+src.Name+" could not be removed: "+err.Error())
 		return
 	}
-	c.store.UpdateMigration(fctx, m.ID, func(mm *api.Migration) error {
+	c.updateMigration(fctx, m.ID, func(mm *api.Migration) error {
 		mm.Strategy = final.Strategy
 		mm.Progress.DowntimeMS, mm.Progress.TotalTimeMS = final.DowntimeMS, final.TotalTimeMS
 		mm.Progress.MemoryRemaining, mm.Progress.ETAMS = 0, 0
@@ -252,7 +252,7 @@ func (c *Service) watchTransfer(ctx context.Context, id string, srcA *hostapi.Ag
 		if err != nil {
 			return st, fmt.Errorf("read migration status: %w", err)
 		}
-		c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+		c.updateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
 			m.Strategy = st.Strategy
 			m.Progress = progress(st)
 			if st.Convergence != nil {

@@ -3,7 +3,6 @@ package service
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,31 +17,33 @@ import (
 
 // Limits on per-migration tuning.
 const (
-	maxDowntimeLimitMS = 60_000
-	maxBandwidthMBps   = 100_000
+	MaxDowntimeLimitMS = 60_000
+	MaxBandwidthMBps   = 100_000
 )
 
-func validateMigrate(req api.MigrateRequest) error {
+// ValidateMigrate checks a migration request's fields; an empty kind
+// (live if it can, else cold) is valid here.
+func ValidateMigrate(req api.MigrateRequest) error {
 	switch req.Kind {
 	case api.KindLive, api.KindCold:
 	case "": // live if it can, else cold
 	default:
 		return errs.Invalid("kind %q is unknown; use live or cold", req.Kind)
 	}
-	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > maxDowntimeLimitMS {
-		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", maxDowntimeLimitMS)
+	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > MaxDowntimeLimitMS {
+		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", MaxDowntimeLimitMS)
 	}
 	if req.Kind == api.KindCold && (req.PostCopy || req.AutoConverge) {
 		return errs.Invalid("post_copy and auto_converge tune live migrations; a cold migration moves a stopped VM")
 	}
-	if req.BandwidthMBps < 0 || req.BandwidthMBps > maxBandwidthMBps {
-		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", maxBandwidthMBps)
+	if req.BandwidthMBps < 0 || req.BandwidthMBps > MaxBandwidthMBps {
+		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", MaxBandwidthMBps)
 	}
-	return validatePolicy(req.Kind, req.Policy, req.PostCopy, req.NoPostCopy)
+	return ValidatePolicy(req.Kind, req.Policy, req.PostCopy, req.NoPostCopy)
 }
 
-// validatePolicy checks a live migration's convergence policy.
-func validatePolicy(kind, policy string, postCopy, noPostCopy bool) error {
+// ValidatePolicy checks a live migration's convergence policy.
+func ValidatePolicy(kind, policy string, postCopy, noPostCopy bool) error {
 	if policy != "" && !slices.Contains(api.Policies, policy) {
 		return errs.Invalid("policy %q is unknown; use one of %s", policy, strings.Join(api.Policies, ", "))
 	}
@@ -91,21 +92,30 @@ func (c *Service) postCopyFor(vm api.VM, req api.MigrateRequest, hosts ...api.Ho
 	return false, nil
 }
 
-// Migrate checks a migration request, chooses (or checks) the destination
-// and records the migration with it — the destination's claim — then runs
-// it in the background. The returned record is in state scheduling. An
-// empty kind means live when the VM can move live, else cold (unless the
-// cluster forbids the cold fallback).
-func (c *Service) Migrate(ctx context.Context, name string, req api.MigrateRequest) (api.Migration, error) {
-	return c.migrate(ctx, name, req, "", 0)
+// MoveOptions are what a migration started on behalf of an intent adds to
+// the request.
+type MoveOptions struct {
+	// Intent is the intent the move belongs to ("" for none).
+	Intent string
+	// Transfers, when positive, makes a live migration wait, prepared,
+	// until fewer than that many transfers leave its source (a drain's
+	// share of the source's link).
+	Transfers int
+	// Decisions are recorded on the migration from the start: why it is
+	// of this kind, for one.
+	Decisions []api.Decision
 }
 
-// migrate is Migrate on behalf of an intent (intent may be empty).
-//
-// transfers, when positive, makes a live migration wait, prepared, until
-// fewer than that many transfers leave its source (a drain's link share).
-func (c *Service) migrate(ctx context.Context, name string, req api.MigrateRequest, intent string, transfers int) (api.Migration, error) {
-	if err := validateMigrate(req); err != nil {
+// StartMigration checks a migration request of kind live or cold, chooses
+// (or checks) the destination and records the migration with it — the
+// destination's claim — then runs it in the background. The returned
+// record is in state scheduling. Choosing the kind is the intent level's
+// (intent.Runner.Migrate).
+func (c *Service) StartMigration(ctx context.Context, name string, req api.MigrateRequest, o MoveOptions) (api.Migration, error) {
+	if req.Kind != api.KindLive && req.Kind != api.KindCold {
+		return api.Migration{}, errs.Invalid("kind %q is unknown; use live or cold", req.Kind)
+	}
+	if err := ValidateMigrate(req); err != nil {
 		return api.Migration{}, err
 	}
 	unlock, err := c.lockVM(name, "migration")
@@ -121,13 +131,6 @@ func (c *Service) migrate(ctx context.Context, name string, req api.MigrateReque
 	vm, err := c.vmByName(ctx, name)
 	if err != nil {
 		return api.Migration{}, err
-	}
-	auto := req.Kind == ""
-	if auto {
-		req.Kind = api.KindCold
-		if vm.State == api.VMRunning {
-			req.Kind = api.KindLive
-		}
 	}
 	live := req.Kind == api.KindLive
 	switch {
@@ -146,8 +149,7 @@ func (c *Service) migrate(ctx context.Context, name string, req api.MigrateReque
 		}
 		// Refused now if the source cannot; reserveDestination decides
 		// once the destination is known. A source the TCG gate refuses is
-		// left to reserveDestination, whose refusal says more (and lets a
-		// migrate without a kind fall back to cold).
+		// left to reserveDestination, whose refusal says more.
 		if c.refuseUnsafeTCG(src) == nil {
 			if _, err = c.postCopyFor(vm, req, src); err != nil {
 				return api.Migration{}, err
@@ -157,23 +159,7 @@ func (c *Service) migrate(ctx context.Context, name string, req api.MigrateReque
 			req.Policy = api.PolicyAuto
 		}
 	}
-	m, dst, err := c.reserveDestination(ctx, vm, src, req, intent)
-	// Without a kind, "live if it can, else cold": no host able to take it
-	// live, or only live moves that would lose guest writes (the TCG gate),
-	// both mean it cannot, and a cold move (no memory copied) is safe.
-	if err != nil && auto && live && (errors.Is(err, errs.ErrNoCapacity) || scheduler.IsUnsafeTCG(err)) && !c.cfg.NoColdFallback {
-		why := "no host can take it live: " + err.Error()
-		if scheduler.IsUnsafeTCG(err) {
-			why = err.Error()
-		}
-		req.Kind, live = api.KindCold, false
-		if m, dst, err = c.reserveDestination(ctx, vm, src, req, intent); err == nil {
-			m, err = c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error {
-				mm.Decisions = append(mm.Decisions, api.Decision{At: time.Now().UTC(), Action: "cold instead of live", Reason: why})
-				return nil
-			})
-		}
-	}
+	m, dst, err := c.reserveDestination(ctx, vm, src, req, o)
 	if err != nil {
 		return api.Migration{}, err
 	}
@@ -186,7 +172,7 @@ func (c *Service) migrate(ctx context.Context, name string, req api.MigrateReque
 		defer unlock()
 		defer cancel()
 		if live {
-			c.runLive(runCtx, m, vm, src, dst, transfers)
+			c.runLive(runCtx, m, vm, src, dst, o.Transfers)
 		} else {
 			c.runCold(runCtx, m, vm, src, dst)
 		}
@@ -200,7 +186,7 @@ func (c *Service) migrate(ctx context.Context, name string, req api.MigrateReque
 // reserveDestination picks or checks the destination and writes the
 // migration record, atomically with every other placement: from then on
 // the destination's capacity counts the VM (see hostsWithAllocations).
-func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Host, req api.MigrateRequest, intent string) (api.Migration, api.Host, error) {
+func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Host, req api.MigrateRequest, o MoveOptions) (api.Migration, api.Host, error) {
 	c.schedMu.Lock()
 	defer c.schedMu.Unlock()
 	hosts, err := c.hostsWithAllocations(ctx)
@@ -250,10 +236,11 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 	}
 	now := time.Now().UTC()
 	m := api.Migration{
-		ID: newUUID(), Intent: intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
+		ID: NewID(), Intent: o.Intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
 		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBps: req.BandwidthMBps,
 		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
+		Decisions: o.Decisions,
 		CreatedAt: now, UpdatedAt: now,
 	}
 	if err := c.store.CreateMigration(ctx, m); err != nil {
@@ -266,7 +253,7 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 // advance moves a migration to state, persisting it (with the time it
 // entered the state) before the step that state stands for begins.
 func (c *Service) advance(ctx context.Context, id, state, reason string) (api.Migration, error) {
-	return c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+	return c.updateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
 		if err := checkTransition(m.State, state); err != nil {
 			return err
 		}
@@ -337,7 +324,7 @@ func (c *Service) CompleteMigration(ctx context.Context, id string) (api.Migrati
 	if err != nil {
 		return m, fmt.Errorf("force-complete on %s: %w", src.Name, err)
 	}
-	m, err = c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error {
+	m, err = c.updateMigration(ctx, m.ID, func(mm *api.Migration) error {
 		mm.Decisions = append(mm.Decisions, api.Decision{At: time.Now().UTC(), Action: "force-complete: " + how, Reason: "requested by the operator"})
 		return nil
 	})

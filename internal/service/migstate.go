@@ -7,22 +7,22 @@ import (
 )
 
 // transitions is the migration state machine: every state a migration may
-// move to from each state. Every non-final state may also fail (to
-// rolled-back, cancelled or needs-attention); those edges are added below.
+// move to from each state. Every non-final state may also fail, to
+// rolled-back, cancelled or needs-attention.
 var transitions = map[string][]string{
-	api.MigQueued:        {api.MigScheduling},
-	api.MigScheduling:    {api.MigPreparing},
-	api.MigPreparing:     {api.MigWaitingLink, api.MigTransferring},
-	api.MigWaitingLink:   {api.MigTransferring},
-	api.MigTransferring:  {api.MigSwitchingOver},
-	api.MigSwitchingOver: {api.MigFinishing},
-	api.MigFinishing:     {api.MigCompleted},
+	api.MigQueued:        failing(api.MigScheduling),
+	api.MigScheduling:    failing(api.MigPreparing),
+	api.MigPreparing:     failing(api.MigWaitingLink, api.MigTransferring),
+	api.MigWaitingLink:   failing(api.MigTransferring),
+	api.MigTransferring:  failing(api.MigSwitchingOver),
+	api.MigSwitchingOver: failing(api.MigFinishing),
+	api.MigFinishing:     failing(api.MigCompleted),
 }
 
-func init() {
-	for s := range transitions {
-		transitions[s] = append(transitions[s], api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention)
-	}
+// failing is the states a migration may move to onward, and the ways it
+// may end early.
+func failing(onward ...string) []string {
+	return append(onward, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention)
 }
 
 // finalMigration reports whether a migration has ended.

@@ -90,7 +90,7 @@ func (c *Service) panicOnMigration(ctx context.Context, vm api.VM, host string, 
 		if finalMigration(m.State) && p.At.After(end) {
 			return // the last migration before the panic is long over
 		}
-		if _, err := c.store.UpdateMigration(ctx, m.ID, func(mm *api.Migration) error {
+		if _, err := c.updateMigration(ctx, m.ID, func(mm *api.Migration) error {
 			if mm.GuestPanic == nil {
 				mm.GuestPanic = &api.GuestPanic{At: p.At, Reason: p.Reason, Host: host}
 			}

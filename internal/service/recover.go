@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -102,6 +103,13 @@ const driverMigrationNone = "none"
 
 // restartedPrefix starts the reason of every migration recovery ended.
 const restartedPrefix = "the controller restarted during "
+
+// RolledBackByRestart reports whether a migration was rolled back because
+// the controller restarted under it (recovery), not for the VM's sake: an
+// intent tries it again.
+func RolledBackByRestart(m api.Migration) bool {
+	return m.State == api.MigRolledBack && strings.HasPrefix(m.Reason, restartedPrefix)
+}
 
 // ask reads what a host has of a VM; an error means the host did not
 // answer (a missing VM is a fact, not an error).
@@ -303,7 +311,7 @@ func decided(m api.Migration, action string) bool {
 
 // decision appends a decision to a migration's record.
 func (c *Service) decision(ctx context.Context, id, action, reason string) {
-	c.store.UpdateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+	c.updateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
 		m.Decisions = append(m.Decisions, api.Decision{At: time.Now().UTC(), Action: action, Reason: reason})
 		return nil
 	})

@@ -19,3 +19,8 @@ func (c *Service) refuseUnsafeTCG(hosts ...api.Host) error {
 	}
 	return scheduler.RefuseUnsafeTCG(hosts...)
 }
+
+// Pick is scheduler.Pick under the cluster's TCG gate.
+func (c *Service) Pick(hosts []api.Host, p scheduler.Placement) (api.Host, error) {
+	return c.pick(hosts, p)
+}

@@ -20,10 +20,10 @@ import (
 // Limits on flavors, generous for real hosts and small enough to catch
 // unit mistakes (a memory size in bytes, say).
 const (
-	maxVCPUs     = 256
-	minMemoryMiB = 64
-	maxMemoryMiB = 4 << 20 // 4 TiB
-	maxDiskMiB   = 64 << 20
+	MaxVCPUs     = 256
+	MinMemoryMiB = 64
+	MaxMemoryMiB = 4 << 20 // 4 TiB
+	MaxDiskMiB   = 64 << 20
 	maxCmdline   = 2048
 
 	// agentCallTimeout bounds a lifecycle call to an agent; create also
@@ -59,23 +59,23 @@ func validateCreate(req *api.CreateVMRequest) error {
 	}
 	f := req.Flavor
 	switch {
-	case f.VCPUs < 1 || f.VCPUs > maxVCPUs:
-		return errs.Invalid("vcpus must be between 1 and %d, not %d", maxVCPUs, f.VCPUs)
-	case f.MemoryMiB < minMemoryMiB || f.MemoryMiB > maxMemoryMiB:
-		return errs.Invalid("memory_mib must be between %d and %d, not %d", minMemoryMiB, maxMemoryMiB, f.MemoryMiB)
-	case f.DiskMiB < 0 || f.DiskMiB > maxDiskMiB:
-		return errs.Invalid("disk_mib must be between 0 (no disk) and %d, not %d", maxDiskMiB, f.DiskMiB)
+	case f.VCPUs < 1 || f.VCPUs > MaxVCPUs:
+		return errs.Invalid("vcpus must be between 1 and %d, not %d", MaxVCPUs, f.VCPUs)
+	case f.MemoryMiB < MinMemoryMiB || f.MemoryMiB > MaxMemoryMiB:
+		return errs.Invalid("memory_mib must be between %d and %d, not %d", MinMemoryMiB, MaxMemoryMiB, f.MemoryMiB)
+	case f.DiskMiB < 0 || f.DiskMiB > MaxDiskMiB:
+		return errs.Invalid("disk_mib must be between 0 (no disk) and %d, not %d", MaxDiskMiB, f.DiskMiB)
 	case len(req.Cmdline) > maxCmdline:
 		return errs.Invalid("cmdline is %d bytes; at most %d", len(req.Cmdline), maxCmdline)
-	case req.MaxVCPUs != 0 && (req.MaxVCPUs < f.VCPUs || req.MaxVCPUs > maxVCPUs):
-		return errs.Invalid("max_vcpus must be between vcpus (%d) and %d, not %d", f.VCPUs, maxVCPUs, req.MaxVCPUs)
-	case req.MaxMemoryMiB != 0 && (req.MaxMemoryMiB < f.MemoryMiB || req.MaxMemoryMiB > maxMemoryMiB):
-		return errs.Invalid("max_memory_mib must be between memory_mib (%d) and %d, not %d", f.MemoryMiB, maxMemoryMiB, req.MaxMemoryMiB)
+	case req.MaxVCPUs != 0 && (req.MaxVCPUs < f.VCPUs || req.MaxVCPUs > MaxVCPUs):
+		return errs.Invalid("max_vcpus must be between vcpus (%d) and %d, not %d", f.VCPUs, MaxVCPUs, req.MaxVCPUs)
+	case req.MaxMemoryMiB != 0 && (req.MaxMemoryMiB < f.MemoryMiB || req.MaxMemoryMiB > MaxMemoryMiB):
+		return errs.Invalid("max_memory_mib must be between memory_mib (%d) and %d, not %d", f.MemoryMiB, MaxMemoryMiB, req.MaxMemoryMiB)
 	}
 	// Hotplug ceilings: room to grow online without a restart. Unplugged
 	// vCPUs cost nothing; unplugged memory is address space only.
 	if req.MaxVCPUs == 0 {
-		req.MaxVCPUs = min(max(2*f.VCPUs, 4), maxVCPUs)
+		req.MaxVCPUs = min(max(2*f.VCPUs, 4), MaxVCPUs)
 	}
 	if req.MaxMemoryMiB == 0 {
 		req.MaxMemoryMiB = f.MemoryMiB
@@ -83,7 +83,8 @@ func validateCreate(req *api.CreateVMRequest) error {
 	return nil
 }
 
-func newUUID() string {
+// NewID returns a random (version 4) UUID for a new record.
+func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
@@ -126,7 +127,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	}
 	now := time.Now().UTC()
 	vm := api.VM{
-		ID: newUUID(), Name: req.Name, Project: req.Project, Image: im.Name,
+		ID: NewID(), Name: req.Name, Project: req.Project, Image: im.Name,
 		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
 		DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
@@ -364,3 +365,7 @@ func (c *Service) Console(ctx context.Context, name string, offset int64, follow
 	}
 	return c.agent(host.Address).Console(ctx, vm.ID, offset, follow)
 }
+
+// HostOf returns the up host a VM is on, or a conflict saying why its
+// host cannot be asked now.
+func (c *Service) HostOf(ctx context.Context, vm api.VM) (api.Host, error) { return c.hostOf(ctx, vm) }

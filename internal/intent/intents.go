@@ -1,18 +1,26 @@
-package service
+package intent
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/failpoint"
+	"github.com/godwit/godwit/internal/service"
 	"github.com/godwit/godwit/internal/store"
 )
 
+// Package intent is godwit's intent level: what users ask for — migrate
+// (with or without a kind), drain a host that is up, evacuate one that is
+// down, resize or rebuild a VM — planned, recorded, and run as service
+// operations. It calls the service level (internal/service) only; the
+// controller serves it over HTTP.
+//
 // An intent is what a user asked for (drain a host, evacuate it, resize a
 // VM, rebuild it) and the service operations it became. The record holds
 // everything the controller needs to go on: a runner reads it, starts
@@ -31,13 +39,14 @@ import (
 // operation's end also wakes it at once.
 const intentTick = 250 * time.Millisecond
 
-// followTick is how often an operation reads its migration's record: its
-// end frees a slot for the next move, so it is seen soon.
-const followTick = 100 * time.Millisecond
+// Runner plans intents, records them and runs them.
+type Runner struct {
+	svc   *service.Service
+	store store.Store // the intent records
+	log   *slog.Logger
 
-// intents tracks the runners and operations alive in this process, so a
-// resumed or re-triggered runner never doubles them.
-type intents struct {
+	// The runners and operations alive in this process, so a resumed or
+	// re-triggered runner never doubles them.
 	mu      sync.Mutex
 	runners map[string]bool
 	ops     map[string]bool // intent id + "/" + vm
@@ -48,11 +57,19 @@ type intents struct {
 	pickMu sync.Mutex
 }
 
+// New returns the runner of a service's intents, kept in st.
+func New(svc *service.Service, st store.Store, log *slog.Logger) *Runner {
+	return &Runner{svc: svc, store: st, log: log, runners: map[string]bool{}, ops: map[string]bool{}, wake: map[string]chan struct{}{}}
+}
+
+// Start resumes, in the background, every intent that had not ended.
+func (r *Runner) Start(ctx context.Context) { go r.resumeIntents(ctx) }
+
 // CancelIntent stops an intent from starting further operations. Running
 // migrations finish, or with AbortRunning are aborted and roll back; the
 // runner records the end.
-func (c *Service) CancelIntent(ctx context.Context, id string, req api.CancelIntentRequest) (api.Intent, error) {
-	in, err := c.store.UpdateIntent(ctx, id, func(in *api.Intent) error {
+func (r *Runner) CancelIntent(ctx context.Context, id string, req api.CancelIntentRequest) (api.Intent, error) {
+	in, err := r.store.UpdateIntent(ctx, id, func(in *api.Intent) error {
 		if api.FinalIntent(in.State) {
 			return errs.Conflict("intent %s already ended (%s); nothing to cancel", id, in.State)
 		}
@@ -68,70 +85,70 @@ func (c *Service) CancelIntent(ctx context.Context, id string, req api.CancelInt
 	if err != nil {
 		return api.Intent{}, err
 	}
-	c.log.Info("intent cancel requested", "intent", id, "kind", in.Kind, "target", in.Target, "abort_running", req.AbortRunning)
+	r.log.Info("intent cancel requested", "intent", id, "kind", in.Kind, "target", in.Target, "abort_running", req.AbortRunning)
 	return in, nil
 }
 
 // startIntent persists a new intent and starts its runner.
-func (c *Service) startIntent(ctx context.Context, in api.Intent) (api.Intent, error) {
+func (r *Runner) startIntent(ctx context.Context, in api.Intent) (api.Intent, error) {
 	now := time.Now().UTC()
-	in.ID, in.State, in.CreatedAt, in.UpdatedAt = newUUID(), api.IntentRunning, now, now
+	in.ID, in.State, in.CreatedAt, in.UpdatedAt = service.NewID(), api.IntentRunning, now, now
 	for i := range in.Operations {
 		if in.Operations[i].State == api.OpPlanned {
 			in.Operations[i].State = api.OpPending
 		}
 	}
-	if err := c.store.CreateIntent(ctx, in); err != nil {
+	if err := r.store.CreateIntent(ctx, in); err != nil {
 		return api.Intent{}, err
 	}
-	c.log.Info("intent started", "intent", in.ID, "kind", in.Kind, "target", in.Target, "operations", len(in.Operations))
+	r.log.Info("intent started", "intent", in.ID, "kind", in.Kind, "target", in.Target, "operations", len(in.Operations))
 	failpoint.Hit(in.Kind + "/after-plan") // persisted, nothing done yet
-	go c.runIntent(context.WithoutCancel(ctx), in.ID)
+	go r.runIntent(context.WithoutCancel(ctx), in.ID)
 	return in, nil
 }
 
 // resumeIntents starts a runner for every intent a previous controller
 // left unfinished.
-func (c *Service) resumeIntents(ctx context.Context) {
-	ins, err := c.store.Intents(ctx, store.IntentFilter{Active: true})
+func (r *Runner) resumeIntents(ctx context.Context) {
+	ins, err := r.store.Intents(ctx, store.IntentFilter{Active: true})
 	if err != nil {
-		c.log.Error("list unfinished intents", "err", err)
+		r.log.Error("list unfinished intents", "err", err)
 		return
 	}
 	for _, in := range ins {
-		c.log.Info("resuming intent", "intent", in.ID, "kind", in.Kind, "target", in.Target, "state", in.State)
-		go c.runIntent(ctx, in.ID)
+		r.log.Info("resuming intent", "intent", in.ID, "kind", in.Kind, "target", in.Target, "state", in.State)
+		go r.runIntent(ctx, in.ID)
 	}
 }
 
 // runIntent drives one intent until it ends: each tick it starts the
 // operations its limits allow and finishes the intent when none is left.
-func (c *Service) runIntent(ctx context.Context, id string) {
-	c.in.mu.Lock()
-	if c.in.runners[id] {
-		c.in.mu.Unlock()
+func (r *Runner) runIntent(ctx context.Context, id string) {
+	r.mu.Lock()
+	if r.runners[id] {
+		r.mu.Unlock()
 		return
 	}
-	c.in.runners[id] = true
+	r.runners[id] = true
 	wake := make(chan struct{}, 1)
-	c.in.wake[id] = wake
-	c.in.mu.Unlock()
+	r.wake[id] = wake
+	r.mu.Unlock()
 	defer func() {
-		c.in.mu.Lock()
-		delete(c.in.runners, id)
-		delete(c.in.wake, id)
-		c.in.mu.Unlock()
+		r.mu.Lock()
+		delete(r.runners, id)
+		delete(r.wake, id)
+		r.mu.Unlock()
 	}()
-	log := c.log.With("intent", id)
+	log := r.log.With("intent", id)
 	tick := time.NewTicker(intentTick)
 	defer tick.Stop()
 	for {
-		in, err := c.store.Intent(ctx, id)
+		in, err := r.store.Intent(ctx, id)
 		if err != nil {
 			log.Error("read intent", "err", err)
 		} else if api.FinalIntent(in.State) {
 			return
-		} else if err := c.stepIntent(ctx, in); err != nil {
+		} else if err := r.stepIntent(ctx, in); err != nil {
 			log.Error("intent step", "err", err)
 		}
 		select {
@@ -144,26 +161,26 @@ func (c *Service) runIntent(ctx context.Context, id string) {
 }
 
 // wakeRunner makes an intent's runner look at it now.
-func (c *Service) wakeRunner(id string) {
-	c.in.mu.Lock()
-	defer c.in.mu.Unlock()
+func (r *Runner) wakeRunner(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	select {
-	case c.in.wake[id] <- struct{}{}:
+	case r.wake[id] <- struct{}{}:
 	default: // it will look anyway
 	}
 }
 
 // stepIntent is one look at an intent: start what may start, end it when
 // nothing is left.
-func (c *Service) stepIntent(ctx context.Context, in api.Intent) error {
+func (r *Runner) stepIntent(ctx context.Context, in api.Intent) error {
 	running, pending := 0, 0
 	for i, op := range in.Operations {
 		switch op.State {
 		case api.OpRunning:
 			running++
-			c.launchOp(ctx, in, i) // after a restart: pick it up again
+			r.launchOp(ctx, in, i) // after a restart: pick it up again
 			if in.State == api.IntentCancelling && in.Params.AbortRunning && op.MigrationID != "" {
-				c.abortForIntent(ctx, op.MigrationID)
+				r.abortForIntent(ctx, op.MigrationID)
 			}
 		case api.OpPending:
 			pending++
@@ -173,21 +190,21 @@ func (c *Service) stepIntent(ctx context.Context, in api.Intent) error {
 		if running > 0 {
 			return nil
 		}
-		_, err := c.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
+		_, err := r.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
 			for i := range in.Operations {
 				if in.Operations[i].State == api.OpPending {
 					in.Operations[i].State, in.Operations[i].Reason = api.OpCancelled, "the intent was cancelled before it started"
 				}
 			}
-			return c.finishIntent(in, api.IntentCancelled)
+			return r.finishIntent(in, api.IntentCancelled)
 		})
 		return err
 	}
 	if pending == 0 && running == 0 {
-		_, err := c.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error { return c.finishIntent(in, "") })
+		_, err := r.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error { return r.finishIntent(in, "") })
 		return err
 	}
-	limits := c.limitsFor(in)
+	limits := r.limitsFor(in)
 	for i, op := range in.Operations {
 		if op.State != api.OpPending {
 			continue
@@ -195,13 +212,13 @@ func (c *Service) stepIntent(ctx context.Context, in api.Intent) error {
 		if running >= limits.perIntent {
 			break
 		}
-		if ok, err := c.mayStart(ctx, in, op, limits); err != nil || !ok {
+		if ok, err := r.mayStart(ctx, in, op, limits); err != nil || !ok {
 			continue
 		}
 		now := time.Now().UTC()
 		// The next mayStart sees this operation running (and, under a
 		// link limit, still preparing).
-		updated, err := c.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
+		updated, err := r.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
 			o := &in.Operations[i]
 			if o.State != api.OpPending || in.State != api.IntentRunning {
 				return errs.Conflict("operation changed under the runner")
@@ -214,14 +231,14 @@ func (c *Service) stepIntent(ctx context.Context, in api.Intent) error {
 		}
 		in = updated
 		running++
-		c.launchOp(ctx, in, i)
+		r.launchOp(ctx, in, i)
 	}
 	return nil
 }
 
 // finishIntent sets an intent's final state from its operations (or to
 // state when given) — called inside an UpdateIntent.
-func (c *Service) finishIntent(in *api.Intent, state string) error {
+func (r *Runner) finishIntent(in *api.Intent, state string) error {
 	if state == "" {
 		state = api.IntentCompleted
 		for _, op := range in.Operations {
@@ -239,42 +256,42 @@ func (c *Service) finishIntent(in *api.Intent, state string) error {
 		state = api.IntentFailed
 	}
 	in.State, in.FinishedAt = state, time.Now().UTC()
-	c.log.Info("intent ended", "intent", in.ID, "kind", in.Kind, "target", in.Target, "state", state)
+	r.log.Info("intent ended", "intent", in.ID, "kind", in.Kind, "target", in.Target, "state", state)
 	return nil
 }
 
 // launchOp runs operation i of an intent in the background, unless this
 // process already runs it.
-func (c *Service) launchOp(ctx context.Context, in api.Intent, i int) {
+func (r *Runner) launchOp(ctx context.Context, in api.Intent, i int) {
 	op := in.Operations[i]
 	key := in.ID + "/" + op.VM
-	c.in.mu.Lock()
-	if c.in.ops[key] {
-		c.in.mu.Unlock()
+	r.mu.Lock()
+	if r.ops[key] {
+		r.mu.Unlock()
 		return
 	}
-	c.in.ops[key] = true
-	c.in.mu.Unlock()
+	r.ops[key] = true
+	r.mu.Unlock()
 	go func() {
 		defer func() {
-			c.in.mu.Lock()
-			delete(c.in.ops, key)
-			c.in.mu.Unlock()
+			r.mu.Lock()
+			delete(r.ops, key)
+			r.mu.Unlock()
 		}()
 		var out outcome
 		switch op.Kind {
 		case api.OpLive, api.OpCold:
-			out = c.execMigration(ctx, in, i)
+			out = r.execMigration(ctx, in, i)
 		case api.OpStop:
-			out = c.execStop(ctx, op)
+			out = r.execStop(ctx, op)
 		case api.OpRebuild:
-			out = c.execRebuild(ctx, in, i)
+			out = r.execRebuild(ctx, in, i)
 		case api.OpResize:
-			out = c.execResize(ctx, in, i)
+			out = r.execResize(ctx, in, i)
 		default:
 			out = outcome{state: api.OpSkipped, reason: op.Reason}
 		}
-		c.recordOutcome(ctx, in.ID, i, out)
+		r.recordOutcome(ctx, in.ID, i, out)
 	}()
 }
 
@@ -294,12 +311,12 @@ const maxRestartRetries = 3
 
 // recordOutcome writes an operation's end and applies the intent's
 // failure policy to a failed one.
-func (c *Service) recordOutcome(ctx context.Context, id string, i int, out outcome) {
+func (r *Runner) recordOutcome(ctx context.Context, id string, i int, out outcome) {
 	if out.state == api.OpRunning {
 		return // the controller is stopping; a resumed runner goes on
 	}
 	kind := ""
-	_, err := c.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
+	_, err := r.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
 		kind = in.Kind
 		o := &in.Operations[i]
 		if out.state == api.OpPending {
@@ -345,11 +362,11 @@ func (c *Service) recordOutcome(ctx context.Context, id string, i int, out outco
 		return nil
 	})
 	if err != nil {
-		c.log.Error("record operation outcome", "intent", id, "err", err)
+		r.log.Error("record operation outcome", "intent", id, "err", err)
 	} else if kind == api.IntentDrain && out.state == api.OpDone {
 		failpoint.Hit("drain/move-done") // recorded done, before the next
 	}
-	c.wakeRunner(id)
+	r.wakeRunner(id)
 }
 
 // limits are the concurrency limits an intent runs under.
@@ -371,7 +388,7 @@ const (
 	defaultMaxPerCluster         = 4
 )
 
-func (c *Service) limitsFor(in api.Intent) limits {
+func (r *Runner) limitsFor(in api.Intent) limits {
 	l := limits{perSource: in.Params.MaxPerSource, perDest: in.Params.MaxPerDest, perCluster: in.Params.MaxPerCluster}
 	if l.perSource == 0 {
 		l.perSource = defaultMaxPerSource
@@ -402,11 +419,11 @@ func (c *Service) limitsFor(in api.Intent) limits {
 // mayStart says whether a pending operation may start now under the
 // cluster-wide limits: migrations in flight anywhere count, not only the
 // intent's own.
-func (c *Service) mayStart(ctx context.Context, in api.Intent, op api.Operation, l limits) (bool, error) {
+func (r *Runner) mayStart(ctx context.Context, in api.Intent, op api.Operation, l limits) (bool, error) {
 	if op.Kind != api.OpLive && op.Kind != api.OpCold {
 		return true, nil
 	}
-	active, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
+	active, err := r.store.Migrations(ctx, store.MigrationFilter{Active: true})
 	if err != nil {
 		return false, err
 	}
@@ -444,35 +461,15 @@ func preparingMigration(state string) bool {
 }
 
 // abortForIntent aborts a running migration of a cancelled intent.
-func (c *Service) abortForIntent(ctx context.Context, migrationID string) {
-	if _, err := c.AbortMigration(ctx, migrationID); err != nil && !errors.Is(err, errs.ErrConflict) {
-		c.log.Warn("abort migration of a cancelled intent", "op", migrationID, "err", err)
-	}
-}
-
-// waitMigration follows a migration's record until it ends.
-func (c *Service) waitMigration(ctx context.Context, id string) (api.Migration, error) {
-	tick := time.NewTicker(followTick)
-	defer tick.Stop()
-	for {
-		m, err := c.store.Migration(ctx, id)
-		if err != nil {
-			return m, err
-		}
-		if finalMigration(m.State) {
-			return m, nil
-		}
-		select {
-		case <-ctx.Done():
-			return m, ctx.Err()
-		case <-tick.C:
-		}
+func (r *Runner) abortForIntent(ctx context.Context, migrationID string) {
+	if _, err := r.svc.AbortMigration(ctx, migrationID); err != nil && !errors.Is(err, errs.ErrConflict) {
+		r.log.Warn("abort migration of a cancelled intent", "op", migrationID, "err", err)
 	}
 }
 
 // setOp persists a change to operation i of an intent.
-func (c *Service) setOp(ctx context.Context, id string, i int, fn func(*api.Operation)) error {
-	_, err := c.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
+func (r *Runner) setOp(ctx context.Context, id string, i int, fn func(*api.Operation)) error {
+	_, err := r.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
 		fn(&in.Operations[i])
 		return nil
 	})
@@ -484,11 +481,11 @@ func errOf(what string, err error) string { return fmt.Sprintf("%s: %v", what, e
 
 // Intents lists intents, on one target or only those under way when the
 // filter says.
-func (c *Service) Intents(ctx context.Context, f store.IntentFilter) ([]api.Intent, error) {
-	return c.store.Intents(ctx, f)
+func (r *Runner) Intents(ctx context.Context, f store.IntentFilter) ([]api.Intent, error) {
+	return r.store.Intents(ctx, f)
 }
 
 // Intent returns one intent's record.
-func (c *Service) Intent(ctx context.Context, id string) (api.Intent, error) {
-	return c.store.Intent(ctx, id)
+func (r *Runner) Intent(ctx context.Context, id string) (api.Intent, error) {
+	return r.store.Intent(ctx, id)
 }

@@ -1,4 +1,4 @@
-package service
+package intent
 
 import (
 	"cmp"
@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/scheduler"
+	"github.com/godwit/godwit/internal/service"
 	"github.com/godwit/godwit/internal/store"
 )
 
@@ -39,23 +39,23 @@ func validateDrain(req *api.DrainRequest) error {
 		return errs.Invalid("max_transfers_per_source (%d) cannot exceed the moves out of the host at once (max_per_source, %d): raise max_per_source or lower max_transfers_per_source",
 			req.MaxTransfersPerSource, perSource)
 	}
-	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > maxDowntimeLimitMS {
-		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", maxDowntimeLimitMS)
+	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > service.MaxDowntimeLimitMS {
+		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", service.MaxDowntimeLimitMS)
 	}
-	if req.BandwidthMBps < 0 || req.BandwidthMBps > maxBandwidthMBps {
-		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", maxBandwidthMBps)
+	if req.BandwidthMBps < 0 || req.BandwidthMBps > service.MaxBandwidthMBps {
+		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", service.MaxBandwidthMBps)
 	}
-	return validatePolicy(api.KindLive, req.Policy, false, false)
+	return service.ValidatePolicy(api.KindLive, req.Policy, false, false)
 }
 
 // Drain takes a host that is up out of scheduling and moves every VM on
 // it away: running VMs live, stopped ones cold, each under the failure
 // policy. With DryRun it returns the plan and changes nothing.
-func (c *Service) Drain(ctx context.Context, host string, req api.DrainRequest) (api.Intent, error) {
+func (r *Runner) Drain(ctx context.Context, host string, req api.DrainRequest) (api.Intent, error) {
 	if err := validateDrain(&req); err != nil {
 		return api.Intent{}, err
 	}
-	h, err := c.store.Host(ctx, host)
+	h, err := r.store.Host(ctx, host)
 	if errors.Is(err, errs.ErrNotFound) {
 		return api.Intent{}, errs.NotFound("host %q not found; list hosts with: godwit host list", host)
 	} else if err != nil {
@@ -64,29 +64,29 @@ func (c *Service) Drain(ctx context.Context, host string, req api.DrainRequest) 
 	if h.State != api.HostUp {
 		return api.Intent{}, errs.Conflict("host %s is down: a drain moves VMs off a host that is up; for a host that is down use: godwit evacuate %s", host, host)
 	}
-	if err := c.noActiveHostIntent(ctx, host); err != nil {
+	if err := r.noActiveHostIntent(ctx, host); err != nil {
 		return api.Intent{}, err
 	}
 	params := api.IntentParams{OnFailure: req.OnFailure, MaxPerSource: req.MaxPerSource, MaxPerDest: req.MaxPerDest,
 		MaxPerCluster: req.MaxPerCluster, MaxTransfersPerSource: req.MaxTransfersPerSource,
 		BandwidthMBps: req.BandwidthMBps, MaxDowntimeMS: req.MaxDowntimeMS, Policy: req.Policy}
 	in := api.Intent{Kind: api.IntentDrain, Target: host, State: api.IntentPlanned, Params: params}
-	if err := c.planDrain(ctx, &in, h); err != nil {
+	if err := r.planDrain(ctx, &in, h); err != nil {
 		return api.Intent{}, err
 	}
 	if req.DryRun {
 		return in, nil
 	}
 	// Out of scheduling first: nothing new lands here while it drains.
-	if err := c.store.SetHostEnabled(ctx, host, false); err != nil {
+	if err := r.store.SetHostEnabled(ctx, host, false); err != nil {
 		return api.Intent{}, err
 	}
-	return c.startIntent(ctx, in)
+	return r.startIntent(ctx, in)
 }
 
 // noActiveHostIntent refuses a second drain or evacuation of one host.
-func (c *Service) noActiveHostIntent(ctx context.Context, host string) error {
-	act, err := c.store.Intents(ctx, store.IntentFilter{Target: host, Active: true})
+func (r *Runner) noActiveHostIntent(ctx context.Context, host string) error {
+	act, err := r.store.Intents(ctx, store.IntentFilter{Target: host, Active: true})
 	if err != nil {
 		return err
 	}
@@ -102,12 +102,12 @@ func (c *Service) noActiveHostIntent(ctx context.Context, host string) error {
 // longest first (with moves in parallel, starting the longest first ends
 // the drain soonest), each with the destination the scheduler would pick
 // today — claims of the earlier ones counted — and a predicted duration.
-func (c *Service) planDrain(ctx context.Context, in *api.Intent, src api.Host) error {
-	hosts, err := c.hostsWithAllocations(ctx)
+func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) error {
+	hosts, err := r.svc.HostsWithAllocations(ctx)
 	if err != nil {
 		return err
 	}
-	vms, err := c.store.VMs(ctx, store.VMFilter{Host: src.Name})
+	vms, err := r.store.VMs(ctx, store.VMFilter{Host: src.Name})
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (c *Service) planDrain(ctx context.Context, in *api.Intent, src api.Host) e
 		// A VM the TCG gate keeps from moving live (refuseUnsafeTCG) is
 		// one that cannot move live: the failure policy decides, and the
 		// plan says why up front.
-		dst, err := c.pick(others, p)
+		dst, err := r.svc.Pick(others, p)
 		if err != nil && op.Kind == api.OpLive && in.Params.OnFailure == api.OnFailureCold {
 			p.Live = false
 			if d, cerr := scheduler.Pick(others, p); cerr == nil {
@@ -170,7 +170,7 @@ func (c *Service) planDrain(ctx context.Context, in *api.Intent, src api.Host) e
 			}
 		}
 	}
-	l := c.limitsFor(*in)
+	l := r.limitsFor(*in)
 	in.PredictedMS = drainMakespan(in.Operations, l).Milliseconds()
 	in.Notes = append(in.Notes,
 		fmt.Sprintf("host %s leaves scheduling at once; `godwit host enable %s` returns it", src.Name, src.Name),
@@ -205,14 +205,14 @@ func bandwidthText(mbps int) string {
 // execMigration runs one live or cold operation of an intent: it starts
 // the migration (or finds the one it started before a restart) and
 // follows it to its end.
-func (c *Service) execMigration(ctx context.Context, in api.Intent, i int) outcome {
+func (r *Runner) execMigration(ctx context.Context, in api.Intent, i int) outcome {
 	op := in.Operations[i]
 	migID := op.MigrationID
 	if migID == "" {
-		migID = c.adoptMigration(ctx, in.ID, op)
+		migID = r.adoptMigration(ctx, in.ID, op)
 	}
 	if migID == "" {
-		vm, err := c.vmByName(ctx, op.VM)
+		vm, err := r.svc.VM(ctx, op.VM)
 		switch {
 		case errors.Is(err, errs.ErrNotFound):
 			return outcome{state: api.OpSkipped, reason: "the vm was deleted"}
@@ -222,33 +222,33 @@ func (c *Service) execMigration(ctx context.Context, in api.Intent, i int) outco
 			return outcome{state: api.OpSkipped, reason: "the vm was deleted (its name now belongs to another VM)"}
 		case vm.Host != op.Source:
 			return outcome{state: api.OpDone, dest: vm.Host, reason: "already moved to " + vm.Host}
-		case c.isBusy(vm.Name):
+		case r.svc.IsBusy(vm.Name):
 			return outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
 		}
 		kind := op.Kind
 		if kind == api.OpLive && vm.State == api.VMStopped {
 			kind = api.OpCold // stopped since the plan: nothing to move live
 		}
-		src, err := c.store.Host(ctx, vm.Host)
+		src, err := r.store.Host(ctx, vm.Host)
 		if err != nil {
 			return outcome{state: api.OpPending, reason: errOf("read source host", err)}
 		}
-		m, out := c.startMove(ctx, in, op, vm, kind, src)
+		m, out := r.startMove(ctx, in, op, vm, kind, src)
 		if out.state != "" {
 			return out
 		}
 		migID = m.ID
-		if err := c.setOp(ctx, in.ID, i, func(o *api.Operation) {
+		if err := r.setOp(ctx, in.ID, i, func(o *api.Operation) {
 			o.MigrationID, o.Dest, o.Kind, o.Reason = m.ID, m.Destination, m.Kind, ""
 			o.Strategy = moveStrategy(m.Kind, vm)
 		}); err != nil {
-			c.log.Error("record the operation's migration", "intent", in.ID, "vm", op.VM, "err", err)
+			r.log.Error("record the operation's migration", "intent", in.ID, "vm", op.VM, "err", err)
 		}
 		if in.Kind == api.IntentDrain {
 			failpoint.Hit("drain/move-started") // migration recorded on the operation
 		}
 	}
-	m, err := c.waitMigration(ctx, migID)
+	m, err := r.svc.WaitMigration(ctx, migID)
 	if err != nil {
 		if ctx.Err() != nil {
 			return outcome{state: api.OpRunning}
@@ -258,7 +258,7 @@ func (c *Service) execMigration(ctx context.Context, in api.Intent, i int) outco
 	if m.State == api.MigCompleted {
 		return outcome{state: api.OpDone, dest: m.Destination, strategy: m.Strategy}
 	}
-	if m.State == api.MigRolledBack && strings.HasPrefix(m.Reason, restartedPrefix) && op.Attempts < maxRestartRetries {
+	if service.RolledBackByRestart(m) && op.Attempts < maxRestartRetries {
 		// Not the VM's failure: the controller died under it. Again.
 		return outcome{state: api.OpPending, reason: "retrying: migration " + m.ID + " was rolled back after a controller restart", clearMigration: true}
 	}
@@ -269,12 +269,12 @@ func (c *Service) execMigration(ctx context.Context, in api.Intent, i int) outco
 // under the per-destination limit and the migration recorded there as one
 // step, so two operations never both take a destination's last slot. A
 // non-empty outcome means it did not start.
-func (c *Service) startMove(ctx context.Context, in api.Intent, op api.Operation, vm api.VM, kind string, src api.Host) (api.Migration, outcome) {
-	c.in.pickMu.Lock()
-	defer c.in.pickMu.Unlock()
+func (r *Runner) startMove(ctx context.Context, in api.Intent, op api.Operation, vm api.VM, kind string, src api.Host) (api.Migration, outcome) {
+	r.pickMu.Lock()
+	defer r.pickMu.Unlock()
 	dst, wait, err := op.Dest, "", error(nil)
 	if in.Kind != api.IntentResize { // a resize's move goes where the new size fits
-		dst, wait, err = c.pickDestination(ctx, vm, kind, src, c.limitsFor(in))
+		dst, wait, err = r.pickDestination(ctx, vm, kind, src, r.limitsFor(in))
 	}
 	if err != nil {
 		return api.Migration{}, outcome{state: api.OpFailed, reason: err.Error()}
@@ -286,11 +286,11 @@ func (c *Service) startMove(ctx context.Context, in api.Intent, op api.Operation
 	transfers := 0
 	if kind == api.KindLive {
 		req.Policy = in.Params.Policy
-		transfers = c.limitsFor(in).transfers
+		transfers = r.limitsFor(in).transfers
 	}
-	m, err := c.migrate(ctx, vm.Name, req, in.ID, transfers)
+	m, err := r.svc.StartMigration(ctx, vm.Name, req, service.MoveOptions{Intent: in.ID, Transfers: transfers})
 	if err != nil {
-		if errors.Is(err, errs.ErrConflict) && c.isBusy(vm.Name) {
+		if errors.Is(err, errs.ErrConflict) && r.svc.IsBusy(vm.Name) {
 			return api.Migration{}, outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
 		}
 		return api.Migration{}, outcome{state: api.OpFailed, reason: err.Error()}
@@ -300,8 +300,8 @@ func (c *Service) startMove(ctx context.Context, in api.Intent, op api.Operation
 
 // adoptMigration finds the migration an operation started before the
 // controller restarted (between starting it and recording its id).
-func (c *Service) adoptMigration(ctx context.Context, intent string, op api.Operation) string {
-	ms, err := c.store.Migrations(ctx, store.MigrationFilter{VM: op.VM})
+func (r *Runner) adoptMigration(ctx context.Context, intent string, op api.Operation) string {
+	ms, err := r.store.Migrations(ctx, store.MigrationFilter{VM: op.VM})
 	if err != nil {
 		return ""
 	}
@@ -319,12 +319,12 @@ func (c *Service) adoptMigration(ctx context.Context, intent string, op api.Oper
 // choice among hosts that have not reached the per-destination limit.
 // An error means no host can take the VM at all; wait (non-empty) means
 // some could, but all of them are busy with other moves now.
-func (c *Service) pickDestination(ctx context.Context, vm api.VM, kind string, src api.Host, l limits) (dst, wait string, err error) {
-	hosts, err := c.hostsWithAllocations(ctx)
+func (r *Runner) pickDestination(ctx context.Context, vm api.VM, kind string, src api.Host, l limits) (dst, wait string, err error) {
+	hosts, err := r.svc.HostsWithAllocations(ctx)
 	if err != nil {
 		return "", "waiting: " + err.Error(), nil
 	}
-	active, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
+	active, err := r.store.Migrations(ctx, store.MigrationFilter{Active: true})
 	if err != nil {
 		return "", "waiting: " + err.Error(), nil
 	}
@@ -343,10 +343,10 @@ func (c *Service) pickDestination(ctx context.Context, vm api.VM, kind string, s
 			free = append(free, h)
 		}
 	}
-	if _, err := c.pick(others, p); err != nil {
+	if _, err := r.svc.Pick(others, p); err != nil {
 		return "", "", err
 	}
-	h, err := c.pick(free, p)
+	h, err := r.svc.Pick(free, p)
 	if err != nil {
 		return "", fmt.Sprintf("waiting: every host that can take it is receiving %d move(s) already", l.perDest), nil
 	}
@@ -354,72 +354,12 @@ func (c *Service) pickDestination(ctx context.Context, vm api.VM, kind string, s
 }
 
 // execStop shuts a VM down where it is (the drain policy "stop").
-func (c *Service) execStop(ctx context.Context, op api.Operation) outcome {
-	if c.isBusy(op.VM) {
+func (r *Runner) execStop(ctx context.Context, op api.Operation) outcome {
+	if r.svc.IsBusy(op.VM) {
 		return outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
 	}
-	if _, err := c.VMAction(ctx, op.VM, "stop", api.VMActionRequest{TimeoutSeconds: 60}); err != nil {
+	if _, err := r.svc.VMAction(ctx, op.VM, "stop", api.VMActionRequest{TimeoutSeconds: 60}); err != nil {
 		return outcome{state: api.OpFailed, reason: errOf("stop", err)}
 	}
 	return outcome{state: api.OpDone, reason: "stopped on " + op.Source + ", by policy (on-failure stop)"}
-}
-
-// PlanMigrate is a migrate request's dry run: the migration it would
-// start, with its kind (an empty kind resolved as Migrate does), the
-// destination the scheduler picks, the expected driver strategy and a
-// predicted duration. Nothing changes.
-func (c *Service) PlanMigrate(ctx context.Context, name string, req api.MigrateRequest) (api.Intent, error) {
-	if err := validateMigrate(req); err != nil {
-		return api.Intent{}, err
-	}
-	vm, err := c.vmByName(ctx, name)
-	if err != nil {
-		return api.Intent{}, err
-	}
-	src, err := c.hostOf(ctx, vm)
-	if err != nil {
-		return api.Intent{}, err
-	}
-	hosts, err := c.hostsWithAllocations(ctx)
-	if err != nil {
-		return api.Intent{}, err
-	}
-	kind, auto := req.Kind, req.Kind == ""
-	if auto {
-		kind = api.OpCold
-		if vm.State == api.VMRunning {
-			kind = api.OpLive
-		}
-	}
-	if kind == api.OpLive && vm.State != api.VMRunning {
-		return api.Intent{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
-	}
-	pick := func(kind string) (api.Host, error) {
-		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: kind == api.OpLive, Source: src}
-		var cands []api.Host
-		for _, h := range hosts {
-			if h.Name != src.Name && (req.To == "" || h.Name == req.To) {
-				cands = append(cands, h)
-			}
-		}
-		if req.To != "" && len(cands) == 0 {
-			return api.Host{}, errs.Invalid("host %q not found, or it is the vm's own host; list hosts with: godwit host list", req.To)
-		}
-		return c.pick(cands, p)
-	}
-	var notes []string
-	dst, err := pick(kind)
-	if err != nil && auto && kind == api.OpLive && !c.cfg.NoColdFallback {
-		notes = append(notes, "cannot move live ("+err.Error()+"): cold instead")
-		kind = api.OpCold
-		dst, err = pick(kind)
-	}
-	if err != nil {
-		return api.Intent{}, err
-	}
-	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind, State: api.OpPlanned, Source: src.Name, Dest: dst.Name,
-		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, req.BandwidthMBps).Milliseconds()}
-	req.DryRun = false
-	return api.Intent{Kind: api.IntentMigrate, Target: vm.Name, State: api.IntentPlanned, Params: api.IntentParams{Migrate: &req},
-		Operations: []api.Operation{op}, PredictedMS: op.PredictedMS, Notes: notes}, nil
 }

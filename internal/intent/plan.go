@@ -1,4 +1,4 @@
-package service
+package intent
 
 import (
 	"slices"
@@ -76,9 +76,9 @@ func moveStrategy(kind string, vm api.VM) string {
 	case kind == api.OpLive:
 		return "shared-storage/pre-copy"
 	case local:
-		return strategyDiskTransfer
+		return api.StrategyDiskTransfer
 	default:
-		return strategyColdShared
+		return api.StrategyColdShared
 	}
 }
 

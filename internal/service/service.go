@@ -38,7 +38,10 @@ type Service struct {
 	migMu   sync.Mutex
 	cancels map[string]context.CancelFunc
 
-	in intents // intent runners and operations alive in this process
+	// ended is closed, and replaced, whenever a migration ends
+	// (WaitMigration).
+	endedMu sync.Mutex
+	ended   chan struct{}
 
 	link linkGate // transfers out of each source, for drains (link.go)
 
@@ -80,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	c := &Service{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
-		in: intents{runners: map[string]bool{}, ops: map[string]bool{}, wake: map[string]chan struct{}{}}, leases: newLeaseWatch(cfg.SharedDir, time.Now)}
+		ended: make(chan struct{}), leases: newLeaseWatch(cfg.SharedDir, time.Now)}
 	if _, err := c.lockInterrupted(ctx); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("find interrupted migrations: %w", err)
@@ -92,16 +95,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 func (c *Service) Close() error { return c.store.Close() }
 
 // Start recovers the migrations a previous controller left running, then
-// runs the host monitor, the lease watch, and the intents and deletes
-// that had not ended, in the background until ctx is done. The caller
-// serves the API once Start returns.
+// runs the host monitor, the lease watch and the deletes that had not
+// ended, in the background until ctx is done. The intent runner resumes
+// its intents after Start returns, then the API is served.
 func (c *Service) Start(ctx context.Context) {
 	go c.monitorHosts(ctx)
 	if c.leases != nil {
 		go c.leases.run(ctx, c.log)
 	}
 	c.recoverMigrations(ctx)
-	go c.resumeIntents(ctx)
 	go c.resumeDeletes(ctx)
 }
 
@@ -138,3 +140,17 @@ func (c *Service) isBusy(name string) bool {
 func (c *Service) agent(address string) *hostapi.Agent {
 	return hostapi.NewAgent(address, 0)
 }
+
+// Config is the service's configuration, its defaults applied.
+func (c *Service) Config() Config { return c.cfg }
+
+// LockVM marks a VM busy with op (a second operation on it is refused
+// with 409 until the returned func releases it).
+func (c *Service) LockVM(name, op string) (func(), error) { return c.lockVM(name, op) }
+
+// IsBusy reports whether an operation runs on the VM now.
+func (c *Service) IsBusy(name string) bool { return c.isBusy(name) }
+
+// Store is the service's store, which also keeps the intent level's
+// records.
+func (c *Service) Store() store.Store { return c.store }

@@ -1,0 +1,214 @@
+package intent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/scheduler"
+	"github.com/godwit/godwit/internal/service"
+)
+
+// Resize changes a VM's vCPUs, memory or disk in place — never by
+// migrating it, unless AllowMove composes a migration first because its
+// host lacks room. Online when the VM runs and the change fits its
+// hotplug ceilings; otherwise a restart in place, only with AllowRestart.
+func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest) (api.Intent, error) {
+	if req.VCPUs == 0 && req.MemoryMiB == 0 && req.DiskMiB == 0 {
+		return api.Intent{}, errs.Invalid("nothing to resize: give vcpus, memory_mib or disk_mib")
+	}
+	switch {
+	case req.VCPUs < 0 || req.VCPUs > service.MaxVCPUs:
+		return api.Intent{}, errs.Invalid("vcpus must be between 1 and %d, not %d", service.MaxVCPUs, req.VCPUs)
+	case req.MemoryMiB < 0 || req.MemoryMiB > service.MaxMemoryMiB || (req.MemoryMiB > 0 && req.MemoryMiB < service.MinMemoryMiB):
+		return api.Intent{}, errs.Invalid("memory_mib must be between %d and %d, not %d", service.MinMemoryMiB, service.MaxMemoryMiB, req.MemoryMiB)
+	case req.DiskMiB < 0 || req.DiskMiB > service.MaxDiskMiB:
+		return api.Intent{}, errs.Invalid("disk_mib must be between 1 and %d, not %d", service.MaxDiskMiB, req.DiskMiB)
+	}
+	vm, err := r.svc.VM(ctx, name)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	want := vm.Flavor
+	if req.VCPUs > 0 {
+		want.VCPUs = req.VCPUs
+	}
+	if req.MemoryMiB > 0 {
+		want.MemoryMiB = req.MemoryMiB
+	}
+	if req.DiskMiB > 0 {
+		want.DiskMiB = req.DiskMiB
+	}
+	switch {
+	case want == vm.Flavor:
+		return api.Intent{}, errs.Invalid("vm %q already has %d vCPUs, %d MiB memory and %d MiB disk; nothing to change", name, want.VCPUs, want.MemoryMiB, want.DiskMiB)
+	case vm.Flavor.DiskMiB == 0 && want.DiskMiB > 0:
+		return api.Intent{}, errs.NotSupported("vm %q has no disk; adding one is not a resize", name)
+	case want.DiskMiB < vm.Flavor.DiskMiB:
+		return api.Intent{}, errs.Invalid("shrinking a disk is refused (%d MiB to %d MiB): filesystems do not survive it; create a smaller VM and copy the data", vm.Flavor.DiskMiB, want.DiskMiB)
+	case vm.State != api.VMRunning && vm.State != api.VMStopped:
+		return api.Intent{}, errs.Conflict("vm %q is %s; only a running or stopped VM can be resized", name, vm.State)
+	}
+	host, err := r.svc.HostOf(ctx, vm)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: api.OpResize, State: api.OpPlanned, Source: host.Name, Dest: host.Name}
+	switch why := service.OnlineResizeBlocker(vm, want); {
+	case vm.State == api.VMStopped:
+		op.Strategy, op.PredictedMS = api.StrategyDefinition, time.Second.Milliseconds()
+	case why == "":
+		op.Strategy, op.PredictedMS = api.StrategyHotplug, (2 * time.Second).Milliseconds()
+	case req.AllowRestart:
+		op.Strategy, op.Reason = api.StrategyRestart, "cannot be done online ("+why+"); restarted in place (--allow-restart)"
+		op.PredictedMS = (predictStop + bootTime(host)).Milliseconds()
+	default:
+		return api.Intent{}, errs.NotSupported("vm %q cannot be resized online: %s; add --allow-restart to restart it in place with the new size", name, why)
+	}
+	in := api.Intent{Kind: api.IntentResize, Target: vm.Name, State: api.IntentPlanned,
+		Params: api.IntentParams{VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB, DiskMiB: req.DiskMiB, AllowRestart: req.AllowRestart, AllowMove: req.AllowMove}}
+	hosts, err := r.svc.HostsWithAllocations(ctx)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	if why := scheduler.RoomFor(hosts, host.Name, vm, want); why != "" {
+		if !req.AllowMove {
+			return api.Intent{}, errs.NoCapacity("host %s has no room to grow vm %q: %s; add --allow-move to move it (live if possible) to a host with room first", host.Name, name, why)
+		}
+		move, err := planResizeMove(hosts, vm, want, host, r.svc.Config().AllowUnsafeTCGMigration)
+		if err != nil {
+			return api.Intent{}, err
+		}
+		in.Operations = append(in.Operations, move)
+		op.Source, op.Dest = move.Dest, move.Dest
+		op.Reason = strings.TrimPrefix(op.Reason+"; after the move: "+host.Name+" has no room ("+why+")", "; ")
+	}
+	in.Operations = append(in.Operations, op)
+	for _, o := range in.Operations {
+		in.PredictedMS += o.PredictedMS
+	}
+	in.Notes = append(in.Notes, fmt.Sprintf("vm %s: %d→%d vCPUs, %d→%d MiB memory, %d→%d MiB disk", vm.Name,
+		vm.Flavor.VCPUs, want.VCPUs, vm.Flavor.MemoryMiB, want.MemoryMiB, vm.Flavor.DiskMiB, want.DiskMiB))
+	if want.MemoryMiB < vm.Flavor.MemoryMiB {
+		in.Notes = append(in.Notes, "memory shrinks only as far as the guest gives it back; the result says how far it went")
+	}
+	if req.DryRun {
+		return in, nil
+	}
+	return r.startIntent(ctx, in)
+}
+
+// planResizeMove is the migration a resize with --allow-move starts with:
+// to a host with room for the new size, live when the VM runs (and the
+// TCG gate, unless allowUnsafeTCG, lets it), else cold.
+func planResizeMove(hosts []api.Host, vm api.VM, want api.Flavor, src api.Host, allowUnsafeTCG bool) (api.Operation, error) {
+	kind := api.OpCold
+	if vm.State == api.VMRunning {
+		kind = api.OpLive
+	}
+	var others []api.Host
+	for _, h := range hosts {
+		if h.Name != src.Name {
+			others = append(others, h)
+		}
+	}
+	p := scheduler.Placement{Flavor: want, Pool: vm.Pool, Live: kind == api.OpLive, Source: src, AllowUnsafeTCG: allowUnsafeTCG}
+	dst, err := scheduler.Pick(others, p)
+	if err != nil && kind == api.OpLive {
+		p.Live, kind = false, api.OpCold
+		dst, err = scheduler.Pick(others, p)
+	}
+	if err != nil {
+		return api.Operation{}, errs.NoCapacity("no host has room for vm %q at its new size: %v", vm.Name, err)
+	}
+	return api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind, State: api.OpPlanned, Source: src.Name, Dest: dst.Name,
+		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, 0).Milliseconds(),
+		Reason: "its host " + src.Name + " has no room for the new size (--allow-move)"}, nil
+}
+
+// execResize resizes a VM in place: the new flavor is recorded (the
+// host's claim) before the agent is asked, and set back if it fails.
+func (r *Runner) execResize(ctx context.Context, in api.Intent, i int) outcome {
+	for _, prev := range in.Operations[:i] {
+		if prev.State != api.OpDone {
+			return outcome{state: api.OpSkipped, reason: "the move before it did not complete (" + prev.State + ")"}
+		}
+	}
+	op := in.Operations[i]
+	unlock, err := r.svc.LockVM(op.VM, "resize")
+	if err != nil {
+		return outcome{state: api.OpPending, reason: "waiting: " + err.Error()}
+	}
+	defer unlock()
+	vm, err := r.svc.VM(ctx, op.VM)
+	if err != nil || vm.ID != op.VMID {
+		return outcome{state: api.OpSkipped, reason: "the vm was deleted"}
+	}
+	old, want := vm.Flavor, vm.Flavor
+	if in.Params.VCPUs > 0 {
+		want.VCPUs = in.Params.VCPUs
+	}
+	if in.Params.MemoryMiB > 0 {
+		want.MemoryMiB = in.Params.MemoryMiB
+	}
+	if in.Params.DiskMiB > 0 {
+		want.DiskMiB = in.Params.DiskMiB
+	}
+	if want == old && op.Step == "" {
+		return outcome{state: api.OpDone, reason: "already at the new size"}
+	}
+	step := func(s string) { r.setOp(ctx, in.ID, i, func(o *api.Operation) { o.Step = s }) }
+	msg, err := r.svc.ResizeInPlace(ctx, vm, want, in.Params.AllowRestart, step)
+	if err != nil {
+		return outcome{state: api.OpFailed, reason: err.Error()}
+	}
+	return outcome{state: api.OpDone, reason: msg}
+}
+
+// Rebuild reimages a VM in place: same host, same name and id, a fresh
+// disk from the image (its current one unless another is named).
+func (r *Runner) Rebuild(ctx context.Context, name string, req api.RebuildRequest) (api.Intent, error) {
+	vm, err := r.svc.VM(ctx, name)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	image := req.Image
+	if image == "" {
+		image = vm.Image
+	}
+	im, err := r.store.Image(ctx, image)
+	if errors.Is(err, errs.ErrNotFound) {
+		return api.Intent{}, errs.Invalid("image %q not found; list images with: godwit image list", image)
+	} else if err != nil {
+		return api.Intent{}, err
+	}
+	if _, hasDisk := im.File(api.RoleDisk); hasDisk && vm.Flavor.DiskMiB == 0 {
+		return api.Intent{}, errs.Invalid("image %q boots from a disk and vm %q has none; choose a kernel image", im.Name, name)
+	}
+	host, err := r.svc.HostOf(ctx, vm)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	if vm.State == api.VMCreating || vm.State == api.VMDeleting {
+		return api.Intent{}, errs.Conflict("vm %q is %s; retry when it is done", name, vm.State)
+	}
+	d := bootTime(host)
+	if vm.State == api.VMRunning {
+		d += predictStop
+	}
+	in := api.Intent{Kind: api.IntentRebuild, Target: vm.Name, State: api.IntentPlanned, Params: api.IntentParams{Image: im.Name},
+		Operations: []api.Operation{{VM: vm.Name, VMID: vm.ID, Kind: api.OpRebuild, State: api.OpPlanned, Source: host.Name, Dest: host.Name,
+			Strategy: api.StrategyInPlace, PredictedMS: d.Milliseconds()}},
+		PredictedMS: d.Milliseconds()}
+	if vm.Flavor.DiskMiB > 0 {
+		in.Notes = append(in.Notes, "the disk of vm "+vm.Name+" is replaced with a fresh one from image "+im.Name+": data on it is lost")
+	}
+	if req.DryRun {
+		return in, nil
+	}
+	return r.startIntent(ctx, in)
+}
