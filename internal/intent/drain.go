@@ -229,11 +229,7 @@ func (r *Runner) execMigration(ctx context.Context, in api.Intent, i int) outcom
 		if kind == api.OpLive && vm.State == api.VMStopped {
 			kind = api.OpCold // stopped since the plan: nothing to move live
 		}
-		src, err := r.store.Host(ctx, vm.Host)
-		if err != nil {
-			return outcome{state: api.OpPending, reason: errOf("read source host", err)}
-		}
-		m, out := r.startMove(ctx, in, op, vm, kind, src)
+		m, out := r.startMove(ctx, in, op, vm, kind)
 		if out.state != "" {
 			return out
 		}
@@ -265,37 +261,44 @@ func (r *Runner) execMigration(ctx context.Context, in api.Intent, i int) outcom
 	return outcome{state: api.OpFailed, reason: fmt.Sprintf("%s migration %s: %s", m.Kind, m.State, m.Reason)}
 }
 
-// startMove starts an operation's migration: the destination is picked
-// under the per-destination limit and the migration recorded there as one
-// step, so two operations never both take a destination's last slot. A
-// non-empty outcome means it did not start.
-func (r *Runner) startMove(ctx context.Context, in api.Intent, op api.Operation, vm api.VM, kind string, src api.Host) (api.Migration, outcome) {
-	r.pickMu.Lock()
-	defer r.pickMu.Unlock()
-	dst, wait, err := op.Dest, "", error(nil)
-	if in.Kind != api.IntentResize { // a resize's move goes where the new size fits
-		dst, wait, err = r.pickDestination(ctx, vm, kind, src, r.limitsFor(in))
+// startMove starts an operation's migration. The service chooses the
+// destination, once, under the per-destination limit and records the
+// migration there in one step, so two operations never both take a
+// destination's last slot. A non-empty outcome means it did not start.
+func (r *Runner) startMove(ctx context.Context, in api.Intent, op api.Operation, vm api.VM, kind string) (api.Migration, outcome) {
+	l := r.limitsFor(in)
+	req := api.MigrateRequest{Kind: kind, BandwidthMBps: in.Params.BandwidthMBps, MaxDowntimeMS: in.Params.MaxDowntimeMS}
+	o := service.MoveOptions{Intent: in.ID, MaxPerDest: l.perDest}
+	if in.Kind == api.IntentResize { // a resize's move goes where its plan found room for the new size
+		req.To, o.MaxPerDest = op.Dest, 0
 	}
-	if err != nil {
-		return api.Migration{}, outcome{state: api.OpFailed, reason: err.Error()}
-	}
-	if wait != "" {
-		return api.Migration{}, outcome{state: api.OpPending, reason: wait}
-	}
-	req := api.MigrateRequest{Kind: kind, To: dst, BandwidthMBps: in.Params.BandwidthMBps, MaxDowntimeMS: in.Params.MaxDowntimeMS}
-	transfers := 0
 	if kind == api.KindLive {
-		req.Policy = in.Params.Policy
-		transfers = r.limitsFor(in).transfers
+		req.Policy, o.Transfers = in.Params.Policy, l.transfers
 	}
-	m, err := r.svc.StartMigration(ctx, vm.Name, req, service.MoveOptions{Intent: in.ID, Transfers: transfers})
-	if err != nil {
-		if errors.Is(err, errs.ErrConflict) && r.svc.IsBusy(vm.Name) {
-			return api.Migration{}, outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
+	m, err := r.svc.StartMigration(ctx, vm.Name, req, o)
+	switch {
+	case err == nil:
+		return m, outcome{}
+	case errors.Is(err, service.ErrDestinationsBusy):
+		return api.Migration{}, outcome{state: api.OpPending, reason: "waiting: " + err.Error()}
+	case errors.Is(err, errs.ErrConflict) && r.svc.IsBusy(vm.Name):
+		return api.Migration{}, outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
+	case !refusal(err):
+		return api.Migration{}, outcome{state: api.OpPending, reason: "waiting: " + err.Error()}
+	}
+	return api.Migration{}, outcome{state: api.OpFailed, reason: err.Error()}
+}
+
+// refusal reports whether err is the service refusing the request (bad
+// input, no room, a conflict, a move it cannot make), as opposed to a
+// failure to read or write the store, which may pass.
+func refusal(err error) bool {
+	for _, s := range []error{errs.ErrInvalid, errs.ErrNotFound, errs.ErrConflict, errs.ErrNoCapacity, errs.ErrNotSupported} {
+		if errors.Is(err, s) {
+			return true
 		}
-		return api.Migration{}, outcome{state: api.OpFailed, reason: err.Error()}
 	}
-	return m, outcome{}
+	return false
 }
 
 // adoptMigration finds the migration an operation started before the
@@ -313,44 +316,6 @@ func (r *Runner) adoptMigration(ctx context.Context, intent string, op api.Opera
 		}
 	}
 	return ""
-}
-
-// pickDestination chooses where an operation's VM goes: the scheduler's
-// choice among hosts that have not reached the per-destination limit.
-// An error means no host can take the VM at all; wait (non-empty) means
-// some could, but all of them are busy with other moves now.
-func (r *Runner) pickDestination(ctx context.Context, vm api.VM, kind string, src api.Host, l limits) (dst, wait string, err error) {
-	hosts, err := r.svc.HostsWithAllocations(ctx)
-	if err != nil {
-		return "", "waiting: " + err.Error(), nil
-	}
-	active, err := r.store.Migrations(ctx, store.MigrationFilter{Active: true})
-	if err != nil {
-		return "", "waiting: " + err.Error(), nil
-	}
-	into := map[string]int{}
-	for _, m := range active {
-		into[m.Destination]++
-	}
-	p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: kind == api.OpLive, Source: src}
-	var others, free []api.Host
-	for _, h := range hosts {
-		if h.Name == src.Name {
-			continue
-		}
-		others = append(others, h)
-		if into[h.Name] < l.perDest {
-			free = append(free, h)
-		}
-	}
-	if _, err := r.svc.Pick(others, p); err != nil {
-		return "", "", err
-	}
-	h, err := r.svc.Pick(free, p)
-	if err != nil {
-		return "", fmt.Sprintf("waiting: every host that can take it is receiving %d move(s) already", l.perDest), nil
-	}
-	return h.Name, "", nil
 }
 
 // execStop shuts a VM down where it is (the drain policy "stop").

@@ -51,10 +51,6 @@ type Runner struct {
 	runners map[string]bool
 	ops     map[string]bool // intent id + "/" + vm
 	wake    map[string]chan struct{}
-
-	// pickMu makes "choose a destination under the per-destination
-	// limit, then record the migration there" one step for all intents.
-	pickMu sync.Mutex
 }
 
 // New returns the runner of a service's intents, kept in st.

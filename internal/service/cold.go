@@ -98,41 +98,21 @@ func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, 
 	}
 
 	// The VM is on the destination now: forward only.
-	fctx := context.WithoutCancel(ctx)
-	if _, err := c.advance(fctx, m.ID, api.MigFinishing, ""); err != nil {
-		log.Error("record finishing", "err", err)
-	}
-	state, reason, pid := observed(rep)
-	if _, err := c.store.UpdateVM(fctx, vm.Name, func(v *api.VM) error {
-		v.Host, v.State, v.StateReason, v.PID = dst.Name, state, reason, pid
-		return nil
-	}); err != nil {
-		log.Error("record the vm on the destination", "err", err)
-	}
 	cleanup := srcA.Release
 	if local {
 		cleanup = srcA.DeleteVM // the source's disk goes only now
 	}
-	failpoint.Hit("cold/before-source-cleanup")
-	// A source agent away (restarting) is waited for: its removal is
-	// idempotent, and it may have removed the copy just before it died.
-	if err := c.whileUnavailable(fctx, func(ctx context.Context) error { return cleanup(ctx, vm.ID) }); err != nil {
-		log.Error("remove the source copy", "err", err)
-		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its old copy on "+src.Name+" could not be removed: "+err.Error())
-		return
+	done := c.arrive(context.WithoutCancel(ctx), log, arrival{kind: api.KindCold, id: m.ID, vm: vm, src: src.Name, dst: dst.Name, rep: rep,
+		dropSrc: cleanup, srcCopy: "its old copy", figures: func(mm *api.Migration) {
+			total := time.Since(start)
+			mm.Progress.TotalTimeMS = total.Milliseconds()
+			if wasRunning {
+				mm.Progress.DowntimeMS = total.Milliseconds() // a cold move is all downtime
+			}
+		}})
+	if done {
+		log.Info("cold migration completed", "strategy", strategy, "total", time.Since(start))
 	}
-	total := time.Since(start)
-	c.updateMigration(fctx, m.ID, func(mm *api.Migration) error {
-		mm.Progress.TotalTimeMS = total.Milliseconds()
-		if wasRunning {
-			mm.Progress.DowntimeMS = total.Milliseconds() // a cold move is all downtime
-		}
-		return nil
-	})
-	if _, err := c.advance(fctx, m.ID, api.MigCompleted, ""); err != nil {
-		log.Error("record completion", "err", err)
-	}
-	log.Info("cold migration completed", "strategy", strategy, "total", total)
 }
 
 // copyDisk has the destination import the disk and follows its progress.

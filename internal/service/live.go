@@ -175,39 +175,15 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 			return
 		}
 	}
-	if _, err := c.advance(fctx, m.ID, api.MigFinishing, ""); err != nil {
-		log.Error("record finishing", "err", err)
+	done := c.arrive(fctx, log, arrival{kind: api.KindLive, id: m.ID, vm: vm, src: src.Name, dst: dst.Name, rep: rep,
+		dropSrc: dropSrc, srcCopy: "its paused copy", figures: func(mm *api.Migration) {
+			mm.Strategy = final.Strategy
+			mm.Progress.DowntimeMS, mm.Progress.TotalTimeMS = final.DowntimeMS, final.TotalTimeMS
+			mm.Progress.MemoryRemaining, mm.Progress.ETAMS = 0, 0
+		}})
+	if done {
+		log.Info("live migration completed", "downtime_ms", final.DowntimeMS, "total_ms", final.TotalTimeMS)
 	}
-	// The VM is recorded on the destination before the migration ends:
-	// hostsWithAllocations relies on that order to never lose its claim.
-	state, reason, pid := observed(rep)
-	if _, err := c.store.UpdateVM(fctx, vm.Name, func(v *api.VM) error {
-		v.Host, v.PID, v.State, v.StateReason = dst.Name, pid, state, reason
-		return nil
-	}); err != nil {
-		// Nothing to roll back: the guest runs on the destination.
-		log.Error("record the vm on the destination", "err", err)
-		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but recording it there failed: "+err.Error()+"; its paused copy on "+src.Name+" is kept and must not be resumed")
-		return
-	}
-	failpoint.Hit("live/before-source-cleanup")
-	// Waiting out a restarting agent, as for the cold move's cleanup.
-	if err := c.whileUnavailable(fctx, func(ctx context.Context) error { return dropSrc(ctx, vm.ID) }); err != nil {
-		// The VM runs on the destination; the paused source copy is left.
-		log.Error("release the source copy", "err", err)
-		c.advance(fctx, m.ID, api.MigNeedsAttention, "the vm runs on "+dst.Name+" but its paused copy on "+src.Name+" could not be removed: "+err.Error())
-		return
-	}
-	c.updateMigration(fctx, m.ID, func(mm *api.Migration) error {
-		mm.Strategy = final.Strategy
-		mm.Progress.DowntimeMS, mm.Progress.TotalTimeMS = final.DowntimeMS, final.TotalTimeMS
-		mm.Progress.MemoryRemaining, mm.Progress.ETAMS = 0, 0
-		return nil
-	})
-	if _, err := c.advance(fctx, m.ID, api.MigCompleted, ""); err != nil {
-		log.Error("record completion", "err", err)
-	}
-	log.Info("live migration completed", "downtime_ms", final.DowntimeMS, "total_ms", final.TotalTimeMS)
 }
 
 // failure returns a migration's failure path: undo what was done, then

@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,6 +105,45 @@ type MoveOptions struct {
 	// Decisions are recorded on the migration from the start: why it is
 	// of this kind, for one.
 	Decisions []api.Decision
+	// MaxPerDest, when positive, passes over destinations that already
+	// receive that many migrations; when only those could take the VM,
+	// StartMigration fails with ErrDestinationsBusy.
+	MaxPerDest int
+}
+
+// ErrDestinationsBusy: every host that can take the VM is receiving as
+// many migrations as MoveOptions.MaxPerDest allows; try again later.
+var ErrDestinationsBusy = errors.New("every host that can take it is receiving its share of moves")
+
+// chooseDestination is the scheduler's choice among others. With
+// maxPerDest it passes over the hosts receiving that many migrations, and
+// says so (ErrDestinationsBusy) when only they could take the VM.
+func (c *Service) chooseDestination(ctx context.Context, others []api.Host, p scheduler.Placement, maxPerDest int) (api.Host, error) {
+	if maxPerDest <= 0 {
+		return c.pick(others, p)
+	}
+	active, err := c.store.Migrations(ctx, store.MigrationFilter{Active: true})
+	if err != nil {
+		return api.Host{}, err
+	}
+	into := map[string]int{}
+	for _, m := range active {
+		into[m.Destination]++
+	}
+	var free []api.Host
+	for _, h := range others {
+		if into[h.Name] < maxPerDest {
+			free = append(free, h)
+		}
+	}
+	dst, err := c.pick(free, p)
+	if err == nil {
+		return dst, nil
+	}
+	if _, aerr := c.pick(others, p); aerr != nil {
+		return api.Host{}, aerr // no host can take it at all: say why
+	}
+	return api.Host{}, fmt.Errorf("%w (%d each)", ErrDestinationsBusy, maxPerDest)
 }
 
 // StartMigration checks a migration request of kind live or cold, chooses
@@ -217,16 +257,8 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 		if why := scheduler.Check(dst, p); why != "" {
 			return api.Migration{}, api.Host{}, errs.NoCapacity("host %s cannot take vm %q: %s", req.To, vm.Name, why)
 		}
-	} else {
-		var others []api.Host
-		for _, h := range hosts {
-			if h.Name != src.Name {
-				others = append(others, h)
-			}
-		}
-		if dst, err = c.pick(others, p); err != nil {
-			return api.Migration{}, api.Host{}, err
-		}
+	} else if dst, err = c.chooseDestination(ctx, scheduler.Without(hosts, src.Name), p, o.MaxPerDest); err != nil {
+		return api.Migration{}, api.Host{}, err
 	}
 	postCopy := false
 	if p.Live {
