@@ -15,12 +15,6 @@ import (
 	"github.com/godwit/godwit/internal/store"
 )
 
-// Package intent is godwit's intent level: what users ask for — migrate
-// (with or without a kind), drain a host that is up, evacuate one that is
-// down, resize or rebuild a VM — planned, recorded, and run as service
-// operations. It calls the service level (internal/service) only; the
-// controller serves it over HTTP.
-//
 // An intent is what a user asked for (drain a host, evacuate it, resize a
 // VM, rebuild it) and the service operations it became. The record holds
 // everything the controller needs to go on: a runner reads it, starts
