@@ -92,6 +92,7 @@ func newFakeController(t *testing.T) *fakeController {
 		json.NewEncoder(w).Encode(api.Version{Version: "9.9.9", Store: "sqlite"})
 	})
 	intentRoutes(record)
+	settingsRoutes(record)
 	f.Server = httptest.NewServer(mux)
 	t.Cleanup(f.Close)
 	return f

@@ -89,6 +89,11 @@ func (c *Controller) Handler() http.Handler {
 		return s.CompleteMigration(ctx, r.PathValue("id"))
 	}))
 
+	m.HandleFunc("GET /v1/cluster/settings", get(c, func(ctx context.Context, r *http.Request) (api.ClusterSettingsReply, error) { return s.Settings(ctx) }))
+	m.HandleFunc("PATCH /v1/cluster/settings", call(c, required, http.StatusOK, func(ctx context.Context, r *http.Request, u api.ClusterSettingsUpdate) (api.ClusterSettingsReply, error) {
+		return s.UpdateSettings(ctx, u)
+	}))
+
 	m.HandleFunc("GET /v1/intents", get(c, func(ctx context.Context, r *http.Request) ([]api.Intent, error) {
 		return in.Intents(ctx, store.IntentFilter{Target: r.URL.Query().Get("target"), Active: r.URL.Query().Get("active") == "true"})
 	}))

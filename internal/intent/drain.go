@@ -15,10 +15,9 @@ import (
 	"github.com/godwit/godwit/internal/store"
 )
 
-// Bounds on drain limits: far above what one link carries usefully.
-const maxDrainLimit = 64
-
-func validateDrain(req *api.DrainRequest) error {
+// validateDrain checks a drain request; def is the cluster's effective
+// settings, which fill in the limits it leaves out.
+func validateDrain(req *api.DrainRequest, def api.ClusterSettings) error {
 	switch req.OnFailure {
 	case "":
 		req.OnFailure = api.OnFailureSkip
@@ -31,11 +30,11 @@ func validateDrain(req *api.DrainRequest) error {
 		v    int
 	}{{"max_per_source", req.MaxPerSource}, {"max_per_destination", req.MaxPerDest}, {"max_per_cluster", req.MaxPerCluster},
 		{"max_transfers_per_source", req.MaxTransfersPerSource}} {
-		if l.v < 0 || l.v > maxDrainLimit {
-			return errs.Invalid("%s must be between 1 and %d (0 for the default)", l.name, maxDrainLimit)
+		if l.v < 0 || l.v > service.MaxConcurrencyLimit {
+			return errs.Invalid("%s must be between 1 and %d (0 for the cluster's setting)", l.name, service.MaxConcurrencyLimit)
 		}
 	}
-	if perSource := cmp.Or(req.MaxPerSource, defaultMaxPerSource); req.MaxTransfersPerSource > perSource {
+	if perSource := cmp.Or(req.MaxPerSource, def.MaxPerSource); req.MaxTransfersPerSource > perSource {
 		return errs.Invalid("max_transfers_per_source (%d) cannot exceed the moves out of the host at once (max_per_source, %d): raise max_per_source or lower max_transfers_per_source",
 			req.MaxTransfersPerSource, perSource)
 	}
@@ -52,7 +51,11 @@ func validateDrain(req *api.DrainRequest) error {
 // it away: running VMs live, stopped ones cold, each under the failure
 // policy. With DryRun it returns the plan and changes nothing.
 func (r *Runner) Drain(ctx context.Context, host string, req api.DrainRequest) (api.Intent, error) {
-	if err := validateDrain(&req); err != nil {
+	def, err := r.svc.EffectiveSettings(ctx)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	if err := validateDrain(&req, def); err != nil {
 		return api.Intent{}, err
 	}
 	h, err := r.store.Host(ctx, host)
@@ -107,6 +110,11 @@ func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) er
 	if err != nil {
 		return err
 	}
+	def, err := r.svc.EffectiveSettings(ctx)
+	if err != nil {
+		return err
+	}
+	bw := cmp.Or(in.Params.BandwidthMBps, def.BandwidthMBps)
 	vms, err := r.store.VMs(ctx, store.VMFilter{Host: src.Name})
 	if err != nil {
 		return err
@@ -121,7 +129,7 @@ func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) er
 		return api.OpNone
 	}
 	sort.SliceStable(vms, func(i, j int) bool {
-		pi, pj := predictMove(kindOf(vms[i]), vms[i], src, in.Params.BandwidthMBps), predictMove(kindOf(vms[j]), vms[j], src, in.Params.BandwidthMBps)
+		pi, pj := predictMove(kindOf(vms[i]), vms[i], src, bw), predictMove(kindOf(vms[j]), vms[j], src, bw)
 		if pi != pj {
 			return pi > pj
 		}
@@ -158,17 +166,9 @@ func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) er
 			continue
 		}
 		op.Dest, op.Strategy = dst.Name, moveStrategy(op.Kind, vm)
-		op.PredictedMS = predictMove(op.Kind, vm, dst, in.Params.BandwidthMBps).Milliseconds()
+		op.PredictedMS = predictMove(op.Kind, vm, dst, bw).Milliseconds()
 		in.Operations = append(in.Operations, op)
-		for i := range others { // the plan's own claim
-			if others[i].Name == dst.Name {
-				others[i].AllocatedCPUs += vm.Flavor.VCPUs
-				others[i].AllocatedMemoryMiB += vm.Flavor.MemoryMiB
-				if vm.Pool == api.PoolLocal {
-					others[i].AllocatedDiskMiB += vm.Flavor.DiskMiB
-				}
-			}
-		}
+		scheduler.Claim(others, dst.Name, vm.Flavor, vm.Pool) // the plan's own claim
 	}
 	l := r.limitsFor(*in)
 	in.PredictedMS = drainMakespan(in.Operations, l).Milliseconds()
@@ -176,7 +176,7 @@ func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) er
 		fmt.Sprintf("host %s leaves scheduling at once; `godwit host enable %s` returns it", src.Name, src.Name),
 		fmt.Sprintf("at most %d moves out of %s at once, %d into each destination, %d in the cluster", l.perSource, src.Name, l.perDest, l.perCluster),
 		fmt.Sprintf("at most %d of them send memory at once: they share %s's link; the next prepares its destination meanwhile and waits for the link", l.transfers, src.Name),
-		fmt.Sprintf("predictions assume every byte of memory (and local disk) crosses at %s; idle guests move faster, busy ones slower", bandwidthText(in.Params.BandwidthMBps)))
+		fmt.Sprintf("predictions assume every byte of memory (and local disk) crosses at %s; idle guests move faster, busy ones slower", bandwidthText(bw)))
 	if len(vms) == 0 {
 		in.Notes = append(in.Notes, "no VMs on "+src.Name+": the drain only takes it out of scheduling")
 	}

@@ -1,6 +1,7 @@
 package intent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -367,33 +368,25 @@ type limits struct {
 	transfers int
 }
 
-// Default drain concurrency (docs/intents.md says why): two moves out of
-// the draining host at once, of which one sends memory while the next
-// prepares its destination; one into each destination, four in the
-// cluster.
-const (
-	defaultMaxPerSource          = 2
-	defaultMaxTransfersPerSource = 1
-	defaultMaxPerDest            = 1
-	defaultMaxPerCluster         = 4
-)
-
+// limitsFor is the concurrency an intent runs under: its own limits, or
+// the cluster's settings (service.BuiltinSettings where those say
+// nothing), read each time: a changed setting applies to the intents
+// that run.
 func (r *Runner) limitsFor(in api.Intent) limits {
-	l := limits{perSource: in.Params.MaxPerSource, perDest: in.Params.MaxPerDest, perCluster: in.Params.MaxPerCluster}
-	if l.perSource == 0 {
-		l.perSource = defaultMaxPerSource
+	def, err := r.svc.EffectiveSettings(context.Background())
+	if err != nil {
+		r.log.Warn("read the cluster settings; using the built-in defaults", "err", err)
+	}
+	l := limits{
+		perSource:  cmp.Or(in.Params.MaxPerSource, def.MaxPerSource),
+		perDest:    cmp.Or(in.Params.MaxPerDest, def.MaxPerDest),
+		perCluster: cmp.Or(in.Params.MaxPerCluster, def.MaxPerCluster),
 	}
 	if in.Kind == api.IntentDrain {
 		l.transfers = in.Params.MaxTransfersPerSource
 		if l.transfers == 0 {
-			l.transfers = min(defaultMaxTransfersPerSource, l.perSource)
+			l.transfers = min(def.MaxTransfersPerSource, l.perSource)
 		}
-	}
-	if l.perDest == 0 {
-		l.perDest = defaultMaxPerDest
-	}
-	if l.perCluster == 0 {
-		l.perCluster = defaultMaxPerCluster
 	}
 	switch in.Kind {
 	case api.IntentDrain:

@@ -1,6 +1,7 @@
 package intent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -77,6 +78,10 @@ func (r *Runner) PlanMigrate(ctx context.Context, name string, req api.MigrateRe
 	if err != nil {
 		return api.Intent{}, err
 	}
+	def, err := r.svc.EffectiveSettings(ctx)
+	if err != nil {
+		return api.Intent{}, err
+	}
 	kind, auto := req.Kind, req.Kind == ""
 	if auto {
 		kind = api.OpCold
@@ -111,7 +116,7 @@ func (r *Runner) PlanMigrate(ctx context.Context, name string, req api.MigrateRe
 		return api.Intent{}, err
 	}
 	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind, State: api.OpPlanned, Source: src.Name, Dest: dst.Name,
-		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, req.BandwidthMBps).Milliseconds()}
+		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, cmp.Or(req.BandwidthMBps, def.BandwidthMBps)).Milliseconds()}
 	req.DryRun = false
 	return api.Intent{Kind: api.IntentMigrate, Target: vm.Name, State: api.IntentPlanned, Params: api.IntentParams{Migrate: &req},
 		Operations: []api.Operation{op}, PredictedMS: op.PredictedMS, Notes: notes}, nil

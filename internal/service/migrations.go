@@ -183,9 +183,23 @@ func (c *Service) StartMigration(ctx context.Context, name string, req api.Migra
 	if err != nil {
 		return api.Migration{}, err
 	}
+	// What the request leaves out, the cluster's settings say; the record
+	// keeps what applied.
+	def, err := c.EffectiveSettings(ctx)
+	if err != nil {
+		return api.Migration{}, err
+	}
+	req.BandwidthMBps = cmp.Or(req.BandwidthMBps, def.BandwidthMBps)
 	if live {
-		if req.AutoConverge && req.Policy == "" {
+		req.MaxDowntimeMS = cmp.Or(req.MaxDowntimeMS, def.MaxDowntimeMS)
+		switch {
+		case req.Policy != "":
+		case req.AutoConverge:
 			req.Policy = api.PolicyAutoConverge // what auto_converge alone always meant
+		case req.NoPostCopy && def.Policy == api.PolicyPostCopy:
+			req.Policy = api.PolicyAuto // the request's no_post_copy wins
+		case !req.PostCopy:
+			req.Policy = def.Policy // auto, unless the cluster says otherwise
 		}
 		// Refused now if the source cannot; reserveDestination decides
 		// once the destination is known. A source the TCG gate refuses is

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/store"
@@ -37,6 +38,10 @@ type Service struct {
 	// cancels aborts running migrations, by migration id.
 	migMu   sync.Mutex
 	cancels map[string]context.CancelFunc
+
+	// The cluster's settings, cached (settings.go).
+	settingsMu sync.Mutex
+	cached     *api.ClusterSettings
 
 	// ended is closed, and replaced, whenever a migration ends
 	// (WaitMigration).

@@ -71,6 +71,12 @@ type Store interface {
 	// UpdateIntent is UpdateVM for intents.
 	UpdateIntent(ctx context.Context, id string, fn func(*api.Intent) error) (api.Intent, error)
 
+	// ClusterSettings reads the cluster's settings (all zero until set).
+	ClusterSettings(ctx context.Context) (api.ClusterSettings, error)
+	// UpdateClusterSettings is UpdateVM for the cluster's one settings
+	// record, created on the first update.
+	UpdateClusterSettings(ctx context.Context, fn func(*api.ClusterSettings) error) (api.ClusterSettings, error)
+
 	Close() error
 }
 

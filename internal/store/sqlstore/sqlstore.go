@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -42,6 +43,7 @@ type Store struct {
 	migrations docs[api.Migration]
 	intents    docs[api.Intent]
 	images     docs[api.Image]
+	settings   docs[api.ClusterSettings]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -59,6 +61,8 @@ func newAt(ctx context.Context, db *sql.DB, d Dialect, v int) (*Store, error) {
 	s.intents = docs[api.Intent]{s: s, kind: "intent", order: newestFirst,
 		hint: "; list intents with: godwit intent list", index: intentIndex, stamp: stampIntent}
 	s.images = docs[api.Image]{s: s, kind: "image", order: byID, quote: true, index: imageIndex}
+	s.settings = docs[api.ClusterSettings]{s: s, kind: "settings", order: byID, index: settingsIndex,
+		stamp: func(v *api.ClusterSettings, _ string, now time.Time) { v.UpdatedAt = now }}
 	if err := s.migrate(ctx, v); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Images", testImages},
 		{"Migrations", testMigrations},
 		{"Intents", testIntents},
+		{"ClusterSettings", testClusterSettings},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
