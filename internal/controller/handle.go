@@ -22,16 +22,26 @@ const (
 // status its sentinel maps to).
 func call[Req, Resp any](c *Controller, b body, status int, f func(context.Context, *http.Request, Req) (Resp, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req Req
-		if b == required || (b == optional && r.ContentLength != 0) {
-			if err := httpx.Decode(r, &req); err != nil {
-				c.fail(w, r, err)
-				return
-			}
+		req, ok := decode[Req](c, b, w, r)
+		if !ok {
+			return
 		}
 		resp, err := f(r.Context(), r, req)
 		reply(c, w, r, status, resp, err)
 	}
+}
+
+// decode reads the request's body into a Req as b says; on failure it has
+// answered with the error and reports false.
+func decode[Req any](c *Controller, b body, w http.ResponseWriter, r *http.Request) (Req, bool) {
+	var req Req
+	if b == required || (b == optional && r.ContentLength != 0) {
+		if err := httpx.Decode(r, &req); err != nil {
+			c.fail(w, r, err)
+			return req, false
+		}
+	}
+	return req, true
 }
 
 // get is call for a request without a body, answered with 200.
@@ -44,12 +54,9 @@ func get[Resp any](c *Controller, f func(context.Context, *http.Request) (Resp, 
 // the intent — 200 for a plan (dry run), 202 for an intent that now runs.
 func intentKind[Req any](c *Controller, b body, f func(ctx context.Context, target string, req Req) (api.Intent, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req Req
-		if b == required || (b == optional && r.ContentLength != 0) {
-			if err := httpx.Decode(r, &req); err != nil {
-				c.fail(w, r, err)
-				return
-			}
+		req, ok := decode[Req](c, b, w, r)
+		if !ok {
+			return
 		}
 		in, err := f(r.Context(), r.PathValue("name"), req)
 		status := http.StatusAccepted

@@ -113,9 +113,8 @@ func (c *Controller) Handler() http.Handler {
 // migrate starts a migration, or with dry_run plans one (an intent in
 // state planned, nothing started).
 func (c *Controller) migrate(w http.ResponseWriter, r *http.Request) {
-	var req api.MigrateRequest
-	if err := httpx.Decode(r, &req); err != nil {
-		c.fail(w, r, err)
+	req, ok := decode[api.MigrateRequest](c, required, w, r)
+	if !ok {
 		return
 	}
 	if req.DryRun {
