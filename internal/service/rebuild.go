@@ -9,7 +9,6 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/failpoint"
-	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/scheduler"
 )
 
@@ -135,19 +134,6 @@ func (c *Service) rebuildFailed(ctx context.Context, vm api.VM, err error) error
 		return nil
 	})
 	return err
-}
-
-// agentSpec is what an agent is asked to create for a VM: by a create, a
-// rebuild, and a migration's destination.
-func agentSpec(vm api.VM, im api.Image, start bool) hostapi.CreateVM {
-	return hostapi.CreateVM{
-		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB, DiskMiB: vm.Flavor.DiskMiB,
-		MaxVCPUs: vm.MaxVCPUs, MaxMemoryMiB: vm.MaxMemoryMiB, BootMemoryMiB: vm.BootMemoryMiB,
-		Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: start,
-		// Every copy of the VM (a rebuild, a migration's destination)
-		// keeps its panic policy.
-		OnPanic: vm.OnPanic,
-	}
 }
 
 // retryable marks an error after which an operation may simply be tried

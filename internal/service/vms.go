@@ -369,3 +369,16 @@ func (c *Service) Console(ctx context.Context, name string, offset int64, follow
 // HostOf returns the up host a VM is on, or a conflict saying why its
 // host cannot be asked now.
 func (c *Service) HostOf(ctx context.Context, vm api.VM) (api.Host, error) { return c.hostOf(ctx, vm) }
+
+// agentSpec is what an agent is asked to create for a VM: by a create, a
+// rebuild, and a migration's destination.
+func agentSpec(vm api.VM, im api.Image, start bool) hostapi.CreateVM {
+	return hostapi.CreateVM{
+		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB, DiskMiB: vm.Flavor.DiskMiB,
+		MaxVCPUs: vm.MaxVCPUs, MaxMemoryMiB: vm.MaxMemoryMiB, BootMemoryMiB: vm.BootMemoryMiB,
+		Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: start,
+		// Every copy of the VM (a rebuild, a migration's destination)
+		// keeps its panic policy.
+		OnPanic: vm.OnPanic,
+	}
+}
