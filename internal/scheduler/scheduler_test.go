@@ -1,10 +1,12 @@
 package scheduler
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
 )
 
 func TestFilters(t *testing.T) {
@@ -88,5 +90,70 @@ func TestUnsafeTCGFilter(t *testing.T) {
 		if cold := Check(tt.dst, Placement{Flavor: flavor, Pool: "shared", Source: tt.src}); cold != "" {
 			t.Errorf("%s: cold check = %q; want none", tt.name, cold)
 		}
+	}
+}
+
+// Pick under the TCG gate: an unsafe source is refused with the gate's
+// 422 at once; unsafe destinations are passed over while a safe one can
+// take the VM; when only unsafe ones could, the refusal is the gate's,
+// not "no capacity".
+func TestPickUnderTheTCGGate(t *testing.T) {
+	host := func(name, qemu string, memFree int) api.Host {
+		return api.Host{Name: name, State: api.HostUp, Enabled: true, CPUs: 2, MemoryMiB: 1024, AllocatedMemoryMiB: 1024 - memFree,
+			Pools: []api.Pool{{Name: "shared"}}, Hypervisor: "qemu", Accelerator: "tcg", QEMUVersion: qemu}
+	}
+	p := Placement{Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256}, Pool: "shared", Live: true, Source: host("src", "10.0.2", 1024)}
+
+	if h, err := Pick([]api.Host{host("old", "7.2.22", 900), host("new", "10.0.2", 300)}, p); err != nil || h.Name != "new" {
+		t.Errorf("pick = %s, %v; want new (old has more room but loses writes)", h.Name, err)
+	}
+	_, err := Pick([]api.Host{host("old", "7.2.22", 900)}, p)
+	if !IsUnsafeTCG(err) || !errors.Is(err, errs.ErrNotSupported) || !strings.Contains(err.Error(), "old runs TCG on QEMU 7.2.22") {
+		t.Errorf("only an unsafe destination: %v; want the gate's 422 naming it", err)
+	}
+	unsafeSrc := p
+	unsafeSrc.Source = host("src", "7.2.22", 1024)
+	if _, err := Pick([]api.Host{host("new", "10.0.2", 900)}, unsafeSrc); !IsUnsafeTCG(err) || !strings.Contains(err.Error(), "src runs TCG on QEMU 7.2.22") {
+		t.Errorf("unsafe source: %v; want the gate's refusal naming it", err)
+	}
+	allowed := unsafeSrc
+	allowed.AllowUnsafeTCG = true
+	if h, err := Pick([]api.Host{host("old", "7.2.22", 900)}, allowed); err != nil || h.Name != "old" {
+		t.Errorf("allowed by the cluster: %s, %v; want old", h.Name, err)
+	}
+	if _, err := Pick([]api.Host{host("small", "10.0.2", 100)}, p); IsUnsafeTCG(err) || !errors.Is(err, errs.ErrNoCapacity) {
+		t.Errorf("no room anywhere: %v; want no capacity, not the gate", err)
+	}
+}
+
+// A plan's claims: each choice sees the room the one before it took.
+func TestClaimAndRoomFor(t *testing.T) {
+	hosts := []api.Host{
+		{Name: "a", State: api.HostUp, Enabled: true, CPUs: 1, MemoryMiB: 1000, DiskMiB: 1000, Pools: []api.Pool{{Name: "local"}}},
+		{Name: "b", State: api.HostUp, Enabled: true, CPUs: 1, MemoryMiB: 900, DiskMiB: 1000, Pools: []api.Pool{{Name: "local"}}},
+	}
+	p := Placement{Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 300, DiskMiB: 600}, Pool: "local"}
+	var got []string
+	for range 3 {
+		h, err := Pick(hosts, p)
+		if err != nil {
+			got = append(got, "none")
+			continue
+		}
+		got = append(got, h.Name)
+		Claim(hosts, h.Name, p.Flavor, p.Pool)
+	}
+	if strings.Join(got, ",") != "a,b,none" {
+		t.Errorf("three placements = %v; want a, b, then none (local disk full)", got)
+	}
+	if len(Without(hosts, "a")) != 1 || Without(hosts, "a")[0].Name != "b" {
+		t.Errorf("Without(a) = %v", Without(hosts, "a"))
+	}
+	vm := api.VM{Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 300, DiskMiB: 600}, Pool: api.PoolLocal}
+	if why := RoomFor(hosts, "a", vm, api.Flavor{VCPUs: 1, MemoryMiB: 1200, DiskMiB: 600}); !strings.Contains(why, "MiB memory free") {
+		t.Errorf("room to grow to 1200 MiB on a: %q; want the memory it lacks", why)
+	}
+	if why := RoomFor(hosts, "a", vm, api.Flavor{VCPUs: 1, MemoryMiB: 200, DiskMiB: 600}); why != "" {
+		t.Errorf("room to shrink: %q; want none needed", why)
 	}
 }
