@@ -317,27 +317,41 @@ func (e *postCopySplit) reason(src, dst string) string {
 }
 
 // cancelOnSource cancels an outgoing migration and waits until the source
-// says it is over, so the guest is known to run there again.
+// says it is over, so the guest is known to run there again. A migration
+// can end completed all the same: a cancel that arrives while QEMU (or
+// the fake) is already switching over is too late. Its guest is then
+// paused on the source, and its state sent to a destination that never
+// ran it (the caller has not switched over): the source's paused copy is
+// the newest, and it resumes, so that a rollback leaves the guest
+// running where it was.
 func (c *Service) cancelOnSource(ctx context.Context, srcA *hostapi.Agent, vmID string) error {
 	st, err := srcA.MigrationStatus(ctx, vmID)
-	if err == nil && st.Status != "active" {
-		return nil
-	}
-	if err := srcA.CancelMigration(ctx, vmID); err != nil {
-		return err
-	}
-	for {
-		st, err := srcA.MigrationStatus(ctx, vmID)
-		if err != nil {
+	if err != nil || st.Status == "active" {
+		if err := srcA.CancelMigration(ctx, vmID); err != nil {
 			return err
 		}
-		if st.Status != "active" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		for {
+			if st, err = srcA.MigrationStatus(ctx, vmID); err != nil {
+				return err
+			}
+			if st.Status != "active" {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}
+	// (A VM that itself arrived by migration reports "completed" too,
+	// with nothing sent: that is not an outgoing move.)
+	if st.Status != "completed" || st.MemoryTransferred == 0 {
+		return nil
+	}
+	if _, err := srcA.Resume(ctx, vmID); err != nil {
+		return fmt.Errorf("the migration completed before it could be cancelled, and resuming the guest's paused copy on the source failed: %w", err)
+	}
+	c.log.Warn("a migration completed before it could be cancelled; its guest resumed on the source", "vm_id", vmID)
+	return nil
 }
