@@ -2,67 +2,110 @@ package api
 
 import "time"
 
-// Intents: what users ask for. The controller turns each into service
-// operations (live or cold migrations, rebuilds, resizes) and records it
-// with them, so an intent survives a controller restart and can be listed,
-// watched and cancelled.
+// IntentKind is what a user asks for. The controller turns each intent
+// into service operations (live or cold migrations, rebuilds, resizes)
+// and records it with them, so an intent survives a controller restart
+// and can be listed, watched and cancelled.
+type IntentKind string
+
+// Intent kinds.
 const (
-	IntentMigrate  = "migrate"
-	IntentDrain    = "drain"    // host up, maintenance: move every VM away
-	IntentEvacuate = "evacuate" // host down: rebuild every VM elsewhere
-	IntentResize   = "resize"
-	IntentRebuild  = "rebuild"
+	IntentMigrate  IntentKind = "migrate"
+	IntentDrain    IntentKind = "drain"    // host up, maintenance: move every VM away
+	IntentEvacuate IntentKind = "evacuate" // host down: rebuild every VM elsewhere
+	IntentResize   IntentKind = "resize"
+	IntentRebuild  IntentKind = "rebuild"
 )
 
-// Intent states. An intent ends in one of the last four.
+// IntentState is where an intent is. It ends in one of the final states
+// (Final): planned (a dry run), completed, partial, failed or cancelled.
+type IntentState string
+
+// Intent states.
 const (
-	IntentPlanned    = "planned" // a dry run: nothing was changed
-	IntentRunning    = "running"
-	IntentCancelling = "cancelling" // no new operations start; running ones finish or abort
-	IntentCompleted  = "completed"  // every operation done
-	IntentPartial    = "partial"    // ended; some operations were skipped or failed (see each)
-	IntentFailed     = "failed"     // stopped on a failure (see Reason)
-	IntentCancelled  = "cancelled"
+	IntentPlanned    IntentState = "planned" // a dry run: nothing was changed
+	IntentRunning    IntentState = "running"
+	IntentCancelling IntentState = "cancelling" // no new operations start; running ones finish or abort
+	IntentCompleted  IntentState = "completed"  // every operation done
+	IntentPartial    IntentState = "partial"    // ended; some operations were skipped or failed (see each)
+	IntentFailed     IntentState = "failed"     // stopped on a failure (see Reason)
+	IntentCancelled  IntentState = "cancelled"
 )
 
-// Service operation kinds: what an intent is made of. The first two are
-// the only migration kinds; resize and rebuild are not migrations.
+// Final reports whether an intent in this state has ended (or, planned,
+// never started).
+func (s IntentState) Final() bool {
+	switch s {
+	case IntentPlanned, IntentCompleted, IntentPartial, IntentFailed, IntentCancelled:
+		return true
+	}
+	return false
+}
+
+// OperationKind is a service operation an intent is made of. The first
+// two are the migration kinds (MigrationKind); resize and rebuild are not
+// migrations.
+type OperationKind string
+
+// Service operation kinds.
 const (
-	OpLive    = KindLive
-	OpCold    = KindCold
-	OpResize  = "resize"
-	OpRebuild = "rebuild"
-	OpStop    = "stop" // a drain's failure policy "stop": the VM is shut down where it is
-	OpNone    = "none" // nothing to do, or nothing possible (see Reason)
+	OpLive                  = OperationKind(KindLive)
+	OpCold                  = OperationKind(KindCold)
+	OpResize  OperationKind = "resize"
+	OpRebuild OperationKind = "rebuild"
+	OpStop    OperationKind = "stop" // a drain's failure policy "stop": the VM is shut down where it is
+	OpNone    OperationKind = "none" // nothing to do, or nothing possible (see Reason)
 )
+
+// Migration returns the migration kind of a live or cold operation, and
+// false for the others.
+func (k OperationKind) Migration() (MigrationKind, bool) {
+	switch k {
+	case OpLive, OpCold:
+		return MigrationKind(k), true
+	}
+	return "", false
+}
+
+// Operation returns the service operation of this migration kind.
+func (k MigrationKind) Operation() OperationKind { return OperationKind(k) }
+
+// OperationState is where a service operation of an intent is.
+type OperationState string
 
 // Operation states.
 const (
-	OpPlanned   = "planned" // in a dry run
-	OpPending   = "pending"
-	OpRunning   = "running"
-	OpDone      = "done"
-	OpSkipped   = "skipped" // left as it was, by policy (see Reason)
-	OpFailed    = "failed"
-	OpCancelled = "cancelled"
+	OpPlanned   OperationState = "planned" // in a dry run
+	OpPending   OperationState = "pending"
+	OpRunning   OperationState = "running"
+	OpDone      OperationState = "done"
+	OpSkipped   OperationState = "skipped" // left as it was, by policy (see Reason)
+	OpFailed    OperationState = "failed"
+	OpCancelled OperationState = "cancelled"
 )
 
-// Drain failure policies: what happens to a VM whose live migration fails
-// or cannot start.
+// FailurePolicy is what a drain does with a VM whose live migration
+// fails or cannot start (DrainRequest.OnFailure).
+type FailurePolicy string
+
+// Drain failure policies.
 const (
-	OnFailureSkip  = "skip"  // leave it running where it is and report it (default)
-	OnFailureCold  = "cold"  // try a cold migration instead
-	OnFailureStop  = "stop"  // shut it down where it is
-	OnFailureAbort = "abort" // stop the drain; start no further moves
+	OnFailureSkip  FailurePolicy = "skip"  // leave it running where it is and report it (default)
+	OnFailureCold  FailurePolicy = "cold"  // try a cold migration instead
+	OnFailureStop  FailurePolicy = "stop"  // shut it down where it is
+	OnFailureAbort FailurePolicy = "abort" // stop the drain; start no further moves
 )
+
+// FailurePolicies lists the valid drain failure policies.
+var FailurePolicies = []FailurePolicy{OnFailureSkip, OnFailureCold, OnFailureStop, OnFailureAbort}
 
 // Intent is one user request and the service operations it became.
 type Intent struct {
-	ID     string `json:"id,omitempty"` // empty for a dry run
-	Kind   string `json:"kind"`
-	Target string `json:"target"` // a host (drain, evacuate) or a VM
-	State  string `json:"state"`
-	Reason string `json:"reason,omitempty"` // why it failed, or was partial
+	ID     string      `json:"id,omitempty"` // empty for a dry run
+	Kind   IntentKind  `json:"kind"`
+	Target string      `json:"target"` // a host (drain, evacuate) or a VM
+	State  IntentState `json:"state"`
+	Reason string      `json:"reason,omitempty"` // why it failed, or was partial
 	// Stopped is set when a failure stopped the intent (on-failure
 	// abort): it starts nothing more and ends failed.
 	Stopped bool `json:"stopped,omitempty"`
@@ -83,16 +126,16 @@ type Intent struct {
 
 // Operation is one service operation of an intent.
 type Operation struct {
-	VM    string `json:"vm"`
-	VMID  string `json:"vm_id"`
-	Kind  string `json:"kind"` // live, cold, resize, rebuild, stop, none
-	State string `json:"state"`
+	VM    string         `json:"vm"`
+	VMID  string         `json:"vm_id"`
+	Kind  OperationKind  `json:"kind"` // live, cold, resize, rebuild, stop, none
+	State OperationState `json:"state"`
 	// Step is where a running resize or rebuild is (e.g. "stopping");
 	// migrations keep their own typed state on the migration record.
-	Step     string `json:"step,omitempty"`
-	Source   string `json:"source,omitempty"`
-	Dest     string `json:"destination,omitempty"`
-	Strategy string `json:"strategy,omitempty"` // the driver strategy expected (plan) or run
+	Step        string   `json:"step,omitempty"`
+	Source      string   `json:"source,omitempty"`
+	Destination string   `json:"destination,omitempty"`
+	Strategy    Strategy `json:"strategy,omitempty"` // the driver strategy expected (plan) or run
 	// MigrationID links a live or cold operation to its migration record.
 	MigrationID string `json:"migration_id,omitempty"`
 	PredictedMS int64  `json:"predicted_ms,omitempty"`
@@ -108,16 +151,18 @@ type IntentParams struct {
 	// migrate
 	Migrate *MigrateRequest `json:"migrate,omitempty"`
 	// drain
-	OnFailure     string `json:"on_failure,omitempty"`
-	MaxPerSource  int    `json:"max_per_source,omitempty"`
-	MaxPerDest    int    `json:"max_per_destination,omitempty"`
-	MaxPerCluster int    `json:"max_per_cluster,omitempty"`
+	OnFailure         FailurePolicy `json:"on_failure,omitempty"`
+	MaxPerSource      int           `json:"max_per_source,omitempty"`
+	MaxPerDestination int           `json:"max_per_destination,omitempty"`
+	MaxPerCluster     int           `json:"max_per_cluster,omitempty"`
 	// MaxTransfersPerSource bounds the memory transfers out of the host
 	// at once; the other moves prepare meanwhile and wait for the link.
-	MaxTransfersPerSource int    `json:"max_transfers_per_source,omitempty"`
-	BandwidthMBps         int    `json:"bandwidth_mbps,omitempty"`
-	MaxDowntimeMS         int    `json:"max_downtime_ms,omitempty"`
-	Policy                string `json:"policy,omitempty"`
+	MaxTransfersPerSource int `json:"max_transfers_per_source,omitempty"`
+	// BandwidthMBPerS caps each live move, in MB/s (see MB); its old
+	// name, bandwidth_mbps, is read too.
+	BandwidthMBPerS int    `json:"bandwidth_mb_per_s,omitempty"`
+	MaxDowntimeMS   int    `json:"max_downtime_ms,omitempty"`
+	Policy          Policy `json:"policy,omitempty"`
 	// evacuate
 	HostIsDown    bool `json:"host_is_down,omitempty"`
 	AllowDataLoss bool `json:"allow_data_loss,omitempty"`
@@ -137,21 +182,26 @@ type IntentParams struct {
 type DrainRequest struct {
 	// OnFailure is the per-VM failure policy: skip (default), cold, stop
 	// or abort.
-	OnFailure string `json:"on_failure,omitempty"`
+	OnFailure FailurePolicy `json:"on_failure,omitempty"`
 	// Concurrency limits; 0 means the cluster default (docs/intents.md).
-	MaxPerSource  int `json:"max_per_source,omitempty"`
-	MaxPerDest    int `json:"max_per_destination,omitempty"`
-	MaxPerCluster int `json:"max_per_cluster,omitempty"`
+	MaxPerSource      int `json:"max_per_source,omitempty"`
+	MaxPerDestination int `json:"max_per_destination,omitempty"`
+	MaxPerCluster     int `json:"max_per_cluster,omitempty"`
 	// MaxTransfersPerSource bounds how many of the moves out of the host
 	// send memory at once (default 1: they share one link); the others
 	// prepare their destination meanwhile and wait for the link. At most
 	// MaxPerSource.
 	MaxTransfersPerSource int `json:"max_transfers_per_source,omitempty"`
 	// Tuning passed to each live migration; 0 means the default.
+	// BandwidthMBPerS is in MB/s (see MB).
+	BandwidthMBPerS int `json:"bandwidth_mb_per_s,omitempty"`
+	// Deprecated: BandwidthMBps is BandwidthMBPerS under its old name
+	// (the same megabytes a second), accepted from older clients; the
+	// controller folds it into BandwidthMBPerS (Normalize).
 	BandwidthMBps int `json:"bandwidth_mbps,omitempty"`
 	MaxDowntimeMS int `json:"max_downtime_ms,omitempty"`
 	// Policy is each live move's convergence policy; empty means auto.
-	Policy string `json:"policy,omitempty"`
+	Policy Policy `json:"policy,omitempty"`
 	DryRun bool   `json:"dry_run,omitempty"`
 }
 
@@ -196,10 +246,6 @@ type CancelIntentRequest struct {
 }
 
 // FinalIntent reports whether an intent state is final.
-func FinalIntent(state string) bool {
-	switch state {
-	case IntentPlanned, IntentCompleted, IntentPartial, IntentFailed, IntentCancelled:
-		return true
-	}
-	return false
-}
+//
+// Deprecated: use IntentState.Final.
+func FinalIntent(state IntentState) bool { return state.Final() }

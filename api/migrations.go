@@ -2,50 +2,68 @@ package api
 
 import "time"
 
-// Migration kinds: the service level knows exactly these two.
+// MigrationKind is how a VM moves: live (while it runs) or cold (stopped,
+// moved, started). The service level knows exactly these two.
+type MigrationKind string
+
+// Migration kinds.
 const (
-	KindLive = "live"
-	KindCold = "cold"
+	KindLive MigrationKind = "live"
+	KindCold MigrationKind = "cold"
 )
 
-// Migration states. The transitions are the controller's to enforce; a
-// record is in one final state at the end.
+// MigrationState is where a migration is. The transitions are the
+// service's to enforce; a record is in one final state at the end.
+type MigrationState string
+
+// Migration states.
 const (
-	MigQueued     = "queued"
-	MigScheduling = "scheduling"
-	MigPreparing  = "preparing"
+	MigQueued     MigrationState = "queued"
+	MigScheduling MigrationState = "scheduling"
+	MigPreparing  MigrationState = "preparing"
 	// MigWaitingLink: the destination is prepared; the transfer waits
 	// until the source's link is free (a drain sends one at a time).
-	MigWaitingLink   = "waiting-for-link"
-	MigTransferring  = "transferring"
-	MigSwitchingOver = "switching-over"
-	MigFinishing     = "finishing"
-	MigCompleted     = "completed"
+	MigWaitingLink   MigrationState = "waiting-for-link"
+	MigTransferring  MigrationState = "transferring"
+	MigSwitchingOver MigrationState = "switching-over"
+	MigFinishing     MigrationState = "finishing"
+	MigCompleted     MigrationState = "completed"
 
-	MigRolledBack     = "failed-rolled-back"    // failed; the VM is as it was on the source
-	MigCancelled      = "cancelled"             // aborted on request; the VM is as it was
-	MigNeedsAttention = "error-needs-attention" // failed and could not be cleaned up; see Reason
+	MigRolledBack     MigrationState = "failed-rolled-back"    // failed; the VM is as it was on the source
+	MigCancelled      MigrationState = "cancelled"             // aborted on request; the VM is as it was
+	MigNeedsAttention MigrationState = "error-needs-attention" // failed and could not be cleaned up; see Reason
 )
+
+// Final reports whether a migration in this state has ended.
+func (s MigrationState) Final() bool {
+	switch s {
+	case MigCompleted, MigRolledBack, MigCancelled, MigNeedsAttention:
+		return true
+	}
+	return false
+}
 
 // Migration is one move of one VM.
 type Migration struct {
-	ID          string `json:"id"`
-	Intent      string `json:"intent,omitempty"` // the intent that started it, if any
-	VM          string `json:"vm"`
-	VMID        string `json:"vm_id"`
-	Kind        string `json:"kind"`
-	State       string `json:"state"`
-	Reason      string `json:"reason,omitempty"` // why it failed or was cancelled
-	Source      string `json:"source"`
-	Destination string `json:"destination,omitempty"`
+	ID          string         `json:"id"`
+	Intent      string         `json:"intent,omitempty"` // the intent that started it, if any
+	VM          string         `json:"vm"`
+	VMID        string         `json:"vm_id"`
+	Kind        MigrationKind  `json:"kind"`
+	State       MigrationState `json:"state"`
+	Reason      string         `json:"reason,omitempty"` // why it failed or was cancelled
+	Source      string         `json:"source"`
+	Destination string         `json:"destination,omitempty"`
 	// Strategy is what the driver ran, e.g. "shared-storage/pre-copy".
-	Strategy      string `json:"strategy,omitempty"`
-	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
-	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
-	PostCopy      bool   `json:"post_copy,omitempty"`     // switching to post-copy allowed
-	AutoConverge  bool   `json:"auto_converge,omitempty"` // vCPU throttling allowed
-	// Policy is how a live migration is made to converge (Policy*).
-	Policy string `json:"policy,omitempty"`
+	Strategy      Strategy `json:"strategy,omitempty"`
+	MaxDowntimeMS int      `json:"max_downtime_ms,omitempty"`
+	// BandwidthMBPerS is the bandwidth cap asked for, in MB/s (see MB);
+	// 0: the driver's default.
+	BandwidthMBPerS int  `json:"bandwidth_mb_per_s,omitempty"`
+	PostCopy        bool `json:"post_copy,omitempty"`     // switching to post-copy allowed
+	AutoConverge    bool `json:"auto_converge,omitempty"` // vCPU throttling allowed
+	// Policy is how a live migration is made to converge.
+	Policy Policy `json:"policy,omitempty"`
 	// Convergence is what the driver measured, predicted and chose.
 	Convergence *Convergence      `json:"convergence,omitempty"`
 	Progress    MigrationProgress `json:"progress"`
@@ -67,30 +85,44 @@ type Migration struct {
 // is recorded on the migration (Migration.GuestPanic) too.
 const GuestPanicWindow = time.Minute
 
-// Convergence policies of a live migration. Auto is godwit's engine; the
-// others are the fixed policies peers run, kept for comparison and for
-// operators who want one (docs/migration-tuning.md).
+// Policy is how a live migration is made to converge. Auto is godwit's
+// engine; the others are the fixed policies peers run, kept for
+// comparison and for operators who want one (docs/migration-tuning.md).
+// The convergence engine (internal/driver/converge) runs them.
+type Policy string
+
+// Convergence policies.
 const (
 	// PolicyAuto measures the guest's dirty rate, predicts pre-copy and
 	// chooses pre-copy, post-copy or throttling per VM, switching when
 	// progress stalls.
-	PolicyAuto = "auto"
+	PolicyAuto Policy = "auto"
 	// PolicyPreCopy is plain pre-copy, never switched: QEMU's defaults,
 	// as Nova, KubeVirt and libvirt run them.
-	PolicyPreCopy = "pre-copy"
+	PolicyPreCopy Policy = "pre-copy"
 	// PolicyAutoConverge is pre-copy with QEMU's own throttling steps
 	// (20 %, then 10 % more a pass), as Incus and Proxmox run it.
-	PolicyAutoConverge = "auto-converge"
+	PolicyAutoConverge Policy = "auto-converge"
 	// PolicyPostCopy is one pre-copy pass, then post-copy, as Ganeti does.
-	PolicyPostCopy = "post-copy"
+	PolicyPostCopy Policy = "post-copy"
 )
 
-// Policies lists the valid values of Policy.
-var Policies = []string{PolicyAuto, PolicyPreCopy, PolicyAutoConverge, PolicyPostCopy}
+// Policies lists the valid policies.
+var Policies = []Policy{PolicyAuto, PolicyPreCopy, PolicyAutoConverge, PolicyPostCopy}
+
+// Known reports whether p is one of Policies.
+func (p Policy) Known() bool {
+	for _, q := range Policies {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
 
 // Convergence explains how a live migration was made to finish.
 type Convergence struct {
-	Policy string `json:"policy"`
+	Policy Policy `json:"policy"`
 	// DirtyRate is the guest's dirty rate the choice was made on, in
 	// bytes/s, and DirtyRateSource how it was measured (page-sampling
 	// before the move, or the migration's own pass statistics).
@@ -102,10 +134,11 @@ type Convergence struct {
 	// the predicted total time of the chosen strategy.
 	Prediction  string `json:"prediction,omitempty"`
 	PredictedMS int64  `json:"predicted_ms,omitempty"`
-	// Strategy is what runs now: pre-copy, post-copy or auto-converge.
-	Strategy        string `json:"strategy"`
-	PostCopyAllowed bool   `json:"post_copy_allowed"`
-	Throttle        int    `json:"throttle,omitempty"` // vCPU throttle now, in %
+	// Strategy is the technique that runs now: pre-copy, post-copy or
+	// auto-converge.
+	Strategy        Technique `json:"strategy"`
+	PostCopyAllowed bool      `json:"post_copy_allowed"`
+	Throttle        int       `json:"throttle,omitempty"` // vCPU throttle now, in %
 }
 
 // Decision is one action taken on a running migration.
@@ -117,8 +150,8 @@ type Decision struct {
 
 // Phase is a state and when it was entered.
 type Phase struct {
-	State string    `json:"state"`
-	At    time.Time `json:"at"`
+	State MigrationState `json:"state"`
+	At    time.Time      `json:"at"`
 }
 
 // MigrationProgress is what the driver reports while memory moves. Bytes
@@ -143,12 +176,18 @@ type MigrationProgress struct {
 type MigrateRequest struct {
 	// Kind is live or cold; empty means live when the VM can move live,
 	// else cold (unless the cluster forbids the cold fallback).
-	Kind string `json:"kind,omitempty"`
+	Kind MigrationKind `json:"kind,omitempty"`
 	// To names the destination; empty lets the scheduler choose. A named
 	// host is checked all the same.
 	To            string `json:"to,omitempty"`
 	MaxDowntimeMS int    `json:"max_downtime_ms,omitempty"`
-	BandwidthMBps int    `json:"bandwidth_mbps,omitempty"`
+	// BandwidthMBPerS caps the migration's transfer, in MB/s (see MB);
+	// 0: the driver's default.
+	BandwidthMBPerS int `json:"bandwidth_mb_per_s,omitempty"`
+	// Deprecated: BandwidthMBps is BandwidthMBPerS under its old name
+	// (the same megabytes a second), accepted from older clients; the
+	// controller folds it into BandwidthMBPerS (Normalize).
+	BandwidthMBps int `json:"bandwidth_mbps,omitempty"`
 	// PostCopy lets a force-complete switch the live migration to
 	// post-copy instead of pausing the guest. Shared disks only.
 	PostCopy bool `json:"post_copy,omitempty"`
@@ -159,7 +198,7 @@ type MigrateRequest struct {
 	// allows it: a post-copy that loses its link loses the VM.
 	NoPostCopy bool `json:"no_post_copy,omitempty"`
 	// Policy is how a live migration converges; empty means auto.
-	Policy string `json:"policy,omitempty"`
+	Policy Policy `json:"policy,omitempty"`
 	// DryRun returns the plan (an Intent in state planned) and changes
 	// nothing.
 	DryRun bool `json:"dry_run,omitempty"`

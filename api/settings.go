@@ -11,13 +11,13 @@ import (
 // built-in default, shown beside it in Defaults.
 type ClusterSettings struct {
 	// Each live migration's tuning (migrate, and a drain's moves).
-	BandwidthMBps int    `json:"bandwidth_mbps"`  // MB/s; 0: QEMU's own cap
-	MaxDowntimeMS int    `json:"max_downtime_ms"` // 0: the policy's (auto: 50 ms; the others QEMU's 300 ms)
-	Policy        string `json:"policy"`          // "": auto
+	BandwidthMBPerS int    `json:"bandwidth_mb_per_s"` // MB/s (api.MB); 0: QEMU's own cap
+	MaxDowntimeMS   int    `json:"max_downtime_ms"`    // 0: the policy's (auto: 50 ms; the others QEMU's 300 ms)
+	Policy          Policy `json:"policy"`             // "": auto
 	// A drain's concurrency limits (docs/intents.md).
 	MaxPerSource          int `json:"max_per_source"`
 	MaxTransfersPerSource int `json:"max_transfers_per_source"`
-	MaxPerDest            int `json:"max_per_destination"`
+	MaxPerDestination     int `json:"max_per_destination"`
 	MaxPerCluster         int `json:"max_per_cluster"`
 
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
@@ -34,12 +34,12 @@ type ClusterSettingsReply struct {
 // settings to change (absent fields keep their value; 0 or "" returns a
 // setting to the built-in default).
 type ClusterSettingsUpdate struct {
-	BandwidthMBps         *int    `json:"bandwidth_mbps,omitempty"`
+	BandwidthMBPerS       *int    `json:"bandwidth_mb_per_s,omitempty"`
 	MaxDowntimeMS         *int    `json:"max_downtime_ms,omitempty"`
-	Policy                *string `json:"policy,omitempty"`
+	Policy                *Policy `json:"policy,omitempty"`
 	MaxPerSource          *int    `json:"max_per_source,omitempty"`
 	MaxTransfersPerSource *int    `json:"max_transfers_per_source,omitempty"`
-	MaxPerDest            *int    `json:"max_per_destination,omitempty"`
+	MaxPerDestination     *int    `json:"max_per_destination,omitempty"`
 	MaxPerCluster         *int    `json:"max_per_cluster,omitempty"`
 }
 

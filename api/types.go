@@ -1,8 +1,15 @@
 // Package api holds godwit's public REST types and its Go client.
 //
 // It imports nothing from internal/: a program that talks to a godwit
-// controller needs only this package. Sizes are in MiB, times are RFC 3339
-// in JSON, and every error the server returns decodes into *Error.
+// controller needs only this package. Sizes are in MiB, rates in bytes/s,
+// bandwidth caps in MB/s (see MB), times are RFC 3339 in JSON, and every
+// error the server returns decodes into *Error. A field whose unit is not
+// one of these says it in its name (max_downtime_ms, timeout_seconds).
+//
+// The migration and intent vocabulary is typed (strategies.go,
+// migrations.go, intents.go): kinds, states with Final, policies,
+// techniques and driver strategies. The types are strings, so the JSON
+// is the words themselves.
 package api
 
 import (

@@ -195,8 +195,8 @@ func TestOverheadStats(t *testing.T) {
 }
 
 // conv is a convergence run that converged.
-func conv(rate int, policy string, totalMS, boundMS, downMS int64, gap time.Duration) convRun {
-	return convRun{RateMB: rate, Policy: policy, Converged: true, Outcome: api.MigCompleted, TotalMS: totalMS,
+func conv(rate int, policy api.Policy, totalMS, boundMS, downMS int64, gap time.Duration) convRun {
+	return convRun{RateMB: rate, Policy: policy, Converged: true, Outcome: string(api.MigCompleted), TotalMS: totalMS,
 		BoundMS: boundMS, DowntimeMS: downMS, HasDown: true, WorstGap: gap}
 }
 

@@ -77,7 +77,7 @@ func Defaults() Config {
 	return Config{
 		Scenarios:     slices.Clone(Scenarios),
 		Rates:         []int{0, 50, 100, 200, 300},
-		Policies:      slices.Clone(api.Policies),
+		Policies:      policyNames(),
 		Drains:        []string{drainGodwit, drainOne, drainTwo},
 		Limit:         120 * time.Second,
 		Out:           "docs/benchmarks.md",
@@ -120,8 +120,8 @@ func (cfg *Config) validate() error {
 		}
 	}
 	for _, p := range cfg.Policies {
-		if !slices.Contains(api.Policies, p) {
-			return fmt.Errorf("unknown policy %q; use %s", p, strings.Join(api.Policies, ","))
+		if !api.Policy(p).Known() {
+			return fmt.Errorf("unknown policy %q; use %s", p, strings.Join(policyNames(), ","))
 		}
 	}
 	for _, r := range cfg.Rates {
@@ -203,4 +203,14 @@ func ParseRates(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// policyNames are the convergence policies, as the -policies flag takes
+// them.
+func policyNames() []string {
+	names := make([]string, len(api.Policies))
+	for i, p := range api.Policies {
+		names[i] = string(p)
+	}
+	return names
 }

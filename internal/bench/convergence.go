@@ -38,7 +38,7 @@ func (b *bench) runConvergence(ctx context.Context, c *cluster) ([]convRun, erro
 			return runs, err
 		}
 		for _, p := range b.cfg.Policies {
-			r, err := b.migrateOnce(ctx, c, name, rate, p)
+			r, err := b.migrateOnce(ctx, c, name, rate, api.Policy(p))
 			if err != nil {
 				return runs, err
 			}
@@ -79,7 +79,7 @@ func (b *bench) runConvergence(ctx context.Context, c *cluster) ([]convRun, erro
 // migrateOnce moves the VM to the other host under one policy, following
 // both consoles, and aborts the move at the limit. Only a failure of the
 // benchmark itself is an error; a refused or failed migration is a run.
-func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate int, policy string) (convRun, error) {
+func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate int, policy api.Policy) (convRun, error) {
 	run := convRun{RateMB: rate, Policy: policy}
 	vm, err := c.client.VM(ctx, name)
 	if err != nil {
@@ -98,7 +98,7 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 		return run, err
 	}
 
-	req := api.MigrateRequest{Kind: api.KindLive, To: dst, BandwidthMBps: convBandwidthMBps, Policy: policy}
+	req := api.MigrateRequest{Kind: api.KindLive, To: dst, BandwidthMBPerS: convBandwidthMBPerS, Policy: policy}
 	if policy != api.PolicyAuto {
 		// The peers run QEMU's default downtime limit; godwit's engine
 		// picks its own.
@@ -118,7 +118,7 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 		return run, err
 	}
 	end := time.Now()
-	runFromMigration(&run, m, end.Sub(start), convBandwidthMBps*1e6)
+	runFromMigration(&run, m, end.Sub(start), convBandwidthMBPerS*api.MB)
 	run.Converged = m.State == api.MigCompleted && !aborted && end.Sub(start) <= b.cfg.Limit
 	if aborted {
 		run.Outcome = fmt.Sprintf("aborted at the %s limit, then %s", b.cfg.Limit, m.State)
@@ -155,7 +155,7 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 func (b *bench) follow(ctx context.Context, c *cluster, m api.Migration, start time.Time, limit time.Duration) (api.Migration, bool, error) {
 	aborted := false
 	var abortAt time.Time
-	for !finalMigration(m.State) {
+	for !m.State.Final() {
 		if err := sleep(ctx, migrationPoll); err != nil {
 			return m, aborted, err
 		}
@@ -166,7 +166,7 @@ func (b *bench) follow(ctx context.Context, c *cluster, m api.Migration, start t
 		}
 		m = got
 		switch {
-		case finalMigration(m.State):
+		case m.State.Final():
 		case !aborted && time.Since(start) > limit:
 			aborted, abortAt = true, time.Now()
 			b.log.Info("limit reached: aborting the migration", "id", m.ID, "vm", m.VM, "limit", limit, "state", m.State)
@@ -181,13 +181,9 @@ func (b *bench) follow(ctx context.Context, c *cluster, m api.Migration, start t
 	return m, aborted, nil
 }
 
-func finalMigration(s string) bool {
-	switch s {
-	case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
-		return true
-	}
-	return false
-}
+// finalMigration is api.MigrationState.Final, under the name cluster.go
+// calls it by.
+func finalMigration(s api.MigrationState) bool { return s.Final() }
 
 // otherHost is the other end of a two-host cluster.
 func otherHost(h string) string {

@@ -28,7 +28,7 @@ func (b *bench) runOverhead(ctx context.Context, c *cluster) ([]overheadRun, err
 			return runs, err
 		}
 		start := time.Now()
-		m, err := c.client.Migrate(ctx, name, api.MigrateRequest{Kind: api.KindLive, To: otherHost(vm.Host), BandwidthMBps: convBandwidthMBps})
+		m, err := c.client.Migrate(ctx, name, api.MigrateRequest{Kind: api.KindLive, To: otherHost(vm.Host), BandwidthMBPerS: convBandwidthMBPerS})
 		if err != nil {
 			return runs, fmt.Errorf("migrate the idle guest: %w", err)
 		}

@@ -99,7 +99,7 @@ func writeReport(path string, m machine, cfg Config, r results, vs []verdict) er
 			"RAM; worst hb gap is the longest time between two guest heartbeats (%d a second) read from the\n"+
 			"source's and destination's console logs every %s, over the move and until the first heartbeat after it;\n"+
 			"guest oops is a kernel oops, BUG, general protection fault or panic on the consoles (or a reboot).\n\n%s\n",
-			cfg.ConvMemoryMiB, cfg.ConvDirtyMiB, convBandwidthMBps, cfg.Limit, migrationPoll, hbHz, consolePoll, convTable(r.Conv).markdown())
+			cfg.ConvMemoryMiB, cfg.ConvDirtyMiB, convBandwidthMBPerS, cfg.Limit, migrationPoll, hbHz, consolePoll, convTable(r.Conv).markdown())
 	}
 	if len(r.Drain) > 0 {
 		vms := drainVMs(cfg.Quick)
@@ -120,7 +120,7 @@ func writeReport(path string, m machine, cfg Config, r results, vs []verdict) er
 		fmt.Fprintf(&b, "## Control-plane overhead\n\n"+
 			"An idle 256 MiB guest on the shared pool, live-migrated back and forth %d times (capped at %d MB/s): the\n"+
 			"end-to-end time, from the migrate request to the moment polling (every %s) sees the record completed,\n"+
-			"minus QEMU's own total time.\n\n%s\n", len(r.Overhead), convBandwidthMBps, migrationPoll, overheadTable(r.Overhead).markdown())
+			"minus QEMU's own total time.\n\n%s\n", len(r.Overhead), convBandwidthMBPerS, migrationPoll, overheadTable(r.Overhead).markdown())
 	}
 	b.WriteString("## Targets\n\nFrom issues 5 and 13; godwit's own runs (policy `auto`, its default drain) are held to them.\n\n")
 	b.WriteString(verdictTable(vs).markdown() + "\n")

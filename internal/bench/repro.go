@@ -29,11 +29,11 @@ import (
 // writing a 64 MiB set at 60 MB/s, migrated at 20 MB/s, so that pre-copy
 // never converges by itself and every mode writes through many passes.
 const (
-	reproMemoryMiB     = 256
-	reproDirtyMiB      = 64
-	reproRateMB        = 60
-	reproHbHz          = 5 // the guest's default: a gap of seconds is a hang, not jitter
-	reproBandwidthMBps = 20
+	reproMemoryMiB       = 256
+	reproDirtyMiB        = 64
+	reproRateMB          = 60
+	reproHbHz            = 5 // the guest's default: a gap of seconds is a hang, not jitter
+	reproBandwidthMBPerS = 20
 )
 
 // Bounds: a move not finished after reproMigrationLimit is aborted, a run
@@ -56,7 +56,7 @@ const (
 // reproMode is one way a heavy migration is made to finish.
 type reproMode struct {
 	Name   string // as the table shows it
-	Policy string
+	Policy api.Policy
 	// ForceAtPass forces the migration with CompleteMigration (which
 	// pauses the guest for the final copy) once QEMU reports this pass;
 	// 0 never forces.
@@ -131,8 +131,8 @@ type reproRun struct {
 	Mode       string
 	VM         string
 	From, To   string
-	State      string // the migration's final state ("" when none ran)
-	Forced     bool   // CompleteMigration was called
+	State      api.MigrationState // the migration's final state ("" when none ran)
+	Forced     bool               // CompleteMigration was called
 	Passes     int
 	TotalMS    int64 // QEMU's total time, or the end-to-end time without one
 	DowntimeMS int64
@@ -374,7 +374,7 @@ func (b *bench) reproMove(ctx context.Context, c *cluster, mode reproMode, run *
 	}
 	from := guestlog.Check(text).Last.Counter
 
-	req := api.MigrateRequest{Kind: api.KindLive, To: run.To, BandwidthMBps: reproBandwidthMBps, Policy: mode.Policy,
+	req := api.MigrateRequest{Kind: api.KindLive, To: run.To, BandwidthMBPerS: reproBandwidthMBPerS, Policy: mode.Policy,
 		MaxDowntimeMS: peerDowntimeLimitMS} // QEMU's default, as the peers whose policies these are run it
 	start := time.Now()
 	m, err := c.client.Migrate(ctx, run.VM, req)
@@ -420,7 +420,7 @@ func (b *bench) reproMove(ctx context.Context, c *cluster, mode reproMode, run *
 }
 
 func reproEnd(m api.Migration, aborted bool) string {
-	s := m.State
+	s := string(m.State)
 	if m.Reason != "" {
 		s += ": " + m.Reason
 	}
@@ -436,7 +436,7 @@ func (b *bench) reproFollow(ctx context.Context, c *cluster, m api.Migration, mo
 	start := time.Now()
 	aborted := false
 	var abortAt time.Time
-	for !finalMigration(m.State) {
+	for !m.State.Final() {
 		if err := sleep(ctx, reproPoll); err != nil {
 			return m, aborted, fmt.Errorf("migration %s still %s after %s", m.ID, m.State, time.Since(start).Round(time.Second))
 		}
@@ -448,7 +448,7 @@ func (b *bench) reproFollow(ctx context.Context, c *cluster, m api.Migration, mo
 		m = got
 		run.Passes = max(run.Passes, m.Progress.Pass)
 		switch {
-		case finalMigration(m.State):
+		case m.State.Final():
 		case mode.ForceAtPass > 0 && !run.Forced && !aborted && m.State == api.MigTransferring && m.Progress.Pass >= mode.ForceAtPass:
 			run.Forced = true
 			b.log.Info("repro: forcing the migration", "id", m.ID, "pass", m.Progress.Pass)
@@ -531,7 +531,7 @@ func reproMarkdown(sets []reproSet, runs int) string {
 		"(a %d MiB test guest writing a %d MiB set at %d MB/s; shared pool; capped at %d MB/s; modes in turn: %s). "+
 		"After each move the guest is watched for %s on its new host; hung is no new heartbeat in %s. "+
 		"A guest found broken, or whose move failed, is replaced by a fresh one.\n",
-		runs, reproMemoryMiB, reproDirtyMiB, reproRateMB, reproBandwidthMBps, reproModeNames(), reproObserve, reproHangAfter)
+		runs, reproMemoryMiB, reproDirtyMiB, reproRateMB, reproBandwidthMBPerS, reproModeNames(), reproObserve, reproHangAfter)
 	var lines []string
 	for _, s := range sets {
 		fmt.Fprintf(&b, "\n%s (%s)\n\n%s\n%s\n", s.label(), s.Binary, reproTable(s).markdown(), reproSummary(s))

@@ -11,8 +11,8 @@ import (
 )
 
 func TestReproModeCycles(t *testing.T) {
-	want := []string{api.PolicyPreCopy, api.PolicyAutoConverge, api.PolicyPostCopy}
-	var got []string
+	want := []api.Policy{api.PolicyPreCopy, api.PolicyAutoConverge, api.PolicyPostCopy}
+	var got []api.Policy
 	for i := 0; i < 7; i++ {
 		got = append(got, reproModeOf(i).Policy)
 	}
@@ -26,7 +26,7 @@ func TestReproModeCycles(t *testing.T) {
 		t.Error("only the pre-copy mode is forced")
 	}
 	// 20 runs: every mode gets its third.
-	n := map[string]int{}
+	n := map[api.Policy]int{}
 	for i := 0; i < 20; i++ {
 		n[reproModeOf(i).Policy]++
 	}

@@ -14,8 +14,8 @@ import (
 // The benchmark's fixed physics: the convergence runs cap QEMU at 125 MB/s
 // (1 Gbit/s), and the drain's links are shaped to 1 Gbit/s.
 const (
-	convBandwidthMBps = 125
-	linkRateBps       = 125e6
+	convBandwidthMBPerS = 125
+	linkRateBps         = 125e6
 )
 
 // Targets of issue 5.
@@ -53,7 +53,7 @@ func ratio(a, b int64) float64 {
 // convRun is one live migration of the convergence scenario.
 type convRun struct {
 	RateMB    int
-	Policy    string
+	Policy    api.Policy
 	Converged bool
 	// Outcome is the migration's end state, or why it did not run
 	// (refused, aborted at the limit).
@@ -76,7 +76,7 @@ func (r convRun) boundRatio() float64 { return ratio(r.TotalMS, r.BoundMS) }
 
 // runFromMigration fills a run's measurements from the final record.
 func runFromMigration(r *convRun, m api.Migration, e2e time.Duration, bandwidthBps float64) {
-	r.Outcome = m.State
+	r.Outcome = string(m.State)
 	if m.State != api.MigCompleted && m.Reason != "" {
 		r.Outcome += ": " + m.Reason
 	}
@@ -113,15 +113,16 @@ func overCap(p api.MigrationProgress, bandwidthBps float64) float64 {
 	return 0
 }
 
-// strategyOf names what ran: the engine's last strategy when it says,
-// else the driver strategy recorded on the migration.
+// strategyOf names what ran: the driver strategy recorded on the
+// migration, then the engine's last technique when the strategy does not
+// list it ("shared-storage/pre-copy, then auto-converge").
 func strategyOf(m api.Migration) string {
-	s := m.Strategy
-	if c := m.Convergence; c != nil && c.Strategy != "" && !strings.Contains(s, c.Strategy) {
+	s := string(m.Strategy)
+	if c := m.Convergence; c != nil && c.Strategy != "" && !m.Strategy.Has(c.Strategy) {
 		if s != "" {
-			s += ", then " + c.Strategy
+			s += ", then " + string(c.Strategy)
 		} else {
-			s = c.Strategy
+			s = string(c.Strategy)
 		}
 	}
 	if s == "" {
@@ -147,7 +148,7 @@ func convTable(runs []convRun) *table {
 		if r.SentRatio > 0 {
 			sent = fmt.Sprintf("%.2f", r.SentRatio)
 		}
-		t.add(fmt.Sprint(r.RateMB), r.Policy, yesNo(r.Converged), total, fmtSeconds(r.E2EMS), br,
+		t.add(fmt.Sprint(r.RateMB), string(r.Policy), yesNo(r.Converged), total, fmtSeconds(r.E2EMS), br,
 			fmtMS(r.DowntimeMS, r.HasDown), sent, fmtGap(r.WorstGap), r.Strategy, oops, r.Outcome)
 	}
 	return t
@@ -155,10 +156,10 @@ func convTable(runs []convRun) *table {
 
 // drainRun is one drain of the drain scenario.
 type drainRun struct {
-	Name       string // godwit, one-at-a-time, two-at-a-time
-	Request    string // what was asked, in words
-	State      string // the intent's final state
-	Moves      int    // live migrations that completed
+	Name       string          // godwit, one-at-a-time, two-at-a-time
+	Request    string          // what was asked, in words
+	State      api.IntentState // the intent's final state
+	Moves      int             // live migrations that completed
 	VMs        int
 	MakespanMS int64
 	BoundMS    int64 // sum of non-zero memory at the link rate
@@ -172,7 +173,7 @@ func drainTable(runs []drainRun) *table {
 	t := newTable("drain", "request", "intent", "moved", "makespan", "bound", "makespan/bound", "sent/non-zero", "max downtime", "strategies").
 		alignRight(3, 4, 5, 6, 7, 8)
 	for _, r := range runs {
-		t.add(r.Name, r.Request, r.State, fmt.Sprintf("%d/%d", r.Moves, r.VMs), fmtSeconds(r.MakespanMS), fmtSeconds(r.BoundMS),
+		t.add(r.Name, r.Request, string(r.State), fmt.Sprintf("%d/%d", r.Moves, r.VMs), fmtSeconds(r.MakespanMS), fmtSeconds(r.BoundMS),
 			fmtRatio(ratio(r.MakespanMS, r.BoundMS)), fmtRatio(ratio(r.SentBytes, r.Nonzero)), fmtMS(r.MaxDownMS, r.Moves > 0), r.Strategies)
 	}
 	return t
@@ -182,7 +183,7 @@ func drainTable(runs []drainRun) *table {
 type overheadRun struct {
 	E2E    time.Duration // API accepted → completed
 	QEMU   time.Duration // the migration's own total time
-	State  string
+	State  api.MigrationState
 	Reason string // why it did not complete
 }
 
@@ -211,10 +212,10 @@ func overheadTable(runs []overheadRun) *table {
 	t := newTable("run", "state", "end to end", "QEMU total", "overhead").alignRight(0, 2, 3, 4)
 	for i, r := range runs {
 		if r.State != api.MigCompleted {
-			t.add(fmt.Sprint(i+1), r.State+": "+r.Reason, fmtSeconds(r.E2E.Milliseconds()), "–", "–")
+			t.add(fmt.Sprint(i+1), string(r.State)+": "+r.Reason, fmtSeconds(r.E2E.Milliseconds()), "–", "–")
 			continue
 		}
-		t.add(fmt.Sprint(i+1), r.State, fmtSeconds(r.E2E.Milliseconds()), fmtSeconds(r.QEMU.Milliseconds()),
+		t.add(fmt.Sprint(i+1), string(r.State), fmtSeconds(r.E2E.Milliseconds()), fmtSeconds(r.QEMU.Milliseconds()),
 			fmt.Sprintf("%d ms", r.overhead().Milliseconds()))
 	}
 	med, worst, n := overheadStats(runs)
@@ -417,7 +418,7 @@ func drainVerdict(runs []drainRun) (string, string) {
 	}
 	var bad []string
 	if g.State != api.IntentCompleted {
-		bad = append(bad, "godwit's drain ended "+g.State)
+		bad = append(bad, "godwit's drain ended "+string(g.State))
 	}
 	r := ratio(g.MakespanMS, g.BoundMS)
 	if r == 0 || r > targetDrainRatio {

@@ -195,7 +195,7 @@ func (b *bench) print(res results) {
 	w := b.cfg.Stdout
 	if len(res.Conv) > 0 {
 		fmt.Fprintf(w, "\nConvergence (%d MiB guest, %d MiB hot set, capped at %d MB/s, limit %s)\n\n%s",
-			b.cfg.ConvMemoryMiB, b.cfg.ConvDirtyMiB, convBandwidthMBps, b.cfg.Limit, convTable(res.Conv).markdown())
+			b.cfg.ConvMemoryMiB, b.cfg.ConvDirtyMiB, convBandwidthMBPerS, b.cfg.Limit, convTable(res.Conv).markdown())
 	}
 	if len(res.Drain) > 0 {
 		fmt.Fprintf(w, "\nDrain (host1's guests to host2 and host3, links shaped to %s)\n\n%s", labLinkRate, drainTable(res.Drain).markdown())

@@ -45,7 +45,7 @@ func (a *app) followIntent(ctx context.Context, id string) error {
 			return intentOutcome(in)
 		}
 		if !a.json() {
-			v.draw(opLine{key: in.State + fmt.Sprint(in.Stopped), text: intentHeader(in)}, opLines(in, a.migrations(ctx, in)))
+			v.draw(opLine{key: string(in.State) + fmt.Sprint(in.Stopped), text: intentHeader(in)}, opLines(in, a.migrations(ctx, in)))
 		}
 		select {
 		case <-ctx.Done():
@@ -117,7 +117,7 @@ func opLines(in api.Intent, migs map[string]api.Migration) []opLine {
 	lines := make([]opLine, 0, len(in.Operations))
 	for _, op := range in.Operations {
 		head := fmt.Sprintf("%-*s  %-14s  %-9s", nameW, op.VM, opWords(op.Kind), op.State)
-		key := op.Kind + "|" + op.State + "|" + op.Step
+		key := string(op.Kind) + "|" + string(op.State) + "|" + op.Step
 		var detail string
 		m, ok := migs[op.MigrationID]
 		switch {

@@ -38,10 +38,10 @@ See the plan first with --dry-run; follow a drain with --wait or
   godwit drain host1 --on-failure cold --max-per-source 2 --bandwidth 125 --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if req.OnFailure != "" && !slices.Contains([]string{api.OnFailureSkip, api.OnFailureCold, api.OnFailureStop, api.OnFailureAbort}, req.OnFailure) {
+			if req.OnFailure != "" && !slices.Contains(api.FailurePolicies, req.OnFailure) {
 				return usagef("--on-failure must be skip, cold, stop or abort, not %q", req.OnFailure)
 			}
-			if err := notNegative(cmd, "max-per-source", "max-transfers-per-source", "max-per-destination", "max-parallel", "bandwidth", "max-downtime"); err != nil {
+			if err := notNegative(cmd, "max-per-source", "max-transfers-per-source", "max-per-destination", "max-per-cluster", "max-parallel", "bandwidth", "max-downtime"); err != nil {
 				return err
 			}
 			in, err := a.client().Drain(cmd.Context(), args[0], req)
@@ -52,16 +52,19 @@ See the plan first with --dry-run; follow a drain with --wait or
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.OnFailure, "on-failure", "", "what to do with a VM that cannot move live: skip, cold, stop or abort (default skip)")
+	f.StringVar((*string)(&req.OnFailure), "on-failure", "", "what to do with a VM that cannot move live: skip, cold, stop or abort (default skip)")
 	f.IntVar(&req.MaxPerSource, "max-per-source", 0, "moves out of the host at once (default: the cluster setting, built-in 2; godwit cluster settings show)")
 	f.IntVar(&req.MaxTransfersPerSource, "max-transfers-per-source", 0, "of those, moves sending memory at once; the others prepare and wait for the link (default: the cluster setting, built-in 1)")
-	f.IntVar(&req.MaxPerDest, "max-per-destination", 0, "moves into one destination at once (default: the cluster setting, built-in 1)")
-	f.IntVar(&req.MaxPerCluster, "max-parallel", 0, "migrations in the whole cluster at once (default: the cluster setting, built-in 4)")
-	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap of each live migration, MB/s (default: the cluster setting)")
-	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at each switch-over, ms (default: the cluster setting)")
-	f.StringVar(&req.Policy, "policy", "", "how each live move converges: auto (the default), pre-copy, auto-converge or post-copy")
+	f.IntVar(&req.MaxPerDestination, "max-per-destination", 0, "moves into one destination at once (default: the cluster setting, built-in 1)")
+	f.IntVar(&req.MaxPerCluster, "max-per-cluster", 0, "migrations in the whole cluster at once (default: the cluster setting, built-in 4)")
+	f.IntVar(&req.BandwidthMBPerS, "bandwidth", 0, "bandwidth cap of each live migration, in `MB/s` (megabytes: 125 is a 1 Gbit/s link; default: the cluster setting)")
+	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at each switch-over, in `ms` (default: the cluster setting)")
+	f.StringVar((*string)(&req.Policy), "policy", "", "how each live move converges: auto, pre-copy, auto-converge or post-copy (default: the cluster setting, built-in auto)")
 	f.BoolVar(&req.DryRun, "dry-run", false, "show the plan and change nothing")
 	f.BoolVar(&wait, "wait", false, "follow the drain until it ends")
+	// Its name before the flags took the API's (max_per_cluster).
+	f.IntVar(&req.MaxPerCluster, "max-parallel", 0, "")
+	a.renamedFlag(cmd, "max-parallel", "max-per-cluster")
 	return cmd
 }
 
@@ -261,14 +264,14 @@ func (a *app) intentStarted(ctx context.Context, in api.Intent, dryRun, wait boo
 		if err := printJSON(a.out, in); err != nil {
 			return err
 		}
-	case api.FinalIntent(in.State):
+	case in.State.Final():
 		if err := writeSummary(a.out, in); err != nil {
 			return err
 		}
 	default:
 		writeStarted(a.out, in)
 	}
-	if api.FinalIntent(in.State) {
+	if in.State.Final() {
 		return intentOutcome(in)
 	}
 	return nil
@@ -280,6 +283,25 @@ func (a *app) printPlan(in api.Intent) error {
 		return printJSON(a.out, in)
 	}
 	return writePlan(a.out, in)
+}
+
+// renamedFlag keeps a flag's former name working, hidden from the help
+// (the caller binds it to the new one's variable); using it warns on
+// stderr, stdout being the command's output for scripts.
+func (a *app) renamedFlag(cmd *cobra.Command, old, now string) {
+	if err := cmd.Flags().MarkHidden(old); err != nil {
+		panic(err) // old names no flag: a bug in the command's definition
+	}
+	pre := cmd.PreRunE
+	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if cmd.Flags().Changed(old) {
+			fmt.Fprintf(a.errOut, "godwit: warning: --%s is now --%s; the old name will go\n", old, now)
+		}
+		if pre != nil {
+			return pre(cmd, args)
+		}
+		return nil
+	}
 }
 
 // notNegative refuses negative values of the named int flags.

@@ -25,14 +25,14 @@ func drainNotes() []string {
 
 func drainPlan() api.Intent {
 	return api.Intent{Kind: api.IntentDrain, Target: "host1", State: api.IntentPlanned,
-		Params: api.IntentParams{OnFailure: api.OnFailureCold, BandwidthMBps: 125},
+		Params: api.IntentParams{OnFailure: api.OnFailureCold, BandwidthMBPerS: 125},
 		Operations: []api.Operation{
-			{VM: "batch-1", VMID: "vm-3", Kind: api.OpCold, State: api.OpPlanned, Source: "host1", Dest: "host3",
+			{VM: "batch-1", VMID: "vm-3", Kind: api.OpCold, State: api.OpPlanned, Source: "host1", Destination: "host3",
 				Strategy: "local-disk/disk-transfer", PredictedMS: 18400,
 				Reason: "cannot move live (no host has a CPU model compatible with host1's); cold, by policy"},
-			{VM: "web-1", VMID: "vm-1", Kind: api.OpLive, State: api.OpPlanned, Source: "host1", Dest: "host2",
+			{VM: "web-1", VMID: "vm-1", Kind: api.OpLive, State: api.OpPlanned, Source: "host1", Destination: "host2",
 				Strategy: "block-copy/pre-copy", PredictedMS: 12300},
-			{VM: "db-1", VMID: "vm-2", Kind: api.OpLive, State: api.OpPlanned, Source: "host1", Dest: "host3",
+			{VM: "db-1", VMID: "vm-2", Kind: api.OpLive, State: api.OpPlanned, Source: "host1", Destination: "host3",
 				Strategy: "shared-storage/pre-copy", PredictedMS: 4100},
 			{VM: "broken-1", VMID: "vm-4", Kind: api.OpNone, State: api.OpPlanned, Source: "host1",
 				Reason: "vm is error: only running or stopped VMs can be moved; it stays on host1"},
@@ -44,10 +44,10 @@ func resizePlan() api.Intent {
 	return api.Intent{Kind: api.IntentResize, Target: "web-1", State: api.IntentPlanned,
 		Params: api.IntentParams{VCPUs: 4, MemoryMiB: 2048, AllowMove: true},
 		Operations: []api.Operation{
-			{VM: "web-1", VMID: "vm-1", Kind: api.OpLive, State: api.OpPlanned, Source: "host1", Dest: "host3",
+			{VM: "web-1", VMID: "vm-1", Kind: api.OpLive, State: api.OpPlanned, Source: "host1", Destination: "host3",
 				Strategy: "shared-storage/pre-copy", PredictedMS: 3200,
 				Reason: "host1 lacks 2 vCPUs and 512M for the growth; moving first (--allow-move)"},
-			{VM: "web-1", VMID: "vm-1", Kind: api.OpResize, State: api.OpPlanned, Source: "host3", Dest: "host3",
+			{VM: "web-1", VMID: "vm-1", Kind: api.OpResize, State: api.OpPlanned, Source: "host3", Destination: "host3",
 				Strategy: "online/hotplug", PredictedMS: 800},
 		},
 		PredictedMS: 4000,
@@ -59,7 +59,7 @@ func rebuildPlan(image string) api.Intent {
 	return api.Intent{Kind: api.IntentRebuild, Target: "web-1", State: api.IntentPlanned,
 		Params: api.IntentParams{Image: image},
 		Operations: []api.Operation{{VM: "web-1", VMID: "vm-1", Kind: api.OpRebuild, State: api.OpPlanned,
-			Source: "host1", Dest: "host1", Strategy: "in-place/reimage", PredictedMS: 9000}},
+			Source: "host1", Destination: "host1", Strategy: "in-place/reimage", PredictedMS: 9000}},
 		PredictedMS: 9000,
 		Notes:       []string{"the disk of vm web-1 is replaced with a fresh one from image " + image + ": data on it is lost"},
 		CreatedAt:   created}
@@ -69,7 +69,7 @@ func evacuatePlan(req api.EvacuateRequest) api.Intent {
 	return api.Intent{Kind: api.IntentEvacuate, Target: "host2", State: api.IntentPlanned,
 		Params: api.IntentParams{HostIsDown: req.HostIsDown, AllowDataLoss: req.AllowDataLoss},
 		Operations: []api.Operation{{VM: "web-1", VMID: "vm-1", Kind: api.OpRebuild, State: api.OpPlanned,
-			Source: "host2", Dest: "host3", Strategy: "shared-storage/reuse-disk", PredictedMS: 7000}},
+			Source: "host2", Destination: "host3", Strategy: "shared-storage/reuse-disk", PredictedMS: 7000}},
 		PredictedMS: 7000, CreatedAt: created}
 }
 
@@ -77,26 +77,26 @@ func migratePlan() api.Intent {
 	return api.Intent{Kind: api.IntentMigrate, Target: "web-1", State: api.IntentPlanned,
 		Params: api.IntentParams{Migrate: &api.MigrateRequest{DryRun: true}},
 		Operations: []api.Operation{{VM: "web-1", VMID: "vm-1", Kind: api.OpLive, State: api.OpPlanned,
-			Source: "host1", Dest: "host3", Strategy: "block-copy/pre-copy", PredictedMS: 12300}},
+			Source: "host1", Destination: "host3", Strategy: "block-copy/pre-copy", PredictedMS: 12300}},
 		PredictedMS: 12300, CreatedAt: created}
 }
 
 // watchSteps is intent in-7 as successive reads see it: web-1 moves live,
 // db-1's live migration fails and is skipped, batch-1 moves cold.
 func watchSteps() []api.Intent {
-	base := func(state string, ops ...api.Operation) api.Intent {
+	base := func(state api.IntentState, ops ...api.Operation) api.Intent {
 		return api.Intent{ID: "in-7", Kind: api.IntentDrain, Target: "host1", State: state,
 			Params: api.IntentParams{OnFailure: api.OnFailureSkip}, Operations: ops, PredictedMS: 22500,
 			Notes: drainNotes(), CreatedAt: created, UpdatedAt: created}
 	}
-	web := api.Operation{VM: "web-1", Kind: api.OpLive, State: api.OpPending, Source: "host1", Dest: "host2", Strategy: "block-copy/pre-copy"}
+	web := api.Operation{VM: "web-1", Kind: api.OpLive, State: api.OpPending, Source: "host1", Destination: "host2", Strategy: "block-copy/pre-copy"}
 	db := api.Operation{VM: "db-1", Kind: api.OpLive, State: api.OpPending, Source: "host1", Strategy: "shared-storage/pre-copy"}
 	batch := api.Operation{VM: "batch-1", Kind: api.OpCold, State: api.OpPending, Source: "host1", Strategy: "local-disk/disk-transfer"}
 	run := func(op api.Operation, mig, dst string, start float64) api.Operation {
-		op.State, op.MigrationID, op.Dest, op.StartedAt = api.OpRunning, mig, dst, at(start)
+		op.State, op.MigrationID, op.Destination, op.StartedAt = api.OpRunning, mig, dst, at(start)
 		return op
 	}
-	end := func(op api.Operation, state, reason string, sec float64) api.Operation {
+	end := func(op api.Operation, state api.OperationState, reason string, sec float64) api.Operation {
 		op.State, op.Reason, op.FinishedAt = state, reason, at(sec)
 		return op
 	}

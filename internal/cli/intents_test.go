@@ -118,9 +118,11 @@ func TestIntentRequests(t *testing.T) {
 		want  any
 	}{
 		{[]string{"drain", "host1", "--on-failure", "abort", "--max-per-source", "3", "--max-per-destination", "2",
-			"--max-parallel", "5", "--bandwidth", "125", "--max-downtime", "200", "--dry-run"},
-			"POST /v1/hosts/{name}/drain", api.DrainRequest{OnFailure: "abort", MaxPerSource: 3, MaxPerDest: 2,
-				MaxPerCluster: 5, BandwidthMBps: 125, MaxDowntimeMS: 200, DryRun: true}},
+			"--max-per-cluster", "5", "--bandwidth", "125", "--max-downtime", "200", "--dry-run"},
+			"POST /v1/hosts/{name}/drain", api.DrainRequest{OnFailure: "abort", MaxPerSource: 3, MaxPerDestination: 2,
+				MaxPerCluster: 5, BandwidthMBPerS: 125, MaxDowntimeMS: 200, DryRun: true}},
+		// The flag's name before it took the API's still works.
+		{[]string{"drain", "host1", "--max-parallel", "6"}, "POST /v1/hosts/{name}/drain", api.DrainRequest{MaxPerCluster: 6}},
 		{[]string{"drain", "host1"}, "POST /v1/hosts/{name}/drain", api.DrainRequest{}},
 		{[]string{"evacuate", "host2", "--host-is-down", "--allow-data-loss", "--dry-run"},
 			"POST /v1/hosts/{name}/evacuate", api.EvacuateRequest{HostIsDown: true, AllowDataLoss: true, DryRun: true}},
@@ -131,7 +133,7 @@ func TestIntentRequests(t *testing.T) {
 		{[]string{"rebuild", "web-1"}, "POST /v1/vms/{name}/rebuild", api.RebuildRequest{}},
 		{[]string{"migrate", "web-1"}, "POST /v1/vms/{name}/migrate", api.MigrateRequest{}},
 		{[]string{"migrate", "web-1", "--cold", "--to", "host3", "--max-downtime", "100", "--bandwidth", "50", "--dry-run"},
-			"POST /v1/vms/{name}/migrate", api.MigrateRequest{Kind: api.KindCold, To: "host3", MaxDowntimeMS: 100, BandwidthMBps: 50, DryRun: true}},
+			"POST /v1/vms/{name}/migrate", api.MigrateRequest{Kind: api.KindCold, To: "host3", MaxDowntimeMS: 100, BandwidthMBPerS: 50, DryRun: true}},
 		{[]string{"migrate", "web-1", "--live", "--post-copy", "--auto-converge"},
 			"POST /v1/vms/{name}/migrate", api.MigrateRequest{Kind: api.KindLive, PostCopy: true, AutoConverge: true}},
 		{[]string{"intent", "cancel", "in-7", "--abort-running"}, "POST /v1/intents/{id}/cancel", api.CancelIntentRequest{AbortRunning: true}},
@@ -145,6 +147,20 @@ func TestIntentRequests(t *testing.T) {
 				t.Errorf("sent %s\nwant %s", got, want)
 			}
 		})
+	}
+}
+
+// A flag's former name works, hidden, and warns on stderr only: stdout
+// stays the API object for scripts.
+func TestRenamedFlag(t *testing.T) {
+	srv := newFakeController(t)
+	out, errOut, code := run(t, srv.Server, "drain", "host1", "--max-parallel", "6", "-o", "json")
+	if code != 0 || !strings.Contains(errOut, "--max-parallel is now --max-per-cluster") || !strings.HasPrefix(out, "{") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	help := mustRun(t, srv.Server, "drain", "--help")
+	if strings.Contains(help, "max-parallel") || !strings.Contains(help, "--max-per-cluster int") || !strings.Contains(help, "--bandwidth MB/s") {
+		t.Errorf("drain --help:\n%s", help)
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // it goes, how long it should take and why.
 
 // opWords names a service operation kind for people.
-func opWords(kind string) string {
+func opWords(kind api.OperationKind) string {
 	switch kind {
 	case api.OpLive:
 		return "live migration"
@@ -23,20 +23,20 @@ func opWords(kind string) string {
 	case "":
 		return "-"
 	}
-	return kind // rebuild, resize, stop, none
+	return string(kind) // rebuild, resize, stop, none
 }
 
 // intentTitle says what was asked: "drain host1; on failure cold",
 // "resize web-1 to 2 vCPUs, 512M memory", "migrate web-1 live to host3".
 func intentTitle(in api.Intent) string {
-	title := in.Kind + " " + in.Target
+	title := string(in.Kind) + " " + in.Target
 	p := in.Params
 	var parts []string
 	switch in.Kind {
 	case api.IntentMigrate:
 		if m := p.Migrate; m != nil {
 			if m.Kind != "" {
-				title += " " + m.Kind
+				title += " " + string(m.Kind)
 			}
 			if m.To != "" {
 				title += " to " + m.To
@@ -44,7 +44,7 @@ func intentTitle(in api.Intent) string {
 		}
 	case api.IntentDrain:
 		if p.OnFailure != "" {
-			parts = append(parts, "on failure "+p.OnFailure)
+			parts = append(parts, "on failure "+string(p.OnFailure))
 		}
 	case api.IntentEvacuate:
 		if p.HostIsDown {
@@ -89,19 +89,19 @@ func intentTitle(in api.Intent) string {
 func route(op api.Operation) string {
 	move := op.Kind == api.OpLive || op.Kind == api.OpCold
 	switch {
-	case op.Source == "" && op.Dest == "":
+	case op.Source == "" && op.Destination == "":
 		return "-"
-	case op.Dest == "" && move:
+	case op.Destination == "" && move:
 		return op.Source + " → ?"
-	case op.Dest == "" || op.Dest == op.Source:
+	case op.Destination == "" || op.Destination == op.Source:
 		if op.Kind == api.OpNone || op.Source == "" {
 			return dash(op.Source)
 		}
 		return op.Source + " (in place)"
 	case op.Source == "":
-		return "→ " + op.Dest
+		return "→ " + op.Destination
 	}
-	return op.Source + " → " + op.Dest
+	return op.Source + " → " + op.Destination
 }
 
 // human prints a duration in milliseconds briefly: <0.1s, 0.4s, 4.2s,
@@ -155,12 +155,12 @@ func writeNotes(w io.Writer, notes []string) {
 // tally counts operations by state, in the order states are reached:
 // "2 done, 1 running, 1 pending".
 func tally(ops []api.Operation) string {
-	n := map[string]int{}
+	n := map[api.OperationState]int{}
 	for _, op := range ops {
 		n[op.State]++
 	}
 	var parts []string
-	for _, s := range []string{api.OpDone, api.OpRunning, api.OpPending, api.OpSkipped, api.OpFailed, api.OpCancelled, api.OpPlanned} {
+	for _, s := range []api.OperationState{api.OpDone, api.OpRunning, api.OpPending, api.OpSkipped, api.OpFailed, api.OpCancelled, api.OpPlanned} {
 		if n[s] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[s], s))
 		}
@@ -174,7 +174,7 @@ func tally(ops []api.Operation) string {
 func writeIntents(w io.Writer, ins []api.Intent, now time.Time) error {
 	t := newTable(w, "ID", "INTENT", "STATE", "OPERATIONS", "AGE")
 	for _, in := range ins {
-		t.row(in.ID, in.Kind+" "+in.Target, in.State, tally(in.Operations), age(in.CreatedAt, now))
+		t.row(in.ID, string(in.Kind)+" "+in.Target, string(in.State), tally(in.Operations), age(in.CreatedAt, now))
 	}
 	return t.flush()
 }
@@ -185,8 +185,8 @@ func writeIntent(w io.Writer, in api.Intent) error {
 	if in.State == api.IntentPlanned {
 		return writePlan(w, in)
 	}
-	state := in.State
-	if in.Stopped && !api.FinalIntent(in.State) {
+	state := string(in.State)
+	if in.Stopped && !in.State.Final() {
 		state += " (stopped by a failure: nothing more starts)"
 	}
 	took := ""
@@ -202,7 +202,7 @@ func writeIntent(w io.Writer, in api.Intent) error {
 		fmt.Fprintln(w)
 		t := newTable(w, "VM", "SERVICE OPERATION", "STATE", "DRIVER STRATEGY", "FROM → TO", "MIGRATION", "REASON")
 		for _, op := range in.Operations {
-			state := op.State
+			state := string(op.State)
 			if op.Step != "" && op.State == api.OpRunning {
 				state += " (" + op.Step + ")"
 			}
@@ -226,7 +226,7 @@ func writeSummary(w io.Writer, in api.Intent) error {
 			if !op.StartedAt.IsZero() && !op.FinishedAt.IsZero() {
 				took = human(op.FinishedAt.Sub(op.StartedAt).Milliseconds())
 			}
-			t.row(op.VM, op.State, opWords(op.Kind), route(op), took, dash(op.Reason))
+			t.row(op.VM, string(op.State), opWords(op.Kind), route(op), took, dash(op.Reason))
 		}
 		if err := t.flush(); err != nil {
 			return err

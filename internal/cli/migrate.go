@@ -64,9 +64,9 @@ nothing.`,
 	f.BoolVar(&live, "live", false, "move the running VM without stopping it")
 	f.BoolVar(&cold, "cold", false, "stop, move and start the VM")
 	f.StringVar(&req.To, "to", "", "destination host (default: the scheduler chooses)")
-	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at the switch-over, ms (default: the cluster setting)")
-	f.IntVar(&req.BandwidthMBps, "bandwidth", 0, "bandwidth cap, MB/s (default: the cluster setting)")
-	f.StringVar(&req.Policy, "policy", "", "how a live migration converges: auto (measure, predict, choose; the default), pre-copy, auto-converge or post-copy (docs/migration-tuning.md)")
+	f.IntVar(&req.MaxDowntimeMS, "max-downtime", 0, "longest pause at the switch-over, in `ms` (default: the cluster setting)")
+	f.IntVar(&req.BandwidthMBPerS, "bandwidth", 0, "bandwidth cap, in `MB/s` (megabytes: 125 is a 1 Gbit/s link; default: the cluster setting)")
+	f.StringVar((*string)(&req.Policy), "policy", "", "how a live migration converges: auto (measure, predict, choose), pre-copy, auto-converge or post-copy (docs/migration-tuning.md; default: the cluster setting, built-in auto)")
 	f.BoolVar(&req.PostCopy, "post-copy", false, "permit post-copy (shared disks): the policy may switch to it, and so may 'migration complete'")
 	f.BoolVar(&req.NoPostCopy, "no-post-copy", false, "never post-copy for this move (the auto policy throttles instead)")
 	f.BoolVar(&req.AutoConverge, "auto-converge", false, "the auto-converge policy: QEMU throttles the vCPUs, more each pass (same as --policy auto-converge)")
@@ -92,7 +92,7 @@ func (a *app) migrationCmd() *cobra.Command {
 			}
 			t := newTable(a.out, "ID", "VM", "KIND", "STATE", "FROM", "TO", "STRATEGY", "AGE")
 			for _, m := range ms {
-				t.row(m.ID, m.VM, m.Kind, m.State, m.Source, m.Destination, m.Strategy, age(m.CreatedAt, time.Now()))
+				t.row(m.ID, m.VM, string(m.Kind), string(m.State), m.Source, m.Destination, string(m.Strategy), age(m.CreatedAt, time.Now()))
 			}
 			return t.flush()
 		},
@@ -169,7 +169,7 @@ func (a *app) watch(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if finalMigration(m.State) {
+		if m.State.Final() {
 			if tty {
 				fmt.Fprint(a.out, "\r\033[K")
 			}
@@ -200,14 +200,6 @@ func (a *app) watch(ctx context.Context, id string) error {
 	}
 }
 
-func finalMigration(s string) bool {
-	switch s {
-	case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
-		return true
-	}
-	return false
-}
-
 // progressLine renders: state, a bar, percent, throughput, dirty rate,
 // pass and ETA.
 func progressLine(m api.Migration) string {
@@ -233,13 +225,13 @@ func writeMigration(w io.Writer, m api.Migration) error {
 		if i+1 < len(m.Phases) {
 			d = " " + m.Phases[i+1].At.Sub(ph.At).Round(time.Millisecond).String()
 		}
-		phases = append(phases, ph.State+d)
+		phases = append(phases, string(ph.State)+d)
 	}
 	p := m.Progress
-	kv := []string{"ID", m.ID, "VM", m.VM, "Kind", m.Kind, "State", m.State, "Reason", m.Reason,
-		"From", m.Source, "To", m.Destination, "Strategy", m.Strategy, "Phases", strings.Join(phases, " → ")}
+	kv := []string{"ID", m.ID, "VM", m.VM, "Kind", string(m.Kind), "State", string(m.State), "Reason", m.Reason,
+		"From", m.Source, "To", m.Destination, "Strategy", string(m.Strategy), "Phases", strings.Join(phases, " → ")}
 	if cv := m.Convergence; cv != nil {
-		kv = append(kv, "Policy", cv.Policy, "Converging by", convergingBy(*cv))
+		kv = append(kv, "Policy", string(cv.Policy), "Converging by", convergingBy(*cv))
 		if cv.DirtyRateSource != "" {
 			kv = append(kv, "Dirty rate", fmt.Sprintf("%s/s (%s)", byteSize(cv.DirtyRate), cv.DirtyRateSource))
 		}
@@ -248,7 +240,7 @@ func writeMigration(w io.Writer, m api.Migration) error {
 			kv = append(kv, "Prediction", cv.Prediction)
 		}
 	} else if m.Policy != "" {
-		kv = append(kv, "Policy", m.Policy)
+		kv = append(kv, "Policy", string(m.Policy))
 	}
 	for _, d := range m.Decisions {
 		kv = append(kv, "Decision", d.At.Format("15:04:05.000")+" "+d.Action+" ("+d.Reason+")")
@@ -279,7 +271,7 @@ func writeMigration(w io.Writer, m api.Migration) error {
 // convergingBy says what makes a live migration finish, e.g.
 // "auto-converge (vCPUs throttled to 91 %), post-copy not permitted".
 func convergingBy(cv api.Convergence) string {
-	s := cv.Strategy
+	s := string(cv.Strategy)
 	if cv.Throttle > 0 {
 		s += fmt.Sprintf(" (vCPUs throttled to %d %%)", cv.Throttle)
 	}

@@ -81,9 +81,9 @@ func timestamp(t time.Time) string {
 
 // dash stands in for an empty table cell, so that columns stay countable
 // for awk and cut.
-func dash(s string) string {
+func dash[T ~string](s T) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return string(s)
 }

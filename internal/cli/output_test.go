@@ -69,7 +69,7 @@ func testMigration() api.Migration {
 	at := func(ms int) time.Time { return created.Add(time.Duration(ms) * time.Millisecond) }
 	return api.Migration{ID: "5e1f0000-0000-4000-8000-000000000009", VM: "web-1", VMID: testVMs()[0].ID, Kind: api.KindLive,
 		State: api.MigCompleted, Source: "host1", Destination: "host2", Strategy: "shared-storage/pre-copy+auto-converge",
-		BandwidthMBps: 125, Policy: api.PolicyAuto,
+		BandwidthMBPerS: 125, Policy: api.PolicyAuto,
 		Convergence: &api.Convergence{Policy: api.PolicyAuto, DirtyRate: 201326592, DirtyRateSource: "page-sampling 2.1s before the move",
 			Bandwidth: 125e6, Prediction: "dirty 201 MB/s against 125 MB/s: pre-copy does not converge (still 30 passes on)",
 			PredictedMS: 9210, Strategy: "auto-converge", Throttle: 97},

@@ -45,16 +45,17 @@ func (a *app) settingsSetCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var u api.ClusterSettingsUpdate
 			f := cmd.Flags()
-			for name, dst := range map[string]**int{"bandwidth": &u.BandwidthMBps, "max-downtime": &u.MaxDowntimeMS,
+			for name, dst := range map[string]**int{"bandwidth": &u.BandwidthMBPerS, "max-downtime": &u.MaxDowntimeMS,
 				"max-per-source": &u.MaxPerSource, "max-transfers-per-source": &u.MaxTransfersPerSource,
-				"max-per-destination": &u.MaxPerDest, "max-per-cluster": &u.MaxPerCluster} {
+				"max-per-destination": &u.MaxPerDestination, "max-per-cluster": &u.MaxPerCluster} {
 				if f.Changed(name) {
 					v, _ := f.GetInt(name)
 					*dst = &v
 				}
 			}
 			if f.Changed("policy") {
-				u.Policy = &policy
+				p := api.Policy(policy)
+				u.Policy = &p
 			}
 			if u == (api.ClusterSettingsUpdate{}) {
 				return usageError{fmt.Errorf("nothing to change: give at least one setting's flag (see godwit cluster settings set --help)")}
@@ -69,7 +70,7 @@ func (a *app) settingsSetCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&bandwidth, "bandwidth", 0, "bandwidth cap of each live migration, MB/s")
 	f.IntVar(&downtime, "max-downtime", 0, "longest pause at each live switch-over, ms")
-	f.StringVar(&policy, "policy", "", "convergence policy of each live migration: "+oneOf(api.Policies))
+	f.StringVar(&policy, "policy", "", "convergence policy of each live migration: auto, pre-copy, auto-converge or post-copy")
 	f.IntVar(&perSource, "max-per-source", 0, "a drain's moves out of the host at once")
 	f.IntVar(&transfers, "max-transfers-per-source", 0, "of those, how many send memory at once (they share the host's link)")
 	f.IntVar(&perDest, "max-per-destination", 0, "a drain's moves into one destination at once")
@@ -100,12 +101,12 @@ func (a *app) writeSettings(r api.ClusterSettingsReply) error {
 		}
 		return def + " (built-in)"
 	}
-	t.row("bandwidth", num(s.BandwidthMBps, d.BandwidthMBps, "QEMU's cap"), "MB/s")
+	t.row("bandwidth", num(s.BandwidthMBPerS, d.BandwidthMBPerS, "QEMU's cap"), "MB/s")
 	t.row("max-downtime", num(s.MaxDowntimeMS, d.MaxDowntimeMS, "the policy's"), "ms")
-	t.row("policy", str(s.Policy, d.Policy), "")
+	t.row("policy", str(string(s.Policy), string(d.Policy)), "")
 	t.row("max-per-source", num(s.MaxPerSource, d.MaxPerSource, ""), "moves")
 	t.row("max-transfers-per-source", num(s.MaxTransfersPerSource, d.MaxTransfersPerSource, ""), "transfers")
-	t.row("max-per-destination", num(s.MaxPerDest, d.MaxPerDest, ""), "moves")
+	t.row("max-per-destination", num(s.MaxPerDestination, d.MaxPerDestination, ""), "moves")
 	t.row("max-per-cluster", num(s.MaxPerCluster, d.MaxPerCluster, ""), "migrations")
 	return t.flush()
 }

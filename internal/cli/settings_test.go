@@ -12,7 +12,7 @@ import (
 // settingsRoutes answers the settings endpoints: one setting set, the
 // built-in defaults beside it; a PATCH echoes what it was given.
 func settingsRoutes(record func(string, http.HandlerFunc)) {
-	defaults := api.ClusterSettings{Policy: api.PolicyAuto, MaxPerSource: 2, MaxTransfersPerSource: 1, MaxPerDest: 1, MaxPerCluster: 4}
+	defaults := api.ClusterSettings{Policy: api.PolicyAuto, MaxPerSource: 2, MaxTransfersPerSource: 1, MaxPerDestination: 1, MaxPerCluster: 4}
 	record("GET /v1/cluster/settings", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(api.ClusterSettingsReply{Settings: api.ClusterSettings{MaxPerCluster: 8}, Defaults: defaults})
 	})
@@ -20,8 +20,8 @@ func settingsRoutes(record func(string, http.HandlerFunc)) {
 		var u api.ClusterSettingsUpdate
 		json.NewDecoder(r.Body).Decode(&u)
 		s := api.ClusterSettings{MaxPerCluster: 8}
-		if u.BandwidthMBps != nil {
-			s.BandwidthMBps = *u.BandwidthMBps
+		if u.BandwidthMBPerS != nil {
+			s.BandwidthMBPerS = *u.BandwidthMBPerS
 		}
 		if u.Policy != nil {
 			s.Policy = *u.Policy
@@ -49,7 +49,7 @@ func TestClusterSettingsCommands(t *testing.T) {
 		t.Errorf("cluster settings set:\n%s", out)
 	}
 	// Only the flags given are sent: 0 and "" are values, absent is none.
-	if got := string(srv.body("PATCH /v1/cluster/settings")); got != `{"bandwidth_mbps":200,"policy":""}` {
+	if got := string(srv.body("PATCH /v1/cluster/settings")); got != `{"bandwidth_mb_per_s":200,"policy":""}` {
 		t.Errorf("PATCH body = %s", got)
 	}
 	if _, errOut, code := run(t, srv.Server, "cluster", "settings", "set"); code != 2 || !strings.Contains(errOut, "nothing to change") {

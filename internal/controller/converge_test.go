@@ -21,18 +21,22 @@ func TestConvergenceEngine(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		req       api.MigrateRequest
-		strategy  string   // the driver's, on the record
-		engine    string   // Convergence.Strategy
-		decisions []string // the first decisions, in order
-		also      string   // what may follow them
+		strategy  api.Strategy  // the driver's, on the record
+		engine    api.Technique // Convergence.Strategy
+		decisions []string      // the first decisions, in order
+		also      string        // what may follow them
 	}{
-		{"auto", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100},
+		{"auto", api.MigrateRequest{Kind: api.KindLive, BandwidthMBPerS: 100},
 			"shared-storage/pre-copy+post-copy", "post-copy", []string{"post-copy", "start post-copy"}, ""},
-		{"auto-no-post-copy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, NoPostCopy: true},
+		{"auto-no-post-copy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBPerS: 100, NoPostCopy: true},
 			"shared-storage/pre-copy+auto-converge", "auto-converge", []string{"auto-converge"}, "throttle"},
-		{"post-copy-policy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, Policy: api.PolicyPostCopy},
+		{"post-copy-policy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBPerS: 100, Policy: api.PolicyPostCopy},
 			"shared-storage/pre-copy+post-copy", "post-copy", []string{"plan", "start post-copy"}, ""},
-		{"auto-converge-policy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, Policy: api.PolicyAutoConverge},
+		{"auto-converge-policy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBPerS: 100, Policy: api.PolicyAutoConverge},
+			"shared-storage/pre-copy+auto-converge", "auto-converge", nil, ""},
+		// An older client names the cap bandwidth_mbps: the same 100 MB/s
+		// reaches the driver.
+		{"old-bandwidth-name", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, Policy: api.PolicyAutoConverge},
 			"shared-storage/pre-copy+auto-converge", "auto-converge", nil, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,8 +60,8 @@ func TestConvergenceEngine(t *testing.T) {
 			if got.Policy != wantPolicy || cv == nil || cv.Policy != wantPolicy || cv.Strategy != tt.engine {
 				t.Fatalf("policy %q, convergence %+v; want policy %q, strategy %q", got.Policy, cv, wantPolicy, tt.engine)
 			}
-			if cv.Bandwidth != 100e6 || cv.PostCopyAllowed != (tt.engine == "post-copy") {
-				t.Errorf("convergence %+v: want bandwidth 100 MB/s, post-copy allowed %v", cv, tt.engine == "post-copy")
+			if got.BandwidthMBPerS != 100 || cv.Bandwidth != 100e6 || cv.PostCopyAllowed != (tt.engine == "post-copy") {
+				t.Errorf("cap %d MB/s, convergence %+v: want bandwidth 100 MB/s, post-copy allowed %v", got.BandwidthMBPerS, cv, tt.engine == "post-copy")
 			}
 			var actions []string
 			for i, d := range got.Decisions {

@@ -11,7 +11,7 @@ import (
 )
 
 // phaseAt is when a migration entered state (zero if it never did).
-func phaseAt(m api.Migration, state string) time.Time {
+func phaseAt(m api.Migration, state api.MigrationState) time.Time {
 	for _, p := range m.Phases {
 		if p.State == state {
 			return p.At
@@ -46,7 +46,7 @@ func TestDrainSerializesTransfersAndPreparesAhead(t *testing.T) {
 				}
 			}
 			// 256 MiB at 400 MB/s: about 0.7 s a transfer in the fake's model.
-			in, err := tc.client.Drain(ctx, "host1", api.DrainRequest{BandwidthMBps: 400, MaxTransfersPerSource: tt.transfers})
+			in, err := tc.client.Drain(ctx, "host1", api.DrainRequest{BandwidthMBPerS: 400, MaxTransfersPerSource: tt.transfers})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -75,17 +75,29 @@ func TestDrainPlanAndPolicy(t *testing.T) {
 	if plan.State != api.IntentPlanned || plan.ID != "" || len(plan.Operations) != 5 {
 		t.Fatalf("plan = %+v", plan)
 	}
-	for vm, want := range map[string]struct{ kind, strategy string }{
+	// The default bandwidth is said in the cap's unit, MB/s.
+	if notes := strings.Join(plan.Notes, "\n"); !strings.Contains(notes, "crosses at 134 MB/s (QEMU's default cap, 128 MiB/s)") {
+		t.Errorf("plan notes:\n%s\nwant the default bandwidth in MB/s", notes)
+	}
+	// An older client's cap, under the old name, is the same cap.
+	old, err := tc.client.Drain(ctx, "host1", api.DrainRequest{DryRun: true, BandwidthMBps: 125})
+	if err != nil || old.Params.BandwidthMBPerS != 125 || !strings.Contains(strings.Join(old.Notes, "\n"), "crosses at 125 MB/s;") {
+		t.Errorf("drain with bandwidth_mbps 125: %v, params %+v, notes %q", err, old.Params, old.Notes)
+	}
+	for vm, want := range map[string]struct {
+		kind     api.OperationKind
+		strategy api.Strategy
+	}{
 		"shared-a": {api.OpLive, "shared-storage/pre-copy"},
 		"local-a":  {api.OpLive, "block-copy/pre-copy"},
 		"off":      {api.OpCold, "local-disk/disk-transfer"},
 	} {
 		op := opOf(plan, vm)
-		if op.Kind != want.kind || op.Strategy != want.strategy || op.Dest == "" || op.Dest == "host1" || op.PredictedMS <= 0 {
+		if op.Kind != want.kind || op.Strategy != want.strategy || op.Destination == "" || op.Destination == "host1" || op.PredictedMS <= 0 {
 			t.Errorf("plan for %s = %+v; want %s via %s to another host, with a prediction", vm, op, want.kind, want.strategy)
 		}
 	}
-	if op := opOf(plan, "huge"); op.Dest != "" || !strings.Contains(op.Reason, "MiB memory free") || !strings.Contains(op.Reason, "stays on host1") {
+	if op := opOf(plan, "huge"); op.Destination != "" || !strings.Contains(op.Reason, "MiB memory free") || !strings.Contains(op.Reason, "stays on host1") {
 		t.Errorf("plan for huge = %+v; want no destination and the reason", op)
 	}
 	if plan.Operations[0].VM != "huge" && plan.Operations[0].VM != "shared-b" {
@@ -120,7 +132,7 @@ func TestDrainPlanAndPolicy(t *testing.T) {
 				t.Errorf("huge: op %+v, vm on %s %s; want skipped, still running on host1", op, vm.Host, vm.State)
 			}
 		default:
-			if op.State != api.OpDone || vm.Host == "host1" || vm.Host != op.Dest || op.MigrationID == "" {
+			if op.State != api.OpDone || vm.Host == "host1" || vm.Host != op.Destination || op.MigrationID == "" {
 				t.Errorf("%s: op %+v, vm on %s; want done on its destination", op.VM, op, vm.Host)
 			}
 		}
@@ -180,7 +192,7 @@ func TestDrainCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	in, err := tc.client.Drain(ctx, "host1", api.DrainRequest{BandwidthMBps: 1, MaxPerSource: 1, Policy: api.PolicyPreCopy})
+	in, err := tc.client.Drain(ctx, "host1", api.DrainRequest{BandwidthMBPerS: 1, MaxPerSource: 1, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +263,7 @@ func TestEvacuate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op := opOf(plan, "s1"); op.Kind != api.OpRebuild || op.Strategy != "shared-storage/reuse-disk" || op.Dest == "" {
+	if op := opOf(plan, "s1"); op.Kind != api.OpRebuild || op.Strategy != "shared-storage/reuse-disk" || op.Destination == "" {
 		t.Errorf("plan for s1 = %+v", op)
 	}
 	if op := opOf(plan, "l1"); op.Kind != api.OpNone || !strings.Contains(op.Reason, "--allow-data-loss") {
@@ -337,7 +349,7 @@ func TestRebuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op := plan.Operations[0]; plan.State != api.IntentPlanned || op.Kind != api.OpRebuild || op.Dest != vm.Host || op.Strategy != "in-place/reimage" ||
+	if op := plan.Operations[0]; plan.State != api.IntentPlanned || op.Kind != api.OpRebuild || op.Destination != vm.Host || op.Strategy != "in-place/reimage" ||
 		len(plan.Notes) == 0 || !strings.Contains(plan.Notes[0], "data on it is lost") {
 		t.Errorf("plan = %+v", plan)
 	}
@@ -394,7 +406,7 @@ func TestResizeRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op := plan.Operations[0]; len(plan.Operations) != 1 || op.Kind != api.OpResize || op.Strategy != "online/hotplug" || op.Dest != "host1" {
+	if op := plan.Operations[0]; len(plan.Operations) != 1 || op.Kind != api.OpResize || op.Strategy != "online/hotplug" || op.Destination != "host1" {
 		t.Errorf("plan = %+v", plan.Operations)
 	}
 	if vm, _ := tc.client.VM(ctx, "app"); vm.Flavor.VCPUs != 1 || vm.Flavor.MemoryMiB != 256 {

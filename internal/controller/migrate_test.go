@@ -54,7 +54,7 @@ func TestMigrateBadInput(t *testing.T) {
 		Cmdline: "dirty_mb=64 dirty_rate_mb=50", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}}); err != nil {
 		t.Fatal(err)
 	}
-	moving, err := tc.client.Migrate(ctx, "busy", api.MigrateRequest{Kind: api.KindLive, To: "host1", BandwidthMBps: 1, Policy: api.PolicyPreCopy})
+	moving, err := tc.client.Migrate(ctx, "busy", api.MigrateRequest{Kind: api.KindLive, To: "host1", BandwidthMBPerS: 1, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,10 @@ func TestMigrateBadInput(t *testing.T) {
 		{"already moving", "busy", live(`,"to":"host3"`), 409, api.CodeConflict, "migration in progress"},
 		{"unknown kind", "web", `{"kind":"teleport"}`, 400, api.CodeInvalid, "live or cold"},
 		{"negative downtime", "web", live(`,"max_downtime_ms":-1`), 400, api.CodeInvalid, "max_downtime_ms"},
-		{"absurd bandwidth", "web", live(`,"bandwidth_mbps":1000000000`), 400, api.CodeInvalid, "bandwidth_mbps"},
+		{"absurd bandwidth", "web", live(`,"bandwidth_mb_per_s":1000000000`), 400, api.CodeInvalid, "bandwidth_mb_per_s"},
+		// The cap's old name is read, as the same cap.
+		{"absurd bandwidth, old name", "web", live(`,"bandwidth_mbps":1000000000`), 400, api.CodeInvalid, "bandwidth_mb_per_s must be"},
+		{"two bandwidths", "web", live(`,"bandwidth_mbps":10,"bandwidth_mb_per_s":20`), 400, api.CodeInvalid, "send one"},
 		{"unknown field", "web", live(`,"speed":"fast"`), 400, api.CodeInvalid, "speed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,7 +206,10 @@ func TestColdMigration(t *testing.T) {
 	tc := newTestCluster(t, 2, 1024)
 	ctx := context.Background()
 	tc.importFakeKernel(t, "guest")
-	for _, tt := range []struct{ vm, pool, strategy string }{
+	for _, tt := range []struct {
+		vm, pool string
+		strategy api.Strategy
+	}{
 		{"shared-vm", api.PoolShared, "shared-storage/cold-restart"},
 		{"local-vm", api.PoolLocal, "local-disk/disk-transfer"},
 	} {
@@ -243,7 +249,7 @@ func TestForceComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Plain pre-copy: the engine would make it converge by itself.
-	m, err := tc.client.Migrate(ctx, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, Policy: api.PolicyPreCopy})
+	m, err := tc.client.Migrate(ctx, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBPerS: 100, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,11 +300,11 @@ func TestConvergenceOptions(t *testing.T) {
 		name     string
 		req      api.MigrateRequest
 		force    bool
-		strategy string
+		strategy api.Strategy
 		decision string
 	}{
-		{"auto-converge", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, AutoConverge: true}, false, "shared-storage/pre-copy+auto-converge", ""},
-		{"post-copy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 100, PostCopy: true, Policy: api.PolicyPreCopy}, true, "shared-storage/pre-copy+post-copy", "switched to post-copy"},
+		{"auto-converge", api.MigrateRequest{Kind: api.KindLive, BandwidthMBPerS: 100, AutoConverge: true}, false, "shared-storage/pre-copy+auto-converge", ""},
+		{"post-copy", api.MigrateRequest{Kind: api.KindLive, BandwidthMBPerS: 100, PostCopy: true, Policy: api.PolicyPreCopy}, true, "shared-storage/pre-copy+post-copy", "switched to post-copy"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: tt.name, Image: "guest", Pool: api.PoolShared, Host: "host1",

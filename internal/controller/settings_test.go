@@ -26,7 +26,7 @@ func TestClusterSettings(t *testing.T) {
 
 	for _, tt := range []struct{ body, want string }{
 		{`{"max_per_source": -1}`, "max_per_source must be between 1 and 64"},
-		{`{"bandwidth_mbps": 1000000}`, "bandwidth_mbps must be between 1 and"},
+		{`{"bandwidth_mb_per_s": 1000000}`, "bandwidth_mb_per_s must be between 1 and"},
 		{`{"policy": "fast"}`, `policy "fast" is unknown`},
 		{`{"max_transfers_per_source": 3}`, "cannot exceed max_per_source (2)"},
 		{`{"max_per_sorce": 3}`, "unknown field"},
@@ -38,11 +38,11 @@ func TestClusterSettings(t *testing.T) {
 	}
 
 	three, bw, policy := 3, 77, api.PolicyPreCopy
-	r, err = tc.client.UpdateClusterSettings(ctx, api.ClusterSettingsUpdate{MaxPerSource: &three, BandwidthMBps: &bw, Policy: &policy})
+	r, err = tc.client.UpdateClusterSettings(ctx, api.ClusterSettingsUpdate{MaxPerSource: &three, BandwidthMBPerS: &bw, Policy: &policy})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Settings.MaxPerSource != 3 || r.Settings.BandwidthMBps != 77 || r.Settings.Policy != api.PolicyPreCopy || r.Settings.MaxPerCluster != 0 {
+	if r.Settings.MaxPerSource != 3 || r.Settings.BandwidthMBPerS != 77 || r.Settings.Policy != api.PolicyPreCopy || r.Settings.MaxPerCluster != 0 {
 		t.Fatalf("settings after set = %+v", r.Settings)
 	}
 	if again, _ := tc.client.ClusterSettings(ctx); again.Settings != r.Settings {
@@ -73,22 +73,22 @@ func TestClusterSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.BandwidthMBps != 77 || m.Policy != api.PolicyPreCopy {
-		t.Errorf("migration of a = bandwidth %d, policy %q; want the cluster's 77 and pre-copy", m.BandwidthMBps, m.Policy)
+	if m.BandwidthMBPerS != 77 || m.Policy != api.PolicyPreCopy {
+		t.Errorf("migration of a = bandwidth %d, policy %q; want the cluster's 77 and pre-copy", m.BandwidthMBPerS, m.Policy)
 	}
 	m, err = tc.client.Migrate(ctx, "b", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 10, Policy: api.PolicyAuto})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.BandwidthMBps != 10 || m.Policy != api.PolicyAuto {
-		t.Errorf("migration of b = bandwidth %d, policy %q; want its own 10 and auto", m.BandwidthMBps, m.Policy)
+	if m.BandwidthMBPerS != 10 || m.Policy != api.PolicyAuto {
+		t.Errorf("migration of b = bandwidth %d, policy %q; want its own 10 and auto", m.BandwidthMBPerS, m.Policy)
 	}
 
-	zero, empty := 0, ""
-	if r, err = tc.client.UpdateClusterSettings(ctx, api.ClusterSettingsUpdate{BandwidthMBps: &zero, Policy: &empty}); err != nil {
+	zero, empty := 0, api.Policy("")
+	if r, err = tc.client.UpdateClusterSettings(ctx, api.ClusterSettingsUpdate{BandwidthMBPerS: &zero, Policy: &empty}); err != nil {
 		t.Fatal(err)
 	}
-	if r.Settings.BandwidthMBps != 0 || r.Settings.Policy != "" || r.Settings.MaxPerSource != 3 {
+	if r.Settings.BandwidthMBPerS != 0 || r.Settings.Policy != "" || r.Settings.MaxPerSource != 3 {
 		t.Errorf("settings after unsetting two = %+v; want those unset and max_per_source kept", r.Settings)
 	}
 }

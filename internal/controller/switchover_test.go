@@ -35,13 +35,14 @@ func TestSwitchOverFailure(t *testing.T) {
 		name  string
 		fault func(*fake.Faults)
 		// what the move must end as, and where the VM must run
-		state, host, reason string
+		state        api.MigrationState
+		host, reason string
 	}{
 		{"destination never ran the guest", func(f *fake.Faults) {
-			f.Fail("CompleteIncoming", 1, errors.New("load of migration failed: device state mismatch"))
+			f.Fail("SwitchOver", 1, errors.New("load of migration failed: device state mismatch"))
 		}, api.MigRolledBack, "host1", "runs on host1 again"},
 		{"destination ran the guest, then failed", func(f *fake.Faults) {
-			f.FailAfter("CompleteIncoming", 1, errors.New("connection reset after the guest resumed"))
+			f.FailAfter("SwitchOver", 1, errors.New("connection reset after the guest resumed"))
 		}, api.MigCompleted, "host2", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,7 +99,7 @@ func TestSwitchOverDestinationUnreachable(t *testing.T) {
 	// About four seconds of transfer at 32 MB/s: time to stop host2's
 	// agent while the source sends (the fake's QEMUs outlive their agent,
 	// so the source still completes).
-	m, err := c.client.Migrate(ctx, "web", api.MigrateRequest{Kind: api.KindLive, To: "host2", BandwidthMBps: 32, Policy: api.PolicyPreCopy})
+	m, err := c.client.Migrate(ctx, "web", api.MigrateRequest{Kind: api.KindLive, To: "host2", BandwidthMBPerS: 32, Policy: api.PolicyPreCopy})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,7 +195,7 @@ func TestDrainOnOldTCG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op := opOf(plan, "web"); op.Kind != api.OpLive || op.Dest != "" || !strings.Contains(op.Reason, "03bfc2188f06") ||
+	if op := opOf(plan, "web"); op.Kind != api.OpLive || op.Destination != "" || !strings.Contains(op.Reason, "03bfc2188f06") ||
 		!strings.Contains(op.Reason, "on failure skip") {
 		t.Errorf("plan for web = %+v; want no destination, the TCG reason and the policy's effect", op)
 	}
@@ -218,7 +218,7 @@ func TestDrainOnOldTCG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op := opOf(plan, "web"); op.Kind != api.OpCold || op.Dest != "host2" || !strings.Contains(op.Reason, "loses guest writes") {
+	if op := opOf(plan, "web"); op.Kind != api.OpCold || op.Destination != "host2" || !strings.Contains(op.Reason, "loses guest writes") {
 		t.Errorf("plan for web under on-failure cold = %+v; want cold to host2, with the reason", op)
 	}
 	in, err = tc.client.Drain(ctx, "host1", api.DrainRequest{OnFailure: api.OnFailureCold})

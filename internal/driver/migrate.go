@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver/converge"
 )
 
@@ -11,12 +12,12 @@ import (
 // memory and device state to another host (Capabilities.LiveMigration).
 // The controller drives both ends:
 //
-//	destination: PrepareIncoming → (source migrates) → CompleteIncoming
+//	destination: PrepareIncoming → (source migrates) → SwitchOver
 //	source:      MigrateOut → MigrationStatus… → Release
 //
 // and on failure CancelMigration on the source and Release on the
 // destination, leaving the VM running where it was. When the source has
-// sent everything but CompleteIncoming fails, the destination's Status
+// sent everything but SwitchOver fails, the destination's Status
 // (Incoming) says whether the guest ran there: if it never did, the
 // destination's copy is released and Resume runs the guest on the source
 // again.
@@ -34,8 +35,10 @@ type LiveMigrator interface {
 	MigrationStatus(ctx context.Context, id string) (MigrationStatus, error)
 	// CancelMigration stops an outgoing migration; the VM keeps running.
 	CancelMigration(ctx context.Context, id string) error
-	// CompleteIncoming waits until the migrated VM runs on this host.
-	CompleteIncoming(ctx context.Context, id string, timeout time.Duration) error
+	// SwitchOver is the destination's half of the switch-over, once the
+	// source has sent everything: it waits until the migrated VM runs on
+	// this host, resuming a guest that started paused (block copy).
+	SwitchOver(ctx context.Context, id string, timeout time.Duration) error
 	// Resume runs the guest again on the source of an outgoing migration
 	// that completed (the guest paused here) but whose destination never
 	// ran it (IncomingWaiting there, and that copy released first): the
@@ -90,7 +93,9 @@ type Incoming struct {
 // MigrateOptions tune one migration.
 type MigrateOptions struct {
 	MaxDowntime time.Duration // 0: the driver's default
-	Bandwidth   int64         // bytes/s; 0: the driver's default
+	// BandwidthBytesPerS caps the transfer, in bytes/s (QMP's unit);
+	// 0: the driver's default.
+	BandwidthBytesPerS int64
 	// PostCopy allows switching to post-copy (ForceComplete): the guest
 	// then runs on the destination while the rest of its memory follows
 	// on demand. It always finishes, but a host or link failure during it
@@ -99,10 +104,10 @@ type MigrateOptions struct {
 	// AutoConverge lets QEMU throttle the guest's vCPUs when pre-copy
 	// does not converge, more each pass.
 	AutoConverge bool
-	// Policy is how the migration is made to converge: converge.Auto (the
-	// engine, when empty) or one of the peers' fixed policies. PostCopy
-	// above says whether it may switch to post-copy.
-	Policy string
+	// Policy is how the migration is made to converge: api.PolicyAuto
+	// (the engine, when empty) or one of the peers' fixed policies.
+	// PostCopy above says whether it may switch to post-copy.
+	Policy api.Policy
 	// TimeoutPerGiB bounds the migration per GiB of RAM, and
 	// TimeoutAction (converge.TimeoutForce or TimeoutAbort) says what
 	// then; zero values take the policy's defaults.
@@ -127,8 +132,8 @@ const (
 // MigrationStatus is an outgoing migration's state and progress.
 type MigrationStatus struct {
 	Status   string
-	Error    string // why it failed
-	Strategy string // e.g. shared-storage/pre-copy
+	Error    string       // why it failed
+	Strategy api.Strategy // e.g. shared-storage/pre-copy, then With the techniques turned to
 
 	MemoryTotal, MemoryTransferred, MemoryRemaining int64 // bytes
 	MemoryZero                                      int64 // bytes of zero pages, sent as markers

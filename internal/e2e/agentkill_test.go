@@ -20,10 +20,11 @@ import (
 // memory moving (a live transfer lasts seconds); a failpoint is for the
 // steps too short to hit from outside.
 type agentKill struct {
-	kind, pool string
-	victim     string // source or destination
-	point      string // agent failpoint, or "" for an outside kill mid-transfer
-	where      string // for the table
+	kind   api.MigrationKind
+	pool   string
+	victim string // source or destination
+	point  string // agent failpoint, or "" for an outside kill mid-transfer
+	where  string // for the table
 }
 
 var agentKills = []agentKill{
@@ -92,10 +93,10 @@ func TestAgentKilledMidMigrationQEMU(t *testing.T) {
 // pool, and returns the table.
 func agentKillMatrix(t *testing.T, driver string, cases []agentKill) []string {
 	var table []string
-	for _, pair := range [][2]string{{api.KindLive, api.PoolShared}, {api.KindLive, api.PoolLocal}, {api.KindCold, api.PoolShared}, {api.KindCold, api.PoolLocal}} {
+	for _, pair := range [][2]string{{string(api.KindLive), api.PoolShared}, {string(api.KindLive), api.PoolLocal}, {string(api.KindCold), api.PoolShared}, {string(api.KindCold), api.PoolLocal}} {
 		var mine []agentKill
 		for _, k := range cases {
-			if k.kind == pair[0] && k.pool == pair[1] {
+			if string(k.kind) == pair[0] && k.pool == pair[1] {
 				mine = append(mine, k)
 			}
 		}
@@ -136,7 +137,7 @@ func agentKillMatrix(t *testing.T, driver string, cases []agentKill) []string {
 				}
 				table = append(table, fmt.Sprintf("%-5s %-6s %-11s %-38s %s", k.kind, k.pool, k.victim, k.where, out))
 			}
-			if driver == "qemu" && pair[0] == api.KindLive {
+			if driver == "qemu" && pair[0] == string(api.KindLive) {
 				c.rebootVerifies("victim") // the disk kept every record
 			}
 			if err := c.client.DeleteVM(bg, "victim"); err != nil {
@@ -151,7 +152,7 @@ func agentKillMatrix(t *testing.T, driver string, cases []agentKill) []string {
 // ended either way: a live move (or a live rollback) kept it running, so
 // its heartbeat counter carries on from before; a cold one restarted it,
 // and at boot it verified every disk record it had written.
-func (c *cluster) guestSurvived(vm, kind string, before guestlog.Heartbeat) {
+func (c *cluster) guestSurvived(vm string, kind api.MigrationKind, before guestlog.Heartbeat) {
 	c.t.Helper()
 	if kind == api.KindLive {
 		var hb guestlog.Heartbeat

@@ -31,7 +31,7 @@ func TestControllerKilledWaitingForLink(t *testing.T) {
 	}
 	waited := false
 	for _, m := range ms {
-		if strings.HasPrefix(m.Reason, "the controller restarted during "+api.MigWaitingLink) {
+		if strings.HasPrefix(m.Reason, "the controller restarted during "+string(api.MigWaitingLink)) {
 			waited = true
 			if m.State != api.MigRolledBack {
 				t.Errorf("migration %s of %s waiting for the link ended %s; want rolled back: %s", m.ID, m.VM, m.State, m.Reason)

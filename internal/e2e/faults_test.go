@@ -19,14 +19,14 @@ import (
 // record says which, and no claim or copy is left behind. Fake driver:
 // the whole matrix runs in seconds (docs/reliability.md has the table).
 func TestControllerKilledAtEveryStep(t *testing.T) {
-	steps := map[string][]string{
+	steps := map[api.MigrationKind][]string{
 		api.KindLive: {"after-scheduling", "after-prepare", "mid-transfer", "switch-over", "before-source-cleanup"},
 		api.KindCold: {"after-scheduling", "after-stop", "mid-transfer", "switch-over", "before-source-cleanup"},
 	}
 	var table []string
-	for _, kind := range []string{api.KindLive, api.KindCold} {
+	for _, kind := range []api.MigrationKind{api.KindLive, api.KindCold} {
 		for _, pool := range []string{api.PoolShared, api.PoolLocal} {
-			t.Run(kind+"-"+pool, func(t *testing.T) {
+			t.Run(string(kind)+"-"+pool, func(t *testing.T) {
 				c := newCluster(t, clusterOpts{hosts: 2, driver: "fake"})
 				c.fakeGuestImage()
 				vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "victim", Image: "testguest", Pool: pool,
@@ -39,7 +39,7 @@ func TestControllerKilledAtEveryStep(t *testing.T) {
 						table = append(table, fmt.Sprintf("%-5s %-6s %-22s %s", kind, pool, step, "n/a: a shared disk is not copied"))
 						continue
 					}
-					out := c.killAt(kind+"/"+step, vm)
+					out := c.killAt(string(kind)+"/"+step, vm)
 					table = append(table, fmt.Sprintf("%-5s %-6s %-22s %s", kind, pool, step, out))
 				}
 			})
@@ -57,7 +57,7 @@ func (c *cluster) killAt(point string, vm api.VM) string {
 	t := c.t
 	t.Helper()
 	cur, _ := c.client.VM(bg, vm.Name)
-	kind := strings.Split(point, "/")[0]
+	kind := api.MigrationKind(strings.Split(point, "/")[0])
 	c.ctrl.stop(t)
 	c.ctrlEnv = []string{failpoint.Env + "=" + point + "=kill"}
 	c.startController()
@@ -97,13 +97,17 @@ func (c *cluster) killAt(point string, vm api.VM) string {
 // record it wrote.
 func TestControllerKilledAtEveryStepQEMU(t *testing.T) {
 	requireQEMU(t)
-	cases := []struct{ kind, pool string }{{api.KindLive, api.PoolShared}, {api.KindCold, api.PoolLocal}}
+	type kindPool struct {
+		kind api.MigrationKind
+		pool string
+	}
+	cases := []kindPool{{api.KindLive, api.PoolShared}, {api.KindCold, api.PoolLocal}}
 	if os.Getenv("GODWIT_FAULTS_FULL") != "" {
-		cases = append(cases, struct{ kind, pool string }{api.KindLive, api.PoolLocal}, struct{ kind, pool string }{api.KindCold, api.PoolShared})
+		cases = append(cases, kindPool{api.KindLive, api.PoolLocal}, kindPool{api.KindCold, api.PoolShared})
 	}
 	var all []string
 	for _, tc := range cases {
-		t.Run(tc.kind+"-"+tc.pool, func(t *testing.T) {
+		t.Run(string(tc.kind)+"-"+tc.pool, func(t *testing.T) {
 			c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu"})
 			c.importGuest()
 			vm, err := c.client.CreateVM(bg, api.CreateVMRequest{Name: "victim", Image: "testguest", Pool: tc.pool,
@@ -119,7 +123,7 @@ func TestControllerKilledAtEveryStepQEMU(t *testing.T) {
 			}
 			for _, step := range steps {
 				before := c.currentHeartbeat("victim")
-				out := c.killAt(tc.kind+"/"+step, vm)
+				out := c.killAt(string(tc.kind)+"/"+step, vm)
 				// Same console (stayed) or a new one (moved): a live case's
 				// counter carries on; a cold move or rollback restarts the
 				// guest, which verifies its disk records at boot.

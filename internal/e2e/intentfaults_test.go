@@ -131,7 +131,7 @@ func (c *cluster) intentVictims(n int) ([]api.VM, map[string]guestlog.Heartbeat)
 
 // intentGuestsSurvived checks every guest of a QEMU intent case: a live
 // move kept its counter going, a rebuild kept its disk records.
-func (c *cluster) intentGuestsSurvived(vms []api.VM, kind string, before map[string]guestlog.Heartbeat) {
+func (c *cluster) intentGuestsSurvived(vms []api.VM, kind api.MigrationKind, before map[string]guestlog.Heartbeat) {
 	if c.driver != "qemu" {
 		return
 	}
@@ -190,7 +190,7 @@ func (c *cluster) intentAfterKill(point string, vms []api.VM, hosts []string) st
 	}
 	in := c.waitIntent(id, 3*time.Minute)
 	for _, op := range in.Operations {
-		t.Logf("%s: %s %-5s %-8s %s → %-6s attempts %d: %s", point, op.VM, op.Kind, op.State, op.Source, op.Dest, op.Attempts, op.Reason)
+		t.Logf("%s: %s %-5s %-8s %s → %-6s attempts %d: %s", point, op.VM, op.Kind, op.State, op.Source, op.Destination, op.Attempts, op.Reason)
 	}
 	if in.State != api.IntentCompleted {
 		t.Errorf("%s: intent ended %s (%s); want completed", point, in.State, in.Reason)
@@ -246,7 +246,7 @@ func TestControllerKilledDuringResizeAndRebuild(t *testing.T) {
 		t.Run(strings.ReplaceAll(point, "/", "-"), func(t *testing.T) {
 			c := newCluster(t, clusterOpts{hosts: 1, driver: "fake"})
 			vms, _ := c.intentVictims(1)
-			kind := strings.Split(point, "/")[0]
+			kind := api.IntentKind(strings.Split(point, "/")[0])
 			c.armController(point)
 			// The reply may never come: the controller may die first.
 			if kind == api.IntentResize {

@@ -73,7 +73,7 @@ func TestDrainQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, op := range plan.Operations {
-		t.Logf("plan: %-8s %-5s %-26s %s → %-6s %5d ms  %s", op.VM, op.Kind, op.Strategy, op.Source, op.Dest, op.PredictedMS, op.Reason)
+		t.Logf("plan: %-8s %-5s %-26s %s → %-6s %5d ms  %s", op.VM, op.Kind, op.Strategy, op.Source, op.Destination, op.PredictedMS, op.Reason)
 	}
 	for _, g := range guests {
 		g.before, _ = c.heartbeat(g.name, 0)
@@ -103,7 +103,7 @@ func TestDrainQEMU(t *testing.T) {
 		t.Errorf("drain ended %s (%s); want partial: too-big cannot move", in.State, in.Reason)
 	}
 	for _, op := range in.Operations {
-		t.Logf("drain: %-8s %-5s %-8s %s → %-6s %s", op.VM, op.Kind, op.State, op.Source, op.Dest, op.Reason)
+		t.Logf("drain: %-8s %-5s %-8s %s → %-6s %s", op.VM, op.Kind, op.State, op.Source, op.Destination, op.Reason)
 	}
 	if op := in.Operations[len(in.Operations)-1]; op.VM != "too-big" || op.State != api.OpSkipped {
 		t.Errorf("too-big: %+v; want skipped, last (the plan orders the longest first but it has no move)", op)
@@ -193,7 +193,7 @@ func TestEvacuateQEMU(t *testing.T) {
 	}
 	in = c.waitIntent(in.ID, 120*time.Second)
 	for _, op := range in.Operations {
-		t.Logf("evacuate: %-7s %-7s %-8s %-26s → %-6s %s", op.VM, op.Kind, op.State, op.Strategy, op.Dest, op.Reason)
+		t.Logf("evacuate: %-7s %-7s %-8s %-26s → %-6s %s", op.VM, op.Kind, op.State, op.Strategy, op.Destination, op.Reason)
 	}
 	if in.State != api.IntentPartial {
 		t.Errorf("evacuate ended %s; want partial (the local-disk VM refused)", in.State)
@@ -284,7 +284,7 @@ func TestResizeQEMU(t *testing.T) {
 		}
 		in = c.waitIntent(in.ID, 180*time.Second)
 		for _, op := range in.Operations {
-			t.Logf("resize %+v: %s %s %s via %s: %s", req, op.Kind, op.State, op.Dest, op.Strategy, op.Reason)
+			t.Logf("resize %+v: %s %s %s via %s: %s", req, op.Kind, op.State, op.Destination, op.Strategy, op.Reason)
 		}
 		if in.State != api.IntentCompleted {
 			t.Fatalf("resize %+v ended %s: %s", req, in.State, in.Reason)

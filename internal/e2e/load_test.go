@@ -157,7 +157,7 @@ func (lc *loadClient) step() {
 		if vm.State == api.VMRunning && lc.rnd.IntN(3) != 0 {
 			kind = api.KindLive
 		}
-		op = "migrate-" + kind
+		op = "migrate-" + string(kind)
 		// 64 MiB at 40 MB/s: a live transfer of about 2 s.
 		var m api.Migration
 		m, err = cl.Migrate(bg, name, api.MigrateRequest{Kind: kind, BandwidthMBps: 40})
@@ -236,7 +236,7 @@ func (c *cluster) checkLoad(l *ledger, hostNames []string) {
 	ends := map[string]int{}
 	for _, m := range ms {
 		byID[m.ID] = m
-		ends[m.Kind+" "+m.State]++
+		ends[string(m.Kind)+" "+string(m.State)]++
 		if m.State == api.MigNeedsAttention {
 			t.Errorf("migration %s (%s of %s, %s → %s) needs attention: %s", m.ID, m.Kind, m.VM, m.Source, m.Destination, m.Reason)
 		}

@@ -31,7 +31,7 @@ func (c *cluster) waitMigration(id string, d time.Duration) api.Migration {
 	return m
 }
 
-func finalState(s string) bool {
+func finalState(s api.MigrationState) bool {
 	switch s {
 	case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
 		return true
@@ -86,7 +86,7 @@ func TestLiveMigrationQEMU(t *testing.T) {
 	after := c.waitHeartbeat("mover", first.Counter+3, 30*time.Second)
 	var phases []string
 	for _, p := range m.Phases {
-		phases = append(phases, p.State)
+		phases = append(phases, string(p.State))
 	}
 	want := "queued scheduling preparing transferring switching-over finishing completed"
 	if strings.Join(phases, " ") != want || m.Strategy != "shared-storage/pre-copy" || m.Progress.MemoryTotal == 0 || m.Progress.TotalTimeMS == 0 {

@@ -184,7 +184,7 @@ func postCopyCut(t *testing.T) string {
 		vm, m := c.liveVictim(true)
 		c.eventually(60*time.Second, "the switch to post-copy", func() error {
 			got, err := c.client.Migration(bg, m.ID)
-			if err == nil && !strings.Contains(got.Strategy, "post-copy") {
+			if err == nil && !got.Strategy.PostCopy() {
 				err = fmt.Errorf("strategy %q, state %s", got.Strategy, got.State)
 			}
 			return err

@@ -138,10 +138,13 @@ func (a *Agent) CancelMigration(ctx context.Context, id string) error {
 	return a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/migrate-cancel", struct{}{}, nil)
 }
 
-// CompleteIncoming waits until the migrated VM runs on the destination.
-func (a *Agent) CompleteIncoming(ctx context.Context, id string) (VMReport, error) {
+// SwitchOver is the destination's half of a live migration's
+// switch-over, once the source has sent everything: it waits until the
+// migrated VM runs there. (Not ForceComplete, the operator's push to a
+// migration that does not converge.)
+func (a *Agent) SwitchOver(ctx context.Context, id string) (VMReport, error) {
 	var r VMReport
-	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/complete-incoming", struct{}{}, &r)
+	err := a.do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(id)+"/switch-over", struct{}{}, &r)
 	return r, err
 }
 

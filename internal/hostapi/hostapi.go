@@ -114,33 +114,49 @@ type MigrateOut struct {
 	NBD             string `json:"nbd,omitempty"`
 	PostCopyPreempt bool   `json:"postcopy_preempt,omitempty"` // as the destination's IncomingReply said
 	MaxDowntimeMS   int    `json:"max_downtime_ms,omitempty"`
-	BandwidthMBps   int    `json:"bandwidth_mbps,omitempty"`
-	PostCopy        bool   `json:"post_copy,omitempty"`
-	AutoConverge    bool   `json:"auto_converge,omitempty"`
-	Policy          string `json:"policy,omitempty"`
+	// BandwidthMBPerS is the migration's cap as recorded, in MB/s
+	// (api.MB); the agent hands the driver bytes/s (CapBytesPerS).
+	BandwidthMBPerS int `json:"bandwidth_mb_per_s,omitempty"`
+	// Deprecated: BandwidthMBps is BandwidthMBPerS under its old name,
+	// as a controller from before the rename sends it; read through
+	// CapBytesPerS. Remove once no such controller runs.
+	BandwidthMBps int        `json:"bandwidth_mbps,omitempty"`
+	PostCopy      bool       `json:"post_copy,omitempty"`
+	AutoConverge  bool       `json:"auto_converge,omitempty"`
+	Policy        api.Policy `json:"policy,omitempty"`
 	// CompletionTimeoutPerGiB bounds the migration (per GiB of RAM) and
 	// TimeoutAction says what then: abort or force.
 	CompletionTimeoutPerGiBS int    `json:"completion_timeout_per_gib_s,omitempty"`
 	TimeoutAction            string `json:"timeout_action,omitempty"`
 }
 
+// CapBytesPerS is the bandwidth cap in the driver's unit, bytes/s, under
+// either name; 0: the driver's default.
+func (m MigrateOut) CapBytesPerS() int64 {
+	mbPerS := m.BandwidthMBPerS
+	if mbPerS == 0 {
+		mbPerS = m.BandwidthMBps
+	}
+	return int64(mbPerS) * api.MB
+}
+
 // MigrationStatus is the answer to GET /v1/vms/{id}/migration.
 type MigrationStatus struct {
-	Status             string  `json:"status"` // active, completed, failed, cancelled, none, postcopy-paused
-	Error              string  `json:"error,omitempty"`
-	Strategy           string  `json:"strategy,omitempty"`
-	MemoryTotal        int64   `json:"memory_total"`
-	MemoryTransferred  int64   `json:"memory_transferred"`
-	MemoryRemaining    int64   `json:"memory_remaining"`
-	MemoryZero         int64   `json:"memory_zero,omitempty"`
-	DiskTotal          int64   `json:"disk_total,omitempty"`
-	DiskTransferred    int64   `json:"disk_transferred,omitempty"`
-	DirtyRate          int64   `json:"dirty_rate"`
-	Throughput         float64 `json:"throughput"`
-	Pass               int     `json:"pass"`
-	ExpectedDowntimeMS int64   `json:"expected_downtime_ms"`
-	DowntimeMS         int64   `json:"downtime_ms"`
-	TotalTimeMS        int64   `json:"total_time_ms"`
+	Status             string       `json:"status"` // active, completed, failed, cancelled, none, postcopy-paused
+	Error              string       `json:"error,omitempty"`
+	Strategy           api.Strategy `json:"strategy,omitempty"`
+	MemoryTotal        int64        `json:"memory_total"`
+	MemoryTransferred  int64        `json:"memory_transferred"`
+	MemoryRemaining    int64        `json:"memory_remaining"`
+	MemoryZero         int64        `json:"memory_zero,omitempty"`
+	DiskTotal          int64        `json:"disk_total,omitempty"`
+	DiskTransferred    int64        `json:"disk_transferred,omitempty"`
+	DirtyRate          int64        `json:"dirty_rate"`
+	Throughput         float64      `json:"throughput"`
+	Pass               int          `json:"pass"`
+	ExpectedDowntimeMS int64        `json:"expected_downtime_ms"`
+	DowntimeMS         int64        `json:"downtime_ms"`
+	TotalTimeMS        int64        `json:"total_time_ms"`
 	// Convergence and Decisions are the engine's reasoning and actions.
 	Convergence *api.Convergence `json:"convergence,omitempty"`
 	Decisions   []api.Decision   `json:"decisions,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/godwit/godwit/api"
@@ -18,17 +19,19 @@ import (
 // validateDrain checks a drain request; def is the cluster's effective
 // settings, which fill in the limits it leaves out.
 func validateDrain(req *api.DrainRequest, def api.ClusterSettings) error {
-	switch req.OnFailure {
-	case "":
+	if err := req.Normalize(); err != nil {
+		return errs.Invalid("%v", err)
+	}
+	switch {
+	case req.OnFailure == "":
 		req.OnFailure = api.OnFailureSkip
-	case api.OnFailureSkip, api.OnFailureCold, api.OnFailureStop, api.OnFailureAbort:
-	default:
+	case !slices.Contains(api.FailurePolicies, req.OnFailure):
 		return errs.Invalid("on_failure %q is unknown; use skip, cold, stop or abort", req.OnFailure)
 	}
 	for _, l := range []struct {
 		name string
 		v    int
-	}{{"max_per_source", req.MaxPerSource}, {"max_per_destination", req.MaxPerDest}, {"max_per_cluster", req.MaxPerCluster},
+	}{{"max_per_source", req.MaxPerSource}, {"max_per_destination", req.MaxPerDestination}, {"max_per_cluster", req.MaxPerCluster},
 		{"max_transfers_per_source", req.MaxTransfersPerSource}} {
 		if l.v < 0 || l.v > service.MaxConcurrencyLimit {
 			return errs.Invalid("%s must be between 1 and %d (0 for the cluster's setting)", l.name, service.MaxConcurrencyLimit)
@@ -41,8 +44,8 @@ func validateDrain(req *api.DrainRequest, def api.ClusterSettings) error {
 	if req.MaxDowntimeMS < 0 || req.MaxDowntimeMS > service.MaxDowntimeLimitMS {
 		return errs.Invalid("max_downtime_ms must be between 1 and %d (0 for the default)", service.MaxDowntimeLimitMS)
 	}
-	if req.BandwidthMBps < 0 || req.BandwidthMBps > service.MaxBandwidthMBps {
-		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", service.MaxBandwidthMBps)
+	if req.BandwidthMBPerS < 0 || req.BandwidthMBPerS > service.MaxBandwidthMBPerS {
+		return errs.Invalid("bandwidth_mb_per_s must be between 1 and %d (0 for the default)", service.MaxBandwidthMBPerS)
 	}
 	return service.ValidatePolicy(api.KindLive, req.Policy, false, false)
 }
@@ -70,9 +73,9 @@ func (r *Runner) Drain(ctx context.Context, host string, req api.DrainRequest) (
 	if err := r.noActiveHostIntent(ctx, host); err != nil {
 		return api.Intent{}, err
 	}
-	params := api.IntentParams{OnFailure: req.OnFailure, MaxPerSource: req.MaxPerSource, MaxPerDest: req.MaxPerDest,
+	params := api.IntentParams{OnFailure: req.OnFailure, MaxPerSource: req.MaxPerSource, MaxPerDestination: req.MaxPerDestination,
 		MaxPerCluster: req.MaxPerCluster, MaxTransfersPerSource: req.MaxTransfersPerSource,
-		BandwidthMBps: req.BandwidthMBps, MaxDowntimeMS: req.MaxDowntimeMS, Policy: req.Policy}
+		BandwidthMBPerS: req.BandwidthMBPerS, MaxDowntimeMS: req.MaxDowntimeMS, Policy: req.Policy}
 	in := api.Intent{Kind: api.IntentDrain, Target: host, State: api.IntentPlanned, Params: params}
 	if err := r.planDrain(ctx, &in, h); err != nil {
 		return api.Intent{}, err
@@ -114,12 +117,12 @@ func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) er
 	if err != nil {
 		return err
 	}
-	bw := cmp.Or(in.Params.BandwidthMBps, def.BandwidthMBps)
+	bw := cmp.Or(in.Params.BandwidthMBPerS, def.BandwidthMBPerS)
 	vms, err := r.store.VMs(ctx, store.VMFilter{Host: src.Name})
 	if err != nil {
 		return err
 	}
-	kindOf := func(vm api.VM) string {
+	kindOf := func(vm api.VM) api.OperationKind {
 		switch vm.State {
 		case api.VMRunning:
 			return api.OpLive
@@ -165,7 +168,7 @@ func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) er
 			in.Operations = append(in.Operations, op)
 			continue
 		}
-		op.Dest, op.Strategy = dst.Name, moveStrategy(op.Kind, vm)
+		op.Destination, op.Strategy = dst.Name, moveStrategy(op.Kind, vm)
 		op.PredictedMS = predictMove(op.Kind, vm, dst, bw).Milliseconds()
 		in.Operations = append(in.Operations, op)
 		scheduler.Claim(others, dst.Name, vm.Flavor, vm.Pool) // the plan's own claim
@@ -183,7 +186,7 @@ func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) er
 	return nil
 }
 
-func policyEffect(policy, host string) string {
+func policyEffect(policy api.FailurePolicy, host string) string {
 	switch policy {
 	case api.OnFailureCold:
 		return "no host can take it cold either; it stays on " + host
@@ -195,11 +198,13 @@ func policyEffect(policy, host string) string {
 	return "it stays on " + host
 }
 
-func bandwidthText(mbps int) string {
-	if mbps > 0 {
-		return fmt.Sprintf("%d MB/s", mbps)
+// bandwidthText is the bandwidth a plan assumes, in MB/s as the cap is
+// given: the cap, or else QEMU's default.
+func bandwidthText(mbPerS int) string {
+	if mbPerS > 0 {
+		return fmt.Sprintf("%d MB/s", mbPerS)
 	}
-	return fmt.Sprintf("%d MiB/s (the default)", predictBandwidth>>20)
+	return fmt.Sprintf("%.0f MB/s (QEMU's default cap, %d MiB/s)", float64(predictBandwidthBytesPerS)/api.MB, predictBandwidthBytesPerS>>20)
 }
 
 // execMigration runs one live or cold operation of an intent: it starts
@@ -225,9 +230,9 @@ func (r *Runner) execMigration(ctx context.Context, in api.Intent, i int) outcom
 		case r.svc.IsBusy(vm.Name):
 			return outcome{state: api.OpPending, reason: "waiting: another operation runs on the vm"}
 		}
-		kind := op.Kind
-		if kind == api.OpLive && vm.State == api.VMStopped {
-			kind = api.OpCold // stopped since the plan: nothing to move live
+		kind, _ := op.Kind.Migration()
+		if kind == api.KindLive && vm.State == api.VMStopped {
+			kind = api.KindCold // stopped since the plan: nothing to move live
 		}
 		m, out := r.startMove(ctx, in, op, vm, kind)
 		if out.state != "" {
@@ -235,8 +240,8 @@ func (r *Runner) execMigration(ctx context.Context, in api.Intent, i int) outcom
 		}
 		migID = m.ID
 		if err := r.setOp(ctx, in.ID, i, func(o *api.Operation) {
-			o.MigrationID, o.Dest, o.Kind, o.Reason = m.ID, m.Destination, m.Kind, ""
-			o.Strategy = moveStrategy(m.Kind, vm)
+			o.MigrationID, o.Destination, o.Kind, o.Reason = m.ID, m.Destination, m.Kind.Operation(), ""
+			o.Strategy = moveStrategy(m.Kind.Operation(), vm)
 		}); err != nil {
 			r.log.Error("record the operation's migration", "intent", in.ID, "vm", op.VM, "err", err)
 		}
@@ -265,12 +270,12 @@ func (r *Runner) execMigration(ctx context.Context, in api.Intent, i int) outcom
 // destination, once, under the per-destination limit and records the
 // migration there in one step, so two operations never both take a
 // destination's last slot. A non-empty outcome means it did not start.
-func (r *Runner) startMove(ctx context.Context, in api.Intent, op api.Operation, vm api.VM, kind string) (api.Migration, outcome) {
+func (r *Runner) startMove(ctx context.Context, in api.Intent, op api.Operation, vm api.VM, kind api.MigrationKind) (api.Migration, outcome) {
 	l := r.limitsFor(in)
-	req := api.MigrateRequest{Kind: kind, BandwidthMBps: in.Params.BandwidthMBps, MaxDowntimeMS: in.Params.MaxDowntimeMS}
-	o := service.MoveOptions{Intent: in.ID, MaxPerDest: l.perDest}
+	req := api.MigrateRequest{Kind: kind, BandwidthMBPerS: in.Params.BandwidthMBPerS, MaxDowntimeMS: in.Params.MaxDowntimeMS}
+	o := service.MoveOptions{Intent: in.ID, MaxPerDestination: l.perDest}
 	if in.Kind == api.IntentResize { // a resize's move goes where its plan found room for the new size
-		req.To, o.MaxPerDest = op.Dest, 0
+		req.To, o.MaxPerDestination = op.Destination, 0
 	}
 	if kind == api.KindLive {
 		req.Policy, o.Transfers = in.Params.Policy, l.transfers

@@ -85,7 +85,7 @@ func (r *Runner) planEvacuate(ctx context.Context, in *api.Intent, src api.Host)
 			in.Operations = append(in.Operations, op)
 			continue
 		}
-		op.Dest, op.PredictedMS = dst.Name, (predictSetup + bootTime(dst)).Milliseconds()
+		op.Destination, op.PredictedMS = dst.Name, (predictSetup + bootTime(dst)).Milliseconds()
 		scheduler.Claim(others, dst.Name, vm.Flavor, vm.Pool)
 		in.Operations = append(in.Operations, op)
 	}
@@ -129,7 +129,7 @@ func (r *Runner) execRebuild(ctx context.Context, in api.Intent, i int) outcome 
 	}
 	if in.Kind == api.IntentEvacuate {
 		dst, err := r.svc.RebuildElsewhere(ctx, vm, im, op.Source, func(dst string) {
-			if err := r.setOp(ctx, in.ID, i, func(o *api.Operation) { o.Dest, o.Step = dst, "creating on "+dst }); err != nil {
+			if err := r.setOp(ctx, in.ID, i, func(o *api.Operation) { o.Destination, o.Step = dst, "creating on "+dst }); err != nil {
 				r.log.Error("record rebuild step", "err", err)
 			}
 		})

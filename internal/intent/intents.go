@@ -93,7 +93,7 @@ func (r *Runner) startIntent(ctx context.Context, in api.Intent) (api.Intent, er
 		return api.Intent{}, err
 	}
 	r.log.Info("intent started", "intent", in.ID, "kind", in.Kind, "target", in.Target, "operations", len(in.Operations))
-	failpoint.Hit(in.Kind + "/after-plan") // persisted, nothing done yet
+	failpoint.Hit(string(in.Kind) + "/after-plan") // persisted, nothing done yet
 	go r.runIntent(context.WithoutCancel(ctx), in.ID)
 	return in, nil
 }
@@ -229,7 +229,7 @@ func (r *Runner) stepIntent(ctx context.Context, in api.Intent) error {
 
 // finishIntent sets an intent's final state from its operations (or to
 // state when given) — called inside an UpdateIntent.
-func (r *Runner) finishIntent(in *api.Intent, state string) error {
+func (r *Runner) finishIntent(in *api.Intent, state api.IntentState) error {
 	if state == "" {
 		state = api.IntentCompleted
 		for _, op := range in.Operations {
@@ -290,8 +290,9 @@ func (r *Runner) launchOp(ctx context.Context, in api.Intent, i int) {
 // queue (it could not start yet: its VM was busy, or every destination
 // was at its limit).
 type outcome struct {
-	state, reason  string
-	dest, strategy string
+	state          api.OperationState
+	reason, dest   string
+	strategy       api.Strategy
 	migrationID    string
 	clearMigration bool // a retry: the next attempt starts a new migration
 }
@@ -306,7 +307,7 @@ func (r *Runner) recordOutcome(ctx context.Context, id string, i int, out outcom
 	if out.state == api.OpRunning {
 		return // the controller is stopping; a resumed runner goes on
 	}
-	kind := ""
+	var kind api.IntentKind
 	_, err := r.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
 		kind = in.Kind
 		o := &in.Operations[i]
@@ -324,7 +325,7 @@ func (r *Runner) recordOutcome(ctx context.Context, id string, i int, out outcom
 		}
 		o.State, o.Reason, o.FinishedAt = out.state, out.reason, time.Now().UTC()
 		if out.dest != "" {
-			o.Dest = out.dest
+			o.Destination = out.dest
 		}
 		if out.strategy != "" {
 			o.Strategy = out.strategy
@@ -379,7 +380,7 @@ func (r *Runner) limitsFor(in api.Intent) limits {
 	}
 	l := limits{
 		perSource:  cmp.Or(in.Params.MaxPerSource, def.MaxPerSource),
-		perDest:    cmp.Or(in.Params.MaxPerDest, def.MaxPerDest),
+		perDest:    cmp.Or(in.Params.MaxPerDestination, def.MaxPerDestination),
 		perCluster: cmp.Or(in.Params.MaxPerCluster, def.MaxPerCluster),
 	}
 	if in.Kind == api.IntentDrain {
@@ -435,7 +436,7 @@ func (r *Runner) mayStart(ctx context.Context, in api.Intent, op api.Operation, 
 }
 
 // preparingMigration: the move has not reached its source's link yet.
-func preparingMigration(state string) bool {
+func preparingMigration(state api.MigrationState) bool {
 	switch state {
 	case api.MigQueued, api.MigScheduling, api.MigPreparing:
 		return true

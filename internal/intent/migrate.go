@@ -21,6 +21,9 @@ import (
 // room, or only hosts the TCG gate refuses) unless the cluster forbids
 // that fallback; the migration's record says why it went cold.
 func (r *Runner) Migrate(ctx context.Context, name string, req api.MigrateRequest) (api.Migration, error) {
+	if err := req.Normalize(); err != nil {
+		return api.Migration{}, errs.Invalid("%v", err)
+	}
 	if err := service.ValidateMigrate(req); err != nil {
 		return api.Migration{}, err
 	}
@@ -63,6 +66,9 @@ func coldOf(req api.MigrateRequest) api.MigrateRequest {
 // destination the scheduler picks, the expected driver strategy and a
 // predicted duration. Nothing changes.
 func (r *Runner) PlanMigrate(ctx context.Context, name string, req api.MigrateRequest) (api.Intent, error) {
+	if err := req.Normalize(); err != nil {
+		return api.Intent{}, errs.Invalid("%v", err)
+	}
 	if err := service.ValidateMigrate(req); err != nil {
 		return api.Intent{}, err
 	}
@@ -84,16 +90,16 @@ func (r *Runner) PlanMigrate(ctx context.Context, name string, req api.MigrateRe
 	}
 	kind, auto := req.Kind, req.Kind == ""
 	if auto {
-		kind = api.OpCold
+		kind = api.KindCold
 		if vm.State == api.VMRunning {
-			kind = api.OpLive
+			kind = api.KindLive
 		}
 	}
-	if kind == api.OpLive && vm.State != api.VMRunning {
+	if kind == api.KindLive && vm.State != api.VMRunning {
 		return api.Intent{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
 	}
-	pick := func(kind string) (api.Host, error) {
-		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: kind == api.OpLive, Source: src}
+	pick := func(kind api.MigrationKind) (api.Host, error) {
+		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: kind == api.KindLive, Source: src}
 		var cands []api.Host
 		for _, h := range hosts {
 			if h.Name != src.Name && (req.To == "" || h.Name == req.To) {
@@ -107,16 +113,16 @@ func (r *Runner) PlanMigrate(ctx context.Context, name string, req api.MigrateRe
 	}
 	var notes []string
 	dst, err := pick(kind)
-	if err != nil && auto && kind == api.OpLive && !r.svc.Config().NoColdFallback {
+	if err != nil && auto && kind == api.KindLive && !r.svc.Config().NoColdFallback {
 		notes = append(notes, "cannot move live ("+err.Error()+"): cold instead")
-		kind = api.OpCold
+		kind = api.KindCold
 		dst, err = pick(kind)
 	}
 	if err != nil {
 		return api.Intent{}, err
 	}
-	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind, State: api.OpPlanned, Source: src.Name, Dest: dst.Name,
-		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, cmp.Or(req.BandwidthMBps, def.BandwidthMBps)).Milliseconds()}
+	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind.Operation(), State: api.OpPlanned, Source: src.Name, Destination: dst.Name,
+		Strategy: moveStrategy(kind.Operation(), vm), PredictedMS: predictMove(kind.Operation(), vm, dst, cmp.Or(req.BandwidthMBPerS, def.BandwidthMBPerS)).Milliseconds()}
 	req.DryRun = false
 	return api.Intent{Kind: api.IntentMigrate, Target: vm.Name, State: api.IntentPlanned, Params: api.IntentParams{Migrate: &req},
 		Operations: []api.Operation{op}, PredictedMS: op.PredictedMS, Notes: notes}, nil

@@ -12,9 +12,10 @@ import (
 // docs/intents.md: a plan must be honest about its assumptions, and
 // measured figures (issue 5's engine) will replace the constants.
 const (
-	// predictBandwidth is what a migration moves per second when the
-	// request names no bandwidth: QEMU's default max-bandwidth.
-	predictBandwidth = 128 << 20
+	// predictBandwidthBytesPerS is what a migration moves per second
+	// when the request names no cap: QEMU's default max-bandwidth, 128
+	// MiB/s (about 134 MB/s).
+	predictBandwidthBytesPerS = 128 << 20
 	// Boot to first guest heartbeat: measured 4–7 s under TCG here; a
 	// KVM guest boots in about 2 s.
 	predictBootTCG = 7 * time.Second
@@ -38,10 +39,11 @@ func bootTime(h api.Host) time.Duration {
 // predictMove estimates a migration's duration: every byte of memory (an
 // upper bound: zero pages go faster, a busy guest's dirtied pages slower)
 // and, for a local disk, its whole virtual size at the bandwidth.
-func predictMove(kind string, vm api.VM, dst api.Host, bandwidthMBps int) time.Duration {
-	bw := float64(predictBandwidth)
-	if bandwidthMBps > 0 {
-		bw = float64(bandwidthMBps) * 1e6
+// The cap, bandwidthMBPerS, is in MB/s as requested (0: QEMU's default).
+func predictMove(kind api.OperationKind, vm api.VM, dst api.Host, bandwidthMBPerS int) time.Duration {
+	bw := float64(predictBandwidthBytesPerS)
+	if bandwidthMBPerS > 0 {
+		bw = float64(bandwidthMBPerS) * api.MB
 	}
 	local := vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0
 	secs := func(mib int, rate float64) time.Duration {
@@ -68,13 +70,13 @@ func predictMove(kind string, vm api.VM, dst api.Host, bandwidthMBps int) time.D
 }
 
 // moveStrategy names the driver strategy a migration is expected to run.
-func moveStrategy(kind string, vm api.VM) string {
+func moveStrategy(kind api.OperationKind, vm api.VM) api.Strategy {
 	local := vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0
 	switch {
 	case kind == api.OpLive && local:
-		return "block-copy/pre-copy"
+		return api.StrategyLiveBlockCopy
 	case kind == api.OpLive:
-		return "shared-storage/pre-copy"
+		return api.StrategyLiveShared
 	case local:
 		return api.StrategyDiskTransfer
 	default:
@@ -120,14 +122,14 @@ func makespan(ops []api.Operation, perSource, perDest int) time.Duration {
 			start = slots[0]
 			slots = slots[1:]
 		}
-		if ds := destFree[op.Dest]; len(ds) >= perDest {
+		if ds := destFree[op.Destination]; len(ds) >= perDest {
 			sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 			start = max(start, ds[0])
-			destFree[op.Dest] = ds[1:]
+			destFree[op.Destination] = ds[1:]
 		}
 		fin := start + d
 		slots = append(slots, fin)
-		destFree[op.Dest] = append(destFree[op.Dest], fin)
+		destFree[op.Destination] = append(destFree[op.Destination], fin)
 		end = max(end, fin)
 	}
 	return end

@@ -57,7 +57,7 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	if err != nil {
 		return api.Intent{}, err
 	}
-	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: api.OpResize, State: api.OpPlanned, Source: host.Name, Dest: host.Name}
+	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: api.OpResize, State: api.OpPlanned, Source: host.Name, Destination: host.Name}
 	switch why := service.OnlineResizeBlocker(vm, want); {
 	case vm.State == api.VMStopped:
 		op.Strategy, op.PredictedMS = api.StrategyDefinition, time.Second.Milliseconds()
@@ -84,7 +84,7 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 			return api.Intent{}, err
 		}
 		in.Operations = append(in.Operations, move)
-		op.Source, op.Dest = move.Dest, move.Dest
+		op.Source, op.Destination = move.Destination, move.Destination
 		op.Reason = strings.TrimPrefix(op.Reason+"; after the move: "+host.Name+" has no room ("+why+")", "; ")
 	}
 	in.Operations = append(in.Operations, op)
@@ -125,7 +125,7 @@ func planResizeMove(hosts []api.Host, vm api.VM, want api.Flavor, src api.Host, 
 	if err != nil {
 		return api.Operation{}, errs.NoCapacity("no host has room for vm %q at its new size: %v", vm.Name, err)
 	}
-	return api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind, State: api.OpPlanned, Source: src.Name, Dest: dst.Name,
+	return api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind, State: api.OpPlanned, Source: src.Name, Destination: dst.Name,
 		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, 0).Milliseconds(),
 		Reason: "its host " + src.Name + " has no room for the new size (--allow-move)"}, nil
 }
@@ -135,7 +135,7 @@ func planResizeMove(hosts []api.Host, vm api.VM, want api.Flavor, src api.Host, 
 func (r *Runner) execResize(ctx context.Context, in api.Intent, i int) outcome {
 	for _, prev := range in.Operations[:i] {
 		if prev.State != api.OpDone {
-			return outcome{state: api.OpSkipped, reason: "the move before it did not complete (" + prev.State + ")"}
+			return outcome{state: api.OpSkipped, reason: "the move before it did not complete (" + string(prev.State) + ")"}
 		}
 	}
 	op := in.Operations[i]
@@ -201,7 +201,7 @@ func (r *Runner) Rebuild(ctx context.Context, name string, req api.RebuildReques
 		d += predictStop
 	}
 	in := api.Intent{Kind: api.IntentRebuild, Target: vm.Name, State: api.IntentPlanned, Params: api.IntentParams{Image: im.Name},
-		Operations: []api.Operation{{VM: vm.Name, VMID: vm.ID, Kind: api.OpRebuild, State: api.OpPlanned, Source: host.Name, Dest: host.Name,
+		Operations: []api.Operation{{VM: vm.Name, VMID: vm.ID, Kind: api.OpRebuild, State: api.OpPlanned, Source: host.Name, Destination: host.Name,
 			Strategy: api.StrategyInPlace, PredictedMS: d.Milliseconds()}},
 		PredictedMS: d.Milliseconds()}
 	if vm.Flavor.DiskMiB > 0 {

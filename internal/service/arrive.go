@@ -12,8 +12,8 @@ import (
 // arrival is a migration whose VM now runs (or, stopped, is defined) on
 // its destination.
 type arrival struct {
-	kind     string // live or cold: names its failpoints
-	id       string // the migration
+	kind     api.MigrationKind // names its failpoints
+	id       string            // the migration
 	vm       api.VM
 	src, dst string
 	rep      hostapi.VMReport // the destination's report of the VM
@@ -49,7 +49,7 @@ func (c *Service) arrive(ctx context.Context, log *slog.Logger, a arrival) bool 
 			"; "+a.srcCopy+" on "+a.src+" is kept and must not be started")
 		return false
 	}
-	failpoint.Hit(a.kind + "/before-source-cleanup")
+	failpoint.Hit(string(a.kind) + "/before-source-cleanup")
 	if err := c.whileUnavailable(ctx, func(ctx context.Context) error { return a.dropSrc(ctx, a.vm.ID) }); err != nil {
 		log.Error("remove the source copy", "err", err)
 		c.advance(ctx, a.id, api.MigNeedsAttention, "the vm runs on "+a.dst+" but "+a.srcCopy+" on "+a.src+" could not be removed: "+err.Error())

@@ -198,7 +198,7 @@ func (c *Service) orphanCopy(ctx context.Context, rep hostapi.VMReport, host str
 		return vm, ""
 	}
 	for i, m := range ms { // newest first
-		if !finalMigration(m.State) || (i == 0 && m.State == api.MigNeedsAttention) {
+		if !m.State.Final() || (i == 0 && m.State == api.MigNeedsAttention) {
 			return vm, ""
 		}
 	}

@@ -34,7 +34,7 @@ func TestInterruptedCreateRecovered(t *testing.T) {
 		}
 	}
 	if err := c.store.CreateIntent(ctx, api.Intent{ID: "in-1", Kind: api.IntentEvacuate, Target: "host9", State: api.IntentRunning, CreatedAt: old,
-		Operations: []api.Operation{{VM: "rebuilt", Kind: api.OpRebuild, State: api.OpRunning, Source: "host9", Dest: "host1"}}}); err != nil {
+		Operations: []api.Operation{{VM: "rebuilt", Kind: api.OpRebuild, State: api.OpRunning, Source: "host9", Destination: "host1"}}}); err != nil {
 		t.Fatal(err)
 	}
 	reports := []hostapi.VMReport{{ID: "id-arrived", Name: "arrived", State: "running", PID: 42}}

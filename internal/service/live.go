@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -132,7 +131,7 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 	}
 	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
 	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, PostCopyPreempt: in.PostCopyPreempt, MaxDowntimeMS: m.MaxDowntimeMS,
-		BandwidthMBps: m.BandwidthMBps, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy}); err != nil {
+		BandwidthMBPerS: m.BandwidthMBPerS, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy}); err != nil {
 		freeLink()
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
 		return
@@ -166,11 +165,11 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 	fctx := context.WithoutCancel(ctx)
 	failpoint.Hit("live/switch-over")
 	var rep hostapi.VMReport
-	err = c.whileUnavailable(fctx, func(ctx context.Context) (err error) { rep, err = dstA.CompleteIncoming(ctx, vm.ID); return err })
+	err = c.whileUnavailable(fctx, func(ctx context.Context) (err error) { rep, err = dstA.SwitchOver(ctx, vm.ID); return err })
 	if err != nil {
 		var ran bool
 		rep, ran = c.switchOverFailed(fctx, log, liveMove{id: m.ID, vm: vm, src: src.Name, dst: dst.Name, srcA: srcA, dstA: dstA,
-			dropDst: dropDst, postCopy: strings.Contains(final.Strategy, "post-copy")}, err)
+			dropDst: dropDst, postCopy: final.Strategy.PostCopy()}, err)
 		if !ran {
 			return
 		}
@@ -237,22 +236,21 @@ func (c *Service) watchTransfer(ctx context.Context, id string, srcA *hostapi.Ag
 			m.Decisions = mergeDecisions(m.Decisions, st.Decisions)
 			return nil
 		})
-		if stall.stalled(time.Now(), st.MemoryTransferred+st.DiskTransferred) && st.Status == "active" && !strings.Contains(st.Strategy, "post-copy") {
+		if stall.stalled(time.Now(), st.MemoryTransferred+st.DiskTransferred) && st.Status == driver.MigrationActive && !st.Strategy.PostCopy() {
 			return st, fmt.Errorf("nothing moved for %s: the migration link is cut or stalled", stallTimeout)
 		}
-		postCopy := strings.Contains(st.Strategy, "post-copy")
 		switch {
-		case st.Status == driver.MigrationPostCopyPaused, postCopy && st.Status == driver.MigrationFailed:
+		case st.Status == driver.MigrationPostCopyPaused, st.Strategy.PostCopy() && st.Status == driver.MigrationFailed:
 			return st, &postCopySplit{status: st.Status, err: st.Error}
 		}
 		switch st.Status {
-		case "completed":
+		case driver.MigrationCompleted:
 			return st, nil
-		case "failed", "cancelled", "none":
+		case driver.MigrationFailed, driver.MigrationCancelled, driver.MigrationNone:
 			reason := st.Error
 			switch {
 			case reason != "":
-			case st.Status == "none":
+			case st.Status == driver.MigrationNone:
 				reason = "the source has no outgoing migration any more (its agent restarted and lost it)"
 			default:
 				reason = "migration " + st.Status + " on the source"
@@ -326,7 +324,7 @@ func (e *postCopySplit) reason(src, dst string) string {
 // running where it was.
 func (c *Service) cancelOnSource(ctx context.Context, srcA *hostapi.Agent, vmID string) error {
 	st, err := srcA.MigrationStatus(ctx, vmID)
-	if err != nil || st.Status == "active" {
+	if err != nil || st.Status == driver.MigrationActive {
 		if err := srcA.CancelMigration(ctx, vmID); err != nil {
 			return err
 		}
@@ -334,7 +332,7 @@ func (c *Service) cancelOnSource(ctx context.Context, srcA *hostapi.Agent, vmID 
 			if st, err = srcA.MigrationStatus(ctx, vmID); err != nil {
 				return err
 			}
-			if st.Status != "active" {
+			if st.Status != driver.MigrationActive {
 				break
 			}
 			select {
@@ -346,7 +344,7 @@ func (c *Service) cancelOnSource(ctx context.Context, srcA *hostapi.Agent, vmID 
 	}
 	// (A VM that itself arrived by migration reports "completed" too,
 	// with nothing sent: that is not an outgoing move.)
-	if st.Status != "completed" || st.MemoryTransferred == 0 {
+	if st.Status != driver.MigrationCompleted || st.MemoryTransferred == 0 {
 		return nil
 	}
 	if _, err := srcA.Resume(ctx, vmID); err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 // Limits on per-migration tuning.
 const (
 	MaxDowntimeLimitMS = 60_000
-	MaxBandwidthMBps   = 100_000
+	MaxBandwidthMBPerS = 100_000
 )
 
 // ValidateMigrate checks a migration request's fields; an empty kind
@@ -37,16 +36,20 @@ func ValidateMigrate(req api.MigrateRequest) error {
 	if req.Kind == api.KindCold && (req.PostCopy || req.AutoConverge) {
 		return errs.Invalid("post_copy and auto_converge tune live migrations; a cold migration moves a stopped VM")
 	}
-	if req.BandwidthMBps < 0 || req.BandwidthMBps > MaxBandwidthMBps {
-		return errs.Invalid("bandwidth_mbps must be between 1 and %d (0 for the default)", MaxBandwidthMBps)
+	if req.BandwidthMBPerS < 0 || req.BandwidthMBPerS > MaxBandwidthMBPerS {
+		return errs.Invalid("bandwidth_mb_per_s must be between 1 and %d (0 for the default)", MaxBandwidthMBPerS)
 	}
 	return ValidatePolicy(req.Kind, req.Policy, req.PostCopy, req.NoPostCopy)
 }
 
 // ValidatePolicy checks a live migration's convergence policy.
-func ValidatePolicy(kind, policy string, postCopy, noPostCopy bool) error {
-	if policy != "" && !slices.Contains(api.Policies, policy) {
-		return errs.Invalid("policy %q is unknown; use one of %s", policy, strings.Join(api.Policies, ", "))
+func ValidatePolicy(kind api.MigrationKind, policy api.Policy, postCopy, noPostCopy bool) error {
+	if policy != "" && !policy.Known() {
+		names := make([]string, len(api.Policies))
+		for i, p := range api.Policies {
+			names[i] = string(p)
+		}
+		return errs.Invalid("policy %q is unknown; use one of %s", policy, strings.Join(names, ", "))
 	}
 	if kind == api.KindCold && (policy != "" || noPostCopy) {
 		return errs.Invalid("policy and no_post_copy tune live migrations; a cold migration moves a stopped VM")
@@ -105,14 +108,14 @@ type MoveOptions struct {
 	// Decisions are recorded on the migration from the start: why it is
 	// of this kind, for one.
 	Decisions []api.Decision
-	// MaxPerDest, when positive, passes over destinations that already
+	// MaxPerDestination, when positive, passes over destinations that already
 	// receive that many migrations; when only those could take the VM,
 	// StartMigration fails with ErrDestinationsBusy.
-	MaxPerDest int
+	MaxPerDestination int
 }
 
 // ErrDestinationsBusy: every host that can take the VM is receiving as
-// many migrations as MoveOptions.MaxPerDest allows; try again later.
+// many migrations as MoveOptions.MaxPerDestination allows; try again later.
 var ErrDestinationsBusy = errors.New("every host that can take it is receiving its share of moves")
 
 // chooseDestination is the scheduler's choice among others. With
@@ -155,6 +158,9 @@ func (c *Service) StartMigration(ctx context.Context, name string, req api.Migra
 	if req.Kind != api.KindLive && req.Kind != api.KindCold {
 		return api.Migration{}, errs.Invalid("kind %q is unknown; use live or cold", req.Kind)
 	}
+	if err := req.Normalize(); err != nil {
+		return api.Migration{}, errs.Invalid("%v", err)
+	}
 	if err := ValidateMigrate(req); err != nil {
 		return api.Migration{}, err
 	}
@@ -189,7 +195,7 @@ func (c *Service) StartMigration(ctx context.Context, name string, req api.Migra
 	if err != nil {
 		return api.Migration{}, err
 	}
-	req.BandwidthMBps = cmp.Or(req.BandwidthMBps, def.BandwidthMBps)
+	req.BandwidthMBPerS = cmp.Or(req.BandwidthMBPerS, def.BandwidthMBPerS)
 	if live {
 		req.MaxDowntimeMS = cmp.Or(req.MaxDowntimeMS, def.MaxDowntimeMS)
 		switch {
@@ -271,7 +277,7 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 		if why := scheduler.Check(dst, p); why != "" {
 			return api.Migration{}, api.Host{}, errs.NoCapacity("host %s cannot take vm %q: %s", req.To, vm.Name, why)
 		}
-	} else if dst, err = c.chooseDestination(ctx, scheduler.Without(hosts, src.Name), p, o.MaxPerDest); err != nil {
+	} else if dst, err = c.chooseDestination(ctx, scheduler.Without(hosts, src.Name), p, o.MaxPerDestination); err != nil {
 		return api.Migration{}, api.Host{}, err
 	}
 	postCopy := false
@@ -283,7 +289,7 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 	now := time.Now().UTC()
 	m := api.Migration{
 		ID: NewID(), Intent: o.Intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
-		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBps: req.BandwidthMBps,
+		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBPerS: req.BandwidthMBPerS,
 		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
 		Decisions: o.Decisions,
@@ -298,7 +304,7 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 
 // advance moves a migration to state, persisting it (with the time it
 // entered the state) before the step that state stands for begins.
-func (c *Service) advance(ctx context.Context, id, state, reason string) (api.Migration, error) {
+func (c *Service) advance(ctx context.Context, id string, state api.MigrationState, reason string) (api.Migration, error) {
 	return c.updateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
 		if err := checkTransition(m.State, state); err != nil {
 			return err
@@ -309,7 +315,7 @@ func (c *Service) advance(ctx context.Context, id, state, reason string) (api.Mi
 			m.Reason = reason
 		}
 		m.Phases = append(m.Phases, api.Phase{State: state, At: now})
-		if finalMigration(state) {
+		if state.Final() {
 			m.FinishedAt = now
 		}
 		return nil
@@ -326,13 +332,13 @@ func (c *Service) AbortMigration(ctx context.Context, id string) (api.Migration,
 	c.migMu.Lock()
 	cancel, running := c.cancels[id]
 	c.migMu.Unlock()
-	if !running || finalMigration(m.State) {
+	if !running || m.State.Final() {
 		return m, errs.Conflict("migration %s is %s; only a running migration can be aborted", id, m.State)
 	}
 	if m.State == api.MigSwitchingOver || m.State == api.MigFinishing {
 		return m, errs.Conflict("migration %s is %s: the VM already runs on the destination; it cannot be aborted now", id, m.State)
 	}
-	if strings.Contains(m.Strategy, "post-copy") {
+	if m.Strategy.PostCopy() {
 		return m, errs.Conflict("migration %s switched to post-copy: the VM runs on %s while its memory follows; it can only finish", id, m.Destination)
 	}
 	cancel()

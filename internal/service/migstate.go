@@ -8,8 +8,9 @@ import (
 
 // transitions is the migration state machine: every state a migration may
 // move to from each state. Every non-final state may also fail, to
-// rolled-back, cancelled or needs-attention.
-var transitions = map[string][]string{
+// rolled-back, cancelled or needs-attention; the final states
+// (api.MigrationState.Final) have no entry.
+var transitions = map[api.MigrationState][]api.MigrationState{
 	api.MigQueued:        failing(api.MigScheduling),
 	api.MigScheduling:    failing(api.MigPreparing),
 	api.MigPreparing:     failing(api.MigWaitingLink, api.MigTransferring),
@@ -21,18 +22,12 @@ var transitions = map[string][]string{
 
 // failing is the states a migration may move to onward, and the ways it
 // may end early.
-func failing(onward ...string) []string {
+func failing(onward ...api.MigrationState) []api.MigrationState {
 	return append(onward, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention)
 }
 
-// finalMigration reports whether a migration has ended.
-func finalMigration(state string) bool {
-	_, ok := transitions[state]
-	return !ok
-}
-
 // checkTransition returns an error unless from → to is allowed.
-func checkTransition(from, to string) error {
+func checkTransition(from, to api.MigrationState) error {
 	for _, s := range transitions[from] {
 		if s == to {
 			return nil

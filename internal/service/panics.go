@@ -87,7 +87,7 @@ func (c *Service) panicOnMigration(ctx context.Context, vm api.VM, host string, 
 		if m.State == api.MigCompleted {
 			end = end.Add(api.GuestPanicWindow)
 		}
-		if finalMigration(m.State) && p.At.After(end) {
+		if m.State.Final() && p.At.After(end) {
 			return // the last migration before the panic is long over
 		}
 		if _, err := c.updateMigration(ctx, m.ID, func(mm *api.Migration) error {

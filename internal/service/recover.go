@@ -165,7 +165,7 @@ func (c *Service) recoverMigration(ctx context.Context, m api.Migration) {
 // decide ends an interrupted migration from what its hosts said.
 func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration, src, dst facts) {
 	seen := fmt.Sprintf("source %s: %s; destination %s: %s", m.Source, src, m.Destination, dst)
-	prefix := restartedPrefix + m.State + " (" + seen + "); "
+	prefix := restartedPrefix + string(m.State) + " (" + seen + "); "
 	vm, err := c.store.VM(ctx, m.VM)
 	if err != nil || vm.ID != m.VMID {
 		c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+"the vm record is gone")
@@ -193,7 +193,7 @@ func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration,
 		// (QEMU reports a VM that itself arrived by migration as
 		// "completed" too, with nothing sent: that is not this one.)
 		forward, why = true, "the source had sent everything: the guest resumes on the destination"
-		rep, err := dstA.CompleteIncoming(ctx, m.VMID)
+		rep, err := dstA.SwitchOver(ctx, m.VMID)
 		if errors.Is(err, errs.ErrConflict) { // not waiting: it resumed before the restart
 			rep, err = dstA.VM(ctx, m.VMID)
 		}
@@ -285,10 +285,10 @@ func (c *Service) agentOf(ctx context.Context, host string) *hostapi.Agent {
 
 // endRecovered records how recovery ended a migration, walking the state
 // table forward for a completion.
-func (c *Service) endRecovered(ctx context.Context, m api.Migration, state, reason string) {
-	c.decision(ctx, m.ID, "recovered: "+state, reason)
+func (c *Service) endRecovered(ctx context.Context, m api.Migration, state api.MigrationState, reason string) {
+	c.decision(ctx, m.ID, "recovered: "+string(state), reason)
 	if state == api.MigCompleted {
-		for _, s := range []string{api.MigSwitchingOver, api.MigFinishing} {
+		for _, s := range []api.MigrationState{api.MigSwitchingOver, api.MigFinishing} {
 			if cur, err := c.store.Migration(ctx, m.ID); err == nil && checkTransition(cur.State, s) == nil {
 				c.advance(ctx, m.ID, s, "")
 			}

@@ -3,8 +3,6 @@ package service
 import (
 	"cmp"
 	"context"
-	"slices"
-	"strings"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -23,7 +21,7 @@ var BuiltinSettings = api.ClusterSettings{
 	Policy:                api.PolicyAuto,
 	MaxPerSource:          2,
 	MaxTransfersPerSource: 1,
-	MaxPerDest:            1,
+	MaxPerDestination:     1,
 	MaxPerCluster:         4,
 }
 
@@ -40,12 +38,12 @@ func (c *Service) EffectiveSettings(ctx context.Context) (api.ClusterSettings, e
 	s, err := c.settings(ctx)
 	b := BuiltinSettings
 	return api.ClusterSettings{
-		BandwidthMBps:         cmp.Or(s.BandwidthMBps, b.BandwidthMBps),
+		BandwidthMBPerS:       cmp.Or(s.BandwidthMBPerS, b.BandwidthMBPerS),
 		MaxDowntimeMS:         cmp.Or(s.MaxDowntimeMS, b.MaxDowntimeMS),
 		Policy:                cmp.Or(s.Policy, b.Policy),
 		MaxPerSource:          cmp.Or(s.MaxPerSource, b.MaxPerSource),
 		MaxTransfersPerSource: cmp.Or(s.MaxTransfersPerSource, b.MaxTransfersPerSource),
-		MaxPerDest:            cmp.Or(s.MaxPerDest, b.MaxPerDest),
+		MaxPerDestination:     cmp.Or(s.MaxPerDestination, b.MaxPerDestination),
 		MaxPerCluster:         cmp.Or(s.MaxPerCluster, b.MaxPerCluster),
 		UpdatedAt:             s.UpdatedAt,
 	}, err
@@ -75,29 +73,29 @@ func (c *Service) UpdateSettings(ctx context.Context, u api.ClusterSettingsUpdat
 		max  int
 		how  string
 	}{
-		{"bandwidth_mbps", u.BandwidthMBps, MaxBandwidthMBps, "MB/s"},
+		{"bandwidth_mb_per_s", u.BandwidthMBPerS, MaxBandwidthMBPerS, "MB/s"},
 		{"max_downtime_ms", u.MaxDowntimeMS, MaxDowntimeLimitMS, "ms"},
 		{"max_per_source", u.MaxPerSource, MaxConcurrencyLimit, "moves"},
 		{"max_transfers_per_source", u.MaxTransfersPerSource, MaxConcurrencyLimit, "transfers"},
-		{"max_per_destination", u.MaxPerDest, MaxConcurrencyLimit, "moves"},
+		{"max_per_destination", u.MaxPerDestination, MaxConcurrencyLimit, "moves"},
 		{"max_per_cluster", u.MaxPerCluster, MaxConcurrencyLimit, "migrations"},
 	} {
 		if l.v != nil && (*l.v < 0 || *l.v > l.max) {
 			return api.ClusterSettingsReply{}, errs.Invalid("%s must be between 1 and %d %s (0 for the built-in default)", l.name, l.max, l.how)
 		}
 	}
-	if u.Policy != nil && *u.Policy != "" && !slices.Contains(api.Policies, *u.Policy) {
-		return api.ClusterSettingsReply{}, errs.Invalid("policy %q is unknown; use one of %s (or \"\" for the built-in default)", *u.Policy, strings.Join(api.Policies, ", "))
+	if u.Policy != nil && *u.Policy != "" && !u.Policy.Known() {
+		return api.ClusterSettingsReply{}, errs.Invalid("policy %q is unknown; use one of auto, pre-copy, auto-converge or post-copy (or \"\" for the built-in default)", *u.Policy)
 	}
 	c.settingsMu.Lock()
 	defer c.settingsMu.Unlock()
 	s, err := c.store.UpdateClusterSettings(ctx, func(s *api.ClusterSettings) error {
-		set(&s.BandwidthMBps, u.BandwidthMBps)
+		set(&s.BandwidthMBPerS, u.BandwidthMBPerS)
 		set(&s.MaxDowntimeMS, u.MaxDowntimeMS)
 		set(&s.Policy, u.Policy)
 		set(&s.MaxPerSource, u.MaxPerSource)
 		set(&s.MaxTransfersPerSource, u.MaxTransfersPerSource)
-		set(&s.MaxPerDest, u.MaxPerDest)
+		set(&s.MaxPerDestination, u.MaxPerDestination)
 		set(&s.MaxPerCluster, u.MaxPerCluster)
 		if per := cmp.Or(s.MaxPerSource, BuiltinSettings.MaxPerSource); s.MaxTransfersPerSource > per {
 			return errs.Invalid("max_transfers_per_source (%d) cannot exceed max_per_source (%d): raise max_per_source or lower max_transfers_per_source",

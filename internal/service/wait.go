@@ -16,7 +16,7 @@ const waitSafety = 2 * time.Second
 // migration's waiters (WaitMigration) when it ends.
 func (c *Service) updateMigration(ctx context.Context, id string, fn func(*api.Migration) error) (api.Migration, error) {
 	m, err := c.store.UpdateMigration(ctx, id, fn)
-	if err == nil && finalMigration(m.State) {
+	if err == nil && m.State.Final() {
 		c.endedMu.Lock()
 		close(c.ended)
 		c.ended = make(chan struct{})
@@ -35,7 +35,7 @@ func (c *Service) WaitMigration(ctx context.Context, id string) (api.Migration, 
 		ended := c.ended // taken before the read: an end after it closes this one
 		c.endedMu.Unlock()
 		m, err := c.store.Migration(ctx, id)
-		if err != nil || finalMigration(m.State) {
+		if err != nil || m.State.Final() {
 			return m, err
 		}
 		select {

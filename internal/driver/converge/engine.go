@@ -3,23 +3,13 @@ package converge
 import (
 	"fmt"
 	"time"
+
+	"github.com/godwit/godwit/api"
 )
 
-// Policies: how a migration is made to converge. Auto is the engine; the
-// others are peers' fixed policies, run for comparison or on request.
-const (
-	Auto         = "auto"          // measure, predict, choose, switch
-	PreCopy      = "pre-copy"      // QEMU's defaults, never switched (Nova, KubeVirt, libvirt)
-	AutoConverge = "auto-converge" // QEMU's throttle, 20 % then +10 % a pass (Incus, Proxmox)
-	PostCopy     = "post-copy"     // one pre-copy pass, then post-copy (Ganeti)
-)
-
-// Strategies the engine runs, as Report.Strategy names them.
-const (
-	StrategyPreCopy      = "pre-copy"
-	StrategyPostCopy     = "post-copy"
-	StrategyAutoConverge = "auto-converge"
-)
+// The engine runs a policy (api.Policy: auto is the engine itself; the
+// others are peers' fixed policies, run for comparison or on request)
+// and reports the technique running now (api.Technique, Report.Strategy).
 
 // Defaults of the engine (docs/migration-tuning.md says why).
 const (
@@ -60,11 +50,12 @@ const (
 
 // Config is what a migration permits and asks.
 type Config struct {
-	Policy      string        // Auto when empty
-	Bandwidth   float64       // bytes/s the migration may use
-	MaxDowntime time.Duration // 0: the policy's default
-	RAM         int64         // guest RAM, bytes
-	PostCopy    bool          // post-copy permitted (both ends agreed, disks shared)
+	Policy api.Policy // api.PolicyAuto when empty
+	// BandwidthBytesPerS is the cap the migration may use, in bytes/s.
+	BandwidthBytesPerS float64
+	MaxDowntime        time.Duration // 0: the policy's default
+	RAM                int64         // guest RAM, bytes
+	PostCopy           bool          // post-copy permitted (both ends agreed, disks shared)
 	// TimeoutPerGiB and TimeoutAction: the last resort (0: the default,
 	// force). The peer policies have none unless one is set.
 	TimeoutPerGiB time.Duration
@@ -126,8 +117,8 @@ type Decision struct {
 
 // Report explains the engine's reasoning (migration show).
 type Report struct {
-	Policy          string
-	Strategy        string
+	Policy          api.Policy
+	Strategy        api.Technique // running now
 	DirtyRate       float64
 	DirtyRateSource string
 	Bandwidth       float64
@@ -164,20 +155,20 @@ func New(cfg Config, est Estimate, now func() time.Time) *Engine {
 		now = time.Now
 	}
 	if cfg.Policy == "" {
-		cfg.Policy = Auto
+		cfg.Policy = api.PolicyAuto
 	}
 	e := &Engine{cfg: cfg, now: now, mem: cfg.RAM}
 	if est.Resident > 0 && est.Resident < cfg.RAM {
 		e.mem = est.Resident
 	}
 	e.rep = Report{Policy: cfg.Policy, DirtyRate: est.DirtyRate, DirtyRateSource: est.Source,
-		Bandwidth: cfg.Bandwidth, PostCopyAllowed: cfg.PostCopy}
+		Bandwidth: cfg.BandwidthBytesPerS, PostCopyAllowed: cfg.PostCopy}
 	e.setup = Setup{MaxDowntime: cfg.MaxDowntime, PostCopy: cfg.PostCopy, ThrottleInitial: 20, ThrottleIncrement: 10}
 	if e.setup.MaxDowntime == 0 {
 		e.setup.MaxDowntime = QEMUDowntime
 	}
 	per, action := cfg.TimeoutPerGiB, cfg.TimeoutAction
-	if per > 0 || cfg.Policy == Auto {
+	if per > 0 || cfg.Policy == api.PolicyAuto {
 		if per == 0 {
 			per = DefaultTimeoutPerGiB
 		}
@@ -187,12 +178,12 @@ func New(cfg Config, est Estimate, now func() time.Time) *Engine {
 		e.cfg.TimeoutAction = TimeoutForce
 	}
 	switch cfg.Policy {
-	case PreCopy:
-		e.rep.Strategy = StrategyPreCopy
-	case AutoConverge:
-		e.rep.Strategy, e.setup.AutoConverge = StrategyAutoConverge, true
-	case PostCopy:
-		e.rep.Strategy = StrategyPreCopy
+	case api.PolicyPreCopy:
+		e.rep.Strategy = api.TechniquePreCopy
+	case api.PolicyAutoConverge:
+		e.rep.Strategy, e.setup.AutoConverge = api.TechniqueAutoConverge, true
+	case api.PolicyPostCopy:
+		e.rep.Strategy = api.TechniquePreCopy
 		e.decide("plan", "one pre-copy pass, then post-copy")
 	default:
 		e.plan(est)
@@ -210,10 +201,9 @@ func (e *Engine) plan(est Estimate) {
 	// pre-copy fall behind), tail-slow so it stops rising once enough.
 	e.setup.AutoConverge, e.setup.TailSlow = true, true
 	e.setup.ThrottleIncrement = 20
-	B, D, M := cfg.Bandwidth, est.DirtyRate, e.mem
+	B, D, M := cfg.BandwidthBytesPerS, est.DirtyRate, e.mem
 	if est.Source == "" || B <= 0 || cfg.RAM <= 0 {
-		e.rep.Strategy = StrategyPreCopy
-		e.decide("pre-copy", "no dirty rate measured before the move: start with pre-copy and decide on its pass statistics")
+		e.choose(api.TechniquePreCopy, "no dirty rate measured before the move: start with pre-copy and decide on its pass statistics")
 		return
 	}
 	p := PredictPreCopy(M, 0, D, B, e.setup.MaxDowntime)
@@ -226,19 +216,18 @@ func (e *Engine) plan(est Estimate) {
 	e.throttleTo = e.setup.ThrottleInitial // QEMU starts there: nothing to raise yet
 	switch {
 	case p.Converges && p.Factor <= preCopyFactor:
-		e.rep.Strategy, e.rep.Predicted = StrategyPreCopy, p.Total
-		e.decide("pre-copy", e.rep.Prediction)
+		e.rep.Predicted = p.Total
+		e.choose(api.TechniquePreCopy, e.rep.Prediction)
 	case cfg.PostCopy:
 		// Post-copy at once sends each page once: the bound itself, and
 		// a downtime of the device state only.
-		e.rep.Strategy, e.rep.Predicted, e.immediatePC = StrategyPostCopy, seconds(float64(M)/B), true
-		e.decide("post-copy", e.rep.Prediction+"; post-copy from the start sends each page once")
+		e.rep.Predicted, e.immediatePC = seconds(float64(M)/B), true
+		e.choose(api.TechniquePostCopy, e.rep.Prediction+"; post-copy from the start sends each page once")
 	default:
-		e.rep.Strategy = StrategyAutoConverge
 		left := D * float64(100-e.setup.ThrottleInitial) / 100
 		tp := PredictThrottled(M, 0, D, left, B, e.setup.MaxDowntime, throttleLag)
 		e.rep.Predicted = tp.Total
-		e.decide("auto-converge", fmt.Sprintf("%s; post-copy not allowed: throttle the vCPUs to %d %% (dirty ≈ %s) once QEMU sees pre-copy fall behind (≥ %s in); with it %s",
+		e.choose(api.TechniqueAutoConverge, fmt.Sprintf("%s; post-copy not allowed: throttle the vCPUs to %d %% (dirty ≈ %s) once QEMU sees pre-copy fall behind (≥ %s in); with it %s",
 			e.rep.Prediction, e.setup.ThrottleInitial, rate(left), throttleLag, tp.Describe()))
 	}
 }
@@ -255,6 +244,12 @@ func (e *Engine) Report() Report {
 
 func (e *Engine) decide(action, reason string) {
 	e.rep.Decisions = append(e.rep.Decisions, Decision{At: e.now().UTC(), Action: action, Reason: reason})
+}
+
+// choose plans technique t and records the choice, named after it.
+func (e *Engine) choose(t api.Technique, reason string) {
+	e.rep.Strategy = t
+	e.decide(string(t), reason)
 }
 
 // Observe takes a sample of the running migration and returns what to do
@@ -281,12 +276,12 @@ func (e *Engine) Observe(s Sample) []Action {
 		}
 	}
 	switch e.cfg.Policy {
-	case PostCopy:
+	case api.PolicyPostCopy:
 		if s.Pass >= 2 {
 			return e.switchPostCopy("the first pass is done (Ganeti's rule)")
 		}
 		return nil
-	case Auto:
+	case api.PolicyAuto:
 	default:
 		return nil
 	}
@@ -296,7 +291,7 @@ func (e *Engine) Observe(s Sample) []Action {
 	if !newPass || s.Pass < 2 {
 		return nil
 	}
-	if float64(s.Remaining) <= e.cfg.Bandwidth*e.setup.MaxDowntime.Seconds() {
+	if float64(s.Remaining) <= e.cfg.BandwidthBytesPerS*e.setup.MaxDowntime.Seconds() {
 		return nil // the rest fits the downtime: QEMU switches over now
 	}
 	// A pass ended: what the guest dirtied meanwhile is the new pass.
@@ -307,7 +302,7 @@ func (e *Engine) Observe(s Sample) []Action {
 		B = max(B, float64(s.Transferred)/s.Elapsed.Seconds())
 	}
 	if B <= 0 {
-		B = e.cfg.Bandwidth
+		B = e.cfg.BandwidthBytesPerS
 	}
 	if e.rep.DirtyRateSource == "" || e.rep.DirtyRateSource == "pass statistics" {
 		e.rep.DirtyRate, e.rep.DirtyRateSource = D, "pass statistics"
@@ -340,12 +335,12 @@ func (e *Engine) Observe(s Sample) []Action {
 		return nil
 	}
 	e.throttleTo = want
-	e.rep.Strategy = StrategyAutoConverge
+	e.rep.Strategy = api.TechniqueAutoConverge
 	return e.act(Action{Kind: ActThrottle, Throttle: want, Reason: why + fmt.Sprintf("; throttle the vCPUs to %d %%", want)})
 }
 
 func (e *Engine) switchPostCopy(why string) []Action {
-	e.switched, e.rep.Strategy = true, StrategyPostCopy
+	e.switched, e.rep.Strategy = true, api.TechniquePostCopy
 	return e.act(Action{Kind: ActStartPostCopy, Reason: why})
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/godwit/godwit/api"
 )
 
 // scenario is one testdata/*.json file: a migration's config, the dirty
@@ -17,21 +19,21 @@ import (
 type scenario struct {
 	Doc    string `json:"doc"`
 	Config struct {
-		Policy          string `json:"policy"`
-		BandwidthMB     int    `json:"bandwidth_mb"`
-		RAMMiB          int64  `json:"ram_mib"`
-		PostCopy        bool   `json:"post_copy"`
-		MaxDowntimeMS   int    `json:"max_downtime_ms"`
-		TimeoutPerGiBS  int    `json:"timeout_per_gib_s"`
-		TimeoutAction   string `json:"timeout_action"`
-		EstimateDirtyMB int    `json:"estimate_dirty_mb"` // -1: nothing measured
+		Policy          api.Policy `json:"policy"`
+		BandwidthMB     int        `json:"bandwidth_mb"`
+		RAMMiB          int64      `json:"ram_mib"`
+		PostCopy        bool       `json:"post_copy"`
+		MaxDowntimeMS   int        `json:"max_downtime_ms"`
+		TimeoutPerGiBS  int        `json:"timeout_per_gib_s"`
+		TimeoutAction   string     `json:"timeout_action"`
+		EstimateDirtyMB int        `json:"estimate_dirty_mb"` // -1: nothing measured
 	} `json:"config"`
 	Plan struct {
-		Strategy        string `json:"strategy"`
-		MaxDowntimeMS   int    `json:"max_downtime_ms"`
-		AutoConverge    bool   `json:"auto_converge"`
-		ThrottleInitial int    `json:"throttle_initial"`
-		Decision        string `json:"decision"` // in the first decision's action
+		Strategy        api.Technique `json:"strategy"`
+		MaxDowntimeMS   int           `json:"max_downtime_ms"`
+		AutoConverge    bool          `json:"auto_converge"`
+		ThrottleInitial int           `json:"throttle_initial"`
+		Decision        string        `json:"decision"` // in the first decision's action
 	} `json:"plan"`
 	Samples []struct {
 		AtMS         int     `json:"at_ms"`
@@ -48,7 +50,7 @@ type scenario struct {
 		WantThrottle int    `json:"want_throttle"`
 		WantReason   string `json:"want_reason"` // a phrase of the reason
 	} `json:"samples"`
-	Strategy string `json:"strategy"` // Report().Strategy at the end
+	Strategy api.Technique `json:"strategy"` // Report().Strategy at the end
 }
 
 func TestScenarios(t *testing.T) {
@@ -75,7 +77,7 @@ func TestScenarios(t *testing.T) {
 
 func runScenario(t *testing.T, sc scenario) {
 	c := sc.Config
-	cfg := Config{Policy: c.Policy, Bandwidth: float64(c.BandwidthMB) * 1e6, RAM: c.RAMMiB * mib, PostCopy: c.PostCopy,
+	cfg := Config{Policy: c.Policy, BandwidthBytesPerS: float64(c.BandwidthMB) * api.MB, RAM: c.RAMMiB * mib, PostCopy: c.PostCopy,
 		MaxDowntime: time.Duration(c.MaxDowntimeMS) * time.Millisecond, TimeoutPerGiB: time.Duration(c.TimeoutPerGiBS) * time.Second,
 		TimeoutAction: c.TimeoutAction}
 	var est Estimate
@@ -135,7 +137,7 @@ func runScenario(t *testing.T, sc scenario) {
 
 // An engine that switched to post-copy or timed out decides nothing more.
 func TestEngineQuietAfterSwitch(t *testing.T) {
-	e := New(Config{Policy: PostCopy, Bandwidth: 125e6, RAM: gib, PostCopy: true}, Estimate{}, nil)
+	e := New(Config{Policy: api.PolicyPostCopy, BandwidthBytesPerS: 125e6, RAM: gib, PostCopy: true}, Estimate{}, nil)
 	if a := e.Observe(Sample{Pass: 2, Remaining: 100e6}); len(a) != 1 || a[0].Kind != ActStartPostCopy {
 		t.Fatalf("pass 2 of the post-copy policy: %+v", a)
 	}
@@ -150,10 +152,10 @@ func TestEngineQuietAfterSwitch(t *testing.T) {
 // timeout unless one is set; the auto policy always has one.
 func TestTimeouts(t *testing.T) {
 	long := Sample{Pass: 50, Elapsed: 24 * time.Hour, Remaining: 500e6, DirtyRate: 1e6, Throughput: 125e6}
-	if a := New(Config{Policy: PreCopy, Bandwidth: 125e6, RAM: gib}, Estimate{}, nil).Observe(long); len(a) != 0 {
+	if a := New(Config{Policy: api.PolicyPreCopy, BandwidthBytesPerS: 125e6, RAM: gib}, Estimate{}, nil).Observe(long); len(a) != 0 {
 		t.Errorf("pre-copy without a timeout acted: %+v", a)
 	}
-	e := New(Config{Policy: Auto, Bandwidth: 125e6, RAM: 4 * gib}, Estimate{}, nil)
+	e := New(Config{Policy: api.PolicyAuto, BandwidthBytesPerS: 125e6, RAM: 4 * gib}, Estimate{}, nil)
 	if a := e.Observe(Sample{Pass: 1, Elapsed: 239 * time.Second}); len(a) != 0 {
 		t.Errorf("before 4 GiB × 60 s: %+v", a)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/godwit/godwit/api"
 )
 
 const (
@@ -88,7 +90,7 @@ func TestThrottleFor(t *testing.T) {
 // The engine predicts from the resident memory when the driver measured
 // it: a mostly empty guest is predicted at what a first pass sends.
 func TestPlanFromResidentMemory(t *testing.T) {
-	cfg := Config{Policy: Auto, Bandwidth: 125e6, RAM: 512 << 20}
+	cfg := Config{Policy: api.PolicyAuto, BandwidthBytesPerS: 125e6, RAM: 512 << 20}
 	all := New(cfg, Estimate{DirtyRate: 20e6, Source: "page-sampling"}, nil).Report()
 	res := New(cfg, Estimate{DirtyRate: 20e6, Source: "page-sampling", Resident: 200e6}, nil).Report()
 	if !strings.Contains(res.Prediction, "200 MB resident of 512 MiB") || !strings.Contains(all.Prediction, ", 512 MiB of RAM:") {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/guestlog"
@@ -38,14 +39,14 @@ func RunLiveMigration(t *testing.T, h Harness) {
 	s.must(src.Create(ctx, spec))
 	s.must(src.Start(ctx, idA))
 	s.waitHeartbeat(idA, func(hb guestlog.Heartbeat) bool { return hb.Counter >= 3 })
-	opts := driver.MigrateOptions{MaxDowntime: 300 * time.Millisecond, Bandwidth: 125e6} // capped: see docs/testing.md
+	opts := driver.MigrateOptions{MaxDowntime: 300 * time.Millisecond, BandwidthBytesPerS: 125 * api.MB} // capped: see docs/testing.md
 
 	t.Run("CancelKeepsTheSource", func(t *testing.T) {
 		s.t = t
 		to, err := dstM.PrepareIncoming(ctx, spec, "127.0.0.1", opts)
 		s.must(err)
 		// A bandwidth this low cannot finish before the cancel.
-		s.must(srcM.MigrateOut(ctx, idA, to, driver.MigrateOptions{Bandwidth: 1 << 20}))
+		s.must(srcM.MigrateOut(ctx, idA, to, driver.MigrateOptions{BandwidthBytesPerS: 1 << 20}))
 		s.must(srcM.CancelMigration(ctx, idA))
 		waitMigration(t, srcM, driver.MigrationCancelled)
 		s.must(dstM.Release(ctx, idA))
@@ -63,7 +64,7 @@ func RunLiveMigration(t *testing.T, h Harness) {
 		s.must(err)
 		s.must(srcM.MigrateOut(ctx, idA, to, opts))
 		st := waitMigration(t, srcM, driver.MigrationCompleted)
-		s.must(dstM.CompleteIncoming(ctx, idA, 30*time.Second))
+		s.must(dstM.SwitchOver(ctx, idA, 30*time.Second))
 		s.must(srcM.Release(ctx, idA))
 		t.Logf("migrated %d MiB in %s, downtime %s, %d passes, strategy %s",
 			st.MemoryTransferred>>20, st.TotalTime, st.Downtime, st.Pass, st.Strategy)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/guestlog"
@@ -190,7 +191,7 @@ func RunResize(t *testing.T, h Harness) {
 		// the controller does.
 		cur := s.status(idA).Spec
 		before := s.heartbeat(idA)
-		opts := driver.MigrateOptions{MaxDowntime: 300 * time.Millisecond, Bandwidth: 125e6} // capped: uncapped TCG migrations oops guests
+		opts := driver.MigrateOptions{MaxDowntime: 300 * time.Millisecond, BandwidthBytesPerS: 125 * api.MB} // capped: uncapped TCG migrations oops guests
 		to, err := dstM.PrepareIncoming(ctx, cur, "127.0.0.1", opts)
 		if err != nil {
 			dst.Close()
@@ -198,7 +199,7 @@ func RunResize(t *testing.T, h Harness) {
 		}
 		s.must(srcM.MigrateOut(ctx, idA, to, opts))
 		mst := waitMigration(t, srcM, driver.MigrationCompleted)
-		s.must(dstM.CompleteIncoming(ctx, idA, 60*time.Second))
+		s.must(dstM.SwitchOver(ctx, idA, 60*time.Second))
 		s.must(srcM.Release(ctx, idA))
 		t.Logf("migrated %d MiB in %s, downtime %s", mst.MemoryTransferred>>20, mst.TotalTime, mst.Downtime)
 		// From here the suite's VM lives on dst (and its cleanup with it).

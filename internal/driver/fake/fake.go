@@ -64,7 +64,7 @@ type vmState struct {
 	PID       int           `json:"pid,omitempty"`
 	StartedAt time.Time     `json:"started_at,omitempty"` // of the current boot
 	// Incoming is waiting from PrepareIncoming until the guest resumes
-	// here (CompleteIncoming), kept if it never does.
+	// here (SwitchOver), kept if it never does.
 	Incoming driver.IncomingState `json:"incoming,omitempty"`
 	// LastPanic is the guest's last kernel panic here (panic.go).
 	LastPanic *driver.Panic `json:"last_panic,omitempty"`

@@ -24,10 +24,10 @@ import (
 //
 // Methods are named as in driver.Driver and driver.LiveMigrator: Create,
 // Start, Stop, Reboot, Delete, Status, List, Console, Recover, Resize and
-// CompleteIncoming take faults. A fault applies before the call does
+// SwitchOver take faults. A fault applies before the call does
 // anything, so a failed call has changed nothing, and a delay holds up only
 // its own call (other VMs' calls go on), honouring ctx. FailAfter instead
-// fails a call that did its work (CompleteIncoming only: the guest resumed
+// fails a call that did its work (SwitchOver only: the guest resumed
 // on the destination, and the call reports an error all the same).
 // Capabilities, Close and the other LiveMigrator methods take none; a
 // migration fails through its physics (a destination that is gone) rather
@@ -48,10 +48,10 @@ type failure struct {
 // faultable are the methods that take faults; a knob on any other name is
 // a typo that would silently inject nothing, so it panics.
 var faultable = map[string]bool{"Create": true, "Start": true, "Stop": true, "Reboot": true, "Delete": true,
-	"Status": true, "List": true, "Console": true, "Recover": true, "Resize": true, "CompleteIncoming": true}
+	"Status": true, "List": true, "Console": true, "Recover": true, "Resize": true, "SwitchOver": true}
 
 // faultableAfter are the methods FailAfter takes.
-var faultableAfter = map[string]bool{"CompleteIncoming": true}
+var faultableAfter = map[string]bool{"SwitchOver": true}
 
 func checkMethod(method string) {
 	if !faultable[method] {

@@ -247,7 +247,7 @@ func TestPIDs(t *testing.T) {
 }
 
 // moveUntilSent migrates vmID from a running src to dst until the source
-// has sent everything (its guest paused there), leaving CompleteIncoming
+// has sent everything (its guest paused there), leaving SwitchOver
 // to the caller.
 func moveUntilSent(t *testing.T, src, dst *fake.Driver) {
 	t.Helper()
@@ -275,10 +275,10 @@ func moveUntilSent(t *testing.T, src, dst *fake.Driver) {
 	}
 }
 
-// CompleteIncoming fails before the guest resumes (Fail) or after
+// SwitchOver fails before the guest resumes (Fail) or after
 // (FailAfter), and the destination says which (Status.Incoming): a guest
 // that never ran there resumes on the source, one that ran may not.
-func TestCompleteIncomingFaults(t *testing.T) {
+func TestSwitchOverFaults(t *testing.T) {
 	boom := errors.New("load of migration failed")
 	incoming := func(d *fake.Driver) (driver.Status, error) { return d.Status(ctx, vmID) }
 
@@ -287,9 +287,9 @@ func TestCompleteIncomingFaults(t *testing.T) {
 		src, dst := newFake(t, t.TempDir(), nil), newFake(t, t.TempDir(), f)
 		t.Cleanup(func() { src.Close(); dst.Close() })
 		moveUntilSent(t, src, dst)
-		f.Fail("CompleteIncoming", 1, boom)
-		if err := dst.CompleteIncoming(ctx, vmID, 5*time.Second); !errors.Is(err, boom) {
-			t.Fatalf("complete: %v; want the injected failure", err)
+		f.Fail("SwitchOver", 1, boom)
+		if err := dst.SwitchOver(ctx, vmID, 5*time.Second); !errors.Is(err, boom) {
+			t.Fatalf("switch-over: %v; want the injected failure", err)
 		}
 		if st, _ := incoming(dst); st.Incoming != driver.IncomingWaiting || st.State != driver.StatePaused {
 			t.Errorf("destination %s, incoming %q; want paused, waiting", st.State, st.Incoming)
@@ -310,9 +310,9 @@ func TestCompleteIncomingFaults(t *testing.T) {
 		src, dst := newFake(t, t.TempDir(), nil), newFake(t, dstDir, f)
 		t.Cleanup(func() { src.Close(); dst.Close() })
 		moveUntilSent(t, src, dst)
-		f.FailAfter("CompleteIncoming", 1, boom)
-		if err := dst.CompleteIncoming(ctx, vmID, 5*time.Second); !errors.Is(err, boom) {
-			t.Fatalf("complete: %v; want the injected failure", err)
+		f.FailAfter("SwitchOver", 1, boom)
+		if err := dst.SwitchOver(ctx, vmID, 5*time.Second); !errors.Is(err, boom) {
+			t.Fatalf("switch-over: %v; want the injected failure", err)
 		}
 		if st, _ := incoming(dst); st.Incoming != driver.IncomingNone || st.State != driver.StateRunning {
 			t.Errorf("destination %s, incoming %q; want running, none", st.State, st.Incoming)

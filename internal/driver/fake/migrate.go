@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/converge"
 	"github.com/godwit/godwit/internal/errs"
@@ -28,8 +29,8 @@ var _ driver.LiveMigrator = (*Driver)(nil)
 
 // Defaults of the model when the migration sets none.
 const (
-	defaultBandwidth = 1e9 // bytes/s: a fast simulated link
-	modelTick        = 10 * time.Millisecond
+	defaultBandwidthBytesPerS = 1e9 // bytes/s: a fast simulated link
+	modelTick                 = 10 * time.Millisecond
 )
 
 type outgoing struct {
@@ -62,7 +63,7 @@ func (d *Driver) ForceComplete(ctx context.Context, id string) (string, error) {
 	}
 	if v.out.postCopy {
 		v.out.switched = true
-		v.out.st.Strategy += "+post-copy"
+		v.out.st.Strategy = v.out.st.Strategy.With(api.TechniquePostCopy)
 		return "switched to post-copy: the guest runs on the destination while its memory follows", nil
 	}
 	v.out.paused = true
@@ -154,20 +155,20 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if v.out != nil && v.out.st.Status == driver.MigrationActive {
 		return errs.Conflict("vm %s is already migrating", id)
 	}
-	bw := float64(opts.Bandwidth)
+	bw := float64(opts.BandwidthBytesPerS)
 	if bw <= 0 {
-		bw = defaultBandwidth
+		bw = defaultBandwidthBytesPerS
 	}
 	ram := int64(v.st.Spec.MemoryMiB) << 20
 	set, rate := guestDirty(v.st.Spec.Cmdline)
 	est := converge.Estimate{DirtyRate: min(set, rate), Source: "page-sampling (modelled)"}
-	eng := converge.New(converge.Config{Policy: opts.Policy, Bandwidth: bw, MaxDowntime: opts.MaxDowntime, RAM: ram,
+	eng := converge.New(converge.Config{Policy: opts.Policy, BandwidthBytesPerS: bw, MaxDowntime: opts.MaxDowntime, RAM: ram,
 		PostCopy: opts.PostCopy, TimeoutPerGiB: opts.TimeoutPerGiB, TimeoutAction: opts.TimeoutAction}, est, nil)
 	setup := eng.Setup()
 	mctx, cancel := context.WithCancel(context.Background())
 	v.out = &outgoing{cancel: cancel, eng: eng, setup: setup, postCopy: opts.PostCopy,
 		throttleInitial: setup.ThrottleInitial, throttleStep: setup.ThrottleIncrement,
-		st: driver.MigrationStatus{Status: driver.MigrationActive, Strategy: "shared-storage/pre-copy", MemoryTotal: ram}}
+		st: driver.MigrationStatus{Status: driver.MigrationActive, Strategy: api.StrategyLiveShared, MemoryTotal: ram}}
 	go d.model(mctx, v, strings.TrimPrefix(to.URI, "tcp:"), bw, v.st.StartedAt)
 	return nil
 }
@@ -295,7 +296,7 @@ func (d *Driver) apply(out *outgoing, a converge.Action, throttle int) {
 	switch a.Kind {
 	case converge.ActStartPostCopy:
 		out.switched = true
-		out.st.Strategy += "+post-copy"
+		out.st.Strategy = out.st.Strategy.With(api.TechniquePostCopy)
 	case converge.ActThrottle:
 		out.throttleInitial, out.throttleStep = a.Throttle, min(99, max(1, a.Throttle-throttle))
 	case converge.ActPause:
@@ -328,8 +329,8 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 		return driver.MigrationStatus{Status: driver.MigrationNone}, nil
 	}
 	st := v.out.st
-	if st.Throttle > 0 && !strings.Contains(st.Strategy, "+auto-converge") {
-		st.Strategy = strings.Replace(st.Strategy, "pre-copy", "pre-copy+auto-converge", 1)
+	if st.Throttle > 0 {
+		st.Strategy = st.Strategy.With(api.TechniqueAutoConverge)
 	}
 	if v.out.eng != nil {
 		rep := v.out.eng.Report()
@@ -355,19 +356,19 @@ func (d *Driver) CancelMigration(ctx context.Context, id string) error {
 	return nil
 }
 
-// CompleteIncoming implements driver.LiveMigrator. Faults.Fail makes it
+// SwitchOver implements driver.LiveMigrator. Faults.Fail makes it
 // fail before the guest resumes here, Faults.FailAfter after.
-func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.Duration) error {
-	if err := d.cfg.Faults.hit(ctx, "CompleteIncoming"); err != nil {
+func (d *Driver) SwitchOver(ctx context.Context, id string, timeout time.Duration) error {
+	if err := d.cfg.Faults.hit(ctx, "SwitchOver"); err != nil {
 		return err
 	}
-	if err := d.completeIncoming(ctx, id, timeout); err != nil {
+	if err := d.switchOver(ctx, id, timeout); err != nil {
 		return err
 	}
-	return d.cfg.Faults.hitAfter("CompleteIncoming")
+	return d.cfg.Faults.hitAfter("SwitchOver")
 }
 
-func (d *Driver) completeIncoming(ctx context.Context, id string, timeout time.Duration) error {
+func (d *Driver) switchOver(ctx context.Context, id string, timeout time.Duration) error {
 	d.mu.Lock()
 	v, err := d.get(id)
 	var ch chan handoff

@@ -187,12 +187,12 @@ type pace struct {
 // pacePostCopy adjusts the background limit of a post-copy move from its
 // statistics q, read at now (v.mu held).
 func (d *Driver) pacePostCopy(ctx context.Context, v *vm, out *outgoing, q queryMigrate, now time.Time) {
-	if q.RAM == nil || out.bandwidth <= 0 {
+	if q.RAM == nil || out.bandwidthBytesPerS <= 0 {
 		return
 	}
 	p := &out.pace
 	first := p.at.IsZero()
-	limit, ok := p.next(q.RAM.Transferred, now, out.bandwidth)
+	limit, ok := p.next(q.RAM.Transferred, now, out.bandwidthBytesPerS)
 	if first {
 		limit, ok = p.limit, true
 	}
@@ -258,9 +258,9 @@ func (d *Driver) apply(ctx context.Context, v *vm, out *outgoing, a converge.Act
 }
 
 // engineConfig is the engine's view of a migration of v.
-func engineConfig(v *vm, opts driver.MigrateOptions, bandwidth int64, block bool) converge.Config {
+func engineConfig(v *vm, opts driver.MigrateOptions, capBytesPerS int64, block bool) converge.Config {
 	return converge.Config{
-		Policy: opts.Policy, Bandwidth: float64(bandwidth), MaxDowntime: opts.MaxDowntime,
+		Policy: opts.Policy, BandwidthBytesPerS: float64(capBytesPerS), MaxDowntime: opts.MaxDowntime,
 		RAM:           int64(v.st.Launch.Spec.MemoryMiB) << 20,
 		PostCopy:      opts.PostCopy && !block,
 		TimeoutPerGiB: opts.TimeoutPerGiB, TimeoutAction: opts.TimeoutAction,

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/converge"
 	"github.com/godwit/godwit/internal/errs"
@@ -21,7 +22,7 @@ var _ driver.LiveMigrator = (*Driver)(nil)
 // keeps them until the switch-over. A local disk is created empty (a full
 // copy arrives, so it needs no base image) and exported over NBD for the
 // source to mirror into; the guest then starts paused (-S) and resumes
-// only in CompleteIncoming, once the source has finished the mirror.
+// only in SwitchOver, once the source has finished the mirror.
 func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string, opts driver.MigrateOptions) (driver.Incoming, error) {
 	block := spec.Disk != nil && !spec.Disk.Shared
 	if block && opts.PostCopy {
@@ -132,18 +133,19 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if v.st.PID == 0 {
 		return errs.Conflict("vm %s is not running", id)
 	}
-	bw := int64(qemuMaxBandwidth)
-	if opts.Bandwidth > 0 {
-		bw = opts.Bandwidth
+	capBytesPerS := int64(qemuMaxBandwidthBytesPerS)
+	if opts.BandwidthBytesPerS > 0 {
+		capBytesPerS = opts.BandwidthBytesPerS
 	}
 	block := to.NBD != ""
 	est := v.estimate()
 	est.Resident = d.residentRAM(ctx, v)
-	eng := converge.New(engineConfig(v, opts, bw, block), est, nil)
+	eng := converge.New(engineConfig(v, opts, capBytesPerS, block), est, nil)
 	set := eng.Setup()
-	// The cap holds in post-copy too: QEMU leaves max-postcopy-bandwidth
-	// unlimited unless it is set.
-	params := map[string]any{"downtime-limit": set.MaxDowntime.Milliseconds(), "max-bandwidth": bw, "max-postcopy-bandwidth": bw,
+	// QMP's bandwidths are in bytes/s, as the cap is. The cap holds in
+	// post-copy too: QEMU leaves max-postcopy-bandwidth unlimited unless
+	// it is set.
+	params := map[string]any{"downtime-limit": set.MaxDowntime.Milliseconds(), "max-bandwidth": capBytesPerS, "max-postcopy-bandwidth": capBytesPerS,
 		"cpu-throttle-initial": set.ThrottleInitial, "cpu-throttle-increment": set.ThrottleIncrement,
 		"cpu-throttle-tailslow": set.TailSlow}
 	if err := d.qmpRun(ctx, v, "migrate-set-parameters", params, nil); err != nil {
@@ -156,7 +158,7 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if err := d.setCapabilities(ctx, v, caps, preempt); err != nil {
 		return err
 	}
-	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng, bandwidth: float64(bw), destPort: uriPort(to.URI), noDelay: map[int]bool{}, channels: 1}
+	v.out = &outgoing{block: block, postCopy: set.PostCopy, eng: eng, bandwidthBytesPerS: float64(capBytesPerS), destPort: uriPort(to.URI), noDelay: map[int]bool{}, channels: 1}
 	if preempt {
 		v.out.channels = 2
 	}
@@ -175,8 +177,8 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 		return fmt.Errorf("vm %s: connect to the destination's disk: %w", id, err)
 	}
 	mirror := map[string]any{"job-id": mirrorJob, "device": "disk0", "target": mirrorTarget, "sync": "full"}
-	if opts.Bandwidth > 0 {
-		mirror["speed"] = opts.Bandwidth
+	if opts.BandwidthBytesPerS > 0 {
+		mirror["speed"] = opts.BandwidthBytesPerS // bytes/s
 	}
 	if err := d.qmpRun(ctx, v, "blockdev-mirror", mirror, nil); err != nil {
 		_ = d.qmpRun(ctx, v, "blockdev-del", map[string]string{"node-name": mirrorTarget}, nil)
@@ -216,27 +218,28 @@ func (d *Driver) preempt() bool {
 	return !d.cfg.NoPostCopyPreempt && driver.QEMUAtLeast(d.version, "8.0")
 }
 
-// QEMU's default bandwidth, set when a migration sets none: parameters
-// outlive the migration that set them.
-const qemuMaxBandwidth = 128 << 20
+// qemuMaxBandwidthBytesPerS is QEMU's default max-bandwidth, 128 MiB/s
+// (about 134 MB/s), set when a migration sets no cap: parameters outlive
+// the migration that set them.
+const qemuMaxBandwidthBytesPerS = 128 << 20
 
 // outgoing is the source side of a migration in flight.
 type outgoing struct {
-	block     bool
-	postCopy  bool // post-copy allowed
-	eng       *converge.Engine
-	throttled bool         // QEMU throttled the vCPUs
-	paused    bool         // the guest was paused for the final copy
-	over      bool         // QEMU reported the migration ended
-	switched  bool         // switched to post-copy
-	started   bool         // memory migration started
-	cancelled bool         // CancelMigration was called
-	err       string       // why it failed before memory moved
-	bandwidth float64      // the cap, bytes/s
-	pace      pace         // post-copy pacing (converge.go)
-	destPort  int          // the destination's migration port
-	noDelay   map[int]bool // QEMU's fds to it with TCP_NODELAY set (nodelay.go)
-	channels  int          // connections QEMU opens to it: main, and preempt
+	block              bool
+	postCopy           bool // post-copy allowed
+	eng                *converge.Engine
+	throttled          bool         // QEMU throttled the vCPUs
+	paused             bool         // the guest was paused for the final copy
+	over               bool         // QEMU reported the migration ended
+	switched           bool         // switched to post-copy
+	started            bool         // memory migration started
+	cancelled          bool         // CancelMigration was called
+	err                string       // why it failed before memory moved
+	bandwidthBytesPerS float64      // the cap
+	pace               pace         // post-copy pacing (converge.go)
+	destPort           int          // the destination's migration port
+	noDelay            map[int]bool // QEMU's fds to it with TCP_NODELAY set (nodelay.go)
+	channels           int          // connections QEMU opens to it: main, and preempt
 }
 
 // blockJob is the part of query-block-jobs we read.
@@ -401,19 +404,19 @@ func (d *Driver) MigrationStatus(ctx context.Context, id string) (driver.Migrati
 }
 
 // strategy names what the driver runs for an outgoing migration.
-func strategy(out *outgoing) string {
-	s := "shared-storage/pre-copy"
+func strategy(out *outgoing) api.Strategy {
+	s := api.StrategyLiveShared
 	if out == nil {
 		return s
 	}
 	if out.block {
-		s = "block-copy/pre-copy"
+		s = api.StrategyLiveBlockCopy
 	}
 	if out.throttled {
-		s += "+auto-converge"
+		s = s.With(api.TechniqueAutoConverge)
 	}
 	if out.switched {
-		s += "+post-copy"
+		s = s.With(api.TechniquePostCopy)
 	}
 	return s
 }
@@ -483,9 +486,9 @@ func (d *Driver) CancelMigration(ctx context.Context, id string) error {
 	return nil
 }
 
-// CompleteIncoming implements driver.LiveMigrator: QEMU resumes the guest
+// SwitchOver implements driver.LiveMigrator: QEMU resumes the guest
 // by itself when the incoming migration completes; this waits for it.
-func (d *Driver) CompleteIncoming(ctx context.Context, id string, timeout time.Duration) error {
+func (d *Driver) SwitchOver(ctx context.Context, id string, timeout time.Duration) error {
 	v, err := d.get(id)
 	if err != nil {
 		return err
@@ -570,7 +573,7 @@ var _ driver.ForceCompleter = (*Driver)(nil)
 // (the capability was set on both ends before the start) it switches to
 // post-copy, so the guest runs on at the destination; otherwise it pauses
 // the guest: with nothing dirtied any more, pre-copy finishes at the
-// bandwidth, and the destination resumes the guest (CompleteIncoming).
+// bandwidth, and the destination resumes the guest (SwitchOver).
 func (d *Driver) ForceComplete(ctx context.Context, id string) (string, error) {
 	v, err := d.get(id)
 	if err != nil {

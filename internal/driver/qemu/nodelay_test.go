@@ -213,7 +213,7 @@ func TestMigrationSocketsNoDelayQEMU(t *testing.T) {
 	if on, found := socketNoDelay(t, dstPID, func(s tcpSocket) bool { return s.listening && s.localPort == port }); !found || !on {
 		t.Fatalf("destination's listening socket on %d: found %v, TCP_NODELAY %v", port, found, on)
 	}
-	must(t, src.MigrateOut(ctx, lifecycleID, to, driver.MigrateOptions{Bandwidth: 1 << 20, PostCopy: true}))
+	must(t, src.MigrateOut(ctx, lifecycleID, to, driver.MigrateOptions{BandwidthBytesPerS: 1 << 20, PostCopy: true}))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		srcOn, srcFound := socketNoDelay(t, srcPID, func(s tcpSocket) bool { return !s.listening && s.remotePort == port })

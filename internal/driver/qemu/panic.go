@@ -264,7 +264,7 @@ func (d *Driver) releaseFromPanic(ctx context.Context, v *vm) error {
 // now (the source's is spent), so the panic is recorded as arrived (the
 // source's, not another) and the policy applies here.
 func (d *Driver) arrivedPanicked(ctx context.Context, v *vm) {
-	// A block copy's export, if any, as CompleteIncoming would stop it.
+	// A block copy's export, if any, as SwitchOver would stop it.
 	_ = d.qmpRun(ctx, v, "nbd-server-stop", nil, nil)
 	d.setIncoming(v, driver.IncomingNone)
 	d.panicked(ctx, v, driver.Panic{At: time.Now().UTC(), Reason: "guest panicked on the migration's source and arrived held at the panic",

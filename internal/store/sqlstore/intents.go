@@ -10,7 +10,7 @@ import (
 
 // intentIndex files an intent under its target.
 func intentIndex(in *api.Intent) index {
-	return index{id: in.ID, ref: in.Target, active: !api.FinalIntent(in.State), created: in.CreatedAt.UnixNano()}
+	return index{id: in.ID, ref: in.Target, active: !in.State.Final(), created: in.CreatedAt.UnixNano()}
 }
 
 func stampIntent(in *api.Intent, id string, now time.Time) { in.ID, in.UpdatedAt = id, now }

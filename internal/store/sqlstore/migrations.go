@@ -8,18 +8,9 @@ import (
 	"github.com/godwit/godwit/internal/store"
 )
 
-// finalMigration reports whether a migration state is final.
-func finalMigration(state string) bool {
-	switch state {
-	case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
-		return true
-	}
-	return false
-}
-
 // migrationIndex files a migration under its VM.
 func migrationIndex(m *api.Migration) index {
-	return index{id: m.ID, ref: m.VM, active: !finalMigration(m.State), created: m.CreatedAt.UnixNano()}
+	return index{id: m.ID, ref: m.VM, active: !m.State.Final(), created: m.CreatedAt.UnixNano()}
 }
 
 func stampMigration(m *api.Migration, id string, now time.Time) { m.ID, m.UpdatedAt = id, now }

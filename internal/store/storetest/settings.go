@@ -20,7 +20,7 @@ func testClusterSettings(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for _, fn := range []func(*api.ClusterSettings){
 		func(c *api.ClusterSettings) { c.MaxPerSource = 3 },
-		func(c *api.ClusterSettings) { c.BandwidthMBps = 200 },
+		func(c *api.ClusterSettings) { c.BandwidthMBPerS = 200 },
 	} {
 		wg.Add(1)
 		go func() {
@@ -32,7 +32,7 @@ func testClusterSettings(t *testing.T, s store.Store) {
 	}
 	wg.Wait()
 	got, err = s.ClusterSettings(ctx)
-	if err != nil || got.MaxPerSource != 3 || got.BandwidthMBps != 200 || got.UpdatedAt.IsZero() {
+	if err != nil || got.MaxPerSource != 3 || got.BandwidthMBPerS != 200 || got.UpdatedAt.IsZero() {
 		t.Fatalf("settings after two updates = %+v, %v; want max_per_source 3, bandwidth 200, a time", got, err)
 	}
 	boom := errors.New("boom")

@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/driver/fake"
+	"github.com/godwit/godwit/internal/hostapi"
+)
+
+// migrationRecorder is the fake driver, recording what the agent asks of
+// its live-migration side instead of migrating.
+type migrationRecorder struct {
+	*fake.Driver
+	switchedOver []string
+	out          []driver.MigrateOptions
+}
+
+func (m *migrationRecorder) SwitchOver(_ context.Context, id string, _ time.Duration) error {
+	m.switchedOver = append(m.switchedOver, id)
+	return nil
+}
+
+func (m *migrationRecorder) MigrateOut(_ context.Context, _ string, _ driver.Incoming, opts driver.MigrateOptions) error {
+	m.out = append(m.out, opts)
+	return nil
+}
+
+// The switch-over answers on its route and, for a controller of the
+// previous version, on the one it had before the rename; the bandwidth
+// cap reaches the driver in bytes/s under either of its names.
+func TestMigrationRoutes(t *testing.T) {
+	d, _ := fakeWithVM(t)
+	rec := &migrationRecorder{Driver: d}
+	c, url := resizeAgent(t, rec)
+	ctx := context.Background()
+
+	if _, err := c.SwitchOver(ctx, resizeID); err != nil {
+		t.Fatal(err)
+	}
+	post := func(path, body string) {
+		t.Helper()
+		resp, err := http.Post(url+"/v1/vms/"+resizeID+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("POST %s %s: %s", path, body, resp.Status)
+		}
+	}
+	post("/complete-incoming", "{}")
+	if len(rec.switchedOver) != 2 {
+		t.Errorf("switched over %d times; want 2 (new route, old route)", len(rec.switchedOver))
+	}
+
+	if err := c.MigrateOut(ctx, resizeID, hostapi.MigrateOut{URI: "tcp:127.0.0.1:1", BandwidthMBPerS: 32, Policy: api.PolicyPreCopy}); err != nil {
+		t.Fatal(err)
+	}
+	post("/migrate", `{"uri":"tcp:127.0.0.1:1","bandwidth_mbps":125}`) // a controller from before the rename
+	post("/migrate", `{"uri":"tcp:127.0.0.1:1"}`)
+	var got []int64
+	for _, o := range rec.out {
+		got = append(got, o.BandwidthBytesPerS)
+	}
+	if len(got) != 3 || got[0] != 32e6 || got[1] != 125e6 || got[2] != 0 || rec.out[0].Policy != api.PolicyPreCopy {
+		t.Errorf("driver caps %v bytes/s (policy %q); want [32e6 125e6 0], pre-copy", got, rec.out[0].Policy)
+	}
+}
