@@ -149,3 +149,49 @@ func TestSwitchOverDestinationUnreachable(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// An abort that reaches the source while it is already handing the guest
+// over is too late for the source: its migration completes, its guest
+// paused. The rollback must then resume the guest there (the destination
+// never ran it) before it removes the destination's copy — not leave it
+// paused, as it did until the load test with controller kills found it.
+func TestAbortDuringHandoff(t *testing.T) {
+	f := &fake.Faults{}
+	c := newTestClusterWith(t, clusterOptions{faults: []*fake.Faults{f, nil}}, 2, 1024, 1024)
+	ctx := context.Background()
+	c.importFakeKernel(t, "guest")
+	vm, err := c.client.CreateVM(ctx, api.CreateVMRequest{Name: "web", Image: "guest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Delay("Handoff", 2*time.Second)
+	// At 100 GB/s the one pass takes no time: the source is at once in
+	// its handoff, where the delay holds it.
+	m, err := c.client.Migrate(ctx, "web", api.MigrateRequest{Kind: api.KindLive, To: "host2", BandwidthMBPerS: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if m, err = c.client.Migration(ctx, m.ID); err != nil || m.State == api.MigTransferring || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // well into the 2 s handoff
+	if _, err := c.client.AbortMigration(ctx, m.ID); err != nil {
+		t.Fatalf("abort in state %s: %v", m.State, err)
+	}
+	m = waitMigration(t, c.client, m.ID)
+	if m.State != api.MigCancelled {
+		t.Errorf("migration ended %s (%s); want cancelled", m.State, m.Reason)
+	}
+	if got, _ := c.client.VM(ctx, "web"); got.Host != "host1" || got.State != api.VMRunning {
+		t.Errorf("vm record: %s on %s; want running on host1", got.State, got.Host)
+	}
+	if rep, has := c.hostVM(t, 1, vm.ID); !has || rep.State != "running" {
+		t.Errorf("host1 reports the vm %v, %q; want it running (resumed after the late cancel)", has, rep.State)
+	}
+	if rep, has := c.hostVM(t, 2, vm.ID); has {
+		t.Errorf("host2 still has a copy (%s)", rep.State)
+	}
+}

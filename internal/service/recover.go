@@ -162,6 +162,14 @@ func (c *Service) recoverMigration(ctx context.Context, m api.Migration) {
 	}
 }
 
+// handedOver reports whether a live move's source sent everything and
+// holds its guest paused. A source whose guest runs again after its
+// migration completed was resumed by a rollback (the cancel came too
+// late, cancelOnSource): it is the vm, whatever its migration says.
+func handedOver(src facts) bool {
+	return src.has && src.mig == "completed" && src.sent > 0 && src.state != "running"
+}
+
 // decide ends an interrupted migration from what its hosts said.
 func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration, src, dst facts) {
 	seen := fmt.Sprintf("source %s: %s; destination %s: %s", m.Source, src, m.Destination, dst)
@@ -189,7 +197,7 @@ func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration,
 			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+"cancelling on the source failed: "+err.Error())
 			return
 		}
-	case m.Kind == api.KindLive && src.has && src.mig == "completed" && src.sent > 0 && dst.has:
+	case m.Kind == api.KindLive && handedOver(src) && dst.has:
 		// (QEMU reports a VM that itself arrived by migration as
 		// "completed" too, with nothing sent: that is not this one.)
 		forward, why = true, "the source had sent everything: the guest resumes on the destination"
@@ -202,7 +210,7 @@ func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration,
 			return
 		}
 		dst.state = rep.State
-	case m.Kind == api.KindLive && src.has && src.mig == "completed" && src.sent > 0:
+	case m.Kind == api.KindLive && handedOver(src):
 		// The source's guest is paused and the destination has no copy:
 		// the move had removed it, having found the guest never ran
 		// there, or else nobody knows where the guest last ran.

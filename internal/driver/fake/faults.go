@@ -48,7 +48,11 @@ type failure struct {
 // faultable are the methods that take faults; a knob on any other name is
 // a typo that would silently inject nothing, so it panics.
 var faultable = map[string]bool{"Create": true, "Start": true, "Stop": true, "Reboot": true, "Delete": true,
-	"Status": true, "List": true, "Console": true, "Recover": true, "Resize": true, "SwitchOver": true}
+	"Status": true, "List": true, "Console": true, "Recover": true, "Resize": true, "SwitchOver": true,
+	// Handoff is an outgoing migration's last step: the source, its
+	// guest paused, sends the rest and the state; a cancel then is too
+	// late (a delay here holds the source in it, status still active).
+	"Handoff": true}
 
 // faultableAfter are the methods FailAfter takes.
 var faultableAfter = map[string]bool{"SwitchOver": true}

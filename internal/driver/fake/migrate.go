@@ -275,7 +275,10 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, star
 		downtime = modelTick
 	}
 	time.Sleep(time.Duration(remaining / bw * float64(time.Second)))
-	err := sendHandoff(addr, handoff{StartedAt: startedAt})
+	err := d.cfg.Faults.hit(context.Background(), "Handoff")
+	if err == nil {
+		err = sendHandoff(addr, handoff{StartedAt: startedAt})
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := &out.st
