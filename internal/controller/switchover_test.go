@@ -26,6 +26,20 @@ func (tc *testCluster) hostVM(t *testing.T, n int, id string) (hostapi.VMReport,
 	return rep, true
 }
 
+// twoHostsOneVM is a cluster of two fake hosts with the faults given
+// (host1's, host2's) and one VM, web, on the shared pool of host1.
+func twoHostsOneVM(t *testing.T, faults ...*fake.Faults) (*testCluster, api.VM) {
+	t.Helper()
+	c := newTestClusterWith(t, clusterOptions{faults: faults}, 2, 1024, 1024)
+	c.importFakeKernel(t, "guest")
+	vm, err := c.client.CreateVM(context.Background(), api.CreateVMRequest{Name: "web", Image: "guest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, vm
+}
+
 // A live move whose source sent everything but whose destination failed
 // to resume the guest ends where the guest can safely run, and the
 // record says so: never "rolled back" while the source's copy stays
@@ -47,14 +61,8 @@ func TestSwitchOverFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fake.Faults{}
-			c := newTestClusterWith(t, clusterOptions{faults: []*fake.Faults{nil, f}}, 2, 1024, 1024)
+			c, vm := twoHostsOneVM(t, nil, f)
 			ctx := context.Background()
-			c.importFakeKernel(t, "guest")
-			vm, err := c.client.CreateVM(ctx, api.CreateVMRequest{Name: "web", Image: "guest", Pool: api.PoolShared, Host: "host1",
-				Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}})
-			if err != nil {
-				t.Fatal(err)
-			}
 			before, _ := c.hostVM(t, 1, vm.ID)
 			tc.fault(f)
 			m, err := c.client.Migrate(ctx, "web", api.MigrateRequest{Kind: api.KindLive, To: "host2"})
@@ -157,14 +165,8 @@ func TestSwitchOverDestinationUnreachable(t *testing.T) {
 // paused, as it did until the load test with controller kills found it.
 func TestAbortDuringHandoff(t *testing.T) {
 	f := &fake.Faults{}
-	c := newTestClusterWith(t, clusterOptions{faults: []*fake.Faults{f, nil}}, 2, 1024, 1024)
+	c, vm := twoHostsOneVM(t, f, nil)
 	ctx := context.Background()
-	c.importFakeKernel(t, "guest")
-	vm, err := c.client.CreateVM(ctx, api.CreateVMRequest{Name: "web", Image: "guest", Pool: api.PoolShared, Host: "host1",
-		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f.Delay("Handoff", 2*time.Second)
 	// At 100 GB/s the one pass takes no time: the source is at once in
 	// its handoff, where the delay holds it.
