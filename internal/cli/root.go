@@ -1,7 +1,7 @@
 // Package cli is the godwit command line: the user commands (the intent
 // level: host, vm, image, migrate, migration, drain, evacuate, resize,
-// rebuild, intent), the daemons (serve, agent) and the local cluster (up,
-// down). User commands talk to the controller through the public api
+// rebuild, intent, cluster settings), the daemons (serve, agent) and the
+// local cluster (up, down). User commands talk to the controller through the public api
 // package only; an intent's plan and progress are shown in the three
 // levels' words (intent, service operation, driver strategy).
 package cli

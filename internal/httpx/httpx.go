@@ -1,6 +1,7 @@
 // Package httpx holds the small HTTP helpers the controller and the agent
-// share: JSON replies, strict JSON request decoding, and the one place
-// errors become HTTP statuses.
+// share: the one server constructor (Serve, whose middleware wraps every
+// handler), JSON replies, strict JSON request decoding, and the one place
+// errors become HTTP statuses. Clients are built by api.NewHTTPClient.
 package httpx
 
 import (

@@ -1,4 +1,5 @@
-// Package store persists the controller's state: hosts, VMs and images.
+// Package store persists the controller's state: hosts, VMs, images,
+// migrations, intents and the cluster's settings.
 //
 // Store is one interface over two SQL engines: SQLite (embedded, the
 // default; package store/sqlite) and PostgreSQL (package store/postgres)
