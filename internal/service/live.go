@@ -10,6 +10,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 )
@@ -94,7 +95,7 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 	if local {
 		dropDst, dropSrc = dstA.DeleteVM, srcA.DeleteVM
 	}
-	rb.add("remove the destination's copy", func(ctx context.Context) error { return dropDst(ctx, vm.ID) })
+	rb.add("remove the destination's copy", func(ctx context.Context) error { return gone(dropDst(ctx, vm.ID)) })
 	spec := agentSpec(vm, im, false) // the source's sizes and ceilings: the same devices on both ends
 	spec.PostCopy = m.PostCopy
 	in, err := dstA.PrepareIncoming(ctx, spec)
@@ -129,7 +130,13 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 		fail(err)
 		return
 	}
-	rb.add("cancel on the source", func(ctx context.Context) error { return c.cancelOnSource(ctx, srcA, vm.ID) })
+	rb.add("cancel on the source", func(ctx context.Context) error {
+		handedOver, err := c.cancelOnSource(ctx, srcA, vm.ID)
+		if err != nil || !handedOver {
+			return err
+		}
+		return c.handBack(ctx, m.ID, srcA, dropDst, vm.ID, "the migration completed as it was cancelled")
+	})
 	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, PostCopyPreempt: in.PostCopyPreempt, MaxDowntimeMS: m.MaxDowntimeMS,
 		BandwidthMBPerS: m.BandwidthMBPerS, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy}); err != nil {
 		freeLink()
@@ -315,41 +322,57 @@ func (e *postCopySplit) reason(src, dst string) string {
 }
 
 // cancelOnSource cancels an outgoing migration and waits until the source
-// says it is over, so the guest is known to run there again. A migration
-// can end completed all the same: a cancel that arrives while QEMU (or
-// the fake) is already switching over is too late. Its guest is then
-// paused on the source, and its state sent to a destination that never
-// ran it (the caller has not switched over): the source's paused copy is
-// the newest, and it resumes, so that a rollback leaves the guest
-// running where it was.
-func (c *Service) cancelOnSource(ctx context.Context, srcA *hostapi.Agent, vmID string) error {
+// says it is over. It reports handedOver when the migration completed
+// all the same — a cancel that arrives while QEMU (or the fake) is
+// already switching over is too late: the guest is then paused on the
+// source, its state sent to a destination that never ran it (the caller
+// has not switched over), and the caller hands it back (handBack).
+func (c *Service) cancelOnSource(ctx context.Context, srcA *hostapi.Agent, vmID string) (handedOver bool, err error) {
 	st, err := srcA.MigrationStatus(ctx, vmID)
 	if err != nil || st.Status == driver.MigrationActive {
 		if err := srcA.CancelMigration(ctx, vmID); err != nil {
-			return err
+			return false, err
 		}
 		for {
 			if st, err = srcA.MigrationStatus(ctx, vmID); err != nil {
-				return err
+				return false, err
 			}
 			if st.Status != driver.MigrationActive {
 				break
 			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return false, ctx.Err()
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
 	// (A VM that itself arrived by migration reports "completed" too,
 	// with nothing sent: that is not an outgoing move.)
-	if st.Status != driver.MigrationCompleted || st.MemoryTransferred == 0 {
+	return st.Status == driver.MigrationCompleted && st.MemoryTransferred > 0, nil
+}
+
+// handBack undoes a move whose source handed the guest over to a
+// destination that never ran it: the decision is recorded first (a
+// recovery finishes it rather than moving forward), the destination's
+// copy goes, and only then the source's paused guest resumes — never two
+// copies that could run.
+func (c *Service) handBack(ctx context.Context, id string, srcA *hostapi.Agent, dropDst func(context.Context, string) error, vmID, cause string) error {
+	c.decision(ctx, id, decisionResumeSource, cause+"; the destination never ran the guest: its copy is removed and the guest resumes on the source")
+	if err := c.whileUnavailable(ctx, func(ctx context.Context) error { return gone(dropDst(ctx, vmID)) }); err != nil {
+		return fmt.Errorf("%s, and removing the destination's copy failed (%w); the source's paused copy is the vm: remove the destination's, then resume it", cause, err)
+	}
+	if err := c.whileUnavailable(ctx, func(ctx context.Context) error { _, err := srcA.Resume(ctx, vmID); return err }); err != nil {
+		return fmt.Errorf("%s, and resuming the source's paused copy failed (%w); that copy is the vm: resume it", cause, err)
+	}
+	c.log.Warn("a migration completed as it was cancelled; its guest resumed on the source", "op", id, "vm_id", vmID)
+	return nil
+}
+
+// gone is err, but nil for a copy that is not there (any more).
+func gone(err error) error {
+	if errors.Is(err, errs.ErrNotFound) {
 		return nil
 	}
-	if _, err := srcA.Resume(ctx, vmID); err != nil {
-		return fmt.Errorf("the migration completed before it could be cancelled, and resuming the guest's paused copy on the source failed: %w", err)
-	}
-	c.log.Warn("a migration completed before it could be cancelled; its guest resumed on the source", "vm_id", vmID)
-	return nil
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/store"
@@ -162,12 +163,10 @@ func (c *Service) recoverMigration(ctx context.Context, m api.Migration) {
 	}
 }
 
-// handedOver reports whether a live move's source sent everything and
-// holds its guest paused. A source whose guest runs again after its
-// migration completed was resumed by a rollback (the cancel came too
-// late, cancelOnSource): it is the vm, whatever its migration says.
+// handedOver reports whether a live move's source sent everything: its
+// guest paused there, unless a hand-back resumed it (decisionResumeSource).
 func handedOver(src facts) bool {
-	return src.has && src.mig == "completed" && src.sent > 0 && src.state != "running"
+	return src.has && src.mig == string(driver.MigrationCompleted) && src.sent > 0
 }
 
 // decide ends an interrupted migration from what its hosts said.
@@ -193,11 +192,16 @@ func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration,
 	switch {
 	case m.Kind == api.KindLive && src.has && src.mig == "active":
 		why = "the source was still sending: cancelled"
-		if err := c.cancelOnSource(ctx, srcA, m.VMID); err != nil {
+		handed, err := c.cancelOnSource(ctx, srcA, m.VMID)
+		if err == nil && handed {
+			why = "the source completed as it was cancelled: handed back to it"
+			err = c.handBack(ctx, m.ID, srcA, dropDst, m.VMID, prefix+"the source's migration completed as it was cancelled")
+		}
+		if err != nil {
 			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+"cancelling on the source failed: "+err.Error())
 			return
 		}
-	case m.Kind == api.KindLive && handedOver(src) && dst.has:
+	case m.Kind == api.KindLive && handedOver(src) && dst.has && !decided(m, decisionResumeSource):
 		// (QEMU reports a VM that itself arrived by migration as
 		// "completed" too, with nothing sent: that is not this one.)
 		forward, why = true, "the source had sent everything: the guest resumes on the destination"
@@ -217,6 +221,12 @@ func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration,
 		if !decided(m, decisionResumeSource) {
 			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+"the source sent everything and its copy is paused, but the destination has no copy; "+
 				"resume the copy on "+m.Source+" only if the guest never ran on "+m.Destination)
+			return
+		}
+		// A hand-back under way when the controller stopped: the
+		// destination's copy goes first, then the source resumes.
+		if err := dropDst(ctx, m.VMID); err != nil && !errors.Is(err, errs.ErrNotFound) {
+			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+"the move was being handed back to the source, but removing the destination's copy failed: "+err.Error()+"; the paused copy on "+m.Source+" is the vm")
 			return
 		}
 		if _, err := srcA.Resume(ctx, m.VMID); err != nil {

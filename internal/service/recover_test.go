@@ -2,11 +2,9 @@ package service
 
 import "testing"
 
-// Recovery moves a live migration forward only when its source holds the
-// guest paused after sending everything: a source whose guest runs again
-// (a rollback resumed it after a cancel that came too late) is the vm,
-// and a VM that arrived by migration itself reports "completed" with
-// nothing sent.
+// A live move's source handed its guest over when its migration completed
+// with memory sent; a VM that arrived by migration itself reports
+// "completed" with nothing sent.
 func TestHandedOver(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -14,7 +12,7 @@ func TestHandedOver(t *testing.T) {
 		want bool
 	}{
 		{"sent everything, paused", facts{has: true, state: "paused", mig: "completed", sent: 1 << 20}, true},
-		{"sent everything, resumed by a rollback", facts{has: true, state: "running", mig: "completed", sent: 1 << 20}, false},
+		{"sent everything, QEMU's process running", facts{has: true, state: "running", mig: "completed", sent: 1 << 20}, true},
 		{"still sending", facts{has: true, state: "running", mig: "active", sent: 1 << 20}, false},
 		{"arrived by migration itself", facts{has: true, state: "paused", mig: "completed"}, false},
 		{"gone", facts{}, false},
