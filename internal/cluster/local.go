@@ -389,25 +389,30 @@ func (l *Local) Names() []string {
 	return append([]string(nil), l.names...)
 }
 
-// WaitController waits until the controller answers.
+// WaitController waits until the controller answers (an agent that is
+// down meanwhile, killed by a test, does not matter).
 func (l *Local) WaitController(ctx context.Context) error {
 	t := l.opts.Timeouts
 	err := WaitUntil(ctx, t.Controller, t.Poll, func(ctx context.Context) error {
 		_, err := l.client.Version(ctx)
 		return err
-	}, l.died)
+	}, func() error { return died(l.Controller()) })
 	if errors.As(err, new(*TimeoutError)) {
 		return fmt.Errorf("the controller did not answer at %s within %s; read %s", l.URL(), t.Controller, LogFile(l.opts.Dir, controllerName))
 	}
 	return err
 }
 
-// WaitHosts waits until every host is registered and up.
+// WaitHosts waits until every host is registered and up; it gives up
+// at once when the controller or an agent has exited.
 func (l *Local) WaitHosts(ctx context.Context) error {
 	t := l.opts.Timeouts
 	err := WaitUntil(ctx, t.Hosts, t.Poll, func(ctx context.Context) error {
 		return hostsUp(ctx, l.URL(), l.HostNames())
-	}, l.died)
+	}, func() error {
+		agents, ctrl := l.latest()
+		return died(append([]*Proc{ctrl}, agents...)...)
+	})
 	var te *TimeoutError
 	if errors.As(err, &te) {
 		var missing notUp
@@ -421,10 +426,10 @@ func (l *Local) WaitHosts(ctx context.Context) error {
 	return err
 }
 
-// died says which process has exited, with the end of its log, or nil.
-func (l *Local) died() error {
-	agents, ctrl := l.latest()
-	for _, p := range append([]*Proc{ctrl}, agents...) {
+// died says which of ps (nil for one not started) has exited, with the
+// end of its log, or nil.
+func died(ps ...*Proc) error {
+	for _, p := range ps {
 		if p != nil && p.Exited() {
 			return fmt.Errorf("%s exited while the cluster was starting (%v); read %s, which ends:\n%s",
 				p.name, p.exitErr, p.log, Tail(p.log, 15))

@@ -95,9 +95,19 @@ func TestLocalRestartsAndStopsByPID(t *testing.T) {
 }
 
 // A process that exits while the cluster waits for it ends the wait at
-// once, with the end of its log.
+// once, with the end of its log; a controller that answers is up
+// whatever became of the agents (a test may have killed one).
 func TestLocalWaitSeesAProcessExit(t *testing.T) {
-	l, err := New(Options{Dir: t.TempDir(), Exe: fakeGodwit(t, true), Hosts: 1, Driver: "fake", Timeouts: fastTimeouts(), Logger: testLogger(t)})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/version" {
+			w.Write([]byte("{}"))
+			return
+		}
+		w.Write([]byte("[]")) // no hosts
+	}))
+	defer srv.Close()
+	l, err := New(Options{Dir: t.TempDir(), Exe: fakeGodwit(t, true), Hosts: 1, Driver: "fake", ControllerAddr: strings.TrimPrefix(srv.URL, "http://"),
+		Timeouts: fastTimeouts(), Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +123,9 @@ func TestLocalWaitSeesAProcessExit(t *testing.T) {
 	}
 	if time.Since(start) > 2*time.Second {
 		t.Errorf("WaitHosts took %s", time.Since(start))
+	}
+	if err := l.WaitController(context.Background()); err != nil {
+		t.Errorf("WaitController with an agent gone: %v", err)
 	}
 }
 
