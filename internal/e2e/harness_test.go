@@ -19,9 +19,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(gcluster.RunTests(m)) }
 
-// binaries returns a directory holding godwit and godwit-guest.
-func binaries(t *testing.T) string { return gcluster.BinariesForTest(t) }
-
 // cluster is a controller and its agents, all separate processes (a
 // cluster.Local), stopped by PID when the test ends.
 type cluster struct {
@@ -48,7 +45,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		o.downAfter = 10 * time.Second
 	}
 	opts := gcluster.Options{
-		Dir: t.TempDir(), Exe: filepath.Join(binaries(t), "godwit"), Hosts: o.hosts, Driver: o.driver,
+		Dir: t.TempDir(), Exe: filepath.Join(gcluster.BinariesForTest(t), "godwit"), Hosts: o.hosts, Driver: o.driver,
 		HostDownAfter: o.downAfter, Heartbeat: 500 * time.Millisecond, AgentArgs: o.agentArgs, HostArgs: o.hostArgs,
 		Timeouts: gcluster.Timeouts{AgentStop: stopGrace, ControllerStop: stopGrace},
 		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -18,7 +18,7 @@ import (
 // godwit up --detach starts a controller and three agents in the
 // background; the CLI works against it; godwit down stops every process.
 func TestUpDetachAndDown(t *testing.T) {
-	bin := filepath.Join(binaries(t), "godwit")
+	bin := filepath.Join(gcluster.BinariesForTest(t), "godwit")
 	dir := t.TempDir()
 	// The agents take the ports after the controller's.
 	port, err := gcluster.FreePorts(3)
