@@ -1,234 +1,58 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/godwit/godwit/api"
+	gcluster "github.com/godwit/godwit/internal/cluster"
 	"github.com/godwit/godwit/internal/guestlog"
-	"github.com/godwit/godwit/internal/hostinfo"
 )
 
-// proc is a godwit process the benchmark started; it is stopped by PID.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	log  string
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, then SIGKILL after grace.
-func (p *proc) stop(grace time.Duration) {
-	if p.exited() {
-		return
-	}
-	_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = syscall.Kill(p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// clusterConfig says what cluster to start: a controller and hosts
-// host1..hostN, each agent optionally in its own network namespace.
-type clusterConfig struct {
-	name  string // for logs: convergence, drain
-	dir   string // state, logs and the shared pool
-	bin   string // the godwit binary
-	hosts int
-	// ctrlListen is the controller's address; agentListen and netns give
-	// host i's address and namespace ("" for this one).
-	ctrlListen  string
-	agentListen func(i int) string
-	netns       func(i int) string
-	accel       string
-	accelReason string
-	// qemu is the agents' QEMU binary (--qemu; "" for the one on PATH).
-	qemu string
-	// agentArgs are more agent flags (Config.AgentArgs).
-	agentArgs []string
-	// allowUnsafeTCG starts the controller with
-	// --allow-unsafe-tcg-migration: the repro scenario live-migrates TCG
-	// guests on QEMU 7.2, which the controller refuses otherwise.
-	allowUnsafeTCG bool
-}
-
-// cluster is a running controller and its agents.
+// cluster is a running controller and its agents (a cluster.Local).
 type cluster struct {
-	cfg    clusterConfig
+	*gcluster.Local
 	log    *slog.Logger
-	url    string
 	client *api.Client
-	ctrl   *proc
-	agents []*proc
 }
 
-func hostName(i int) string { return "host" + strconv.Itoa(i) }
-
-// startCluster starts the controller and the agents, waits until every
-// host is up and imports the test guest. On failure it stops what it
-// started.
-func startCluster(ctx context.Context, log *slog.Logger, cfg clusterConfig) (c *cluster, err error) {
-	c = &cluster{cfg: cfg, log: log.With("cluster", cfg.name), url: "http://" + cfg.ctrlListen}
-	c.client = api.NewClient(c.url)
+// startCluster starts the controller and the agents of o, with the
+// benchmark's settings (the qemu driver, the accelerator the run chose
+// unless o names one, a 1 s heartbeat), waits until every host is up and
+// imports the test guest. On failure it stops what it started.
+func (b *bench) startCluster(ctx context.Context, name string, o gcluster.Options) (c *cluster, err error) {
+	o.Exe, o.Driver, o.LogLevel = b.godwit, "qemu", "info"
+	o.HostDownAfter, o.Heartbeat = 30*time.Second, time.Second
+	o.Timeouts = gcluster.Timeouts{AgentStop: 15 * time.Second, ControllerStop: 15 * time.Second}
+	o.Logger = b.log.With("cluster", name)
+	if o.Accel == "" {
+		o.Accel, o.AccelReason = b.accel, b.accelReason
+	}
+	l, err := gcluster.New(o)
+	if err != nil {
+		return nil, err
+	}
+	c = &cluster{Local: l, log: o.Logger, client: l.Client()}
 	defer func() {
 		if err != nil {
 			c.stop()
 			c = nil
 		}
 	}()
-	for _, d := range []string{"logs", "shared", "hosts", "controller"} {
-		if err := os.MkdirAll(filepath.Join(cfg.dir, d), 0o755); err != nil {
-			return c, fmt.Errorf("create the cluster directory: %w", err)
-		}
-	}
-	args := []string{"serve", "--listen", cfg.ctrlListen, "--data-dir", filepath.Join(cfg.dir, "controller"),
-		"--host-down-after", "30s", "--log-level", "info"}
-	if cfg.allowUnsafeTCG {
-		args = append(args, "--allow-unsafe-tcg-migration")
-	}
-	if c.ctrl, err = c.start("controller", "", args...); err != nil {
+	if err := l.Start(ctx); err != nil {
 		return c, err
 	}
-	if err := c.waitFor(ctx, 30*time.Second, "the controller to answer", func() error {
-		if c.ctrl.exited() {
-			return fmt.Errorf("the controller exited; see %s", c.ctrl.log)
-		}
-		_, err := c.client.Version(ctx)
-		return err
-	}); err != nil {
-		return c, err
-	}
-	for i := 1; i <= cfg.hosts; i++ {
-		name := hostName(i)
-		args := []string{"agent", "--name", name, "--listen", cfg.agentListen(i), "--controller", c.url,
-			"--state-dir", c.stateDir(name), "--shared-dir", filepath.Join(cfg.dir, "shared"),
-			"--driver", "qemu", "--accel", cfg.accel, "--accel-reason", cfg.accelReason,
-			"--heartbeat", "1s", "--log-level", "info"}
-		if cfg.qemu != "" {
-			args = append(args, "--qemu", cfg.qemu)
-		}
-		args = append(args, cfg.agentArgs...)
-		ns := ""
-		if cfg.netns != nil {
-			ns = cfg.netns(i)
-		}
-		p, err := c.start(name, ns, args...)
-		if err != nil {
-			return c, err
-		}
-		c.agents = append(c.agents, p)
-	}
-	if err := c.waitFor(ctx, 60*time.Second, fmt.Sprintf("%d hosts up", cfg.hosts), func() error {
-		for _, a := range c.agents {
-			if a.exited() {
-				return fmt.Errorf("agent %s exited; see %s", a.name, a.log)
-			}
-		}
-		hs, err := c.client.Hosts(ctx)
-		if err != nil {
-			return err
-		}
-		up := 0
-		for _, h := range hs {
-			if h.State == api.HostUp {
-				up++
-			}
-		}
-		if up < cfg.hosts {
-			return fmt.Errorf("%d of %d hosts up", up, cfg.hosts)
-		}
-		return nil
-	}); err != nil {
-		return c, err
-	}
-	return c, c.importGuest(ctx)
+	return c, l.ImportGuest(ctx)
 }
-
-// start runs one godwit process, in namespace ns when not empty. It gets
-// its own process group: a Ctrl-C on the terminal reaches the benchmark
-// only, which then stops the cluster in order (VMs first).
-func (c *cluster) start(name, ns string, args ...string) (*proc, error) {
-	logPath := filepath.Join(c.cfg.dir, "logs", name+".log")
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer lf.Close()
-	var cmd *exec.Cmd
-	if ns == "" {
-		cmd = exec.Command(c.cfg.bin, args...)
-	} else {
-		// ip netns exec execs the program in the same process: the PID
-		// is godwit's.
-		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, c.cfg.bin}, args...)...)
-	}
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	c.log.Info("started", "proc", name, "pid", cmd.Process.Pid, "netns", ns, "log", logPath)
-	return p, nil
-}
-
-func (c *cluster) stateDir(host string) string { return filepath.Join(c.cfg.dir, "hosts", host) }
 
 // consolePath is where the qemu driver on host keeps a VM's serial
 // console log (internal/driver/qemu: <state>/qemu/vms/<id>/console.log).
 func (c *cluster) consolePath(host, vmID string) string {
-	return filepath.Join(c.stateDir(host), "qemu", "vms", vmID, "console.log")
-}
-
-// importGuest builds the test guest with the godwit CLI and imports it.
-func (c *cluster) importGuest(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, c.cfg.bin, "--server", c.url, "image", "build-testguest",
-		"--out", filepath.Join(c.cfg.dir, "guest"), "--import", "testguest")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("godwit image build-testguest: %w\n%s", err, out)
-	}
-	return nil
-}
-
-// waitFor retries f every 200 ms until it succeeds, d passes or ctx ends.
-func (c *cluster) waitFor(ctx context.Context, d time.Duration, what string, f func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("waited %s for %s: %w", d, what, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return filepath.Join(c.StateDir(host), "qemu", "vms", vmID, "console.log")
 }
 
 // stop deletes every VM through the API (best effort, so each agent stops
@@ -237,7 +61,7 @@ func (c *cluster) waitFor(ctx context.Context, d time.Duration, what string, f f
 func (c *cluster) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if c.ctrl != nil && !c.ctrl.exited() {
+	if ctrl := c.Controller(); ctrl != nil && !ctrl.Exited() {
 		c.abortAll(ctx)
 		if vms, err := c.client.VMs(ctx); err == nil {
 			for _, vm := range vms {
@@ -247,15 +71,9 @@ func (c *cluster) stop() {
 			}
 		}
 	}
-	for _, a := range c.agents {
-		a.stop(15 * time.Second)
-	}
-	if c.ctrl != nil {
-		c.ctrl.stop(15 * time.Second)
-	}
-	for _, pid := range hostinfo.QEMUPIDs(c.cfg.dir) {
-		c.log.Warn("killing a qemu process left behind", "pid", pid)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+	c.Stop()
+	for _, pid := range c.KillLeftovers() {
+		c.log.Warn("killed a qemu process left behind", "pid", pid)
 	}
 }
 
@@ -304,54 +122,36 @@ func (c *cluster) waitFilled(ctx context.Context, v vmSpec, d time.Duration) err
 	if v.dirtyMiB <= 0 {
 		return nil
 	}
-	return c.waitFor(ctx, d, "vm "+v.name+" to fill its dirty set", func() error {
-		hb, ok, err := c.lastHeartbeat(ctx, v.name)
-		if err != nil {
-			return err
-		}
-		if !ok || hb.HotMiB < int64(v.dirtyMiB) {
+	_, err := c.WaitHeartbeat(ctx, v.name, 0, d, func(hb guestlog.Heartbeat) error {
+		if hb.HotMiB < int64(v.dirtyMiB) {
 			return fmt.Errorf("%d of %d MiB filled", hb.HotMiB, v.dirtyMiB)
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("vm %s to fill its dirty set: %w", v.name, err)
+	}
+	return nil
 }
 
 // waitBeating waits until a VM's console shows a new heartbeat on the
 // host it runs on now.
 func (c *cluster) waitBeating(ctx context.Context, name string, d time.Duration) error {
 	var seen int64 = -1
-	return c.waitFor(ctx, d, "heartbeats of vm "+name, func() error {
-		last, ok, err := c.lastHeartbeat(ctx, name)
-		if err != nil {
-			return err
-		}
-		hb := last.Counter
+	_, err := c.WaitHeartbeat(ctx, name, 0, d, func(hb guestlog.Heartbeat) error {
 		switch {
-		case !ok:
-			return errors.New("no heartbeat yet")
 		case seen < 0:
-			seen = hb
+			seen = hb.Counter
 			return errors.New("waiting for the next heartbeat")
-		case hb == seen:
-			return fmt.Errorf("heartbeat stuck at %d", hb)
+		case hb.Counter == seen:
+			return fmt.Errorf("heartbeat stuck at %d", hb.Counter)
 		}
 		return nil
 	})
-}
-
-// lastHeartbeat is the last complete heartbeat on the console of a VM on
-// the host it runs on now.
-func (c *cluster) lastHeartbeat(ctx context.Context, name string) (guestlog.Heartbeat, bool, error) {
-	vm, err := c.client.VM(ctx, name)
 	if err != nil {
-		return guestlog.Heartbeat{}, false, err
+		return fmt.Errorf("heartbeats of vm %s: %w", name, err)
 	}
-	b, err := os.ReadFile(c.consolePath(vm.Host, vm.ID))
-	if err != nil {
-		return guestlog.Heartbeat{}, false, err
-	}
-	hb, ok := guestlog.Last(bytes.NewReader(b))
-	return hb, ok, nil
+	return nil
 }
 
 // deleteVMs deletes VMs by name, ignoring those already gone.
@@ -370,7 +170,7 @@ func (c *cluster) deleteVMs(ctx context.Context, names []string) error {
 func (c *cluster) abortAll(ctx context.Context) {
 	if ins, err := c.client.Intents(ctx); err == nil {
 		for _, in := range ins {
-			if !api.FinalIntent(in.State) {
+			if !in.State.Final() {
 				_, _ = c.client.CancelIntent(ctx, in.ID, api.CancelIntentRequest{AbortRunning: true})
 			}
 		}
@@ -382,7 +182,7 @@ func (c *cluster) abortAll(ctx context.Context) {
 		}
 		var out []api.Migration
 		for _, m := range ms {
-			if !finalMigration(m.State) {
+			if !m.State.Final() {
 				out = append(out, m)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	gcluster "github.com/godwit/godwit/internal/cluster"
 	"github.com/godwit/godwit/internal/guestlog"
 )
 
@@ -31,7 +32,7 @@ func (b *bench) runConvergence(ctx context.Context, c *cluster) ([]convRun, erro
 		name := fmt.Sprintf("conv-%d", rate)
 		spec := vmSpec{name: name, memoryMiB: b.cfg.ConvMemoryMiB, dirtyMiB: b.cfg.ConvDirtyMiB, rateMB: rate}
 		b.log.Info("convergence: booting the guest", "vm", name, "memory_mib", spec.memoryMiB, "dirty_mib", spec.dirtyMiB, "rate_mb", rate)
-		if err := c.createVMs(ctx, hostName(1), []vmSpec{spec}, hbHz); err != nil {
+		if err := c.createVMs(ctx, gcluster.HostName(1), []vmSpec{spec}, hbHz); err != nil {
 			return runs, err
 		}
 		if err := sleep(ctx, b.cfg.Settle); err != nil {
@@ -54,7 +55,7 @@ func (b *bench) runConvergence(ctx context.Context, c *cluster) ([]convRun, erro
 				if err := c.deleteVMs(ctx, []string{name}); err != nil {
 					return runs, err
 				}
-				if err := c.createVMs(ctx, hostName(1), []vmSpec{spec}, hbHz); err != nil {
+				if err := c.createVMs(ctx, gcluster.HostName(1), []vmSpec{spec}, hbHz); err != nil {
 					return runs, err
 				}
 				beatErr = c.waitBeating(ctx, name, 120*time.Second)
@@ -138,7 +139,7 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 	beats, text := t.snapshot()
 	run.WorstGap = worstGap(beats, start, windowEnd)
 	if b.cfg.Keep {
-		path := filepath.Join(c.cfg.dir, "timelines", fmt.Sprintf("%s-%s.txt", name, policy))
+		path := filepath.Join(c.Dir(), "timelines", fmt.Sprintf("%s-%s.txt", name, policy))
 		if err := writeTimeline(path, start, end, beats, text); err != nil {
 			b.log.Warn("write the heartbeat timeline", "err", err)
 		}
@@ -181,16 +182,12 @@ func (b *bench) follow(ctx context.Context, c *cluster, m api.Migration, start t
 	return m, aborted, nil
 }
 
-// finalMigration is api.MigrationState.Final, under the name cluster.go
-// calls it by.
-func finalMigration(s api.MigrationState) bool { return s.Final() }
-
 // otherHost is the other end of a two-host cluster.
 func otherHost(h string) string {
-	if h == hostName(1) {
-		return hostName(2)
+	if h == gcluster.HostName(1) {
+		return gcluster.HostName(2)
 	}
-	return hostName(1)
+	return gcluster.HostName(1)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -17,6 +17,8 @@
 // not part of the report.
 //
 // The arithmetic, the tables, the heartbeat-gap measure and the target
-// checks are pure functions with unit tests; everything that starts
-// processes lives in cluster.go, netns.go and the scenario files.
+// checks are pure functions with unit tests. The clusters are
+// internal/cluster's (cluster.Local, as godwit up and the end-to-end
+// tests run them): cluster.go adds the benchmark's settings and VMs,
+// netns.go the shaped network namespaces of the drain scenario's hosts.
 package bench

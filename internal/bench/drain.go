@@ -6,11 +6,11 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/godwit/godwit/api"
+	gcluster "github.com/godwit/godwit/internal/cluster"
 )
 
 // The drains compared: godwit's defaults against the peers' concurrency.
@@ -71,17 +71,16 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 		return nil, err
 	}
 	defer lab.teardown()
-	port, err := freePort(labBridgeAddr)
+	ctrlAddr, err := gcluster.FreeAddr(labBridgeAddr)
 	if err != nil {
 		return nil, err
 	}
+	_, port, _ := net.SplitHostPort(ctrlAddr)
 	const agentPort = "7401"
-	c, err := startCluster(ctx, b.log, clusterConfig{
-		name: "drain", dir: filepath.Join(dir, "drain"), bin: b.godwit, hosts: 3,
-		ctrlListen:  net.JoinHostPort(labBridgeAddr, port),
-		agentListen: func(i int) string { return net.JoinHostPort(labAddr(i), agentPort) },
-		netns:       labNS,
-		accel:       b.accel, accelReason: b.accelReason, agentArgs: b.cfg.AgentArgs,
+	c, err := b.startCluster(ctx, "drain", gcluster.Options{
+		Dir: filepath.Join(dir, "drain"), Hosts: 3, ControllerAddr: ctrlAddr,
+		AgentAddr: func(i int) string { return net.JoinHostPort(labAddr(i), agentPort) },
+		Netns:     labNS, AgentArgs: b.cfg.AgentArgs,
 	})
 	if err != nil {
 		return nil, err
@@ -95,8 +94,8 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 	// variant that happens to run first would pay for it.
 	for i := 2; i <= 3; i++ {
 		warm := vmSpec{name: fmt.Sprintf("warm-%d", i), memoryMiB: 128}
-		if err := c.createVMs(ctx, hostName(i), []vmSpec{warm}, 10); err != nil {
-			return nil, fmt.Errorf("warm up %s: %w", hostName(i), err)
+		if err := c.createVMs(ctx, gcluster.HostName(i), []vmSpec{warm}, 10); err != nil {
+			return nil, fmt.Errorf("warm up %s: %w", gcluster.HostName(i), err)
 		}
 		if err := c.deleteVMs(ctx, []string{warm.name}); err != nil {
 			return nil, err
@@ -109,11 +108,11 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 	}
 	for _, name := range b.cfg.Drains {
 		v, _ := drainVariantNamed(name)
-		if _, err := c.client.SetHostEnabled(ctx, hostName(1), true); err != nil {
+		if _, err := c.client.SetHostEnabled(ctx, gcluster.HostName(1), true); err != nil {
 			return runs, fmt.Errorf("enable host1 again: %w", err)
 		}
 		b.log.Info("drain: booting the guests on host1", "variant", v.name, "vms", len(vms))
-		if err := c.createVMs(ctx, hostName(1), vms, 10); err != nil {
+		if err := c.createVMs(ctx, gcluster.HostName(1), vms, 10); err != nil {
 			return runs, err
 		}
 		if err := sleep(ctx, b.cfg.Settle); err != nil {
@@ -137,12 +136,12 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 func (b *bench) drainOnce(ctx context.Context, c *cluster, v drainVariant, nVMs int) (drainRun, error) {
 	r := drainRun{Name: v.name, Request: v.desc, VMs: nVMs}
 	start := time.Now()
-	in, err := c.client.Drain(ctx, hostName(1), v.req)
+	in, err := c.client.Drain(ctx, gcluster.HostName(1), v.req)
 	if err != nil {
 		return r, fmt.Errorf("drain host1 (%s): %w", v.name, err)
 	}
 	cancelled := false
-	for !api.FinalIntent(in.State) {
+	for !in.State.Final() {
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return r, err
 		}
@@ -203,14 +202,4 @@ func (b *bench) logMove(variant string, start time.Time, op api.Operation, m api
 		"phases", strings.Join(phases, " "), "qemu_total_ms", m.Progress.TotalTimeMS,
 		"sent_mib", m.Progress.MemoryTransferred>>20, "ram_mib", m.Progress.MemoryTotal>>20,
 		"zero_mib", m.Progress.MemoryZero>>20, "downtime_ms", m.Progress.DowntimeMS, "strategy", m.Strategy)
-}
-
-// freePort asks the kernel for a free TCP port on host.
-func freePort(host string) (string, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return "", fmt.Errorf("find a free port on %s: %w", host, err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
 }

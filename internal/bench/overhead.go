@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	gcluster "github.com/godwit/godwit/internal/cluster"
 )
 
 // runOverhead live-migrates an idle guest back and forth on the shared
@@ -15,7 +16,7 @@ func (b *bench) runOverhead(ctx context.Context, c *cluster) ([]overheadRun, err
 	const name = "idle"
 	spec := vmSpec{name: name, memoryMiB: 256, rateMB: 0}
 	b.log.Info("overhead: booting the idle guest", "vm", name, "runs", b.cfg.OverheadRuns)
-	if err := c.createVMs(ctx, hostName(1), []vmSpec{spec}, hbHz); err != nil {
+	if err := c.createVMs(ctx, gcluster.HostName(1), []vmSpec{spec}, hbHz); err != nil {
 		return nil, err
 	}
 	if err := sleep(ctx, b.cfg.Settle); err != nil {

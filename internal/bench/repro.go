@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	gcluster "github.com/godwit/godwit/internal/cluster"
 	"github.com/godwit/godwit/internal/guestlog"
 )
 
@@ -247,23 +246,15 @@ func (b *bench) runRepro(ctx context.Context, dir string) ([]reproSet, error) {
 // boot guests (said in the set's Err).
 func (b *bench) reproOn(ctx context.Context, dir, bin string) (set reproSet) {
 	set = reproSet{Binary: bin}
-	ports := map[int]string{}
-	for i := 0; i <= 2; i++ {
-		p, err := freePort("127.0.0.1")
-		if err != nil {
-			set.Err = err.Error()
-			return set
-		}
-		ports[i] = p
-	}
 	b.log.Info("repro: starting a cluster", "qemu", bin, "dir", dir)
-	c, err := startCluster(ctx, b.log, clusterConfig{
-		name: "repro " + bin, dir: dir, bin: b.godwit, hosts: 2,
-		ctrlListen:  net.JoinHostPort("127.0.0.1", ports[0]),
-		agentListen: func(i int) string { return net.JoinHostPort("127.0.0.1", ports[i]) },
+	c, err := b.startCluster(ctx, "repro "+bin, gcluster.Options{
+		Dir: dir, Hosts: 2,
 		// The defect is TCG's: under KVM the kernel keeps the dirty log.
-		accel: "tcg", accelReason: "godwit-bench repro: the QEMU defect it reproduces is TCG's",
-		qemu: bin, allowUnsafeTCG: true,
+		Accel: "tcg", AccelReason: "godwit-bench repro: the QEMU defect it reproduces is TCG's",
+		AgentArgs: []string{"--qemu", bin},
+		// The controller refuses live migrations of TCG guests on QEMU
+		// before 9.0 otherwise.
+		ControllerArgs: []string{"--allow-unsafe-tcg-migration"},
 	})
 	if err != nil {
 		set.Err = "start the cluster: " + err.Error()
@@ -290,7 +281,7 @@ func (b *bench) reproOn(ctx context.Context, dir, bin string) (set reproSet) {
 			spec.name = fmt.Sprintf("repro-%d", fresh)
 			b.log.Info("repro: booting a guest", "vm", spec.name, "qemu", set.label())
 			bctx, cancel := context.WithTimeout(ctx, reproRunLimit)
-			err := c.createVMs(bctx, hostName(1), []vmSpec{spec}, reproHbHz)
+			err := c.createVMs(bctx, gcluster.HostName(1), []vmSpec{spec}, reproHbHz)
 			cancel()
 			if err != nil {
 				run.VM, run.Verdict, run.Detail = spec.name, reproFailed, "a fresh guest did not boot: "+err.Error()
@@ -367,7 +358,7 @@ func (b *bench) reproMove(ctx context.Context, c *cluster, mode reproMode, run *
 		return
 	}
 	run.From, run.To = vm.Host, otherHost(vm.Host)
-	text, err := reproConsole(ctx, c, run.VM)
+	text, err := c.Console(ctx, run.VM, 0)
 	if err != nil {
 		fail("read the console before the move: %v", err)
 		return
@@ -479,7 +470,7 @@ func (b *bench) reproWatch(ctx context.Context, c *cluster, name string, from in
 	var text []byte
 	var readErr error
 	for {
-		t, err := reproConsole(ctx, c, name)
+		t, err := c.Console(ctx, name, 0)
 		now := time.Now()
 		switch {
 		case err != nil:
@@ -510,16 +501,6 @@ func (b *bench) reproWatch(ctx context.Context, c *cluster, name string, from in
 			return nil, silent, err
 		}
 	}
-}
-
-// reproConsole reads a VM's whole console log from the host it runs on.
-func reproConsole(ctx context.Context, c *cluster, name string) ([]byte, error) {
-	rc, err := c.client.Console(ctx, name, 0, false)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, 32<<20))
 }
 
 // reproMarkdown is the scenario's output, Markdown to paste into

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 
 	"github.com/godwit/godwit/internal/accel"
+	gcluster "github.com/godwit/godwit/internal/cluster"
 	"github.com/godwit/godwit/internal/hostinfo"
 	"github.com/godwit/godwit/internal/testguest"
 )
@@ -101,22 +101,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 // loopbackScenarios runs the convergence and overhead scenarios on one
 // two-host cluster on loopback.
 func (b *bench) loopbackScenarios(ctx context.Context, dir string, res *results) error {
-	port, err := freePort("127.0.0.1")
-	if err != nil {
-		return err
-	}
-	ports := map[int]string{}
-	for i := 1; i <= 2; i++ {
-		if ports[i], err = freePort("127.0.0.1"); err != nil {
-			return err
-		}
-	}
-	c, err := startCluster(ctx, b.log, clusterConfig{
-		name: "loopback", dir: filepath.Join(dir, "loopback"), bin: b.godwit, hosts: 2,
-		ctrlListen:  net.JoinHostPort("127.0.0.1", port),
-		agentListen: func(i int) string { return net.JoinHostPort("127.0.0.1", ports[i]) },
-		accel:       b.accel, accelReason: b.accelReason, agentArgs: b.cfg.AgentArgs,
-	})
+	c, err := b.startCluster(ctx, "loopback", gcluster.Options{Dir: filepath.Join(dir, "loopback"), Hosts: 2, AgentArgs: b.cfg.AgentArgs})
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func (a *app) followIntent(ctx context.Context, id string) error {
 			}
 			return err
 		}
-		if api.FinalIntent(in.State) {
+		if in.State.Final() {
 			v.erase()
 			if !a.json() {
 				fmt.Fprintln(a.out)

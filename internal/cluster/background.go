@@ -49,7 +49,7 @@ func Detach(ctx context.Context, cfg Config, progress io.Writer) (acc string, er
 	fmt.Fprintf(progress, "starting a %d-host cluster in the background (log: %s)…\n", cfg.Hosts, logPath)
 
 	t := cfg.timeouts
-	err = waitUntil(ctx, detachTimeout, t.poll, func(context.Context) error {
+	err = WaitUntil(ctx, detachTimeout, t.Poll, func(context.Context) error {
 		var ok bool
 		if acc, ok = readyAccel(cfg.Dir, child.Process.Pid); !ok {
 			return errors.New("not ready")
@@ -58,7 +58,7 @@ func Detach(ctx context.Context, cfg Config, progress io.Writer) (acc string, er
 	}, func() error {
 		select {
 		case <-done:
-			return fmt.Errorf("the cluster did not start; %s ends:\n%s", logPath, tail(logPath, 20))
+			return fmt.Errorf("the cluster did not start; %s ends:\n%s", logPath, Tail(logPath, 20))
 		default:
 			return nil
 		}
@@ -71,7 +71,7 @@ func Detach(ctx context.Context, cfg Config, progress io.Writer) (acc string, er
 		_ = child.Process.Signal(syscall.SIGTERM)
 		<-done
 		return "", errors.New("interrupted before the cluster was up; stopped it")
-	case errors.As(err, new(timeoutError)):
+	case errors.As(err, new(*TimeoutError)):
 		return "", fmt.Errorf("the cluster did not come up within %s; read %s (it keeps trying; stop it with: godwit down --dir %s)",
 			detachTimeout, logPath, cfg.Dir)
 	}
@@ -90,7 +90,7 @@ func Down(ctx context.Context, dir string, progress io.Writer) (bool, error) {
 	return down(ctx, dir, progress, defaultTimeouts)
 }
 
-func down(ctx context.Context, dir string, progress io.Writer, t timeouts) (bool, error) {
+func down(ctx context.Context, dir string, progress io.Writer, t Timeouts) (bool, error) {
 	was := false
 	if r, err := readPIDFile(PIDFile(dir)); err == nil && r.alive() {
 		was = true
@@ -102,16 +102,16 @@ func down(ctx context.Context, dir string, progress io.Writer, t timeouts) (bool
 		was = true
 		fmt.Fprintf(progress, "stopping what an earlier godwit up left running in %s: %s\n", dir, describe(ms))
 		log := slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{ReplaceAttr: dropTime}))
-		var agents []*proc
-		var ctrl *proc
+		var agents []*Proc
+		var ctrl *Proc
 		for _, m := range ms {
-			if p := adopt(dir, m, t.poll); m.name == controllerName {
+			if p := adopt(dir, m, log, t.Poll); m.name == controllerName {
 				ctrl = p
 			} else {
 				agents = append(agents, p)
 			}
 		}
-		stopProcs(log, agents, ctrl, t)
+		stopAll(log, agents, ctrl, true, t)
 		if ms := leftovers(dir); len(ms) > 0 { // also drops the pid files of the stopped
 			return true, fmt.Errorf("could not stop %s; kill them by PID", describe(ms))
 		}
@@ -126,7 +126,7 @@ func down(ctx context.Context, dir string, progress io.Writer, t timeouts) (bool
 
 // stopSupervisor sends SIGTERM to godwit up and waits for it to exit,
 // saying every few seconds which processes are still stopping.
-func stopSupervisor(ctx context.Context, dir string, r pidRecord, progress io.Writer, t timeouts) error {
+func stopSupervisor(ctx context.Context, dir string, r pidRecord, progress io.Writer, t Timeouts) error {
 	if err := syscall.Kill(r.PID, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("signal godwit up (pid %d): %w", r.PID, err)
 	}
@@ -151,7 +151,7 @@ func stopSupervisor(ctx context.Context, dir string, r pidRecord, progress io.Wr
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("stopped waiting; the cluster goes on stopping in the background: %w", ctx.Err())
-		case <-time.After(t.poll):
+		case <-time.After(t.Poll):
 		}
 	}
 	// It has exited; give its new parent (init) a moment to reap it, so

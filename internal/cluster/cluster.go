@@ -1,11 +1,17 @@
-// Package cluster runs a whole godwit cluster on one machine (godwit up):
-// a controller and N agents as separate processes on loopback, each with
-// its own state directory and log, all sharing one shared-pool directory.
-// It probes the accelerator once for all hosts, starts the processes,
-// waits until every host is up, and on shutdown stops the agents (and
-// their VMs) before the controller. PID files in the cluster directory let
-// godwit down stop a cluster running in the background, and stop what a
-// supervisor that died left behind.
+// Package cluster runs a cluster of godwit processes on one machine: a
+// controller and N agents as separate processes, each with its own state
+// directory and log, all sharing one shared-pool directory (Local). It is
+// the one way to run such a cluster: godwit up supervises one (Up,
+// Detach, Down), and the end-to-end tests and the benchmark start theirs
+// with the options they need (driver, accelerator, addresses, network
+// namespaces, more flags), read guest heartbeats through its API
+// (Heartbeat, WaitHeartbeat) and stop every process by PID.
+//
+// For godwit up it probes the accelerator once for all hosts, starts the
+// processes on loopback, waits until every host is up, and on shutdown
+// stops the agents (and their VMs) before the controller. PID files in
+// the cluster directory let godwit down stop a cluster running in the
+// background, and stop what a supervisor that died left behind.
 package cluster
 
 import (
@@ -19,7 +25,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/godwit/godwit/internal/accel"
 	"github.com/godwit/godwit/internal/hostinfo"
@@ -41,29 +46,8 @@ type Config struct {
 	Logger        *slog.Logger
 	Out           io.Writer // where the usage block goes
 
-	timeouts timeouts // zero fields take the defaults
+	timeouts Timeouts // zero fields take the defaults
 }
-
-// timeouts bound each wait of a cluster's life.
-type timeouts struct {
-	controller     time.Duration // until the controller answers
-	hosts          time.Duration // until every host is up
-	agentStop      time.Duration // for an agent to stop its VMs and exit
-	controllerStop time.Duration // for the controller to exit
-	poll           time.Duration
-}
-
-var defaultTimeouts = timeouts{
-	controller:     30 * time.Second,
-	hosts:          60 * time.Second,
-	agentStop:      90 * time.Second,
-	controllerStop: 15 * time.Second,
-	poll:           200 * time.Millisecond,
-}
-
-const controllerName = "controller"
-
-func hostName(i int) string { return "host" + strconv.Itoa(i) }
 
 // ControllerURL is the API address of a cluster on port.
 func ControllerURL(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
@@ -87,12 +71,7 @@ func (cfg *Config) setDefaults() error {
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "info"
 	}
-	t, d := &cfg.timeouts, defaultTimeouts
-	orDefault(&t.controller, d.controller)
-	orDefault(&t.hosts, d.hosts)
-	orDefault(&t.agentStop, d.agentStop)
-	orDefault(&t.controllerStop, d.controllerStop)
-	orDefault(&t.poll, d.poll)
+	cfg.timeouts.setDefaults()
 	abs, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return err
@@ -101,49 +80,13 @@ func (cfg *Config) setDefaults() error {
 	return nil
 }
 
-func orDefault(v *time.Duration, d time.Duration) {
-	if *v == 0 {
-		*v = d
-	}
-}
-
-// controllerArgs is the command line of the cluster's controller.
-func controllerArgs(cfg Config) []string {
-	return []string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(cfg.Port),
-		"--data-dir", filepath.Join(cfg.Dir, "controller"), "--shared-dir", filepath.Join(cfg.Dir, "shared"), "--log-level", cfg.LogLevel}
-}
-
-// agentArgs is the command line of host i. acc and reason are what Up
-// decided for all hosts; empty leaves the agent to decide.
-func agentArgs(cfg Config, i int, acc, reason string) []string {
-	name := hostName(i)
-	args := []string{"agent", "--name", name, "--listen", agentAddr(cfg.Port, i),
-		"--controller", ControllerURL(cfg.Port),
-		"--state-dir", filepath.Join(cfg.Dir, "hosts", name), "--shared-dir", filepath.Join(cfg.Dir, "shared"),
-		"--driver", cfg.Driver}
-	if acc != "" {
-		args = append(args, "--accel", acc, "--accel-reason", reason)
-	}
-	if cfg.HostCPUs > 0 {
-		args = append(args, "--cpus", strconv.Itoa(cfg.HostCPUs))
-	}
-	if cfg.HostMemoryMiB > 0 {
-		args = append(args, "--memory", strconv.Itoa(cfg.HostMemoryMiB))
-	}
-	return append(args, "--log-level", cfg.LogLevel)
-}
-
 // UpArgs is the command line that runs cfg's cluster in the foreground
 // (what godwit up --detach starts in the background).
 func UpArgs(cfg Config) []string {
 	args := []string{"up", "--dir", cfg.Dir, "--hosts", strconv.Itoa(cfg.Hosts), "--driver", cfg.Driver,
 		"--accel", cfg.Accel, "--port", strconv.Itoa(cfg.Port)}
-	if cfg.HostCPUs > 0 {
-		args = append(args, "--host-cpus", strconv.Itoa(cfg.HostCPUs))
-	}
-	if cfg.HostMemoryMiB > 0 {
-		args = append(args, "--host-memory", strconv.Itoa(cfg.HostMemoryMiB))
-	}
+	args = positive(args, "--host-cpus", cfg.HostCPUs)
+	args = positive(args, "--host-memory", cfg.HostMemoryMiB)
 	if cfg.LogLevel != "" {
 		args = append(args, "--log-level", cfg.LogLevel)
 	}
@@ -213,12 +156,15 @@ func Up(ctx context.Context, cfg Config) error {
 		return errors.New("interrupted before the cluster was up; nothing was started")
 	}
 
-	s := &supervisor{cfg: cfg, log: cfg.Logger}
+	s, err := newSupervisor(cfg, acc, reason)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		os.Remove(readyFile(cfg.Dir))
 		s.stop()
 	}()
-	if err := s.startAll(ctx, acc, reason); err != nil {
+	if err := s.local.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return errors.New("interrupted before the cluster was up; stopped what had started")
 		}

@@ -23,17 +23,25 @@ import (
 )
 
 func TestArgs(t *testing.T) {
+	local := func(cfg Config, acc, reason string) *Local {
+		s, err := newSupervisor(cfg, acc, reason)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.local
+	}
 	cfg := Config{Dir: "/c", Hosts: 2, Driver: "qemu", Accel: "auto", Port: 7400, HostMemoryMiB: 4096, LogLevel: "debug"}
+	up := local(cfg, "tcg", "godwit up: no kvm")
 	for _, tt := range []struct {
 		name string
 		got  []string
 		want string
 	}{
-		{"controller", controllerArgs(cfg), "serve --listen 127.0.0.1:7400 --data-dir /c/controller --shared-dir /c/shared --log-level debug"},
-		{"agent", agentArgs(cfg, 2, "tcg", "godwit up: no kvm"),
+		{"controller", up.controllerArgs(), "serve --listen 127.0.0.1:7400 --data-dir /c/controller --shared-dir /c/shared --log-level debug"},
+		{"agent", up.agentArgs("host2"),
 			"agent --name host2 --listen 127.0.0.1:7402 --controller http://127.0.0.1:7400 --state-dir /c/hosts/host2 " +
 				"--shared-dir /c/shared --driver qemu --accel tcg --accel-reason godwit up: no kvm --memory 4096 --log-level debug"},
-		{"agent leaves the accelerator to the agent", agentArgs(Config{Dir: "/c", Driver: "fake", Port: 100, LogLevel: "info"}, 1, "", ""),
+		{"agent leaves the accelerator to the agent", local(Config{Dir: "/c", Hosts: 1, Driver: "fake", Port: 100, LogLevel: "info"}, "", "").agentArgs("host1"),
 			"agent --name host1 --listen 127.0.0.1:101 --controller http://127.0.0.1:100 --state-dir /c/hosts/host1 " +
 				"--shared-dir /c/shared --driver fake --log-level info"},
 		{"up", UpArgs(cfg), "up --dir /c --hosts 2 --driver qemu --accel auto --port 7400 --host-memory 4096 --log-level debug"},
@@ -41,6 +49,31 @@ func TestArgs(t *testing.T) {
 		if got := strings.Join(tt.got, " "); got != tt.want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
 		}
+	}
+}
+
+// The options the end-to-end tests and the benchmark use: more flags per
+// host, timing flags, namespaces, free ports picked once.
+func TestLocalArgs(t *testing.T) {
+	l, err := New(Options{Dir: "/b", Exe: "/bin/godwit", Hosts: 2, Driver: "qemu", Accel: "tcg", HostDownAfter: 3 * time.Second,
+		Heartbeat: 500 * time.Millisecond, ControllerArgs: []string{"--allow-unsafe-tcg-migration"},
+		AgentArgs: []string{"--lease-renew", "500ms"}, HostArgs: map[string][]string{"host2": {"--memory", "768M"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(l.controllerArgs(), " "), "serve --listen "+l.ctrlAddr+" --data-dir /b/controller --shared-dir /b/shared "+
+		"--host-down-after 3s --allow-unsafe-tcg-migration"; got != want {
+		t.Errorf("controller:\n got %s\nwant %s", got, want)
+	}
+	if got, want := strings.Join(l.agentArgs("host2"), " "), "agent --name host2 --listen "+l.AgentAddr("host2")+" --controller "+l.URL()+
+		" --state-dir /b/hosts/host2 --shared-dir /b/shared --driver qemu --accel tcg --heartbeat 500ms --lease-renew 500ms --memory 768M"; got != want {
+		t.Errorf("agent:\n got %s\nwant %s", got, want)
+	}
+	if a1, a2 := l.AgentAddr("host1"), l.AgentAddr("host2"); a1 == "" || a1 == a2 || a1 == l.ctrlAddr || !strings.HasPrefix(a1, "127.0.0.1:") {
+		t.Errorf("free addresses: controller %s, host1 %s, host2 %s", l.ctrlAddr, a1, a2)
+	}
+	if _, err := l.StartAgent("host3"); err == nil {
+		t.Error("started host3 of a two-host cluster")
 	}
 }
 
@@ -135,9 +168,9 @@ func gone(t *testing.T, what string, done <-chan struct{}) {
 	}
 }
 
-func fastTimeouts() timeouts {
-	return timeouts{controller: 5 * time.Second, hosts: 5 * time.Second, agentStop: 5 * time.Second,
-		controllerStop: 5 * time.Second, poll: 20 * time.Millisecond}
+func fastTimeouts() Timeouts {
+	return Timeouts{Controller: 5 * time.Second, Hosts: 5 * time.Second, AgentStop: 5 * time.Second,
+		ControllerStop: 5 * time.Second, Poll: 20 * time.Millisecond}
 }
 
 // What a supervisor that died left behind is found through the pid files
@@ -258,26 +291,26 @@ func TestWaitForHosts(t *testing.T) {
 		return func(ctx context.Context) error { return hostsUp(ctx, url, names) }
 	}
 	srv := fakeController(t, 3, "host1", "host2")
-	if err := waitUntil(ctx, 5*time.Second, 10*time.Millisecond, check(srv.URL, "host1", "host2"), nil); err != nil {
+	if err := WaitUntil(ctx, 5*time.Second, 10*time.Millisecond, check(srv.URL, "host1", "host2"), nil); err != nil {
 		t.Errorf("hosts that come up: %v", err)
 	}
 
 	srv = fakeController(t, 0, "host1")
-	err := waitUntil(ctx, 100*time.Millisecond, 10*time.Millisecond, check(srv.URL, "host1", "host2"), nil)
-	var te timeoutError
+	err := WaitUntil(ctx, 100*time.Millisecond, 10*time.Millisecond, check(srv.URL, "host1", "host2"), nil)
+	var te *TimeoutError
 	var missing notUp
 	if !errors.As(err, &te) || !errors.As(err, &missing) || !reflect.DeepEqual(missing, notUp{"host2"}) {
 		t.Errorf("a host that never registers: %v", err)
 	}
 
 	died := errors.New("host1 exited")
-	if err := waitUntil(ctx, 5*time.Second, 10*time.Millisecond, check(srv.URL, "host9"), func() error { return died }); err != died {
+	if err := WaitUntil(ctx, 5*time.Second, 10*time.Millisecond, check(srv.URL, "host9"), func() error { return died }); err != died {
 		t.Errorf("a process that died: %v", err)
 	}
 
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := waitUntil(cctx, 5*time.Second, 10*time.Millisecond, check(srv.URL, "host9"), nil); !errors.Is(err, context.Canceled) {
+	if err := WaitUntil(cctx, 5*time.Second, 10*time.Millisecond, check(srv.URL, "host9"), nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled: %v", err)
 	}
 
@@ -288,7 +321,7 @@ func TestWaitForHosts(t *testing.T) {
 	}
 	defer ln.Close()
 	start := time.Now()
-	err = waitUntil(ctx, 100*time.Millisecond, 10*time.Millisecond, check("http://"+ln.Addr().String(), "host1"), nil)
+	err = WaitUntil(ctx, 100*time.Millisecond, 10*time.Millisecond, check("http://"+ln.Addr().String(), "host1"), nil)
 	if !errors.As(err, &te) || time.Since(start) > attemptTimeout+2*time.Second {
 		t.Errorf("a silent controller: %v after %s", err, time.Since(start))
 	}

@@ -31,10 +31,6 @@ func runDir(dir string) string             { return filepath.Join(dir, "run") }
 func childPIDFile(dir, name string) string { return filepath.Join(runDir(dir), name+".pid") }
 func readyFile(dir string) string          { return filepath.Join(runDir(dir), "ready") }
 
-// LogFile is where the named process of the cluster in dir logs
-// (controller, host1..hostN, or up for a detached supervisor).
-func LogFile(dir, name string) string { return filepath.Join(dir, "logs", name+".log") }
-
 // pidRecord is the content of a pid file.
 type pidRecord struct {
 	PID   int

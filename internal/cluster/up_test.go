@@ -3,97 +3,34 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/godwit/godwit/api"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+func TestMain(m *testing.M) { os.Exit(RunTests(m)) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// godwitBinary builds cmd/godwit once per test run (or takes it from
-// $GODWIT_TEST_BIN, as make test sets it).
+// godwitBinary is the godwit binary to run clusters of.
 func godwitBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the godwit binary and runs a cluster of it; skipped with -short")
 	}
-	if d := os.Getenv("GODWIT_TEST_BIN"); d != "" {
-		return filepath.Join(d, "godwit")
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build godwit with")
-	}
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "godwit-cluster-test-"); buildErr != nil {
-			return
-		}
-		_, file, _, _ := runtime.Caller(0)
-		cmd := exec.Command(goTool, "build", "-o", filepath.Join(binDir, "godwit"), "./cmd/godwit")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/godwit: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "godwit")
+	return filepath.Join(BinariesForTest(t), "godwit")
 }
 
 // freePorts returns a port p such that p..p+n are free on loopback.
 func freePorts(t *testing.T, n int) int {
 	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if p+n > 65535 {
-			continue
-		}
-		if allFree(p, n) {
-			return p
-		}
+	p, err := FreePorts(n)
+	if err != nil {
+		t.Skip(err)
 	}
-	t.Skip("found no run of free ports")
-	return 0
-}
-
-func allFree(p, n int) bool {
-	for i := 0; i <= n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+i))
-		if err != nil {
-			return false
-		}
-		ln.Close()
-	}
-	return true
+	return p
 }
 
 // assertStopped checks that nothing of the cluster in dir runs or is
@@ -110,7 +47,7 @@ func assertStopped(t *testing.T, dir string, port, hosts int) {
 	if _, err := os.Stat(PIDFile(dir)); err == nil {
 		t.Error("up.pid left behind")
 	}
-	if !allFree(port, hosts) {
+	if !portsFree(port, hosts) {
 		t.Errorf("a port of %d..%d still in use", port, port+hosts)
 	}
 }
@@ -153,9 +90,9 @@ func TestUpRunsAClusterAndStopsIt(t *testing.T) {
 
 	// A VM, so that stopping has something to stop.
 	kernel := filepath.Join(dir, "vmlinuz")
-	k := make([]byte, 4096)
-	copy(k[0x202:], "HdrS") // enough of a bzImage header for the controller's check
-	os.WriteFile(kernel, k, 0o644)
+	if err := WriteFakeKernel(kernel); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.ImportImage(ctx, api.ImportImageMeta{Name: "tiny"}, map[string]string{api.RoleKernel: kernel}); err != nil {
 		t.Fatal(err)
 	}

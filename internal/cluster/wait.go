@@ -8,27 +8,28 @@ import (
 	"github.com/godwit/godwit/api"
 )
 
-// timeoutError is what waitUntil returns when time runs out; last is the
+// TimeoutError is what WaitUntil returns when time runs out; Last is the
 // check's last answer.
-type timeoutError struct {
-	after time.Duration
-	last  error
+type TimeoutError struct {
+	After time.Duration
+	Last  error
 }
 
-func (e timeoutError) Error() string {
-	return fmt.Sprintf("still not ready after %s: %v", e.after, e.last)
+func (e *TimeoutError) Error() string {
+	return fmt.Sprintf("still not ready after %s: %v", e.After, e.Last)
 }
 
-func (e timeoutError) Unwrap() error { return e.last }
+func (e *TimeoutError) Unwrap() error { return e.Last }
 
 // attemptTimeout bounds one check, so that a process that accepts
 // connections but never answers cannot stall the wait.
 const attemptTimeout = 2 * time.Second
 
-// waitUntil calls check every interval until it returns nil. It gives up
+// WaitUntil calls check every interval until it returns nil. It gives up
 // when failed reports an error (a process died; nil failed never does),
-// when ctx ends, or when timeout passes (a timeoutError).
-func waitUntil(ctx context.Context, timeout, interval time.Duration, check func(context.Context) error, failed func() error) error {
+// when ctx ends (ctx's error), or when timeout passes (a *TimeoutError).
+// Each check gets a context of its own, bounded to a few seconds.
+func WaitUntil(ctx context.Context, timeout, interval time.Duration, check func(context.Context) error, failed func() error) error {
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -48,7 +49,7 @@ func waitUntil(ctx context.Context, timeout, interval time.Duration, check func(
 			return ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return timeoutError{after: timeout, last: err}
+			return &TimeoutError{After: timeout, Last: err}
 		}
 		select {
 		case <-ctx.Done():

@@ -18,7 +18,7 @@ func waitIntent(t *testing.T, c *api.Client, id string, within time.Duration) ap
 		if err != nil {
 			t.Fatal(err)
 		}
-		if api.FinalIntent(in.State) {
+		if in.State.Final() {
 			return in
 		}
 		if time.Now().After(deadline) {

@@ -155,16 +155,15 @@ func agentKillMatrix(t *testing.T, driver string, cases []agentKill) []string {
 func (c *cluster) guestSurvived(vm string, kind api.MigrationKind, before guestlog.Heartbeat) {
 	c.t.Helper()
 	if kind == api.KindLive {
-		var hb guestlog.Heartbeat
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-			var err error
-			if hb, err = c.heartbeat(vm, 0); err == nil && hb.Counter > 0 {
-				break
+		hb, err := c.WaitHeartbeat(bg, vm, 0, 60*time.Second, func(hb guestlog.Heartbeat) error {
+			if hb.Counter <= 0 {
+				return fmt.Errorf("heartbeat counter %d", hb.Counter)
 			}
-			if time.Now().After(deadline) {
-				c.t.Errorf("%s: no heartbeat for 60 s after the move (%v); its console ends:\n%s", vm, err, c.consoleTail(vm, 3000))
-				return
-			}
+			return nil
+		})
+		if err != nil {
+			c.t.Errorf("%s: no heartbeat for 60 s after the move (%v); its console ends:\n%s", vm, err, c.consoleTail(vm, 3000))
+			return
 		}
 		if hb.Counter < before.Counter {
 			c.t.Errorf("%s: heartbeat %d after, %d before: the guest restarted; its console ends:\n%s", vm, hb.Counter, before.Counter, c.consoleTail(vm, 4000))
@@ -192,7 +191,7 @@ func (c *cluster) consoleTail(vm string, n int) string {
 func (c *cluster) rebootVerifies(vm string) guestlog.Heartbeat {
 	c.t.Helper()
 	from := c.consoleLen(vm)
-	during, _ := c.heartbeat(vm, 0)
+	during, _ := c.Heartbeat(bg, vm, 0)
 	if _, err := c.client.VMAction(bg, vm, "reboot", api.VMActionRequest{}); err != nil {
 		c.t.Fatal(err)
 	}
@@ -218,7 +217,7 @@ func (c *cluster) oneQEMU(what string, now api.VM) {
 
 // agentAPI is a test's client for one agent.
 func (c *cluster) agentAPI(host string) *hostapi.Agent {
-	return hostapi.NewAgent("http://"+c.agentAddrs[host], 5*time.Second)
+	return hostapi.NewAgent("http://"+c.AgentAddr(host), 5*time.Second)
 }
 
 // waitAgent waits until host's agent answers.
@@ -246,10 +245,8 @@ func (c *cluster) killAgentDuring(k agentKill, vm api.VM) string {
 		victim = dst
 	}
 	if k.point != "" {
-		c.agents[victim].stop(t) // its VMs live on: a restart reattaches
-		c.agentEnv = map[string][]string{victim: {failpoint.Env + "=" + k.point + "=kill"}}
-		c.startAgent(victim)
-		c.agentEnv = nil
+		c.Agent(victim).Stop() // its VMs live on: a restart reattaches
+		c.startAgent(victim, failpoint.Env+"="+k.point+"=kill")
 		c.waitAgent(victim)
 	}
 	// The fake driver's 128 MiB at 10 MB/s: a live transfer of about 13 s.
@@ -278,10 +275,10 @@ func (c *cluster) killAgentDuring(k agentKill, vm api.VM) string {
 			}
 			return err
 		})
-		c.agents[victim].kill(t)
+		c.Agent(victim).Kill()
 	} else {
 		select {
-		case <-c.agents[victim].done:
+		case <-c.Agent(victim).Done():
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s: the agent of %s did not die at %s", k.where, victim, k.point)
 		}
@@ -327,8 +324,8 @@ func (c *cluster) checkOneCopy(vm api.VM, hosts []string) api.VM {
 		if h == now.Host {
 			continue
 		}
-		for _, p := range []string{filepath.Join(c.stateDir(h), "fake", "vms", vm.ID), filepath.Join(c.stateDir(h), "qemu", "vms", vm.ID),
-			filepath.Join(c.stateDir(h), "pool", vm.ID+".qcow2"), filepath.Join(c.stateDir(h), "pool", vm.ID+".qcow2.part")} {
+		for _, p := range []string{filepath.Join(c.StateDir(h), "fake", "vms", vm.ID), filepath.Join(c.StateDir(h), "qemu", "vms", vm.ID),
+			filepath.Join(c.StateDir(h), "pool", vm.ID+".qcow2"), filepath.Join(c.StateDir(h), "pool", vm.ID+".qcow2.part")} {
 			if _, err := os.Stat(p); err == nil {
 				t.Errorf("%s keeps %s of vm %s, which runs on %s", h, p, vm.Name, now.Host)
 			}

@@ -35,7 +35,7 @@ func TestLiveMoveDuringBootQEMU(t *testing.T) {
 				return err
 			})
 			time.Sleep(2 * time.Second)
-			if hb, err := c.heartbeat(name, 0); err == nil && hb.Counter > 0 {
+			if hb, err := c.Heartbeat(bg, name, 0); err == nil && hb.Counter > 0 {
 				t.Logf("the guest printed heartbeat %d before the move: it booted faster than usual", hb.Counter)
 			}
 			m, err := c.client.Migrate(bg, name, api.MigrateRequest{Kind: api.KindLive})

@@ -2,13 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/godwit/godwit/api"
+	gcluster "github.com/godwit/godwit/internal/cluster"
 )
 
 // fakeGuestImage imports a tiny file shaped like a bzImage: the fake
@@ -16,10 +16,8 @@ import (
 // any other image, and the test needs nothing installed.
 func (c *cluster) fakeGuestImage() {
 	c.t.Helper()
-	kernel := make([]byte, 4096)
-	copy(kernel[0x202:], "HdrS")
-	path := filepath.Join(c.dir, "fake-vmlinuz")
-	if err := os.WriteFile(path, kernel, 0o644); err != nil {
+	path := filepath.Join(c.Dir(), "fake-vmlinuz")
+	if err := gcluster.WriteFakeKernel(path); err != nil {
 		c.t.Fatal(err)
 	}
 	if _, err := c.client.ImportImage(bg, api.ImportImageMeta{Name: "testguest", Cmdline: "console=ttyS0"},
@@ -42,9 +40,9 @@ func TestControllerRestartKeepsState(t *testing.T) {
 	beforeVMs, _ := c.client.VMs(bg)
 	beforeImages, _ := c.client.Images(bg)
 
-	c.ctrl.kill(t)
+	c.Controller().Kill()
 	c.startController()
-	c.waitHosts(3)
+	c.waitHosts()
 
 	afterVMs, err := c.client.VMs(bg)
 	if err != nil {
@@ -77,7 +75,7 @@ func TestHostMarkedDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.agents[vm.Host].kill(t)
+	c.Agent(vm.Host).Kill()
 	killed := time.Now()
 	c.eventually(downAfter+5*time.Second, "host2 down", func() error {
 		h, err := c.client.Host(bg, "host2")

@@ -32,7 +32,7 @@ func TestConvergenceEngineQEMU(t *testing.T) {
 	}
 	c.waitHeartbeat("hot", 3, 90*time.Second)
 	time.Sleep(7 * time.Second) // the agent samples dirty rates every 5 s
-	before, _ := c.heartbeat("hot", 0)
+	before, _ := c.Heartbeat(bg, "hot", 0)
 	m, err := c.client.Migrate(bg, "hot", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -58,10 +58,8 @@ func (c *cluster) killAt(point string, vm api.VM) string {
 	t.Helper()
 	cur, _ := c.client.VM(bg, vm.Name)
 	kind := api.MigrationKind(strings.Split(point, "/")[0])
-	c.ctrl.stop(t)
-	c.ctrlEnv = []string{failpoint.Env + "=" + point + "=kill"}
-	c.startController()
-	c.ctrlEnv = nil
+	c.Controller().Stop()
+	c.startController(failpoint.Env + "=" + point + "=kill")
 	// Capped: uncapped TCG migrations occasionally oops the guest. The
 	// reply may never come: the controller may die first.
 	_, _ = c.client.Migrate(bg, vm.Name, api.MigrateRequest{Kind: kind, BandwidthMBps: 125})
@@ -159,17 +157,17 @@ func (c *cluster) currentHeartbeat(vm string) guestlog.Heartbeat {
 // freshHeartbeat is currentHeartbeat that reports a guest giving no
 // fresh heartbeats within 2 minutes instead of failing the test.
 func (c *cluster) freshHeartbeat(vm string) (guestlog.Heartbeat, bool) {
-	prev, _ := c.heartbeat(vm, 0)
+	prev, _ := c.Heartbeat(bg, vm, 0)
 	changes := 0
-	for deadline := time.Now().Add(120 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		hb, err := c.heartbeat(vm, 0)
-		if err == nil && hb != prev {
+	_, err := c.WaitHeartbeat(bg, vm, 0, 120*time.Second, func(hb guestlog.Heartbeat) error {
+		if hb != prev {
 			changes++
 			prev = hb
 		}
-		if changes >= 3 {
-			return prev, true
+		if changes < 3 {
+			return fmt.Errorf("%d fresh heartbeats", changes)
 		}
-	}
-	return prev, false
+		return nil
+	})
+	return prev, err == nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	gcluster "github.com/godwit/godwit/internal/cluster"
 	"github.com/godwit/godwit/internal/hostinfo"
 )
 
@@ -37,22 +38,22 @@ func TestSplitBrainFencedQEMU(t *testing.T) {
 		t.Fatalf("brain: pid %d, %v", vm.PID, err)
 	}
 	qemuA := vm.PID
-	watchdog := watchdogPID(c.stateDir("host1"))
+	watchdog := gcluster.WatchdogPID(c.StateDir("host1"))
 	if watchdog == 0 {
 		t.Fatal("host1 runs no fencing watchdog")
 	}
 
 	// host1's agent freezes: no heartbeats, no lease renewals; its QEMU
 	// runs on and writes the shared disk.
-	agentA := c.agents["host1"]
-	if err := syscall.Kill(agentA.pid(), syscall.SIGSTOP); err != nil {
+	agentA := c.Agent("host1")
+	if err := syscall.Kill(agentA.PID(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	frozen := time.Now()
 	thawed := false
 	thaw := func() {
 		if !thawed {
-			_ = syscall.Kill(agentA.pid(), syscall.SIGCONT)
+			_ = syscall.Kill(agentA.PID(), syscall.SIGCONT)
 			thawed = true
 		}
 	}
@@ -110,7 +111,7 @@ func TestSplitBrainFencedQEMU(t *testing.T) {
 	if !strings.Contains(strings.Join(in.Notes, "\n"), "proven down: the lease of host host1") {
 		t.Errorf("intent notes %q; want the expired lease as proof", in.Notes)
 	}
-	rec, err := os.ReadFile(filepath.Join(c.stateDir("host1"), "fence", "fenced.log"))
+	rec, err := os.ReadFile(filepath.Join(c.StateDir("host1"), "fence", "fenced.log"))
 	if err != nil || !strings.Contains(string(rec), vm.ID) || !strings.Contains(string(rec), strconv.Itoa(qemuA)) {
 		t.Errorf("host1's fence record: %q (%v)", rec, err)
 	}
@@ -147,21 +148,21 @@ func TestSplitBrainFencedQEMU(t *testing.T) {
 	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID {
 		t.Errorf("qemu processes of brain: %v; want only host2's (%d)", pids, moved.PID)
 	}
-	if _, err := os.Stat(filepath.Join(c.stateDir("host1"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(c.StateDir("host1"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
 		t.Errorf("host1 kept its state for the evacuated vm: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(c.sharedDir(), "vms", vm.ID+".qcow2")); err != nil {
+	if _, err := os.Stat(filepath.Join(c.SharedDir(), "vms", vm.ID+".qcow2")); err != nil {
 		t.Errorf("the shared disk is gone: %v", err)
 	}
-	c.waitHosts(2)
+	c.waitHosts()
 	if h, _ := c.client.Host(bg, "host1"); h.Lease == nil || h.Lease.State != "renewing" {
 		t.Errorf("host1's lease after the thaw: %+v; want renewing", h.Lease)
 	}
-	if got := watchdogPID(c.stateDir("host1")); got != watchdog {
+	if got := gcluster.WatchdogPID(c.StateDir("host1")); got != watchdog {
 		t.Errorf("host1's watchdog after the thaw: pid %d; want the one that fenced (%d)", got, watchdog)
 	}
 	after := c.waitHeartbeat("brain", hb.Counter+3, 30*time.Second)
-	if logb, _ := os.ReadFile(agentA.log); !strings.Contains(string(logb), "lease renewed after a gap") {
+	if logb, _ := os.ReadFile(agentA.Log()); !strings.Contains(string(logb), "lease renewed after a gap") {
 		t.Errorf("host1's agent did not notice its lease had lapsed")
 	}
 	t.Logf("brain running on host2 %s after the freeze (heartbeat %d, %d disk records verified); after host1 thawed, heartbeat %d and one qemu (pid %d)",

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -86,11 +85,9 @@ func (c *cluster) consoleAround(vm string, at int) string {
 
 // console is vm's whole console log, or the error reading it.
 func (c *cluster) console(vm string) []byte {
-	rc, err := c.client.Console(bg, vm, 0, false)
+	b, err := c.Console(bg, vm, 0)
 	if err != nil {
 		return []byte("(console: " + err.Error() + ")")
 	}
-	defer rc.Close()
-	b, _ := io.ReadAll(rc)
 	return b
 }

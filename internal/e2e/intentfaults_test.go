@@ -66,7 +66,7 @@ func intentKillMatrix(t *testing.T, driver string, n int) []string {
 			vms, before := c.intentVictims(n)
 			c.armController("evacuate/" + step)
 			// The host dies: its agent, and its QEMUs with it.
-			c.agents["host1"].kill(t)
+			c.Agent("host1").Kill()
 			for _, vm := range vms {
 				for _, pid := range hostinfo.QEMUPIDs(vm.ID) {
 					_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -148,10 +148,8 @@ func (c *cluster) intentGuestsSurvived(vms []api.VM, kind api.MigrationKind, bef
 
 // armController restarts the controller with the failpoint armed.
 func (c *cluster) armController(point string) {
-	c.ctrl.stop(c.t)
-	c.ctrlEnv = []string{failpoint.Env + "=" + point + "=kill"}
-	c.startController()
-	c.ctrlEnv = nil
+	c.Controller().Stop()
+	c.startController(failpoint.Env + "=" + point + "=kill")
 }
 
 // restartAfterKill waits up to 30 s for the armed controller to die at
@@ -159,7 +157,7 @@ func (c *cluster) armController(point string) {
 // (if not, the controller still runs).
 func (c *cluster) restartAfterKill() bool {
 	select {
-	case <-c.ctrl.done:
+	case <-c.Controller().Done():
 		c.startController()
 		return true
 	case <-time.After(30 * time.Second):
@@ -200,7 +198,7 @@ func (c *cluster) intentAfterKill(point string, vms []api.VM, hosts []string) st
 	for _, vm := range vms {
 		var holders []string
 		for _, h := range hosts {
-			rep, err := hostapi.NewAgent("http://"+c.agentAddrs[h], 5*time.Second).VM(bg, vm.ID)
+			rep, err := hostapi.NewAgent("http://"+c.AgentAddr(h), 5*time.Second).VM(bg, vm.ID)
 			if err == nil {
 				holders = append(holders, h+":"+rep.State)
 			}

@@ -16,18 +16,8 @@ import (
 // waitIntent polls an intent until it ends.
 func (c *cluster) waitIntent(id string, d time.Duration) api.Intent {
 	c.t.Helper()
-	var in api.Intent
-	c.eventually(d, "intent "+id+" to end", func() error {
-		var err error
-		if in, err = c.client.Intent(bg, id); err != nil {
-			return err
-		}
-		if !api.FinalIntent(in.State) {
-			return fmt.Errorf("intent is %s", in.State)
-		}
-		return nil
-	})
-	return in
+	return waitEnded(c, d, "intent "+id, func() (api.Intent, error) { return c.client.Intent(bg, id) },
+		func(in api.Intent) api.IntentState { return in.State })
 }
 
 // Drain of a 3-host cluster's host holding 4 real QEMU VMs, two on the
@@ -76,7 +66,7 @@ func TestDrainQEMU(t *testing.T) {
 		t.Logf("plan: %-8s %-5s %-26s %s → %-6s %5d ms  %s", op.VM, op.Kind, op.Strategy, op.Source, op.Destination, op.PredictedMS, op.Reason)
 	}
 	for _, g := range guests {
-		g.before, _ = c.heartbeat(g.name, 0)
+		g.before, _ = c.Heartbeat(bg, g.name, 0)
 	}
 	in, err := c.client.Drain(bg, "host1", api.DrainRequest{BandwidthMBps: 125})
 	if err != nil {
@@ -95,7 +85,7 @@ func TestDrainQEMU(t *testing.T) {
 		}
 		return errString("no migration yet")
 	})
-	c.ctrl.kill(t)
+	c.Controller().Kill()
 	t.Log("controller killed mid-drain")
 	c.startController()
 	in = c.waitIntent(in.ID, 300*time.Second)
@@ -119,7 +109,7 @@ func TestDrainQEMU(t *testing.T) {
 		}
 		c.healthy(g.name, g.before.Counter)
 		if g.pool == api.PoolLocal {
-			if _, err := os.Stat(filepath.Join(c.stateDir("host1"), "pool", g.id+".qcow2")); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(c.StateDir("host1"), "pool", g.id+".qcow2")); !os.IsNotExist(err) {
 				t.Errorf("%s: the local disk on host1 is still there: %v", g.name, err)
 			}
 		}
@@ -169,7 +159,7 @@ func TestEvacuateQEMU(t *testing.T) {
 	}
 
 	// The host dies: its agent and its QEMUs.
-	c.agents["host1"].kill(t)
+	c.Agent("host1").Kill()
 	for _, id := range []string{shared.ID, local.ID} {
 		for _, pid := range hostinfo.QEMUPIDs(id) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
@@ -223,21 +213,17 @@ func TestEvacuateQEMU(t *testing.T) {
 	if pids := hostinfo.QEMUPIDs(shared.ID); len(pids) != 1 || pids[0] != moved.PID {
 		t.Errorf("qemu processes of keeper: %v; want only the one on %s (%d)", pids, moved.Host, moved.PID)
 	}
-	if _, err := os.Stat(filepath.Join(c.stateDir("host1"), "qemu", "vms", shared.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(c.StateDir("host1"), "qemu", "vms", shared.ID)); !os.IsNotExist(err) {
 		t.Errorf("host1 kept its state for the evacuated vm: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(c.sharedDir(), "vms", shared.ID+".qcow2")); err != nil {
+	if _, err := os.Stat(filepath.Join(c.SharedDir(), "vms", shared.ID+".qcow2")); err != nil {
 		t.Errorf("the shared disk is gone: %v", err)
 	}
 	c.waitHeartbeat("keeper", hb.Counter+3, 30*time.Second)
 
 	// The local-disk VM the evacuation refused is reimaged in place now
 	// that its host is back: same host and id, a fresh disk.
-	var lonerBefore guestlog.Heartbeat
-	if rc, err := c.client.Console(bg, "loner", 0, false); err == nil {
-		lonerBefore, _ = guestlog.Last(rc)
-		rc.Close()
-	}
+	lonerBefore, _ := c.Heartbeat(bg, "loner", 0)
 	rb, err := c.client.Rebuild(bg, "loner", api.RebuildRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -294,15 +280,12 @@ func TestResizeQEMU(t *testing.T) {
 	// guestSees waits until the guest's heartbeat shows what check wants.
 	guestSees := func(what string, check func(guestlog.Heartbeat) bool) guestlog.Heartbeat {
 		t.Helper()
-		var hb guestlog.Heartbeat
-		c.eventually(60*time.Second, "the guest to see "+what, func() error {
-			var err error
-			if hb, err = c.heartbeat("elastic", 0); err == nil && !check(hb) {
-				err = fmt.Errorf("guest reports cpus=%d mem_mib=%d disk_mib=%d", hb.CPUs, hb.MemMiB, hb.DiskMiB)
+		return c.waitGuest("elastic", 0, 60*time.Second, "the guest to see "+what, func(hb guestlog.Heartbeat) error {
+			if !check(hb) {
+				return fmt.Errorf("guest reports cpus=%d mem_mib=%d disk_mib=%d", hb.CPUs, hb.MemMiB, hb.DiskMiB)
 			}
-			return err
+			return nil
 		})
-		return hb
 	}
 
 	resize(api.ResizeRequest{VCPUs: 2, MemoryMiB: 640, DiskMiB: 2048})
@@ -330,7 +313,7 @@ func TestResizeQEMU(t *testing.T) {
 	if _, err := c.client.Resize(bg, "elastic", api.ResizeRequest{MemoryMiB: 1024}); !api.IsCode(err, api.CodeNoCapacity) {
 		t.Fatalf("resize beyond the host's room: %v; want no capacity", err)
 	}
-	before, _ := c.heartbeat("elastic", 0)
+	before, _ := c.Heartbeat(bg, "elastic", 0)
 	in := resize(api.ResizeRequest{MemoryMiB: 1024, AllowMove: true})
 	if len(in.Operations) != 2 || in.Operations[0].Kind != api.OpLive || in.Operations[1].Kind != api.OpResize {
 		t.Errorf("operations %+v; want a live migration, then the resize", in.Operations)

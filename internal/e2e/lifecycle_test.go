@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -81,7 +82,7 @@ func TestVMLifecycleQEMU(t *testing.T) {
 	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 0 {
 		t.Errorf("qemu still running after delete: %v", pids)
 	}
-	if left := append(files(c.dir+"/hosts", ".qcow2"), files(c.sharedDir(), ".qcow2")...); len(left) != 0 {
+	if left := append(files(filepath.Join(c.Dir(), "hosts"), ".qcow2"), files(c.SharedDir(), ".qcow2")...); len(left) != 0 {
 		t.Errorf("disks left after delete: %v", left)
 	}
 }
@@ -100,12 +101,12 @@ func TestAgentRestartKeepsVMQEMU(t *testing.T) {
 	}
 	before := c.waitHeartbeat("db-1", 2, 90*time.Second)
 
-	c.agents[vm.Host].kill(t)
+	c.Agent(vm.Host).Kill()
 	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
 		t.Fatalf("with the agent dead, qemu pids = %v; want [%d] still running", pids, vm.PID)
 	}
 	c.startAgent(vm.Host)
-	c.waitHosts(1)
+	c.waitHosts()
 
 	after := c.waitHeartbeat("db-1", before.Counter+5, 30*time.Second)
 	got, err := c.client.VM(bg, "db-1")

@@ -201,7 +201,7 @@ func TestControllerLoadWithKills(t *testing.T) {
 	// Three kills, spread over the run; the controller is away 1–2 s.
 	for k := 1; k <= 3; k++ {
 		time.Sleep(time.Until(begin.Add(dur * time.Duration(k) / 4)))
-		c.ctrl.kill(t)
+		c.Controller().Kill()
 		t.Logf("controller killed (%d of 3) at %s", k, time.Since(begin).Round(time.Second))
 		time.Sleep(time.Duration(1000+rand.IntN(1000)) * time.Millisecond)
 		c.startController()
@@ -216,7 +216,7 @@ func TestControllerLoadWithKills(t *testing.T) {
 			return err
 		}
 		for _, m := range ms {
-			if !finalState(m.State) {
+			if !m.State.Final() {
 				return fmt.Errorf("migration %s of %s is %s", m.ID, m.VM, m.State)
 			}
 		}
@@ -271,7 +271,7 @@ func (c *cluster) checkLoad(l *ledger, hostNames []string) {
 	// What each agent runs: one copy per VM, on the host its record names.
 	copies := map[string][]string{}
 	for _, h := range hostNames {
-		reps, err := hostapi.NewAgent("http://"+c.agentAddrs[h], 10*time.Second).VMs(bg)
+		reps, err := hostapi.NewAgent("http://"+c.AgentAddr(h), 10*time.Second).VMs(bg)
 		if err != nil {
 			t.Fatalf("list vms on %s: %v", h, err)
 		}

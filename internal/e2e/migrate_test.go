@@ -16,27 +16,8 @@ import (
 // waitMigration polls a migration until it ends.
 func (c *cluster) waitMigration(id string, d time.Duration) api.Migration {
 	c.t.Helper()
-	var m api.Migration
-	c.eventually(d, "migration "+id+" to end", func() error {
-		var err error
-		if m, err = c.client.Migration(bg, id); err != nil {
-			return err
-		}
-		switch m.State {
-		case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
-			return nil
-		}
-		return errString("migration is " + m.State)
-	})
-	return m
-}
-
-func finalState(s api.MigrationState) bool {
-	switch s {
-	case api.MigCompleted, api.MigRolledBack, api.MigCancelled, api.MigNeedsAttention:
-		return true
-	}
-	return false
+	return waitEnded(c, d, "migration "+id, func() (api.Migration, error) { return c.client.Migration(bg, id) },
+		func(m api.Migration) api.MigrationState { return m.State })
 }
 
 type errString string
@@ -60,7 +41,7 @@ func TestLiveMigrationQEMU(t *testing.T) {
 
 	// Capped at 125 MB/s: uncapped TCG migrations occasionally oops the
 	// guest on arrival (see docs/testing.md).
-	before, _ := c.heartbeat("mover", 0)
+	before, _ := c.Heartbeat(bg, "mover", 0)
 	m, err := c.client.Migrate(bg, "mover", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 125})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +103,7 @@ func TestLiveMigrationQEMU(t *testing.T) {
 	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 {
 		t.Errorf("qemu processes after abort: %v; want just the one on %s", pids, here)
 	}
-	if _, err := os.Stat(filepath.Join(c.stateDir(m2.Destination), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(c.StateDir(m2.Destination), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
 		t.Errorf("the abandoned destination %s kept state for the vm: %v", m2.Destination, err)
 	}
 	c.waitHeartbeat("mover", after.Counter+3, 30*time.Second)
@@ -146,7 +127,7 @@ func TestColdMigrationQEMU(t *testing.T) {
 	}
 	c.waitHeartbeat("cold", 0, 90*time.Second)
 	written := c.waitDiskRecords("cold", 3, 30*time.Second)
-	srcDisk := filepath.Join(c.stateDir("host1"), "pool", vm.ID+".qcow2")
+	srcDisk := filepath.Join(c.StateDir("host1"), "pool", vm.ID+".qcow2")
 	m, err := c.client.Migrate(bg, "cold", api.MigrateRequest{Kind: api.KindCold})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +139,7 @@ func TestColdMigrationQEMU(t *testing.T) {
 	if _, err := os.Stat(srcDisk); !os.IsNotExist(err) {
 		t.Errorf("the source disk is still there: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(c.stateDir("host2"), "pool", vm.ID+".qcow2")); err != nil {
+	if _, err := os.Stat(filepath.Join(c.StateDir("host2"), "pool", vm.ID+".qcow2")); err != nil {
 		t.Errorf("no disk on the destination: %v", err)
 	}
 	// The console now comes from host2: a fresh boot there.
@@ -241,10 +222,10 @@ func TestLiveMigrationDestinationKilledQEMU(t *testing.T) {
 	if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
 		t.Errorf("qemu processes after rollback: %v; want [%d]", pids, vm.PID)
 	}
-	if _, err := os.Stat(filepath.Join(c.stateDir("host2"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(c.StateDir("host2"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
 		t.Errorf("the destination kept state for the vm: %v", err)
 	}
-	before, _ := c.heartbeat("victim", 0)
+	before, _ := c.Heartbeat(bg, "victim", 0)
 	c.waitHeartbeat("victim", before.Counter+3, 30*time.Second)
 	t.Logf("rolled back: %s", m.Reason)
 	if err := c.client.DeleteVM(bg, "victim"); err != nil {
@@ -267,7 +248,7 @@ func TestLiveBlockMigrationQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitDiskRecords("blocky", 3, 90*time.Second)
-	before, _ := c.heartbeat("blocky", 0)
+	before, _ := c.Heartbeat(bg, "blocky", 0)
 	m, err := c.client.Migrate(bg, "blocky", api.MigrateRequest{Kind: api.KindLive, BandwidthMBps: 125})
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +257,7 @@ func TestLiveBlockMigrationQEMU(t *testing.T) {
 	if m.State != api.MigCompleted || m.Strategy != "block-copy/pre-copy" {
 		t.Fatalf("block migration ended %s via %q: %s", m.State, m.Strategy, m.Reason)
 	}
-	if _, err := os.Stat(filepath.Join(c.stateDir("host1"), "pool", vm.ID+".qcow2")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(c.StateDir("host1"), "pool", vm.ID+".qcow2")); !os.IsNotExist(err) {
 		t.Errorf("the source's disk is still there: %v", err)
 	}
 	first := c.healthy("blocky", before.Counter).First
@@ -334,7 +315,7 @@ func TestForceCompleteQEMU(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if finalState(got.State) {
+			if got.State.Final() {
 				t.Fatalf("migration %s before it was forced: %s", got.State, got.Reason)
 			}
 			if got.Progress.Pass < 3 {
@@ -342,7 +323,7 @@ func TestForceCompleteQEMU(t *testing.T) {
 			}
 			return nil
 		})
-		before, _ := c.heartbeat("hot", 0)
+		before, _ := c.Heartbeat(bg, "hot", 0)
 		if _, err := c.client.CompleteMigration(bg, m.ID); err != nil {
 			t.Fatal(err)
 		}

@@ -69,7 +69,7 @@ func (c *cluster) destinationClean(vm api.VM, srcPID int) {
 		}
 		return nil
 	})
-	if _, err := os.Stat(filepath.Join(c.stateDir("host2"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(c.StateDir("host2"), "qemu", "vms", vm.ID)); !os.IsNotExist(err) {
 		t.Errorf("the destination kept state for the vm: %v", err)
 	}
 	if _, err := c.agentAPI("host2").VM(bg, vm.ID); err == nil {
@@ -124,7 +124,7 @@ func TestLiveMigrationNetworkCutQEMU(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			c, link := cutLinkCluster(t)
 			vm, m := c.liveVictim(false)
-			before, _ := c.heartbeat("victim", 0)
+			before, _ := c.Heartbeat(bg, "victim", 0)
 			if mode == "reset" {
 				t.Logf("cut %d migration connection(s) after %d bytes", link.cut(), link.bytes())
 			} else {
@@ -168,7 +168,7 @@ func cutLinkCluster(t *testing.T) (*cluster, *cutLink) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { link.cut() })
 	c := newCluster(t, clusterOpts{hosts: 2, driver: "qemu", hostArgs: map[string][]string{"host2": {"--advertise", srv.URL}}})
-	front.set(c.agentAddrs["host2"])
+	front.set(c.AgentAddr("host2"))
 	return c, link
 }
 
@@ -204,9 +204,9 @@ func postCopyCut(t *testing.T) string {
 		// The source's copy must not run again (its guest's newest state
 		// is on the destination): its console, which the record still
 		// names, gets no new heartbeat.
-		was, _ := c.heartbeat("victim", 0)
+		was, _ := c.Heartbeat(bg, "victim", 0)
 		time.Sleep(3 * time.Second)
-		if now, _ := c.heartbeat("victim", 0); now.Counter != was.Counter {
+		if now, _ := c.Heartbeat(bg, "victim", 0); now.Counter != was.Counter {
 			t.Errorf("the source's guest runs again (heartbeat %d, then %d): the guest would run twice", was.Counter, now.Counter)
 		}
 		for _, pid := range pids {

@@ -48,9 +48,9 @@ func TestControllerKilledDuringLiveMigrations(t *testing.T) {
 			return err
 		})
 	}
-	c.ctrl.kill(t)
+	c.Controller().Kill()
 	// While the controller is away, the hosts finish the quick one.
-	src := hostapi.NewAgent("http://"+c.agentAddrs["host1"], 5*time.Second)
+	src := hostapi.NewAgent("http://"+c.AgentAddr("host1"), 5*time.Second)
 	c.eventually(30*time.Second, "the hosts to finish the quick migration", func() error {
 		st, err := src.MigrationStatus(bg, quick.ID)
 		if err == nil && st.Status != "completed" {
@@ -78,7 +78,7 @@ func TestControllerKilledDuringLiveMigrations(t *testing.T) {
 		}
 		copies := 0
 		for _, h := range []string{"host1", "host2"} {
-			if _, err := hostapi.NewAgent("http://"+c.agentAddrs[h], 5*time.Second).VM(bg, tc.vm.ID); err == nil {
+			if _, err := hostapi.NewAgent("http://"+c.AgentAddr(h), 5*time.Second).VM(bg, tc.vm.ID); err == nil {
 				copies++
 			}
 		}
@@ -135,7 +135,7 @@ func TestOrphanCopyRemoved(t *testing.T) {
 			t.Errorf("%s: vm on %s; want host1", vm.Name, now.Host)
 		}
 		if pool == api.PoolShared {
-			if _, err := os.Stat(filepath.Join(c.sharedDir(), "vms", vm.ID+".qcow2")); err != nil {
+			if _, err := os.Stat(filepath.Join(c.SharedDir(), "vms", vm.ID+".qcow2")); err != nil {
 				t.Errorf("the shared disk of %s: %v; want it kept", vm.Name, err)
 			}
 		}

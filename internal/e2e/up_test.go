@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -19,18 +18,14 @@ import (
 // godwit up --detach starts a controller and three agents in the
 // background; the CLI works against it; godwit down stops every process.
 func TestUpDetachAndDown(t *testing.T) {
-	bin := filepath.Join(binaries(t), "godwit")
+	bin := filepath.Join(gcluster.BinariesForTest(t), "godwit")
 	dir := t.TempDir()
-	_, portStr, _ := net.SplitHostPort(freeAddr(t))
-	port, _ := strconv.Atoi(portStr)
-	// The agents take the next ports; make sure they are free too.
-	for i := 1; i <= 3; i++ {
-		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+i)); err != nil {
-			t.Skipf("port %d is taken: %v", port+i, err)
-		} else {
-			ln.Close()
-		}
+	// The agents take the ports after the controller's.
+	port, err := gcluster.FreePorts(3)
+	if err != nil {
+		t.Skip(err)
 	}
+	portStr := strconv.Itoa(port)
 	server := gcluster.ControllerURL(port)
 	godwit := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, append([]string{"--server", server}, args...)...)
@@ -63,9 +58,9 @@ func TestUpDetachAndDown(t *testing.T) {
 		t.Fatalf("host list -o json = %s (%v)", out, err)
 	}
 	kernel := filepath.Join(dir, "vmlinuz")
-	k := make([]byte, 4096)
-	copy(k[0x202:], "HdrS")
-	os.WriteFile(kernel, k, 0o644)
+	if err := gcluster.WriteFakeKernel(kernel); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := godwit("image", "import", "tiny", "--kernel", kernel); err != nil {
 		t.Fatal(err, out)
 	}

@@ -61,7 +61,7 @@ func (r *Runner) Start(ctx context.Context) { go r.resumeIntents(ctx) }
 // runner records the end.
 func (r *Runner) CancelIntent(ctx context.Context, id string, req api.CancelIntentRequest) (api.Intent, error) {
 	in, err := r.store.UpdateIntent(ctx, id, func(in *api.Intent) error {
-		if api.FinalIntent(in.State) {
+		if in.State.Final() {
 			return errs.Conflict("intent %s already ended (%s); nothing to cancel", id, in.State)
 		}
 		in.State = api.IntentCancelling
@@ -137,7 +137,7 @@ func (r *Runner) runIntent(ctx context.Context, id string) {
 		in, err := r.store.Intent(ctx, id)
 		if err != nil {
 			log.Error("read intent", "err", err)
-		} else if api.FinalIntent(in.State) {
+		} else if in.State.Final() {
 			return
 		} else if err := r.stepIntent(ctx, in); err != nil {
 			log.Error("intent step", "err", err)
