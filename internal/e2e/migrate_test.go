@@ -70,7 +70,10 @@ func TestLiveMigrationQEMU(t *testing.T) {
 		phases = append(phases, string(p.State))
 	}
 	want := "queued scheduling preparing transferring switching-over finishing completed"
-	if strings.Join(phases, " ") != want || m.Strategy != "shared-storage/pre-copy" || m.Progress.MemoryTotal == 0 || m.Progress.TotalTimeMS == 0 {
+	// The auto policy may finish with post-copy: it measured the guest's
+	// dirty rate, perhaps while the guest still filled its working set.
+	if strings.Join(phases, " ") != want || (m.Strategy != api.StrategyLiveShared && m.Strategy != api.StrategyLiveShared.With(api.TechniquePostCopy)) ||
+		m.Progress.MemoryTotal == 0 || m.Progress.TotalTimeMS == 0 {
 		t.Errorf("record: phases %v strategy %q progress %+v", phases, m.Strategy, m.Progress)
 	}
 	t.Logf("live migration %s → %s: total %d ms, downtime %d ms, %d passes; heartbeat %d before, %d first after, %d later",
