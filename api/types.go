@@ -145,7 +145,13 @@ type VM struct {
 	OnPanic string `json:"on_panic,omitempty"`
 	// LastPanic is the guest's last kernel panic, with the count of all.
 	LastPanic *GuestPanic `json:"last_panic,omitempty"`
-	CreatedAt time.Time   `json:"created_at"`
+	// Ports are the VM's NICs, in the guest's order (eth0 first). Fixed
+	// at create: their MACs and addresses stay the same wherever it runs.
+	Ports []Port `json:"ports,omitempty"`
+	// UserData is handed to the guest in its NoCloud seed (cloud-init's
+	// user-data), as given at create.
+	UserData  string    `json:"user_data,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time   `json:"updated_at"`
 }
 
@@ -158,7 +164,7 @@ type CreateVMRequest struct {
 	Pool    string `json:"pool,omitempty"` // default local
 	Host    string `json:"host,omitempty"` // pin to a host; default: scheduled
 	// Hotplug ceilings for online resize; 0 picks the defaults (twice
-	// the vCPUs, at least 4; four times the memory).
+	// the vCPUs, at least 4; for memory, no hotplug: MemoryMiB).
 	MaxVCPUs     int `json:"max_vcpus,omitempty"`
 	MaxMemoryMiB int `json:"max_memory_mib,omitempty"`
 	// Cmdline is appended to the image's kernel command line.
@@ -168,6 +174,11 @@ type CreateVMRequest struct {
 	// OnPanic is what the host does when the guest kernel panics:
 	// restart (the default), pause or none (OnPanic*).
 	OnPanic string `json:"on_panic,omitempty"`
+	// Networks asks for the VM's NICs, in order (at most MaxNICs).
+	Networks []NICRequest `json:"networks,omitempty"`
+	// UserData is cloud-init user-data for the guest's NoCloud seed (at
+	// most MaxUserDataBytes).
+	UserData string `json:"user_data,omitempty"`
 }
 
 // VMActionRequest is the body of POST /v1/vms/{name}/{start,stop,reboot}.
