@@ -152,7 +152,7 @@ type VM struct {
 	// user-data), as given at create.
 	UserData  string    `json:"user_data,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // CreateVMRequest is the body of POST /v1/vms.
