@@ -7,13 +7,14 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 )
 
 // Heartbeat is one line the test guest prints:
 //
-//	godwit-guest hb=12 up_ms=2400 cpus=1 mem_mib=236 disk_mib=64 disk_rec=3 disk_bad=0 mem_bad=0
+//	godwit-guest hb=12 up_ms=2400 cpus=1 mem_mib=236 disk_mib=64 disk_rec=3 disk_bad=0 mem_bad=0 hot_mib=0 ip=10.99.0.5
 type Heartbeat struct {
 	Counter     int64
 	UpMS        int64
@@ -28,6 +29,9 @@ type Heartbeat struct {
 	// HotMiB is how much of its dirty set the guest has filled (newer
 	// guests only): it dirties at its set rate once the whole set is.
 	HotMiB int64
+	// IP is the address of the guest's first NIC, as its cloud-init seed
+	// configured it (newer guests only); "" when it reported none.
+	IP string
 }
 
 // ParseHeartbeat parses one heartbeat line; ok is false for other lines.
@@ -40,6 +44,16 @@ func Parse(line string) (hb Heartbeat, ok bool) {
 	for _, f := range strings.Fields(line[i+len("godwit-guest "):]) {
 		k, v, found := strings.Cut(f, "=")
 		if !found {
+			continue
+		}
+		if k == "ip" { // newer guests only: not counted in seen
+			if v != "none" {
+				a, err := netip.ParseAddr(v)
+				if err != nil {
+					return hb, false
+				}
+				hb.IP = a.String()
+			}
 			continue
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
