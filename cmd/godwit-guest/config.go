@@ -9,7 +9,8 @@ type config struct {
 	dirtyMiB    int
 	dirtyRateMB int
 	hbHz        int
-	panicAfterS int // panic the kernel this long after start; 0: never
+	panicAfterS int    // panic the kernel this long after start; 0: never
+	spoof       string // spoofMAC or spoofIP: send spoofed frames; "": none
 }
 
 // parseCmdline reads the guest's settings from the kernel command line;
@@ -19,6 +20,12 @@ func parseCmdline(s string) config {
 	for _, f := range strings.Fields(s) {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
+			continue
+		}
+		if k == "spoof" {
+			if v == spoofMAC || v == spoofIP {
+				c.spoof = v
+			}
 			continue
 		}
 		n, err := strconv.Atoi(v)

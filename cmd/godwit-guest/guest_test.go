@@ -15,6 +15,9 @@ func TestParseCmdline(t *testing.T) {
 		{"dirty_mb=-1 dirty_rate_mb=x hb_hz=0", config{hbHz: 5}},
 		{"hb_hz=5000", config{hbHz: 5}},
 		{"panic=-1 panic_after_s=3", config{hbHz: 5, panicAfterS: 3}},
+		{"spoof=mac hb_hz=10", config{hbHz: 10, spoof: spoofMAC}},
+		{"spoof=ip", config{hbHz: 5, spoof: spoofIP}},
+		{"spoof=yes spoof=", config{hbHz: 5}},
 	} {
 		if got := parseCmdline(tt.in); got != tt.want {
 			t.Errorf("parseCmdline(%q) = %+v; want %+v", tt.in, got, tt.want)

@@ -6,18 +6,33 @@
 // disk and verifies them at boot, onlines hotplugged CPUs and memory, and
 // powers off on the ACPI power button.
 //
+// At boot it looks for a cloud-init NoCloud seed (internal/seed: an ISO
+// 9660 disk labelled cidata), mounts it read-only, sets the hostname from
+// its meta-data and configures each NIC its network-config names (found
+// by MAC: renamed, MTU, static address, link up, default route) with
+// busybox ip. Its data disk is the first virtio disk that is not the seed.
+// It answers ping (the kernel does) and serves a TCP stream on port 7777:
+// each connection receives "godwit-stream seq=<n> up_ms=<ms>" every 10 ms.
+//
 // Kernel command line settings: dirty_mb=N (hot working set, MiB),
 // dirty_rate_mb=N (MB/s of pages dirtied), hb_hz=N (heartbeats a second),
-// panic_after_s=N (panic the kernel N seconds after start, on purpose).
+// panic_after_s=N (panic the kernel N seconds after start, on purpose),
+// spoof=mac|ip (send a gratuitous ARP and a broadcast UDP datagram to
+// port 7778 once a second from another MAC, or from another IPv4
+// address, for port security tests).
 //
-// The heartbeat line, parsed by internal/guestlog:
+// The heartbeat line, parsed by internal/guestlog (ip: the first NIC's
+// address, or none):
 //
-//	godwit-guest hb=<n> up_ms=<ms> cpus=<n> mem_mib=<n> disk_mib=<n> disk_rec=<n> disk_bad=<n> mem_bad=<n> hot_mib=<n>
+//	godwit-guest hb=<n> up_ms=<ms> cpus=<n> mem_mib=<n> disk_mib=<n> disk_rec=<n> disk_bad=<n> mem_bad=<n> hot_mib=<n> ip=<addr>
 package main
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -37,13 +52,41 @@ func main() {
 		go panicAfter(time.Duration(cfg.panicAfterS) * time.Second)
 	}
 
+	boot := time.Now()
+	devs := blockDevices()
+	seedDev := findSeed(devs)
+	// The stream listens on every address, configured or not yet.
+	if ln, err := net.Listen("tcp", ":"+strconv.Itoa(streamPort)); err == nil {
+		go serveStream(ln, boot)
+	} else {
+		fmt.Fprintf(out, "godwit-guest stream: %v\n", err)
+	}
+	nics := setupFromSeed(seedDev, out)
+	ip := heartbeatIP(nics)
+	if cfg.spoof != "" {
+		var first nic
+		if len(nics) > 0 {
+			first = nics[0]
+		}
+		go spoof(cfg.spoof, first, out)
+	}
+
 	var disk diskState
-	if d, err := openDisk("/dev/vda"); err == nil {
-		disk.sizeMiB = d.sizeMiB()
-		valid, bad := d.scan()
-		disk.valid.Store(int64(valid))
-		disk.bad = bad
-		go d.writeLoop(valid, &disk.valid)
+	dataDev := ""
+	for _, d := range devs {
+		if d != seedDev {
+			dataDev = d
+			break
+		}
+	}
+	if dataDev != "" {
+		if d, err := openDisk(dataDev); err == nil {
+			disk.sizeMiB = d.sizeMiB()
+			valid, bad := d.scan()
+			disk.valid.Store(int64(valid))
+			disk.bad = bad
+			go d.writeLoop(valid, &disk.valid)
+		}
 	}
 
 	start := time.Now()
@@ -53,10 +96,10 @@ func main() {
 		onlineHotplugged()
 		diskMiB := disk.sizeMiB
 		if disk.sizeMiB > 0 {
-			diskMiB = blockDeviceMiB("vda", diskMiB) // grows online (block_resize)
+			diskMiB = blockDeviceMiB(filepath.Base(dataDev), diskMiB) // grows online (block_resize)
 		}
-		line := fmt.Sprintf("godwit-guest hb=%d up_ms=%d cpus=%d mem_mib=%d disk_mib=%d disk_rec=%d disk_bad=%d mem_bad=%d hot_mib=%d\n",
-			n, time.Since(start).Milliseconds(), onlineCPUs(), hostinfo.MemTotalMiB(), diskMiB, disk.valid.Load(), disk.bad, memBad.Load(), hotMiB.Load())
+		line := fmt.Sprintf("godwit-guest hb=%d up_ms=%d cpus=%d mem_mib=%d disk_mib=%d disk_rec=%d disk_bad=%d mem_bad=%d hot_mib=%d ip=%s\n",
+			n, time.Since(start).Milliseconds(), onlineCPUs(), hostinfo.MemTotalMiB(), diskMiB, disk.valid.Load(), disk.bad, memBad.Load(), hotMiB.Load(), ip)
 		_, _ = out.WriteString(line) // one write per line: lines never interleave
 		<-tick.C
 	}

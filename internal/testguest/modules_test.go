@@ -10,8 +10,8 @@ import (
 )
 
 // Every module the guest wants resolves on this kernel (a misspelt name
-// would be skipped silently, as a built-in one is), the pvpanic driver
-// after the common code it needs.
+// would be skipped silently, as a built-in one is), each after the
+// modules it needs: the pvpanic driver, the virtio NIC, isofs.
 func TestWantModulesResolve(t *testing.T) {
 	if why := Missing(); why != "" {
 		t.Skip(why)
@@ -25,8 +25,19 @@ func TestWantModulesResolve(t *testing.T) {
 	for i, m := range mods {
 		names[i] = strings.TrimSuffix(filepath.Base(m), ".ko")
 	}
-	common, driver := slices.Index(names, "pvpanic"), slices.Index(names, "pvpanic-mmio")
-	if driver < 0 || common < 0 || common > driver {
-		t.Errorf("modules %v; want pvpanic before pvpanic-mmio", names)
+	for _, order := range [][]string{
+		{"pvpanic", "pvpanic-mmio"},
+		{"failover", "net_failover", "virtio_net"},
+		{"cdrom", "isofs"},
+	} {
+		prev := -1
+		for _, m := range order {
+			i := slices.Index(names, m)
+			if i < 0 || i < prev {
+				t.Errorf("modules %v; want %v in this order", names, order)
+				break
+			}
+			prev = i
+		}
 	}
 }

@@ -1,7 +1,9 @@
 // Package testguest builds godwit's test guest from Debian packages:
-// Debian's kernel (linux-image-amd64) and an initramfs holding busybox, the
-// virtio and ACPI modules the guest needs, and godwit-guest, the static
-// program that prints heartbeats, dirties memory and writes disk records.
+// Debian's kernel (linux-image-amd64) and an initramfs holding busybox,
+// the virtio, ACPI, network and isofs modules the guest needs, and
+// godwit-guest, the static program that prints heartbeats, dirties
+// memory, writes disk records and configures its network from a
+// cloud-init seed.
 // The archive is written in Go (newc cpio, gzip), so no cpio tool is
 // needed.
 package testguest
@@ -50,10 +52,13 @@ const Cmdline = "console=ttyS0 panic=-1 oops=panic quiet loglevel=3 rdinit=/init
 
 // wantModules are loaded at boot (with their dependencies): the virtio
 // disk, virtio-mem for memory hotplug, the ACPI power button with evdev
-// so a graceful stop reaches the guest, and pvpanic-mmio, the driver of
+// so a graceful stop reaches the guest, pvpanic-mmio, the driver of
 // QEMU's ISA pvpanic device (ACPI QEMU0001), which tells the host of a
-// kernel panic.
-var wantModules = []string{"virtio_pci", "virtio_blk", "virtio_mem", "button", "evdev", "pvpanic-mmio"}
+// kernel panic, the virtio NIC (with net_failover and failover) and
+// isofs (with cdrom) to mount the cloud-init seed. Raw packet sockets
+// (CONFIG_PACKET), IPv4 and Joliet's utf8 names are built into Debian's
+// kernel.
+var wantModules = []string{"virtio_pci", "virtio_blk", "virtio_mem", "button", "evdev", "pvpanic-mmio", "virtio_net", "isofs"}
 
 // initScript is /init: mount the kernel filesystems, load the modules in
 // dependency order (listed in /etc/modules), hand over to godwit-guest.

@@ -20,13 +20,22 @@ import (
 // QEMU process is killed by PID at cleanup.
 func boot(t *testing.T, g testguest.Guest, disk string) (console, monitor string, exited chan struct{}) {
 	t.Helper()
-	dir := t.TempDir()
-	console, monitor = filepath.Join(dir, "console.log"), filepath.Join(dir, "mon.sock")
-	cmd := exec.Command("qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "192", "-smp", "1",
-		"-nodefaults", "-no-user-config", "-display", "none",
-		"-serial", "file:"+console, "-monitor", "unix:"+monitor+",server=on,wait=off",
-		"-kernel", g.Kernel, "-initrd", g.Initrd, "-append", g.Cmdline,
+	monitor = filepath.Join(t.TempDir(), "mon.sock")
+	console, exited = start(t, g, g.Cmdline, "-monitor", "unix:"+monitor+",server=on,wait=off",
 		"-drive", "file="+disk+",if=virtio,format=qcow2")
+	return console, monitor, exited
+}
+
+// start runs the guest under TCG with cmdline and the extra QEMU
+// arguments, and returns its console path and exit channel. The QEMU
+// process is killed by PID and waited for at cleanup, whatever happens.
+func start(t *testing.T, g testguest.Guest, cmdline string, args ...string) (console string, exited chan struct{}) {
+	t.Helper()
+	console = filepath.Join(t.TempDir(), "console.log")
+	cmd := exec.Command("qemu-system-x86_64", append([]string{"-accel", "tcg", "-machine", "q35", "-m", "192", "-smp", "1",
+		"-nodefaults", "-no-user-config", "-display", "none",
+		"-serial", "file:" + console,
+		"-kernel", g.Kernel, "-initrd", g.Initrd, "-append", cmdline}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -42,7 +51,7 @@ func boot(t *testing.T, g testguest.Guest, disk string) (console, monitor string
 			t.Logf("console:\n%s\nqemu stderr: %s", b, stderr.String())
 		}
 	})
-	return console, monitor, exited
+	return console, exited
 }
 
 func waitHeartbeat(t *testing.T, console string, ok func(guestlog.Heartbeat) bool) guestlog.Heartbeat {
