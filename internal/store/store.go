@@ -1,5 +1,6 @@
 // Package store persists the controller's state: hosts, VMs, images,
-// migrations, intents and the cluster's settings.
+// networks and their ports, migrations, intents and the cluster's
+// settings.
 //
 // Store is one interface over two SQL engines: SQLite (embedded, the
 // default; package store/sqlite) and PostgreSQL (package store/postgres)
@@ -54,6 +55,31 @@ type Store interface {
 	// DeleteImage removes an image; ErrConflict while a VM uses it.
 	DeleteImage(ctx context.Context, name string) error
 
+	// CreateNetwork inserts a network; ErrConflict when the name is taken.
+	CreateNetwork(ctx context.Context, n api.Network) error
+	// Network reads one network with Ports (the count of its ports)
+	// filled in; ErrNotFound when there is none.
+	Network(ctx context.Context, name string) (api.Network, error)
+	// Networks lists networks by name, Ports filled in.
+	Networks(ctx context.Context) ([]api.Network, error)
+	// DeleteNetwork removes a network; ErrNotFound if unknown;
+	// ErrConflict while any port uses it, the message naming the VM IDs
+	// of those ports.
+	DeleteNetwork(ctx context.Context, name string) error
+
+	// CreatePorts inserts ports, all or none, in one transaction.
+	// ErrNotFound when a port's network does not exist (also when it is
+	// deleted concurrently); ErrConflict when a MAC is taken anywhere in
+	// the cluster ("mac M is taken") or an IP is taken in its network
+	// ("address A is taken on network N"). The database enforces both.
+	CreatePorts(ctx context.Context, ports []api.Port) error
+	// Ports lists the ports that f matches, by VM ID and then in the
+	// order each VM's ports were created (passed to CreatePorts).
+	Ports(ctx context.Context, f PortFilter) ([]api.Port, error)
+	// DeletePorts removes every port of a VM (none is no error), freeing
+	// their MACs and IPs.
+	DeletePorts(ctx context.Context, vmID string) error
+
 	// CreateMigration inserts a migration record.
 	CreateMigration(ctx context.Context, m api.Migration) error
 	Migration(ctx context.Context, id string) (api.Migration, error)
@@ -79,6 +105,12 @@ type Store interface {
 	UpdateClusterSettings(ctx context.Context, fn func(*api.ClusterSettings) error) (api.ClusterSettings, error)
 
 	Close() error
+}
+
+// PortFilter narrows ports. Empty fields match everything.
+type PortFilter struct {
+	Network string
+	VMID    string
 }
 
 // IntentFilter narrows intents. Empty fields match everything.

@@ -20,10 +20,36 @@ import (
 // Dialect is PostgreSQL's, for sqlstore.
 var Dialect = sqlstore.Dialect{
 	Name: "postgres", Dollar: true, ForUpdate: " FOR UPDATE",
-	IsUnique: func(err error) bool {
+	IsUnique: func(err error) bool { return pgCode(err) == uniqueViolation },
+	UniqueKey: func(err error) string {
 		var pe *pgconn.PgError
-		return errors.As(err, &pe) && pe.Code == "23505"
+		if errors.As(err, &pe) && pe.Code == uniqueViolation {
+			return pe.ConstraintName
+		}
+		return ""
 	},
+	IsForeignKey: func(err error) bool { return pgCode(err) == foreignKeyViolation },
+	IsTransient: func(err error) bool {
+		c := pgCode(err)
+		return c == deadlockDetected || c == serializationFailure
+	},
+}
+
+// SQLSTATE codes that sqlstore tells apart.
+const (
+	uniqueViolation      = "23505"
+	foreignKeyViolation  = "23503"
+	serializationFailure = "40001"
+	deadlockDetected     = "40P01"
+)
+
+// pgCode is err's SQLSTATE, "" when err is no PostgreSQL error.
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
 }
 
 // Open connects to the database at dsn (postgres://…) and applies the

@@ -17,8 +17,26 @@ import (
 
 // Dialect is SQLite's, for sqlstore.
 var Dialect = sqlstore.Dialect{
-	Name:     "sqlite",
-	IsUnique: func(err error) bool { return strings.Contains(err.Error(), "UNIQUE constraint failed") },
+	Name:         "sqlite",
+	IsUnique:     func(err error) bool { return strings.Contains(err.Error(), uniqueFailed) },
+	UniqueKey:    uniqueKey,
+	IsForeignKey: func(err error) bool { return strings.Contains(err.Error(), "FOREIGN KEY constraint failed") },
+	IsTransient:  func(error) bool { return false },
+}
+
+const uniqueFailed = "UNIQUE constraint failed: "
+
+// uniqueKey reads the columns of the violated key out of SQLite's message,
+// "… UNIQUE constraint failed: ports.network, ports.ip (2067)".
+func uniqueKey(err error) string {
+	_, cols, ok := strings.Cut(err.Error(), uniqueFailed)
+	if !ok {
+		return ""
+	}
+	if i := strings.Index(cols, " ("); i >= 0 {
+		cols = cols[:i]
+	}
+	return strings.TrimSpace(cols)
 }
 
 // Open opens (creating if needed) the SQLite database at path.

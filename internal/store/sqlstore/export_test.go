@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+
+	"github.com/godwit/godwit/internal/store"
 )
 
 // Latest is the schema version New migrates to.
@@ -23,26 +25,31 @@ func (s *Store) Exec(ctx context.Context, query string, args ...any) error {
 // Conn is one connection to s's database.
 func (s *Store) Conn(ctx context.Context) (*sql.Conn, error) { return s.db.Conn(ctx) }
 
-// ListQuery is one query that a docs list runs.
+// ListQuery is one query that a list runs.
 type ListQuery struct {
 	Name  string // kind and filter, e.g. "migration active"
+	Table string // the table it reads
 	Query string // with the dialect's placeholders
 	Args  []any
 }
 
 // ListQueries are the queries of every docs list, under every filter its
-// kind is listed with.
+// kind is listed with, and of Ports under the filters that narrow it.
 func (s *Store) ListQueries() []ListQuery {
 	var out []ListQuery
 	add := func(kind string, listQuery func(filter) (string, []any), fs map[string]filter) {
 		for name, f := range fs {
 			q, args := listQuery(f)
-			out = append(out, ListQuery{Name: kind + " " + name, Query: s.q(q), Args: args})
+			out = append(out, ListQuery{Name: kind + " " + name, Table: "documents", Query: s.q(q), Args: args})
 		}
 	}
 	filtered := map[string]filter{"all": {}, "active": {active: true}, "ref": {ref: "x"}, "ref active": {ref: "x", active: true}}
 	add("migration", s.migrations.listQuery, filtered)
 	add("intent", s.intents.listQuery, filtered)
 	add("image", s.images.listQuery, map[string]filter{"all": {}})
+	for name, f := range map[string]store.PortFilter{"network": {Network: "n"}, "vm": {VMID: "v"}, "network vm": {Network: "n", VMID: "v"}} {
+		q, args := portsQuery(f)
+		out = append(out, ListQuery{Name: "port " + name, Table: "ports", Query: s.q(q), Args: args})
+	}
 	return out
 }

@@ -71,6 +71,33 @@ var migrations = []string{
 	DROP TABLE migrations;
 	DROP TABLE intents;
 	DROP TABLE images`,
+	// 5: networks and their ports (VM NICs). The database itself keeps a
+	// port's MAC unique in the cluster and its IP unique in its network,
+	// and keeps a port's network there: a network with ports cannot be
+	// deleted, a port cannot be created on a network that is gone (SQLite
+	// enforces foreign keys only with PRAGMA foreign_keys on, which every
+	// connection of sqlite.Open sets). idx orders a VM's ports as they
+	// were created. An empty ip is stored as NULL, which no unique key
+	// compares equal to another. The constraints are named for the
+	// errors PostgreSQL reports (uniqueKey).
+	5: `CREATE TABLE networks (
+		name TEXT PRIMARY KEY,
+		doc TEXT NOT NULL
+	);
+	CREATE TABLE ports (
+		id TEXT NOT NULL,
+		network TEXT NOT NULL,
+		vm_id TEXT NOT NULL,
+		idx INTEGER NOT NULL,
+		mac TEXT NOT NULL,
+		ip TEXT,
+		doc TEXT NOT NULL,
+		CONSTRAINT ports_pkey PRIMARY KEY (id),
+		CONSTRAINT ports_network_fkey FOREIGN KEY (network) REFERENCES networks (name),
+		CONSTRAINT ports_mac_key UNIQUE (mac),
+		CONSTRAINT ports_network_ip_key UNIQUE (network, ip),
+		CONSTRAINT ports_vm_idx_key UNIQUE (vm_id, idx)
+	)`,
 }
 
 // migrate applies the schema migrations after the database's version, up

@@ -6,7 +6,8 @@
 // filter or join on, so adding a field to an API type needs no schema
 // change, and times round-trip exactly. Hosts and VMs have tables of
 // their own; migrations, intents and images share one table, documents,
-// through one generic code path (docs).
+// through one generic code path (docs). Networks and ports have tables
+// of their own, whose constraints keep addresses unique.
 package sqlstore
 
 import (
@@ -33,6 +34,18 @@ type Dialect struct {
 	ForUpdate string
 	// IsUnique reports whether err is a unique-constraint violation.
 	IsUnique func(error) bool
+	// UniqueKey names the unique key that err violates, the way the
+	// engine reports it: PostgreSQL by the constraint's name
+	// (ports_mac_key), SQLite by its columns (ports.mac). It is "" when
+	// err is no unique violation.
+	UniqueKey func(error) string
+	// IsForeignKey reports whether err is a foreign-key violation.
+	IsForeignKey func(error) bool
+	// IsTransient reports whether err aborted a transaction that may
+	// well succeed when run again: PostgreSQL's deadlocks and
+	// serialization failures. SQLite runs one writer at a time and has
+	// none.
+	IsTransient func(error) bool
 }
 
 // Store implements store.Store.
