@@ -1,6 +1,11 @@
 package api
 
-import "time"
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
 
 // NetworkType says how a network reaches its VMs on each host.
 type NetworkType string
@@ -89,4 +94,30 @@ func (r NICRequest) String() string {
 		s += ",no-port-security"
 	}
 	return s
+}
+
+// CreateNetwork makes a network.
+func (c *Client) CreateNetwork(ctx context.Context, req CreateNetworkRequest) (Network, error) {
+	var n Network
+	err := c.Do(ctx, http.MethodPost, "/v1/networks", req, &n)
+	return n, err
+}
+
+// Networks lists networks.
+func (c *Client) Networks(ctx context.Context) ([]Network, error) {
+	var ns []Network
+	err := c.Do(ctx, http.MethodGet, "/v1/networks", nil, &ns)
+	return ns, err
+}
+
+// Network returns one network.
+func (c *Client) Network(ctx context.Context, name string) (Network, error) {
+	var n Network
+	err := c.Do(ctx, http.MethodGet, "/v1/networks/"+url.PathEscape(name), nil, &n)
+	return n, err
+}
+
+// DeleteNetwork removes a network no VM uses (409 names the VMs that do).
+func (c *Client) DeleteNetwork(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/networks/"+url.PathEscape(name), nil, nil)
 }

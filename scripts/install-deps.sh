@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what godwit needs on a fresh Debian 12 machine (run as root),
 # skipping whatever is already there: QEMU 9.0 or newer, qemu-img,
-# Debian's kernel and busybox (for the test guest), iproute2, and the Go
+# Debian's kernel and busybox (for the test guest), iproute2, nftables
+# (port security of VM NICs), and the Go
 # modules.
 #
 # QEMU: before 9.0 QEMU loses guest writes when it migrates a TCG guest
@@ -84,6 +85,7 @@ ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v ip >/dev/null || need+=(iproute2)
 command -v tc >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables) # port security of VM NICs
 if [ ${#need[@]} -gt 0 ]; then
 	as_root "missing ${need[*]} (or: sudo apt-get install ${need[*]})"
 	echo "install-deps: apt-get install ${need[*]}"

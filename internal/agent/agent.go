@@ -213,6 +213,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	for _, st := range vms {
 		a.log.Info("vm recovered", "vm", st.Name, "id", st.ID, "state", st.State, "pid", st.PID)
 	}
+	a.removeOrphanSeeds(vms)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.heartbeatLoop(ctx)

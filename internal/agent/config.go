@@ -61,6 +61,13 @@ type Config struct {
 	// driver.Fencer has processes to kill: not the fake one).
 	Watchdog string
 
+	// Uplinks maps a network's name to this host's interface to it, the
+	// way Neutron's bridge_mappings do: the agent puts the interface on
+	// the network's bridge when it plugs a VM there. A network without
+	// one stays inside the host (godwit up gives its one network the
+	// machine's address on the bridge instead).
+	Uplinks map[string]string
+
 	// QEMUBinary is the qemu-system-x86_64 the QEMU driver runs (empty:
 	// the one on PATH).
 	QEMUBinary string

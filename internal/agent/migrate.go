@@ -187,6 +187,7 @@ func (a *Agent) release(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err) // not found: released already
 		return
 	}
+	a.removeSeed(r.PathValue("id"))
 	failpoint.Hit("agent/release/before-reply")
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -128,6 +128,9 @@ func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, 
 		OnPanic: req.OnPanic,
 	}
 	var err error
+	if spec.NICs, spec.Seed, err = a.network(req); err != nil {
+		return spec, err
+	}
 	if _, ok := req.Image.File(api.RoleKernel); ok {
 		if spec.Kernel, err = a.images.Path(ctx, req.Image, api.RoleKernel, ""); err != nil {
 			return spec, err
@@ -207,6 +210,7 @@ func (a *Agent) deleteVM(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.removeSeed(id)
 	a.log.Info("vm deleted", "id", id)
 	failpoint.Hit("agent/delete/before-reply")
 	w.WriteHeader(http.StatusNoContent)

@@ -43,6 +43,7 @@ func (a *Agent) removeStale(ctx context.Context, remove []hostapi.StaleVM) {
 			}
 			log.Warn("stale copy removed: the vm was rebuilt on another host while this one was down (local disk deleted)")
 		}
+		a.removeSeed(vm.ID)
 		a.staleMu.Lock()
 		if !slices.Contains(a.cleaned, vm) {
 			a.cleaned = append(a.cleaned, vm)

@@ -78,6 +78,7 @@ then the controller.`,
 	f.StringVar(&cfg.Accel, "accel", "auto", "accelerator: kvm, tcg, or auto (probed once for all hosts)")
 	f.StringVar(&cfg.Dir, "dir", defaultClusterDir(), "state directory (default under $GODWIT_HOME when set)")
 	f.IntVar(&cfg.Port, "port", 7400, "controller port; host I listens on port+I")
+	f.StringVar(&cfg.Subnet, "subnet", cluster.DefaultSubnet, "subnet of the cluster's one network, local; this machine takes its first address, on the network's bridge")
 	f.IntVar(&cfg.HostCPUs, "host-cpus", 0, "CPUs each host offers (default: all of this machine's)")
 	f.Var(&memory, "host-memory", "memory each host offers, e.g. 4G (default: all of this machine's)")
 	f.BoolVar(&detach, "detach", false, "run in the background; stop it with godwit down")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -160,7 +161,7 @@ func TestVMCommands(t *testing.T) {
 		t.Errorf("--no-start sent start=%v", req.Start)
 	}
 	req.Start = nil
-	if req != want {
+	if !reflect.DeepEqual(req, want) {
 		t.Errorf("vm create sent\n %+v\nwant\n %+v", req, want)
 	}
 	mustRun(t, srv.Server, "vm", "create", "web-2", "--image", "testguest")

@@ -94,7 +94,7 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.migrateCmd(), a.migrationCmd(),
+	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.networkCmd(), a.migrateCmd(), a.migrationCmd(),
 		a.drainCmd(), a.evacuateCmd(), a.resizeCmd(), a.rebuildCmd(), a.intentCmd(),
 		a.clusterCmd(), a.serveCmd(), a.agentCmd(), a.agentWatchdogCmd(), a.upCmd(), a.downCmd(), a.versionCmd())
 	strictTree(root)

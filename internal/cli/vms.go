@@ -67,6 +67,8 @@ func (a *app) vmCreateCmd() *cobra.Command {
 	memory, disk := sizeFlag(256), sizeFlag(1024)
 	var maxMemory sizeFlag
 	var noStart bool
+	var nics nicFlag
+	var userData string
 	cmd := &cobra.Command{
 		Use:   "create NAME --image IMAGE",
 		Short: "Create a VM and start it",
@@ -75,7 +77,8 @@ func (a *app) vmCreateCmd() *cobra.Command {
 Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 		Example: `  godwit vm create web-1 --image testguest --memory 256M --disk 1G
   godwit vm create db-1 --image testguest --vcpus 2 --memory 1G --disk 10G --pool shared
-  godwit vm create tiny --image testguest --disk 0 --cmdline "dirty_mb=32"`,
+  godwit vm create tiny --image testguest --disk 0 --cmdline "dirty_mb=32"
+  godwit vm create web-2 --image testguest --network lan --network storage,ip=10.100.0.20`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.Image == "" {
@@ -87,6 +90,11 @@ Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 			req.Name = args[0]
 			req.Flavor.MemoryMiB, req.Flavor.DiskMiB = int(memory), int(disk)
 			req.MaxMemoryMiB = int(maxMemory)
+			req.Networks = nics
+			var err error
+			if req.UserData, err = readUserData(userData); err != nil {
+				return err
+			}
 			if noStart {
 				req.Start = new(bool)
 			}
@@ -111,6 +119,8 @@ Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 		"when the guest kernel panics: restart it, pause it for inspection (state crashed), or none (its own panic= decides)")
 	f.IntVar(&req.MaxVCPUs, "max-vcpus", 0, "vCPU hotplug ceiling for online resize (default: twice --vcpus, at least 4)")
 	f.Var(&maxMemory, "max-memory", "memory hotplug ceiling for online resize, e.g. 1G (default: --memory, no memory hotplug)")
+	f.Var(&nics, "network", "attach a NIC to this network (repeatable, in the guest's order): NET, NET,ip=A, NET,no-port-security")
+	f.StringVar(&userData, "user-data", "", "cloud-init user-data file for the guest's NoCloud seed (- for stdin)")
 	return cmd
 }
 
@@ -196,11 +206,14 @@ func (a *app) printVM(v api.VM) error {
 	if v.Flavor.DiskMiB > 0 {
 		disk = mib(v.Flavor.DiskMiB) + " (" + v.Pool + " pool)"
 	}
-	return fields(a.out, "Name", v.Name, "ID", v.ID, "Project", v.Project, "State", state,
+	kv := []string{"Name", v.Name, "ID", v.ID, "Project", v.Project, "State", state,
 		"Desired state", v.DesiredState, "Host", v.Host, "QEMU PID", pid, "Image", v.Image,
 		"vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
-		"Disk", disk, "Cmdline", v.Cmdline, "On panic", v.OnPanic, "Last panic", lastPanic(v.LastPanic),
+		"Disk", disk}
+	kv = append(kv, portLines(v)...)
+	kv = append(kv, "Cmdline", v.Cmdline, "On panic", v.OnPanic, "Last panic", lastPanic(v.LastPanic),
 		"Created", timestamp(v.CreatedAt))
+	return fields(a.out, kv...)
 }
 
 // lastPanic is a VM's last guest panic in a line, e.g. "2026-11-01T12:00:05Z

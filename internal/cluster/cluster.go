@@ -25,8 +25,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/accel"
+	"github.com/godwit/godwit/internal/hostnet"
 	"github.com/godwit/godwit/internal/hostinfo"
 )
 
@@ -41,6 +44,10 @@ type Config struct {
 	// this machine's).
 	HostCPUs      int
 	HostMemoryMiB int
+	// Subnet is the local cluster's one network, "local" (default
+	// DefaultSubnet); with the qemu driver its gateway is this machine's
+	// address on the network's bridge, so the machine reaches every VM.
+	Subnet        string
 	LogLevel      string // of every process: debug, info, warn, error
 	Exe           string // the godwit binary (default: this one)
 	Logger        *slog.Logger
@@ -87,6 +94,9 @@ func UpArgs(cfg Config) []string {
 		"--accel", cfg.Accel, "--port", strconv.Itoa(cfg.Port)}
 	args = positive(args, "--host-cpus", cfg.HostCPUs)
 	args = positive(args, "--host-memory", cfg.HostMemoryMiB)
+	if cfg.Subnet != "" {
+		args = append(args, "--subnet", cfg.Subnet)
+	}
 	if cfg.LogLevel != "" {
 		args = append(args, "--log-level", cfg.LogLevel)
 	}
@@ -160,9 +170,15 @@ func Up(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	var bridge string
 	defer func() {
 		os.Remove(readyFile(cfg.Dir))
 		s.stop()
+		if bridge != "" {
+			if err := hostnet.DeleteBridge(context.WithoutCancel(ctx), bridge); err != nil {
+				cfg.Logger.Warn("remove the local network's bridge", "bridge", bridge, "err", err)
+			}
+		}
 	}()
 	if err := s.local.Start(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -170,11 +186,51 @@ func Up(ctx context.Context, cfg Config) error {
 		}
 		return err
 	}
+	if bridge, err = localNetwork(ctx, cfg, s.local.Client()); err != nil {
+		return err
+	}
 	if err := os.WriteFile(readyFile(cfg.Dir), []byte(acc+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write ready file: %w", err)
 	}
 	fmt.Fprint(cfg.Out, Usage(cfg, acc, true))
 	return s.watch(ctx)
+}
+
+// LocalNetwork names the local cluster's network; DefaultSubnet is its
+// subnet unless --subnet says otherwise.
+const (
+	LocalNetwork  = "local"
+	DefaultSubnet = "10.213.0.0/24"
+)
+
+// localNetwork makes the local cluster's network, and with the qemu
+// driver its bridge on this machine holding the gateway address, which
+// every host's agent then plugs its VMs into. It returns the bridge to
+// remove when the cluster stops ("" for none).
+func localNetwork(ctx context.Context, cfg Config, c *api.Client) (string, error) {
+	subnet := cfg.Subnet
+	if subnet == "" {
+		subnet = DefaultSubnet
+	}
+	n, err := c.Network(ctx, LocalNetwork)
+	if err != nil {
+		if n, err = c.CreateNetwork(ctx, api.CreateNetworkRequest{Name: LocalNetwork, Subnet: subnet}); err != nil {
+			return "", fmt.Errorf("create the local network: %w", err)
+		}
+	}
+	if cfg.Driver != "qemu" {
+		return "", nil
+	}
+	if err := hostnet.Check(false); err != nil {
+		cfg.Logger.Warn("no bridge for the local network: this machine cannot reach its VMs", "err", err)
+		return "", nil
+	}
+	bits := strings.TrimPrefix(n.Subnet[strings.Index(n.Subnet, "/"):], "/")
+	if err := hostnet.Bridge(ctx, n.Bridge, n.MTU, n.Gateway+"/"+bits); err != nil {
+		return "", fmt.Errorf("make the local network's bridge %s: %w", n.Bridge, err)
+	}
+	cfg.Logger.Info("local network ready", "network", n.Name, "subnet", n.Subnet, "bridge", n.Bridge, "gateway", n.Gateway)
+	return n.Bridge, nil
 }
 
 // resolveAccel decides the accelerator once for every host: with the

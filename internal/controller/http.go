@@ -75,6 +75,21 @@ func (c *Controller) Handler() http.Handler {
 	})
 	m.HandleFunc("GET /v1/images/{name}/files/{role}", c.imageFile)
 
+	m.HandleFunc("GET /v1/networks", get(c, func(ctx context.Context, r *http.Request) ([]api.Network, error) { return s.Networks(ctx) }))
+	m.HandleFunc("POST /v1/networks", call(c, required, http.StatusCreated, func(ctx context.Context, r *http.Request, req api.CreateNetworkRequest) (api.Network, error) {
+		return s.CreateNetwork(ctx, req)
+	}))
+	m.HandleFunc("GET /v1/networks/{name}", get(c, func(ctx context.Context, r *http.Request) (api.Network, error) {
+		return s.Network(ctx, r.PathValue("name"))
+	}))
+	m.HandleFunc("DELETE /v1/networks/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.DeleteNetwork(r.Context(), r.PathValue("name")); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+
 	m.HandleFunc("GET /v1/migrations", get(c, func(ctx context.Context, r *http.Request) ([]api.Migration, error) {
 		return s.Migrations(ctx, store.MigrationFilter{VM: r.URL.Query().Get("vm"), Active: r.URL.Query().Get("active") == "true"})
 	}))

@@ -131,6 +131,32 @@ type VMSpec struct {
 	// api.OnPanicRestart (also when empty), OnPanicPause or OnPanicNone.
 	// A migration's destination gets the source's, so the VM keeps it.
 	OnPanic string
+
+	// NICs are the VM's network interfaces, in the guest's order. A
+	// migration's destination gets the same ones: same MACs, same
+	// addresses; the driver plugs each into its network on this host
+	// before QEMU starts and unplugs it when the VM leaves the host.
+	NICs []NIC
+	// Seed is a read-only image the guest reads its configuration from
+	// (a NoCloud seed, volume label cidata), attached as a virtio disk
+	// after Disk; empty: none. The agent builds it, the same bytes on
+	// every host.
+	Seed string
+}
+
+// NIC is one VM network interface: a port of a network.
+type NIC struct {
+	Port   string // the port's ID; the driver derives the tap's name from it
+	MAC    string
+	IP     string // the port's address, without prefix
+	Bridge string // the network's bridge on this host
+	// Uplink is this host's interface to the network (agent --uplink);
+	// empty: none.
+	Uplink string
+	MTU    int
+	// PortSecurity: the host drops what the VM sends from another MAC
+	// or address.
+	PortSecurity bool
 }
 
 // Panic is a guest kernel panic the driver saw (QEMU's GUEST_PANICKED).

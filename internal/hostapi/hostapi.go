@@ -90,6 +90,23 @@ type CreateVM struct {
 	// PostCopy, for an incoming migration: allow switching to post-copy
 	// (the capability must be set on both ends before the start).
 	PostCopy bool `json:"post_copy,omitempty"`
+	// NICs are the VM's ports with what the host needs of their networks,
+	// the same for every copy of the VM.
+	NICs []NIC `json:"nics,omitempty"`
+	// UserData goes into the guest's NoCloud seed with its NICs.
+	UserData string `json:"user_data,omitempty"`
+}
+
+// NIC is one VM port as a host plugs it and the guest configures it.
+type NIC struct {
+	Port         string `json:"port"` // the port's ID
+	Network      string `json:"network"`
+	MAC          string `json:"mac"`
+	Address      string `json:"address"` // CIDR: the port's IP with the subnet's prefix length
+	Gateway      string `json:"gateway,omitempty"`
+	MTU          int    `json:"mtu"`
+	Bridge       string `json:"bridge"`
+	PortSecurity bool   `json:"port_security"`
 }
 
 // StopVM is the body of POST /v1/vms/{id}/stop.

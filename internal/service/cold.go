@@ -37,7 +37,11 @@ func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, 
 		strategy = api.StrategyDiskTransfer
 	}
 	wasRunning := vm.State == api.VMRunning
-	create := agentSpec(vm, im, wasRunning)
+	create, err := c.agentSpec(ctx, vm, im, wasRunning)
+	if err != nil {
+		fail(err)
+		return
+	}
 
 	failpoint.Hit("cold/after-scheduling")
 	if _, err := c.advance(ctx, m.ID, api.MigPreparing, ""); err != nil {

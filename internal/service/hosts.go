@@ -169,6 +169,9 @@ func (c *Service) dropInterruptedCreate(ctx context.Context, vm api.VM, host str
 		c.log.Error("remove the record of an interrupted create", "vm", vm.Name, "err", err)
 		return
 	}
+	if err := c.releasePorts(ctx, vm.ID); err != nil {
+		c.log.Error("free the ports of an interrupted create", "vm", vm.Name, "err", err)
+	}
 	c.log.Warn("create interrupted before its host had the vm (a controller restart); record removed", "vm", vm.Name, "host", host, "id", vm.ID)
 }
 

@@ -96,7 +96,11 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 		dropDst, dropSrc = dstA.DeleteVM, srcA.DeleteVM
 	}
 	rb.add("remove the destination's copy", func(ctx context.Context) error { return gone(dropDst(ctx, vm.ID)) })
-	spec := agentSpec(vm, im, false) // the source's sizes and ceilings: the same devices on both ends
+	spec, err := c.agentSpec(ctx, vm, im, false) // the source's sizes and ceilings: the same devices on both ends
+	if err != nil {
+		fail(err)
+		return
+	}
 	spec.PostCopy = m.PostCopy
 	in, err := dstA.PrepareIncoming(ctx, spec)
 	if err != nil {

@@ -44,7 +44,11 @@ func (c *Service) RebuildElsewhere(ctx context.Context, vm api.VM, im api.Image,
 	actx, cancel := context.WithTimeout(ctx, agentCreateTimeout)
 	defer cancel()
 	ag := c.agent(h.Address)
-	rep, err := ag.CreateVM(actx, agentSpec(vm, im, vm.DesiredState == api.VMRunning))
+	spec, err := c.agentSpec(ctx, vm, im, vm.DesiredState == api.VMRunning)
+	if err != nil {
+		return "", err
+	}
+	rep, err := ag.CreateVM(actx, spec)
 	if err != nil {
 		// Undo on the destination (never deleting a shared disk) and put
 		// the record back on the dead host, where an operator finds it.
@@ -117,7 +121,11 @@ func (c *Service) RebuildInPlace(ctx context.Context, vm api.VM, im api.Image) (
 		return "", c.rebuildFailed(ctx, vm, fmt.Errorf("remove the old disk on %s: %w", h.Name, err))
 	}
 	failpoint.Hit("rebuild/after-delete") // the old VM and disk gone, the new not created
-	rep, err := ag.CreateVM(actx, agentSpec(vm, im, vm.DesiredState == api.VMRunning))
+	spec, err := c.agentSpec(ctx, vm, im, vm.DesiredState == api.VMRunning)
+	if err != nil {
+		return "", c.rebuildFailed(ctx, vm, err)
+	}
+	rep, err := ag.CreateVM(actx, spec)
 	if err != nil {
 		return "", c.rebuildFailed(ctx, vm, fmt.Errorf("create on %s: %w", h.Name, err))
 	}

@@ -50,6 +50,10 @@ type Service struct {
 
 	link linkGate // transfers out of each source, for drains (link.go)
 
+	// netMu makes network creation (its overlap check) and port
+	// allocation (its choice of free addresses) one at a time.
+	netMu sync.Mutex
+
 	leases *leaseWatch // nil unless the controller sees the shared pool
 
 	// recovering are the migrations a previous controller left running,
@@ -109,6 +113,7 @@ func (c *Service) Start(ctx context.Context) {
 		go c.leases.run(ctx, c.log)
 	}
 	c.recoverMigrations(ctx)
+	c.releaseOrphanPorts(ctx)
 	go c.resumeDeletes(ctx)
 }
 

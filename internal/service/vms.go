@@ -57,6 +57,24 @@ func validateCreate(req *api.CreateVMRequest) error {
 	if !slices.Contains(api.OnPanicPolicies, req.OnPanic) {
 		return errs.Invalid("on_panic %q is unknown; use %s", req.OnPanic, strings.Join(api.OnPanicPolicies, ", "))
 	}
+	if len(req.Networks) > api.MaxNICs {
+		return errs.Invalid("%d networks asked for; a vm has at most %d nics", len(req.Networks), api.MaxNICs)
+	}
+	asked := map[string]bool{}
+	for _, n := range req.Networks {
+		if err := api.ValidateName("network", n.Network); err != nil {
+			return errs.Invalid("%v", err)
+		}
+		if n.IP != "" {
+			if asked[n.Network+"/"+n.IP] {
+				return errs.Invalid("ip %s is asked for twice on network %s", n.IP, n.Network)
+			}
+			asked[n.Network+"/"+n.IP] = true
+		}
+	}
+	if len(req.UserData) > api.MaxUserDataBytes {
+		return errs.Invalid("user-data is %d bytes; at most %d fit in the seed", len(req.UserData), api.MaxUserDataBytes)
+	}
 	f := req.Flavor
 	switch {
 	case f.VCPUs < 1 || f.VCPUs > MaxVCPUs:
@@ -130,32 +148,52 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 		ID: NewID(), Name: req.Name, Project: req.Project, Image: im.Name,
 		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
-		DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
+		UserData: req.UserData, DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
+	}
+	// Ports first: a create that cannot have its addresses fails before
+	// anything is placed. Every failure after this frees them again.
+	if vm.Ports, err = c.allocatePorts(ctx, vm.ID, req.Networks); err != nil {
+		return api.VM{}, err
 	}
 	host, err := c.place(ctx, &vm, req.Host)
 	if err != nil {
+		c.undoPorts(ctx, vm)
 		return api.VM{}, err
 	}
 	log := c.log.With("vm", vm.Name, "host", host.Name)
-	log.Info("creating vm", "id", vm.ID, "image", im.Name)
+	log.Info("creating vm", "id", vm.ID, "image", im.Name, "ports", len(vm.Ports))
 
 	actx, cancel := context.WithTimeout(ctx, agentCreateTimeout)
 	defer cancel()
-	rep, err := c.agent(host.Address).CreateVM(actx, agentSpec(vm, im, start))
-	if err != nil {
-		log.Error("create failed; undoing", "err", err)
-		// Undo on a fresh context: the request's may be what failed.
-		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), agentCallTimeout)
-		defer ucancel()
-		if derr := c.agent(host.Address).DeleteVM(uctx, vm.ID); derr != nil {
-			log.Error("undo on host failed", "err", derr)
+	spec, err := c.agentSpec(ctx, vm, im, start)
+	if err == nil {
+		var rep hostapi.VMReport
+		if rep, err = c.agent(host.Address).CreateVM(actx, spec); err == nil {
+			return c.applyReport(ctx, vm.Name, rep)
 		}
-		if derr := c.store.DeleteVM(uctx, vm.Name); derr != nil {
-			log.Error("undo of record failed", "err", derr)
-		}
-		return api.VM{}, fmt.Errorf("create vm %q on host %s: %w", vm.Name, host.Name, err)
 	}
-	return c.applyReport(ctx, vm.Name, rep)
+	log.Error("create failed; undoing", "err", err)
+	// Undo on a fresh context: the request's may be what failed.
+	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), agentCallTimeout)
+	defer ucancel()
+	if derr := c.agent(host.Address).DeleteVM(uctx, vm.ID); derr != nil && !errors.Is(derr, errs.ErrNotFound) {
+		log.Error("undo on host failed", "err", derr)
+	}
+	if derr := c.store.DeleteVM(uctx, vm.Name); derr != nil {
+		log.Error("undo of record failed", "err", derr)
+	}
+	c.undoPorts(uctx, vm)
+	return api.VM{}, fmt.Errorf("create vm %q on host %s: %w", vm.Name, host.Name, err)
+}
+
+// undoPorts frees the ports of a VM whose create failed.
+func (c *Service) undoPorts(ctx context.Context, vm api.VM) {
+	if len(vm.Ports) == 0 {
+		return
+	}
+	if err := c.releasePorts(context.WithoutCancel(ctx), vm.ID); err != nil {
+		c.log.Error("undo of ports failed", "vm", vm.Name, "err", err)
+	}
 }
 
 // place chooses a host (or checks the one asked for) and records the VM
@@ -308,8 +346,15 @@ func (c *Service) DeleteVM(ctx context.Context, name string) error {
 			return fmt.Errorf("delete vm %q on host %s: %w", name, host.Name, err)
 		}
 	}
+	// The record goes before the ports: a crash between the two leaves
+	// ports without a VM, which only hold addresses (freed by
+	// releaseOrphanPorts at the next start), never a VM whose addresses
+	// someone else was given.
+	if err := c.store.DeleteVM(ctx, name); err != nil {
+		return err
+	}
 	c.log.Info("vm deleted", "vm", name, "host", vm.Host)
-	return c.store.DeleteVM(ctx, name)
+	return c.releasePorts(ctx, vm.ID)
 }
 
 // resumeDeletes finishes the deletes a previous controller began (VMs
@@ -372,13 +417,17 @@ func (c *Service) HostOf(ctx context.Context, vm api.VM) (api.Host, error) { ret
 
 // agentSpec is what an agent is asked to create for a VM: by a create, a
 // rebuild, and a migration's destination.
-func agentSpec(vm api.VM, im api.Image, start bool) hostapi.CreateVM {
+func (c *Service) agentSpec(ctx context.Context, vm api.VM, im api.Image, start bool) (hostapi.CreateVM, error) {
+	nics, err := c.nics(ctx, vm)
+	if err != nil {
+		return hostapi.CreateVM{}, err
+	}
 	return hostapi.CreateVM{
 		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB, DiskMiB: vm.Flavor.DiskMiB,
 		MaxVCPUs: vm.MaxVCPUs, MaxMemoryMiB: vm.MaxMemoryMiB, BootMemoryMiB: vm.BootMemoryMiB,
 		Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: start,
 		// Every copy of the VM (a rebuild, a migration's destination)
-		// keeps its panic policy.
-		OnPanic: vm.OnPanic,
-	}
+		// keeps its panic policy, its ports and its user-data.
+		OnPanic: vm.OnPanic, NICs: nics, UserData: vm.UserData,
+	}, nil
 }

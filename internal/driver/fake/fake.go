@@ -191,10 +191,24 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 	if err := driver.CheckSizes(spec); err != nil {
 		return err
 	}
+	if err := driver.CheckNICs(spec); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.vms[spec.ID]; ok {
 		return nil
+	}
+	// Ports without taps: what the model keeps is that a MAC is plugged
+	// at most once on a host, as a bridge needs.
+	for id, v := range d.vms {
+		for _, n := range v.st.Spec.NICs {
+			for _, m := range spec.NICs {
+				if n.MAC == m.MAC {
+					return errs.Conflict("vm %s: mac %s is already plugged on this host, by vm %s", spec.ID, m.MAC, id)
+				}
+			}
+		}
 	}
 	st := vmState{Version: stateVersion, Spec: spec, State: driver.StateStopped}
 	err := os.MkdirAll(d.vmDir(spec.ID), 0o755)

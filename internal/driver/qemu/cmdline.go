@@ -22,6 +22,10 @@ type launch struct {
 	QMP      string // socket path
 	Console  string // serial log path
 	PIDFile  string
+	// TapSalt is this host's part of the VM's tap names (net.go).
+	TapSalt string
+	// VHost: the NICs use the kernel's vhost-net (the host has it).
+	VHost bool
 	// Incoming starts QEMU waiting for a migration ("-incoming defer")
 	// instead of booting.
 	Incoming bool `json:"-"`
@@ -45,6 +49,8 @@ func (l launch) args() []string {
 		l.panicDevice(),
 		l.boot(),
 		l.disks(),
+		l.seed(),
+		l.nics(),
 		l.migration(),
 		// -daemonize: QEMU returns once the VM is set up, and the VM's
 		// process is not the agent's child, so it outlives the agent and
@@ -176,6 +182,40 @@ func (l launch) disks() []string {
 		"-blockdev", "driver=qcow2,file=disk0-file,node-name=disk0",
 		"-device", dev,
 	}
+}
+
+// seed is the guest's NoCloud seed, read-only, after the disk: the guest
+// finds it by its volume label (cidata), not its place. Never part of a
+// block copy: every host builds the same bytes.
+func (l launch) seed() []string {
+	if l.Spec.Seed == "" {
+		return nil
+	}
+	return []string{
+		"-blockdev", "driver=file,filename=" + escape(l.Spec.Seed) + ",node-name=seed0-file,read-only=on",
+		"-blockdev", "driver=raw,file=seed0-file,node-name=seed0,read-only=on",
+		"-device", "virtio-blk-pci,drive=seed0,id=seed0-dev",
+	}
+}
+
+// nics is one virtio-net device per NIC on the tap the driver plugged
+// (script=no: QEMU opens the tap and touches nothing else), with the
+// port's MAC and the network's MTU offered to the guest (host_mtu).
+// vhost-net where the host has it.
+func (l launch) nics() []string {
+	var a []string
+	vhost := "off"
+	if l.VHost {
+		vhost = "on"
+	}
+	for i, n := range l.Spec.NICs {
+		id := fmt.Sprintf("net%d", i)
+		a = append(a,
+			"-netdev", fmt.Sprintf("tap,id=%s,ifname=%s,script=no,downscript=no,vhost=%s", id, tapName(n.Port, l.TapSalt), vhost),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,id=%s-dev,mac=%s,host_mtu=%d", id, id, n.MAC, n.MTU),
+		)
+	}
+	return a
 }
 
 func (l launch) migration() []string {

@@ -33,6 +33,12 @@ func TestCommandLineGolden(t *testing.T) {
 	hotplugged.VCPUs, hotplugged.MemoryMiB, hotplugged.BootMemoryMiB, hotplugged.MaxMemoryMiB = 3, 512, 256, 1024
 	leftToItself := base
 	leftToItself.OnPanic = api.OnPanicNone
+	networked := base
+	networked.Seed = "/state/vms/" + goldenID + "/seed.iso"
+	networked.NICs = []driver.NIC{
+		{Port: "5f0e2a9c-0000-4000-8000-000000000001", MAC: "02:00:0a:63:00:05", IP: "10.99.0.5", Bridge: "gw-lan", MTU: 1500, PortSecurity: true},
+		{Port: "77aa01bc-0000-4000-8000-000000000002", MAC: "02:00:0a:64:00:09", IP: "10.100.0.9", Bridge: "gw-storage", MTU: 9000},
+	}
 
 	cases := []struct {
 		name string
@@ -47,6 +53,11 @@ func TestCommandLineGolden(t *testing.T) {
 		}()},
 		{"hot-plugged vcpu and memory (boot 256 MiB, 256 MiB plugged, ceiling 1 GiB)", with(paths, hotplugged, "tcg", defaultCPU("tcg"))},
 		{"on-panic none: QEMU only reports a guest panic", with(paths, leftToItself, "tcg", defaultCPU("tcg"))},
+		{"two nics (vhost-net) and a seed", func() launch {
+			l := with(paths, networked, "kvm", defaultCPU("kvm"))
+			l.TapSalt, l.VHost = "beef", true
+			return l
+		}()},
 	}
 	var b strings.Builder
 	for _, c := range cases {

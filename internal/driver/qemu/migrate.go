@@ -68,6 +68,11 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 	if err := d.setCapabilities(ctx, v, opts, in.PostCopyPreempt); err != nil {
 		return in, err
 	}
+	if len(spec.NICs) > 0 {
+		if err := d.qmpRun(ctx, v, "migrate-set-parameters", announce, nil); err != nil {
+			return in, fmt.Errorf("vm %s: set the nic announcements: %w", spec.ID, err)
+		}
+	}
 	if err := d.qmpRun(ctx, v, "migrate-incoming", map[string]string{"uri": in.URI}, nil); err != nil {
 		return in, fmt.Errorf("vm %s: listen for the migration: %w", spec.ID, err)
 	}
@@ -96,6 +101,17 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 	}
 	return in, nil
 }
+
+// announce is how the destination QEMU, once the guest runs there,
+// announces its NICs (a RARP per MAC, and a gratuitous ARP from guests
+// that take part, VIRTIO_NET_F_GUEST_ANNOUNCE) so that the bridges and
+// switches between the VM and its clients move its MAC to the new port
+// at once instead of sending its traffic to the old one until their
+// entries age out. QEMU reads these on the destination; they are set
+// explicitly rather than left to its defaults: the first round 5 ms after
+// the switch-over, then at 105, 205, 305 and 405 ms, for frames lost
+// while a link relearns.
+var announce = map[string]int{"announce-initial": 5, "announce-max": 405, "announce-rounds": 5, "announce-step": 100}
 
 // uriPort is the port of a tcp:HOST:PORT migration URI, or 0.
 func uriPort(uri string) int {
@@ -554,6 +570,9 @@ func (d *Driver) Release(ctx context.Context, id string) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if err := d.stop(ctx, v, driver.StopOptions{Force: true}); err != nil {
+		return err
+	}
+	if err := d.unplug(ctx, v.st.Launch.Spec); err != nil {
 		return err
 	}
 	if err := removeAll(v.dir); err != nil {

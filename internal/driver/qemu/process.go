@@ -53,6 +53,9 @@ func (d *Driver) start(ctx context.Context, v *vm) error {
 	for _, p := range []string{l.QMP, l.PIDFile} {
 		_ = os.Remove(p)
 	}
+	if err := d.plug(ctx, l.Spec); err != nil {
+		return err
+	}
 	logPath := filepath.Join(v.dir, "qemu.log")
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {

@@ -58,6 +58,7 @@ type Driver struct {
 	log *slog.Logger
 
 	runDir  string // RuntimeDir/<hash of StateDir>: one per agent
+	tapSalt string // this agent's part of its taps' names (net.go)
 	version string // QEMUBinary's release, e.g. "10.0.2"; empty: unknown
 
 	mu  sync.Mutex
@@ -136,7 +137,7 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger, runDir: runDir, version: version, vms: map[string]*vm{}, done: make(chan struct{})}
+	d := &Driver{cfg: cfg, log: cfg.Logger, runDir: runDir, tapSalt: tapSalt(cfg.StateDir), version: version, vms: map[string]*vm{}, done: make(chan struct{})}
 	if cfg.DirtySampleEvery == 0 {
 		cfg.DirtySampleEvery = defaultDirtySampleEvery
 	}
@@ -261,7 +262,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 		cpu = defaultCPU(d.cfg.Accel)
 	}
 	v.st = vmState{Version: stateVersion, Launch: launch{
-		Spec: spec, Accel: d.cfg.Accel, Machine: d.cfg.Machine, CPUModel: cpu,
+		Spec: spec, Accel: d.cfg.Accel, Machine: d.cfg.Machine, CPUModel: cpu, TapSalt: d.tapSalt, VHost: vhostNet(),
 		QMP: filepath.Join(d.runDir, spec.ID+".qmp"), Console: filepath.Join(dir, "console.log"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}}
 	err := os.MkdirAll(dir, 0o755)
@@ -293,6 +294,9 @@ func validate(spec driver.VMSpec) error {
 		return errs.Invalid("vm id %q is not a UUID; QEMU needs one", spec.ID)
 	case spec.Disk != nil && (spec.Disk.Path == "" || spec.Disk.SizeMiB < 1):
 		return errs.Invalid("vm %s: a disk needs a path and a size", spec.ID)
+	}
+	if err := driver.CheckNICs(spec); err != nil {
+		return err
 	}
 	return driver.CheckSizes(spec)
 }
@@ -403,6 +407,9 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 	if err := d.stop(ctx, v, driver.StopOptions{Force: true}); err != nil {
 		return err
 	}
+	if err := d.unplug(ctx, v.st.Launch.Spec); err != nil {
+		return err
+	}
 	if disk := v.st.Launch.Spec.Disk; disk != nil {
 		if err := os.Remove(disk.Path); err != nil && !os.IsNotExist(err) {
 			return fmt.Errorf("vm %s: remove disk: %w", id, err)
@@ -498,6 +505,7 @@ func (d *Driver) Recover(ctx context.Context) ([]driver.Status, error) {
 		}
 		v.mu.Unlock()
 	}
+	d.unplugOrphans(ctx)
 	return d.List(ctx)
 }
 
