@@ -29,8 +29,8 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/accel"
-	"github.com/godwit/godwit/internal/hostnet"
 	"github.com/godwit/godwit/internal/hostinfo"
+	"github.com/godwit/godwit/internal/hostnet"
 )
 
 // Config says what cluster to run.
@@ -47,11 +47,11 @@ type Config struct {
 	// Subnet is the local cluster's one network, "local" (default
 	// DefaultSubnet); with the qemu driver its gateway is this machine's
 	// address on the network's bridge, so the machine reaches every VM.
-	Subnet        string
-	LogLevel      string // of every process: debug, info, warn, error
-	Exe           string // the godwit binary (default: this one)
-	Logger        *slog.Logger
-	Out           io.Writer // where the usage block goes
+	Subnet   string
+	LogLevel string // of every process: debug, info, warn, error
+	Exe      string // the godwit binary (default: this one)
+	Logger   *slog.Logger
+	Out      io.Writer // where the usage block goes
 
 	timeouts Timeouts // zero fields take the defaults
 }
