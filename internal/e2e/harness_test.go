@@ -34,6 +34,11 @@ type clusterOpts struct {
 	downAfter time.Duration
 	agentArgs []string
 	hostArgs  map[string][]string // extra agent arguments per host
+	// netns, controllerAddr and agentAddr place the processes on a
+	// netLab (netlab_test.go); zero: everything on loopback.
+	netns          func(i int) string
+	controllerAddr string
+	agentAddr      func(i int) string
 }
 
 // stopGrace is how long a process a test stops has after SIGTERM.
@@ -47,6 +52,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	opts := gcluster.Options{
 		Dir: t.TempDir(), Exe: filepath.Join(gcluster.BinariesForTest(t), "godwit"), Hosts: o.hosts, Driver: o.driver,
 		HostDownAfter: o.downAfter, Heartbeat: 500 * time.Millisecond, AgentArgs: o.agentArgs, HostArgs: o.hostArgs,
+		Netns: o.netns, ControllerAddr: o.controllerAddr, AgentAddr: o.agentAddr,
 		Timeouts: gcluster.Timeouts{AgentStop: stopGrace, ControllerStop: stopGrace},
 		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}

@@ -22,10 +22,12 @@ func table(tap string) string {
 // see every frame the tap sends, whether bridged on (forward) or for the
 // host itself (input), and drop those whose Ethernet source is not the
 // port's MAC, ARP claiming another MAC or address, IPv4 from another
-// address, and every other ethertype (IPv6 among them: networks are
-// IPv4, and allowing it unchecked would let the VM spoof there; VLAN
+// address, and every other ethertype but RARP (IPv6 among them: networks
+// are IPv4, and allowing it unchecked would let the VM spoof there; VLAN
 // tags would let it hop). ARP probes with a zero sender (duplicate
-// address detection) pass.
+// address detection) pass, and so does RARP from the port's MAC: it is
+// how QEMU announces a NIC that arrived on this host, so that the
+// network sends its frames here.
 func secure(ctx context.Context, p Port) error {
 	t := table(p.Tap)
 	script := fmt.Sprintf(`table bridge %[1]s
@@ -33,7 +35,7 @@ delete table bridge %[1]s
 table bridge %[1]s {
 	chain port {
 		ether saddr != %[3]s drop
-		ether type != { ip, arp } drop
+		ether type != { ip, arp, 0x8035 } drop
 		arp saddr ether != %[3]s drop
 		arp saddr ip != { %[4]s, 0.0.0.0 } drop
 		ip saddr != %[4]s drop

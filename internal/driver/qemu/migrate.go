@@ -69,7 +69,7 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 		return in, err
 	}
 	if len(spec.NICs) > 0 {
-		if err := d.qmpRun(ctx, v, "migrate-set-parameters", announce, nil); err != nil {
+		if err := d.qmpRun(ctx, v, "migrate-set-parameters", announceParams("announce-"), nil); err != nil {
 			return in, fmt.Errorf("vm %s: set the nic announcements: %w", spec.ID, err)
 		}
 	}
@@ -101,17 +101,6 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 	}
 	return in, nil
 }
-
-// announce is how the destination QEMU, once the guest runs there,
-// announces its NICs (a RARP per MAC, and a gratuitous ARP from guests
-// that take part, VIRTIO_NET_F_GUEST_ANNOUNCE) so that the bridges and
-// switches between the VM and its clients move its MAC to the new port
-// at once instead of sending its traffic to the old one until their
-// entries age out. QEMU reads these on the destination; they are set
-// explicitly rather than left to its defaults: the first round 5 ms after
-// the switch-over, then at 105, 205, 305 and 405 ms, for frames lost
-// while a link relearns.
-var announce = map[string]int{"announce-initial": 5, "announce-max": 405, "announce-rounds": 5, "announce-step": 100}
 
 // uriPort is the port of a tcp:HOST:PORT migration URI, or 0.
 func uriPort(uri string) int {

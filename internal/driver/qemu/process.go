@@ -92,6 +92,8 @@ func (d *Driver) start(ctx context.Context, v *vm) error {
 	log := d.log.With("vm", l.Spec.Name, "id", id, "pid", pid)
 	if err := d.connect(ctx, v); err != nil {
 		log.Warn("qmp connect failed; will retry on demand", "err", err)
+	} else if !l.Incoming {
+		d.announce(ctx, v)
 	}
 	log.Info("qemu started", "accel", l.Accel)
 	return nil
