@@ -22,9 +22,13 @@ step "Building the test guest (Debian kernel + busybox initramfs) and importing 
 $G image build-testguest --out "$DIR/guest" --import testguest
 $G image list
 
-step "Creating a VM: 1 vCPU, 256 MiB (room to grow online to 1 GiB), a 256 MiB disk on the shared pool"
-$G vm create demo-1 --image testguest --vcpus 1 --memory 256M --max-memory 1G --disk 256M --pool shared --cmdline "dirty_mb=32 dirty_rate_mb=8"
+step "The cluster's network: this machine holds its gateway, on the bridge every host plugs its VMs into"
+$G network list
+
+step "Creating a VM on it: 1 vCPU, 256 MiB (room to grow online to 1 GiB), a 256 MiB disk on the shared pool"
+$G vm create demo-1 --image testguest --vcpus 1 --memory 256M --max-memory 1G --disk 256M --pool shared --network local --cmdline "dirty_mb=32 dirty_rate_mb=8"
 $G vm list
+IP=$($G vm show demo-1 | sed -n 's/^NIC eth0: *\([0-9.]*\) .*/\1/p')
 
 step "Waiting for the guest's heartbeat on its serial console"
 for i in $(seq 1 120); do
@@ -37,9 +41,18 @@ $G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 5
 step "Host table with the VM placed"
 $G host list
 
-step "Live-migrating demo-1 to another host while it runs (capped at 125 MB/s)"
+step "Live-migrating demo-1 to another host while it runs (capped at 125 MB/s), pinged every 10 ms from this machine"
+$G probe "$IP" --stream 7777 --for 5m >"$DIR/probe.txt" 2>/dev/null &
+PROBE=$!
+sleep 1
 $G migrate demo-1 --live --bandwidth 125 --wait
+sleep 1
+kill -INT $PROBE
+wait $PROBE || true
 $G vm show demo-1
+
+step "What a client of $IP saw: the longest gap in ping replies, and its TCP connection"
+cat "$DIR/probe.txt"
 
 step "The guest never restarted: its heartbeat counter carries on on the new host"
 sleep 1

@@ -73,7 +73,8 @@ type clusterOptions struct {
 	// accels and qemus are the accelerator and QEMU version each fake
 	// host claims (host1 first; "": none, and the fake's default).
 	accels, qemus  []string
-	allowUnsafeTCG bool // the controller's AllowUnsafeTCGMigration
+	allowUnsafeTCG bool   // the controller's AllowUnsafeTCGMigration
+	storeDSN       string // the controller's store ("": SQLite)
 }
 
 // newTestClusterWith is newTestClusterSized with options.
@@ -81,7 +82,7 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	t.Helper()
 	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
-	ctrl, err := controller.New(ctx, controller.Config{Config: service.Config{DataDir: t.TempDir(), HostDownAfter: 5 * time.Second,
+	ctrl, err := controller.New(ctx, controller.Config{Config: service.Config{DataDir: t.TempDir(), StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
 		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG, Logger: quietLogger()}})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/store/storetest"
 )
 
 // fakeNICs reads the NICs a fake host was told to plug for a VM, from the
@@ -203,9 +204,15 @@ func TestPorts(t *testing.T) {
 }
 
 // 100 creates at once, on one network: never the same MAC or address
-// twice; deleting them all frees every address.
+// twice; deleting them all frees every address. On SQLite, and on
+// PostgreSQL when make test provides one.
 func TestPortsConcurrent(t *testing.T) {
-	tc := newTestClusterSized(t, 512, 64<<10, 64<<10)
+	t.Run("sqlite", func(t *testing.T) { portsConcurrent(t, "") })
+	t.Run("postgres", func(t *testing.T) { portsConcurrent(t, storetest.PostgresDB(t)) })
+}
+
+func portsConcurrent(t *testing.T, dsn string) {
+	tc := newTestClusterWith(t, clusterOptions{storeDSN: dsn}, 512, 64<<10, 64<<10)
 	ctx := context.Background()
 	tc.importFakeKernel(t, "guest")
 	if _, err := tc.client.CreateNetwork(ctx, api.CreateNetworkRequest{Name: "lan", Subnet: "10.99.0.0/24"}); err != nil {

@@ -158,6 +158,16 @@ func TestNetworkMovesQEMU(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An agent restart (SIGTERM, then start) keeps the VM's tap and rules:
+	// its clients see nothing of it.
+	v, _ := c.client.VM(bg, "web")
+	seen = c.measuredMove(lab, []string{web}, func() {
+		c.Agent(v.Host).Stop()
+		c.startAgent(v.Host)
+		c.waitAgent(v.Host)
+	})
+	check("agent restart", []string{"web"}, seen, nil)
+
 	// A cold move restarts the guest: the same address answers after.
 	mc, err := c.client.Migrate(bg, "web", api.MigrateRequest{Kind: api.KindCold, To: "host2"})
 	if err != nil {
