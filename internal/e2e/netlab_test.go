@@ -199,3 +199,20 @@ func (r *probeResult) UnmarshalJSON(b []byte) error {
 		SinceLastLine: ms(j.Stream.SinceLastLineMS), Survived: j.Stream.Survived, Err: j.Stream.Error, SeqBroken: j.Stream.SeqBroken}
 	return nil
 }
+
+// hasLink says whether host's namespace has a link whose name starts with
+// prefix.
+func (l *netLab) hasLink(host, prefix string) bool {
+	l.t.Helper()
+	i := strings.TrimPrefix(host, "host")
+	out, err := exec.Command("ip", "-n", "gwe2e-h"+i, "-br", "link").CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("ip -n gwe2e-h%s link: %v: %s", i, err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -8,12 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/godwit/godwit/api"
 	gcluster "github.com/godwit/godwit/internal/cluster"
 	"github.com/godwit/godwit/internal/guestlog"
+	"github.com/godwit/godwit/internal/hostinfo"
 )
 
 // netVM creates a VM on the lab's network and waits until its guest has
@@ -34,6 +36,17 @@ func (c *cluster) netVM(name, host, pool, cmdline string, nic api.NICRequest) st
 		return nil
 	})
 	return ip
+}
+
+// answers checks that ip answers ping and serves its stream to the
+// client namespace.
+func (c *cluster) answers(lab *netLab, when, ip string) {
+	c.t.Helper()
+	seen := c.measuredMove(lab, []string{ip}, func() { time.Sleep(time.Second) })
+	c.t.Logf("%s: %s: %s; %s", when, ip, seen[0].Ping, seen[0].Stream)
+	if seen[0].Ping.Received == 0 || !seen[0].Stream.Survived {
+		c.t.Errorf("%s the vm does not answer on %s: %s; %s", when, ip, seen[0].Ping, seen[0].Stream)
+	}
 }
 
 // deleteVMs deletes every VM, so that the test leaves no QEMU behind
@@ -82,7 +95,9 @@ func (c *cluster) measuredMove(lab *netLab, ips []string, move func()) []probeRe
 func TestNetworkMovesQEMU(t *testing.T) {
 	requireNetLab(t)
 	lab := newNetLab(t, 3)
-	c := newCluster(t, lab.opts(clusterOpts{driver: "qemu"}))
+	// Lease renewals every 500 ms and hosts down after 3 s without a
+	// heartbeat: the evacuation at the end has its proof of death soon.
+	c := newCluster(t, lab.opts(clusterOpts{driver: "qemu", downAfter: 3 * time.Second, agentArgs: []string{"--lease-renew", "500ms"}}))
 	t.Cleanup(c.deleteVMs)
 	c.importGuest()
 	if _, err := c.client.CreateNetwork(bg, api.CreateNetworkRequest{Name: labVMNetwork, Subnet: labVMSubnet, Gateway: labGateway}); err != nil {
@@ -168,6 +183,37 @@ func TestNetworkMovesQEMU(t *testing.T) {
 	})
 	check("agent restart", []string{"web"}, seen, nil)
 
+	// An aborted live move removes the destination's copy with its tap:
+	// the MAC is never left plugged on two hosts.
+	v, _ = c.client.VM(bg, "web")
+	to := "host1"
+	if v.Host == to {
+		to = "host3"
+	}
+	ma, err := c.client.Migrate(bg, "web", api.MigrateRequest{Kind: api.KindLive, To: to, BandwidthMBPerS: 1, Policy: api.PolicyPreCopy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tapOf := "gw" + strings.ReplaceAll(v.Ports[0].ID, "-", "")[:8]
+	c.eventually(60*time.Second, "the destination's tap", func() error {
+		if !lab.hasLink(to, tapOf) {
+			return fmt.Errorf("no %s* on %s yet", tapOf, to)
+		}
+		return nil
+	})
+	if _, err := c.client.AbortMigration(bg, ma.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ma = c.waitMigration(ma.ID, 60*time.Second); ma.State != api.MigCancelled && ma.State != api.MigRolledBack {
+		t.Fatalf("aborted move ended %s", ma.State)
+	}
+	if lab.hasLink(to, tapOf) {
+		t.Errorf("the aborted move left web's tap on %s", to)
+	}
+	if !lab.hasLink(v.Host, tapOf) {
+		t.Errorf("the aborted move took web's tap off its own host %s", v.Host)
+	}
+
 	// A cold move restarts the guest: the same address answers after.
 	mc, err := c.client.Migrate(bg, "web", api.MigrateRequest{Kind: api.KindCold, To: "host2"})
 	if err != nil {
@@ -182,10 +228,36 @@ func TestNetworkMovesQEMU(t *testing.T) {
 		}
 		return nil
 	})
-	seen = c.measuredMove(lab, []string{web}, func() { time.Sleep(time.Second) })
-	if seen[0].Ping.Received == 0 || !seen[0].Stream.Survived {
-		t.Errorf("after a cold move web does not answer on %s: %s; %s", web, seen[0].Ping, seen[0].Stream)
+	c.answers(lab, "after a cold move", web)
+
+	// Its host dies (the agent and the QEMU killed): evacuated, web is
+	// rebuilt on another host and answers on the same address again.
+	v, _ = c.client.VM(bg, "web")
+	dead := v.Host
+	c.Agent(dead).Kill()
+	for _, pid := range hostinfo.QEMUPIDs(v.ID) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	c.eventually(20*time.Second, dead+" down", func() error {
+		if h, err := c.client.Host(bg, dead); err != nil || h.State != api.HostDown {
+			return fmt.Errorf("%s is %s (%v)", dead, h.State, err)
+		}
+		return nil
+	})
+	in, err := c.client.Evacuate(bg, dead, api.EvacuateRequest{HostIsDown: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in = c.waitIntent(in.ID, 120*time.Second); in.State != api.IntentCompleted {
+		t.Fatalf("evacuate %s: %s", dead, in.State)
+	}
+	c.waitGuest("web", c.consoleLen("web"), 90*time.Second, "web rebuilt on "+web, func(hb guestlog.Heartbeat) error {
+		if hb.IP != web {
+			return fmt.Errorf("ip=%s", hb.IP)
+		}
+		return nil
+	})
+	c.answers(lab, "after an evacuation", web)
 	for _, n := range []string{"web", "db"} {
 		v, _ := c.client.VM(bg, n)
 		if fmt.Sprint(v.Ports) != fmt.Sprint(ports[n]) {
