@@ -71,6 +71,10 @@ type Capabilities struct {
 	CPUHotplug     bool // vCPUs can be added online (Resizer)
 	CPUUnplug      bool // and taken away online
 	MemoryHotplug  bool // memory grows and shrinks online
+	// HotpluggedLive: a VM with hot-plugged memory can move live. Not
+	// under TCG, whose dirty tracking of a second RAM block kills the
+	// source QEMU (scheduler.RefuseLive keeps the controller from trying).
+	HotpluggedLive bool
 	DiskResize     bool // disks grow online
 }
 

@@ -151,7 +151,7 @@ func (r *Runner) planDrain(ctx context.Context, in *api.Intent, src api.Host) er
 			in.Operations = append(in.Operations, op)
 			continue
 		}
-		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: op.Kind == api.OpLive, Source: src}
+		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: op.Kind == api.OpLive, Source: src, HotpluggedMiB: scheduler.Hotplugged(vm)}
 		// A VM the TCG gate keeps from moving live (refuseUnsafeTCG) is
 		// one that cannot move live: the failure policy decides, and the
 		// plan says why up front.

@@ -99,7 +99,7 @@ func (r *Runner) PlanMigrate(ctx context.Context, name string, req api.MigrateRe
 		return api.Intent{}, errs.Conflict("vm %q is %s; a live migration moves a running VM (start it, or migrate it cold)", name, vm.State)
 	}
 	pick := func(kind api.MigrationKind) (api.Host, error) {
-		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: kind == api.KindLive, Source: src}
+		p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: kind == api.KindLive, Source: src, HotpluggedMiB: scheduler.Hotplugged(vm)}
 		var cands []api.Host
 		for _, h := range hosts {
 			if h.Name != src.Name && (req.To == "" || h.Name == req.To) {

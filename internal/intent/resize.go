@@ -116,9 +116,11 @@ func planResizeMove(hosts []api.Host, vm api.VM, want api.Flavor, src api.Host, 
 			others = append(others, h)
 		}
 	}
-	p := scheduler.Placement{Flavor: want, Pool: vm.Pool, Live: kind == api.OpLive, Source: src, AllowUnsafeTCG: allowUnsafeTCG}
+	p := scheduler.Placement{Flavor: want, Pool: vm.Pool, Live: kind == api.OpLive, Source: src, AllowUnsafeTCG: allowUnsafeTCG, HotpluggedMiB: scheduler.Hotplugged(vm)}
+	reason := "its host " + src.Name + " has no room for the new size (--allow-move)"
 	dst, err := scheduler.Pick(others, p)
 	if err != nil && kind == api.OpLive {
+		reason += "; cold, as it cannot move live: " + err.Error()
 		p.Live, kind = false, api.OpCold
 		dst, err = scheduler.Pick(others, p)
 	}
@@ -126,8 +128,7 @@ func planResizeMove(hosts []api.Host, vm api.VM, want api.Flavor, src api.Host, 
 		return api.Operation{}, errs.NoCapacity("no host has room for vm %q at its new size: %v", vm.Name, err)
 	}
 	return api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind, State: api.OpPlanned, Source: src.Name, Destination: dst.Name,
-		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, 0).Milliseconds(),
-		Reason: "its host " + src.Name + " has no room for the new size (--allow-move)"}, nil
+		Strategy: moveStrategy(kind, vm), PredictedMS: predictMove(kind, vm, dst, 0).Milliseconds(), Reason: reason}, nil
 }
 
 // execResize resizes a VM in place: the new flavor is recorded (the

@@ -34,6 +34,17 @@ type Placement struct {
 	// that loses guest writes (the cluster's --allow-unsafe-tcg-migration;
 	// UnsafeTCG).
 	AllowUnsafeTCG bool
+	// HotpluggedMiB is the memory the VM has hot-plugged (virtio-mem):
+	// under TCG it cannot move live at all (RefuseLive).
+	HotpluggedMiB int
+}
+
+// Hotplugged is the memory a VM has hot-plugged beyond its boot memory.
+func Hotplugged(vm api.VM) int {
+	if vm.BootMemoryMiB == 0 {
+		return 0
+	}
+	return max(vm.Flavor.MemoryMiB-vm.BootMemoryMiB, 0)
 }
 
 // filter rejects a host, saying why, or accepts it ("").

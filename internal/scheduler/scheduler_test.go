@@ -157,3 +157,32 @@ func TestClaimAndRoomFor(t *testing.T) {
 		t.Errorf("room to shrink: %q; want none needed", why)
 	}
 }
+
+// A TCG guest with hot-plugged memory never moves live; under KVM, or
+// with nothing plugged, or cold, it may.
+func TestRefuseLiveHotplugged(t *testing.T) {
+	tcg := api.Host{Name: "h1", Accelerator: "tcg", Hypervisor: "qemu", QEMUVersion: "10.0.2"}
+	kvm := tcg
+	kvm.Accelerator = "kvm"
+	for _, c := range []struct {
+		name    string
+		p       Placement
+		refused bool
+	}{
+		{"tcg, 128 MiB plugged, live", Placement{Live: true, Source: tcg, HotpluggedMiB: 128}, true},
+		{"tcg, nothing plugged", Placement{Live: true, Source: tcg}, false},
+		{"tcg, plugged, cold", Placement{Source: tcg, HotpluggedMiB: 128}, false},
+		{"kvm, plugged, live", Placement{Live: true, Source: kvm, HotpluggedMiB: 128}, false},
+	} {
+		err := RefuseLive(c.p)
+		if (err != nil) != c.refused || (err != nil && !IsUnsafeTCG(err)) {
+			t.Errorf("%s: %v; refused %v", c.name, err, c.refused)
+		}
+		if _, perr := Pick([]api.Host{}, c.p); c.refused && !IsUnsafeTCG(perr) {
+			t.Errorf("%s: Pick did not refuse with the gate: %v", c.name, perr)
+		}
+	}
+	if vm := (api.VM{Flavor: api.Flavor{MemoryMiB: 384}, BootMemoryMiB: 256}); Hotplugged(vm) != 128 {
+		t.Errorf("Hotplugged = %d; want 128", Hotplugged(vm))
+	}
+}

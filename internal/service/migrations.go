@@ -253,7 +253,7 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 	if err != nil {
 		return api.Migration{}, api.Host{}, err
 	}
-	p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: req.Kind == api.KindLive, Source: src}
+	p := scheduler.Placement{Flavor: vm.Flavor, Pool: vm.Pool, Live: req.Kind == api.KindLive, Source: src, HotpluggedMiB: scheduler.Hotplugged(vm)}
 	var dst api.Host
 	if req.To != "" {
 		found := false
@@ -269,6 +269,9 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 			return api.Migration{}, api.Host{}, errs.Invalid("vm %q already runs on %s; choose another destination", vm.Name, req.To)
 		}
 		if p.Live {
+			if err := scheduler.RefuseLive(p); err != nil {
+				return api.Migration{}, api.Host{}, err
+			}
 			if err := c.refuseUnsafeTCG(src, dst); err != nil {
 				return api.Migration{}, api.Host{}, err
 			}

@@ -187,6 +187,10 @@ func RunResize(t *testing.T, h Harness) {
 			dst.Close()
 			t.Skip("driver cannot live-migrate")
 		}
+		if !caps.HotpluggedLive {
+			dst.Close()
+			t.Skip("driver cannot live-migrate a VM with hot-plugged memory here (" + caps.Accelerator + "; see scheduler.RefuseLive)")
+		}
 		// The destination is defined with the sizes the VM has now, as
 		// the controller does.
 		cur := s.status(idA).Spec

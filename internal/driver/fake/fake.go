@@ -130,7 +130,7 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		AccelReason: "fake driver: no guest code runs", QEMUVersion: d.cfg.QEMUVersion,
 		// As the QEMU driver's: no post-copy where live migration is unsafe.
 		LiveMigration: true, PostCopy: driver.LiveMigrationSafe(d.cfg.Accel, d.cfg.QEMUVersion), AutoConverge: true,
-		CPUHotplug: true, CPUUnplug: true, MemoryHotplug: true, DiskResize: true}
+		CPUHotplug: true, CPUUnplug: true, MemoryHotplug: true, HotpluggedLive: true, DiskResize: true}
 }
 
 func (d *Driver) vmDir(id string) string       { return filepath.Join(d.cfg.StateDir, "vms", id) }

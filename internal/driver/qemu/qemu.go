@@ -219,6 +219,11 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		PostCopy:      driver.LiveMigrationSafe(d.cfg.Accel, d.version),
 		CPUHotplug:    true,
 		MemoryHotplug: true,
+		// QEMU's TCG dirty-bitmap sync resets the TLB dirty state from a
+		// RAM block's offset instead of its address: virtio-mem's block,
+		// once memory is plugged, takes the source QEMU down in a live
+		// move (cmdline.go, memory; scheduler.RefuseLive).
+		HotpluggedLive: d.cfg.Accel == driver.AccelKVM,
 		DiskResize:    true,
 		// Re-plugging a vCPU unplugged under TCG kills QEMU: 7.2's heap
 		// (3 of 3 tries: "malloc(): ... corrupted"), and 10.0.2's too
