@@ -224,7 +224,7 @@ func (d *Driver) Capabilities() driver.Capabilities {
 		// once memory is plugged, takes the source QEMU down in a live
 		// move (cmdline.go, memory; scheduler.RefuseLive).
 		HotpluggedLive: d.cfg.Accel == driver.AccelKVM,
-		DiskResize:    true,
+		DiskResize:     true,
 		// Re-plugging a vCPU unplugged under TCG kills QEMU: 7.2's heap
 		// (3 of 3 tries: "malloc(): ... corrupted"), and 10.0.2's too
 		// (3 of 3 on 2026-12-05: device_add of the vCPU, QEMU gone). Not
