@@ -194,10 +194,12 @@ func TestOverheadStats(t *testing.T) {
 	}
 }
 
-// conv is a convergence run that converged.
+// conv is a convergence run that converged, its client's connection kept
+// and its blackout the guest's own gap plus 20 ms.
 func conv(rate int, policy api.Policy, totalMS, boundMS, downMS int64, gap time.Duration) convRun {
 	return convRun{RateMB: rate, Policy: policy, Converged: true, Outcome: string(api.MigCompleted), TotalMS: totalMS,
-		BoundMS: boundMS, DowntimeMS: downMS, HasDown: true, WorstGap: gap}
+		BoundMS: boundMS, DowntimeMS: downMS, HasDown: true, WorstGap: gap,
+		Measured: true, TCP: true, Blackout: gap + 20*time.Millisecond}
 }
 
 func verdicts(vs []verdict) map[string]string {
@@ -238,6 +240,8 @@ func TestEvaluate(t *testing.T) {
 		conv(0, api.PolicyPreCopy, 2000, 2200, 200, 0),    // peer 15 % faster
 		conv(100, api.PolicyAuto, 3000, 2200, 10, 100*ms), // 1.36× the bound
 		{RateMB: 300, Policy: api.PolicyAuto, Outcome: "aborted", TotalMS: 120000},
+		{RateMB: 300, Policy: api.PolicyPostCopy, Outcome: "completed", Measured: true, TCP: false, ClientErr: "connection reset",
+			WorstGap: 100 * ms, Blackout: 400 * ms}, // the connection broken, a blackout 300 ms over
 	}
 	bad.Drain = []drainRun{
 		{Name: drainGodwit, State: api.IntentCompleted, MakespanMS: 13000, BoundMS: 10000},
@@ -253,6 +257,8 @@ func TestEvaluate(t *testing.T) {
 		stallTargetName:                                    verdictFail, // 400 ms at 0 MB/s under TCG
 		"drain makespan ≤ 1.2× bound and below both peers": verdictFail,
 		"control-plane overhead median ≤ 0.3 s":            verdictFail,
+		tcpTargetName:      verdictFail,
+		blackoutTargetName: verdictFail,
 	}
 	for k, v := range want {
 		if got[k] != v {

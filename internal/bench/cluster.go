@@ -18,6 +18,9 @@ type cluster struct {
 	*gcluster.Local
 	log    *slog.Logger
 	client *api.Client
+	// net, when set, is the VMs' network with a client on it
+	// (clientnet.go): every VM gets a NIC there.
+	net *clientNet
 }
 
 // startCluster starts the controller and the agents of o, with the
@@ -94,9 +97,13 @@ type vmSpec struct {
 // until every one prints heartbeats.
 func (c *cluster) createVMs(ctx context.Context, host string, vms []vmSpec, hbHz int) error {
 	for _, v := range vms {
-		_, err := c.client.CreateVM(ctx, api.CreateVMRequest{Name: v.name, Image: "testguest", Pool: api.PoolShared, Host: host,
+		req := api.CreateVMRequest{Name: v.name, Image: "testguest", Pool: api.PoolShared, Host: host,
 			Flavor:  api.Flavor{VCPUs: 1, MemoryMiB: v.memoryMiB, DiskMiB: 64},
-			Cmdline: guestCmdline(v.dirtyMiB, v.rateMB, hbHz)})
+			Cmdline: guestCmdline(v.dirtyMiB, v.rateMB, hbHz)}
+		if c.net != nil {
+			req.Networks = []api.NICRequest{{Network: benchNetwork}}
+		}
+		_, err := c.client.CreateVM(ctx, req)
 		if err != nil {
 			return fmt.Errorf("create vm %s: %w", v.name, err)
 		}

@@ -94,8 +94,20 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 	tailDone := make(chan struct{})
 	go func() { t.run(tctx, consolePoll); close(tailDone) }()
 	defer func() { stopTail(); <-tailDone }()
-	// A few heartbeats before the start, so the first gap is measured.
-	if err := sleep(ctx, 300*time.Millisecond); err != nil {
+	var pr *probe
+	if c.net != nil && len(vm.Ports) > 0 {
+		if pr, err = c.net.start(ctx, b.godwit, vm.Ports[0].IP); err != nil {
+			return run, err
+		}
+		defer func() {
+			if pr != nil {
+				_, _, _ = pr.stop()
+			}
+		}()
+	}
+	// A few heartbeats before the start, so the first gap is measured
+	// (and the client's probe is connected).
+	if err := sleep(ctx, 500*time.Millisecond); err != nil {
 		return run, err
 	}
 
@@ -138,6 +150,20 @@ func (b *bench) migrateOnce(ctx context.Context, c *cluster, name string, rate i
 	<-tailDone
 	beats, text := t.snapshot()
 	run.WorstGap = worstGap(beats, start, windowEnd)
+	if pr != nil {
+		// The client's view: a blackout still going on when the probe
+		// stops counts until then.
+		ping, stream, err := pr.stop()
+		pr = nil
+		if err != nil {
+			return run, err
+		}
+		run.Measured = true
+		run.Blackout = max(ping.LongestGap, ping.SinceLastReply)
+		run.StreamGap = max(stream.LongestGap, stream.SinceLastLine)
+		run.TCP = stream.Survived && !stream.SeqBroken
+		run.ClientErr = stream.Err
+	}
 	if b.cfg.Keep {
 		path := filepath.Join(c.Dir(), "timelines", fmt.Sprintf("%s-%s.txt", name, policy))
 		if err := writeTimeline(path, start, end, beats, text); err != nil {

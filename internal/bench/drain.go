@@ -80,13 +80,24 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 	c, err := b.startCluster(ctx, "drain", gcluster.Options{
 		Dir: filepath.Join(dir, "drain"), Hosts: 3, ControllerAddr: ctrlAddr,
 		AgentAddr: func(i int) string { return net.JoinHostPort(labAddr(i), agentPort) },
-		Netns:     labNS, AgentArgs: b.cfg.AgentArgs,
+		Netns:     labNS, AgentArgs: append([]string{"--uplink", benchNetwork + "=" + labUplink}, b.cfg.AgentArgs...),
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer c.stop()
 	if err := lab.check(ctx, agentPort, port); err != nil {
+		return nil, err
+	}
+	// The VMs' network: its bridge here (with the client on it) is the
+	// fabric every host's uplink joins.
+	cn, err := setupClientNet(ctx, c, b.log)
+	if err != nil {
+		return nil, fmt.Errorf("drain scenario: %w", err)
+	}
+	c.net = cn
+	defer func() { c.stop(); cn.teardown() }() // the VMs' taps first
+	if err := lab.uplinks(ctx, cn.bridge); err != nil {
 		return nil, err
 	}
 	// Every host holds the guest's image before the first drain: the
@@ -135,6 +146,18 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 // moment polling sees the intent end.
 func (b *bench) drainOnce(ctx context.Context, c *cluster, v drainVariant, nVMs int) (drainRun, error) {
 	r := drainRun{Name: v.name, Request: v.desc, VMs: nVMs}
+	probes, err := c.probeAll(ctx, b.godwit, gcluster.HostName(1))
+	if err != nil {
+		return r, err
+	}
+	defer func() {
+		for _, p := range probes {
+			_, _, _ = p.stop()
+		}
+	}()
+	if err := sleep(ctx, 500*time.Millisecond); err != nil { // the probes connected
+		return r, err
+	}
 	start := time.Now()
 	in, err := c.client.Drain(ctx, gcluster.HostName(1), v.req)
 	if err != nil {
@@ -161,6 +184,24 @@ func (b *bench) drainOnce(ctx context.Context, c *cluster, v drainVariant, nVMs 
 	}
 	r.MakespanMS = time.Since(start).Milliseconds()
 	r.State = in.State
+	// What each VM's client saw, over the whole drain.
+	if err := sleep(ctx, time.Second); err != nil {
+		return r, err
+	}
+	for name, p := range probes {
+		ping, stream, err := p.stop()
+		delete(probes, name)
+		if err != nil {
+			return r, err
+		}
+		r.Measured++
+		if stream.Survived && !stream.SeqBroken {
+			r.TCPKept++
+		} else {
+			r.ClientErrs = append(r.ClientErrs, name+": "+stream.Err)
+		}
+		r.WorstBlackout = max(r.WorstBlackout, ping.LongestGap, ping.SinceLastReply)
+	}
 	var strategies []string
 	for _, op := range in.Operations {
 		if op.MigrationID == "" {

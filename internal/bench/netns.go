@@ -22,7 +22,13 @@ const (
 	labLinkRate   = "1gbit"
 )
 
-func labNS(i int) string       { return fmt.Sprintf("gwbench-h%d", i) }
+func labNS(i int) string         { return fmt.Sprintf("gwbench-h%d", i) }
+func labUplinkRoot(i int) string { return fmt.Sprintf("gwbu%d", i) }
+
+// labUplink is each host's interface to the VMs' network (agent
+// --uplink), the inner end of a veth whose outer end joins the fabric.
+const labUplink = "uplink0"
+
 func labAddr(i int) string     { return fmt.Sprintf("%s%d", labSubnet, 10+i) }
 func labVethRoot(i int) string { return fmt.Sprintf("gwbh%d", i) }
 func labVethNS(i int) string   { return fmt.Sprintf("gwbn%d", i) }
@@ -107,6 +113,26 @@ func (l *netLab) check(ctx context.Context, agentPort, ctrlAddr string) error {
 	return nil
 }
 
+// uplinks gives each host a second link, its uplink to the VMs' network,
+// joined to bridge (the network's fabric here, where the client is).
+// Unshaped: the VMs' traffic is the clients', not the migrations'.
+func (l *netLab) uplinks(ctx context.Context, bridge string) error {
+	for i := 1; i <= l.hosts; i++ {
+		root, in := labUplinkRoot(i), labUplinkRoot(i)+"n"
+		for _, s := range [][]string{
+			{"ip", "link", "add", root, "type", "veth", "peer", "name", in},
+			{"ip", "link", "set", in, "netns", labNS(i)},
+			{"ip", "-n", labNS(i), "link", "set", in, "name", labUplink},
+			{"ip", "link", "set", root, "master", bridge, "up"},
+		} {
+			if out, err := exec.CommandContext(ctx, s[0], s[1:]...).CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %w: %s", strings.Join(s, " "), err, strings.TrimSpace(string(out)))
+			}
+		}
+	}
+	return nil
+}
+
 // teardown removes the namespaces (their veth ends go with them) and the
 // bridge; it runs after every process inside was stopped.
 func (l *netLab) teardown() {
@@ -117,6 +143,7 @@ func (l *netLab) teardown() {
 			}
 		}
 		_ = exec.Command("ip", "link", "del", labVethRoot(i)).Run()
+		_ = exec.Command("ip", "link", "del", labUplinkRoot(i)).Run()
 	}
 	if _, err := os.Stat("/sys/class/net/" + labBridge); err == nil {
 		if out, err := exec.Command("ip", "link", "del", labBridge).CombinedOutput(); err != nil {

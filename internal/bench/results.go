@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -70,6 +71,15 @@ type convRun struct {
 	// OverCapBps is the sending rate of a move that beat the cap (0
 	// when it kept to it): its total and bound compare with nothing.
 	OverCapBps float64
+	// What a client outside every host saw (clientnet.go), when
+	// Measured: the longest gap in ping replies (the blackout), the
+	// longest gap in the guest's TCP stream, and whether that connection
+	// lived through the move (ClientErr says why not).
+	Measured  bool
+	Blackout  time.Duration
+	StreamGap time.Duration
+	TCP       bool
+	ClientErr string
 }
 
 func (r convRun) boundRatio() float64 { return ratio(r.TotalMS, r.BoundMS) }
@@ -133,8 +143,9 @@ func strategyOf(m api.Migration) string {
 
 // convTable is the convergence scenario's table, one row per run.
 func convTable(runs []convRun) *table {
-	t := newTable("rate MB/s", "policy", "converged", "total", "end to end", "total/bound", "downtime", "sent/RAM", "worst hb gap", "strategy", "guest oops", "outcome").
-		alignRight(0, 3, 4, 5, 6, 7, 8)
+	t := newTable("rate MB/s", "policy", "converged", "total", "end to end", "total/bound", "downtime", "sent/RAM", "worst hb gap",
+		"client blackout", "TCP", "strategy", "guest oops", "outcome").
+		alignRight(0, 3, 4, 5, 6, 7, 8, 9)
 	for _, r := range runs {
 		oops := r.Oops
 		if oops == "" {
@@ -148,8 +159,15 @@ func convTable(runs []convRun) *table {
 		if r.SentRatio > 0 {
 			sent = fmt.Sprintf("%.2f", r.SentRatio)
 		}
+		blackout, tcp := "–", "–"
+		if r.Measured {
+			blackout, tcp = fmtGap(r.Blackout), "kept"
+			if !r.TCP {
+				tcp = "broken"
+			}
+		}
 		t.add(fmt.Sprint(r.RateMB), string(r.Policy), yesNo(r.Converged), total, fmtSeconds(r.E2EMS), br,
-			fmtMS(r.DowntimeMS, r.HasDown), sent, fmtGap(r.WorstGap), r.Strategy, oops, r.Outcome)
+			fmtMS(r.DowntimeMS, r.HasDown), sent, fmtGap(r.WorstGap), blackout, tcp, r.Strategy, oops, r.Outcome)
 	}
 	return t
 }
@@ -167,14 +185,26 @@ type drainRun struct {
 	Nonzero    int64 // non-zero memory, over all moves
 	MaxDownMS  int64
 	Strategies string
+	// What the VMs' clients saw over the drain: how many were measured,
+	// how many kept their TCP connection, and the worst blackout.
+	Measured      int
+	TCPKept       int
+	WorstBlackout time.Duration
+	ClientErrs    []string
 }
 
 func drainTable(runs []drainRun) *table {
-	t := newTable("drain", "request", "intent", "moved", "makespan", "bound", "makespan/bound", "sent/non-zero", "max downtime", "strategies").
-		alignRight(3, 4, 5, 6, 7, 8)
+	t := newTable("drain", "request", "intent", "moved", "makespan", "bound", "makespan/bound", "sent/non-zero", "max downtime",
+		"worst client blackout", "TCP kept", "strategies").
+		alignRight(3, 4, 5, 6, 7, 8, 9, 10)
 	for _, r := range runs {
+		blackout, kept := "–", "–"
+		if r.Measured > 0 {
+			blackout, kept = fmtGap(r.WorstBlackout), fmt.Sprintf("%d/%d", r.TCPKept, r.Measured)
+		}
 		t.add(r.Name, r.Request, string(r.State), fmt.Sprintf("%d/%d", r.Moves, r.VMs), fmtSeconds(r.MakespanMS), fmtSeconds(r.BoundMS),
-			fmtRatio(ratio(r.MakespanMS, r.BoundMS)), fmtRatio(ratio(r.SentBytes, r.Nonzero)), fmtMS(r.MaxDownMS, r.Moves > 0), r.Strategies)
+			fmtRatio(ratio(r.MakespanMS, r.BoundMS)), fmtRatio(ratio(r.SentBytes, r.Nonzero)), fmtMS(r.MaxDownMS, r.Moves > 0),
+			blackout, kept, r.Strategies)
 	}
 	return t
 }
@@ -303,6 +333,14 @@ func evaluate(r results) []verdict {
 // stallTargetName is the stall target as the report names it.
 const stallTargetName = "worst guest stall ≤ 200 ms (KVM) or 300 ms (TCG), and ≤ the best peer's"
 
+// The networking targets (issue 15), as the report names them, and the
+// blackout's allowance over the guest's own worst heartbeat gap.
+const (
+	tcpTargetName       = "a client's TCP connection survives 100 % of live moves"
+	blackoutTargetName  = "client blackout ≤ the guest's worst heartbeat gap + 50 ms"
+	targetBlackoutSlack = 50 * time.Millisecond
+)
+
 // convVerdicts checks the convergence targets; only godwit's own runs
 // (policy auto) are held to them, the peers are the yardstick.
 func convVerdicts(r results) []verdict {
@@ -399,7 +437,56 @@ func convVerdicts(r results) []verdict {
 		{"downtime ≤ 50 ms everywhere", pf(downOK), detail(downOK, "at all "+rates, down)},
 	}
 	out = append(out, verdict{stallTargetName, pf(stallOK), detail(stallOK, fmt.Sprintf("worst %s (limit %s under %s)", fmtGap(worst), fmtGap(stallLimit), r.Accel), stall)})
-	return out
+	return append(out, clientVerdicts(r.Conv, r.Drain)...)
+}
+
+// clientVerdicts are the networking targets over every move a client
+// measured, whichever the policy: its TCP connection survives, and the
+// blackout it sees is at most targetBlackoutSlack above the guest's own
+// worst heartbeat gap in the same move (the network adds no more than
+// that to what the move costs the guest).
+func clientVerdicts(runs []convRun, drains []drainRun) []verdict {
+	var measured, kept, timed int
+	var broken, slow []string
+	var worst time.Duration
+	for _, d := range drains { // the TCP target covers the drains' moves too
+		measured += d.Measured
+		kept += d.TCPKept
+		for _, e := range d.ClientErrs {
+			broken = append(broken, "drain "+d.Name+" "+e)
+		}
+	}
+	for _, c := range runs {
+		if !c.Measured {
+			continue
+		}
+		measured, timed = measured+1, timed+1
+		if c.TCP {
+			kept++
+		} else {
+			broken = append(broken, fmt.Sprintf("%d MB/s %s: %s", c.RateMB, c.Policy, cmp.Or(c.ClientErr, "seq broken")))
+		}
+		worst = max(worst, c.Blackout-c.WorstGap)
+		if c.Blackout > c.WorstGap+targetBlackoutSlack {
+			slow = append(slow, fmt.Sprintf("%d MB/s %s: %s vs heartbeat gap %s", c.RateMB, c.Policy, fmtGap(c.Blackout), fmtGap(c.WorstGap)))
+		}
+	}
+	const notMeasured = "no move was measured from a client"
+	tcp := verdict{tcpTargetName, verdictNotRun, notMeasured}
+	if measured > 0 {
+		tcp = verdict{tcpTargetName, verdictPass, fmt.Sprintf("%d of %d moves", kept, measured)}
+		if kept < measured {
+			tcp.Result, tcp.Detail = verdictFail, strings.Join(broken, "; ")
+		}
+	}
+	bo := verdict{blackoutTargetName, verdictNotRun, notMeasured}
+	if timed > 0 {
+		bo = verdict{blackoutTargetName, verdictPass, fmt.Sprintf("at most %s above the heartbeat gap, %d moves", fmtGap(max(worst, 0)), timed)}
+		if len(slow) > 0 {
+			bo.Result, bo.Detail = verdictFail, strings.Join(slow, "; ")
+		}
+	}
+	return []verdict{tcp, bo}
 }
 
 // drainVerdict checks godwit's drain against its bound and the peers.

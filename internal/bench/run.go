@@ -107,6 +107,12 @@ func (b *bench) loopbackScenarios(ctx context.Context, dir string, res *results)
 	}
 	defer c.stop()
 	if b.cfg.runs(scenarioConvergence) {
+		net, err := setupClientNet(ctx, c, b.log)
+		if err != nil {
+			return fmt.Errorf("convergence scenario: %w", err)
+		}
+		c.net = net
+		defer func() { c.stop(); net.teardown() }() // the VMs' taps first
 		runs, err := b.runConvergence(ctx, c)
 		res.Conv = runs
 		if err != nil {

@@ -59,7 +59,7 @@ far. Pinging needs root or CAP_NET_RAW.`,
 				return err
 			}
 			if a.json() {
-				return printJSON(a.out, r.view(addr, streamAddr))
+				return printJSON(a.out, netprobe.NewReport(addr, r.start, r.end, r.ping, streamAddr, r.stream))
 			}
 			fmt.Fprintln(a.out, r.ping)
 			if streamAddr != "" {
@@ -110,74 +110,4 @@ func runProbe(ctx context.Context, addr, streamAddr string, interval, dur time.D
 		return r, pingErr
 	}
 	return r, streamErr
-}
-
-// probeJSON is probe's -o json output; durations are in milliseconds.
-type probeJSON struct {
-	Addr       string      `json:"addr"`
-	Start      time.Time   `json:"start"`
-	DurationMS float64     `json:"duration_ms"`
-	Ping       pingJSON    `json:"ping"`
-	Stream     *streamJSON `json:"stream,omitempty"`
-}
-
-type pingJSON struct {
-	IntervalMS        float64    `json:"interval_ms"`
-	Sent              int        `json:"sent"`
-	Received          int        `json:"received"`
-	Lost              int        `json:"lost"`
-	LongestGapMS      float64    `json:"longest_gap_ms"`
-	GapStart          *time.Time `json:"gap_start,omitempty"`
-	FirstReplyAfterMS float64    `json:"first_reply_after_ms"`
-	SinceLastReplyMS  float64    `json:"since_last_reply_ms"`
-	SendErrors        int        `json:"send_errors,omitempty"`
-	SendError         string     `json:"send_error,omitempty"`
-}
-
-type streamJSON struct {
-	Addr            string     `json:"addr"`
-	Lines           int        `json:"lines"`
-	LastSeq         int        `json:"last_seq"`
-	LongestGapMS    float64    `json:"longest_gap_ms"`
-	GapStart        *time.Time `json:"gap_start,omitempty"`
-	SinceLastLineMS float64    `json:"since_last_line_ms"`
-	Survived        bool       `json:"survived"`
-	Error           string     `json:"error,omitempty"`
-	SeqBroken       bool       `json:"seq_broken"`
-}
-
-func (r probeResult) view(addr, streamAddr string) probeJSON {
-	p := r.ping
-	v := probeJSON{
-		Addr:       addr,
-		Start:      r.start,
-		DurationMS: msec(r.end.Sub(r.start)),
-		Ping: pingJSON{
-			IntervalMS: msec(p.Interval), Sent: p.Sent, Received: p.Received, Lost: p.Lost,
-			LongestGapMS: msec(p.LongestGap), GapStart: timeOrNil(p.GapStart),
-			FirstReplyAfterMS: msec(p.FirstReplyAfter), SinceLastReplyMS: msec(p.SinceLastReply),
-			SendErrors: p.SendErrors, SendError: p.SendErr,
-		},
-	}
-	if streamAddr != "" {
-		s := r.stream
-		v.Stream = &streamJSON{
-			Addr: streamAddr, Lines: s.Lines, LastSeq: s.LastSeq,
-			LongestGapMS: msec(s.LongestGap), GapStart: timeOrNil(s.GapStart), SinceLastLineMS: msec(s.SinceLastLine),
-			Survived: s.Survived, Error: s.Err, SeqBroken: s.SeqBroken,
-		}
-	}
-	return v
-}
-
-// msec is d in milliseconds, to the microsecond.
-func msec(d time.Duration) float64 {
-	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
-}
-
-func timeOrNil(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
 }

@@ -165,38 +165,18 @@ func (l *netLab) probe(exe, ip string, d time.Duration) (*exec.Cmd, func() probe
 	}
 }
 
-// probeResult is what godwit probe -o json prints, as netprobe's
-// results.
+// probeResult is what godwit probe -o json reports.
 type probeResult struct {
 	Ping   netprobe.PingResult
 	Stream netprobe.StreamResult
 }
 
 func (r *probeResult) UnmarshalJSON(b []byte) error {
-	var j struct {
-		Ping struct {
-			Sent, Received, Lost int
-			LongestGapMS         float64 `json:"longest_gap_ms"`
-			SinceLastReplyMS     float64 `json:"since_last_reply_ms"`
-		} `json:"ping"`
-		Stream struct {
-			Lines           int
-			LastSeq         int     `json:"last_seq"`
-			LongestGapMS    float64 `json:"longest_gap_ms"`
-			SinceLastLineMS float64 `json:"since_last_line_ms"`
-			Survived        bool
-			Error           string
-			SeqBroken       bool `json:"seq_broken"`
-		} `json:"stream"`
-	}
-	if err := json.Unmarshal(b, &j); err != nil {
+	var rep netprobe.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
 		return err
 	}
-	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
-	r.Ping = netprobe.PingResult{Sent: j.Ping.Sent, Received: j.Ping.Received, Lost: j.Ping.Lost,
-		LongestGap: ms(j.Ping.LongestGapMS), SinceLastReply: ms(j.Ping.SinceLastReplyMS)}
-	r.Stream = netprobe.StreamResult{Lines: j.Stream.Lines, LastSeq: j.Stream.LastSeq, LongestGap: ms(j.Stream.LongestGapMS),
-		SinceLastLine: ms(j.Stream.SinceLastLineMS), Survived: j.Stream.Survived, Err: j.Stream.Error, SeqBroken: j.Stream.SeqBroken}
+	r.Ping, r.Stream = rep.Results()
 	return nil
 }
 

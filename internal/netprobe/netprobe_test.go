@@ -3,6 +3,7 @@ package netprobe
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -418,5 +419,25 @@ func TestNoLeaks(t *testing.T) {
 			t.Fatalf("goroutines %d → %d, fds %d → %d", goroutines, g, fds, f)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A Report printed as JSON reads back as the results it was made of.
+func TestReportRoundTrip(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	p := PingResult{Sent: 100, Received: 97, Lost: 3, Interval: 10 * time.Millisecond, LongestGap: 72500 * time.Microsecond,
+		GapStart: t0.Add(time.Second), FirstReplyAfter: time.Millisecond, SinceLastReply: 4 * time.Millisecond}
+	s := StreamResult{Lines: 90, LastSeq: 90, LongestGap: 81 * time.Millisecond, GapStart: t0.Add(time.Second), Survived: true}
+	b, err := json.Marshal(NewReport("10.0.0.2", t0, t0.Add(2*time.Second), p, "10.0.0.2:7777", s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	gp, gs := r.Results()
+	if gp != p || gs != s || r.DurationMS != 2000 {
+		t.Errorf("read back\n %+v\n %+v\nwant\n %+v\n %+v\n(%s)", gp, gs, p, s, b)
 	}
 }
