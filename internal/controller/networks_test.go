@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
@@ -192,6 +193,22 @@ func TestPorts(t *testing.T) {
 		t.Fatalf("cold move: %s %s", m.State, m.Reason)
 	}
 	same("after a cold move", 1)
+	// A rebuild in place and an online resize keep them too.
+	in, err := tc.client.Rebuild(ctx, "a", api.RebuildRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in = waitIntent(t, tc.client, in.ID, 30*time.Second); in.State != api.IntentCompleted {
+		t.Fatalf("rebuild: %s", in.State)
+	}
+	same("after a rebuild", 1)
+	if in, err = tc.client.Resize(ctx, "a", api.ResizeRequest{VCPUs: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if in = waitIntent(t, tc.client, in.ID, 30*time.Second); in.State != api.IntentCompleted {
+		t.Fatalf("resize: %s", in.State)
+	}
+	same("after a resize", 1)
 
 	// Deleting frees the MAC and the address: the next VM gets .2 again.
 	if err := tc.client.DeleteVM(ctx, "a"); err != nil {
