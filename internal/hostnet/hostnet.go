@@ -290,7 +290,6 @@ func ensureBridge(ctx context.Context, name string, mtu int) error {
 	return ip(ctx, "link", "set", "dev", name, "mtu", fmt.Sprint(mtu), "up")
 }
 
-
 func ip(ctx context.Context, args ...string) error {
 	_, err := run(ctx, "ip", args...)
 	return err

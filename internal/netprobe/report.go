@@ -90,7 +90,9 @@ func msec(d time.Duration) float64 {
 	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
 }
 
-func dur(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)).Round(time.Microsecond) }
+func dur(ms float64) time.Duration {
+	return time.Duration(ms * float64(time.Millisecond)).Round(time.Microsecond)
+}
 
 func timeOrNil(t time.Time) *time.Time {
 	if t.IsZero() {
