@@ -29,6 +29,7 @@ func main() {
 	quick := flag.Bool("quick", false, "smoke test: one dirty rate, 30 s limit, small guests, 3 overhead runs")
 	flag.StringVar(&cfg.Bin, "bin", cfg.Bin, "directory holding godwit and godwit-guest (make build)")
 	flag.StringVar(&cfg.Dir, "dir", "", "work directory (default: a temporary one)")
+	flag.BoolVar(&cfg.NoClient, "no-client", false, "no VM networks and no client measuring each move (the guests see no network traffic)")
 	flag.BoolVar(&cfg.Keep, "keep", false, "keep the work directory (logs, console logs, heartbeat timelines under loopback/timelines)")
 	flag.StringVar(&cfg.Accel, "accel", cfg.Accel, "accelerator: kvm, tcg, or auto (probe KVM by booting a kernel)")
 	flag.IntVar(&cfg.OverheadRuns, "overhead-runs", cfg.OverheadRuns, "migrations of the overhead scenario")

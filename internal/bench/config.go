@@ -46,7 +46,11 @@ type Config struct {
 	// the end unless Keep (or a failure: its logs then say why).
 	Dir   string
 	Keep  bool
-	Accel string // kvm, tcg or auto
+	// NoClient runs the moves without VM networks and the client that
+	// measures them (clientnet.go): the guests then see no network
+	// traffic, as in the benchmark before issue 15.
+	NoClient bool
+	Accel    string // kvm, tcg or auto
 	// AgentArgs are flags every agent gets besides the bench's own, e.g.
 	// --no-postcopy-preempt to measure what postcopy-preempt gains.
 	AgentArgs []string

@@ -91,14 +91,16 @@ func (b *bench) runDrain(ctx context.Context, dir string) (runs []drainRun, err 
 	}
 	// The VMs' network: its bridge here (with the client on it) is the
 	// fabric every host's uplink joins.
-	cn, err := setupClientNet(ctx, c, b.log)
-	if err != nil {
-		return nil, fmt.Errorf("drain scenario: %w", err)
-	}
-	c.net = cn
-	defer func() { c.stop(); cn.teardown() }() // the VMs' taps first
-	if err := lab.uplinks(ctx, cn.bridge); err != nil {
-		return nil, err
+	if !b.cfg.NoClient {
+		cn, err := setupClientNet(ctx, c, b.log)
+		if err != nil {
+			return nil, fmt.Errorf("drain scenario: %w", err)
+		}
+		c.net = cn
+		defer func() { c.stop(); cn.teardown() }() // the VMs' taps first
+		if err := lab.uplinks(ctx, cn.bridge); err != nil {
+			return nil, err
+		}
 	}
 	// Every host holds the guest's image before the first drain: the
 	// first drain to reach a host would otherwise fetch it, and only the

@@ -106,13 +106,15 @@ func (b *bench) loopbackScenarios(ctx context.Context, dir string, res *results)
 		return err
 	}
 	defer c.stop()
-	if b.cfg.runs(scenarioConvergence) {
+	if b.cfg.runs(scenarioConvergence) && !b.cfg.NoClient {
 		net, err := setupClientNet(ctx, c, b.log)
 		if err != nil {
 			return fmt.Errorf("convergence scenario: %w", err)
 		}
 		c.net = net
 		defer func() { c.stop(); net.teardown() }() // the VMs' taps first
+	}
+	if b.cfg.runs(scenarioConvergence) {
 		runs, err := b.runConvergence(ctx, c)
 		res.Conv = runs
 		if err != nil {
