@@ -25,6 +25,10 @@ type machine struct {
 	AccelReason string
 	Godwit      string
 	LoadAvg     string // at the start: other work on the machine skews TCG figures
+	// OtherQEMUs are QEMU processes already running at the start (a
+	// make demo cluster left up, say): each takes CPU from the guests
+	// and migrations measured, under TCG a lot of it.
+	OtherQEMUs []int
 }
 
 func describeMachine(ctx context.Context, acc, reason string) machine {
@@ -42,6 +46,7 @@ func describeMachine(ctx context.Context, acc, reason string) machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
+	m.OtherQEMUs = hostinfo.QEMUPIDs("")
 	return m
 }
 
@@ -59,6 +64,11 @@ func (m machine) table() *table {
 	t.add("accelerator", fmt.Sprintf("%s (%s)", m.Accel, m.AccelReason))
 	t.add("godwit", m.Godwit)
 	t.add("load average at the start", m.LoadAvg)
+	others := "none"
+	if len(m.OtherQEMUs) > 0 {
+		others = fmt.Sprintf("%d (PIDs %v): the figures are skewed; stop them (godwit down) and run again", len(m.OtherQEMUs), m.OtherQEMUs)
+	}
+	t.add("other QEMU processes at the start", others)
 	return t
 }
 

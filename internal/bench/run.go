@@ -37,6 +37,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	m := describeMachine(ctx, b.accel, b.accelReason)
 	fmt.Fprintf(cfg.Stdout, "godwit-bench: %s\n\n", m.summary())
+	if len(m.OtherQEMUs) > 0 {
+		b.log.Warn("other QEMU processes are running: they take CPU from what is measured (a make demo cluster? godwit down stops it)", "pids", m.OtherQEMUs)
+	}
 
 	dir, made := cfg.Dir, false
 	if dir == "" {
