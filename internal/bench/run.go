@@ -109,10 +109,12 @@ func (b *bench) loopbackScenarios(ctx context.Context, dir string, res *results)
 		return err
 	}
 	defer c.stop()
-	if b.cfg.runs(scenarioConvergence) && !b.cfg.NoClient {
+	// The guests of both scenarios sit on a network unless -no-client;
+	// only the convergence moves are probed.
+	if (b.cfg.runs(scenarioConvergence) || b.cfg.runs(scenarioOverhead)) && !b.cfg.NoClient {
 		net, err := setupClientNet(ctx, c, b.log)
 		if err != nil {
-			return fmt.Errorf("convergence scenario: %w", err)
+			return fmt.Errorf("the guests' network: %w", err)
 		}
 		c.net = net
 		defer func() { c.stop(); net.teardown() }() // the VMs' taps first
