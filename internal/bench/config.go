@@ -44,8 +44,8 @@ type Config struct {
 	Bin string
 	// Dir is the work directory; empty for a temporary one, removed at
 	// the end unless Keep (or a failure: its logs then say why).
-	Dir   string
-	Keep  bool
+	Dir  string
+	Keep bool
 	// NoClient runs the moves without VM networks and the client that
 	// measures them (clientnet.go): the guests then see no network
 	// traffic, as in the benchmark before issue 15.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -184,10 +185,10 @@ func (r *probeResult) UnmarshalJSON(b []byte) error {
 // prefix.
 func (l *netLab) hasLink(host, prefix string) bool {
 	l.t.Helper()
-	i := strings.TrimPrefix(host, "host")
-	out, err := exec.Command("ip", "-n", "gwe2e-h"+i, "-br", "link").CombinedOutput()
+	i, _ := strconv.Atoi(strings.TrimPrefix(host, "host"))
+	out, err := exec.Command("ip", "-n", labHostNS(i), "-br", "link").CombinedOutput()
 	if err != nil {
-		l.t.Fatalf("ip -n gwe2e-h%s link: %v: %s", i, err, out)
+		l.t.Fatalf("ip -n %s link: %v: %s", labHostNS(i), err, out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(line, prefix) {

@@ -337,15 +337,5 @@ func TestPortSecurityQEMU(t *testing.T) {
 // already.
 func netTable(t *testing.T, name string, rows []string) {
 	t.Helper()
-	dir := os.Getenv("GODWIT_NET_OUT")
-	if dir == "" {
-		return
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Error(err)
-		return
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".txt"), []byte(strings.Join(rows, "\n")+"\n"), 0o644); err != nil {
-		t.Error(err)
-	}
+	writeRows(t, "GODWIT_NET_OUT", name, rows)
 }

@@ -13,7 +13,13 @@ import (
 // variable it does nothing: t.Log has the table already.
 func faultTable(t *testing.T, name string, rows []string) {
 	t.Helper()
-	dir := os.Getenv("GODWIT_FAULTS_OUT")
+	writeRows(t, "GODWIT_FAULTS_OUT", name, rows)
+}
+
+// writeRows writes rows to $env/<name>.txt when env names a directory.
+func writeRows(t *testing.T, env, name string, rows []string) {
+	t.Helper()
+	dir := os.Getenv(env)
 	if dir == "" {
 		return
 	}

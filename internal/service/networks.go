@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -106,27 +107,20 @@ func (c *Service) DeleteNetwork(ctx context.Context, name string) error {
 	if perr != nil {
 		return err
 	}
+	byID := map[string]string{}
+	if vms, err := c.store.VMs(ctx, store.VMFilter{}); err == nil {
+		for _, v := range vms {
+			byID[v.ID] = v.Name
+		}
+	}
 	var names []string
 	for _, p := range ports {
-		names = append(names, c.vmName(ctx, p.VMID))
+		// A port without a VM is one a crash cut short: its ID it is.
+		names = append(names, cmp.Or(byID[p.VMID], p.VMID))
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
 	return errs.Conflict("network %s is in use by %d port(s) of VM(s) %s: delete those VMs first", name, len(ports), strings.Join(names, ", "))
-}
-
-// vmName is the name of the VM with id, or the id when there is none
-// (a port left by a create that a crash cut short).
-func (c *Service) vmName(ctx context.Context, id string) string {
-	vms, err := c.store.VMs(ctx, store.VMFilter{})
-	if err == nil {
-		for _, v := range vms {
-			if v.ID == id {
-				return v.Name
-			}
-		}
-	}
-	return id
 }
 
 // parseSubnet reads an IPv4 CIDR that names its network address.
