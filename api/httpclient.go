@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"sync"
@@ -37,6 +38,11 @@ type HTTPOptions struct {
 	// the upload); set it for streams whose server answers at once and
 	// then keeps sending (console, image and disk downloads).
 	ResponseHeaderTimeout time.Duration
+
+	// TLS is the client's TLS configuration for https URLs: the cluster's
+	// CA and, between godwit's components, their certificates (package
+	// internal/pki makes them). Nil: the system's roots.
+	TLS *tls.Config
 }
 
 // NewHTTPClient returns the HTTP client every godwit component uses: the
@@ -54,20 +60,28 @@ type HTTPOptions struct {
 // pool of idle connections, as they shared http.DefaultTransport before;
 // a client is therefore cheap to make per call.
 func NewHTTPClient(o HTTPOptions) *http.Client {
-	return &http.Client{Transport: sharedTransport(o.ResponseHeaderTimeout), Timeout: o.Timeout}
+	return &http.Client{Transport: sharedTransport(o.ResponseHeaderTimeout, o.TLS), Timeout: o.Timeout}
+}
+
+// transportKey tells transports apart: by response header timeout and
+// TLS configuration (one per identity and peer, made once and reused).
+type transportKey struct {
+	header time.Duration
+	tls    *tls.Config
 }
 
 var (
 	transportsMu sync.Mutex
-	transports   = map[time.Duration]*http.Transport{} // by response header timeout
+	transports   = map[transportKey]*http.Transport{}
 )
 
-// sharedTransport returns the transport for a response header timeout,
-// making it on first use.
-func sharedTransport(header time.Duration) *http.Transport {
+// sharedTransport returns the transport for a response header timeout
+// and TLS configuration, making it on first use.
+func sharedTransport(header time.Duration, tlsCfg *tls.Config) *http.Transport {
 	transportsMu.Lock()
 	defer transportsMu.Unlock()
-	if t, ok := transports[header]; ok {
+	key := transportKey{header, tlsCfg}
+	if t, ok := transports[key]; ok {
 		return t
 	}
 	t := &http.Transport{
@@ -82,7 +96,8 @@ func sharedTransport(header time.Duration) *http.Transport {
 		IdleConnTimeout:       idleConnTimeout,
 		MaxIdleConns:          maxIdleConns,
 		ExpectContinueTimeout: expectContinueTimeout,
+		TLSClientConfig:       tlsCfg,
 	}
-	transports[header] = t
+	transports[key] = t
 	return t
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -102,7 +103,7 @@ func (a *Agent) migrationStatus(w http.ResponseWriter, r *http.Request) {
 		httpx.JSON(w, http.StatusOK, hostapi.MigrationStatus{Status: string(driver.MigrationFailed), Error: why})
 		return
 	}
-	st, err := mg.MigrationStatus(r.Context(), r.PathValue("id"))
+	st, err := a.awaitMigration(r, mg)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -116,6 +117,39 @@ func (a *Agent) migrationStatus(w http.ResponseWriter, r *http.Request) {
 		ExpectedDowntimeMS: st.ExpectedDowntime.Milliseconds(), DowntimeMS: st.Downtime.Milliseconds(), TotalTimeMS: st.TotalTime.Milliseconds(),
 		Convergence: conv, Decisions: decisions,
 	})
+}
+
+// awaitMigration reads an outgoing migration's status. Asked to wait
+// (hostapi.WaitParam) and with a driver that says when the status
+// changes, it answers once the migration is no longer active, or when the
+// wait is over: the controller learns of the end at once, not at its
+// next poll.
+func (a *Agent) awaitMigration(r *http.Request, mg driver.LiveMigrator) (driver.MigrationStatus, error) {
+	ctx, id := r.Context(), r.PathValue("id")
+	n, ok := mg.(driver.MigrationNotifier)
+	ms, _ := strconv.Atoi(r.URL.Query().Get(hostapi.WaitParam))
+	if !ok || ms <= 0 {
+		return mg.MigrationStatus(ctx, id)
+	}
+	timer := time.NewTimer(min(time.Duration(ms)*time.Millisecond, hostapi.MaxWait))
+	defer timer.Stop()
+	for {
+		changed, err := n.MigrationChanged(ctx, id)
+		if err != nil {
+			return mg.MigrationStatus(ctx, id)
+		}
+		st, err := mg.MigrationStatus(ctx, id)
+		if err != nil || st.Status != driver.MigrationActive {
+			return st, err
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return mg.MigrationStatus(ctx, id)
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
 }
 
 // convergence is the engine's report in API terms.

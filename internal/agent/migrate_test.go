@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,5 +71,76 @@ func TestMigrationRoutes(t *testing.T) {
 	}
 	if len(got) != 3 || got[0] != 32e6 || got[1] != 125e6 || got[2] != 0 || rec.out[0].Policy != api.PolicyPreCopy {
 		t.Errorf("driver caps %v bytes/s (policy %q); want [32e6 125e6 0], pre-copy", got, rec.out[0].Policy)
+	}
+}
+
+// notifyingMigrator reports an active migration until the test ends it,
+// and says when it changes, as the qemu driver does from QEMU's events.
+type notifyingMigrator struct {
+	*fake.Driver
+	mu      sync.Mutex
+	status  string
+	asked   chan struct{} // a waiter took the change channel
+	changed chan struct{}
+}
+
+func (m *notifyingMigrator) MigrationChanged(context.Context, string) (<-chan struct{}, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	select {
+	case m.asked <- struct{}{}:
+	default:
+	}
+	return m.changed, nil
+}
+
+func (m *notifyingMigrator) MigrationStatus(context.Context, string) (driver.MigrationStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return driver.MigrationStatus{Status: m.status}, nil
+}
+
+func (m *notifyingMigrator) end() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.status = driver.MigrationCompleted
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// A status read that may wait answers once the migration has ended, so
+// that the controller learns of the end at once; one that may not answers
+// with the status as it is.
+func TestMigrationStatusWaitsForTheEnd(t *testing.T) {
+	d, _ := fakeWithVM(t)
+	m := &notifyingMigrator{Driver: d, status: driver.MigrationActive, asked: make(chan struct{}, 1), changed: make(chan struct{})}
+	c, _ := resizeAgent(t, m)
+	ctx := context.Background()
+
+	st, err := c.MigrationStatus(ctx, resizeID)
+	if err != nil || st.Status != driver.MigrationActive {
+		t.Fatalf("a read without wait: %+v, %v; want active at once", st, err)
+	}
+	select {
+	case <-m.asked:
+		t.Fatal("a read without wait waited for a change")
+	default:
+	}
+	got := make(chan hostapi.MigrationStatus, 1)
+	go func() {
+		st, err := c.MigrationStatusWait(ctx, resizeID, hostapi.MaxWait)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- st
+	}()
+	select {
+	case <-m.asked: // the handler waits on the change now
+	case st := <-got:
+		t.Fatalf("a waiting read answered %q without waiting for a change", st.Status)
+	}
+	m.end()
+	if st := <-got; st.Status != driver.MigrationCompleted {
+		t.Errorf("a waiting read answered %q; want completed, the migration's end", st.Status)
 	}
 }

@@ -194,6 +194,27 @@ func TestOverheadStats(t *testing.T) {
 	}
 }
 
+// The overhead splits into the phases the migration recorded: before
+// the transfer, and from the switch-over to completed.
+func TestOverheadPhaseSplit(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	m := api.Migration{CreatedAt: t0, State: api.MigCompleted, Phases: []api.Phase{
+		{State: api.MigQueued, At: at(0)}, {State: api.MigScheduling, At: at(0)}, {State: api.MigPreparing, At: at(5)},
+		{State: api.MigTransferring, At: at(260)}, {State: api.MigSwitchingOver, At: at(1010)},
+		{State: api.MigFinishing, At: at(1020)}, {State: api.MigCompleted, At: at(1075)},
+	}}
+	r := overheadRun{E2E: 1100 * time.Millisecond, QEMU: 740 * time.Millisecond, State: api.MigCompleted}
+	r.phaseSplit(m)
+	if r.Prepare != 260*time.Millisecond || r.Finish != 65*time.Millisecond {
+		t.Errorf("prepare %v, switch-over %v; want 260ms, 65ms", r.Prepare, r.Finish)
+	}
+	tb := overheadTable([]overheadRun{r}).markdown()
+	if !strings.Contains(tb, " 260 ms |") || !strings.Contains(tb, "| 35 ms |") {
+		t.Errorf("the table lacks the split (260 ms prepare, 35 ms rest):\n%s", tb)
+	}
+}
+
 // conv is a convergence run that converged, its client's connection kept
 // and its blackout the guest's own gap plus 20 ms.
 func conv(rate int, policy api.Policy, totalMS, boundMS, downMS int64, gap time.Duration) convRun {

@@ -38,8 +38,10 @@ func (b *bench) runOverhead(ctx context.Context, c *cluster) ([]overheadRun, err
 			return runs, err
 		}
 		r := overheadRun{E2E: time.Since(start), QEMU: time.Duration(m.Progress.TotalTimeMS) * time.Millisecond, State: m.State, Reason: m.Reason}
+		r.phaseSplit(m)
 		runs = append(runs, r)
-		b.log.Info("overhead run", "run", i+1, "state", m.State, "e2e", r.E2E, "qemu_total", r.QEMU, "overhead", r.overhead())
+		b.log.Info("overhead run", "run", i+1, "state", m.State, "e2e", r.E2E, "qemu_total", r.QEMU, "overhead", r.overhead(),
+			"prepare", r.Prepare, "switch_over", r.Finish)
 		if err := c.waitBeating(ctx, name, 60*time.Second); err != nil {
 			return runs, err
 		}

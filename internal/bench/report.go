@@ -130,7 +130,10 @@ func writeReport(path string, m machine, cfg Config, r results, vs []verdict) er
 		fmt.Fprintf(&b, "## Control-plane overhead\n\n"+
 			"An idle 256 MiB guest on the shared pool, live-migrated back and forth %d times (capped at %d MB/s): the\n"+
 			"end-to-end time, from the migrate request to the moment polling (every %s) sees the record completed,\n"+
-			"minus QEMU's own total time.\n\n%s\n", len(r.Overhead), convBandwidthMBPerS, migrationPoll, overheadTable(r.Overhead).markdown())
+			"minus QEMU's own total time. Where it goes, from the migration's recorded phases: prepare is from the\n"+
+			"record's creation to the transfer's start (the destination's QEMU starts in it); switch-over is from the\n"+
+			"switch-over to completed (the destination runs, the source's QEMU quits and its taps go); rest is the\n"+
+			"request, the gap between the phases and QEMU's own clock, and the polling.\n\n%s\n", len(r.Overhead), convBandwidthMBPerS, migrationPoll, overheadTable(r.Overhead).markdown())
 	}
 	b.WriteString("## Targets\n\nFrom issues 5 and 13; godwit's own runs (policy `auto`, its default drain) are held to them.\n\n")
 	b.WriteString(verdictTable(vs).markdown() + "\n")

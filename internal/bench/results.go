@@ -215,6 +215,29 @@ type overheadRun struct {
 	QEMU   time.Duration // the migration's own total time
 	State  api.MigrationState
 	Reason string // why it did not complete
+	// Where the overhead goes, from the migration's phases: Prepare is
+	// from the record's creation to the transfer's start (the
+	// destination's QEMU starts in it), Finish from the switch-over to
+	// completed (the destination runs, the source's QEMU quits).
+	Prepare, Finish time.Duration
+}
+
+// phaseSplit fills r's Prepare and Finish from m's phases.
+func (r *overheadRun) phaseSplit(m api.Migration) {
+	at := map[api.MigrationState]time.Time{}
+	for _, p := range m.Phases {
+		if _, ok := at[p.State]; !ok {
+			at[p.State] = p.At
+		}
+	}
+	if t, ok := at[api.MigTransferring]; ok {
+		r.Prepare = t.Sub(m.CreatedAt)
+	}
+	if s, ok := at[api.MigSwitchingOver]; ok {
+		if e, ok := at[api.MigCompleted]; ok {
+			r.Finish = e.Sub(s)
+		}
+	}
 }
 
 func (r overheadRun) overhead() time.Duration { return r.E2E - r.QEMU }
@@ -230,30 +253,45 @@ func overheadStats(runs []overheadRun) (median, worst time.Duration, n int) {
 	if len(ds) == 0 {
 		return 0, 0, 0
 	}
-	slices.Sort(ds)
-	median = ds[len(ds)/2]
-	if len(ds)%2 == 0 {
-		median = (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
-	}
+	median = medianOf(ds) // sorts ds
 	return median, ds[len(ds)-1], len(ds)
 }
 
 func overheadTable(runs []overheadRun) *table {
-	t := newTable("run", "state", "end to end", "QEMU total", "overhead").alignRight(0, 2, 3, 4)
+	t := newTable("run", "state", "end to end", "QEMU total", "overhead", "prepare", "switch-over", "rest").alignRight(0, 2, 3, 4, 5, 6, 7)
+	ms := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
 	for i, r := range runs {
 		if r.State != api.MigCompleted {
-			t.add(fmt.Sprint(i+1), string(r.State)+": "+r.Reason, fmtSeconds(r.E2E.Milliseconds()), "–", "–")
+			t.add(fmt.Sprint(i+1), string(r.State)+": "+r.Reason, fmtSeconds(r.E2E.Milliseconds()), "–", "–", "–", "–", "–")
 			continue
 		}
 		t.add(fmt.Sprint(i+1), string(r.State), fmtSeconds(r.E2E.Milliseconds()), fmtSeconds(r.QEMU.Milliseconds()),
-			fmt.Sprintf("%d ms", r.overhead().Milliseconds()))
+			ms(r.overhead()), ms(r.Prepare), ms(r.Finish), ms(r.overhead()-r.Prepare-r.Finish))
 	}
 	med, worst, n := overheadStats(runs)
 	if n > 0 {
-		t.add("median", fmt.Sprintf("%d completed", n), "", "", fmt.Sprintf("%d ms", med.Milliseconds()))
-		t.add("max", "", "", "", fmt.Sprintf("%d ms", worst.Milliseconds()))
+		var prep, fin []time.Duration
+		for _, r := range runs {
+			if r.State == api.MigCompleted {
+				prep, fin = append(prep, r.Prepare), append(fin, r.Finish)
+			}
+		}
+		t.add("median", fmt.Sprintf("%d completed", n), "", "", ms(med), ms(medianOf(prep)), ms(medianOf(fin)), "")
+		t.add("max", "", "", "", ms(worst), "", "", "")
 	}
 	return t
+}
+
+// medianOf is the median of ds (which it sorts).
+func medianOf(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	if len(ds)%2 == 0 {
+		return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+	}
+	return ds[len(ds)/2]
 }
 
 // results is everything one benchmark run measured.

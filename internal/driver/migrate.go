@@ -49,6 +49,17 @@ type LiveMigrator interface {
 	Releaser
 }
 
+// MigrationNotifier is a LiveMigrator that says when an outgoing
+// migration's status changes, so that whoever waits for its end learns it
+// at once instead of at its next poll (the agent holds a status request
+// open on it). A driver without it is polled.
+type MigrationNotifier interface {
+	// MigrationChanged returns a channel closed at the next change of
+	// the status of id's outgoing migration. Take it before reading the
+	// status, so that no change falls between the two.
+	MigrationChanged(ctx context.Context, id string) (<-chan struct{}, error)
+}
+
 // IncomingState says whether the guest of a copy PrepareIncoming started
 // has run on this host. When a switch-over fails it decides where the
 // guest may run: the source may resume its paused copy only if the

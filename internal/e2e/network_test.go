@@ -214,7 +214,33 @@ func TestNetworkMovesQEMU(t *testing.T) {
 		t.Errorf("the aborted move took web's tap off its own host %s", v.Host)
 	}
 
-	// A cold move restarts the guest: the same address answers after.
+	// A stopped VM holds no tap: its MAC is nowhere until it starts again,
+	// on the same address.
+	dv, _ := c.client.VM(bg, "db")
+	dbTap := "gw" + strings.ReplaceAll(dv.Ports[0].ID, "-", "")[:8]
+	if _, err := c.client.VMAction(bg, "db", "stop", api.VMActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if lab.hasLink(dv.Host, dbTap) {
+		t.Errorf("db is stopped, and its tap is still on %s", dv.Host)
+	}
+	from := c.consoleLen("db")
+	if _, err := c.client.VMAction(bg, "db", "start", api.VMActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitGuest("db", from, 90*time.Second, "db back on "+db, func(hb guestlog.Heartbeat) error {
+		if hb.IP != db {
+			return fmt.Errorf("ip=%s", hb.IP)
+		}
+		return nil
+	})
+	if !lab.hasLink(dv.Host, dbTap) {
+		t.Errorf("db started again without its tap on %s", dv.Host)
+	}
+
+	// A cold move restarts the guest: the same address answers after, and
+	// the source keeps no tap.
+	v, _ = c.client.VM(bg, "web")
 	mc, err := c.client.Migrate(bg, "web", api.MigrateRequest{Kind: api.KindCold, To: "host2"})
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +255,9 @@ func TestNetworkMovesQEMU(t *testing.T) {
 		return nil
 	})
 	c.answers(lab, "after a cold move", web)
+	if lab.hasLink(v.Host, tapOf) {
+		t.Errorf("the cold move left web's tap on %s", v.Host)
+	}
 
 	// Its host dies (the agent and the QEMU killed): evacuated, web is
 	// rebuilt on another host and answers on the same address again.

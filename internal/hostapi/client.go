@@ -2,6 +2,7 @@ package hostapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,10 +29,13 @@ const streamHeaderTimeout = time.Minute
 
 // NewAgent returns a client for the agent at base URL. Calls that are not
 // streams time out after timeout (zero: only their context bounds them).
-func NewAgent(base string, timeout time.Duration) *Agent {
+func NewAgent(base string, timeout time.Duration) *Agent { return NewAgentTLS(base, timeout, nil) }
+
+// NewAgentTLS is NewAgent for an https agent, reached with tlsCfg.
+func NewAgentTLS(base string, timeout time.Duration, tlsCfg *tls.Config) *Agent {
 	c := api.NewClient(base)
-	c.HTTP = api.NewHTTPClient(api.HTTPOptions{Timeout: timeout})
-	return &Agent{c: c, stream: api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: streamHeaderTimeout})}
+	c.HTTP = api.NewHTTPClient(api.HTTPOptions{Timeout: timeout, TLS: tlsCfg})
+	return &Agent{c: c, stream: api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: streamHeaderTimeout, TLS: tlsCfg})}
 }
 
 func (a *Agent) do(ctx context.Context, method, path string, in, out any) error {
@@ -128,8 +132,20 @@ func (a *Agent) MigrateOut(ctx context.Context, id string, req MigrateOut) error
 
 // MigrationStatus reports an outgoing migration.
 func (a *Agent) MigrationStatus(ctx context.Context, id string) (MigrationStatus, error) {
+	return a.MigrationStatusWait(ctx, id, 0)
+}
+
+// MigrationStatusWait reports an outgoing migration once it has ended, or
+// after wait at most: an agent whose driver says when a migration's
+// status changes holds the request until then, so that its end is known
+// at once. An agent that cannot answers at once.
+func (a *Agent) MigrationStatusWait(ctx context.Context, id string, wait time.Duration) (MigrationStatus, error) {
 	var st MigrationStatus
-	err := a.do(ctx, http.MethodGet, "/v1/vms/"+url.PathEscape(id)+"/migration", nil, &st)
+	path := "/v1/vms/" + url.PathEscape(id) + "/migration"
+	if wait > 0 {
+		path += "?" + WaitParam + "=" + strconv.FormatInt(wait.Milliseconds(), 10)
+	}
+	err := a.do(ctx, http.MethodGet, path, nil, &st)
 	return st, err
 }
 

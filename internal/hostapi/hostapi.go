@@ -157,6 +157,29 @@ func (m MigrateOut) CapBytesPerS() int64 {
 	return int64(mbPerS) * api.MB
 }
 
+// WaitParam is the query parameter, in milliseconds, for which GET
+// /v1/vms/{id}/migration may wait for the migration to end before it
+// answers; MaxWait bounds it.
+const (
+	WaitParam = "wait_ms"
+	MaxWait   = 5 * time.Second
+)
+
+// JoinRequest is what a joining host sends the controller (POST
+// /v1/join): its name, the join token's secret, and a PEM certificate
+// request for the key it made.
+type JoinRequest struct {
+	Host   string `json:"host"`
+	Secret string `json:"secret"`
+	CSR    string `json:"csr"`
+}
+
+// JoinReply is the host's certificate and the cluster's CA, in PEM.
+type JoinReply struct {
+	Cert string `json:"cert"`
+	CA   string `json:"ca"`
+}
+
 // MigrationStatus is the answer to GET /v1/vms/{id}/migration.
 type MigrationStatus struct {
 	Status             string       `json:"status"` // active, completed, failed, cancelled, none, postcopy-paused

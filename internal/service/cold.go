@@ -23,7 +23,7 @@ import (
 // once the VM runs on the destination.
 func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host) {
 	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
-	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
+	srcA, dstA := c.agent(src), c.agent(dst)
 	var rb rollback
 	fail := c.failure(ctx, m.ID, log, &rb)
 	im, err := c.store.Image(ctx, vm.Image)

@@ -8,12 +8,17 @@
 package service
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 )
 
 // Config configures the service (godwit serve).
 type Config struct {
+	// AgentTLS, when the cluster has a CA, is the TLS configuration for
+	// calls to the named host's agent (internal/pki: this controller's
+	// certificate, and only that host's accepted). Nil: plain HTTP.
+	AgentTLS func(host string) *tls.Config
 	// DataDir holds the SQLite database and the image store.
 	DataDir string
 	// StoreDSN selects the store: empty for SQLite in DataDir, or a

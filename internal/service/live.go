@@ -74,7 +74,7 @@ func (r *rollback) run(ctx context.Context, outage time.Duration, log *slog.Logg
 // the moment the source has sent everything, before the switch-over.
 func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, dst api.Host, transfers int) {
 	log := c.log.With("vm", vm.Name, "op", m.ID, "from", src.Name, "to", dst.Name)
-	srcA, dstA := c.agent(src.Address), c.agent(dst.Address)
+	srcA, dstA := c.agent(src), c.agent(dst)
 	var rb rollback
 	fail := c.failure(ctx, m.ID, log, &rb)
 	im, err := c.store.Image(ctx, vm.Image)
@@ -223,18 +223,29 @@ func (c *Service) failure(ctx context.Context, id string, log *slog.Logger, rb *
 // the link passes on soon after the transfer ends.
 func (c *Service) watchTransfer(ctx context.Context, id string, srcA *hostapi.Agent, vmID, source string) (hostapi.MigrationStatus, error) {
 	var stall stallWatch
+	var lastRead time.Time // zero: the first read is at once
 	for {
 		wait := pollInterval
 		if c.link.waiting(source) {
 			wait = linkPollInterval
 		}
-		select {
-		case <-ctx.Done():
-			return hostapi.MigrationStatus{}, ctx.Err()
-		case <-time.After(wait):
+		// The source holds each read until the migration ends or wait
+		// is over, so that its end is seen at once. One that cannot
+		// wait (its driver does not say when a migration changes)
+		// answers at once, and is read again after wait.
+		if time.Since(lastRead) < wait {
+			select {
+			case <-ctx.Done():
+				return hostapi.MigrationStatus{}, ctx.Err()
+			case <-time.After(wait - time.Since(lastRead)):
+			}
 		}
+		lastRead = time.Now()
 		var st hostapi.MigrationStatus
-		err := c.whileUnavailable(ctx, func(ctx context.Context) (err error) { st, err = srcA.MigrationStatus(ctx, vmID); return err })
+		err := c.whileUnavailable(ctx, func(ctx context.Context) (err error) {
+			st, err = srcA.MigrationStatusWait(ctx, vmID, wait)
+			return err
+		})
 		if err != nil {
 			return st, fmt.Errorf("read migration status: %w", err)
 		}

@@ -375,7 +375,7 @@ func (c *Service) CompleteMigration(ctx context.Context, id string) (api.Migrati
 	if err != nil {
 		return m, err
 	}
-	how, err := c.agent(src.Address).ForceComplete(ctx, m.VMID)
+	how, err := c.agent(src).ForceComplete(ctx, m.VMID)
 	if err != nil {
 		return m, fmt.Errorf("force-complete on %s: %w", src.Name, err)
 	}

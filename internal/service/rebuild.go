@@ -43,7 +43,7 @@ func (c *Service) RebuildElsewhere(ctx context.Context, vm api.VM, im api.Image,
 	log.Info("rebuilding vm on another host")
 	actx, cancel := context.WithTimeout(ctx, agentCreateTimeout)
 	defer cancel()
-	ag := c.agent(h.Address)
+	ag := c.agent(h)
 	spec, err := c.agentSpec(ctx, vm, im, vm.DesiredState == api.VMRunning)
 	if err != nil {
 		return "", err
@@ -114,7 +114,7 @@ func (c *Service) RebuildInPlace(ctx context.Context, vm api.VM, im api.Image) (
 	}); err != nil {
 		return "", Retry(fmt.Errorf("record vm: %w", err))
 	}
-	ag := c.agent(h.Address)
+	ag := c.agent(h)
 	actx, cancel := context.WithTimeout(ctx, agentCreateTimeout)
 	defer cancel()
 	if err := ag.DeleteVM(actx, vm.ID); err != nil && !errors.Is(err, errs.ErrNotFound) {

@@ -119,7 +119,7 @@ func (c *Service) ask(ctx context.Context, host, vmID string, source bool) (fact
 	if err != nil {
 		return facts{}, err
 	}
-	ag := c.agent(h.Address)
+	ag := c.agent(h)
 	rep, err := ag.VM(ctx, vmID)
 	if errors.Is(err, errs.ErrNotFound) {
 		return facts{}, nil
@@ -298,7 +298,7 @@ func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration,
 // agentOf is the agent of a host by name (its address from the store).
 func (c *Service) agentOf(ctx context.Context, host string) *hostapi.Agent {
 	h, _ := c.store.Host(ctx, host)
-	return c.agent(h.Address)
+	return c.agent(h)
 }
 
 // endRecovered records how recovery ended a migration, walking the state

@@ -39,7 +39,7 @@ func (c *Service) ResizeInPlace(ctx context.Context, vm api.VM, want api.Flavor,
 	if err := c.claimResize(ctx, vm, claimed); err != nil {
 		return "", err
 	}
-	ag := c.agent(h.Address)
+	ag := c.agent(h)
 	actx, cancel := context.WithTimeout(ctx, agentCallTimeout+ResizeRestartTimeout)
 	defer cancel()
 	resize := hostapi.ResizeVM{VCPUs: want.VCPUs, MemoryMiB: want.MemoryMiB, DiskMiB: want.DiskMiB}

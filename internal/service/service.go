@@ -146,9 +146,13 @@ func (c *Service) isBusy(name string) bool {
 	return ok
 }
 
-// agent returns a client for a host's agent.
-func (c *Service) agent(address string) *hostapi.Agent {
-	return hostapi.NewAgent(address, 0)
+// agent returns a client for a host's agent: over mutual TLS, accepting
+// only that host's certificate, when the cluster has a CA.
+func (c *Service) agent(h api.Host) *hostapi.Agent {
+	if c.cfg.AgentTLS != nil {
+		return hostapi.NewAgentTLS(h.Address, 0, c.cfg.AgentTLS(h.Name))
+	}
+	return hostapi.NewAgent(h.Address, 0)
 }
 
 // Config is the service's configuration, its defaults applied.

@@ -168,7 +168,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	spec, err := c.agentSpec(ctx, vm, im, start)
 	if err == nil {
 		var rep hostapi.VMReport
-		if rep, err = c.agent(host.Address).CreateVM(actx, spec); err == nil {
+		if rep, err = c.agent(host).CreateVM(actx, spec); err == nil {
 			return c.applyReport(ctx, vm.Name, rep)
 		}
 	}
@@ -176,7 +176,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	// Undo on a fresh context: the request's may be what failed.
 	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), agentCallTimeout)
 	defer ucancel()
-	if derr := c.agent(host.Address).DeleteVM(uctx, vm.ID); derr != nil && !errors.Is(derr, errs.ErrNotFound) {
+	if derr := c.agent(host).DeleteVM(uctx, vm.ID); derr != nil && !errors.Is(derr, errs.ErrNotFound) {
 		log.Error("undo on host failed", "err", derr)
 	}
 	if derr := c.store.DeleteVM(uctx, vm.Name); derr != nil {
@@ -301,7 +301,7 @@ func (c *Service) VMAction(ctx context.Context, name, action string, req api.VMA
 	c.log.Info("vm action", "vm", name, "host", host.Name, "action", action)
 	actx, cancel := context.WithTimeout(ctx, agentCallTimeout+time.Duration(req.TimeoutSeconds)*time.Second)
 	defer cancel()
-	ag := c.agent(host.Address)
+	ag := c.agent(host)
 	var rep hostapi.VMReport
 	if action == "stop" {
 		rep, err = ag.Stop(actx, vm.ID, hostapi.StopVM{Force: req.Force, TimeoutSeconds: req.TimeoutSeconds})
@@ -338,7 +338,7 @@ func (c *Service) DeleteVM(ctx context.Context, name string) error {
 		actx, cancel := context.WithTimeout(ctx, agentCallTimeout)
 		defer cancel()
 		// Not found there is done: a delete a killed controller began.
-		if err := c.agent(host.Address).DeleteVM(actx, vm.ID); err != nil && !errors.Is(err, errs.ErrNotFound) {
+		if err := c.agent(host).DeleteVM(actx, vm.ID); err != nil && !errors.Is(err, errs.ErrNotFound) {
 			_, _ = c.store.UpdateVM(context.WithoutCancel(ctx), name, func(v *api.VM) error {
 				v.State, v.StateReason = api.VMError, "delete failed: "+err.Error()
 				return nil
@@ -408,7 +408,7 @@ func (c *Service) Console(ctx context.Context, name string, offset int64, follow
 	if err != nil {
 		return nil, err
 	}
-	return c.agent(host.Address).Console(ctx, vm.ID, offset, follow)
+	return c.agent(host).Console(ctx, vm.ID, offset, follow)
 }
 
 // HostOf returns the up host a VM is on, or a conflict saying why its

@@ -205,6 +205,7 @@ const (
 // destination that did not agree to it, and fail).
 func (d *Driver) setCapabilities(ctx context.Context, v *vm, opts driver.MigrateOptions, preempt bool) error {
 	caps := []map[string]any{
+		{"capability": "events", "state": true}, // MIGRATION events: MigrationChanged
 		{"capability": "postcopy-ram", "state": opts.PostCopy},
 		{"capability": "auto-converge", "state": opts.AutoConverge},
 	}
@@ -320,6 +321,21 @@ type queryMigrate struct {
 	Downtime         int64  `json:"downtime"`
 	TotalTime        int64  `json:"total-time"`
 	ErrorDesc        string `json:"error-desc"`
+}
+
+// MigrationChanged implements driver.MigrationNotifier, from QEMU's
+// MIGRATION events (the events capability, set with the others).
+func (d *Driver) MigrationChanged(ctx context.Context, id string) (<-chan struct{}, error) {
+	v, err := d.get(id)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := d.connect(ctx, v); err != nil {
+		return nil, fmt.Errorf("vm %s: %w", id, err)
+	}
+	return v.mon.migrationChanged(), nil
 }
 
 // MigrationStatus implements driver.LiveMigrator. With a block copy it

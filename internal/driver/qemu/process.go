@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,30 @@ type monitor struct {
 	resumed atomic.Bool
 	watched chan struct{} // closed when the watcher has seen every event
 	pid     int           // the QEMU process it talks to
+
+	migMu      sync.Mutex
+	migChanged chan struct{} // closed at QEMU's next MIGRATION event
+}
+
+// migrationChanged returns a channel closed at QEMU's next MIGRATION
+// event (the migration's status changed), or when the monitor closes.
+func (m *monitor) migrationChanged() <-chan struct{} {
+	m.migMu.Lock()
+	defer m.migMu.Unlock()
+	if m.migChanged == nil {
+		m.migChanged = make(chan struct{})
+	}
+	return m.migChanged
+}
+
+// signalMigration wakes whoever waits on migrationChanged.
+func (m *monitor) signalMigration() {
+	m.migMu.Lock()
+	defer m.migMu.Unlock()
+	if m.migChanged != nil {
+		close(m.migChanged)
+		m.migChanged = nil
+	}
 }
 
 // QMP timeouts. Every call also has the caller's context.
@@ -154,7 +179,12 @@ func (d *Driver) connect(ctx context.Context, v *vm) error {
 // it is reported stopped, not crashed, and hands guest panics on.
 func (d *Driver) watch(v *vm, mon *monitor, events <-chan qmp.Event) {
 	defer close(mon.watched)
+	defer mon.signalMigration() // QMP is gone: its waiters read why
 	for ev := range events {
+		if ev.Name == "MIGRATION" {
+			mon.signalMigration()
+			continue
+		}
 		if ev.Name == "RESUME" {
 			mon.resumed.Store(true) // recorded by whoever holds v.mu next
 			continue
@@ -313,11 +343,15 @@ func (d *Driver) stop(ctx context.Context, v *vm, opts driver.StopOptions) error
 // waitGone waits up to d for the process to exit.
 func waitGone(ctx context.Context, pid int, uuid string, d time.Duration) bool {
 	deadline := time.Now().Add(d)
+	// QEMU is usually gone within milliseconds of a quit: look soon, then
+	// less often (a switch-over waits for the source's exit).
+	wait := 2 * time.Millisecond
 	for alive(pid, uuid) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(wait)
+		wait = min(2*wait, 50*time.Millisecond)
 	}
 	return true
 }

@@ -380,7 +380,12 @@ func (d *Driver) Stop(ctx context.Context, id string, opts driver.StopOptions) e
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return d.stop(ctx, v, opts)
+	if err := d.stop(ctx, v, opts); err != nil {
+		return err
+	}
+	// A stopped VM holds no tap: its MAC is live nowhere until it starts
+	// (start plugs again), and a cluster that stops leaves no tap behind.
+	return d.unplug(ctx, v.st.Launch.Spec)
 }
 
 // Reboot implements driver.Driver.
