@@ -11,6 +11,7 @@ import (
 const (
 	CodeInvalid      = "invalid"       // 400: the request is wrong; the message says how
 	CodeNotFound     = "not_found"     // 404
+	CodeForbidden    = "forbidden"     // 403: the caller may not do this; the message says why
 	CodeConflict     = "conflict"      // 409: the state of things forbids it now
 	CodeNoCapacity   = "no_capacity"   // 409: no host can take it
 	CodeNotSupported = "not_supported" // 422/501: the host or driver cannot do it
@@ -40,6 +41,8 @@ func StatusFor(code string) int {
 		return http.StatusBadRequest
 	case CodeNotFound:
 		return http.StatusNotFound
+	case CodeForbidden:
+		return http.StatusForbidden
 	case CodeConflict, CodeNoCapacity:
 		return http.StatusConflict
 	case CodeNotSupported:

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
@@ -38,7 +39,8 @@ type Agent struct {
 
 	leaseStop   context.CancelFunc // nil without a lease
 	leaseDone   chan struct{}
-	watchdogPID int // touched by the lease loop only
+	tls         *hostTLS // nil without a certificate: plain HTTP
+	watchdogPID int      // touched by the lease loop only
 }
 
 func (c *Config) setDefaults() error {
@@ -51,9 +53,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:7401"
-	}
-	if c.Advertise == "" {
-		c.Advertise = "http://" + c.Listen
 	}
 	if c.Controller == "" {
 		c.Controller = "http://127.0.0.1:7400"
@@ -125,7 +124,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.leaseStop, a.leaseDone = stop, make(chan struct{})
 		go a.keepLease(lctx)
 	}
-	a.images = &imageCache{controller: cfg.Controller, localDir: filepath.Join(cfg.StateDir, "images"), sharedDir: cfg.SharedDir, log: a.log}
+	if err := a.setupTLS(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if a.cfg.Advertise == "" {
+		a.cfg.Advertise = a.scheme() + a.cfg.Listen
+	}
+	a.images = &imageCache{client: api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: downloadHeaderTimeout, TLS: a.controllerTLS()}), controller: cfg.Controller, localDir: filepath.Join(cfg.StateDir, "images"), sharedDir: cfg.SharedDir, log: a.log}
 
 	drv, err := driver.Open(ctx, cfg.Driver, driver.Options{StateDir: driverDir(cfg.StateDir, cfg.Driver),
 		Accel: cfg.Accel, AccelReason: cfg.AccelReason, QEMUBinary: cfg.QEMUBinary, NoPostCopyPreempt: cfg.NoPostCopyPreempt,
@@ -218,7 +224,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	go a.heartbeatLoop(ctx)
 	a.log.Info("agent serving", "addr", ln.Addr().String(), "controller", a.cfg.Controller, "driver", a.cfg.Driver, "state_dir", a.cfg.StateDir)
-	err = httpx.Serve(ctx, ln, a.Handler(), a.shutdown)
+	err = httpx.Serve(ctx, a.listener(ln), a.Handler(), a.shutdown)
 	a.log.Info("agent stopped")
 	return err
 }

@@ -20,6 +20,13 @@ type Config struct {
 	Advertise string
 	// Controller is the controller's URL.
 	Controller string
+	// TLSDir holds the host's certificate and the cluster's CA (default
+	// <StateDir>/tls); with one there, the agent serves HTTPS to the
+	// controller and other hosts only, and calls them over mutual TLS.
+	TLSDir string
+	// Join is a join token (godwit host add): the agent gets its host's
+	// certificate with it into TLSDir before it starts.
+	Join string
 	// StateDir holds the local pool, the image cache and driver state.
 	StateDir string
 	// SharedDir is the shared pool every host sees; empty for none.

@@ -17,7 +17,7 @@ import (
 // interval, from the first moment (that first beat registers the host).
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	c := api.NewClient(a.cfg.Controller)
-	c.HTTP = api.NewHTTPClient(api.HTTPOptions{Timeout: a.cfg.HeartbeatInterval * 2})
+	c.HTTP = api.NewHTTPClient(api.HTTPOptions{Timeout: a.cfg.HeartbeatInterval * 2, TLS: a.controllerTLS()})
 	failing := false
 	for {
 		hb, err := a.heartbeat(ctx)

@@ -24,14 +24,12 @@ import (
 // The stream itself has no limit: a large file takes as long as it takes.
 const downloadHeaderTimeout = time.Minute
 
-// downloadClient fetches image files and disks.
-var downloadClient = api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: downloadHeaderTimeout})
-
 // imageCache holds image files fetched from the controller, named by
 // their SHA-256 so a file is fetched once and never confused with another
 // version. Base disks of shared-pool VMs are cached in the shared pool,
 // since every host that may run such a VM must see its backing file.
 type imageCache struct {
+	client     *http.Client // to the controller
 	controller string
 	localDir   string
 	sharedDir  string
@@ -97,7 +95,7 @@ func (c *imageCache) fetch(ctx context.Context, name, role, sum, path string) er
 	if err != nil {
 		return err
 	}
-	resp, err := downloadClient.Do(req)
+	resp, err := c.client.Do(req)
 	if err != nil {
 		return errs.Unavailable("controller unreachable: %v", err)
 	}

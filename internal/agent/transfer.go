@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/failpoint"
@@ -210,7 +211,7 @@ func (a *Agent) cancelImport(id string) {
 // importDisk copies the disk, verifies it, points it at this host's copy
 // of its backing image, and defines the VM on it.
 func (a *Agent) importDisk(ctx context.Context, j *importJob, source string, spec driver.VMSpec) (err error) {
-	src := hostapi.NewAgent(source, time.Minute)
+	src := hostapi.NewAgentTLS(source, time.Minute, a.peerTLS())
 	want, err := src.DiskChecksum(ctx, spec.ID)
 	if err != nil {
 		return fmt.Errorf("checksum on the source: %w", err)
@@ -252,6 +253,7 @@ func (a *Agent) download(ctx context.Context, j *importJob, u, path string, size
 		return err
 	}
 	defer f.Close()
+	client := api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: downloadHeaderTimeout, TLS: a.peerTLS()})
 	var have int64
 	var last error
 	for attempt := 1; attempt <= importAttempts; attempt++ {
@@ -268,7 +270,7 @@ func (a *Agent) download(ctx context.Context, j *importJob, u, path string, size
 			}
 		}
 		var n int64
-		n, last = fetchRange(ctx, u, f, have, func(done int64) {
+		n, last = fetchRange(ctx, client, u, f, have, func(done int64) {
 			j.set(func(st *hostapi.ImportStatus) { st.Transferred = done })
 			failpoint.Hit("agent/import/mid-transfer")
 		})
@@ -287,7 +289,7 @@ func (a *Agent) download(ctx context.Context, j *importJob, u, path string, size
 }
 
 // fetchRange copies u from byte offset on into f at the same offset.
-func fetchRange(ctx context.Context, u string, f *os.File, offset int64, progress func(int64)) (int64, error) {
+func fetchRange(ctx context.Context, client *http.Client, u string, f *os.File, offset int64, progress func(int64)) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
@@ -295,7 +297,7 @@ func fetchRange(ctx context.Context, u string, f *os.File, offset int64, progres
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
-	resp, err := downloadClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}

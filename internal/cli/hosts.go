@@ -40,8 +40,57 @@ func (a *app) hostCmd() *cobra.Command {
 			}
 			return writeHost(a, h, time.Now())
 		},
-	}, a.hostEnableCmd(true), a.hostEnableCmd(false))
+	}, a.hostEnableCmd(true), a.hostEnableCmd(false), a.hostAddCmd(), a.hostRevokeCmd())
 	return cmd
+}
+
+// hostAddCmd prints a join token for a new host.
+func (a *app) hostAddCmd() *cobra.Command {
+	var req api.JoinTokenRequest
+	cmd := &cobra.Command{
+		Use:   "add NAME",
+		Short: "Print a one-time join token with which host NAME gets its certificate (godwit agent --join)",
+		Long: `Print a one-time join token for host NAME. On that host, run the agent with
+--name NAME --join TOKEN: it checks the controller's CA against the token,
+gets its certificate and then talks to the controller over mutual TLS only.
+The token is good once, for 24 hours; a new one replaces it. Needs a
+cluster with a CA (godwit init).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := a.client().JoinToken(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.out, t)
+			}
+			fmt.Fprintf(a.out, "%s\n", t.Token)
+			fmt.Fprintf(a.errOut, "good once, for %s: on host %s run\n  godwit agent --name %s --join TOKEN --controller URL ...\n", t.ExpiresIn, args[0], args[0])
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&req.Controller, "controller-url", "", "the controller's URL as the host reaches it (default: --server)")
+	return cmd
+}
+
+// hostRevokeCmd revokes a host's certificates.
+func (a *app) hostRevokeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke host NAME's certificates: the controller refuses it until it joins again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := a.client().RevokeHost(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.json() {
+				return printJSON(a.out, r)
+			}
+			fmt.Fprintf(a.out, "revoked %d certificate(s) of host %s\n", r.Revoked, args[0])
+			return nil
+		},
+	}
 }
 
 // hostEnableCmd is host enable (back into scheduling) or host disable

@@ -8,6 +8,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +26,8 @@ import (
 // app holds what every command shares.
 type app struct {
 	server   string
+	ca       string      // --ca: the cluster CA's certificate file
+	tlsCfg   *tls.Config // from ca, for an https server
 	output   string
 	logLevel string
 	out      io.Writer
@@ -36,7 +40,31 @@ func newApp(out, errOut io.Writer) *app {
 	return &app{out: out, errOut: errOut, tty: isTerminal(out), poll: 300 * time.Millisecond}
 }
 
-func (a *app) client() *api.Client { return api.NewClient(a.server) }
+func (a *app) client() *api.Client {
+	c := api.NewClient(a.server)
+	if a.tlsCfg != nil {
+		c.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: a.tlsCfg})
+	}
+	return c
+}
+
+// loadCA reads --ca: the client then trusts that CA (and only it) for
+// an https controller.
+func (a *app) loadCA() error {
+	if a.ca == "" {
+		return nil
+	}
+	b, err := os.ReadFile(a.ca)
+	if err != nil {
+		return usagef("--ca: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return usagef("--ca %s holds no PEM certificate (use the ca.crt godwit init wrote)", a.ca)
+	}
+	a.tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	return nil
+}
 
 func (a *app) json() bool { return a.output == "json" }
 
@@ -79,7 +107,7 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 			if lvl.UnmarshalText([]byte(a.logLevel)) != nil {
 				return usagef("--log-level must be debug, info, warn or error, not %q", a.logLevel)
 			}
-			return nil
+			return a.loadCA()
 		},
 	}
 	root.SetOut(out)
@@ -90,13 +118,14 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", server, "controller URL (env GODWIT_SERVER)")
+	pf.StringVar(&a.ca, "ca", os.Getenv("GODWIT_CA"), "the cluster CA's certificate, to trust an https controller (env GODWIT_CA; godwit init writes it)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (the API objects, for scripts)")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.networkCmd(), a.migrateCmd(), a.migrationCmd(),
 		a.drainCmd(), a.evacuateCmd(), a.resizeCmd(), a.rebuildCmd(), a.intentCmd(),
-		a.clusterCmd(), a.serveCmd(), a.agentCmd(), a.agentWatchdogCmd(), a.upCmd(), a.downCmd(), a.probeCmd(), a.versionCmd())
+		a.clusterCmd(), a.initCmd(), a.serveCmd(), a.agentCmd(), a.agentWatchdogCmd(), a.upCmd(), a.downCmd(), a.probeCmd(), a.versionCmd())
 	strictTree(root)
 	return root
 }

@@ -20,6 +20,10 @@ import (
 type Config struct {
 	// Listen is the API address, e.g. 127.0.0.1:7400.
 	Listen string
+	// TLSDir holds the cluster's CA and the controller's certificate
+	// (godwit init): the API is then served over HTTPS and agents are
+	// reached over mutual TLS. Empty: plain HTTP.
+	TLSDir string
 	service.Config
 }
 
@@ -29,6 +33,7 @@ type Controller struct {
 	svc     *service.Service
 	intents *intent.Runner
 	log     *slog.Logger
+	tls     *clusterTLS // nil without a CA
 }
 
 // New opens the service (its store, applying schema migrations, and its
@@ -36,6 +41,14 @@ type Controller struct {
 func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:7400"
+	}
+	var ct *clusterTLS
+	if cfg.TLSDir != "" {
+		var err error
+		if ct, err = openClusterTLS(cfg.TLSDir); err != nil {
+			return nil, fmt.Errorf("the cluster's CA in %s: %w (godwit init makes it)", cfg.TLSDir, err)
+		}
+		cfg.Config.AgentTLS = ct.agentTLS
 	}
 	svc, err := service.New(ctx, cfg.Config)
 	if err != nil {
@@ -45,7 +58,7 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Controller{cfg: cfg, svc: svc, intents: intent.New(svc, svc.Store(), log), log: log}, nil
+	return &Controller{cfg: cfg, svc: svc, intents: intent.New(svc, svc.Store(), log), log: log, tls: ct}, nil
 }
 
 // Close closes the service's store.
@@ -71,7 +84,10 @@ func Run(ctx context.Context, cfg Config) error {
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	c.svc.Start(ctx)
 	c.intents.Start(ctx)
-	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.svc.StoreKind(), "data_dir", c.svc.DataDir())
+	if c.tls != nil {
+		ln = c.tls.listener(ln)
+	}
+	c.log.Info("controller serving", "addr", ln.Addr().String(), "tls", c.tls != nil, "store", c.svc.StoreKind(), "data_dir", c.svc.DataDir())
 	err := httpx.Serve(ctx, ln, c.Handler(), nil)
 	c.log.Info("controller stopped")
 	return err

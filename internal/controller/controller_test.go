@@ -3,6 +3,8 @@ package controller_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"github.com/godwit/godwit/internal/agent"
 	"github.com/godwit/godwit/internal/controller"
 	"github.com/godwit/godwit/internal/driver/fake"
+	"github.com/godwit/godwit/internal/pki"
 	"github.com/godwit/godwit/internal/service"
 )
 
@@ -29,6 +32,15 @@ type testCluster struct {
 	client *api.Client
 	ctx    context.Context
 	agents []*testAgent
+	tlsDir string // the cluster's CA and the controller's certificate; "" without TLS
+}
+
+// scheme is how the cluster's processes are reached.
+func (tc *testCluster) scheme() string {
+	if tc.tlsDir != "" {
+		return "https://"
+	}
+	return "http://"
 }
 
 // testAgent is one agent of a testCluster, stoppable and restartable on
@@ -75,6 +87,7 @@ type clusterOptions struct {
 	accels, qemus  []string
 	allowUnsafeTCG bool   // the controller's AllowUnsafeTCGMigration
 	storeDSN       string // the controller's store ("": SQLite)
+	tls            bool   // a cluster with a CA: HTTPS, hosts joined with tokens, mutual TLS
 }
 
 // newTestClusterWith is newTestClusterSized with options.
@@ -82,7 +95,14 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	t.Helper()
 	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
-	ctrl, err := controller.New(ctx, controller.Config{Config: service.Config{DataDir: t.TempDir(), StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
+	tc := &testCluster{ctx: ctx}
+	if opts.tls {
+		tc.tlsDir = t.TempDir()
+		if _, err := pki.Init(tc.tlsDir, "test", "controller", []string{"127.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctrl, err := controller.New(ctx, controller.Config{TLSDir: tc.tlsDir, Config: service.Config{DataDir: t.TempDir(), StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
 		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG, Logger: quietLogger()}})
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +110,8 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	ln := listen(t)
 	done := make(chan struct{})
 	go func() { _ = ctrl.Serve(ctx, ln); close(done) }()
-	tc := &testCluster{url: "http://" + ln.Addr().String(), ctx: ctx}
-	tc.client = api.NewClient(tc.url)
+	tc.url = tc.scheme() + ln.Addr().String()
+	tc.client = tc.userClient(t)
 	for i := 1; i <= hosts; i++ {
 		ta := &testAgent{cfg: agent.Config{
 			Name: fmt.Sprintf("host%d", i), Controller: tc.url,
@@ -107,8 +127,16 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 		if i <= len(opts.qemus) {
 			ta.cfg.FakeQEMUVersion = opts.qemus[i-1]
 		}
+		if opts.tls {
+			tok, err := tc.client.JoinToken(ctx, ta.cfg.Name, api.JoinTokenRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ta.cfg.Join = tok.Token
+		}
 		tc.agents = append(tc.agents, ta)
 		tc.startAgent(t, i)
+		ta.cfg.Join = "" // the host has its certificate now; the token was good once
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -140,7 +168,7 @@ func (tc *testCluster) startAgent(t *testing.T, n int) {
 	t.Helper()
 	ta := tc.agents[n-1]
 	aln := listen(t)
-	ta.cfg.Advertise = "http://" + aln.Addr().String()
+	ta.cfg.Advertise = tc.scheme() + aln.Addr().String()
 	ctx, cancel := context.WithCancel(tc.ctx)
 	a, err := agent.New(ctx, ta.cfg)
 	if err != nil {
@@ -149,6 +177,23 @@ func (tc *testCluster) startAgent(t *testing.T, n int) {
 	}
 	ta.cancel, ta.done = cancel, make(chan struct{})
 	go func(done chan struct{}) { _ = a.Serve(ctx, aln); a.Close(); close(done) }(ta.done)
+}
+
+// userClient is a client of the API as a user: trusting the cluster's CA
+// when it has one, without a certificate of its own.
+func (tc *testCluster) userClient(t *testing.T) *api.Client {
+	t.Helper()
+	c := api.NewClient(tc.url)
+	if tc.tlsDir != "" {
+		b, err := os.ReadFile(filepath.Join(tc.tlsDir, pki.CACertFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(b)
+		c.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: &tls.Config{RootCAs: pool}})
+	}
+	return c
 }
 
 // stopAgent stops agent n; its VMs keep "running" (fake processes).

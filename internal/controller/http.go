@@ -9,7 +9,6 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
-	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
 	"github.com/godwit/godwit/internal/version"
@@ -37,9 +36,10 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/hosts/{name}/disable", get(c, func(ctx context.Context, r *http.Request) (api.Host, error) {
 		return s.SetHostEnabled(ctx, r.PathValue("name"), false)
 	}))
-	m.HandleFunc("POST /v1/internal/heartbeat", call(c, required, http.StatusOK, func(ctx context.Context, r *http.Request, hb hostapi.Heartbeat) (hostapi.HeartbeatReply, error) {
-		return s.Heartbeat(ctx, hb)
-	}))
+	m.HandleFunc("POST /v1/internal/heartbeat", call(c, required, http.StatusOK, c.heartbeat))
+	m.HandleFunc("POST /v1/hosts/{name}/join-token", call(c, optional, http.StatusOK, c.addHost))
+	m.HandleFunc("POST /v1/hosts/{name}/revoke", get(c, c.revokeHost))
+	m.HandleFunc("POST /v1/join", call(c, required, http.StatusOK, c.join))
 
 	m.HandleFunc("GET /v1/vms", get(c, func(ctx context.Context, r *http.Request) ([]api.VM, error) {
 		return s.VMs(ctx, store.VMFilter{Host: r.URL.Query().Get("host"), Project: r.URL.Query().Get("project")})

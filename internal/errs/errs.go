@@ -19,6 +19,7 @@ var (
 	ErrNoCapacity   = errors.New("no capacity")
 	ErrNotSupported = errors.New("not supported")
 	ErrUnavailable  = errors.New("unavailable")
+	ErrForbidden    = errors.New("forbidden")
 )
 
 // coded is an error whose message is meant for the user as is, tagged with
@@ -45,6 +46,7 @@ func NotSupported(format string, args ...any) error {
 	return newf(ErrNotSupported, format, args...)
 }
 func Unavailable(format string, args ...any) error { return newf(ErrUnavailable, format, args...) }
+func Forbidden(format string, args ...any) error   { return newf(ErrForbidden, format, args...) }
 
 // Code maps an error to its API error code.
 func Code(err error) string {
@@ -54,6 +56,8 @@ func Code(err error) string {
 		return ae.Code
 	case errors.Is(err, ErrNotFound):
 		return api.CodeNotFound
+	case errors.Is(err, ErrForbidden):
+		return api.CodeForbidden
 	case errors.Is(err, ErrInvalid):
 		return api.CodeInvalid
 	case errors.Is(err, ErrNoCapacity):
@@ -79,6 +83,8 @@ func FromAPI(err error) error {
 	switch ae.Code {
 	case api.CodeNotFound:
 		s = ErrNotFound
+	case api.CodeForbidden:
+		s = ErrForbidden
 	case api.CodeInvalid:
 		s = ErrInvalid
 	case api.CodeNoCapacity:
