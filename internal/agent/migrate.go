@@ -61,7 +61,12 @@ func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost(), driver.MigrateOptions{PostCopy: req.PostCopy})
+	enc, err := a.migrationTLS(req.Encrypt, "")
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost(), driver.MigrateOptions{PostCopy: req.PostCopy, TLS: enc})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -85,6 +90,10 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, BandwidthBytesPerS: req.CapBytesPerS(),
 		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
 		TimeoutPerGiB: time.Duration(req.CompletionTimeoutPerGiBS) * time.Second, TimeoutAction: req.TimeoutAction}
+	if opts.TLS, err = a.migrationTLS(req.Encrypt, req.Destination); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	if err := mg.MigrateOut(r.Context(), r.PathValue("id"), driver.Incoming{URI: req.URI, NBD: req.NBD, PostCopyPreempt: req.PostCopyPreempt}, opts); err != nil {
 		a.fail(w, r, err)
 		return

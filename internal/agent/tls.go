@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/pki"
 )
@@ -20,6 +22,7 @@ import (
 // connections are pooled per configuration).
 type hostTLS struct {
 	id         *pki.Identity
+	qemuDir    string      // the certificate as QEMU reads it: encrypted migrations
 	server     *tls.Config // the agent API: the controller, and other hosts (disk transfers)
 	controller *tls.Config // to the controller
 	peers      *tls.Config // to other hosts' agents
@@ -56,8 +59,13 @@ func (a *Agent) setupTLS(ctx context.Context) error {
 	if !strings.HasPrefix(a.cfg.Controller, "https://") {
 		return fmt.Errorf("this host has a certificate (%s) but the controller URL %s is not https", dir, a.cfg.Controller)
 	}
+	qemuDir := filepath.Join(dir, "qemu")
+	if err := id.SaveQEMU(qemuDir); err != nil {
+		return fmt.Errorf("write the migration credentials: %w", err)
+	}
 	a.tls = &hostTLS{
 		id:         id,
+		qemuDir:    qemuDir,
 		server:     id.ServerConfig(pki.Peer{Roles: []string{pki.RoleController, pki.RoleHost}}, true),
 		controller: id.ClientConfig(pki.Peer{Roles: []string{pki.RoleController}}),
 		peers:      id.ClientConfig(pki.Peer{Roles: []string{pki.RoleHost}}),
@@ -122,4 +130,17 @@ func (a *Agent) peerTLS() *tls.Config {
 		return nil
 	}
 	return a.tls.peers
+}
+
+// migrationTLS is how a migration is encrypted: with this host's
+// certificate when the controller asks (a cluster with a CA), and the
+// destination's name for the source to check.
+func (a *Agent) migrationTLS(encrypt bool, destination string) (*driver.MigrationTLS, error) {
+	if !encrypt {
+		return nil, nil
+	}
+	if a.tls == nil {
+		return nil, errs.Invalid("the controller asks for an encrypted migration, and this host has no certificate: join it (godwit host add %s; godwit agent --join)", a.cfg.Name)
+	}
+	return &driver.MigrationTLS{Dir: a.tls.qemuDir, PeerName: destination}, nil
 }

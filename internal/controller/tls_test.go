@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,6 +43,11 @@ func TestMutualTLSCluster(t *testing.T) {
 	host1, ok, err := pki.LoadIdentity(filepath.Join(tc.agents[0].cfg.StateDir, "tls"))
 	if err != nil || !ok {
 		t.Fatalf("host1's certificate: %v %v", ok, err)
+	}
+	// Its migration credentials, as QEMU reads them (the qemu driver's
+	// TestMigrationTLSQEMU moves a guest with them).
+	if _, err := os.Stat(filepath.Join(tc.agents[0].cfg.StateDir, "tls", "qemu", "server-cert.pem")); err != nil {
+		t.Errorf("host1 has no migration credentials: %v", err)
 	}
 	asHost := func(id *pki.Identity) *api.Client {
 		c := api.NewClient(tc.url)

@@ -124,6 +124,21 @@ type MigrateOptions struct {
 	// then; zero values take the policy's defaults.
 	TimeoutPerGiB time.Duration
 	TimeoutAction string
+	// TLS, when set, encrypts the migration's streams (memory and device
+	// state, and a block copy's disk) and authenticates both ends with
+	// the cluster's certificates. Both ends must be given one.
+	TLS *MigrationTLS
+}
+
+// MigrationTLS is how a migration's streams are encrypted.
+type MigrationTLS struct {
+	// Dir holds the host's credentials under QEMU's x509 file names:
+	// ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem,
+	// client-key.pem (internal/pki writes them).
+	Dir string
+	// PeerName is the name the destination's certificate must carry (on
+	// the source; the destination takes any host of the cluster's CA).
+	PeerName string
 }
 
 // Migration statuses a driver reports.

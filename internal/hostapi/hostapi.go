@@ -90,6 +90,9 @@ type CreateVM struct {
 	// PostCopy, for an incoming migration: allow switching to post-copy
 	// (the capability must be set on both ends before the start).
 	PostCopy bool `json:"post_copy,omitempty"`
+	// Encrypt, for an incoming migration: the streams are encrypted with
+	// the hosts' certificates (a cluster with a CA).
+	Encrypt bool `json:"encrypt,omitempty"`
 	// NICs are the VM's ports with what the host needs of their networks,
 	// the same for every copy of the VM.
 	NICs []NIC `json:"nics,omitempty"`
@@ -137,10 +140,14 @@ type MigrateOut struct {
 	// Deprecated: BandwidthMBps is BandwidthMBPerS under its old name,
 	// as a controller from before the rename sends it; read through
 	// CapBytesPerS. Remove once no such controller runs.
-	BandwidthMBps int        `json:"bandwidth_mbps,omitempty"`
-	PostCopy      bool       `json:"post_copy,omitempty"`
-	AutoConverge  bool       `json:"auto_converge,omitempty"`
-	Policy        api.Policy `json:"policy,omitempty"`
+	BandwidthMBps int  `json:"bandwidth_mbps,omitempty"`
+	PostCopy      bool `json:"post_copy,omitempty"`
+	// Encrypt the streams with the hosts' certificates; Destination is
+	// the destination host's name, which its certificate must carry.
+	Encrypt      bool       `json:"encrypt,omitempty"`
+	Destination  string     `json:"destination,omitempty"`
+	AutoConverge bool       `json:"auto_converge,omitempty"`
+	Policy       api.Policy `json:"policy,omitempty"`
 	// CompletionTimeoutPerGiB bounds the migration (per GiB of RAM) and
 	// TimeoutAction says what then: abort or force.
 	CompletionTimeoutPerGiBS int    `json:"completion_timeout_per_gib_s,omitempty"`

@@ -106,9 +106,11 @@ func (ca *CA) Issue(s Subject, pub crypto.PublicKey) (*x509.Certificate, error) 
 		Subject:      pkix.Name{CommonName: s.Name, Organization: []string{"godwit"}, OrganizationalUnit: []string{s.Role}},
 		NotBefore:    now.Add(-clockSkew),
 		NotAfter:     now.Add(certLifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{s.Name},
+		// Key encipherment too: QEMU refuses a server certificate
+		// without it (encrypted migration streams), whatever the key type.
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    []string{s.Name},
 	}
 	for _, a := range s.Addresses {
 		if ip := net.ParseIP(a); ip != nil {
@@ -293,4 +295,22 @@ func HostName(c *x509.Certificate) (string, error) {
 		return "", fmt.Errorf("certificate %q is not a host's (%s)", c.Subject.CommonName, strings.Join(c.Subject.OrganizationalUnit, ","))
 	}
 	return c.Subject.CommonName, nil
+}
+
+// QEMU's x509 credential file names (its tls-creds-x509 object reads a
+// directory of them). A host's certificate serves as both server and
+// client: it carries both usages.
+var qemuFiles = struct{ ca, serverCert, serverKey, clientCert, clientKey string }{
+	"ca-cert.pem", "server-cert.pem", "server-key.pem", "client-cert.pem", "client-key.pem"}
+
+// SaveQEMU writes the identity into dir the way QEMU's tls-creds-x509
+// object reads it, for encrypted migration streams.
+func (id *Identity) SaveQEMU(dir string) error {
+	kp, err := KeyPEM(id.Key)
+	if err != nil {
+		return err
+	}
+	cp := CertPEM(id.Cert)
+	return writeFiles(dir, map[string][]byte{qemuFiles.ca: CertPEM(id.CA), qemuFiles.serverCert: cp, qemuFiles.serverKey: kp,
+		qemuFiles.clientCert: cp, qemuFiles.clientKey: kp})
 }

@@ -102,6 +102,7 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 		return
 	}
 	spec.PostCopy = m.PostCopy
+	spec.Encrypt = c.encryptMigrations()
 	in, err := dstA.PrepareIncoming(ctx, spec)
 	if err != nil {
 		fail(fmt.Errorf("prepare %s: %w", dst.Name, err))
@@ -142,7 +143,8 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 		return c.handBack(ctx, m.ID, srcA, dropDst, vm.ID, "the migration completed as it was cancelled")
 	})
 	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, PostCopyPreempt: in.PostCopyPreempt, MaxDowntimeMS: m.MaxDowntimeMS,
-		BandwidthMBPerS: m.BandwidthMBPerS, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy}); err != nil {
+		BandwidthMBPerS: m.BandwidthMBPerS, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy,
+		Encrypt: c.encryptMigrations(), Destination: dst.Name}); err != nil {
 		freeLink()
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
 		return

@@ -68,6 +68,9 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 	if err := d.setCapabilities(ctx, v, opts, in.PostCopyPreempt); err != nil {
 		return in, err
 	}
+	if err := d.migrationTLS(ctx, v, opts.TLS, "server"); err != nil {
+		return in, err
+	}
 	if len(spec.NICs) > 0 {
 		if err := d.qmpRun(ctx, v, "migrate-set-parameters", announceParams("announce-"), nil); err != nil {
 			return in, fmt.Errorf("vm %s: set the nic announcements: %w", spec.ID, err)
@@ -90,7 +93,11 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 			return in, err
 		}
 		addr := map[string]any{"type": "inet", "data": map[string]string{"host": listenHost, "port": strconv.Itoa(nbdPort)}}
-		if err := d.qmpRun(ctx, v, "nbd-server-start", map[string]any{"addr": addr}, nil); err != nil {
+		nbd := map[string]any{"addr": addr}
+		if opts.TLS != nil {
+			nbd["tls-creds"] = migTLSID
+		}
+		if err := d.qmpRun(ctx, v, "nbd-server-start", nbd, nil); err != nil {
 			return in, fmt.Errorf("vm %s: start the nbd server: %w", spec.ID, err)
 		}
 		exp := map[string]any{"type": "nbd", "id": "disk0-export", "node-name": "disk0", "writable": true, "name": "disk0"}
@@ -156,6 +163,9 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if err := d.qmpRun(ctx, v, "migrate-set-parameters", params, nil); err != nil {
 		return err
 	}
+	if err := d.migrationTLS(ctx, v, opts.TLS, "client"); err != nil {
+		return err
+	}
 	caps := driver.MigrateOptions{PostCopy: set.PostCopy, AutoConverge: set.AutoConverge || opts.AutoConverge}
 	// Post-copy page requests on their own channel, where the destination
 	// asked for it and this QEMU has it.
@@ -178,6 +188,9 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	}
 	target := map[string]any{"driver": "nbd", "node-name": mirrorTarget, "export": "disk0",
 		"server": map[string]string{"type": "inet", "host": host, "port": port}}
+	if opts.TLS != nil {
+		target["tls-creds"], target["tls-hostname"] = migTLSID, opts.TLS.PeerName
+	}
 	if err := d.qmpRun(ctx, v, "blockdev-add", target, nil); err != nil {
 		return fmt.Errorf("vm %s: connect to the destination's disk: %w", id, err)
 	}
@@ -190,6 +203,41 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 		return fmt.Errorf("vm %s: start the disk mirror: %w", id, err)
 	}
 	go d.migrateWhenMirrored(v, v.out, to.URI)
+	return nil
+}
+
+// migTLSID names the TLS credentials object of a migration.
+const migTLSID = "mig-tls"
+
+// migrationTLS sets up, or turns off, the encryption of v's next
+// migration (v.mu held): QEMU keeps its migration parameters from one
+// migration to the next, so a migration without TLS clears them. The
+// credentials object is made anew each time, from the files as they are
+// now (a host that joined again has new ones); endpoint is server on the
+// destination, client on the source.
+func (d *Driver) migrationTLS(ctx context.Context, v *vm, t *driver.MigrationTLS, endpoint string) error {
+	id := v.st.Launch.Spec.ID
+	if t == nil {
+		if err := d.qmpRun(ctx, v, "migrate-set-parameters", map[string]any{"tls-creds": "", "tls-hostname": ""}, nil); err != nil {
+			return fmt.Errorf("vm %s: clear the migration's tls: %w", id, err)
+		}
+		return nil
+	}
+	if endpoint == "client" && t.PeerName == "" {
+		return fmt.Errorf("vm %s: an encrypted migration needs the destination's name, to check its certificate", id)
+	}
+	_ = d.qmpRun(ctx, v, "object-del", map[string]string{"id": migTLSID}, nil) // left from an earlier migration, or none
+	obj := map[string]any{"qom-type": "tls-creds-x509", "id": migTLSID, "dir": t.Dir, "endpoint": endpoint, "verify-peer": true}
+	if err := d.qmpRun(ctx, v, "object-add", obj, nil); err != nil {
+		return fmt.Errorf("vm %s: load the migration's tls credentials from %s: %w", id, t.Dir, err)
+	}
+	params := map[string]any{"tls-creds": migTLSID, "tls-hostname": ""}
+	if endpoint == "client" {
+		params["tls-hostname"] = t.PeerName
+	}
+	if err := d.qmpRun(ctx, v, "migrate-set-parameters", params, nil); err != nil {
+		return fmt.Errorf("vm %s: encrypt the migration: %w", id, err)
+	}
 	return nil
 }
 
