@@ -16,8 +16,9 @@ import (
 )
 
 // DefaultServer is where the CLI looks for a controller when neither
-// --server nor GODWIT_SERVER says otherwise.
-const DefaultServer = "http://127.0.0.1:7400"
+// --server nor GODWIT_SERVER says otherwise: godwit up's cluster, which
+// serves HTTPS with its own CA.
+const DefaultServer = "https://127.0.0.1:7400"
 
 // Client talks to a godwit controller.
 type Client struct {

@@ -64,6 +64,10 @@ type Migration struct {
 	AutoConverge    bool `json:"auto_converge,omitempty"` // vCPU throttling allowed
 	// Policy is how a live migration is made to converge.
 	Policy Policy `json:"policy,omitempty"`
+	// Encrypted says the move's streams between the hosts are encrypted
+	// and both ends authenticated (a cluster with a CA): memory and
+	// device state, and every disk byte.
+	Encrypted bool `json:"encrypted,omitempty"`
 	// Convergence is what the driver measured, predicted and chose.
 	Convergence *Convergence      `json:"convergence,omitempty"`
 	Progress    MigrationProgress `json:"progress"`

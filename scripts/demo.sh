@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 G=bin/godwit
 DIR=${DEMO_DIR:-$HOME/.godwit/demo}
-export GODWIT_SERVER=http://127.0.0.1:7400
+# The cluster has a CA (godwit up makes it in $DIR/pki): the API is HTTPS,
+# the hosts speak mutual TLS, and every move between them is encrypted.
+export GODWIT_SERVER=https://127.0.0.1:7400 GODWIT_CA=$DIR/pki/ca.crt
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -91,7 +93,7 @@ $G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 1
 cat <<MSG
 
 The cluster is still running (state in $DIR, logs in $DIR/logs).
-  export GODWIT_SERVER=$GODWIT_SERVER
+  export GODWIT_SERVER=$GODWIT_SERVER GODWIT_CA=$GODWIT_CA
   bin/godwit vm console demo-1 -f     # follow the guest's heartbeat (Ctrl-C to stop)
   bin/godwit vm stop demo-1           # graceful power-off
   bin/godwit down --dir $DIR          # stop the cluster and its VMs

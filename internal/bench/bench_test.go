@@ -382,3 +382,23 @@ func TestWriteTimeline(t *testing.T) {
 		}
 	}
 }
+
+// The encryption summary compares medians of completed moves of each kind.
+func TestEncSummary(t *testing.T) {
+	runs := []encRun{
+		{Encrypted: false, State: api.MigCompleted, TotalMS: 1000, Bytes: 500e6, CPUSeconds: 1},
+		{Encrypted: true, State: api.MigCompleted, TotalMS: 2000, Bytes: 500e6, CPUSeconds: 3},
+		{Encrypted: false, State: api.MigCompleted, TotalMS: 1000, Bytes: 500e6, CPUSeconds: 1},
+		{Encrypted: true, State: api.MigRolledBack},
+	}
+	got := encSummary(runs)
+	if !strings.Contains(got, "500 MB/s plain, 250 MB/s encrypted (0.50×)") || !strings.Contains(got, "(3.00×)") {
+		t.Errorf("summary: %s", got)
+	}
+	if s := encSummary(runs[:1]); !strings.Contains(s, "not enough") {
+		t.Errorf("one kind only: %s", s)
+	}
+	if _, err := busyCPU(); err != nil {
+		t.Error(err)
+	}
+}

@@ -17,11 +17,12 @@ const (
 	scenarioConvergence = "convergence"
 	scenarioDrain       = "drain"
 	scenarioOverhead    = "overhead"
+	scenarioEncryption  = "encryption"
 	scenarioRepro       = "repro"
 )
 
 // Scenarios lists the default scenarios in the order they run.
-var Scenarios = []string{scenarioConvergence, scenarioDrain, scenarioOverhead}
+var Scenarios = []string{scenarioConvergence, scenarioDrain, scenarioOverhead, scenarioEncryption}
 
 // OptionalScenarios run only when -scenarios names them: repro compares
 // QEMU builds (hours under TCG) and measures no target of the report.

@@ -135,6 +135,13 @@ func writeReport(path string, m machine, cfg Config, r results, vs []verdict) er
 			"switch-over to completed (the destination runs, the source's QEMU quits and its taps go); rest is the\n"+
 			"request, the gap between the phases and QEMU's own clock, and the polling.\n\n%s\n", len(r.Overhead), convBandwidthMBPerS, migrationPoll, overheadTable(r.Overhead).markdown())
 	}
+	if len(r.Encryption) > 0 {
+		fmt.Fprintf(&b, "## Encrypted moves\n\n"+
+			"Two 2-host clusters side by side, one without a CA and one with (mutual TLS, QEMU's TLS migration channel):\n"+
+			"a %d MiB guest with a %d MiB dirty set moved back and forth in each, alternately, pre-copy, without a bandwidth\n"+
+			"cap. CPU time is the whole machine's busy time during the move (/proc/stat).\n\n%s\n%s.\n\n",
+			encGuestMiB, encDirtyMiB, encTable(r.Encryption).markdown(), encSummary(r.Encryption))
+	}
 	b.WriteString("## Targets\n\nFrom issues 5 and 13; godwit's own runs (policy `auto`, its default drain) are held to them.\n\n")
 	b.WriteString(verdictTable(vs).markdown() + "\n")
 	b.WriteString(closing)

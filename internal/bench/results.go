@@ -300,6 +300,9 @@ type results struct {
 	Conv     []convRun
 	Drain    []drainRun
 	Overhead []overheadRun
+	// Encryption is the encryption scenario's moves, plain and encrypted
+	// alternately; it has no target.
+	Encryption []encRun
 	// Repro is the repro scenario's runs, one set per QEMU binary; it has
 	// no targets and is not in Ran.
 	Repro []reproSet

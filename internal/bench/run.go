@@ -78,6 +78,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		res.Ran = append(res.Ran, scenarioDrain)
 	}
+	if cfg.runs(scenarioEncryption) {
+		runs, err := b.runEncryption(ctx, dir)
+		res.Encryption = runs
+		if err != nil {
+			return fmt.Errorf("encryption scenario: %w", err)
+		}
+		res.Ran = append(res.Ran, scenarioEncryption)
+	}
 	if cfg.runs(scenarioRepro) {
 		sets, err := b.runRepro(ctx, dir)
 		res.Repro = sets
@@ -200,6 +208,10 @@ func (b *bench) print(res results) {
 	}
 	if len(res.Overhead) > 0 {
 		fmt.Fprintf(w, "\nControl-plane overhead (idle guest, shared pool)\n\n%s", overheadTable(res.Overhead).markdown())
+	}
+	if len(res.Encryption) > 0 {
+		fmt.Fprintf(w, "\nEncrypted moves (%d MiB guest, uncapped, plain and TLS side by side)\n\n%s\n%s\n", encGuestMiB,
+			encTable(res.Encryption).markdown(), encSummary(res.Encryption))
 	}
 	if len(res.Repro) > 0 {
 		fmt.Fprint(w, reproMarkdown(res.Repro, b.cfg.ReproRuns))

@@ -82,6 +82,7 @@ then the controller.`,
 	f.IntVar(&cfg.HostCPUs, "host-cpus", 0, "CPUs each host offers (default: all of this machine's)")
 	f.Var(&memory, "host-memory", "memory each host offers, e.g. 4G (default: all of this machine's)")
 	f.BoolVar(&detach, "detach", false, "run in the background; stop it with godwit down")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "no CA: plain HTTP on loopback and unencrypted migrations (by default the cluster has a CA in DIR/pki)")
 	return cmd
 }
 

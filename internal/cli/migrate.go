@@ -242,6 +242,11 @@ func writeMigration(w io.Writer, m api.Migration) error {
 	} else if m.Policy != "" {
 		kv = append(kv, "Policy", string(m.Policy))
 	}
+	if m.Encrypted {
+		kv = append(kv, "Encrypted", "yes: TLS between the hosts, both ends authenticated")
+	} else {
+		kv = append(kv, "Encrypted", "no (a cluster without a CA)")
+	}
 	for _, d := range m.Decisions {
 		kv = append(kv, "Decision", d.At.Format("15:04:05.000")+" "+d.Action+" ("+d.Reason+")")
 	}

@@ -9,7 +9,6 @@ package cli
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/cluster"
+	"github.com/godwit/godwit/internal/pki"
 )
 
 // app holds what every command shares.
@@ -48,6 +49,22 @@ func (a *app) client() *api.Client {
 	return c
 }
 
+// defaultCA is GODWIT_CA, or else the CA of godwit up's cluster in its
+// default directory when there is one: the CLI then works with it as
+// it is, without a flag.
+func defaultCA() string {
+	if ca := os.Getenv("GODWIT_CA"); ca != "" {
+		return ca
+	}
+	if _, err := os.Stat(cluster.CAFile(defaultClusterDir())); err == nil {
+		return cluster.CAFile(defaultClusterDir())
+	}
+	return ""
+}
+
+// noServer are the commands that talk to no controller as a user.
+var noServer = map[string]bool{"up": true, "down": true, "serve": true, "agent": true, "agent-watchdog": true, "init": true, "probe": true}
+
 // loadCA reads --ca: the client then trusts that CA (and only it) for
 // an https controller.
 func (a *app) loadCA() error {
@@ -58,11 +75,11 @@ func (a *app) loadCA() error {
 	if err != nil {
 		return usagef("--ca: %v", err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return usagef("--ca %s holds no PEM certificate (use the ca.crt godwit init wrote)", a.ca)
+	ca, err := pki.ParseCert(b)
+	if err != nil {
+		return usagef("--ca %s: %v (use the ca.crt godwit init or godwit up wrote)", a.ca, err)
 	}
-	a.tlsCfg = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	a.tlsCfg = pki.TrustConfig(ca)
 	return nil
 }
 
@@ -107,6 +124,9 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 			if lvl.UnmarshalText([]byte(a.logLevel)) != nil {
 				return usagef("--log-level must be debug, info, warn or error, not %q", a.logLevel)
 			}
+			if noServer[cmd.Name()] && cmd.Parent() == cmd.Root() {
+				return nil // the CA may not exist yet (godwit up makes it)
+			}
 			return a.loadCA()
 		},
 	}
@@ -118,7 +138,7 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", server, "controller URL (env GODWIT_SERVER)")
-	pf.StringVar(&a.ca, "ca", os.Getenv("GODWIT_CA"), "the cluster CA's certificate, to trust an https controller (env GODWIT_CA; godwit init writes it)")
+	pf.StringVar(&a.ca, "ca", defaultCA(), "the cluster CA's certificate, to trust an https controller (env GODWIT_CA; default: godwit up's, when it has one)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (the API objects, for scripts)")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })

@@ -31,6 +31,7 @@ import (
 	"github.com/godwit/godwit/internal/accel"
 	"github.com/godwit/godwit/internal/hostinfo"
 	"github.com/godwit/godwit/internal/hostnet"
+	"github.com/godwit/godwit/internal/pki"
 )
 
 // Config says what cluster to run.
@@ -49,6 +50,9 @@ type Config struct {
 	// address on the network's bridge, so the machine reaches every VM.
 	Subnet   string
 	LogLevel string // of every process: debug, info, warn, error
+	// Insecure runs the cluster without a CA: plain HTTP on loopback,
+	// unencrypted migrations. By default it has one (DIR/pki).
+	Insecure bool
 	Exe      string // the godwit binary (default: this one)
 	Logger   *slog.Logger
 	Out      io.Writer // where the usage block goes
@@ -56,8 +60,33 @@ type Config struct {
 	timeouts Timeouts // zero fields take the defaults
 }
 
-// ControllerURL is the API address of a cluster on port.
-func ControllerURL(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
+// URL is the API address of cfg's cluster.
+func (cfg Config) URL() string {
+	scheme := "https://"
+	if cfg.Insecure {
+		scheme = "http://"
+	}
+	return scheme + agentAddr(cfg.Port, 0)
+}
+
+// Client is a client of the controller at url of the cluster in dir, as
+// a user: trusting the cluster's CA when it has one.
+func Client(dir, url string) (*api.Client, error) {
+	c := api.NewClient(url)
+	b, err := os.ReadFile(CAFile(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.ParseCert(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", CAFile(dir), err)
+	}
+	c.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: pki.TrustConfig(ca)})
+	return c, nil
+}
 
 func agentAddr(port, i int) string { return "127.0.0.1:" + strconv.Itoa(port+i) }
 
@@ -99,6 +128,9 @@ func UpArgs(cfg Config) []string {
 	}
 	if cfg.LogLevel != "" {
 		args = append(args, "--log-level", cfg.LogLevel)
+	}
+	if cfg.Insecure {
+		args = append(args, "--insecure")
 	}
 	return args
 }
@@ -266,12 +298,20 @@ func Usage(cfg Config, acc string, foreground bool) string {
 	return fmt.Sprintf(`
 godwit cluster is up: a controller and %d hosts (%s); state and logs in %s
 
-  export GODWIT_SERVER=%s
+  export GODWIT_SERVER=%s%s
   godwit host list
   godwit image build-testguest --import testguest
   godwit vm create web-1 --image testguest --memory 256M --disk 1G
   godwit vm console web-1 -f
   %s
 
-`, cfg.Hosts, what, cfg.Dir, ControllerURL(cfg.Port), stop)
+`, cfg.Hosts, what, cfg.Dir, cfg.URL(), caExport(cfg), stop)
+}
+
+// caExport is the usage block's line that trusts the cluster's CA.
+func caExport(cfg Config) string {
+	if cfg.Insecure {
+		return ""
+	}
+	return " GODWIT_CA=" + CAFile(cfg.Dir)
 }

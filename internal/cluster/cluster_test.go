@@ -37,14 +37,15 @@ func TestArgs(t *testing.T) {
 		got  []string
 		want string
 	}{
-		{"controller", up.controllerArgs(), "serve --listen 127.0.0.1:7400 --data-dir /c/controller --shared-dir /c/shared --log-level debug"},
+		{"controller", up.controllerArgs(), "serve --listen 127.0.0.1:7400 --data-dir /c/controller --shared-dir /c/shared --tls-dir /c/pki --log-level debug"},
 		{"agent", up.agentArgs("host2"),
-			"agent --name host2 --listen 127.0.0.1:7402 --controller http://127.0.0.1:7400 --state-dir /c/hosts/host2 " +
+			"agent --name host2 --listen 127.0.0.1:7402 --controller https://127.0.0.1:7400 --state-dir /c/hosts/host2 " +
 				"--shared-dir /c/shared --driver qemu --accel tcg --accel-reason godwit up: no kvm --memory 4096 --log-level debug"},
-		{"agent leaves the accelerator to the agent", local(Config{Dir: "/c", Hosts: 1, Driver: "fake", Port: 100, LogLevel: "info"}, "", "").agentArgs("host1"),
+		{"agent leaves the accelerator to the agent", local(Config{Dir: "/c", Hosts: 1, Driver: "fake", Port: 100, LogLevel: "info", Insecure: true}, "", "").agentArgs("host1"),
 			"agent --name host1 --listen 127.0.0.1:101 --controller http://127.0.0.1:100 --state-dir /c/hosts/host1 " +
 				"--shared-dir /c/shared --driver fake --log-level info"},
 		{"up", UpArgs(cfg), "up --dir /c --hosts 2 --driver qemu --accel auto --port 7400 --host-memory 4096 --log-level debug"},
+		{"insecure up", UpArgs(Config{Dir: "/c", Hosts: 1, Driver: "fake", Accel: "auto", Port: 100, Insecure: true}), "up --dir /c --hosts 1 --driver fake --accel auto --port 100 --insecure"},
 	} {
 		if got := strings.Join(tt.got, " "); got != tt.want {
 			t.Errorf("%s:\n got %s\nwant %s", tt.name, got, tt.want)
@@ -288,7 +289,7 @@ func fakeController(t *testing.T, n int32, hosts ...string) *httptest.Server {
 func TestWaitForHosts(t *testing.T) {
 	ctx := context.Background()
 	check := func(url string, names ...string) func(context.Context) error {
-		return func(ctx context.Context) error { return hostsUp(ctx, url, names) }
+		return func(ctx context.Context) error { return hostsUp(ctx, api.NewClient(url), names) }
 	}
 	srv := fakeController(t, 3, "host1", "host2")
 	if err := WaitUntil(ctx, 5*time.Second, 10*time.Millisecond, check(srv.URL, "host1", "host2"), nil); err != nil {
@@ -343,7 +344,7 @@ func TestCheckPortTaken(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	u := Usage(Config{Dir: "/c", Hosts: 3, Driver: "qemu", Port: 7500}, "kvm", true)
-	for _, want := range []string{"export GODWIT_SERVER=http://127.0.0.1:7500", "godwit host list", "godwit vm create",
+	for _, want := range []string{"export GODWIT_SERVER=https://127.0.0.1:7500 GODWIT_CA=/c/pki/ca.crt", "godwit host list", "godwit vm create",
 		"godwit down --dir /c", "Ctrl-C", "qemu driver, kvm"} {
 		if !strings.Contains(u, want) {
 			t.Errorf("usage lacks %q:\n%s", want, u)

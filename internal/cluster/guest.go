@@ -18,8 +18,12 @@ var ErrNoHeartbeat = errors.New("no heartbeat line on the console yet")
 // ImportGuest builds the test guest with the godwit CLI (godwit-guest
 // must lie beside the godwit binary) and imports it as image testguest.
 func (l *Local) ImportGuest(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, l.opts.Exe, "--server", l.URL(), "image", "build-testguest",
-		"--out", filepath.Join(l.opts.Dir, "guest"), "--import", "testguest")
+	args := []string{"--server", l.URL()}
+	if l.opts.TLS {
+		args = append(args, "--ca", CAFile(l.opts.Dir))
+	}
+	cmd := exec.CommandContext(ctx, l.opts.Exe, append(args, "image", "build-testguest",
+		"--out", filepath.Join(l.opts.Dir, "guest"), "--import", "testguest")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("godwit image build-testguest: %w\n%s", err, out)
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/hostinfo"
 )
 
@@ -26,6 +28,10 @@ import (
 //	DIR/shared         the shared pool, seen by the controller and every agent
 //	DIR/logs/NAME.log  what each process prints (a restart appends)
 type Options struct {
+	// TLS runs the cluster with a CA (DIR/pki): the API over HTTPS,
+	// mutual TLS between the controller and the agents, encrypted
+	// migrations. Users trust CAFile(Dir).
+	TLS    bool
 	Dir    string
 	Exe    string // the godwit binary
 	Hosts  int
@@ -155,6 +161,8 @@ type Local struct {
 	ctrlAddr string
 	addrs    map[string]string // each agent's listen address, by host
 	client   *api.Client
+	userTLS  *tls.Config // a user's client configuration (nil without TLS)
+	agentTLS *tls.Config // to agents, as the controller (nil without TLS)
 
 	mu    sync.Mutex
 	procs map[string]*Proc // the latest process of each name
@@ -199,7 +207,15 @@ func New(o Options) (*Local, error) {
 }
 
 // URL is the controller's API address.
-func (l *Local) URL() string { return "http://" + l.ctrlAddr }
+func (l *Local) URL() string { return l.scheme() + l.ctrlAddr }
+
+// UserTLS is the TLS configuration of a user's client (nil without TLS).
+func (l *Local) UserTLS() *tls.Config { return l.userTLS }
+
+// AgentClient is a client of host's agent API, as the controller.
+func (l *Local) AgentClient(host string, timeout time.Duration) *hostapi.Agent {
+	return hostapi.NewAgentTLS(l.scheme()+l.addrs[host], timeout, l.agentTLS)
+}
 
 // Client is a client of the controller's API.
 func (l *Local) Client() *api.Client { return l.client }
@@ -246,6 +262,12 @@ func (l *Local) Start(ctx context.Context) error {
 			return fmt.Errorf("create the cluster directory: %w", err)
 		}
 	}
+	if l.opts.TLS {
+		if err := l.setupPKI(); err != nil {
+			return err
+		}
+		l.client.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: l.userTLS})
+	}
 	if _, err := l.StartController(); err != nil {
 		return err
 	}
@@ -269,6 +291,9 @@ func (l *Local) Start(ctx context.Context) error {
 func (l *Local) controllerArgs() []string {
 	o := l.opts
 	args := []string{"serve", "--listen", l.ctrlAddr, "--data-dir", filepath.Join(o.Dir, "controller"), "--shared-dir", l.SharedDir()}
+	if o.TLS {
+		args = append(args, "--tls-dir", PKIDir(o.Dir))
+	}
 	if o.HostDownAfter > 0 {
 		args = append(args, "--host-down-after", o.HostDownAfter.String())
 	}
@@ -327,7 +352,7 @@ func (l *Local) StartAgent(host string, env ...string) (*Proc, error) {
 		i, _ := strconv.Atoi(strings.TrimPrefix(host, "host"))
 		ns = l.opts.Netns(i)
 	}
-	return l.start(host, "http://"+addr, ns, l.agentArgs(host), env, l.opts.Timeouts.AgentStop)
+	return l.start(host, l.scheme()+addr, ns, l.agentArgs(host), env, l.opts.Timeouts.AgentStop)
 }
 
 func (l *Local) start(name, url, ns string, args, env []string, grace time.Duration) (*Proc, error) {
@@ -338,7 +363,7 @@ func (l *Local) start(name, url, ns string, args, env []string, grace time.Durat
 	if err != nil {
 		return nil, err
 	}
-	p.url, p.grace, p.logger = url, grace, l.log
+	p.url, p.grace, p.logger, p.tls = url, grace, l.log, l.agentTLS
 	pidFile := ""
 	if l.opts.recordPIDs {
 		pidFile = childPIDFile(l.opts.Dir, name)
@@ -408,7 +433,7 @@ func (l *Local) WaitController(ctx context.Context) error {
 func (l *Local) WaitHosts(ctx context.Context) error {
 	t := l.opts.Timeouts
 	err := WaitUntil(ctx, t.Hosts, t.Poll, func(ctx context.Context) error {
-		return hostsUp(ctx, l.URL(), l.HostNames())
+		return hostsUp(ctx, l.client, l.HostNames())
 	}, func() error {
 		agents, ctrl := l.latest()
 		return died(append([]*Proc{ctrl}, agents...)...)

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,7 +22,8 @@ import (
 type Proc struct {
 	name    string
 	pid     int
-	url     string // an agent's API URL
+	url     string      // an agent's API URL
+	tls     *tls.Config // how to reach it, as the controller (nil: plain HTTP)
 	log     string
 	grace   time.Duration // how long Stop waits after SIGTERM
 	logger  *slog.Logger
@@ -137,7 +139,7 @@ func stopAll(log *slog.Logger, agents []*Proc, ctrl *Proc, stopVMs bool, t Timeo
 			defer cancel()
 			err := errors.New("its URL is unknown")
 			if p.url != "" {
-				err = hostapi.NewAgent(p.url, 0).Shutdown(ctx, true)
+				err = hostapi.NewAgentTLS(p.url, 0, p.tls).Shutdown(ctx, true)
 			}
 			if err != nil && !p.Exited() {
 				log.Warn("agent did not take the shutdown request; sending SIGTERM (its VMs keep running)", "process", p.name, "err", err)
@@ -174,7 +176,7 @@ func waitExit(log *slog.Logger, p *Proc, d time.Duration) {
 
 // adopt makes a Proc of a recorded process that is not our child.
 func adopt(dir string, m member, log *slog.Logger, poll time.Duration) *Proc {
-	p := &Proc{name: m.name, pid: m.rec.PID, url: m.rec.URL, log: LogFile(dir, m.name), logger: log, done: make(chan struct{})}
+	p := &Proc{name: m.name, pid: m.rec.PID, url: m.rec.URL, tls: agentTLSOf(dir), log: LogFile(dir, m.name), logger: log, done: make(chan struct{})}
 	p.signal = func(sig os.Signal) error {
 		if !m.rec.alive() { // never signal a recycled PID
 			return os.ErrProcessDone

@@ -18,7 +18,7 @@ type supervisor struct {
 func newSupervisor(cfg Config, acc, reason string) (*supervisor, error) {
 	s := &supervisor{log: cfg.Logger, exits: make(chan *Proc, cfg.Hosts+1)}
 	l, err := New(Options{
-		Dir: cfg.Dir, Exe: cfg.Exe, Hosts: cfg.Hosts, Driver: cfg.Driver, Accel: acc, AccelReason: reason,
+		TLS: !cfg.Insecure, Dir: cfg.Dir, Exe: cfg.Exe, Hosts: cfg.Hosts, Driver: cfg.Driver, Accel: acc, AccelReason: reason,
 		ControllerAddr: agentAddr(cfg.Port, 0),
 		AgentAddr:      func(i int) string { return agentAddr(cfg.Port, i) },
 		HostCPUs:       cfg.HostCPUs, HostMemoryMiB: cfg.HostMemoryMiB, LogLevel: cfg.LogLevel,

@@ -79,7 +79,14 @@ func TestUpRunsAClusterAndStopsIt(t *testing.T) {
 			t.Fatal("the cluster was not ready within a minute")
 		}
 	}
-	c := api.NewClient(ControllerURL(port))
+	cfg := Config{Dir: dir, Port: port}
+	c, err := Client(dir, cfg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.NewClient(cfg.URL()).Hosts(ctx); err == nil {
+		t.Error("the controller answered a client that does not trust the cluster's CA")
+	}
 	hs, err := c.Hosts(ctx)
 	if err != nil || len(hs) != 2 || hs[0].State != api.HostUp || hs[1].State != api.HostUp {
 		t.Fatalf("hosts %+v, %v", hs, err)
@@ -110,7 +117,7 @@ func TestUpRunsAClusterAndStopsIt(t *testing.T) {
 		t.Fatal("Up did not return within 2 minutes of cancel")
 	}
 	assertStopped(t, dir, port, 2)
-	if !strings.Contains(out.String(), "export GODWIT_SERVER="+ControllerURL(port)) {
+	if !strings.Contains(out.String(), "export GODWIT_SERVER="+cfg.URL()+" GODWIT_CA="+CAFile(dir)) {
 		t.Errorf("usage block: %q", out.String())
 	}
 	b1, _ := os.ReadFile(LogFile(dir, "host1"))
@@ -129,7 +136,7 @@ func TestUpNamesTheLogOfAHostThatFails(t *testing.T) {
 	// host2's state directory cannot be created.
 	os.MkdirAll(filepath.Join(dir, "hosts"), 0o755)
 	os.WriteFile(filepath.Join(dir, "hosts", "host2"), []byte("in the way"), 0o644)
-	err := Up(context.Background(), Config{Dir: dir, Hosts: 2, Driver: "fake", Accel: "auto", Port: port, Exe: bin, Logger: testLogger(t)})
+	err := Up(context.Background(), Config{Dir: dir, Hosts: 2, Driver: "fake", Accel: "auto", Port: port, Exe: bin, Logger: testLogger(t), Insecure: true})
 	if err == nil || !strings.Contains(err.Error(), "host2 exited") || !strings.Contains(err.Error(), LogFile(dir, "host2")) {
 		t.Fatalf("Up = %v; want host2's failure and its log", err)
 	}

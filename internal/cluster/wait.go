@@ -61,8 +61,8 @@ func WaitUntil(ctx context.Context, timeout, interval time.Duration, check func(
 
 // hostsUp returns nil when every named host is registered and up, else a
 // notUp listing the others.
-func hostsUp(ctx context.Context, ctrl string, names []string) error {
-	hs, err := api.NewClient(ctrl).Hosts(ctx)
+func hostsUp(ctx context.Context, ctrl *api.Client, names []string) error {
+	hs, err := ctrl.Hosts(ctx)
 	if err != nil {
 		return err
 	}

@@ -34,8 +34,8 @@ func TestMutualTLSCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m = waitMigration(t, tc.client, m.ID); m.State != api.MigCompleted {
-				t.Fatalf("%s move of %s over mutual TLS: %s: %s", kind, name, m.State, m.Reason)
+			if m = waitMigration(t, tc.client, m.ID); m.State != api.MigCompleted || !m.Encrypted {
+				t.Fatalf("%s move of %s over mutual TLS: %s (encrypted %v): %s", kind, name, m.State, m.Encrypted, m.Reason)
 			}
 		}
 	}

@@ -217,7 +217,7 @@ func (c *cluster) oneQEMU(what string, now api.VM) {
 
 // agentAPI is a test's client for one agent.
 func (c *cluster) agentAPI(host string) *hostapi.Agent {
-	return hostapi.NewAgent("http://"+c.AgentAddr(host), 5*time.Second)
+	return c.AgentClient(host, 5*time.Second)
 }
 
 // waitAgent waits until host's agent answers.

@@ -39,6 +39,9 @@ type clusterOpts struct {
 	netns          func(i int) string
 	controllerAddr string
 	agentAddr      func(i int) string
+	// tls runs the cluster with a CA: HTTPS, mutual TLS between the
+	// controller and the agents, encrypted migrations.
+	tls bool
 }
 
 // stopGrace is how long a process a test stops has after SIGTERM.
@@ -50,7 +53,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		o.downAfter = 10 * time.Second
 	}
 	opts := gcluster.Options{
-		Dir: t.TempDir(), Exe: filepath.Join(gcluster.BinariesForTest(t), "godwit"), Hosts: o.hosts, Driver: o.driver,
+		TLS: o.tls, Dir: t.TempDir(), Exe: filepath.Join(gcluster.BinariesForTest(t), "godwit"), Hosts: o.hosts, Driver: o.driver,
 		HostDownAfter: o.downAfter, Heartbeat: 500 * time.Millisecond, AgentArgs: o.agentArgs, HostArgs: o.hostArgs,
 		Netns: o.netns, ControllerAddr: o.controllerAddr, AgentAddr: o.agentAddr,
 		Timeouts: gcluster.Timeouts{AgentStop: stopGrace, ControllerStop: stopGrace},

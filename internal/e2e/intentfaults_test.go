@@ -11,7 +11,6 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/guestlog"
-	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/hostinfo"
 )
 
@@ -198,7 +197,7 @@ func (c *cluster) intentAfterKill(point string, vms []api.VM, hosts []string) st
 	for _, vm := range vms {
 		var holders []string
 		for _, h := range hosts {
-			rep, err := hostapi.NewAgent("http://"+c.AgentAddr(h), 5*time.Second).VM(bg, vm.ID)
+			rep, err := c.AgentClient(h, 5*time.Second).VM(bg, vm.ID)
 			if err == nil {
 				holders = append(holders, h+":"+rep.State)
 			}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
-	"github.com/godwit/godwit/internal/hostapi"
 )
 
 // faultsFull is set by `make test-faults`: the long versions of the fault
@@ -271,7 +270,7 @@ func (c *cluster) checkLoad(l *ledger, hostNames []string) {
 	// What each agent runs: one copy per VM, on the host its record names.
 	copies := map[string][]string{}
 	for _, h := range hostNames {
-		reps, err := hostapi.NewAgent("http://"+c.AgentAddr(h), 10*time.Second).VMs(bg)
+		reps, err := c.AgentClient(h, 10*time.Second).VMs(bg)
 		if err != nil {
 			t.Fatalf("list vms on %s: %v", h, err)
 		}

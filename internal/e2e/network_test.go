@@ -97,7 +97,10 @@ func TestNetworkMovesQEMU(t *testing.T) {
 	lab := newNetLab(t, 3)
 	// Lease renewals every 500 ms and hosts down after 3 s without a
 	// heartbeat: the evacuation at the end has its proof of death soon.
-	c := newCluster(t, lab.opts(clusterOpts{driver: "qemu", downAfter: 3 * time.Second, agentArgs: []string{"--lease-renew", "500ms"}}))
+	// With a CA: the controller and the agents speak mutual TLS across the
+	// lab's namespaces, and every live move below is encrypted (QEMU's
+	// TLS migration channel, and NBD with TLS for the block copy).
+	c := newCluster(t, lab.opts(clusterOpts{driver: "qemu", downAfter: 3 * time.Second, agentArgs: []string{"--lease-renew", "500ms"}, tls: true}))
 	t.Cleanup(c.deleteVMs)
 	c.importGuest()
 	if _, err := c.client.CreateNetwork(bg, api.CreateNetworkRequest{Name: labVMNetwork, Subnet: labVMSubnet, Gateway: labGateway}); err != nil {
@@ -141,6 +144,9 @@ func TestNetworkMovesQEMU(t *testing.T) {
 		}
 		if m = c.waitMigration(m.ID, 120*time.Second); m.State != api.MigCompleted {
 			t.Fatalf("live move of %s: %s: %s", vm, m.State, m.Reason)
+		}
+		if !m.Encrypted {
+			t.Errorf("live move of %s in a cluster with a CA is not encrypted", vm)
 		}
 		return m
 	}

@@ -50,7 +50,7 @@ func TestControllerKilledDuringLiveMigrations(t *testing.T) {
 	}
 	c.Controller().Kill()
 	// While the controller is away, the hosts finish the quick one.
-	src := hostapi.NewAgent("http://"+c.AgentAddr("host1"), 5*time.Second)
+	src := c.AgentClient("host1", 5*time.Second)
 	c.eventually(30*time.Second, "the hosts to finish the quick migration", func() error {
 		st, err := src.MigrationStatus(bg, quick.ID)
 		if err == nil && st.Status != "completed" {
@@ -78,7 +78,7 @@ func TestControllerKilledDuringLiveMigrations(t *testing.T) {
 		}
 		copies := 0
 		for _, h := range []string{"host1", "host2"} {
-			if _, err := hostapi.NewAgent("http://"+c.AgentAddr(h), 5*time.Second).VM(bg, tc.vm.ID); err == nil {
+			if _, err := c.AgentClient(h, 5*time.Second).VM(bg, tc.vm.ID); err == nil {
 				copies++
 			}
 		}

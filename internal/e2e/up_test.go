@@ -26,9 +26,9 @@ func TestUpDetachAndDown(t *testing.T) {
 		t.Skip(err)
 	}
 	portStr := strconv.Itoa(port)
-	server := gcluster.ControllerURL(port)
+	server := gcluster.Config{Dir: dir, Port: port}.URL()
 	godwit := func(args ...string) (string, error) {
-		cmd := exec.Command(bin, append([]string{"--server", server}, args...)...)
+		cmd := exec.Command(bin, append([]string{"--server", server, "--ca", gcluster.CAFile(dir)}, args...)...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}

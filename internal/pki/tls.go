@@ -175,3 +175,17 @@ func HashSecret(s string) string {
 
 // SameHash compares two hashes in constant time.
 func SameHash(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// TrustConfig is the configuration of a user's client: no certificate of
+// its own, and only the cluster's controller accepted, checked by CA and
+// role rather than by address (a controller is reached by whatever
+// address a user has for it).
+func TrustConfig(ca *x509.Certificate) *tls.Config {
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // checked below, against the CA and the role
+		VerifyConnection:   func(cs tls.ConnectionState) error { return Peer{Roles: []string{RoleController}}.check(cs, roots) },
+	}
+}

@@ -293,7 +293,7 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 	m := api.Migration{
 		ID: NewID(), Intent: o.Intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
 		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBPerS: req.BandwidthMBPerS,
-		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
+		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy, Encrypted: c.encryptMigrations(),
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
 		Decisions: o.Decisions,
 		CreatedAt: now, UpdatedAt: now,
