@@ -16,6 +16,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/qcow2"
 )
 
 // downloadHeaderTimeout bounds the wait for a download's reply headers: the
@@ -76,6 +77,13 @@ func (c *imageCache) Path(ctx context.Context, im api.Image, role, pool string) 
 	}
 	defer c.lock(path)()
 	if _, err := os.Stat(path); err == nil {
+		if role == api.RoleDisk {
+			// Checked again at every use: the file may predate the
+			// check, or the shared pool may hold another host's copy.
+			if err := checkBase(path); err != nil {
+				return "", fmt.Errorf("base image %q (%s): %w", im.Name, path, err)
+			}
+		}
 		return path, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -86,6 +94,18 @@ func (c *imageCache) Path(ctx context.Context, im api.Image, role, pool string) 
 		return "", fmt.Errorf("fetch %s of image %q: %w", role, im.Name, err)
 	}
 	return path, nil
+}
+
+// checkBase refuses a disk file as a base image unless its qcow2 header
+// is safe (internal/qcow2): the agent does not trust the controller's
+// check of the copy it serves.
+func checkBase(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return qcow2.Check(f)
 }
 
 // fetch downloads to a temporary file, checks the checksum and renames
@@ -120,6 +140,11 @@ func (c *imageCache) fetch(ctx context.Context, name, role, sum, path string) er
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
 		return fmt.Errorf("checksum mismatch: got %s, want %s", got, sum)
+	}
+	if role == api.RoleDisk {
+		if err := checkBase(tmp.Name()); err != nil {
+			return err
+		}
 	}
 	return os.Rename(tmp.Name(), path)
 }

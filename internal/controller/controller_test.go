@@ -3,6 +3,7 @@ package controller_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,10 +26,11 @@ import (
 // testCluster is a controller and fake-driver agents in this process:
 // real HTTP, real store, real scheduler, no QEMU.
 type testCluster struct {
-	url    string
-	client *api.Client
-	ctx    context.Context
-	agents []*testAgent
+	url     string
+	dataDir string // the controller's
+	client  *api.Client
+	ctx     context.Context
+	agents  []*testAgent
 }
 
 // testAgent is one agent of a testCluster, stoppable and restartable on
@@ -82,7 +84,8 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	t.Helper()
 	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
-	ctrl, err := controller.New(ctx, controller.Config{Config: service.Config{DataDir: t.TempDir(), StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
+	dataDir := t.TempDir()
+	ctrl, err := controller.New(ctx, controller.Config{Config: service.Config{DataDir: dataDir, StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
 		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG, Logger: quietLogger()}})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +93,7 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	ln := listen(t)
 	done := make(chan struct{})
 	go func() { _ = ctrl.Serve(ctx, ln); close(done) }()
-	tc := &testCluster{url: "http://" + ln.Addr().String(), ctx: ctx}
+	tc := &testCluster{url: "http://" + ln.Addr().String(), dataDir: dataDir, ctx: ctx}
 	tc.client = api.NewClient(tc.url)
 	for i := 1; i <= hosts; i++ {
 		ta := &testAgent{cfg: agent.Config{
@@ -284,6 +287,10 @@ func TestImageImportChecks(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk")
 	os.WriteFile(junk, bytes.Repeat([]byte("x"), 1024), 0o644)
+	backing := filepath.Join(dir, "backing.qcow2")
+	os.WriteFile(backing, qcow2Header("/etc/shadow", 0), 0o644)
+	dataFile := filepath.Join(dir, "datafile.qcow2")
+	os.WriteFile(dataFile, qcow2Header("", 1<<2), 0o644)
 	for _, tt := range []struct {
 		name  string
 		meta  api.ImportImageMeta
@@ -292,6 +299,8 @@ func TestImageImportChecks(t *testing.T) {
 	}{
 		{"kernel not bzImage", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleKernel: junk}, "bzImage"},
 		{"disk not qcow2", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleDisk: junk}, "qemu-img convert"},
+		{"disk with a backing file", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleDisk: backing}, `backing file ("/etc/shadow"); flatten it`},
+		{"disk with a data file", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleDisk: dataFile}, "external file"},
 		{"initrd alone", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleInitrd: junk}, "needs a kernel"},
 		{"nothing", api.ImportImageMeta{Name: "a"}, map[string]string{}, "needs a kernel"},
 		{"bad name", api.ImportImageMeta{Name: "A/B"}, map[string]string{api.RoleInitrd: junk}, "invalid"},
@@ -306,4 +315,28 @@ func TestImageImportChecks(t *testing.T) {
 	if ims, _ := tc.client.Images(ctx); len(ims) != 0 {
 		t.Errorf("refused imports left images: %+v", ims)
 	}
+	if left, _ := os.ReadDir(filepath.Join(tc.dataDir, "images")); len(left) != 0 {
+		t.Errorf("refused imports left files: %v", left)
+	}
+}
+
+// qcow2Header is a minimal version 3 qcow2 header with the given
+// incompatible feature bits, naming backing as its backing file when it
+// is not empty: enough for the import's header check.
+func qcow2Header(backing string, incompat uint64) []byte {
+	be := binary.BigEndian
+	b := make([]byte, 112+8) // the header, then the extensions' end marker
+	copy(b, "QFI\xfb")
+	be.PutUint32(b[4:], 3)
+	be.PutUint32(b[20:], 16)
+	be.PutUint64(b[24:], 1<<30)
+	be.PutUint64(b[72:], incompat)
+	be.PutUint32(b[96:], 4)
+	be.PutUint32(b[100:], 112)
+	if backing != "" {
+		be.PutUint64(b[8:], uint64(len(b)))
+		be.PutUint32(b[16:], uint32(len(backing)))
+		b = append(b, backing...)
+	}
+	return b
 }

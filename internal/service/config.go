@@ -42,5 +42,9 @@ type Config struct {
 	// that stopped answering before it gives up on it. Default 60s
 	// (agentOutage); tests shorten it.
 	AgentOutage time.Duration
-	Logger      *slog.Logger
+	// QEMUImg is the qemu-img that reads imported disk images a second
+	// time (imagecheck.go). Default: qemu-img on PATH; when there is
+	// none, imports are checked by their qcow2 header only.
+	QEMUImg string
+	Logger  *slog.Logger
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/qcow2"
 )
 
 // imageStore keeps image files under dir/<name>/<role>. A file lands
@@ -40,15 +41,12 @@ func (s *imageStore) path(name, role string) string { return filepath.Join(s.dir
 
 // File signatures checked at import, so a wrong file is refused at once
 // rather than failing at boot on some host later.
-var (
-	qcow2Magic = []byte("QFI\xfb")
-	bzImageHdr = []byte("HdrS") // at offset 0x202 of an x86 bzImage
-)
+var bzImageHdr = []byte("HdrS") // at offset 0x202 of an x86 bzImage
 
 func checkMagic(role string, head []byte) error {
 	switch role {
 	case api.RoleDisk:
-		if !bytes.HasPrefix(head, qcow2Magic) {
+		if !bytes.HasPrefix(head, qcow2.Magic) {
 			return errs.Invalid("disk file is not qcow2; convert it with: qemu-img convert -O qcow2 IN OUT.qcow2")
 		}
 	case api.RoleKernel:
@@ -103,6 +101,11 @@ func (c *Service) ImportImage(ctx context.Context, meta api.ImportImageMeta, nex
 		}
 		im.Files = append(im.Files, f)
 	}
+	if _, ok := im.File(api.RoleDisk); ok {
+		if err := c.inspectDisk(ctx, meta.Name, filepath.Join(tmp, api.RoleDisk)); err != nil {
+			return api.Image{}, err
+		}
+	}
 	if im.Kind, err = imageKind(im); err != nil {
 		return api.Image{}, err
 	}
@@ -136,7 +139,9 @@ func imageKind(im api.Image) (string, error) {
 }
 
 // saveFile streams one uploaded file to path, checking its signature and
-// computing its size and SHA-256.
+// computing its size and SHA-256. A disk's qcow2 header is checked once
+// it is all there (internal/qcow2): an image that names another file,
+// or uses features QEMU may not handle safely, is refused.
 func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
 	f, err := os.Create(path)
 	if err != nil {
@@ -159,6 +164,11 @@ func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
 	size, err := io.Copy(io.MultiWriter(f, h), io.MultiReader(bytes.NewReader(head), r))
 	if err != nil {
 		return api.ImageFile{}, errs.Invalid("upload of %s broke off: %v", role, err)
+	}
+	if role == api.RoleDisk {
+		if err := qcow2.Check(f); err != nil {
+			return api.ImageFile{}, err
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return api.ImageFile{}, err
