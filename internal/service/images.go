@@ -192,8 +192,11 @@ func (c *Service) Image(ctx context.Context, name string) (api.Image, error) {
 	return c.imageByName(ctx, name)
 }
 
-// DeleteImage removes an image's record and its files.
+// DeleteImage removes an image's record and its files; it is refused
+// (conflict) while a VM uses the image, naming the first few of them.
 func (c *Service) DeleteImage(ctx context.Context, name string) error {
+	c.imageUse.Lock()
+	defer c.imageUse.Unlock()
 	if _, err := c.imageByName(ctx, name); err != nil {
 		return err
 	}

@@ -26,6 +26,12 @@ type Service struct {
 	log    *slog.Logger
 	images *imageStore
 
+	// imageUse is held for reading from a create's look at its image to
+	// the VM's record, and for writing by DeleteImage, so an image is
+	// never deleted between the two (the store refuses to delete an
+	// image that a recorded VM uses).
+	imageUse sync.RWMutex
+
 	// schedMu makes "choose a host and record the VM there" atomic, so
 	// two concurrent creates never book the same free capacity twice.
 	schedMu sync.Mutex

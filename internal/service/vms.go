@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -117,6 +118,9 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	if err := validateCreate(&req); err != nil {
 		return api.VM{}, err
 	}
+	released := sync.OnceFunc(c.imageUse.RUnlock)
+	c.imageUse.RLock()
+	defer released()
 	im, err := c.store.Image(ctx, req.Image)
 	if err != nil {
 		if errors.Is(err, errs.ErrNotFound) {
@@ -160,6 +164,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 		c.undoPorts(ctx, vm)
 		return api.VM{}, err
 	}
+	released() // recorded: the store now refuses to delete the image
 	log := c.log.With("vm", vm.Name, "host", host.Name)
 	log.Info("creating vm", "id", vm.ID, "image", im.Name, "ports", len(vm.Ports))
 
