@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
 )
 
 // qcow2Header is a minimal version 3 qcow2 header with the given
@@ -70,12 +72,12 @@ func TestImageCacheRefusesUnsafeBase(t *testing.T) {
 		localDir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx := context.Background()
 
-	p, err := c.Path(ctx, diskImage("good", good), api.RoleDisk, api.PoolLocal)
+	p, err := c.Path(ctx, diskImage("good", good), api.RoleDisk, api.PoolLocal, "")
 	if err != nil || p != filepath.Join(dir, sum(good)+".qcow2") {
 		t.Fatalf("good image: %q, %v", p, err)
 	}
 	for name, b := range map[string][]byte{"backing": backing, "data": data} {
-		_, err := c.Path(ctx, diskImage(name, b), api.RoleDisk, api.PoolLocal)
+		_, err := c.Path(ctx, diskImage(name, b), api.RoleDisk, api.PoolLocal, "")
 		if err == nil || !strings.Contains(err.Error(), "qemu-img convert") {
 			t.Errorf("%s: Path = %v; want refused, saying how to convert it", name, err)
 		}
@@ -88,7 +90,7 @@ func TestImageCacheRefusesUnsafeBase(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, sum(backing)+".qcow2"), backing, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Path(ctx, diskImage("backing", backing), api.RoleDisk, api.PoolLocal); err == nil || !strings.Contains(err.Error(), "backing file") {
+	if _, err := c.Path(ctx, diskImage("backing", backing), api.RoleDisk, api.PoolLocal, ""); err == nil || !strings.Contains(err.Error(), "backing file") {
 		t.Errorf("cached unsafe base: Path = %v; want refused", err)
 	}
 }
@@ -113,5 +115,49 @@ func TestCheckCopiedDisk(t *testing.T) {
 		if err := checkCopiedDisk(p, tt.layered); (err == nil) != tt.ok {
 			t.Errorf("%s: checkCopiedDisk = %v; want ok %v", tt.name, err, tt.ok)
 		}
+	}
+}
+
+// A disk is layered only on the base its VM recorded: the agent refuses
+// an image whose disk file has another checksum, and a cached base whose
+// bytes no longer match its name (it hashes a base once, then again only
+// when the file changes).
+func TestImageCacheKeepsTheRecordedBase(t *testing.T) {
+	first, second := qcow2Header("", 0), qcow2Header("", 1<<4) // extended L2: another valid image
+	dir := t.TempDir()
+	c := &imageCache{controller: controllerServing(t, map[string][]byte{"base": second}),
+		localDir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx := context.Background()
+
+	_, err := c.Path(ctx, diskImage("base", second), api.RoleDisk, api.PoolLocal, sum(first))
+	if !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "another disk") {
+		t.Errorf("image with another disk than the recorded base: %v; want a conflict", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("a refused base was fetched: %v", left)
+	}
+	p, err := c.Path(ctx, diskImage("base", second), api.RoleDisk, api.PoolLocal, sum(second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Path(ctx, diskImage("base", second), api.RoleDisk, api.PoolLocal, sum(second)); err != nil {
+		t.Errorf("cached base: %v", err)
+	}
+
+	// Other bytes under the base's name (another valid header: the
+	// checksum, not the header check, must catch it).
+	if err := os.WriteFile(p, first, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Path(ctx, diskImage("base", second), api.RoleDisk, api.PoolLocal, sum(second))
+	if !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "not the "+sum(second)+" its name says") {
+		t.Errorf("changed base: %v; want refused", err)
+	}
+
+	// A checksum that is no SHA-256 never becomes a path.
+	bad := diskImage("base", second)
+	bad.Files[0].SHA256 = "../../etc/passwd"
+	if _, err := c.Path(ctx, bad, api.RoleDisk, api.PoolLocal, ""); !errors.Is(err, errs.ErrInvalid) {
+		t.Errorf("checksum with a path in it: %v; want invalid", err)
 	}
 }

@@ -2,13 +2,17 @@ package controller_test
 
 import (
 	"context"
+	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/store/storetest"
@@ -84,5 +88,107 @@ func TestDeleteImageRacesCreate(t *testing.T) {
 		if verr == nil && ierr != nil {
 			t.Fatalf("round %d: vm %s exists, its image %s is gone (%v)", i, vm, image, ierr)
 		}
+	}
+}
+
+// importDisk imports a disk image whose virtual size is sizeMiB (so
+// images of different sizes differ): made by qemu-img when it is
+// installed, or else a bare qcow2 header, which the import then checks by
+// its header alone.
+func (tc *testCluster) importDisk(t *testing.T, name string, sizeMiB int) api.Image {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "disk.qcow2")
+	if _, err := exec.LookPath("qemu-img"); err == nil {
+		if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", path, fmt.Sprintf("%dM", sizeMiB)).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img create: %v: %s", err, out)
+		}
+	} else {
+		h := qcow2Header("", 0)
+		binary.BigEndian.PutUint64(h[24:], uint64(sizeMiB)<<20)
+		if err := os.WriteFile(path, h, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	im, err := tc.client.ImportImage(context.Background(), api.ImportImageMeta{Name: name}, map[string]string{api.RoleDisk: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
+
+// forgetImage removes an image's record and files behind the
+// controller's back, as a delete that raced a create could before the
+// image-use lock, so that the name can be imported again with other
+// content while a VM still uses it.
+func (tc *testCluster) forgetImage(t *testing.T, name string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(tc.dataDir, "godwit.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DELETE FROM documents WHERE kind = 'image' AND id = ?`, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(tc.dataDir, "images", name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func diskSum(im api.Image) string { f, _ := im.File(api.RoleDisk); return f.SHA256 }
+
+// A VM records the checksum of its image's disk, and no copy of it is
+// ever layered on another base: after the image's name is imported again
+// with other content, migrations are refused (the VM stays where it
+// runs), until a rebuild from the image gives it a fresh disk and the new
+// checksum.
+func TestVMKeepsItsBase(t *testing.T) {
+	tc := newTestClusterSized(t, 4, 2048, 2048)
+	ctx := context.Background()
+	first := tc.importDisk(t, "base", 64)
+	vm, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "app", Image: "base", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128, DiskMiB: 1024}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vm.ImageSHA256 == "" || vm.ImageSHA256 != diskSum(first) {
+		t.Fatalf("vm records image_sha256 %q; want the image's disk checksum %q", vm.ImageSHA256, diskSum(first))
+	}
+
+	tc.forgetImage(t, "base")
+	second := tc.importDisk(t, "base", 128)
+	if diskSum(second) == diskSum(first) {
+		t.Fatal("the second image has the first one's checksum")
+	}
+	for _, kind := range []api.MigrationKind{api.KindCold, api.KindLive} {
+		m, err := tc.client.Migrate(ctx, "app", api.MigrateRequest{Kind: kind, To: "host2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = waitMigration(t, tc.client, m.ID)
+		if m.State == api.MigCompleted || !strings.Contains(m.Reason, "now holds another disk") || !strings.Contains(m.Reason, "godwit rebuild app") {
+			t.Errorf("%s migration onto another base: %s %q; want refused, saying how to recover", kind, m.State, m.Reason)
+		}
+		if got, _ := tc.client.VM(ctx, "app"); got.Host != "host1" || got.ImageSHA256 != diskSum(first) {
+			t.Errorf("after the refused %s migration: host %s, image_sha256 %q", kind, got.Host, got.ImageSHA256)
+		}
+	}
+
+	in, err := tc.client.Rebuild(ctx, "app", api.RebuildRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in = waitIntent(t, tc.client, in.ID, 30*time.Second); in.State != api.IntentCompleted {
+		t.Fatalf("rebuild: %s %+v", in.State, in.Operations)
+	}
+	if got, _ := tc.client.VM(ctx, "app"); got.ImageSHA256 != diskSum(second) {
+		t.Errorf("after the rebuild image_sha256 = %q; want the new image's %q", got.ImageSHA256, diskSum(second))
+	}
+	m, err := tc.client.Migrate(ctx, "app", api.MigrateRequest{Kind: api.KindCold, To: "host2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m = waitMigration(t, tc.client, m.ID); m.State != api.MigCompleted {
+		t.Errorf("migration after the rebuild: %s %q", m.State, m.Reason)
 	}
 }

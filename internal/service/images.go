@@ -176,6 +176,39 @@ func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
 	return api.ImageFile{Role: role, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
+// diskSHA256 is the checksum of an image's disk file; "" without one.
+func diskSHA256(im api.Image) string {
+	f, _ := im.File(api.RoleDisk)
+	return f.SHA256
+}
+
+// checkBase refuses to layer a VM's disk on an image whose disk file is
+// not the one the VM recorded: the name was deleted and imported again
+// with other content, and the VM's disk read on top of another base is
+// garbage, or someone else's data. The agent checks the same again on
+// its own copy.
+func checkBase(vm api.VM, im api.Image) error {
+	if vm.ImageSHA256 == "" {
+		return nil
+	}
+	if got := diskSHA256(im); got != vm.ImageSHA256 {
+		return errs.Conflict("image %q now holds another disk (sha256 %s) than the base vm %q is layered on (sha256 %s); import the original again under that name, or rebuild the vm from an image (godwit rebuild %s --image IMAGE), which replaces its disk",
+			im.Name, short(got), vm.Name, short(vm.ImageSHA256), vm.Name)
+	}
+	return nil
+}
+
+// short is a checksum cut for a message.
+func short(sum string) string {
+	if sum == "" {
+		return "none"
+	}
+	if len(sum) > 12 {
+		return sum[:12] + "…"
+	}
+	return sum
+}
+
 func (c *Service) imageByName(ctx context.Context, name string) (api.Image, error) {
 	im, err := c.store.Image(ctx, name)
 	if errors.Is(err, errs.ErrNotFound) {
