@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/intent"
@@ -20,8 +21,15 @@ import (
 type Config struct {
 	// Listen is the API address, e.g. 127.0.0.1:7400.
 	Listen string
+	// UploadIdle is how long an image upload may send nothing before it
+	// is cut off. Default DefaultUploadIdle.
+	UploadIdle time.Duration
 	service.Config
 }
+
+// DefaultUploadIdle is Config.UploadIdle's default: a client that sends
+// nothing for this long is stalled, not slow.
+const DefaultUploadIdle = time.Minute
 
 // Controller is the service behind its HTTP API.
 type Controller struct {
@@ -36,6 +44,9 @@ type Controller struct {
 func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:7400"
+	}
+	if cfg.UploadIdle <= 0 {
+		cfg.UploadIdle = DefaultUploadIdle
 	}
 	svc, err := service.New(ctx, cfg.Config)
 	if err != nil {

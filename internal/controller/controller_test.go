@@ -77,6 +77,9 @@ type clusterOptions struct {
 	accels, qemus  []string
 	allowUnsafeTCG bool   // the controller's AllowUnsafeTCGMigration
 	storeDSN       string // the controller's store ("": SQLite)
+	// The controller's upload limits (0: the defaults).
+	maxDiskUpload, maxKernelUpload int64
+	uploadIdle                     time.Duration
 }
 
 // newTestClusterWith is newTestClusterSized with options.
@@ -85,8 +88,9 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
 	dataDir := t.TempDir()
-	ctrl, err := controller.New(ctx, controller.Config{Config: service.Config{DataDir: dataDir, StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
-		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG, Logger: quietLogger()}})
+	ctrl, err := controller.New(ctx, controller.Config{UploadIdle: opts.uploadIdle, Config: service.Config{DataDir: dataDir, StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
+		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG,
+		MaxDiskUpload: opts.maxDiskUpload, MaxKernelUpload: opts.maxKernelUpload, Logger: quietLogger()}})
 	if err != nil {
 		t.Fatal(err)
 	}

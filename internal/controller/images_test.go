@@ -1,10 +1,14 @@
 package controller_test
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -191,4 +195,123 @@ func TestVMKeepsItsBase(t *testing.T) {
 	if m = waitMigration(t, tc.client, m.ID); m.State != api.MigCompleted {
 		t.Errorf("migration after the rebuild: %s %q", m.State, m.Reason)
 	}
+}
+
+// Uploads are bounded: a file over its role's limit, or a body declared
+// larger than all of them, is refused with 413 naming the limit; an
+// upload that stalls is cut off. Nothing of a refused upload stays.
+func TestUploadLimits(t *testing.T) {
+	tc := newTestClusterWith(t, clusterOptions{maxDiskUpload: 4 << 20, maxKernelUpload: 1 << 20, uploadIdle: 300 * time.Millisecond}, 2, 1024)
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name string, b []byte, size int) string {
+		p := filepath.Join(dir, name)
+		b = append(b, make([]byte, size-len(b))...)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	kernelHeader := make([]byte, 0x206)
+	copy(kernelHeader[0x202:], "HdrS")
+	bigDisk := write("big.qcow2", qcow2Header("", 0), 5<<20)
+	bigKernel := write("vmlinuz", kernelHeader, 2<<20)
+	for _, tt := range []struct {
+		name  string
+		files map[string]string
+		msg   string
+	}{
+		{"disk", map[string]string{api.RoleDisk: bigDisk}, "the disk file is larger than the upload limit of 4 MiB; make it smaller, or raise the limit with godwit serve --max-disk-upload"},
+		{"kernel", map[string]string{api.RoleKernel: bigKernel}, "the kernel file is larger than the upload limit of 1 MiB"},
+		{"initrd", map[string]string{api.RoleKernel: write("k", kernelHeader, 4096), api.RoleInitrd: bigKernel}, "the initrd file is larger than the upload limit of 1 MiB"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tc.client.ImportImage(ctx, api.ImportImageMeta{Name: "big"}, tt.files)
+			var e *api.Error
+			if !asAPIError(err, &e) || e.Status != http.StatusRequestEntityTooLarge || e.Code != api.CodeTooLarge || !strings.Contains(e.Message, tt.msg) {
+				t.Errorf("import = %v; want 413 containing %q", err, tt.msg)
+			}
+		})
+	}
+
+	// A body declared larger than every file at its limit: refused
+	// before it is read.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tc.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /v1/images HTTP/1.1\r\nHost: godwit\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 1099511627776\r\n\r\n--x\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("declared 1 TiB: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "limit of 8 MiB for an image's files in all") {
+		t.Errorf("declared 1 TiB: %s %s; want 413 naming the limit", resp.Status, b)
+	}
+
+	// A body that goes on past that limit without being any file (a
+	// preamble of lines, which the multipart reader skips).
+	req, _ := http.NewRequest(http.MethodPost, tc.url+"/v1/images", io.LimitReader(junkLines{}, 9<<20))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	if status, e := doRaw(t, req); status != http.StatusRequestEntityTooLarge || e.Code != api.CodeTooLarge {
+		t.Errorf("9 MiB of preamble = %d %q; want 413", status, e.Message)
+	}
+
+	// A client that sends the start of a disk, then nothing.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		fmt.Fprint(pw, "--x\r\nContent-Disposition: form-data; name=\"meta\"\r\n\r\n{\"name\":\"slow\"}\r\n"+
+			"--x\r\nContent-Disposition: form-data; name=\"disk\"; filename=\"d\"\r\n\r\n")
+		pw.Write(qcow2Header("", 0))
+	}()
+	req, _ = http.NewRequest(http.MethodPost, tc.url+"/v1/images", pr)
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	start := time.Now()
+	status, e := doRaw(t, req)
+	if status != http.StatusBadRequest || !strings.Contains(e.Message, "sent nothing for 300ms") {
+		t.Errorf("stalled upload = %d %q; want 400 saying it stalled", status, e.Message)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the stalled upload was cut off after %v", d)
+	}
+
+	if ims, _ := tc.client.Images(ctx); len(ims) != 0 {
+		t.Errorf("refused uploads left images: %+v", ims)
+	}
+	if left, _ := os.ReadDir(filepath.Join(tc.dataDir, "images")); len(left) != 0 {
+		t.Errorf("refused uploads left files: %v", left)
+	}
+	// Uploads within the limits still work.
+	tc.importDisk(t, "small", 64)
+}
+
+// junkLines reads as endless short lines.
+type junkLines struct{}
+
+func (junkLines) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = "junk\r\n"[i%6]
+	}
+	return len(p) - len(p)%6, nil
+}
+
+// doRaw sends req and reads its JSON error, if any.
+func doRaw(t *testing.T, req *http.Request) (int, api.Error) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e api.Error
+	if resp.StatusCode >= 400 {
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			t.Errorf("error body is not JSON: %v", err)
+		}
+	}
+	return resp.StatusCode, e
 }

@@ -46,5 +46,18 @@ type Config struct {
 	// time (imagecheck.go). Default: qemu-img on PATH; when there is
 	// none, imports are checked by their qcow2 header only.
 	QEMUImg string
-	Logger  *slog.Logger
+	// MaxDiskUpload and MaxKernelUpload bound an uploaded image file in
+	// bytes: a disk, and a kernel or an initrd. Defaults
+	// DefaultMaxDiskUpload and DefaultMaxKernelUpload.
+	MaxDiskUpload   int64
+	MaxKernelUpload int64
+	Logger          *slog.Logger
 }
+
+// The upload limits' defaults: far above any base image or any
+// distribution's kernel and initrd, far below what fills a disk by
+// mistake.
+const (
+	DefaultMaxDiskUpload   = 64 << 30
+	DefaultMaxKernelUpload = 256 << 20
+)

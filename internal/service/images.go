@@ -87,7 +87,7 @@ func (c *Service) ImportImage(ctx context.Context, meta api.ImportImageMeta, nex
 			break
 		}
 		if err != nil {
-			return api.Image{}, errs.Invalid("read upload: %v", err)
+			return api.Image{}, uploadError("read upload", err)
 		}
 		if role != api.RoleKernel && role != api.RoleInitrd && role != api.RoleDisk {
 			return api.Image{}, errs.Invalid("unknown image part %q; use kernel, initrd or disk", role)
@@ -95,7 +95,7 @@ func (c *Service) ImportImage(ctx context.Context, meta api.ImportImageMeta, nex
 		if _, dup := im.File(role); dup {
 			return api.Image{}, errs.Invalid("image part %q given twice", role)
 		}
-		f, err := saveFile(filepath.Join(tmp, role), role, part)
+		f, err := saveFile(filepath.Join(tmp, role), role, part, c.uploadLimit(role))
 		if err != nil {
 			return api.Image{}, err
 		}
@@ -138,11 +138,39 @@ func imageKind(im api.Image) (string, error) {
 	return "", errs.Invalid("an image needs a kernel (with an optional initrd), a qcow2 disk, or both")
 }
 
+// uploadLimit is the most bytes an uploaded file of role may have.
+func (c *Service) uploadLimit(role string) int64 {
+	if role == api.RoleDisk {
+		return c.cfg.MaxDiskUpload
+	}
+	return c.cfg.MaxKernelUpload
+}
+
+// UploadLimit is the most bytes an image upload may have in all (a disk
+// and a kernel and an initrd at their limits, plus room for the meta
+// part and the multipart framing), and the error that refuses more.
+func (c *Service) UploadLimit() (int64, error) {
+	limit := c.cfg.MaxDiskUpload + 2*c.cfg.MaxKernelUpload + 2<<20
+	return limit, errs.TooLarge("the upload is larger than the limit of %s for an image's files in all; make the image smaller, or raise the limits with godwit serve --max-disk-upload and --max-kernel-upload",
+		humanBytes(limit))
+}
+
+// uploadError is what a failed read of an upload answers: the reader's
+// own error when it says what happened (the controller's limits), else
+// an invalid request.
+func uploadError(what string, err error) error {
+	if errors.Is(err, errs.ErrTooLarge) || errors.Is(err, errs.ErrInvalid) {
+		return err
+	}
+	return errs.Invalid("%s: %v", what, err)
+}
+
 // saveFile streams one uploaded file to path, checking its signature and
-// computing its size and SHA-256. A disk's qcow2 header is checked once
-// it is all there (internal/qcow2): an image that names another file,
-// or uses features QEMU may not handle safely, is refused.
-func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
+// computing its size and SHA-256; a file of more than max bytes is
+// refused (413). A disk's qcow2 header is checked once it is all there
+// (internal/qcow2): an image that names another file, or uses features
+// QEMU may not handle safely, is refused.
+func saveFile(path, role string, r io.Reader, max int64) (api.ImageFile, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return api.ImageFile{}, err
@@ -151,7 +179,7 @@ func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
 	head := make([]byte, 0x206)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return api.ImageFile{}, errs.Invalid("read %s: %v", role, err)
+		return api.ImageFile{}, uploadError("read "+role, err)
 	}
 	head = head[:n]
 	if n == 0 {
@@ -161,9 +189,17 @@ func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
 		return api.ImageFile{}, err
 	}
 	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(f, h), io.MultiReader(bytes.NewReader(head), r))
+	size, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(io.MultiReader(bytes.NewReader(head), r), max+1))
 	if err != nil {
-		return api.ImageFile{}, errs.Invalid("upload of %s broke off: %v", role, err)
+		return api.ImageFile{}, uploadError("upload of "+role+" broke off", err)
+	}
+	if size > max {
+		flag := "--max-kernel-upload"
+		if role == api.RoleDisk {
+			flag = "--max-disk-upload"
+		}
+		return api.ImageFile{}, errs.TooLarge("the %s file is larger than the upload limit of %s; make it smaller, or raise the limit with godwit serve %s",
+			role, humanBytes(max), flag)
 	}
 	if role == api.RoleDisk {
 		if err := qcow2.Check(f); err != nil {
@@ -207,6 +243,17 @@ func short(sum string) string {
 		return sum[:12] + "…"
 	}
 	return sum
+}
+
+// humanBytes writes a limit briefly: 64 GiB, 256 MiB, 1000 bytes.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func (c *Service) imageByName(ctx context.Context, name string) (api.Image, error) {

@@ -74,6 +74,12 @@ func (c *Config) setDefaults() {
 	if c.AgentOutage == 0 {
 		c.AgentOutage = agentOutage
 	}
+	if c.MaxDiskUpload <= 0 {
+		c.MaxDiskUpload = DefaultMaxDiskUpload
+	}
+	if c.MaxKernelUpload <= 0 {
+		c.MaxKernelUpload = DefaultMaxKernelUpload
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
