@@ -30,7 +30,6 @@ const (
 // qemuImgInfo is what the import reads of qemu-img info --output=json.
 type qemuImgInfo struct {
 	Format          string `json:"format"`
-	VirtualSize     int64  `json:"virtual-size"`
 	BackingFilename string `json:"backing-filename"`
 	FullBacking     string `json:"full-backing-filename"`
 	FormatSpecific  struct {
