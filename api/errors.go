@@ -16,6 +16,7 @@ const (
 	CodeNoCapacity   = "no_capacity"   // 409: no host can take it
 	CodeNotSupported = "not_supported" // 422/501: the host or driver cannot do it
 	CodeMethod       = "method"        // 405
+	CodeTooLarge     = "too_large"     // 413: an upload over its limit; the message names it
 	CodeInternal     = "internal"      // 500
 	CodeUnavailable  = "unavailable"   // 503: a host or the store is unreachable
 )
@@ -49,6 +50,8 @@ func StatusFor(code string) int {
 		return http.StatusUnprocessableEntity
 	case CodeMethod:
 		return http.StatusMethodNotAllowed
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:

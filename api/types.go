@@ -123,7 +123,14 @@ type VM struct {
 	Project string `json:"project"`
 	Host    string `json:"host,omitempty"`
 	Image   string `json:"image"`
-	Flavor  Flavor `json:"flavor"`
+	// ImageSHA256 is the SHA-256 of the image's disk file that the VM's
+	// disk was made from (at create, or at its last rebuild from an
+	// image): the base its disk is layered on. Every later copy of the
+	// VM is layered on a base with this checksum or not at all, so an
+	// image deleted and imported again with other content under the
+	// same name is never taken for it. Empty when the image has no disk.
+	ImageSHA256 string `json:"image_sha256,omitempty"`
+	Flavor      Flavor `json:"flavor"`
 	// Hotplug ceilings, fixed when the VM starts: resize goes up to them
 	// online. BootMemoryMiB is the memory it booted with; the rest of
 	// Flavor.MemoryMiB is hot-plugged (virtio-mem).

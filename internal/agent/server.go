@@ -132,12 +132,12 @@ func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, 
 		return spec, err
 	}
 	if _, ok := req.Image.File(api.RoleKernel); ok {
-		if spec.Kernel, err = a.images.Path(ctx, req.Image, api.RoleKernel, ""); err != nil {
+		if spec.Kernel, err = a.images.Path(ctx, req.Image, api.RoleKernel, "", ""); err != nil {
 			return spec, err
 		}
 	}
 	if _, ok := req.Image.File(api.RoleInitrd); ok {
-		if spec.Initrd, err = a.images.Path(ctx, req.Image, api.RoleInitrd, ""); err != nil {
+		if spec.Initrd, err = a.images.Path(ctx, req.Image, api.RoleInitrd, "", ""); err != nil {
 			return spec, err
 		}
 	}
@@ -159,7 +159,7 @@ func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, 
 			return spec, errs.Invalid("unknown pool %q", req.Pool)
 		}
 		if _, ok := req.Image.File(api.RoleDisk); ok {
-			if d.Backing, err = a.images.Path(ctx, req.Image, api.RoleDisk, req.Pool); err != nil {
+			if d.Backing, err = a.images.Path(ctx, req.Image, api.RoleDisk, req.Pool, req.BaseSHA256); err != nil {
 				return spec, err
 			}
 		}

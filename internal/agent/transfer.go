@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/qcow2"
 )
 
 // Disk transfer for cold migrations of local disks: the destination pulls
@@ -233,9 +235,12 @@ func (a *Agent) importDisk(ctx context.Context, j *importJob, source string, spe
 	if got != want.SHA256 || size != want.Size {
 		return fmt.Errorf("the copy does not match the source: sha256 %s (%d bytes), source %s (%d bytes)", got, size, want.SHA256, want.Size)
 	}
+	if err := checkCopiedDisk(part, spec.Disk.Backing != ""); err != nil {
+		return fmt.Errorf("the copy from the source: %w", err)
+	}
 	if spec.Disk.Backing != "" {
 		// Same base image, this host's path to it.
-		if out, err := exec.CommandContext(ctx, "qemu-img", "rebase", "-u", "-b", spec.Disk.Backing, "-F", "qcow2", part).CombinedOutput(); err != nil {
+		if out, err := exec.CommandContext(ctx, "qemu-img", "rebase", "-u", "-f", "qcow2", "-b", spec.Disk.Backing, "-F", "qcow2", part).CombinedOutput(); err != nil {
 			return fmt.Errorf("qemu-img rebase: %v: %s", err, out)
 		}
 	}
@@ -243,6 +248,25 @@ func (a *Agent) importDisk(ctx context.Context, j *importJob, source string, spe
 		return err
 	}
 	return a.drv.Create(ctx, spec)
+}
+
+// checkCopiedDisk checks the header of a disk copied from another host
+// before qemu-img or QEMU opens it: a qcow2 may name a backing file (its
+// base, which the rebase points at this host's copy) but nothing else
+// that internal/qcow2 refuses. A disk layered on a base must be a qcow2;
+// another disk that is not one (the fake driver's) is left to the driver,
+// which opens disks as qcow2 only.
+func checkCopiedDisk(path string, layered bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	magic := make([]byte, len(qcow2.Magic))
+	if _, err := io.ReadFull(f, magic); (err != nil || !bytes.Equal(magic, qcow2.Magic)) && !layered {
+		return nil
+	}
+	return qcow2.CheckOverlay(f)
 }
 
 // download fetches url into path, resuming from what path holds after a

@@ -10,10 +10,12 @@ import (
 	"github.com/godwit/godwit/internal/controller"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/fake"
+	"github.com/godwit/godwit/internal/service"
 )
 
 func (a *app) serveCmd() *cobra.Command {
 	var cfg controller.Config
+	maxDisk, maxKernel := sizeFlag(service.DefaultMaxDiskUpload>>20), sizeFlag(service.DefaultMaxKernelUpload>>20)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the controller: REST API, scheduler, state",
@@ -22,6 +24,7 @@ the scheduler and the state machines. It runs until SIGINT or SIGTERM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = a.logger()
+			cfg.MaxDiskUpload, cfg.MaxKernelUpload = int64(maxDisk)<<20, int64(maxKernel)<<20
 			return controller.Run(cmd.Context(), cfg)
 		},
 	}
@@ -35,6 +38,9 @@ the scheduler and the state machines. It runs until SIGINT or SIGTERM.`,
 	f.BoolVar(&cfg.NoColdFallback, "no-cold-fallback", false, "a migrate without --live or --cold never falls back to a cold move")
 	f.BoolVar(&cfg.NoPostCopy, "no-post-copy", false, "the auto convergence policy never switches to post-copy (it throttles instead)")
 	f.BoolVar(&cfg.AllowUnsafeTCGMigration, "allow-unsafe-tcg-migration", false, "allow live migration to and from TCG hosts on QEMU before 9.0, which loses guest writes (labs only)")
+	f.Var(&maxDisk, "max-disk-upload", "largest disk file an image import may upload (larger ones are refused with 413)")
+	f.Var(&maxKernel, "max-kernel-upload", "largest kernel or initrd file an image import may upload")
+	f.DurationVar(&cfg.UploadIdle, "upload-idle-timeout", controller.DefaultUploadIdle, "cut off an image upload that sends nothing for this long")
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/intent"
@@ -24,8 +25,15 @@ type Config struct {
 	// (godwit init): the API is then served over HTTPS and agents are
 	// reached over mutual TLS. Empty: plain HTTP.
 	TLSDir string
+	// UploadIdle is how long an image upload may send nothing before it
+	// is cut off. Default DefaultUploadIdle.
+	UploadIdle time.Duration
 	service.Config
 }
+
+// DefaultUploadIdle is Config.UploadIdle's default: a client that sends
+// nothing for this long is stalled, not slow.
+const DefaultUploadIdle = time.Minute
 
 // Controller is the service behind its HTTP API.
 type Controller struct {
@@ -41,6 +49,9 @@ type Controller struct {
 func New(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:7400"
+	}
+	if cfg.UploadIdle <= 0 {
+		cfg.UploadIdle = DefaultUploadIdle
 	}
 	var ct *clusterTLS
 	if cfg.TLSDir != "" {

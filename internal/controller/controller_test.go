@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,11 +29,12 @@ import (
 // testCluster is a controller and fake-driver agents in this process:
 // real HTTP, real store, real scheduler, no QEMU.
 type testCluster struct {
-	url    string
-	client *api.Client
-	ctx    context.Context
-	agents []*testAgent
-	tlsDir string // the cluster's CA and the controller's certificate; "" without TLS
+	url     string
+	dataDir string // the controller's
+	client  *api.Client
+	ctx     context.Context
+	agents  []*testAgent
+	tlsDir  string // the cluster's CA and the controller's certificate; "" without TLS
 }
 
 // scheme is how the cluster's processes are reached.
@@ -88,6 +90,9 @@ type clusterOptions struct {
 	allowUnsafeTCG bool   // the controller's AllowUnsafeTCGMigration
 	storeDSN       string // the controller's store ("": SQLite)
 	tls            bool   // a cluster with a CA: HTTPS, hosts joined with tokens, mutual TLS
+	// The controller's upload limits (0: the defaults).
+	maxDiskUpload, maxKernelUpload int64
+	uploadIdle                     time.Duration
 }
 
 // newTestClusterWith is newTestClusterSized with options.
@@ -95,15 +100,16 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	t.Helper()
 	hosts := len(mems)
 	ctx, cancel := context.WithCancel(context.Background())
-	tc := &testCluster{ctx: ctx}
+	tc := &testCluster{ctx: ctx, dataDir: t.TempDir()}
 	if opts.tls {
 		tc.tlsDir = t.TempDir()
 		if _, err := pki.Init(tc.tlsDir, "test", "controller", []string{"127.0.0.1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ctrl, err := controller.New(ctx, controller.Config{TLSDir: tc.tlsDir, Config: service.Config{DataDir: t.TempDir(), StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
-		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG, Logger: quietLogger()}})
+	ctrl, err := controller.New(ctx, controller.Config{TLSDir: tc.tlsDir, UploadIdle: opts.uploadIdle, Config: service.Config{DataDir: tc.dataDir, StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
+		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG,
+		MaxDiskUpload: opts.maxDiskUpload, MaxKernelUpload: opts.maxKernelUpload, Logger: quietLogger()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,6 +335,10 @@ func TestImageImportChecks(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk")
 	os.WriteFile(junk, bytes.Repeat([]byte("x"), 1024), 0o644)
+	backing := filepath.Join(dir, "backing.qcow2")
+	os.WriteFile(backing, qcow2Header("/etc/shadow", 0), 0o644)
+	dataFile := filepath.Join(dir, "datafile.qcow2")
+	os.WriteFile(dataFile, qcow2Header("", 1<<2), 0o644)
 	for _, tt := range []struct {
 		name  string
 		meta  api.ImportImageMeta
@@ -337,6 +347,8 @@ func TestImageImportChecks(t *testing.T) {
 	}{
 		{"kernel not bzImage", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleKernel: junk}, "bzImage"},
 		{"disk not qcow2", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleDisk: junk}, "qemu-img convert"},
+		{"disk with a backing file", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleDisk: backing}, `backing file ("/etc/shadow"); flatten it`},
+		{"disk with a data file", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleDisk: dataFile}, "external file"},
 		{"initrd alone", api.ImportImageMeta{Name: "a"}, map[string]string{api.RoleInitrd: junk}, "needs a kernel"},
 		{"nothing", api.ImportImageMeta{Name: "a"}, map[string]string{}, "needs a kernel"},
 		{"bad name", api.ImportImageMeta{Name: "A/B"}, map[string]string{api.RoleInitrd: junk}, "invalid"},
@@ -351,4 +363,28 @@ func TestImageImportChecks(t *testing.T) {
 	if ims, _ := tc.client.Images(ctx); len(ims) != 0 {
 		t.Errorf("refused imports left images: %+v", ims)
 	}
+	if left, _ := os.ReadDir(filepath.Join(tc.dataDir, "images")); len(left) != 0 {
+		t.Errorf("refused imports left files: %v", left)
+	}
+}
+
+// qcow2Header is a minimal version 3 qcow2 header with the given
+// incompatible feature bits, naming backing as its backing file when it
+// is not empty: enough for the import's header check.
+func qcow2Header(backing string, incompat uint64) []byte {
+	be := binary.BigEndian
+	b := make([]byte, 112+8) // the header, then the extensions' end marker
+	copy(b, "QFI\xfb")
+	be.PutUint32(b[4:], 3)
+	be.PutUint32(b[20:], 16)
+	be.PutUint64(b[24:], 1<<30)
+	be.PutUint64(b[72:], incompat)
+	be.PutUint32(b[96:], 4)
+	be.PutUint32(b[100:], 112)
+	if backing != "" {
+		be.PutUint64(b[8:], uint64(len(b)))
+		be.PutUint32(b[16:], uint32(len(backing)))
+		b = append(b, backing...)
+	}
+	return b
 }

@@ -143,21 +143,35 @@ func (c *Controller) migrate(w http.ResponseWriter, r *http.Request) {
 
 // importImage reads a multipart upload: a "meta" JSON part first, then
 // file parts named kernel, initrd and disk, which the service streams to
-// disk.
+// disk (each under its own limit). The whole body is bounded too, and
+// cut off when it stalls (uploadBody).
 func (c *Controller) importImage(w http.ResponseWriter, r *http.Request) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" {
 		c.fail(w, r, errs.Invalid("upload an image as multipart/form-data with a meta part and kernel, initrd or disk files (godwit image import does this)"))
 		return
 	}
-	mr := multipart.NewReader(r.Body, params["boundary"])
+	limit, tooLarge := c.svc.UploadLimit()
+	if r.ContentLength > limit {
+		c.fail(w, r, tooLarge)
+		return
+	}
+	mr := multipart.NewReader(uploadBody(w, r, limit, tooLarge, c.cfg.UploadIdle), params["boundary"])
 	part, err := mr.NextPart()
+	if limited(err) {
+		c.fail(w, r, err)
+		return
+	}
 	if err != nil || part.FormName() != "meta" {
 		c.fail(w, r, errs.Invalid("the first part of an image upload must be the JSON \"meta\" part"))
 		return
 	}
 	var meta api.ImportImageMeta
-	mb, _ := io.ReadAll(io.LimitReader(part, httpx.MaxBody))
+	mb, err := io.ReadAll(io.LimitReader(part, httpx.MaxBody))
+	if limited(err) {
+		c.fail(w, r, err)
+		return
+	}
 	if err := httpx.DecodeBytes(mb, &meta); err != nil {
 		c.fail(w, r, err)
 		return

@@ -20,6 +20,7 @@ var (
 	ErrNotSupported = errors.New("not supported")
 	ErrUnavailable  = errors.New("unavailable")
 	ErrForbidden    = errors.New("forbidden")
+	ErrTooLarge     = errors.New("too large") // an upload over its limit
 )
 
 // coded is an error whose message is meant for the user as is, tagged with
@@ -36,8 +37,8 @@ func newf(sentinel error, format string, args ...any) error {
 	return &coded{msg: fmt.Sprintf(format, args...), sentinel: sentinel}
 }
 
-// NotFound, Conflict, Invalid, NoCapacity, NotSupported and Unavailable
-// return an error with exactly the given message that matches the sentinel.
+// NotFound, Conflict, Invalid, NoCapacity, NotSupported, Unavailable and
+// TooLarge return an error with exactly the given message that matches the sentinel.
 func NotFound(format string, args ...any) error   { return newf(ErrNotFound, format, args...) }
 func Conflict(format string, args ...any) error   { return newf(ErrConflict, format, args...) }
 func Invalid(format string, args ...any) error    { return newf(ErrInvalid, format, args...) }
@@ -47,6 +48,7 @@ func NotSupported(format string, args ...any) error {
 }
 func Unavailable(format string, args ...any) error { return newf(ErrUnavailable, format, args...) }
 func Forbidden(format string, args ...any) error   { return newf(ErrForbidden, format, args...) }
+func TooLarge(format string, args ...any) error    { return newf(ErrTooLarge, format, args...) }
 
 // Code maps an error to its API error code.
 func Code(err error) string {
@@ -68,6 +70,8 @@ func Code(err error) string {
 		return api.CodeNotSupported
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return api.CodeUnavailable
+	case errors.Is(err, ErrTooLarge):
+		return api.CodeTooLarge
 	}
 	return api.CodeInternal
 }
@@ -95,6 +99,8 @@ func FromAPI(err error) error {
 		s = ErrNotSupported
 	case api.CodeUnavailable:
 		s = ErrUnavailable
+	case api.CodeTooLarge:
+		s = ErrTooLarge
 	default:
 		// Keep the message, not the status: the caller adds its own.
 		return errors.New(ae.Message)

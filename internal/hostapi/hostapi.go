@@ -82,8 +82,14 @@ type CreateVM struct {
 	BootMemoryMiB int       `json:"boot_memory_mib,omitempty"`
 	Pool          string    `json:"pool"`
 	Image         api.Image `json:"image"`
-	Cmdline       string    `json:"cmdline,omitempty"` // appended to the image's
-	Start         bool      `json:"start"`
+	// BaseSHA256 is the checksum of the base the VM's disk is layered on,
+	// as the controller recorded it (api.VM.ImageSHA256). The agent
+	// layers the disk on no base with other content: it refuses an
+	// Image whose disk file differs, and checks its own copy's bytes.
+	// Empty: no such record (the image has no disk).
+	BaseSHA256 string `json:"base_sha256,omitempty"`
+	Cmdline    string `json:"cmdline,omitempty"` // appended to the image's
+	Start      bool   `json:"start"`
 	// OnPanic is the guest panic policy (api.OnPanic*; empty: restart).
 	// A migration's destination gets it too (agentSpec).
 	OnPanic string `json:"on_panic,omitempty"`

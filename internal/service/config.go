@@ -47,5 +47,22 @@ type Config struct {
 	// that stopped answering before it gives up on it. Default 60s
 	// (agentOutage); tests shorten it.
 	AgentOutage time.Duration
-	Logger      *slog.Logger
+	// QEMUImg is the qemu-img that reads imported disk images a second
+	// time (imagecheck.go). Default: qemu-img on PATH; when there is
+	// none, imports are checked by their qcow2 header only.
+	QEMUImg string
+	// MaxDiskUpload and MaxKernelUpload bound an uploaded image file in
+	// bytes: a disk, and a kernel or an initrd. Defaults
+	// DefaultMaxDiskUpload and DefaultMaxKernelUpload.
+	MaxDiskUpload   int64
+	MaxKernelUpload int64
+	Logger          *slog.Logger
 }
+
+// The upload limits' defaults: far above any base image or any
+// distribution's kernel and initrd, far below what fills a disk by
+// mistake.
+const (
+	DefaultMaxDiskUpload   = 64 << 30
+	DefaultMaxKernelUpload = 256 << 20
+)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/qcow2"
 )
 
 // imageStore keeps image files under dir/<name>/<role>. A file lands
@@ -40,15 +41,12 @@ func (s *imageStore) path(name, role string) string { return filepath.Join(s.dir
 
 // File signatures checked at import, so a wrong file is refused at once
 // rather than failing at boot on some host later.
-var (
-	qcow2Magic = []byte("QFI\xfb")
-	bzImageHdr = []byte("HdrS") // at offset 0x202 of an x86 bzImage
-)
+var bzImageHdr = []byte("HdrS") // at offset 0x202 of an x86 bzImage
 
 func checkMagic(role string, head []byte) error {
 	switch role {
 	case api.RoleDisk:
-		if !bytes.HasPrefix(head, qcow2Magic) {
+		if !bytes.HasPrefix(head, qcow2.Magic) {
 			return errs.Invalid("disk file is not qcow2; convert it with: qemu-img convert -O qcow2 IN OUT.qcow2")
 		}
 	case api.RoleKernel:
@@ -89,7 +87,7 @@ func (c *Service) ImportImage(ctx context.Context, meta api.ImportImageMeta, nex
 			break
 		}
 		if err != nil {
-			return api.Image{}, errs.Invalid("read upload: %v", err)
+			return api.Image{}, uploadError("read upload", err)
 		}
 		if role != api.RoleKernel && role != api.RoleInitrd && role != api.RoleDisk {
 			return api.Image{}, errs.Invalid("unknown image part %q; use kernel, initrd or disk", role)
@@ -97,11 +95,16 @@ func (c *Service) ImportImage(ctx context.Context, meta api.ImportImageMeta, nex
 		if _, dup := im.File(role); dup {
 			return api.Image{}, errs.Invalid("image part %q given twice", role)
 		}
-		f, err := saveFile(filepath.Join(tmp, role), role, part)
+		f, err := saveFile(filepath.Join(tmp, role), role, part, c.uploadLimit(role))
 		if err != nil {
 			return api.Image{}, err
 		}
 		im.Files = append(im.Files, f)
+	}
+	if _, ok := im.File(api.RoleDisk); ok {
+		if err := c.inspectDisk(ctx, meta.Name, filepath.Join(tmp, api.RoleDisk)); err != nil {
+			return api.Image{}, err
+		}
 	}
 	if im.Kind, err = imageKind(im); err != nil {
 		return api.Image{}, err
@@ -135,9 +138,39 @@ func imageKind(im api.Image) (string, error) {
 	return "", errs.Invalid("an image needs a kernel (with an optional initrd), a qcow2 disk, or both")
 }
 
+// uploadLimit is the most bytes an uploaded file of role may have.
+func (c *Service) uploadLimit(role string) int64 {
+	if role == api.RoleDisk {
+		return c.cfg.MaxDiskUpload
+	}
+	return c.cfg.MaxKernelUpload
+}
+
+// UploadLimit is the most bytes an image upload may have in all (a disk
+// and a kernel and an initrd at their limits, plus room for the meta
+// part and the multipart framing), and the error that refuses more.
+func (c *Service) UploadLimit() (int64, error) {
+	limit := c.cfg.MaxDiskUpload + 2*c.cfg.MaxKernelUpload + 2<<20
+	return limit, errs.TooLarge("the upload is larger than the limit of %s for an image's files in all; make the image smaller, or raise the limits with godwit serve --max-disk-upload and --max-kernel-upload",
+		humanBytes(limit))
+}
+
+// uploadError is what a failed read of an upload answers: the reader's
+// own error when it says what happened (the controller's limits), else
+// an invalid request.
+func uploadError(what string, err error) error {
+	if errors.Is(err, errs.ErrTooLarge) || errors.Is(err, errs.ErrInvalid) {
+		return err
+	}
+	return errs.Invalid("%s: %v", what, err)
+}
+
 // saveFile streams one uploaded file to path, checking its signature and
-// computing its size and SHA-256.
-func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
+// computing its size and SHA-256; a file of more than max bytes is
+// refused (413). A disk's qcow2 header is checked once it is all there
+// (internal/qcow2): an image that names another file, or uses features
+// QEMU may not handle safely, is refused.
+func saveFile(path, role string, r io.Reader, max int64) (api.ImageFile, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return api.ImageFile{}, err
@@ -146,7 +179,7 @@ func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
 	head := make([]byte, 0x206)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return api.ImageFile{}, errs.Invalid("read %s: %v", role, err)
+		return api.ImageFile{}, uploadError("read "+role, err)
 	}
 	head = head[:n]
 	if n == 0 {
@@ -156,14 +189,71 @@ func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
 		return api.ImageFile{}, err
 	}
 	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(f, h), io.MultiReader(bytes.NewReader(head), r))
+	size, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(io.MultiReader(bytes.NewReader(head), r), max+1))
 	if err != nil {
-		return api.ImageFile{}, errs.Invalid("upload of %s broke off: %v", role, err)
+		return api.ImageFile{}, uploadError("upload of "+role+" broke off", err)
+	}
+	if size > max {
+		flag := "--max-kernel-upload"
+		if role == api.RoleDisk {
+			flag = "--max-disk-upload"
+		}
+		return api.ImageFile{}, errs.TooLarge("the %s file is larger than the upload limit of %s; make it smaller, or raise the limit with godwit serve %s",
+			role, humanBytes(max), flag)
+	}
+	if role == api.RoleDisk {
+		if err := qcow2.Check(f); err != nil {
+			return api.ImageFile{}, err
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return api.ImageFile{}, err
 	}
 	return api.ImageFile{Role: role, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// diskSHA256 is the checksum of an image's disk file; "" without one.
+func diskSHA256(im api.Image) string {
+	f, _ := im.File(api.RoleDisk)
+	return f.SHA256
+}
+
+// checkBase refuses to layer a VM's disk on an image whose disk file is
+// not the one the VM recorded: the name was deleted and imported again
+// with other content, and the VM's disk read on top of another base is
+// garbage, or someone else's data. The agent checks the same again on
+// its own copy.
+func checkBase(vm api.VM, im api.Image) error {
+	if vm.ImageSHA256 == "" {
+		return nil
+	}
+	if got := diskSHA256(im); got != vm.ImageSHA256 {
+		return errs.Conflict("image %q now holds another disk (sha256 %s) than the base vm %q is layered on (sha256 %s); import the original again under that name, or rebuild the vm from an image (godwit rebuild %s --image IMAGE), which replaces its disk",
+			im.Name, short(got), vm.Name, short(vm.ImageSHA256), vm.Name)
+	}
+	return nil
+}
+
+// short is a checksum cut for a message.
+func short(sum string) string {
+	if sum == "" {
+		return "none"
+	}
+	if len(sum) > 12 {
+		return sum[:12] + "…"
+	}
+	return sum
+}
+
+// humanBytes writes a limit briefly: 64 GiB, 256 MiB, 1000 bytes.
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func (c *Service) imageByName(ctx context.Context, name string) (api.Image, error) {
@@ -182,8 +272,11 @@ func (c *Service) Image(ctx context.Context, name string) (api.Image, error) {
 	return c.imageByName(ctx, name)
 }
 
-// DeleteImage removes an image's record and its files.
+// DeleteImage removes an image's record and its files; it is refused
+// (conflict) while a VM uses the image, naming the first few of them.
 func (c *Service) DeleteImage(ctx context.Context, name string) error {
+	c.imageUse.Lock()
+	defer c.imageUse.Unlock()
 	if _, err := c.imageByName(ctx, name); err != nil {
 		return err
 	}

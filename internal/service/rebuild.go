@@ -108,10 +108,25 @@ func (c *Service) RebuildInPlace(ctx context.Context, vm api.VM, im api.Image) (
 	if err != nil {
 		return "", err
 	}
-	if vm, err = c.store.UpdateVM(ctx, vm.Name, func(v *api.VM) error {
-		v.Image, v.State, v.StateReason = im.Name, api.VMCreating, "rebuilding from image "+im.Name
+	// The image as it is now, read and recorded as the VM's base under
+	// imageUse, so that it cannot be deleted in between (a fresh disk is
+	// made from it: its current content is the one wanted).
+	name := im.Name
+	c.imageUse.RLock()
+	if im, err = c.store.Image(ctx, name); err != nil {
+		c.imageUse.RUnlock()
+		if errors.Is(err, errs.ErrNotFound) {
+			return "", errs.Invalid("image %q is gone; rebuild from another: godwit rebuild %s --image IMAGE", name, vm.Name)
+		}
+		return "", Retry(fmt.Errorf("read image %s: %w", name, err))
+	}
+	vm, err = c.store.UpdateVM(ctx, vm.Name, func(v *api.VM) error {
+		v.Image, v.ImageSHA256 = im.Name, diskSHA256(im)
+		v.State, v.StateReason = api.VMCreating, "rebuilding from image "+im.Name
 		return nil
-	}); err != nil {
+	})
+	c.imageUse.RUnlock()
+	if err != nil {
 		return "", Retry(fmt.Errorf("record vm: %w", err))
 	}
 	ag := c.agent(h)

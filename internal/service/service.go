@@ -26,6 +26,12 @@ type Service struct {
 	log    *slog.Logger
 	images *imageStore
 
+	// imageUse is held for reading from a create's look at its image to
+	// the VM's record, and for writing by DeleteImage, so an image is
+	// never deleted between the two (the store refuses to delete an
+	// image that a recorded VM uses).
+	imageUse sync.RWMutex
+
 	// schedMu makes "choose a host and record the VM there" atomic, so
 	// two concurrent creates never book the same free capacity twice.
 	schedMu sync.Mutex
@@ -67,6 +73,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.AgentOutage == 0 {
 		c.AgentOutage = agentOutage
+	}
+	if c.MaxDiskUpload <= 0 {
+		c.MaxDiskUpload = DefaultMaxDiskUpload
+	}
+	if c.MaxKernelUpload <= 0 {
+		c.MaxKernelUpload = DefaultMaxKernelUpload
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -117,6 +118,9 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	if err := validateCreate(&req); err != nil {
 		return api.VM{}, err
 	}
+	released := sync.OnceFunc(c.imageUse.RUnlock)
+	c.imageUse.RLock()
+	defer released()
 	im, err := c.store.Image(ctx, req.Image)
 	if err != nil {
 		if errors.Is(err, errs.ErrNotFound) {
@@ -145,7 +149,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	}
 	now := time.Now().UTC()
 	vm := api.VM{
-		ID: NewID(), Name: req.Name, Project: req.Project, Image: im.Name,
+		ID: NewID(), Name: req.Name, Project: req.Project, Image: im.Name, ImageSHA256: diskSHA256(im),
 		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
 		UserData: req.UserData, DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
@@ -160,6 +164,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 		c.undoPorts(ctx, vm)
 		return api.VM{}, err
 	}
+	released() // recorded: the store now refuses to delete the image
 	log := c.log.With("vm", vm.Name, "host", host.Name)
 	log.Info("creating vm", "id", vm.ID, "image", im.Name, "ports", len(vm.Ports))
 
@@ -416,8 +421,12 @@ func (c *Service) Console(ctx context.Context, name string, offset int64, follow
 func (c *Service) HostOf(ctx context.Context, vm api.VM) (api.Host, error) { return c.hostOf(ctx, vm) }
 
 // agentSpec is what an agent is asked to create for a VM: by a create, a
-// rebuild, and a migration's destination.
+// rebuild, and a migration's destination. Its base is the one the VM
+// recorded, never just what the image's name holds now (checkBase).
 func (c *Service) agentSpec(ctx context.Context, vm api.VM, im api.Image, start bool) (hostapi.CreateVM, error) {
+	if err := checkBase(vm, im); err != nil {
+		return hostapi.CreateVM{}, err
+	}
 	nics, err := c.nics(ctx, vm)
 	if err != nil {
 		return hostapi.CreateVM{}, err
@@ -425,7 +434,7 @@ func (c *Service) agentSpec(ctx context.Context, vm api.VM, im api.Image, start 
 	return hostapi.CreateVM{
 		ID: vm.ID, Name: vm.Name, VCPUs: vm.Flavor.VCPUs, MemoryMiB: vm.Flavor.MemoryMiB, DiskMiB: vm.Flavor.DiskMiB,
 		MaxVCPUs: vm.MaxVCPUs, MaxMemoryMiB: vm.MaxMemoryMiB, BootMemoryMiB: vm.BootMemoryMiB,
-		Pool: vm.Pool, Image: im, Cmdline: vm.Cmdline, Start: start,
+		Pool: vm.Pool, Image: im, BaseSHA256: vm.ImageSHA256, Cmdline: vm.Cmdline, Start: start,
 		// Every copy of the VM (a rebuild, a migration's destination)
 		// keeps its panic policy, its ports and its user-data.
 		OnPanic: vm.OnPanic, NICs: nics, UserData: vm.UserData,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -102,9 +103,26 @@ func (s *Store) DeleteImage(ctx context.Context, name string) error {
 		}
 		rows.Close()
 		if len(users) > 0 {
-			sort.Strings(users)
-			return errs.Conflict("image %q is used by vm %s; delete or rebuild them first", name, strings.Join(users, ", "))
+			what, them := vmList(users)
+			return errs.Conflict("image %q is used by %s; delete %s or rebuild %s from another image first", name, what, them, them)
 		}
 		return s.images.remove(ctx, tx, name)
 	})
+}
+
+// namedVMs is how many VMs an in-use conflict names before "and N more".
+const namedVMs = 5
+
+// vmList names VMs for a message, sorted, the first few of many only
+// ("vm a", "vms a, b and c", "vms a, b, c, d, e and 7 more"), and the
+// pronoun that refers to them.
+func vmList(names []string) (what, them string) {
+	sort.Strings(names)
+	switch {
+	case len(names) == 1:
+		return "vm " + names[0], "it"
+	case len(names) > namedVMs:
+		return "vms " + strings.Join(names[:namedVMs], ", ") + " and " + strconv.Itoa(len(names)-namedVMs) + " more", "them"
+	}
+	return "vms " + strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1], "them"
 }

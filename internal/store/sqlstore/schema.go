@@ -3,8 +3,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/godwit/godwit/api"
 )
 
 // migrations are applied in order, each once; append, never edit.
@@ -98,6 +101,68 @@ var migrations = []string{
 		CONSTRAINT ports_network_ip_key UNIQUE (network, ip),
 		CONSTRAINT ports_vm_idx_key UNIQUE (vm_id, idx)
 	)`,
+	// 6: a VM records the checksum of its image's disk (api.VM.
+	// ImageSHA256), a field of its document: no statement, a backfill
+	// (recordImageChecksums) for the VMs recorded before.
+	6: ``,
+}
+
+// backfills are migrations' steps in Go, run in the migration's
+// transaction after its statements: changes to documents that SQL common
+// to both engines cannot make.
+var backfills = map[int]func(ctx context.Context, s *Store, tx *sql.Tx) error{
+	6: recordImageChecksums,
+}
+
+// recordImageChecksums gives every VM recorded before schema 6 the
+// checksum of its image's disk file, as the image holds it now: an image
+// cannot be deleted while a VM uses it, so that is the one the VM's disk
+// was made from. A VM whose image has no disk (or is gone) gets none.
+// Only the new key is added to a document; every other value stays as
+// it was written.
+func recordImageChecksums(ctx context.Context, s *Store, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT v.id, v.doc, i.doc FROM vms v JOIN documents i ON i.kind = 'image' AND i.id = v.image`))
+	if err != nil {
+		return err
+	}
+	type update struct{ id, doc string }
+	var updates []update
+	for rows.Next() {
+		var id, vmDoc, imDoc string
+		if err := rows.Scan(&id, &vmDoc, &imDoc); err != nil {
+			rows.Close()
+			return err
+		}
+		im, err := decode[api.Image](imDoc)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		f, ok := im.File(api.RoleDisk)
+		if !ok {
+			continue
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(vmDoc), &fields); err != nil {
+			rows.Close()
+			return fmt.Errorf("decode stored vm %s: %w", id, err)
+		}
+		if _, done := fields["image_sha256"]; done {
+			continue
+		}
+		fields["image_sha256"], _ = json.Marshal(f.SHA256)
+		updates = append(updates, update{id, encode(fields)})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, u := range updates {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE vms SET doc = ? WHERE id = ?`), u.doc, u.id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrate applies the schema migrations after the database's version, up
@@ -117,6 +182,11 @@ func (s *Store) migrate(ctx context.Context, upTo int) error {
 					continue
 				}
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			if fill := backfills[v]; fill != nil {
+				if err := fill(ctx, s, tx); err != nil {
 					return err
 				}
 			}

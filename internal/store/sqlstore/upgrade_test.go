@@ -268,6 +268,58 @@ func TestUpgradeToNetworks(t *testing.T) {
 	})
 }
 
+// A database at schema version 5 upgrades to VMs that record their
+// image's disk checksum (6): a VM of a disk image gets the checksum its
+// image holds, a VM of a kernel image or of an image that is gone gets
+// none, and nothing else of any record changes.
+func TestUpgradeToImageChecksums(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		t0 := time.Now().UTC()
+		sum := strings.Repeat("ab", 32)
+		disk := api.Image{Name: "disk", Kind: api.ImageDisk, Files: []api.ImageFile{{Role: api.RoleDisk, Size: 10, SHA256: sum}}, CreatedAt: t0}
+		kernel := api.Image{Name: "kernel", Kind: api.ImageKernel, Files: []api.ImageFile{{Role: api.RoleKernel, Size: 10, SHA256: "cd"}}, CreatedAt: t0}
+		vm := func(name, image string) api.VM {
+			return api.VM{ID: "id-" + name, Name: name, Project: "p", Host: "h1", Image: image, Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 64, DiskMiB: 1024},
+				Pool: api.PoolLocal, State: api.VMRunning, Ports: []api.Port{{ID: "p-" + name, MAC: "02:00:00:00:00:01"}}, CreatedAt: t0, UpdatedAt: t0}
+		}
+		a, b, c := vm("a", "disk"), vm("b", "kernel"), vm("c", "gone")
+		old := e.raw(t, 5)
+		for _, im := range []api.Image{disk, kernel} {
+			if err := old.CreateImage(ctx, im); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, v := range []api.VM{a, b, c} {
+			if err := old.CreateVM(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old.Close()
+
+		s, err := e.open()
+		if err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		defer s.Close()
+		a.ImageSHA256 = sum
+		for _, want := range []api.VM{a, b, c} {
+			if got, err := s.VM(ctx, want.Name); err != nil || !reflect.DeepEqual(got, want) {
+				t.Errorf("vm %s after the upgrade: %v\n got %+v\nwant %+v", want.Name, err, got, want)
+			}
+		}
+		if got, err := s.Image(ctx, "disk"); err != nil || !reflect.DeepEqual(got, disk) {
+			t.Errorf("image after the upgrade: %v\n got %+v\nwant %+v", err, got, disk)
+		}
+		s.Close()
+		if s, err = e.open(); err != nil {
+			t.Fatalf("reopen: %v", err)
+		}
+		if got, _ := s.VM(ctx, "a"); got.ImageSHA256 != sum {
+			t.Errorf("vm a after reopening: image_sha256 %q", got.ImageSHA256)
+		}
+	})
+}
+
 // Every list of a docs kind, under every filter, and every filtered list
 // of ports finds its rows through an index on the filtered columns rather
 // than reading the whole table.

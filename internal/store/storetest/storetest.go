@@ -226,7 +226,16 @@ func testImages(t *testing.T, s store.Store) {
 	if !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), "user") {
 		t.Errorf("delete image in use: %v; want ErrConflict naming the vm", err)
 	}
-	s.DeleteVM(ctx, "user")
+	for _, n := range []string{"u7", "u2", "u6", "u1", "u5", "u4", "u3"} {
+		s.CreateVM(ctx, vm(n, "h1"))
+	}
+	err = s.DeleteImage(ctx, "img")
+	if want := "used by vms u1, u2, u3, u4, u5 and 3 more; "; !errors.Is(err, errs.ErrConflict) || !strings.Contains(err.Error(), want) {
+		t.Errorf("delete image used by 8 vms: %v; want ErrConflict containing %q", err, want)
+	}
+	for _, n := range []string{"user", "u1", "u2", "u3", "u4", "u5", "u6", "u7"} {
+		s.DeleteVM(ctx, n)
+	}
 	if err := s.DeleteImage(ctx, "img"); err != nil {
 		t.Fatal(err)
 	}
