@@ -15,6 +15,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Agent is a running host agent.
@@ -123,7 +124,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		// agent must renew before the watchdog's patience runs out.
 		lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		a.leaseStop, a.leaseDone = stop, make(chan struct{})
-		go a.keepLease(lctx)
+		safe.Go(a.log, "lease renewal", func() { a.keepLease(lctx) })
 	}
 	a.images = &imageCache{controller: cfg.Controller, localDir: filepath.Join(cfg.StateDir, "images"), sharedDir: cfg.SharedDir, log: a.log}
 
@@ -216,7 +217,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.removeOrphanSeeds(vms)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.heartbeatLoop(ctx)
+	safe.Go(a.log, "heartbeat loop", func() { a.heartbeatLoop(ctx) })
 	a.log.Info("agent serving", "addr", ln.Addr().String(), "controller", a.cfg.Controller, "driver", a.cfg.Driver, "state_dir", a.cfg.StateDir)
 	err = httpx.Serve(ctx, ln, a.Handler(), a.shutdown)
 	a.log.Info("agent stopped")

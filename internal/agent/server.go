@@ -16,6 +16,7 @@ import (
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Handler returns the agent's HTTP API, called by the controller only.
@@ -298,14 +299,14 @@ func (a *Agent) stopAll(ctx context.Context) {
 			continue
 		}
 		wg.Add(1)
-		go func(st driver.Status) {
+		safe.Go(a.log, "stop for shutdown", func() {
 			defer wg.Done()
 			if err := a.drv.Stop(ctx, st.ID, driver.StopOptions{Timeout: 15 * time.Second}); err != nil {
 				a.log.Error("stop vm", "vm", st.Name, "err", err)
 				return
 			}
 			a.log.Info("vm stopped for shutdown", "vm", st.Name)
-		}(st)
+		})
 	}
 	wg.Wait()
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Disk transfer for cold migrations of local disks: the destination pulls
@@ -160,10 +161,13 @@ func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
 	j := &importJob{st: hostapi.ImportStatus{Status: "active"}, cancel: cancel, done: make(chan struct{})}
 	a.imports[req.VM.ID] = j
 	a.importMu.Unlock()
-	go func() {
+	safe.Go(a.log, "disk import", func() {
 		defer close(j.done)
 		defer cancel()
-		err := a.importDisk(ctx, j, req.Source, spec)
+		var err error
+		if perr := safe.Run(a.log, "disk import", func() { err = a.importDisk(ctx, j, req.Source, spec) }); perr != nil {
+			err = perr // failed, not active for ever
+		}
 		j.set(func(st *hostapi.ImportStatus) {
 			if err != nil {
 				st.Status, st.Error = "failed", err.Error()
@@ -176,7 +180,7 @@ func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
 		} else {
 			a.log.Info("disk imported and verified", "vm", spec.Name, "bytes", j.st.Total, "attempts", j.st.Attempts)
 		}
-	}()
+	})
 	w.WriteHeader(http.StatusAccepted)
 }
 

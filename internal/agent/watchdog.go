@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // The watchdog is a separate process (godwit agent-watchdog), because
@@ -239,7 +240,7 @@ func (a *Agent) ensureWatchdog() error {
 		return err
 	}
 	a.watchdogPID = cmd.Process.Pid
-	go cmd.Wait() // reap it if it leaves while this agent runs
+	safe.Go(a.log, "watchdog reaper", func() { _ = cmd.Wait() }) // reap it if it leaves while this agent runs
 	a.log.Info("fencing watchdog started", "watchdog_pid", a.watchdogPID, "fence_after", a.cfg.FenceAfter)
 	return nil
 }

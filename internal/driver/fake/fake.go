@@ -26,6 +26,7 @@ import (
 
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Config configures a fake driver.
@@ -279,10 +280,10 @@ func (d *Driver) boot(v *vm, after int64) {
 	v.stop, v.done = stop, done
 	d.wg.Add(1)
 	st := v.st // the boot's own copy: a resize rewrites v.st, then reboots the writer
-	go func() {
+	safe.Go(d.log, "fake guest heartbeats", func() {
 		defer close(done)
 		d.heartbeats(st, after, stop)
-	}()
+	})
 }
 
 // kill ends the heartbeat writer of v's current boot and waits for it, so

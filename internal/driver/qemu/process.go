@@ -14,6 +14,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/qmp"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // monitor is the QMP connection to one QEMU process, with what its event
@@ -139,7 +140,7 @@ func (d *Driver) connect(ctx context.Context, v *vm) error {
 		if err == nil {
 			mon := &monitor{Monitor: m, watched: make(chan struct{}), pid: v.st.PID}
 			v.mon = mon
-			go d.watch(v, mon, m.Events())
+			safe.Go(d.log, "qmp event watch of vm "+v.st.Launch.Spec.ID, func() { d.watch(v, mon, m.Events()) })
 			return nil
 		}
 		select {
@@ -160,7 +161,7 @@ func (d *Driver) watch(v *vm, mon *monitor, events <-chan qmp.Event) {
 			continue
 		}
 		if ev.Name == "GUEST_PANICKED" {
-			go d.onPanic(v, mon, ev) // panic.go
+			safe.Go(d.log, "guest panic handling", func() { d.onPanic(v, mon, ev) }) // panic.go
 			continue
 		}
 		if ev.Name != "SHUTDOWN" {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Config configures the driver.
@@ -142,7 +143,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg.DirtySampleEvery = defaultDirtySampleEvery
 	}
 	if cfg.DirtySampleEvery > 0 {
-		go d.sampleDirtyRates(d.done, cfg.DirtySampleEvery)
+		safe.Go(d.log, "dirty-rate sampler", func() { d.sampleDirtyRates(d.done, cfg.DirtySampleEvery) })
 	}
 	return d, nil
 }
