@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -26,13 +29,45 @@ func (a *Agent) migrator() (driver.LiveMigrator, error) {
 }
 
 // migrationHost is the address this host receives migrations on: the
-// host part of the agent's listen address.
-func (a *Agent) migrationHost() string {
+// host part of the agent's listen address, or of the address it
+// advertises when it listens on all of them; loopback when neither
+// names one. It is always an IP address, since a source agent accepts
+// nothing else (hostapi.ParseMigrationURI), and the controller checks it
+// is the host's registered one (hostapi.TargetOnHost).
+func (a *Agent) migrationHost(ctx context.Context) string {
 	h, _, err := net.SplitHostPort(a.cfg.Listen)
-	if err != nil || h == "" || h == "0.0.0.0" || h == "::" {
-		return "127.0.0.1"
+	if ip, perr := netip.ParseAddr(h); err == nil && perr == nil && ip.IsUnspecified() {
+		h = "" // every address: the advertised one, if it names one
+		if u, err := url.Parse(a.cfg.Advertise); err == nil {
+			h = u.Hostname()
+		}
 	}
-	return h
+	if ip, ok := a.ipOf(ctx, h); ok {
+		return ip
+	}
+	return "127.0.0.1"
+}
+
+// ipOf returns host as an IP address: itself when it is one, else its
+// first IPv4 address (or first address) when it is a name that resolves.
+func (a *Agent) ipOf(ctx context.Context, host string) (string, bool) {
+	if host == "" {
+		return "", false
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.String(), !ip.IsUnspecified()
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		a.log.Warn("the listen or advertise name does not resolve; receiving migrations on loopback", "name", host, "err", err)
+		return "", false
+	}
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			return ip.Unmap().String(), true
+		}
+	}
+	return ips[0].String(), true
 }
 
 func (a *Agent) migrationRoutes(m *http.ServeMux) {
@@ -60,7 +95,7 @@ func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost(), driver.MigrateOptions{PostCopy: req.PostCopy})
+	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost(r.Context()), driver.MigrateOptions{PostCopy: req.PostCopy})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -78,6 +113,13 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 	}
 	var req hostapi.MigrateOut
 	if err := httpx.Decode(r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	// Before QEMU sees them: it would run an exec: URI's command, write
+	// the guest's memory to a file: or unix: path, or mirror the disk to
+	// any NBD server it is named.
+	if err := hostapi.CheckTargets(req.URI, req.NBD); err != nil {
 		a.fail(w, r, err)
 		return
 	}

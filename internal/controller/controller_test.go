@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,9 @@ type testAgent struct {
 	cfg    agent.Config
 	cancel context.CancelFunc
 	done   chan struct{}
+	// front, when set, serves in front of the agent (given its URL),
+	// and the agent advertises the front's address.
+	front func(agentURL string) http.Handler
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -75,6 +79,8 @@ type clusterOptions struct {
 	accels, qemus  []string
 	allowUnsafeTCG bool   // the controller's AllowUnsafeTCGMigration
 	storeDSN       string // the controller's store ("": SQLite)
+	// fronts puts a handler in front of host n's agent (testAgent.front).
+	fronts map[int]func(agentURL string) http.Handler
 }
 
 // newTestClusterWith is newTestClusterSized with options.
@@ -107,6 +113,7 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 		if i <= len(opts.qemus) {
 			ta.cfg.FakeQEMUVersion = opts.qemus[i-1]
 		}
+		ta.front = opts.fronts[i]
 		tc.agents = append(tc.agents, ta)
 		tc.startAgent(t, i)
 	}
@@ -141,6 +148,11 @@ func (tc *testCluster) startAgent(t *testing.T, n int) {
 	ta := tc.agents[n-1]
 	aln := listen(t)
 	ta.cfg.Advertise = "http://" + aln.Addr().String()
+	if ta.front != nil {
+		srv := httptest.NewServer(ta.front(ta.cfg.Advertise))
+		t.Cleanup(srv.Close)
+		ta.cfg.Advertise = srv.URL
+	}
 	ctx, cancel := context.WithCancel(tc.ctx)
 	a, err := agent.New(ctx, ta.cfg)
 	if err != nil {
