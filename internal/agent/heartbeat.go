@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"runtime"
 	"slices"
@@ -52,6 +53,9 @@ func (a *Agent) beat(ctx context.Context, c *api.Client) error {
 	var reply hostapi.HeartbeatReply
 	if err := c.Do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, &reply); err != nil {
 		return err
+	}
+	if err := reply.Validate(); err != nil { // its IDs name files here
+		return fmt.Errorf("the controller's reply: %w", err)
 	}
 	a.delivered(hb.Cleaned)
 	a.removeStale(ctx, reply.Remove)

@@ -70,7 +70,7 @@ func (a *Agent) ipOf(ctx context.Context, host string) (string, bool) {
 	return ips[0].String(), true
 }
 
-func (a *Agent) migrationRoutes(m *http.ServeMux) {
+func (a *Agent) migrationRoutes(m *httpx.Routes) {
 	m.HandleFunc("POST /v1/vms/{id}/incoming", a.incoming)
 	m.HandleFunc("POST /v1/vms/{id}/migrate", a.migrateOut)
 	m.HandleFunc("GET /v1/vms/{id}/migration", a.migrationStatus)
@@ -116,13 +116,10 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	// Before QEMU sees them: it would run an exec: URI's command, write
-	// the guest's memory to a file: or unix: path, or mirror the disk to
-	// any NBD server it is named.
-	if err := hostapi.CheckTargets(req.URI, req.NBD); err != nil {
-		a.fail(w, r, err)
-		return
-	}
+	// Decode validated req (hostapi.MigrateOut.Validate), its targets
+	// first: QEMU would run an exec: URI's command, write the guest's
+	// memory to a file: or unix: path, or mirror the disk to any NBD
+	// server it is named.
 	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, BandwidthBytesPerS: req.CapBytesPerS(),
 		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
 		TimeoutPerGiB: time.Duration(req.CompletionTimeoutPerGiBS) * time.Second, TimeoutAction: req.TimeoutAction}

@@ -69,7 +69,7 @@ func (j *importJob) set(f func(*hostapi.ImportStatus)) {
 	j.mu.Unlock()
 }
 
-func (a *Agent) transferRoutes(m *http.ServeMux) {
+func (a *Agent) transferRoutes(m *httpx.Routes) {
 	m.HandleFunc("GET /v1/vms/{id}/disk", a.serveDisk)
 	m.HandleFunc("GET /v1/vms/{id}/disk/sha256", a.diskChecksum)
 	m.HandleFunc("POST /v1/vms/{id}/import", a.startImport)
@@ -138,12 +138,8 @@ func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if req.VM.ID != r.PathValue("id") || req.VM.DiskMiB == 0 {
-		a.fail(w, r, errs.Invalid("import needs the vm's id (matching the path) and a disk"))
-		return
-	}
-	if _, err := url.Parse(req.Source); err != nil || req.Source == "" {
-		a.fail(w, r, errs.Invalid("import needs the source agent's URL"))
+	if req.VM.ID != r.PathValue("id") { // the rest was validated by Decode (hostapi.ImportDisk.Validate)
+		a.fail(w, r, errs.Invalid("import needs the vm's id, matching the path"))
 		return
 	}
 	spec, err := a.spec(r.Context(), req.VM)
