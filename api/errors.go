@@ -15,6 +15,9 @@ const (
 	CodeNoCapacity   = "no_capacity"   // 409: no host can take it
 	CodeNotSupported = "not_supported" // 422/501: the host or driver cannot do it
 	CodeMethod       = "method"        // 405
+	CodeForbidden    = "forbidden"     // 403: refused whoever asks this way (a cross-site browser request)
+	CodeMisdirected  = "misdirected"   // 421: the Host header names no name this server answers to
+	CodeMediaType    = "media_type"    // 415: a write's body must be JSON (Content-Type: application/json)
 	CodeInternal     = "internal"      // 500
 	CodeUnavailable  = "unavailable"   // 503: a host or the store is unreachable
 )
@@ -46,6 +49,12 @@ func StatusFor(code string) int {
 		return http.StatusUnprocessableEntity
 	case CodeMethod:
 		return http.StatusMethodNotAllowed
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeMisdirected:
+		return http.StatusMisdirectedRequest
+	case CodeMediaType:
+		return http.StatusUnsupportedMediaType
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:

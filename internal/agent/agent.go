@@ -219,7 +219,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	safe.Go(a.log, "heartbeat loop", func() { a.heartbeatLoop(ctx) })
 	a.log.Info("agent serving", "addr", ln.Addr().String(), "controller", a.cfg.Controller, "driver", a.cfg.Driver, "state_dir", a.cfg.StateDir)
-	err = httpx.Serve(ctx, ln, a.Handler(), a.shutdown)
+	hosts := append([]string{httpx.HostOf(a.cfg.Listen), httpx.HostOf(a.cfg.Advertise)}, a.cfg.AllowHosts...)
+	err = httpx.Serve(ctx, ln, a.Handler(), a.shutdown, httpx.Guard(httpx.GuardConfig{Hosts: hosts}))
 	a.log.Info("agent stopped")
 	return err
 }

@@ -20,6 +20,10 @@ import (
 type Config struct {
 	// Listen is the API address, e.g. 127.0.0.1:7400.
 	Listen string
+	// AllowHosts are names clients reach the API by, which its Host
+	// header check accepts besides IP addresses, localhost, this
+	// machine's hostname and the name in Listen (httpx.Guard).
+	AllowHosts []string
 	service.Config
 }
 
@@ -72,7 +76,8 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	c.svc.Start(ctx)
 	c.intents.Start(ctx)
 	c.log.Info("controller serving", "addr", ln.Addr().String(), "store", c.svc.StoreKind(), "data_dir", c.svc.DataDir())
-	err := httpx.Serve(ctx, ln, c.Handler(), nil)
+	err := httpx.Serve(ctx, ln, c.Handler(), nil, httpx.Guard(httpx.GuardConfig{
+		Hosts: append([]string{httpx.HostOf(c.cfg.Listen)}, c.cfg.AllowHosts...), Uploads: []string{importImageRoute}}))
 	c.log.Info("controller stopped")
 	return err
 }

@@ -259,7 +259,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong method", "PUT", "/v1/vms", vm(""), 405, api.CodeMethod, "allowed"},
 		{"wrong method on vm", "PATCH", "/v1/vms/keep", "{}", 405, api.CodeMethod, "allowed"},
 		{"unknown endpoint", "GET", "/v1/flavors", "", 404, api.CodeNotFound, "no such endpoint"},
-		{"not json", "POST", "/v1/vms", "name=x", 400, api.CodeInvalid, "JSON"},
+		{"not json", "POST", "/v1/vms", "name=x", 415, api.CodeMediaType, "application/json"},
 		{"bad stop timeout", "POST", "/v1/vms/keep/stop", `{"timeout_seconds":-5}`, 400, api.CodeInvalid, "timeout_seconds"},
 		{"bad console offset", "GET", "/v1/vms/keep/console?offset=-1", "", 400, api.CodeInvalid, "offset"},
 		{"unknown host show", "GET", "/v1/hosts/nope", "", 404, api.CodeNotFound, "godwit host list"},
