@@ -100,11 +100,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", cfg.Name), shutdown: make(chan struct{}), imports: map[string]*importJob{}}
 	for _, d := range []string{cfg.StateDir, a.localPool(), fenceDir(cfg.StateDir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	lf, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lf, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 // sharedPoolID reads (or, first time, writes) the marker that identifies
 // a shared pool, so the controller can tell which hosts see the same one.
 func sharedPoolID(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create shared pool %s: %w", dir, err)
 	}
 	p := filepath.Join(dir, ".godwit-pool-id")
@@ -151,7 +151,7 @@ func sharedPoolID(dir string) (string, error) {
 	}
 	id := fmt.Sprintf("shared-%x", time.Now().UnixNano())
 	tmp := fmt.Sprintf("%s.%d", p, os.Getpid())
-	if err := os.WriteFile(tmp, []byte(id), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(id), 0o600); err != nil {
 		return "", err
 	}
 	// Link, not rename: if another agent wrote the marker first, keep its.

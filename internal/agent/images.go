@@ -78,7 +78,7 @@ func (c *imageCache) Path(ctx context.Context, im api.Image, role, pool string) 
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	c.log.Info("fetching image file", "image", im.Name, "role", role, "size", f.Size)

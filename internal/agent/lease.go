@@ -71,7 +71,7 @@ func writeRenewal(stateDir string, r renewal) error {
 		return err
 	}
 	p := filepath.Join(fenceDir(stateDir), "renewed")
-	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(p+".tmp", p)

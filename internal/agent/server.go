@@ -157,7 +157,7 @@ func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, 
 				return spec, errs.Invalid("host %s has no shared pool", a.cfg.Name)
 			}
 			dir := filepath.Join(a.cfg.SharedDir, "vms")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return spec, err
 			}
 			d.Path, d.Shared = filepath.Join(dir, req.ID+".qcow2"), true

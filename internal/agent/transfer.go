@@ -247,7 +247,7 @@ func (a *Agent) importDisk(ctx context.Context, j *importJob, source string, spe
 // download fetches url into path, resuming from what path holds after a
 // broken connection.
 func (a *Agent) download(ctx context.Context, j *importJob, u, path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

@@ -240,7 +240,7 @@ type Driver interface {
 // OpenLog opens a console log file for reading from offset on; drivers
 // that keep the console in a file implement Console with it.
 func OpenLog(path string, offset int64) (io.ReadCloser, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}

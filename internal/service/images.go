@@ -25,7 +25,7 @@ type imageStore struct {
 }
 
 func newImageStore(dir string) (*imageStore, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create image directory: %w", err)
 	}
 	// Leftovers of uploads interrupted by a crash.
@@ -138,7 +138,7 @@ func imageKind(im api.Image) (string, error) {
 // saveFile streams one uploaded file to path, checking its signature and
 // computing its size and SHA-256.
 func saveFile(path, role string, r io.Reader) (api.ImageFile, error) {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return api.ImageFile{}, err
 	}

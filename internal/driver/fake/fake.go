@@ -119,7 +119,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.QEMUVersion == "" {
 		cfg.QEMUVersion = DefaultQEMUVersion
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o700); err != nil {
 		return nil, fmt.Errorf("fake driver: %w", err)
 	}
 	return &Driver{cfg: cfg, log: cfg.Logger, vms: map[string]*vm{}}, nil
@@ -140,7 +140,7 @@ func (d *Driver) consolePath(id string) string { return filepath.Join(d.vmDir(id
 func (d *Driver) save(st vmState) error {
 	b, _ := json.MarshalIndent(st, "", "  ")
 	p := filepath.Join(d.vmDir(st.Spec.ID), "state.json")
-	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(p+".tmp", p)
@@ -162,7 +162,7 @@ func (d *Driver) nextPID() (int, error) {
 	case !os.IsNotExist(err):
 		return 0, err
 	}
-	if err := os.WriteFile(p+".tmp", []byte(strconv.Itoa(n+1)), 0o644); err != nil {
+	if err := os.WriteFile(p+".tmp", []byte(strconv.Itoa(n+1)), 0o600); err != nil {
 		return 0, err
 	}
 	return n, os.Rename(p+".tmp", p)
@@ -212,7 +212,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 		}
 	}
 	st := vmState{Version: stateVersion, Spec: spec, State: driver.StateStopped}
-	err := os.MkdirAll(d.vmDir(spec.ID), 0o755)
+	err := os.MkdirAll(d.vmDir(spec.ID), 0o700)
 	if err == nil && spec.Disk != nil {
 		err = makeDisk(spec.Disk)
 	}
@@ -232,10 +232,10 @@ func makeDisk(disk *driver.Disk) error {
 	if _, err := os.Stat(disk.Path); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.Create(disk.Path)
+	f, err := os.OpenFile(disk.Path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}

@@ -57,8 +57,14 @@ func (d *Driver) start(ctx context.Context, v *vm) error {
 	if err := d.plug(ctx, l.Spec); err != nil {
 		return err
 	}
+	// The console log exists before QEMU opens it (append=on), so that it
+	// is the owner's alone whatever the umask: it holds what the guest
+	// prints.
+	if cf, err := os.OpenFile(l.Console, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		cf.Close()
+	}
 	logPath := filepath.Join(v.dir, "qemu.log")
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("vm %s: %w", id, err)
 	}

@@ -131,7 +131,7 @@ func New(cfg Config) (*Driver, error) {
 		}
 		cfg.Machine = m
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o700); err != nil {
 		return nil, err
 	}
 	runDir, err := runtimeDir(cfg.RuntimeDir, cfg.StateDir)
@@ -271,7 +271,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 		Spec: spec, Accel: d.cfg.Accel, Machine: d.cfg.Machine, CPUModel: cpu, TapSalt: d.tapSalt, VHost: vhostNet(),
 		QMP: filepath.Join(d.runDir, spec.ID+".qmp"), Console: filepath.Join(dir, "console.log"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}}
-	err := os.MkdirAll(dir, 0o755)
+	err := os.MkdirAll(dir, 0o700)
 	if err == nil && spec.Disk != nil {
 		err = d.makeDisk(ctx, spec.Disk)
 	}
@@ -311,7 +311,7 @@ func (d *Driver) makeDisk(ctx context.Context, disk *driver.Disk) error {
 	if _, err := os.Stat(disk.Path); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o700); err != nil {
 		return err
 	}
 	args := []string{"create", "-q", "-f", "qcow2"}
@@ -327,7 +327,9 @@ func (d *Driver) makeDisk(ctx context.Context, disk *driver.Disk) error {
 		_ = os.Remove(disk.Path)
 		return fmt.Errorf("qemu-img create %s: %v: %s", disk.Path, err, bytes.TrimSpace(out))
 	}
-	return nil
+	// qemu-img creates it under the umask (077 in godwit's processes);
+	// a guest's disk is its owner's alone either way.
+	return os.Chmod(disk.Path, 0o600)
 }
 
 // Start implements driver.Driver.
