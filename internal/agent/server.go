@@ -241,6 +241,11 @@ func (a *Agent) console(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
+		if lr, ok := rc.(interface{ Start() int64 }); ok {
+			// Where reading really starts: the driver may have cut
+			// the log's head, or begun it anew.
+			offset = lr.Start()
+		}
 		if !started {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusOK)

@@ -423,7 +423,11 @@ func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
-	return driver.OpenLog(d.consolePath(id), offset)
+	r, err := driver.OpenLog(d.consolePath(id), offset)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Recover implements driver.Driver: running VMs are "processes" that

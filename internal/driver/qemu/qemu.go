@@ -50,7 +50,11 @@ type Config struct {
 	// DirtySampleEvery is how often each running VM's dirty rate is
 	// sampled for the convergence engine (default 5s; negative: never).
 	DirtySampleEvery time.Duration
-	Logger           *slog.Logger
+	// ConsoleMax caps each VM's console log, in bytes (default 16 MiB;
+	// negative: no cap): past it, the log's head is cut and about its
+	// last half kept (console.go).
+	ConsoleMax int64
+	Logger     *slog.Logger
 }
 
 // Driver is the QEMU driver.
@@ -65,7 +69,7 @@ type Driver struct {
 	mu  sync.Mutex
 	vms map[string]*vm
 
-	done      chan struct{} // closed by Close: ends the dirty-rate sampler
+	done      chan struct{} // closed by Close: ends the dirty-rate sampler and the console cap
 	closeOnce sync.Once
 }
 
@@ -144,6 +148,12 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.DirtySampleEvery > 0 {
 		safe.Go(d.log, "dirty-rate sampler", func() { d.sampleDirtyRates(d.done, cfg.DirtySampleEvery) })
+	}
+	if cfg.ConsoleMax == 0 {
+		cfg.ConsoleMax = defaultConsoleMax
+	}
+	if cfg.ConsoleMax > 0 {
+		safe.Go(d.log, "console log cap", func() { d.capConsoles(d.done, cfg.ConsoleMax) })
 	}
 	return d, nil
 }
@@ -476,7 +486,11 @@ func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
-	return driver.OpenLog(v.st.Launch.Console, offset)
+	r, err := driver.OpenLog(v.st.Launch.Console, offset)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Recover implements driver.Driver.
