@@ -107,3 +107,23 @@ func TestTargetOnHost(t *testing.T) {
 		}
 	}
 }
+
+// Whatever a request carries, an accepted target is tcp: (for the URI),
+// an IP literal without zone and a real port: nothing else reaches QEMU.
+func FuzzParseTargets(f *testing.F) {
+	for _, s := range []string{"tcp:127.0.0.1:4444", "tcp:[::1]:1", "exec:true", "file:/x", "tcp:a:1", "tcp:[fe80::1%lo]:1", "127.0.0.1:10809"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if ap, err := ParseMigrationURI(s); err == nil {
+			if !strings.HasPrefix(s, "tcp:") || ap.Port() == 0 || ap.Addr().Zone() != "" || ap.Addr().IsUnspecified() {
+				t.Errorf("ParseMigrationURI accepted %q as %v", s, ap)
+			}
+		}
+		if ap, err := ParseNBDAddress(s); err == nil {
+			if strings.ContainsAny(s, "/,") || ap.Port() == 0 || ap.Addr().Zone() != "" {
+				t.Errorf("ParseNBDAddress accepted %q as %v", s, ap)
+			}
+		}
+	})
+}
