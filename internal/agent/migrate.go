@@ -35,8 +35,8 @@ func (a *Agent) migrator() (driver.LiveMigrator, error) {
 // nothing else (hostapi.ParseMigrationURI), and the controller checks it
 // is the host's registered one (hostapi.TargetOnHost).
 func (a *Agent) migrationHost(ctx context.Context) string {
-	h, _, err := net.SplitHostPort(a.cfg.Listen)
-	if ip, perr := netip.ParseAddr(h); err == nil && perr == nil && ip.IsUnspecified() {
+	h, _, _ := net.SplitHostPort(a.cfg.Listen)
+	if ip, err := netip.ParseAddr(h); h == "" || err == nil && ip.IsUnspecified() {
 		h = "" // every address: the advertised one, if it names one
 		if u, err := url.Parse(a.cfg.Advertise); err == nil {
 			h = u.Hostname()

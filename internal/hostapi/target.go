@@ -83,8 +83,9 @@ const resolveTimeout = 5 * time.Second
 // TargetOnHost checks that a destination's migration targets (its
 // IncomingReply) are well formed and on the address the host registered
 // with: agentURL, its api.Host.Address. A host registered under a name
-// may use any address the name resolves to; one registered on an
-// unspecified address (0.0.0.0, ::) listens on loopback.
+// may use any address the name resolves to; one registered on no address
+// or an unspecified one (0.0.0.0, ::) receives on loopback, as the agent
+// does then.
 func TargetOnHost(ctx context.Context, in IncomingReply, agentURL string) error {
 	if err := CheckTargets(in.URI, in.NBD); err != nil {
 		return err
@@ -111,14 +112,15 @@ func TargetOnHost(ctx context.Context, in IncomingReply, agentURL string) error 
 // receive migrations on.
 func hostAddrs(ctx context.Context, agentURL string) ([]netip.Addr, error) {
 	u, err := url.Parse(agentURL)
-	if err != nil || u.Hostname() == "" {
+	if err != nil || u.Host == "" {
 		return nil, errs.Invalid("the destination's registered address %q is no URL; its migration target cannot be checked", agentURL)
 	}
 	host := u.Hostname()
-	if a, err := netip.ParseAddr(host); err == nil {
-		if a.IsUnspecified() {
-			return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}, nil
-		}
+	a, err := netip.ParseAddr(host)
+	switch {
+	case host == "" || err == nil && a.IsUnspecified(): // every address of its machine: it receives on loopback
+		return []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}, nil
+	case err == nil:
 		return []netip.Addr{a.Unmap()}, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, resolveTimeout)

@@ -98,6 +98,7 @@ func TestTargetOnHost(t *testing.T) {
 		{"exec", IncomingReply{URI: "exec:true"}, "http://10.0.0.5:7401", false},
 		{"all addresses: loopback", IncomingReply{URI: "tcp:127.0.0.1:4444"}, "http://0.0.0.0:7401", true},
 		{"all addresses: not loopback", IncomingReply{URI: "tcp:10.0.0.5:4444"}, "http://0.0.0.0:7401", false},
+		{"no host: loopback", IncomingReply{URI: "tcp:127.0.0.1:4444"}, "http://:7401", true},
 		{"localhost", IncomingReply{URI: "tcp:127.0.0.1:4444"}, "http://localhost:7401", true},
 		{"no url", IncomingReply{URI: "tcp:127.0.0.1:4444"}, "", false},
 	} {
