@@ -35,7 +35,10 @@ func NewClient(base string) *Client {
 }
 
 // Do sends a JSON request and decodes a JSON reply into out (when non-nil).
-// Non-2xx replies come back as *Error.
+// Non-2xx replies come back as *Error. Every write (POST, PUT, PATCH,
+// DELETE) says Content-Type: application/json, body or not: servers
+// refuse writes in other types, which is how they tell a browser's
+// cross-site form from a client.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -49,10 +52,20 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
-	if in != nil {
+	if in != nil || IsWrite(method) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	return c.send(req, out)
+}
+
+// IsWrite reports whether method changes something: POST, PUT, PATCH or
+// DELETE.
+func IsWrite(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 func (c *Client) send(req *http.Request, out any) error {

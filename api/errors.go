@@ -17,6 +17,8 @@ const (
 	CodeNotSupported = "not_supported" // 422/501: the host or driver cannot do it
 	CodeMethod       = "method"        // 405
 	CodeTooLarge     = "too_large"     // 413: an upload over its limit; the message names it
+	CodeMisdirected  = "misdirected"   // 421: the Host header names no name this server answers to
+	CodeMediaType    = "media_type"    // 415: a write's body must be JSON (Content-Type: application/json)
 	CodeInternal     = "internal"      // 500
 	CodeUnavailable  = "unavailable"   // 503: a host or the store is unreachable
 )
@@ -52,6 +54,10 @@ func StatusFor(code string) int {
 		return http.StatusMethodNotAllowed
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case CodeMisdirected:
+		return http.StatusMisdirectedRequest
+	case CodeMediaType:
+		return http.StatusUnsupportedMediaType
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:

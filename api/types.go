@@ -116,6 +116,23 @@ type Flavor struct {
 	DiskMiB   int `json:"disk_mib"` // 0: no disk
 }
 
+// Limits on a VM's sizes, generous for real hosts and small enough to
+// catch unit mistakes (a memory size in bytes, say). The controller
+// refuses requests beyond them, and agents refuse commands beyond them.
+const (
+	MaxVCPUs     = 256
+	MinMemoryMiB = 64
+	MaxMemoryMiB = 4 << 20 // 4 TiB
+	MaxDiskMiB   = 64 << 20
+	MaxCmdline   = 2048 // bytes of a VM's or an image's kernel command line
+)
+
+// Limits on a migration's tuning.
+const (
+	MaxDowntimeLimitMS = 60_000
+	MaxBandwidthMBPerS = 100_000
+)
+
 // VM is a virtual machine record.
 type VM struct {
 	ID      string `json:"id"`

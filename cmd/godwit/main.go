@@ -13,6 +13,10 @@ import (
 )
 
 func main() {
+	// Everything godwit writes — disks, console logs, VM state, the
+	// database, seeds, logs — is its owner's alone. QEMU runs as the same
+	// user, so it still reads and writes them.
+	syscall.Umask(0o077)
 	// The context ends on SIGINT, SIGTERM or SIGHUP (a closed terminal):
 	// serve, agent and up shut down cleanly, a followed console ends.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

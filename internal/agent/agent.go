@@ -16,6 +16,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Agent is a running host agent.
@@ -98,11 +99,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("host", cfg.Name), shutdown: make(chan struct{}), imports: map[string]*importJob{}}
 	for _, d := range []string{cfg.StateDir, a.localPool(), fenceDir(cfg.StateDir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
-	lf, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lf, err := os.OpenFile(filepath.Join(cfg.StateDir, "agent.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		// agent must renew before the watchdog's patience runs out.
 		lctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 		a.leaseStop, a.leaseDone = stop, make(chan struct{})
-		go a.keepLease(lctx)
+		safe.Go(a.log, "lease renewal", func() { a.keepLease(lctx) })
 	}
 	if err := a.setupTLS(ctx); err != nil {
 		a.Close()
@@ -147,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 // sharedPoolID reads (or, first time, writes) the marker that identifies
 // a shared pool, so the controller can tell which hosts see the same one.
 func sharedPoolID(dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create shared pool %s: %w", dir, err)
 	}
 	p := filepath.Join(dir, ".godwit-pool-id")
@@ -156,7 +157,7 @@ func sharedPoolID(dir string) (string, error) {
 	}
 	id := fmt.Sprintf("shared-%x", time.Now().UnixNano())
 	tmp := fmt.Sprintf("%s.%d", p, os.Getpid())
-	if err := os.WriteFile(tmp, []byte(id), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(id), 0o600); err != nil {
 		return "", err
 	}
 	// Link, not rename: if another agent wrote the marker first, keep its.
@@ -222,9 +223,10 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	a.removeOrphanSeeds(vms)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go a.heartbeatLoop(ctx)
+	safe.Go(a.log, "heartbeat loop", func() { a.heartbeatLoop(ctx) })
 	a.log.Info("agent serving", "addr", ln.Addr().String(), "controller", a.cfg.Controller, "driver", a.cfg.Driver, "state_dir", a.cfg.StateDir)
-	err = httpx.Serve(ctx, a.listener(ln), a.Handler(), a.shutdown)
+	hosts := append([]string{httpx.HostOf(a.cfg.Listen), httpx.HostOf(a.cfg.Advertise)}, a.cfg.AllowHosts...)
+	err = httpx.Serve(ctx, a.listener(ln), a.Handler(), a.shutdown, httpx.Guard(httpx.GuardConfig{Hosts: hosts}))
 	a.log.Info("agent stopped")
 	return err
 }

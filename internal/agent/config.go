@@ -27,6 +27,10 @@ type Config struct {
 	// Join is a join token (godwit host add): the agent gets its host's
 	// certificate with it into TLSDir before it starts.
 	Join string
+	// AllowHosts are names the agent is reached by, which its Host header
+	// check accepts besides IP addresses, localhost, this machine's
+	// hostname and the names in Listen and Advertise (httpx.Guard).
+	AllowHosts []string
 	// StateDir holds the local pool, the image cache and driver state.
 	StateDir string
 	// SharedDir is the shared pool every host sees; empty for none.

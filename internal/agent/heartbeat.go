@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"runtime"
 	"slices"
@@ -10,24 +11,22 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/hostinfo"
+	"github.com/godwit/godwit/internal/safe"
 	"github.com/godwit/godwit/internal/version"
 )
 
 // heartbeatLoop reports the host and its VMs to the controller every
 // interval, from the first moment (that first beat registers the host).
+// A beat that panics is logged and the next one comes as usual: without
+// heartbeats the controller takes the host for down.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	c := api.NewClient(a.cfg.Controller)
 	c.HTTP = api.NewHTTPClient(api.HTTPOptions{Timeout: a.cfg.HeartbeatInterval * 2, TLS: a.controllerTLS()})
 	failing := false
 	for {
-		hb, err := a.heartbeat(ctx)
-		var reply hostapi.HeartbeatReply
-		if err == nil {
-			err = c.Do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, &reply)
-		}
-		if err == nil {
-			a.delivered(hb.Cleaned)
-			a.removeStale(ctx, reply.Remove)
+		var err error
+		if perr := safe.Run(a.log, "heartbeat", func() { err = a.beat(ctx, c) }); perr != nil {
+			err = perr
 		}
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
@@ -43,6 +42,24 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		case <-time.After(a.cfg.HeartbeatInterval):
 		}
 	}
+}
+
+// beat sends one heartbeat and acts on the controller's reply.
+func (a *Agent) beat(ctx context.Context, c *api.Client) error {
+	hb, err := a.heartbeat(ctx)
+	if err != nil {
+		return err
+	}
+	var reply hostapi.HeartbeatReply
+	if err := c.Do(ctx, http.MethodPost, "/v1/internal/heartbeat", hb, &reply); err != nil {
+		return err
+	}
+	if err := reply.Validate(); err != nil { // its IDs name files here
+		return fmt.Errorf("the controller's reply: %w", err)
+	}
+	a.delivered(hb.Cleaned)
+	a.removeStale(ctx, reply.Remove)
+	return nil
 }
 
 // heartbeat gathers what the controller should know now.

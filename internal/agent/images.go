@@ -116,7 +116,7 @@ func (c *imageCache) Path(ctx context.Context, im api.Image, role, pool, base st
 		}
 		return path, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	c.log.Info("fetching image file", "image", im.Name, "role", role, "size", f.Size)

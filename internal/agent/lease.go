@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/internal/lease"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Lease defaults. The TTL is what the controller waits, after the lease
@@ -70,7 +71,7 @@ func writeRenewal(stateDir string, r renewal) error {
 		return err
 	}
 	p := filepath.Join(fenceDir(stateDir), "renewed")
-	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(p+".tmp", p)
@@ -103,33 +104,37 @@ func (a *Agent) keepLease(ctx context.Context) {
 	var last time.Time // last renewal that reached the pool
 	failing := false
 	for {
-		seq++
-		err := lease.Write(a.cfg.SharedDir, lease.Lease{Host: a.cfg.Name, Seq: seq, WrittenAt: time.Now().UTC(),
-			RenewMS: a.cfg.LeaseRenew.Milliseconds(), TTLMS: a.cfg.LeaseTTL.Milliseconds()})
-		now := time.Now()
-		switch {
-		case err != nil && !failing:
-			a.log.Error("lease renewal failed; the watchdog fences this host's shared-pool VMs unless it succeeds again in time", "err", err, "fence_after", a.cfg.FenceAfter)
-			failing = true
-		case err == nil:
-			if failing {
-				a.log.Info("lease renewed again", "seq", seq)
-				failing = false
+		// A round that panics is logged and the next one comes on time:
+		// a lease left unrenewed gets this host's VMs fenced.
+		_ = safe.Run(a.log, "lease renewal", func() {
+			seq++
+			err := lease.Write(a.cfg.SharedDir, lease.Lease{Host: a.cfg.Name, Seq: seq, WrittenAt: time.Now().UTC(),
+				RenewMS: a.cfg.LeaseRenew.Milliseconds(), TTLMS: a.cfg.LeaseTTL.Milliseconds()})
+			now := time.Now()
+			switch {
+			case err != nil && !failing:
+				a.log.Error("lease renewal failed; the watchdog fences this host's shared-pool VMs unless it succeeds again in time", "err", err, "fence_after", a.cfg.FenceAfter)
+				failing = true
+			case err == nil:
+				if failing {
+					a.log.Info("lease renewed again", "seq", seq)
+					failing = false
+				}
+				if gap := now.Sub(last); !last.IsZero() && gap > a.cfg.FenceAfter {
+					a.log.Warn("lease renewed after a gap longer than --fence-after: the watchdog has fenced this host's shared-pool VMs, and the controller may have rebuilt them elsewhere", "gap", gap.Round(time.Millisecond), "seq", seq)
+				}
+				last = now
+				if werr := writeRenewal(a.cfg.StateDir, renewal{Seq: seq, PID: os.Getpid()}); werr != nil {
+					a.log.Error("tell the watchdog about the renewal", "err", werr)
+				}
 			}
-			if gap := now.Sub(last); !last.IsZero() && gap > a.cfg.FenceAfter {
-				a.log.Warn("lease renewed after a gap longer than --fence-after: the watchdog has fenced this host's shared-pool VMs, and the controller may have rebuilt them elsewhere", "gap", gap.Round(time.Millisecond), "seq", seq)
+			if a.cfg.Watchdog != "" {
+				if err := a.ensureWatchdog(); err != nil {
+					a.log.Error("start the fencing watchdog", "err", err)
+				}
 			}
-			last = now
-			if werr := writeRenewal(a.cfg.StateDir, renewal{Seq: seq, PID: os.Getpid()}); werr != nil {
-				a.log.Error("tell the watchdog about the renewal", "err", werr)
-			}
-		}
-		if a.cfg.Watchdog != "" {
-			if err := a.ensureWatchdog(); err != nil {
-				a.log.Error("start the fencing watchdog", "err", err)
-			}
-		}
-		fenced = a.fenceRecords(fenced)
+			fenced = a.fenceRecords(fenced)
+		})
 		select {
 		case <-ctx.Done():
 			if err := writeRenewal(a.cfg.StateDir, renewal{Seq: seq, PID: os.Getpid(), Stopping: true}); err != nil {

@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -27,16 +30,48 @@ func (a *Agent) migrator() (driver.LiveMigrator, error) {
 }
 
 // migrationHost is the address this host receives migrations on: the
-// host part of the agent's listen address.
-func (a *Agent) migrationHost() string {
-	h, _, err := net.SplitHostPort(a.cfg.Listen)
-	if err != nil || h == "" || h == "0.0.0.0" || h == "::" {
-		return "127.0.0.1"
+// host part of the agent's listen address, or of the address it
+// advertises when it listens on all of them; loopback when neither
+// names one. It is always an IP address, since a source agent accepts
+// nothing else (hostapi.ParseMigrationURI), and the controller checks it
+// is the host's registered one (hostapi.TargetOnHost).
+func (a *Agent) migrationHost(ctx context.Context) string {
+	h, _, _ := net.SplitHostPort(a.cfg.Listen)
+	if ip, err := netip.ParseAddr(h); h == "" || err == nil && ip.IsUnspecified() {
+		h = "" // every address: the advertised one, if it names one
+		if u, err := url.Parse(a.cfg.Advertise); err == nil {
+			h = u.Hostname()
+		}
 	}
-	return h
+	if ip, ok := a.ipOf(ctx, h); ok {
+		return ip
+	}
+	return "127.0.0.1"
 }
 
-func (a *Agent) migrationRoutes(m *http.ServeMux) {
+// ipOf returns host as an IP address: itself when it is one, else its
+// first IPv4 address (or first address) when it is a name that resolves.
+func (a *Agent) ipOf(ctx context.Context, host string) (string, bool) {
+	if host == "" {
+		return "", false
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.String(), !ip.IsUnspecified()
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(ips) == 0 {
+		a.log.Warn("the listen or advertise name does not resolve; receiving migrations on loopback", "name", host, "err", err)
+		return "", false
+	}
+	for _, ip := range ips {
+		if ip.Unmap().Is4() {
+			return ip.Unmap().String(), true
+		}
+	}
+	return ips[0].String(), true
+}
+
+func (a *Agent) migrationRoutes(m *httpx.Routes) {
 	m.HandleFunc("POST /v1/vms/{id}/incoming", a.incoming)
 	m.HandleFunc("POST /v1/vms/{id}/migrate", a.migrateOut)
 	m.HandleFunc("GET /v1/vms/{id}/migration", a.migrationStatus)
@@ -66,7 +101,7 @@ func (a *Agent) incoming(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost(), driver.MigrateOptions{PostCopy: req.PostCopy, TLS: enc})
+	in, err := mg.PrepareIncoming(r.Context(), spec, a.migrationHost(r.Context()), driver.MigrateOptions{PostCopy: req.PostCopy, TLS: enc})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -87,6 +122,10 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	// Decode validated req (hostapi.MigrateOut.Validate), its targets
+	// first: QEMU would run an exec: URI's command, write the guest's
+	// memory to a file: or unix: path, or mirror the disk to any NBD
+	// server it is named.
 	opts := driver.MigrateOptions{MaxDowntime: time.Duration(req.MaxDowntimeMS) * time.Millisecond, BandwidthBytesPerS: req.CapBytesPerS(),
 		PostCopy: req.PostCopy, AutoConverge: req.AutoConverge, Policy: req.Policy,
 		TimeoutPerGiB: time.Duration(req.CompletionTimeoutPerGiBS) * time.Second, TimeoutAction: req.TimeoutAction}

@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -11,6 +14,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/fake"
+	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/hostapi"
 )
 
@@ -142,5 +146,59 @@ func TestMigrationStatusWaitsForTheEnd(t *testing.T) {
 	m.end()
 	if st := <-got; st.Status != driver.MigrationCompleted {
 		t.Errorf("a waiting read answered %q; want completed, the migration's end", st.Status)
+	}
+}
+
+// The agent hands QEMU only tcp: targets with IP literals: an exec: URI
+// (a shell), file: or unix: (guest memory to a path) or an NBD target by
+// name is refused with 400 before the driver sees it.
+func TestMigrateOutRefusesTargets(t *testing.T) {
+	d, _ := fakeWithVM(t)
+	rec := &migrationRecorder{Driver: d}
+	c, _ := resizeAgent(t, rec)
+	ctx := context.Background()
+	for _, req := range []hostapi.MigrateOut{
+		{URI: "exec:sh -c 'touch /tmp/godwit-pwned'"},
+		{URI: "file:/tmp/guest-memory"},
+		{URI: "unix:/tmp/evil.sock"},
+		{URI: "tcp:evil.example:4444"},
+		{URI: "tcp:127.0.0.1:0"},
+		{URI: "tcp:127.0.0.1:70000"},
+		{URI: "tcp:127.0.0.1:4444", NBD: "evil.example:10809"},
+		{URI: "tcp:127.0.0.1:4444", NBD: "unix:/tmp/nbd.sock"},
+		{},
+	} {
+		err := c.MigrateOut(ctx, resizeID, req)
+		if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("migrate to %q / %q: %v; want 400 saying it is refused", req.URI, req.NBD, err)
+		}
+	}
+	if len(rec.out) != 0 {
+		t.Errorf("the driver was asked to migrate %d times; want none", len(rec.out))
+	}
+	if err := c.MigrateOut(ctx, resizeID, hostapi.MigrateOut{URI: "tcp:[::1]:4444", NBD: "[::1]:10809"}); err != nil {
+		t.Errorf("an IPv6 target: %v", err)
+	}
+}
+
+// A host receives migrations on an IP address (the only kind a source
+// accepts): its listen address, or the advertised one when it listens on
+// all, a name resolved, loopback when nothing names one.
+func TestMigrationHost(t *testing.T) {
+	for _, tt := range []struct{ listen, advertise, want string }{
+		{"127.0.0.1:7401", "http://127.0.0.1:7401", "127.0.0.1"},
+		{"10.0.0.5:7401", "http://node5.example:7401", "10.0.0.5"},
+		{"[::1]:7401", "http://[::1]:7401", "::1"},
+		{"0.0.0.0:7401", "http://10.0.0.5:7401", "10.0.0.5"},
+		{"[::]:7401", "http://[2001:db8::5]:7401", "2001:db8::5"},
+		{"0.0.0.0:7401", "http://0.0.0.0:7401", "127.0.0.1"},
+		{":7401", "http://10.0.0.5:7401", "10.0.0.5"},
+		{"localhost:7401", "http://localhost:7401", "127.0.0.1"},
+		{"", "", "127.0.0.1"},
+	} {
+		a := &Agent{cfg: Config{Listen: tt.listen, Advertise: tt.advertise}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if got := a.migrationHost(context.Background()); got != tt.want {
+			t.Errorf("listen %q, advertise %q: migration host %q; want %q", tt.listen, tt.advertise, got, tt.want)
+		}
 	}
 }

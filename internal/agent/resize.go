@@ -9,7 +9,7 @@ import (
 	"github.com/godwit/godwit/internal/httpx"
 )
 
-func (a *Agent) resizeRoutes(m *http.ServeMux) {
+func (a *Agent) resizeRoutes(m *httpx.Routes) {
 	m.HandleFunc("POST /v1/vms/{id}/resize", a.resize)
 }
 

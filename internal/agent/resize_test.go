@@ -25,10 +25,18 @@ const resizeID = "3b9e4c1a-0000-4000-8000-0000000000aa"
 // resizeAgent serves an agent over drv and returns its client.
 func resizeAgent(t *testing.T, drv driver.Driver) (*hostapi.Agent, string) {
 	t.Helper()
-	a := &Agent{cfg: Config{Name: "h1", Driver: "fake"}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), drv: drv}
+	_, url := resizeAgentWith(t, drv)
+	return hostapi.NewAgent(url, 10*time.Second), url
+}
+
+// resizeAgentWith serves an agent over drv and returns it and its URL.
+func resizeAgentWith(t *testing.T, drv driver.Driver) (*Agent, string) {
+	t.Helper()
+	a := &Agent{cfg: Config{Name: "h1", Driver: "fake", StateDir: t.TempDir()}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), drv: drv,
+		imports: map[string]*importJob{}}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return hostapi.NewAgent(srv.URL, 10*time.Second), srv.URL
+	return a, srv.URL
 }
 
 // fakeWithVM is a fake driver running one VM: 1 of 2 vCPUs, 256 of

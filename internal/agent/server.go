@@ -16,11 +16,18 @@ import (
 	"github.com/godwit/godwit/internal/failpoint"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Handler returns the agent's HTTP API, called by the controller only.
-func (a *Agent) Handler() http.Handler {
-	m := http.NewServeMux()
+// Every {id} in a path is a VM's UUID, checked before any handler runs:
+// an ID names the VM's files (its directory, disk and seed), so a "../x"
+// or "..%2Fx" must never reach one.
+func (a *Agent) Handler() http.Handler { return a.routes().Handler() }
+
+// routes are the agent's routes (tests try each).
+func (a *Agent) routes() *httpx.Routes {
+	m := httpx.NewRoutes(httpx.PathRules{"id": hostapi.CheckVMID})
 	m.HandleFunc("GET /v1/vms", a.listVMs)
 	m.HandleFunc("PUT /v1/vms/{id}", a.createVM)
 	m.HandleFunc("GET /v1/vms/{id}", a.getVM)
@@ -31,7 +38,7 @@ func (a *Agent) Handler() http.Handler {
 	a.migrationRoutes(m)
 	a.resizeRoutes(m)
 	a.transferRoutes(m)
-	return httpx.Mux(m)
+	return m
 }
 
 func (a *Agent) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -109,16 +116,15 @@ func (a *Agent) decodeCreate(r *http.Request) (hostapi.CreateVM, driver.VMSpec, 
 	if req.ID != r.PathValue("id") {
 		return req, driver.VMSpec{}, errs.Invalid("vm id in path and body differ")
 	}
+	// req was validated by Decode (hostapi.CreateVM.Validate): its ID
+	// and image hashes are fit to name files, its sizes within bounds.
 	spec, err := a.spec(r.Context(), req)
 	return req, spec, err
 }
 
-// spec turns the controller's request into a driver spec with host paths,
-// fetching the image files this host lacks.
+// spec turns the controller's request, validated, into a driver spec
+// with host paths, fetching the image files this host lacks.
 func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, error) {
-	if req.ID == "" || strings.ContainsAny(req.ID, "/.") {
-		return driver.VMSpec{}, errs.Invalid("bad vm id %q", req.ID)
-	}
 	spec := driver.VMSpec{
 		ID: req.ID, Name: req.Name, VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB,
 		// A migration's destination gets the source's current sizes and
@@ -151,7 +157,7 @@ func (a *Agent) spec(ctx context.Context, req hostapi.CreateVM) (driver.VMSpec, 
 				return spec, errs.Invalid("host %s has no shared pool", a.cfg.Name)
 			}
 			dir := filepath.Join(a.cfg.SharedDir, "vms")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return spec, err
 			}
 			d.Path, d.Shared = filepath.Join(dir, req.ID+".qcow2"), true
@@ -235,6 +241,11 @@ func (a *Agent) console(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
+		if lr, ok := rc.(interface{ Start() int64 }); ok {
+			// Where reading really starts: the driver may have cut
+			// the log's head, or begun it anew.
+			offset = lr.Start()
+		}
 		if !started {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusOK)
@@ -298,14 +309,14 @@ func (a *Agent) stopAll(ctx context.Context) {
 			continue
 		}
 		wg.Add(1)
-		go func(st driver.Status) {
+		safe.Go(a.log, "stop for shutdown", func() {
 			defer wg.Done()
 			if err := a.drv.Stop(ctx, st.ID, driver.StopOptions{Timeout: 15 * time.Second}); err != nil {
 				a.log.Error("stop vm", "vm", st.Name, "err", err)
 				return
 			}
 			a.log.Info("vm stopped for shutdown", "vm", st.Name)
-		}(st)
+		})
 	}
 	wg.Wait()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/qcow2"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Disk transfer for cold migrations of local disks: the destination pulls
@@ -71,7 +72,7 @@ func (j *importJob) set(f func(*hostapi.ImportStatus)) {
 	j.mu.Unlock()
 }
 
-func (a *Agent) transferRoutes(m *http.ServeMux) {
+func (a *Agent) transferRoutes(m *httpx.Routes) {
 	m.HandleFunc("GET /v1/vms/{id}/disk", a.serveDisk)
 	m.HandleFunc("GET /v1/vms/{id}/disk/sha256", a.diskChecksum)
 	m.HandleFunc("POST /v1/vms/{id}/import", a.startImport)
@@ -140,12 +141,8 @@ func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if req.VM.ID != r.PathValue("id") || req.VM.DiskMiB == 0 {
-		a.fail(w, r, errs.Invalid("import needs the vm's id (matching the path) and a disk"))
-		return
-	}
-	if _, err := url.Parse(req.Source); err != nil || req.Source == "" {
-		a.fail(w, r, errs.Invalid("import needs the source agent's URL"))
+	if req.VM.ID != r.PathValue("id") { // the rest was validated by Decode (hostapi.ImportDisk.Validate)
+		a.fail(w, r, errs.Invalid("import needs the vm's id, matching the path"))
 		return
 	}
 	spec, err := a.spec(r.Context(), req.VM)
@@ -163,10 +160,13 @@ func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
 	j := &importJob{st: hostapi.ImportStatus{Status: "active"}, cancel: cancel, done: make(chan struct{})}
 	a.imports[req.VM.ID] = j
 	a.importMu.Unlock()
-	go func() {
+	safe.Go(a.log, "disk import", func() {
 		defer close(j.done)
 		defer cancel()
-		err := a.importDisk(ctx, j, req.Source, spec)
+		var err error
+		if perr := safe.Run(a.log, "disk import", func() { err = a.importDisk(ctx, j, req.Source, spec) }); perr != nil {
+			err = perr // failed, not active for ever
+		}
 		j.set(func(st *hostapi.ImportStatus) {
 			if err != nil {
 				st.Status, st.Error = "failed", err.Error()
@@ -179,7 +179,7 @@ func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
 		} else {
 			a.log.Info("disk imported and verified", "vm", spec.Name, "bytes", j.st.Total, "attempts", j.st.Attempts)
 		}
-	}()
+	})
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -272,7 +272,7 @@ func checkCopiedDisk(path string, layered bool) error {
 // download fetches url into path, resuming from what path holds after a
 // broken connection.
 func (a *Agent) download(ctx context.Context, j *importJob, u, path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

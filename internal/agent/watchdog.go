@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/internal/driver"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // The watchdog is a separate process (godwit agent-watchdog), because
@@ -94,7 +95,7 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 	fencer, _ := f.(driver.Fencer) // nil: no processes to kill
 	log := cfg.Logger.With("host", cfg.Host, "pid", os.Getpid())
 	dir := fenceDir(cfg.StateDir)
-	lf, err := os.OpenFile(filepath.Join(dir, watchdogLock), os.O_CREATE|os.O_RDWR, 0o644)
+	lf, err := os.OpenFile(filepath.Join(dir, watchdogLock), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("agent-watchdog: %w", err)
 	}
@@ -104,7 +105,7 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 		return nil
 	}
 	pidPath := filepath.Join(dir, watchdogPID)
-	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
 		return fmt.Errorf("agent-watchdog: %w", err)
 	}
 	defer os.Remove(pidPath)
@@ -197,7 +198,7 @@ func fence(log *slog.Logger, dir string, procs []driver.Process, seq uint64, sti
 	log.Warn("fenced: the lease was not renewed in time; every qemu of this host on the shared pool is killed",
 		"seq", seq, "still", still.Round(time.Millisecond), "killed", len(rec.Killed))
 	b, _ := json.Marshal(rec)
-	f, err := os.OpenFile(filepath.Join(dir, fencedLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, fencedLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err == nil {
 		_, err = f.Write(append(b, '\n'))
 		if cerr := f.Close(); err == nil {
@@ -224,7 +225,7 @@ func (a *Agent) ensureWatchdog() error {
 		}
 		return nil
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, watchdogLogf), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(dir, watchdogLogf), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -239,7 +240,7 @@ func (a *Agent) ensureWatchdog() error {
 		return err
 	}
 	a.watchdogPID = cmd.Process.Pid
-	go cmd.Wait() // reap it if it leaves while this agent runs
+	safe.Go(a.log, "watchdog reaper", func() { _ = cmd.Wait() }) // reap it if it leaves while this agent runs
 	a.log.Info("fencing watchdog started", "watchdog_pid", a.watchdogPID, "fence_after", a.cfg.FenceAfter)
 	return nil
 }

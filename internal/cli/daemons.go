@@ -30,6 +30,7 @@ the scheduler and the state machines. It runs until SIGINT or SIGTERM.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7400", "API address")
+	f.StringSliceVar(&cfg.AllowHosts, "allow-host", nil, "a name clients reach the API by, accepted in the Host header besides IP addresses, localhost and this machine's hostname (repeatable; stops DNS rebinding)")
 	f.StringVar(&cfg.DataDir, "data-dir", "/var/lib/godwit/controller", "database and image store directory")
 	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the cluster's CA and the controller's certificate (godwit init): serve HTTPS, reach agents over mutual TLS; empty for plain HTTP")
 	f.StringVar(&cfg.StoreDSN, "store", "", "store: empty for SQLite in --data-dir, sqlite:PATH, or postgres://USER:PASS@HOST/DB")
@@ -75,6 +76,7 @@ down.`,
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:7401", "agent API address")
 	f.StringVar(&cfg.Advertise, "advertise", "", "URL the controller reaches this agent at (default: http://<listen>)")
 	f.StringVar(&cfg.Controller, "controller", "http://127.0.0.1:7400", "controller URL")
+	f.StringSliceVar(&cfg.AllowHosts, "allow-host", nil, "a name the controller and other agents reach this agent by, accepted in the Host header besides IP addresses, localhost, this machine's hostname and the names in --listen and --advertise (repeatable; stops DNS rebinding)")
 	f.StringVar(&cfg.StateDir, "state-dir", "/var/lib/godwit/agent", "local pool, image cache and VM state")
 	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the host's certificate and the cluster's CA (default <state-dir>/tls); with one there the agent serves HTTPS to the controller and hosts only")
 	f.StringVar(&cfg.Join, "join", "", "join token (godwit host add NAME prints it): get this host's certificate before starting")

@@ -29,11 +29,11 @@ func Detach(ctx context.Context, cfg Config, progress io.Writer) (acc string, er
 	if err := Check(cfg); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, "logs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.Dir, "logs"), 0o700); err != nil {
 		return "", fmt.Errorf("create the cluster directory: %w", err)
 	}
 	logPath := LogFile(cfg.Dir, "up")
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return "", err
 	}

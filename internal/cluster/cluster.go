@@ -174,7 +174,7 @@ func Up(ctx context.Context, cfg Config) error {
 		return err
 	}
 	for _, d := range []string{"logs", "run", "shared", "hosts"} {
-		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
 			return fmt.Errorf("create the cluster directory: %w", err)
 		}
 	}
@@ -221,7 +221,7 @@ func Up(ctx context.Context, cfg Config) error {
 	if bridge, err = localNetwork(ctx, cfg, s.local.Client()); err != nil {
 		return err
 	}
-	if err := os.WriteFile(readyFile(cfg.Dir), []byte(acc+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(readyFile(cfg.Dir), []byte(acc+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write ready file: %w", err)
 	}
 	fmt.Fprint(cfg.Out, Usage(cfg, acc, true))

@@ -258,7 +258,7 @@ func (l *Local) proc(name string) *Proc {
 // what was started by then runs on until Stop.
 func (l *Local) Start(ctx context.Context) error {
 	for _, d := range []string{"logs", "controller", "hosts", "shared"} {
-		if err := os.MkdirAll(filepath.Join(l.opts.Dir, d), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(l.opts.Dir, d), 0o700); err != nil {
 			return fmt.Errorf("create the cluster directory: %w", err)
 		}
 	}
@@ -356,7 +356,7 @@ func (l *Local) StartAgent(host string, env ...string) (*Proc, error) {
 }
 
 func (l *Local) start(name, url, ns string, args, env []string, grace time.Duration) (*Proc, error) {
-	if err := os.MkdirAll(filepath.Join(l.opts.Dir, "logs"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(l.opts.Dir, "logs"), 0o700); err != nil {
 		return nil, fmt.Errorf("create the cluster directory: %w", err)
 	}
 	p, cmd, err := startProc(name, ns, l.opts.Exe, args, env, LogFile(l.opts.Dir, name))

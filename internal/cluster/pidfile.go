@@ -86,7 +86,7 @@ func recordOf(pid int, url string) pidRecord {
 // writePIDFile replaces path atomically.
 func writePIDFile(path string, r pidRecord) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(r.String()), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(r.String()), 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
@@ -157,7 +157,7 @@ func (e errRunning) Error() string {
 // it when the process dies, however it dies, so a crash leaves nothing
 // stale that blocks the next godwit up) and records its PID in up.pid.
 func acquire(dir string) (release func(), err error) {
-	lock, err := os.OpenFile(filepath.Join(dir, "up.lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	lock, err := os.OpenFile(filepath.Join(dir, "up.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}

@@ -90,7 +90,7 @@ func (p *Proc) Kill() {
 // (kill -9), it is sent SIGTERM rather than left holding its port (an
 // agent that exits so leaves its VMs running).
 func startProc(name, ns, exe string, args, env []string, logPath string) (*Proc, *exec.Cmd, error) {
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the log of %s: %w", name, err)
 	}

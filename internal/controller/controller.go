@@ -28,6 +28,10 @@ type Config struct {
 	// UploadIdle is how long an image upload may send nothing before it
 	// is cut off. Default DefaultUploadIdle.
 	UploadIdle time.Duration
+	// AllowHosts are names clients reach the API by, which its Host
+	// header check accepts besides IP addresses, localhost, this
+	// machine's hostname and the name in Listen (httpx.Guard).
+	AllowHosts []string
 	service.Config
 }
 
@@ -99,7 +103,8 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 		ln = c.tls.listener(ln)
 	}
 	c.log.Info("controller serving", "addr", ln.Addr().String(), "tls", c.tls != nil, "store", c.svc.StoreKind(), "data_dir", c.svc.DataDir())
-	err := httpx.Serve(ctx, ln, c.Handler(), nil)
+	err := httpx.Serve(ctx, ln, c.Handler(), nil, httpx.Guard(httpx.GuardConfig{
+		Hosts: append([]string{httpx.HostOf(c.cfg.Listen)}, c.cfg.AllowHosts...), Uploads: []string{importImageRoute}}))
 	c.log.Info("controller stopped")
 	return err
 }

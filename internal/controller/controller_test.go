@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,9 @@ type testAgent struct {
 	cfg    agent.Config
 	cancel context.CancelFunc
 	done   chan struct{}
+	// front, when set, serves in front of the agent (given its URL),
+	// and the agent advertises the front's address.
+	front func(agentURL string) http.Handler
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -93,6 +97,8 @@ type clusterOptions struct {
 	// The controller's upload limits (0: the defaults).
 	maxDiskUpload, maxKernelUpload int64
 	uploadIdle                     time.Duration
+	// fronts puts a handler in front of host n's agent (testAgent.front).
+	fronts map[int]func(agentURL string) http.Handler
 }
 
 // newTestClusterWith is newTestClusterSized with options.
@@ -140,6 +146,7 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 			}
 			ta.cfg.Join = tok.Token
 		}
+		ta.front = opts.fronts[i]
 		tc.agents = append(tc.agents, ta)
 		tc.startAgent(t, i)
 		ta.cfg.Join = "" // the host has its certificate now; the token was good once
@@ -175,6 +182,11 @@ func (tc *testCluster) startAgent(t *testing.T, n int) {
 	ta := tc.agents[n-1]
 	aln := listen(t)
 	ta.cfg.Advertise = tc.scheme() + aln.Addr().String()
+	if ta.front != nil {
+		srv := httptest.NewServer(ta.front(ta.cfg.Advertise))
+		t.Cleanup(srv.Close)
+		ta.cfg.Advertise = srv.URL
+	}
 	ctx, cancel := context.WithCancel(tc.ctx)
 	a, err := agent.New(ctx, ta.cfg)
 	if err != nil {
@@ -298,7 +310,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong method", "PUT", "/v1/vms", vm(""), 405, api.CodeMethod, "allowed"},
 		{"wrong method on vm", "PATCH", "/v1/vms/keep", "{}", 405, api.CodeMethod, "allowed"},
 		{"unknown endpoint", "GET", "/v1/flavors", "", 404, api.CodeNotFound, "no such endpoint"},
-		{"not json", "POST", "/v1/vms", "name=x", 400, api.CodeInvalid, "JSON"},
+		{"not json", "POST", "/v1/vms", "name=x", 415, api.CodeMediaType, "application/json"},
 		{"bad stop timeout", "POST", "/v1/vms/keep/stop", `{"timeout_seconds":-5}`, 400, api.CodeInvalid, "timeout_seconds"},
 		{"bad console offset", "GET", "/v1/vms/keep/console?offset=-1", "", 400, api.CodeInvalid, "offset"},
 		{"unknown host show", "GET", "/v1/hosts/nope", "", 404, api.CodeNotFound, "godwit host list"},

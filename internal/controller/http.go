@@ -62,7 +62,7 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/vms/{name}/migrate", c.migrate)
 
 	m.HandleFunc("GET /v1/images", get(c, func(ctx context.Context, r *http.Request) ([]api.Image, error) { return s.Images(ctx) }))
-	m.HandleFunc("POST /v1/images", c.importImage)
+	m.HandleFunc(importImageRoute, c.importImage)
 	m.HandleFunc("GET /v1/images/{name}", get(c, func(ctx context.Context, r *http.Request) (api.Image, error) {
 		return s.Image(ctx, r.PathValue("name"))
 	}))
@@ -140,6 +140,9 @@ func (c *Controller) migrate(w http.ResponseWriter, r *http.Request) {
 	m, err := c.intents.Migrate(r.Context(), r.PathValue("name"), req)
 	reply(c, w, r, http.StatusAccepted, m, err)
 }
+
+// importImageRoute is the one route whose body is not JSON.
+const importImageRoute = "POST /v1/images"
 
 // importImage reads a multipart upload: a "meta" JSON part first, then
 // file parts named kernel, initrd and disk, which the service streams to

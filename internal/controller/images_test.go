@@ -241,7 +241,7 @@ func TestUploadLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprint(conn, "POST /v1/images HTTP/1.1\r\nHost: godwit\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 1099511627776\r\n\r\n--x\r\n")
+	fmt.Fprint(conn, "POST /v1/images HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 1099511627776\r\n\r\n--x\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("declared 1 TiB: %v", err)

@@ -1,8 +1,14 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -350,5 +356,55 @@ func TestConvergenceOptions(t *testing.T) {
 	}
 	if _, err := tc.client.Migrate(ctx, "local-pc", api.MigrateRequest{Kind: api.KindCold, AutoConverge: true}); !api.IsCode(err, api.CodeInvalid) {
 		t.Errorf("auto-converge on a cold migration: %v; want 400", err)
+	}
+}
+
+// A destination whose agent offers a migration target off its
+// registered address (here another loopback address: an impostor, or a
+// proxy that rewrites the reply) is refused: the move rolls back, the
+// source never sends, the VM runs where it ran and the destination keeps
+// no copy.
+func TestMigrationTargetOffRegisteredAddress(t *testing.T) {
+	rewrite := func(agentURL string) http.Handler {
+		u, _ := url.Parse(agentURL)
+		p := httputil.NewSingleHostReverseProxy(u)
+		p.ModifyResponse = func(resp *http.Response) error {
+			if !strings.HasSuffix(resp.Request.URL.Path, "/incoming") || resp.StatusCode != http.StatusOK {
+				return nil
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			b = bytes.ReplaceAll(b, []byte("tcp:127.0.0.1:"), []byte("tcp:127.0.0.2:"))
+			resp.Body = io.NopCloser(bytes.NewReader(b))
+			resp.ContentLength = int64(len(b))
+			resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+			return nil
+		}
+		return p
+	}
+	tc := newTestClusterWith(t, clusterOptions{fronts: map[int]func(string) http.Handler{2: rewrite}}, 2, 1024, 1024)
+	ctx := context.Background()
+	tc.importFakeKernel(t, "guest")
+	vm, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "web", Image: "guest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 128}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tc.client.Migrate(ctx, "web", api.MigrateRequest{Kind: api.KindLive, To: "host2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = waitMigration(t, tc.client, m.ID)
+	if m.State != api.MigRolledBack || !strings.Contains(m.Reason, "not its registered address") {
+		t.Errorf("migration ended %s: %s; want rolled back, saying the target is not host2's registered address", m.State, m.Reason)
+	}
+	if got, _ := tc.client.VM(ctx, "web"); got.Host != "host1" || got.State != api.VMRunning {
+		t.Errorf("web is on %s, %s; want running on host1", got.Host, got.State)
+	}
+	if rep, ok := tc.hostVM(t, 2, vm.ID); ok {
+		t.Errorf("host2 kept a copy of web: %+v", rep)
 	}
 }

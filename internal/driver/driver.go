@@ -34,7 +34,6 @@ package driver
 import (
 	"context"
 	"io"
-	"os"
 	"time"
 )
 
@@ -235,18 +234,4 @@ type Driver interface {
 	Recover(ctx context.Context) ([]Status, error)
 	// Close releases the driver's connections; VMs keep running.
 	Close() error
-}
-
-// OpenLog opens a console log file for reading from offset on; drivers
-// that keep the console in a file implement Console with it.
-func OpenLog(path string, offset int64) (io.ReadCloser, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
 }

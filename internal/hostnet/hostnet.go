@@ -23,6 +23,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Port is one VM NIC as the host plugs it.
@@ -161,7 +163,11 @@ func Unplug(ctx context.Context, tap string) error {
 		return fmt.Errorf("bad interface name %q", tap)
 	}
 	rules := make(chan error, 1)
-	go func() { rules <- unsecure(ctx, tap) }()
+	safe.Go(nil, "port security removal", func() {
+		err := errors.New("removing the port security rules panicked; see the log")
+		defer func() { rules <- err }() // even after a panic: Unplug waits for it
+		err = unsecure(ctx, tap)
+	})
 	_, err := run(ctx, "ip", "link", "del", "dev", tap)
 	if err != nil && (strings.Contains(err.Error(), "Cannot find device") || strings.Contains(err.Error(), "does not exist")) {
 		err = nil

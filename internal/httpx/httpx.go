@@ -47,9 +47,16 @@ func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	JSON(w, status, &api.Error{Code: code, Message: err.Error()})
 }
 
+// Validator is a request body that checks its own fields (IDs, hashes,
+// sizes); Decode calls Validate, so that a request is checked once, where
+// it enters.
+type Validator interface {
+	Validate() error
+}
+
 // Decode reads a JSON body into v strictly: one object, no unknown fields,
-// at most MaxBody bytes. Its errors say what is wrong and match
-// errs.ErrInvalid.
+// at most MaxBody bytes; then, when v is a Validator, validates it. Its
+// errors say what is wrong and match errs.ErrInvalid.
 func Decode(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errs.Invalid("request body must be JSON (Content-Type: application/json), not %q", ct)
@@ -61,7 +68,18 @@ func Decode(r *http.Request, v any) error {
 	if len(body) > MaxBody {
 		return errs.Invalid("request body is larger than %d bytes", MaxBody)
 	}
-	return DecodeBytes(body, v)
+	if err := DecodeBytes(body, v); err != nil {
+		return err
+	}
+	if val, ok := v.(Validator); ok {
+		if err := val.Validate(); err != nil {
+			if !errors.Is(err, errs.ErrInvalid) {
+				err = errs.Invalid("%v", err)
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // DecodeBytes is Decode's parser, separate so it can be fuzzed.

@@ -52,7 +52,7 @@ const suffix = ".lease"
 // one, never part of one, and a renewal that returned survives a crash.
 func Write(sharedDir string, l Lease) error {
 	dir := Dir(sharedDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create lease directory: %w", err)
 	}
 	b, err := json.Marshal(l)
@@ -61,7 +61,7 @@ func Write(sharedDir string, l Lease) error {
 	}
 	p := Path(sharedDir, l.Host)
 	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write lease: %w", err)
 	}

@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // DefaultTimeout bounds a Dial or Run whose context has no deadline.
@@ -83,7 +85,9 @@ func Dial(ctx context.Context, path string) (*Monitor, error) {
 		return nil, err
 	}
 	m := &Monitor{conn: conn, pending: map[string]chan message{}, done: make(chan struct{})}
-	go m.read(r)
+	// A panic in the reader breaks this connection only; the caller
+	// reconnects as after any broken one.
+	safe.Go(nil, "qmp reader", func() { m.read(r) })
 	if err := m.Run(ctx, "qmp_capabilities", nil, nil); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("qmp: negotiate capabilities on %s: %w", path, err)
@@ -116,6 +120,19 @@ func readGreeting(ctx context.Context, conn net.Conn, r *bufio.Reader) error {
 // until the connection breaks; it is the connection's only reader.
 func (m *Monitor) read(r *bufio.Reader) {
 	var err error
+	defer func() {
+		if err == nil {
+			err = errors.New("the reader panicked")
+		}
+		m.mu.Lock()
+		m.err = fmt.Errorf("%w: %v", ErrClosed, err)
+		for _, ch := range m.subs {
+			close(ch)
+		}
+		m.subs = nil
+		m.mu.Unlock()
+		close(m.done)
+	}()
 	for {
 		var line []byte
 		if line, err = r.ReadBytes('\n'); err != nil {
@@ -137,14 +154,6 @@ func (m *Monitor) read(r *bufio.Reader) {
 			ch <- msg // buffered: never blocks
 		}
 	}
-	m.mu.Lock()
-	m.err = fmt.Errorf("%w: %v", ErrClosed, err)
-	for _, ch := range m.subs {
-		close(ch)
-	}
-	m.subs = nil
-	m.mu.Unlock()
-	close(m.done)
 }
 
 // publish fans ev out to every subscriber without blocking.

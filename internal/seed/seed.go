@@ -128,7 +128,7 @@ func Files(c Config) (map[string][]byte, error) {
 }
 
 // WriteFile builds the seed and writes it to path atomically (a
-// temporary file in the same directory, then a rename), mode 0644.
+// temporary file in the same directory, then a rename), mode 0600.
 func WriteFile(path string, c Config) error {
 	b, err := Build(c)
 	if err != nil {
@@ -144,7 +144,7 @@ func WriteFile(path string, c Config) error {
 		f.Close()
 		return fmt.Errorf("write seed %s: %w", path, err)
 	}
-	if err := f.Chmod(0o644); err != nil {
+	if err := f.Chmod(0o600); err != nil {
 		f.Close()
 		return fmt.Errorf("write seed %s: %w", path, err)
 	}

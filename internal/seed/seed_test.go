@@ -172,8 +172,8 @@ func TestWriteFile(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Error("the file differs from Build's image")
 	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode %v; want 0644", fi.Mode().Perm())
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v; want 0600 (a seed holds the guest's user-data)", fi.Mode().Perm())
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("directory holds %d entries; want the seed alone (no temporary file left)", len(ents))

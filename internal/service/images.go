@@ -26,7 +26,7 @@ type imageStore struct {
 }
 
 func newImageStore(dir string) (*imageStore, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create image directory: %w", err)
 	}
 	// Leftovers of uploads interrupted by a crash.
@@ -171,7 +171,7 @@ func uploadError(what string, err error) error {
 // (internal/qcow2): an image that names another file, or uses features
 // QEMU may not handle safely, is refused.
 func saveFile(path, role string, r io.Reader, max int64) (api.ImageFile, error) {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return api.ImageFile{}, err
 	}

@@ -108,6 +108,12 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 		fail(fmt.Errorf("prepare %s: %w", dst.Name, err))
 		return
 	}
+	// The source sends the guest's memory and disk wherever it is told:
+	// only to the destination's registered address, and only over tcp.
+	if err := hostapi.TargetOnHost(ctx, in, dst.Address); err != nil {
+		fail(fmt.Errorf("prepare %s: %w", dst.Name, err))
+		return
+	}
 
 	failpoint.Hit("live/after-prepare")
 	if transfers > 0 {

@@ -15,10 +15,10 @@ import (
 	"github.com/godwit/godwit/internal/store"
 )
 
-// Limits on per-migration tuning.
+// Limits on per-migration tuning (api's, which agents check too).
 const (
-	MaxDowntimeLimitMS = 60_000
-	MaxBandwidthMBPerS = 100_000
+	MaxDowntimeLimitMS = api.MaxDowntimeLimitMS
+	MaxBandwidthMBPerS = api.MaxBandwidthMBPerS
 )
 
 // ValidateMigrate checks a migration request's fields; an empty kind

@@ -91,7 +91,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("controller: a data directory is required (--data-dir)")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	st, err := open.Open(ctx, cfg.StoreDSN, cfg.DataDir)

@@ -18,14 +18,13 @@ import (
 	"github.com/godwit/godwit/internal/store"
 )
 
-// Limits on flavors, generous for real hosts and small enough to catch
-// unit mistakes (a memory size in bytes, say).
+// Limits on flavors (api's, which agents check too).
 const (
-	MaxVCPUs     = 256
-	MinMemoryMiB = 64
-	MaxMemoryMiB = 4 << 20 // 4 TiB
-	MaxDiskMiB   = 64 << 20
-	maxCmdline   = 2048
+	MaxVCPUs     = api.MaxVCPUs
+	MinMemoryMiB = api.MinMemoryMiB
+	MaxMemoryMiB = api.MaxMemoryMiB
+	MaxDiskMiB   = api.MaxDiskMiB
+	maxCmdline   = api.MaxCmdline
 
 	// agentCallTimeout bounds a lifecycle call to an agent; create also
 	// fetches the image, so it gets longer.

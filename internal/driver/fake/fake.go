@@ -26,6 +26,7 @@ import (
 
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Config configures a fake driver.
@@ -118,7 +119,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.QEMUVersion == "" {
 		cfg.QEMUVersion = DefaultQEMUVersion
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o700); err != nil {
 		return nil, fmt.Errorf("fake driver: %w", err)
 	}
 	return &Driver{cfg: cfg, log: cfg.Logger, vms: map[string]*vm{}}, nil
@@ -139,7 +140,7 @@ func (d *Driver) consolePath(id string) string { return filepath.Join(d.vmDir(id
 func (d *Driver) save(st vmState) error {
 	b, _ := json.MarshalIndent(st, "", "  ")
 	p := filepath.Join(d.vmDir(st.Spec.ID), "state.json")
-	if err := os.WriteFile(p+".tmp", b, 0o644); err != nil {
+	if err := os.WriteFile(p+".tmp", b, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(p+".tmp", p)
@@ -161,7 +162,7 @@ func (d *Driver) nextPID() (int, error) {
 	case !os.IsNotExist(err):
 		return 0, err
 	}
-	if err := os.WriteFile(p+".tmp", []byte(strconv.Itoa(n+1)), 0o644); err != nil {
+	if err := os.WriteFile(p+".tmp", []byte(strconv.Itoa(n+1)), 0o600); err != nil {
 		return 0, err
 	}
 	return n, os.Rename(p+".tmp", p)
@@ -211,7 +212,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 		}
 	}
 	st := vmState{Version: stateVersion, Spec: spec, State: driver.StateStopped}
-	err := os.MkdirAll(d.vmDir(spec.ID), 0o755)
+	err := os.MkdirAll(d.vmDir(spec.ID), 0o700)
 	if err == nil && spec.Disk != nil {
 		err = makeDisk(spec.Disk)
 	}
@@ -231,10 +232,10 @@ func makeDisk(disk *driver.Disk) error {
 	if _, err := os.Stat(disk.Path); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.Create(disk.Path)
+	f, err := os.OpenFile(disk.Path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
@@ -279,10 +280,10 @@ func (d *Driver) boot(v *vm, after int64) {
 	v.stop, v.done = stop, done
 	d.wg.Add(1)
 	st := v.st // the boot's own copy: a resize rewrites v.st, then reboots the writer
-	go func() {
+	safe.Go(d.log, "fake guest heartbeats", func() {
 		defer close(done)
 		d.heartbeats(st, after, stop)
-	}()
+	})
 }
 
 // kill ends the heartbeat writer of v's current boot and waits for it, so
@@ -422,7 +423,11 @@ func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
-	return driver.OpenLog(d.consolePath(id), offset)
+	r, err := driver.OpenLog(d.consolePath(id), offset)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Recover implements driver.Driver: running VMs are "processes" that

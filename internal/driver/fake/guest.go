@@ -14,7 +14,7 @@ import (
 // real guest's does; after is the last counter already written.
 func (d *Driver) heartbeats(st vmState, after int64, stop chan struct{}) {
 	defer d.wg.Done()
-	f, err := os.OpenFile(d.consolePath(st.Spec.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(d.consolePath(st.Spec.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		d.log.Error("open console", "vm", st.Spec.Name, "err", err)
 		return

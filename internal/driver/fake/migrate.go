@@ -13,6 +13,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/converge"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // The fake's live migration follows pre-copy's physics: the first pass
@@ -122,7 +123,8 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 	}
 	v.incoming = make(chan handoff, 1)
 	v.listener = ln
-	go func(ch chan handoff) {
+	ch := v.incoming
+	safe.Go(d.log, "fake incoming migration", func() {
 		defer ln.Close()
 		c, err := ln.Accept()
 		if err != nil {
@@ -133,7 +135,7 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 		if json.NewDecoder(c).Decode(&h) == nil {
 			ch <- h
 		}
-	}(v.incoming)
+	})
 	return driver.Incoming{URI: "tcp:" + ln.Addr().String()}, nil
 }
 
@@ -169,7 +171,8 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	v.out = &outgoing{cancel: cancel, eng: eng, setup: setup, postCopy: opts.PostCopy,
 		throttleInitial: setup.ThrottleInitial, throttleStep: setup.ThrottleIncrement,
 		st: driver.MigrationStatus{Status: driver.MigrationActive, Strategy: api.StrategyLiveShared, MemoryTotal: ram}}
-	go d.model(mctx, v, strings.TrimPrefix(to.URI, "tcp:"), bw, v.st.StartedAt)
+	addr, startedAt := strings.TrimPrefix(to.URI, "tcp:"), v.st.StartedAt
+	safe.Go(d.log, "fake migration model", func() { d.model(mctx, v, addr, bw, startedAt) })
 	return nil
 }
 

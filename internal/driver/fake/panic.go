@@ -149,7 +149,7 @@ func rebootsOnPanic(cmdline string) bool {
 
 // console appends a line to v's console, as the guest kernel prints it.
 func (d *Driver) console(v *vm, line string) {
-	f, err := os.OpenFile(d.consolePath(v.st.Spec.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(d.consolePath(v.st.Spec.ID), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return
 	}

@@ -116,53 +116,57 @@ func (v *vm) estimate() converge.Estimate {
 // supervise feeds the engine the migration's statistics and carries out
 // its actions, until the migration ends or another replaces it.
 func (d *Driver) supervise(v *vm, out *outgoing) {
-	ctx := context.Background()
 	start := time.Now()
 	for {
 		time.Sleep(superviseEvery)
-		v.mu.Lock()
-		if v.gone || v.st.PID == 0 || v.out != out || out.cancelled || out.over {
-			v.mu.Unlock()
+		if d.superviseRound(v, out, start) {
 			return
 		}
-		if out.paused {
-			v.mu.Unlock()
-			return // the engine has nothing more to decide
-		}
-		if !out.started {
-			v.mu.Unlock()
-			continue
-		}
-		var q queryMigrate
-		if err := d.qmpRun(ctx, v, "query-migrate", nil, &q); err != nil {
-			v.mu.Unlock()
-			continue
-		}
-		switch q.Status {
-		case "completed", "failed", "cancelled":
-			out.over = true
-			v.mu.Unlock()
-			return
-		}
-		d.noDelayOut(v, out)
-		if out.switched {
-			d.pacePostCopy(ctx, v, out, q, time.Now()) // the engine has nothing more to decide
-			v.mu.Unlock()
-			continue
-		}
-		s := converge.Sample{Elapsed: time.Since(start), Throttle: q.CPUThrottle}
-		if r := q.RAM; r != nil {
-			s.Pass, s.Transferred, s.Remaining = r.DirtySyncCount, r.Transferred, r.Remaining
-			s.DirtyRate, s.Throughput = float64(r.DirtyPagesRate*max(r.PageSize, 4096)), r.Mbps*1e6/8
-		}
-		if q.CPUThrottle > 0 {
-			out.throttled = true
-		}
-		for _, a := range out.eng.Observe(s) {
-			d.apply(ctx, v, out, a, q.CPUThrottle)
-		}
-		v.mu.Unlock()
 	}
+}
+
+// superviseRound is one round of supervise, under v.mu (released even
+// if the round panics, so that a recovered panic leaves the VM usable);
+// it reports whether supervising is over.
+func (d *Driver) superviseRound(v *vm, out *outgoing, start time.Time) (over bool) {
+	ctx := context.Background()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.gone || v.st.PID == 0 || v.out != out || out.cancelled || out.over {
+		return true
+	}
+	if out.paused {
+		return true // the engine has nothing more to decide
+	}
+	if !out.started {
+		return false
+	}
+	var q queryMigrate
+	if err := d.qmpRun(ctx, v, "query-migrate", nil, &q); err != nil {
+		return false
+	}
+	switch q.Status {
+	case "completed", "failed", "cancelled":
+		out.over = true
+		return true
+	}
+	d.noDelayOut(v, out)
+	if out.switched {
+		d.pacePostCopy(ctx, v, out, q, time.Now()) // the engine has nothing more to decide
+		return false
+	}
+	s := converge.Sample{Elapsed: time.Since(start), Throttle: q.CPUThrottle}
+	if r := q.RAM; r != nil {
+		s.Pass, s.Transferred, s.Remaining = r.DirtySyncCount, r.Transferred, r.Remaining
+		s.DirtyRate, s.Throughput = float64(r.DirtyPagesRate*max(r.PageSize, 4096)), r.Mbps*1e6/8
+	}
+	if q.CPUThrottle > 0 {
+		out.throttled = true
+	}
+	for _, a := range out.eng.Observe(s) {
+		d.apply(ctx, v, out, a, q.CPUThrottle)
+	}
+	return false
 }
 
 // Post-copy pacing. QEMU holds post-copy's background stream to

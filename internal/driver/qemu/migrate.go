@@ -12,6 +12,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/driver/converge"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 var _ driver.LiveMigrator = (*Driver)(nil)
@@ -177,7 +178,8 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 	if preempt {
 		v.out.channels = 2
 	}
-	go d.supervise(v, v.out)
+	out := v.out
+	safe.Go(d.log, "migration supervisor of vm "+id, func() { d.supervise(v, out) })
 	if !v.out.block {
 		v.out.started = true
 		return d.qmpRun(ctx, v, "migrate", map[string]string{"uri": to.URI}, nil)
@@ -202,7 +204,7 @@ func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, 
 		_ = d.qmpRun(ctx, v, "blockdev-del", map[string]string{"node-name": mirrorTarget}, nil)
 		return fmt.Errorf("vm %s: start the disk mirror: %w", id, err)
 	}
-	go d.migrateWhenMirrored(v, v.out, to.URI)
+	safe.Go(d.log, "disk mirror watch of vm "+id, func() { d.migrateWhenMirrored(v, out, to.URI) })
 	return nil
 }
 
@@ -321,33 +323,39 @@ func (d *Driver) mirrorJob(ctx context.Context, v *vm) (*blockJob, error) {
 // migrateWhenMirrored starts the memory migration once the mirror is in
 // sync (BLOCK_JOB_READY), or records why it never got there.
 func (d *Driver) migrateWhenMirrored(v *vm, out *outgoing, uri string) {
-	ctx := context.Background()
 	for {
 		time.Sleep(100 * time.Millisecond)
-		v.mu.Lock()
-		if v.out != out || out.cancelled {
-			v.mu.Unlock()
+		if d.mirrorRound(v, out, uri) {
 			return
 		}
-		job, err := d.mirrorJob(ctx, v)
-		switch {
-		case err != nil:
-			out.err = "disk mirror: " + err.Error()
-		case job == nil:
-			out.err = "the disk mirror ended before it was in sync"
-		case job.Ready:
-			if err := d.qmpRun(ctx, v, "migrate", map[string]string{"uri": uri}, nil); err != nil {
-				out.err = "start the memory migration: " + err.Error()
-			} else {
-				out.started = true
-			}
-		default:
-			v.mu.Unlock()
-			continue
-		}
-		v.mu.Unlock()
-		return
 	}
+}
+
+// mirrorRound is one look at the mirror, under v.mu (released even if it
+// panics); it reports whether the wait is over.
+func (d *Driver) mirrorRound(v *vm, out *outgoing, uri string) (over bool) {
+	ctx := context.Background()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.out != out || out.cancelled {
+		return true
+	}
+	job, err := d.mirrorJob(ctx, v)
+	switch {
+	case err != nil:
+		out.err = "disk mirror: " + err.Error()
+	case job == nil:
+		out.err = "the disk mirror ended before it was in sync"
+	case job.Ready:
+		if err := d.qmpRun(ctx, v, "migrate", map[string]string{"uri": uri}, nil); err != nil {
+			out.err = "start the memory migration: " + err.Error()
+		} else {
+			out.started = true
+		}
+	default:
+		return false
+	}
+	return true
 }
 
 // queryMigrate is the part of QMP's MigrationInfo we read.

@@ -15,6 +15,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/qmp"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // monitor is the QMP connection to one QEMU process, with what its event
@@ -81,8 +82,14 @@ func (d *Driver) start(ctx context.Context, v *vm) error {
 	if err := d.plug(ctx, l.Spec); err != nil {
 		return err
 	}
+	// The console log exists before QEMU opens it (append=on), so that it
+	// is the owner's alone whatever the umask: it holds what the guest
+	// prints.
+	if cf, err := os.OpenFile(l.Console, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+		cf.Close()
+	}
 	logPath := filepath.Join(v.dir, "qemu.log")
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("vm %s: %w", id, err)
 	}
@@ -164,7 +171,7 @@ func (d *Driver) connect(ctx context.Context, v *vm) error {
 		if err == nil {
 			mon := &monitor{Monitor: m, watched: make(chan struct{}), pid: v.st.PID}
 			v.mon = mon
-			go d.watch(v, mon, m.Events())
+			safe.Go(d.log, "qmp event watch of vm "+v.st.Launch.Spec.ID, func() { d.watch(v, mon, m.Events()) })
 			return nil
 		}
 		select {
@@ -190,7 +197,7 @@ func (d *Driver) watch(v *vm, mon *monitor, events <-chan qmp.Event) {
 			continue
 		}
 		if ev.Name == "GUEST_PANICKED" {
-			go d.onPanic(v, mon, ev) // panic.go
+			safe.Go(d.log, "guest panic handling", func() { d.onPanic(v, mon, ev) }) // panic.go
 			continue
 		}
 		if ev.Name != "SHUTDOWN" {

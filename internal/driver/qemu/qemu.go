@@ -25,6 +25,7 @@ import (
 
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/safe"
 )
 
 // Config configures the driver.
@@ -49,7 +50,11 @@ type Config struct {
 	// DirtySampleEvery is how often each running VM's dirty rate is
 	// sampled for the convergence engine (default 5s; negative: never).
 	DirtySampleEvery time.Duration
-	Logger           *slog.Logger
+	// ConsoleMax caps each VM's console log, in bytes (default 16 MiB;
+	// negative: no cap): past it, the log's head is cut and about its
+	// last half kept (console.go).
+	ConsoleMax int64
+	Logger     *slog.Logger
 }
 
 // Driver is the QEMU driver.
@@ -64,7 +69,7 @@ type Driver struct {
 	mu  sync.Mutex
 	vms map[string]*vm
 
-	done      chan struct{} // closed by Close: ends the dirty-rate sampler
+	done      chan struct{} // closed by Close: ends the dirty-rate sampler and the console cap
 	closeOnce sync.Once
 }
 
@@ -130,7 +135,7 @@ func New(cfg Config) (*Driver, error) {
 		}
 		cfg.Machine = m
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "vms"), 0o700); err != nil {
 		return nil, err
 	}
 	runDir, err := runtimeDir(cfg.RuntimeDir, cfg.StateDir)
@@ -142,7 +147,13 @@ func New(cfg Config) (*Driver, error) {
 		cfg.DirtySampleEvery = defaultDirtySampleEvery
 	}
 	if cfg.DirtySampleEvery > 0 {
-		go d.sampleDirtyRates(d.done, cfg.DirtySampleEvery)
+		safe.Go(d.log, "dirty-rate sampler", func() { d.sampleDirtyRates(d.done, cfg.DirtySampleEvery) })
+	}
+	if cfg.ConsoleMax == 0 {
+		cfg.ConsoleMax = defaultConsoleMax
+	}
+	if cfg.ConsoleMax > 0 {
+		safe.Go(d.log, "console log cap", func() { d.capConsoles(d.done, cfg.ConsoleMax) })
 	}
 	return d, nil
 }
@@ -270,7 +281,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.VMSpec) error {
 		Spec: spec, Accel: d.cfg.Accel, Machine: d.cfg.Machine, CPUModel: cpu, TapSalt: d.tapSalt, VHost: vhostNet(),
 		QMP: filepath.Join(d.runDir, spec.ID+".qmp"), Console: filepath.Join(dir, "console.log"), PIDFile: filepath.Join(dir, "qemu.pid"),
 	}}
-	err := os.MkdirAll(dir, 0o755)
+	err := os.MkdirAll(dir, 0o700)
 	if err == nil && spec.Disk != nil {
 		err = d.makeDisk(ctx, spec.Disk)
 	}
@@ -310,7 +321,7 @@ func (d *Driver) makeDisk(ctx context.Context, disk *driver.Disk) error {
 	if _, err := os.Stat(disk.Path); err == nil {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(disk.Path), 0o700); err != nil {
 		return err
 	}
 	args := []string{"create", "-q", "-f", "qcow2"}
@@ -326,7 +337,9 @@ func (d *Driver) makeDisk(ctx context.Context, disk *driver.Disk) error {
 		_ = os.Remove(disk.Path)
 		return fmt.Errorf("qemu-img create %s: %v: %s", disk.Path, err, bytes.TrimSpace(out))
 	}
-	return nil
+	// qemu-img creates it under the umask (077 in godwit's processes);
+	// a guest's disk is its owner's alone either way.
+	return os.Chmod(disk.Path, 0o600)
 }
 
 // Start implements driver.Driver.
@@ -478,7 +491,11 @@ func (d *Driver) Console(ctx context.Context, id string, offset int64) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
-	return driver.OpenLog(v.st.Launch.Console, offset)
+	r, err := driver.OpenLog(v.st.Launch.Console, offset)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Recover implements driver.Driver.

@@ -51,7 +51,7 @@ func writeState(dir string, st vmState) error {
 		return err
 	}
 	p := filepath.Join(dir, "state.json")
-	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o600); err != nil {
 		return err
 	}
 	return os.Rename(p+".tmp", p)

@@ -38,6 +38,11 @@ func TestStateRoundTrip(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("state dir holds %d files; want only state.json", len(ents))
 	}
+	if fi, err := os.Stat(filepath.Join(dir, "state.json")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state.json has mode %v; want 0600 (it names the guest's disks and kernel)", fi.Mode().Perm())
+	}
 
 	st.Version = 99
 	if err := writeState(dir, st); err != nil {
