@@ -147,10 +147,6 @@ func (a *Agent) migrationStatus(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if why := a.processGone(r.Context(), r.PathValue("id")); why != "" {
-		httpx.JSON(w, http.StatusOK, hostapi.MigrationStatus{Status: string(driver.MigrationFailed), Error: why})
-		return
-	}
 	st, err := a.awaitMigration(r, mg)
 	if err != nil {
 		a.fail(w, r, err)
@@ -172,19 +168,31 @@ func (a *Agent) migrationStatus(w http.ResponseWriter, r *http.Request) {
 // changes, it answers once the migration is no longer active, or when the
 // wait is over: the controller learns of the end at once, not at its
 // next poll.
+//
+// A VM whose process is gone (killed, crashed) reads as failed, saying
+// so, before the driver is asked anything: its QMP would not answer.
 func (a *Agent) awaitMigration(r *http.Request, mg driver.LiveMigrator) (driver.MigrationStatus, error) {
 	ctx, id := r.Context(), r.PathValue("id")
+	read := func() (driver.MigrationStatus, error) {
+		if why := a.processGone(ctx, id); why != "" {
+			return driver.MigrationStatus{Status: driver.MigrationFailed, Error: why}, nil
+		}
+		return mg.MigrationStatus(ctx, id)
+	}
 	n, ok := mg.(driver.MigrationNotifier)
 	ms, _ := strconv.Atoi(r.URL.Query().Get(hostapi.WaitParam))
 	if !ok || ms <= 0 {
-		return mg.MigrationStatus(ctx, id)
+		return read()
 	}
 	timer := time.NewTimer(min(time.Duration(ms)*time.Millisecond, hostapi.MaxWait))
 	defer timer.Stop()
 	for {
+		if why := a.processGone(ctx, id); why != "" {
+			return driver.MigrationStatus{Status: driver.MigrationFailed, Error: why}, nil
+		}
 		changed, err := n.MigrationChanged(ctx, id)
 		if err != nil {
-			return mg.MigrationStatus(ctx, id)
+			return read()
 		}
 		st, err := mg.MigrationStatus(ctx, id)
 		if err != nil || st.Status != driver.MigrationActive {
@@ -193,7 +201,7 @@ func (a *Agent) awaitMigration(r *http.Request, mg driver.LiveMigrator) (driver.
 		select {
 		case <-changed:
 		case <-timer.C:
-			return mg.MigrationStatus(ctx, id)
+			return read()
 		case <-ctx.Done():
 			return st, ctx.Err()
 		}

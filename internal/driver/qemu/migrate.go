@@ -388,6 +388,12 @@ func (d *Driver) MigrationChanged(ctx context.Context, id string) (<-chan struct
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	// A QEMU that is gone has nothing more to say, and dialling its QMP
+	// would hold v.mu for connectTimeout.
+	d.refresh(v)
+	if v.st.PID == 0 {
+		return nil, errs.Conflict("vm %s is not running", id)
+	}
 	if err := d.connect(ctx, v); err != nil {
 		return nil, fmt.Errorf("vm %s: %w", id, err)
 	}
