@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -17,28 +16,8 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/qcow2"
 )
-
-// qcow2Header is a minimal version 3 qcow2 header with the given
-// incompatible feature bits, naming backing as its backing file when it
-// is not empty.
-func qcow2Header(backing string, incompat uint64) []byte {
-	be := binary.BigEndian
-	b := make([]byte, 112+8) // the header, then the extensions' end marker
-	copy(b, "QFI\xfb")
-	be.PutUint32(b[4:], 3)
-	be.PutUint32(b[20:], 16)
-	be.PutUint64(b[24:], 1<<30)
-	be.PutUint64(b[72:], incompat)
-	be.PutUint32(b[96:], 4)
-	be.PutUint32(b[100:], 112)
-	if backing != "" {
-		be.PutUint64(b[8:], uint64(len(b)))
-		be.PutUint32(b[16:], uint32(len(backing)))
-		b = append(b, backing...)
-	}
-	return b
-}
 
 func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
 
@@ -66,7 +45,7 @@ func diskImage(name string, b []byte) api.Image {
 // a backing or data file is refused when it is fetched (nothing stays in
 // the cache) and when a cached copy is about to be used.
 func TestImageCacheRefusesUnsafeBase(t *testing.T) {
-	good, backing, data := qcow2Header("", 0), qcow2Header("/etc/shadow", 0), qcow2Header("", 1<<2)
+	good, backing, data := qcow2.MinimalHeader("", 0), qcow2.MinimalHeader("/etc/shadow", 0), qcow2.MinimalHeader("", 1<<2)
 	dir := t.TempDir()
 	c := &imageCache{client: api.NewHTTPClient(api.HTTPOptions{}), controller: controllerServing(t, map[string][]byte{"good": good, "backing": backing, "data": data}),
 		localDir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -104,9 +83,9 @@ func TestCheckCopiedDisk(t *testing.T) {
 		layered bool
 		ok      bool
 	}{
-		{"overlay", qcow2Header("/old/host/base.qcow2", 0), true, true},
-		{"overlay with a data file", qcow2Header("/old/host/base.qcow2", 1<<2), true, false},
-		{"plain qcow2 with a data file", qcow2Header("", 1<<2), false, false},
+		{"overlay", qcow2.MinimalHeader("/old/host/base.qcow2", 0), true, true},
+		{"overlay with a data file", qcow2.MinimalHeader("/old/host/base.qcow2", 1<<2), true, false},
+		{"plain qcow2 with a data file", qcow2.MinimalHeader("", 1<<2), false, false},
 		{"raw disk of the fake driver", make([]byte, 4096), false, true},
 		{"raw disk that should be layered", make([]byte, 4096), true, false},
 	} {
@@ -123,7 +102,7 @@ func TestCheckCopiedDisk(t *testing.T) {
 // bytes no longer match its name (it hashes a base once, then again only
 // when the file changes).
 func TestImageCacheKeepsTheRecordedBase(t *testing.T) {
-	first, second := qcow2Header("", 0), qcow2Header("", 1<<4) // extended L2: another valid image
+	first, second := qcow2.MinimalHeader("", 0), qcow2.MinimalHeader("", 1<<4) // extended L2: another valid image
 	dir := t.TempDir()
 	c := &imageCache{client: api.NewHTTPClient(api.HTTPOptions{}), controller: controllerServing(t, map[string][]byte{"base": second}),
 		localDir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil))}

@@ -71,15 +71,11 @@ func (a *app) loadCA() error {
 	if a.ca == "" {
 		return nil
 	}
-	b, err := os.ReadFile(a.ca)
+	cfg, err := pki.LoadTrust(a.ca)
 	if err != nil {
-		return usagef("--ca: %v", err)
+		return usagef("--ca: %v (use the ca.crt godwit init or godwit up wrote)", err)
 	}
-	ca, err := pki.ParseCert(b)
-	if err != nil {
-		return usagef("--ca %s: %v (use the ca.crt godwit init or godwit up wrote)", a.ca, err)
-	}
-	a.tlsCfg = pki.TrustConfig(ca)
+	a.tlsCfg = cfg
 	return nil
 }
 

@@ -104,8 +104,9 @@ func down(ctx context.Context, dir string, progress io.Writer, t Timeouts) (bool
 		log := slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{ReplaceAttr: dropTime}))
 		var agents []*Proc
 		var ctrl *Proc
+		agentTLS := agentTLSOf(dir) // read once: one configuration, one pool
 		for _, m := range ms {
-			if p := adopt(dir, m, log, t.Poll); m.name == controllerName {
+			if p := adopt(dir, m, agentTLS, log, t.Poll); m.name == controllerName {
 				ctrl = p
 			} else {
 				agents = append(agents, p)

@@ -73,18 +73,14 @@ func (cfg Config) URL() string {
 // a user: trusting the cluster's CA when it has one.
 func Client(dir, url string) (*api.Client, error) {
 	c := api.NewClient(url)
-	b, err := os.ReadFile(CAFile(dir))
+	cfg, err := pki.LoadTrust(CAFile(dir))
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	ca, err := pki.ParseCert(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", CAFile(dir), err)
-	}
-	c.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: pki.TrustConfig(ca)})
+	c.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: cfg})
 	return c, nil
 }
 

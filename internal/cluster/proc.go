@@ -174,9 +174,10 @@ func waitExit(log *slog.Logger, p *Proc, d time.Duration) {
 	}
 }
 
-// adopt makes a Proc of a recorded process that is not our child.
-func adopt(dir string, m member, log *slog.Logger, poll time.Duration) *Proc {
-	p := &Proc{name: m.name, pid: m.rec.PID, url: m.rec.URL, tls: agentTLSOf(dir), log: LogFile(dir, m.name), logger: log, done: make(chan struct{})}
+// adopt makes a Proc of a recorded process that is not our child; an
+// agent is reached with agentTLS (nil: plain HTTP).
+func adopt(dir string, m member, agentTLS *tls.Config, log *slog.Logger, poll time.Duration) *Proc {
+	p := &Proc{name: m.name, pid: m.rec.PID, url: m.rec.URL, tls: agentTLS, log: LogFile(dir, m.name), logger: log, done: make(chan struct{})}
 	p.signal = func(sig os.Signal) error {
 		if !m.rec.alive() { // never signal a recycled PID
 			return os.ErrProcessDone

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +23,7 @@ import (
 	"github.com/godwit/godwit/internal/controller"
 	"github.com/godwit/godwit/internal/driver/fake"
 	"github.com/godwit/godwit/internal/pki"
+	"github.com/godwit/godwit/internal/qcow2"
 	"github.com/godwit/godwit/internal/service"
 )
 
@@ -348,9 +348,9 @@ func TestImageImportChecks(t *testing.T) {
 	junk := filepath.Join(dir, "junk")
 	os.WriteFile(junk, bytes.Repeat([]byte("x"), 1024), 0o644)
 	backing := filepath.Join(dir, "backing.qcow2")
-	os.WriteFile(backing, qcow2Header("/etc/shadow", 0), 0o644)
+	os.WriteFile(backing, qcow2.MinimalHeader("/etc/shadow", 0), 0o644)
 	dataFile := filepath.Join(dir, "datafile.qcow2")
-	os.WriteFile(dataFile, qcow2Header("", 1<<2), 0o644)
+	os.WriteFile(dataFile, qcow2.MinimalHeader("", 1<<2), 0o644)
 	for _, tt := range []struct {
 		name  string
 		meta  api.ImportImageMeta
@@ -378,25 +378,4 @@ func TestImageImportChecks(t *testing.T) {
 	if left, _ := os.ReadDir(filepath.Join(tc.dataDir, "images")); len(left) != 0 {
 		t.Errorf("refused imports left files: %v", left)
 	}
-}
-
-// qcow2Header is a minimal version 3 qcow2 header with the given
-// incompatible feature bits, naming backing as its backing file when it
-// is not empty: enough for the import's header check.
-func qcow2Header(backing string, incompat uint64) []byte {
-	be := binary.BigEndian
-	b := make([]byte, 112+8) // the header, then the extensions' end marker
-	copy(b, "QFI\xfb")
-	be.PutUint32(b[4:], 3)
-	be.PutUint32(b[20:], 16)
-	be.PutUint64(b[24:], 1<<30)
-	be.PutUint64(b[72:], incompat)
-	be.PutUint32(b[96:], 4)
-	be.PutUint32(b[100:], 112)
-	if backing != "" {
-		be.PutUint64(b[8:], uint64(len(b)))
-		be.PutUint32(b[16:], uint32(len(backing)))
-		b = append(b, backing...)
-	}
-	return b
 }

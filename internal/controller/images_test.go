@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/qcow2"
 	"github.com/godwit/godwit/internal/store/storetest"
 )
 
@@ -107,7 +108,7 @@ func (tc *testCluster) importDisk(t *testing.T, name string, sizeMiB int) api.Im
 			t.Fatalf("qemu-img create: %v: %s", err, out)
 		}
 	} else {
-		h := qcow2Header("", 0)
+		h := qcow2.MinimalHeader("", 0)
 		binary.BigEndian.PutUint64(h[24:], uint64(sizeMiB)<<20)
 		if err := os.WriteFile(path, h, 0o644); err != nil {
 			t.Fatal(err)
@@ -214,7 +215,7 @@ func TestUploadLimits(t *testing.T) {
 	}
 	kernelHeader := make([]byte, 0x206)
 	copy(kernelHeader[0x202:], "HdrS")
-	bigDisk := write("big.qcow2", qcow2Header("", 0), 5<<20)
+	bigDisk := write("big.qcow2", qcow2.MinimalHeader("", 0), 5<<20)
 	bigKernel := write("vmlinuz", kernelHeader, 2<<20)
 	for _, tt := range []struct {
 		name  string
@@ -266,7 +267,7 @@ func TestUploadLimits(t *testing.T) {
 	go func() {
 		fmt.Fprint(pw, "--x\r\nContent-Disposition: form-data; name=\"meta\"\r\n\r\n{\"name\":\"slow\"}\r\n"+
 			"--x\r\nContent-Disposition: form-data; name=\"disk\"; filename=\"d\"\r\n\r\n")
-		pw.Write(qcow2Header("", 0))
+		pw.Write(qcow2.MinimalHeader("", 0))
 	}()
 	req, _ = http.NewRequest(http.MethodPost, tc.url+"/v1/images", pr)
 	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -175,6 +176,19 @@ func HashSecret(s string) string {
 
 // SameHash compares two hashes in constant time.
 func SameHash(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// LoadTrust is TrustConfig for the CA certificate in the PEM file path.
+func LoadTrust(path string) (*tls.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := ParseCert(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return TrustConfig(ca), nil
+}
 
 // TrustConfig is the configuration of a user's client: no certificate of
 // its own, and only the cluster's controller accepted, checked by CA and

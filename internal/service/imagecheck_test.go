@@ -14,28 +14,8 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/qcow2"
 )
-
-// qcow2Header is a minimal version 3 qcow2 header (64 KiB clusters, 1 GiB)
-// with the given incompatible feature bits, naming backing as its
-// backing file when it is not empty.
-func qcow2Header(backing string, incompat uint64) []byte {
-	be := binary.BigEndian
-	b := make([]byte, 112+8) // the header, then the extensions' end marker
-	copy(b, "QFI\xfb")
-	be.PutUint32(b[4:], 3)
-	be.PutUint32(b[20:], 16)
-	be.PutUint64(b[24:], 1<<30)
-	be.PutUint64(b[72:], incompat)
-	be.PutUint32(b[96:], 4)
-	be.PutUint32(b[100:], 112)
-	if backing != "" {
-		be.PutUint64(b[8:], uint64(len(b)))
-		be.PutUint32(b[16:], uint32(len(backing)))
-		b = append(b, backing...)
-	}
-	return b
-}
 
 func newTestService(t *testing.T, cfg Config) *Service {
 	t.Helper()
@@ -71,10 +51,10 @@ func TestImportRefusesUnsafeDisks(t *testing.T) {
 		disk []byte
 		msg  string
 	}{
-		{"backing file", qcow2Header("/etc/shadow", 0), `names a backing file ("/etc/shadow")`},
-		{"data file", qcow2Header("", 1<<2), "external file"},
-		{"unknown feature", qcow2Header("", 1<<9), "incompatible feature bits 9"},
-		{"corrupt", qcow2Header("", 1<<1), "marked corrupt"},
+		{"backing file", qcow2.MinimalHeader("/etc/shadow", 0), `names a backing file ("/etc/shadow")`},
+		{"data file", qcow2.MinimalHeader("", 1<<2), "external file"},
+		{"unknown feature", qcow2.MinimalHeader("", 1<<9), "incompatible feature bits 9"},
+		{"corrupt", qcow2.MinimalHeader("", 1<<1), "marked corrupt"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := c.ImportImage(ctx, api.ImportImageMeta{Name: "bad"}, files([2]string{api.RoleDisk, string(tt.disk)}))
@@ -134,7 +114,7 @@ func TestInspectDisk(t *testing.T) {
 	}
 	run("create", "-q", "-f", "qcow2", p("good.qcow2"), "64M")
 	run("create", "-q", "-f", "qcow2", "-o", "data_file="+p("data.raw"), p("data.qcow2"), "64M")
-	garbage := append(qcow2Header("", 0), make([]byte, 4096)...)
+	garbage := append(qcow2.MinimalHeader("", 0), make([]byte, 4096)...)
 	binary.BigEndian.PutUint64(garbage[40:], 1<<60) // the L1 table far past the end
 	binary.BigEndian.PutUint32(garbage[36:], 1<<20)
 	os.WriteFile(p("garbage.qcow2"), garbage, 0o600)

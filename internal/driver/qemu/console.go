@@ -22,22 +22,6 @@ const (
 	consoleCheckEvery = 10 * time.Second
 )
 
-// capConsoles caps every VM's console log at max bytes until stop.
-func (d *Driver) capConsoles(stop <-chan struct{}, max int64) {
-	t := time.NewTicker(consoleCheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		for _, v := range d.all() {
-			d.capConsole(v, max)
-		}
-	}
-}
-
 // capConsole caps v's console log, unless v is busy (it is looked at
 // again next time).
 func (d *Driver) capConsole(v *vm, max int64) {

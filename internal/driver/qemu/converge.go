@@ -47,23 +47,6 @@ type dirtyEstimate struct {
 // starts, an estimate was up to a sampling period older than it said.
 const dirtyPollEvery = time.Second
 
-// sampleDirtyRates measures every running VM's dirty rate, starting a
-// measurement every period, until stop.
-func (d *Driver) sampleDirtyRates(stop <-chan struct{}, every time.Duration) {
-	t := time.NewTicker(min(every, dirtyPollEvery))
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		for _, v := range d.all() {
-			d.sampleDirtyRate(v, every)
-		}
-	}
-}
-
 // sampleDirtyRate reads v's measurement when one has ended, and starts
 // the next once every has passed since the last one started. A VM busy
 // with something else (a migration, a resize) is skipped.

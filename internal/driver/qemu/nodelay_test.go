@@ -194,14 +194,7 @@ func TestMigrationSocketsNoDelayQEMU(t *testing.T) {
 	g := testguest.ForTest(t)
 	root := t.TempDir()
 	killLeftovers(t, root)
-	open := func(name string) *Driver {
-		d, err := New(Config{StateDir: filepath.Join(root, name), Accel: driver.AccelTCG, StopTimeout: 10 * time.Second,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-		must(t, err)
-		t.Cleanup(func() { _ = d.Delete(ctx, lifecycleID); d.Close() })
-		return d
-	}
-	src, dst := open("src"), open("dst")
+	src, dst := hostDriver(t, root, "src"), hostDriver(t, root, "dst")
 	spec := driver.VMSpec{ID: lifecycleID, Name: "nodelay", VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline,
 		Disk: &driver.Disk{Path: filepath.Join(root, "disk.qcow2"), SizeMiB: 64, Shared: true}}
 	must(t, src.Create(ctx, spec))
@@ -229,4 +222,15 @@ func TestMigrationSocketsNoDelayQEMU(t *testing.T) {
 	}
 	must(t, src.CancelMigration(ctx, lifecycleID))
 	must(t, dst.Release(ctx, lifecycleID))
+}
+
+// hostDriver is a TCG driver on its own state directory under root (one
+// host of a migration test), its VM deleted and it closed at the end.
+func hostDriver(t *testing.T, root, name string) *Driver {
+	t.Helper()
+	d, err := New(Config{StateDir: filepath.Join(root, name), Accel: driver.AccelTCG, StopTimeout: 10 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	must(t, err)
+	t.Cleanup(func() { _ = d.Delete(ctx, lifecycleID); d.Close() })
+	return d
 }

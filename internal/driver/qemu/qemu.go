@@ -147,15 +147,36 @@ func New(cfg Config) (*Driver, error) {
 		cfg.DirtySampleEvery = defaultDirtySampleEvery
 	}
 	if cfg.DirtySampleEvery > 0 {
-		safe.Go(d.log, "dirty-rate sampler", func() { d.sampleDirtyRates(d.done, cfg.DirtySampleEvery) })
+		// A measurement under way is looked for every dirtyPollEvery at
+		// most, so that it is read soon after its end.
+		every := cfg.DirtySampleEvery
+		safe.Go(d.log, "dirty-rate sampler", func() { d.forEachVM(min(every, dirtyPollEvery), func(v *vm) { d.sampleDirtyRate(v, every) }) })
 	}
 	if cfg.ConsoleMax == 0 {
 		cfg.ConsoleMax = defaultConsoleMax
 	}
 	if cfg.ConsoleMax > 0 {
-		safe.Go(d.log, "console log cap", func() { d.capConsoles(d.done, cfg.ConsoleMax) })
+		limit := cfg.ConsoleMax
+		safe.Go(d.log, "console log cap", func() { d.forEachVM(consoleCheckEvery, func(v *vm) { d.capConsole(v, limit) }) })
 	}
 	return d, nil
+}
+
+// forEachVM calls fn on every VM the driver knows, every period, until
+// the driver is closed: the dirty-rate sampler and the console cap.
+func (d *Driver) forEachVM(period time.Duration, fn func(*vm)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-t.C:
+		}
+		for _, v := range d.all() {
+			fn(v)
+		}
+	}
 }
 
 // runtimeDir returns a short directory for this agent's sockets, keyed by

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -34,13 +33,6 @@ func TestMigrationTLSQEMU(t *testing.T) {
 	g := testguest.ForTest(t)
 	root := t.TempDir()
 	killLeftovers(t, root)
-	open := func(name string) *Driver {
-		d, err := New(Config{StateDir: filepath.Join(root, name), Accel: driver.AccelTCG, StopTimeout: 10 * time.Second,
-			Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
-		must(t, err)
-		t.Cleanup(func() { _ = d.Delete(ctx, lifecycleID); d.Close() })
-		return d
-	}
 	ca, err := pki.NewCA("test")
 	must(t, err)
 	other, err := pki.NewCA("other")
@@ -49,7 +41,7 @@ func TestMigrationTLSQEMU(t *testing.T) {
 	dstTLS := &driver.MigrationTLS{Dir: qemuCreds(t, root, ca, "host2")}
 	strangerTLS := &driver.MigrationTLS{Dir: qemuCreds(t, root, other, "host2")}
 
-	src, dst := open("src"), open("dst")
+	src, dst := hostDriver(t, root, "src"), hostDriver(t, root, "dst")
 	spec := driver.VMSpec{ID: lifecycleID, Name: "tls", VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd,
 		Cmdline: g.Cmdline + " dirty_mb=16 dirty_rate_mb=4", Disk: &driver.Disk{Path: filepath.Join(root, "src-disk.qcow2"), SizeMiB: 64}}
 	must(t, src.Create(ctx, spec))
