@@ -24,6 +24,9 @@ const DefaultServer = "https://127.0.0.1:7400"
 type Client struct {
 	BaseURL string
 	HTTP    *http.Client
+	// Token is the API token sent as a bearer token with every request
+	// (a cluster with a CA asks for one); empty: none.
+	Token string
 }
 
 // NewClient returns a client for the controller at base (e.g.
@@ -58,6 +61,13 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	return c.send(req, out)
 }
 
+// authorize adds the client's token to a request.
+func (c *Client) authorize(req *http.Request) {
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+}
+
 // IsWrite reports whether method changes something: POST, PUT, PATCH or
 // DELETE.
 func IsWrite(method string) bool {
@@ -69,6 +79,7 @@ func IsWrite(method string) bool {
 }
 
 func (c *Client) send(req *http.Request, out any) error {
+	c.authorize(req)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the godwit controller at %s (is it running? set --server or GODWIT_SERVER): %w", c.BaseURL, err)
@@ -165,6 +176,7 @@ func (c *Client) Console(ctx context.Context, name string, offset int64, follow 
 	if err != nil {
 		return nil, err
 	}
+	c.authorize(req)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the godwit controller at %s: %w", c.BaseURL, err)

@@ -101,11 +101,14 @@ var FailurePolicies = []FailurePolicy{OnFailureSkip, OnFailureCold, OnFailureSto
 
 // Intent is one user request and the service operations it became.
 type Intent struct {
-	ID     string      `json:"id,omitempty"` // empty for a dry run
-	Kind   IntentKind  `json:"kind"`
-	Target string      `json:"target"` // a host (drain, evacuate) or a VM
-	State  IntentState `json:"state"`
-	Reason string      `json:"reason,omitempty"` // why it failed, or was partial
+	ID     string     `json:"id,omitempty"` // empty for a dry run
+	Kind   IntentKind `json:"kind"`
+	Target string     `json:"target"` // a host (drain, evacuate) or a VM
+	// Project is the target VM's project; empty for a host's intents,
+	// which only admins see.
+	Project string      `json:"project,omitempty"`
+	State   IntentState `json:"state"`
+	Reason  string      `json:"reason,omitempty"` // why it failed, or was partial
 	// Stopped is set when a failure stopped the intent (on-failure
 	// abort): it starts nothing more and ends failed.
 	Stopped bool `json:"stopped,omitempty"`

@@ -49,6 +49,7 @@ type Migration struct {
 	Intent      string         `json:"intent,omitempty"` // the intent that started it, if any
 	VM          string         `json:"vm"`
 	VMID        string         `json:"vm_id"`
+	Project     string         `json:"project,omitempty"` // the VM's, when it started
 	Kind        MigrationKind  `json:"kind"`
 	State       MigrationState `json:"state"`
 	Reason      string         `json:"reason,omitempty"` // why it failed or was cancelled

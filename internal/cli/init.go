@@ -3,10 +3,12 @@ package cli
 import (
 	"fmt"
 	"os"
+	"net"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/godwit/godwit/internal/auth"
 	"github.com/godwit/godwit/internal/pki"
 )
 
@@ -16,9 +18,11 @@ func (a *app) initCmd() *cobra.Command {
 	var addrs []string
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create a cluster's CA and the controller's certificate (for serve --tls-dir)",
+		Short: "Create a cluster's CA, the controller's certificate and the first admin token",
 		Long: `Create a cluster: its certificate authority and the controller's certificate,
-in --tls-dir (the CA's key stays there, mode 0600). Then:
+in --tls-dir (the CA's key stays there, mode 0600), and the first admin token,
+written once to your config file (~/.config/godwit/config.json or
+$GODWIT_CONFIG, mode 0600) with the server's URL and the CA. Then:
 
   godwit serve --tls-dir DIR --listen ADDR:7400      the API over HTTPS
   godwit host add NAME                                a join token for each host
@@ -34,17 +38,36 @@ Users trust the controller with --ca DIR/ca.crt (or GODWIT_CA).`,
 				}
 				name = h
 			}
-			auth, err := pki.Init(dir, cluster, name, append([]string{"127.0.0.1", "::1", "localhost"}, addrs...))
+			// The admin token goes to the user's config file, written
+			// once: one that exists (another cluster's token) is kept.
+			cfgPath := userConfigPath()
+			if _, err := os.Stat(cfgPath); err == nil {
+				return fmt.Errorf("a config file exists at %s: move it away, or set GODWIT_CONFIG to a new path for this cluster's", cfgPath)
+			}
+			ca, err := pki.Init(dir, cluster, name, append([]string{"127.0.0.1", "::1", "localhost"}, addrs...))
 			if err != nil {
 				return err
 			}
-			fp := pki.Fingerprint(auth.Identity().CA)
+			token, err := auth.WriteBootstrap(dir)
+			if err != nil {
+				return err
+			}
+			server := "https://127.0.0.1:7400"
+			if len(addrs) > 0 {
+				server = "https://" + net.JoinHostPort(addrs[0], "7400")
+			}
+			caFile := filepath.Join(dir, pki.CACertFile)
+			if cfgPath, err = saveUserConfig(userConfig{Server: server, CA: caFile, Token: token}); err != nil {
+				return fmt.Errorf("write the admin token to the config file: %w", err)
+			}
+			fp := pki.Fingerprint(ca.Identity().CA)
 			if a.json() {
-				return printJSON(a.out, map[string]string{"tls_dir": dir, "ca": filepath.Join(dir, pki.CACertFile), "ca_fingerprint": fp})
+				return printJSON(a.out, map[string]string{"tls_dir": dir, "ca": caFile, "ca_fingerprint": fp, "config": cfgPath})
 			}
 			fmt.Fprintf(a.out, "cluster %q: CA %s in %s\n", cluster, fp, dir)
+			fmt.Fprintf(a.out, "admin token, server and CA written to %s (mode 0600)\n", cfgPath)
 			fmt.Fprintf(a.out, "next: godwit serve --tls-dir %s --listen ADDR:7400; godwit host add NAME for each host\n", dir)
-			fmt.Fprintf(a.out, "users: --ca %s --server https://ADDR:7400\n", filepath.Join(dir, pki.CACertFile))
+			fmt.Fprintf(a.out, "users: godwit token create NAME --project P gives each a token; they use --ca %s --server %s\n", caFile, server)
 			return nil
 		},
 	}

@@ -1,6 +1,6 @@
 // Package cli is the godwit command line: the user commands (the intent
 // level: host, vm, image, migrate, migration, drain, evacuate, resize,
-// rebuild, intent, cluster settings), the daemons (serve, agent) and the
+// rebuild, intent, cluster settings, tokens, projects, audit), the daemons (serve, agent) and the
 // local cluster (up, down). User commands talk to the controller through the public api
 // package only; an intent's plan and progress are shown in the three
 // levels' words (intent, service operation, driver strategy).
@@ -28,6 +28,8 @@ import (
 type app struct {
 	server   string
 	ca       string      // --ca: the cluster CA's certificate file
+	token    string      // --token, else defaultToken
+	config   userConfig  // the user's config file
 	tlsCfg   *tls.Config // from ca, for an https server
 	output   string
 	logLevel string
@@ -46,15 +48,22 @@ func (a *app) client() *api.Client {
 	if a.tlsCfg != nil {
 		c.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: a.tlsCfg})
 	}
+	c.Token = a.token
+	if c.Token == "" {
+		c.Token = defaultToken(a.config)
+	}
 	return c
 }
 
-// defaultCA is GODWIT_CA, or else the CA of godwit up's cluster in its
-// default directory when there is one: the CLI then works with it as
-// it is, without a flag.
-func defaultCA() string {
+// defaultCA is GODWIT_CA, or the user's config file's, or else the CA
+// of godwit up's cluster in its default directory when there is one: the
+// CLI then works with it as it is, without a flag.
+func defaultCA(cfg userConfig) string {
 	if ca := os.Getenv("GODWIT_CA"); ca != "" {
 		return ca
+	}
+	if cfg.CA != "" {
+		return cfg.CA
 	}
 	if _, err := os.Stat(cluster.CAFile(defaultClusterDir())); err == nil {
 		return cluster.CAFile(defaultClusterDir())
@@ -101,6 +110,8 @@ func NewRoot(out, errOut io.Writer) *cobra.Command { return newApp(out, errOut).
 
 func (a *app) root() *cobra.Command {
 	out, errOut := a.out, a.errOut
+	cfg, cfgErr := loadUserConfig()
+	a.config = cfg
 	root := &cobra.Command{
 		Use:   "godwit",
 		Short: "godwit moves virtual machines around a KVM cluster",
@@ -120,6 +131,9 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 			if lvl.UnmarshalText([]byte(a.logLevel)) != nil {
 				return usagef("--log-level must be debug, info, warn or error, not %q", a.logLevel)
 			}
+			if cfgErr != nil {
+				return fmt.Errorf("the config file: %w (fix or remove it)", cfgErr)
+			}
 			if noServer[cmd.Name()] && cmd.Parent() == cmd.Root() {
 				return nil // the CA may not exist yet (godwit up makes it)
 			}
@@ -130,18 +144,22 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 	root.SetErr(errOut)
 	server := os.Getenv("GODWIT_SERVER")
 	if server == "" {
+		server = cfg.Server
+	}
+	if server == "" {
 		server = api.DefaultServer
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.server, "server", server, "controller URL (env GODWIT_SERVER)")
-	pf.StringVar(&a.ca, "ca", defaultCA(), "the cluster CA's certificate, to trust an https controller (env GODWIT_CA; default: godwit up's, when it has one)")
+	pf.StringVar(&a.ca, "ca", defaultCA(cfg), "the cluster CA's certificate, to trust an https controller (env GODWIT_CA; default: the config file's, or godwit up's)")
+	pf.StringVar(&a.token, "token", "", "API token (env GODWIT_TOKEN; default: the config file's, or godwit up's admin token)")
 	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (the API objects, for scripts)")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
 	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.networkCmd(), a.migrateCmd(), a.migrationCmd(),
 		a.drainCmd(), a.evacuateCmd(), a.resizeCmd(), a.rebuildCmd(), a.intentCmd(),
-		a.clusterCmd(), a.initCmd(), a.serveCmd(), a.agentCmd(), a.agentWatchdogCmd(), a.upCmd(), a.downCmd(), a.probeCmd(), a.versionCmd())
+		a.clusterCmd(), a.tokenCmd(), a.projectCmd(), a.whoamiCmd(), a.auditCmd(), a.initCmd(), a.serveCmd(), a.agentCmd(), a.agentWatchdogCmd(), a.upCmd(), a.downCmd(), a.probeCmd(), a.versionCmd())
 	strictTree(root)
 	return root
 }

@@ -70,9 +70,13 @@ func (cfg Config) URL() string {
 }
 
 // Client is a client of the controller at url of the cluster in dir, as
-// a user: trusting the cluster's CA when it has one.
+// a user: trusting the cluster's CA when it has one, with its admin
+// token.
 func Client(dir, url string) (*api.Client, error) {
 	c := api.NewClient(url)
+	if b, err := os.ReadFile(TokenFile(dir)); err == nil {
+		c.Token = strings.TrimSpace(string(b))
+	}
 	cfg, err := pki.LoadTrust(CAFile(dir))
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil
@@ -309,5 +313,5 @@ func caExport(cfg Config) string {
 	if cfg.Insecure {
 		return ""
 	}
-	return " GODWIT_CA=" + CAFile(cfg.Dir)
+	return " GODWIT_CA=" + CAFile(cfg.Dir) + " GODWIT_TOKEN=$(cat " + TokenFile(cfg.Dir) + ")"
 }

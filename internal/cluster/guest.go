@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -24,6 +25,7 @@ func (l *Local) ImportGuest(ctx context.Context) error {
 	}
 	cmd := exec.CommandContext(ctx, l.opts.Exe, append(args, "image", "build-testguest",
 		"--out", filepath.Join(l.opts.Dir, "guest"), "--import", "testguest")...)
+	cmd.Env = append(os.Environ(), "GODWIT_TOKEN="+l.token) // not in argv, where ps shows it
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("godwit image build-testguest: %w\n%s", err, out)
 	}

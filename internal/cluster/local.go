@@ -162,6 +162,7 @@ type Local struct {
 	addrs    map[string]string // each agent's listen address, by host
 	client   *api.Client
 	userTLS  *tls.Config // a user's client configuration (nil without TLS)
+	token    string      // the admin token ("" without TLS)
 	agentTLS *tls.Config // to agents, as the controller (nil without TLS)
 
 	mu    sync.Mutex
@@ -217,6 +218,9 @@ func (l *Local) AgentClient(host string, timeout time.Duration) *hostapi.Agent {
 	return hostapi.NewAgentTLS(l.scheme()+l.addrs[host], timeout, l.agentTLS)
 }
 
+// Token is the cluster's admin token ("" without TLS).
+func (l *Local) Token() string { return l.token }
+
 // Client is a client of the controller's API.
 func (l *Local) Client() *api.Client { return l.client }
 
@@ -267,6 +271,7 @@ func (l *Local) Start(ctx context.Context) error {
 			return err
 		}
 		l.client.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: l.userTLS})
+		l.client.Token = l.token
 	}
 	if _, err := l.StartController(); err != nil {
 		return err

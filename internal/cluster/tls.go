@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/godwit/godwit/internal/auth"
 	"github.com/godwit/godwit/internal/pki"
 )
 
@@ -17,6 +20,10 @@ func PKIDir(dir string) string { return filepath.Join(dir, "pki") }
 // CAFile is the cluster CA's certificate in dir's PKI.
 func CAFile(dir string) string { return filepath.Join(PKIDir(dir), pki.CACertFile) }
 
+// TokenFile holds the local cluster's admin token (mode 0600): the
+// CLI uses it when nothing else names a token, like CAFile.
+func TokenFile(dir string) string { return filepath.Join(dir, "admin.token") }
+
 // hostTLSDir is where host's agent keeps its certificate (its default
 // --tls-dir).
 func (l *Local) hostTLSDir(host string) string { return filepath.Join(l.StateDir(host), "tls") }
@@ -27,12 +34,12 @@ func (l *Local) hostTLSDir(host string) string { return filepath.Join(l.StateDir
 // itself rather than through join tokens.
 func (l *Local) setupPKI() error {
 	dir := PKIDir(l.opts.Dir)
-	var auth *pki.Authority
+	var ca *pki.Authority
 	var err error
 	if _, serr := os.Stat(filepath.Join(dir, pki.CAKeyFile)); serr == nil {
-		auth, err = pki.OpenAuthority(dir)
+		ca, err = pki.OpenAuthority(dir)
 	} else {
-		auth, err = pki.Init(dir, "local", controllerName, []string{"127.0.0.1", "::1", "localhost"})
+		ca, err = pki.Init(dir, "local", controllerName, []string{"127.0.0.1", "::1", "localhost"})
 	}
 	if err != nil {
 		return fmt.Errorf("the cluster's CA: %w", err)
@@ -44,7 +51,7 @@ func (l *Local) setupPKI() error {
 			}
 			continue
 		}
-		id, err := auth.IssueHost(h)
+		id, err := ca.IssueHost(h)
 		if err != nil {
 			return err
 		}
@@ -52,9 +59,28 @@ func (l *Local) setupPKI() error {
 			return err
 		}
 	}
-	l.userTLS = pki.TrustConfig(auth.Identity().CA)
-	l.agentTLS = controllerAgentTLS(auth.Identity())
-	return nil
+	l.userTLS = pki.TrustConfig(ca.Identity().CA)
+	l.agentTLS = controllerAgentTLS(ca.Identity())
+	l.token, err = adminToken(l.opts.Dir)
+	return err
+}
+
+// adminToken returns the cluster's admin token, made with the CA (its
+// hash beside the CA for the controller, the token in TokenFile), or
+// made again when its file is gone: the controller adds the new one, and
+// the old one stays valid until revoked.
+func adminToken(dir string) (string, error) {
+	if b, err := os.ReadFile(TokenFile(dir)); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.Remove(filepath.Join(PKIDir(dir), auth.BootstrapFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	tok, err := auth.WriteBootstrap(PKIDir(dir))
+	if err != nil {
+		return "", err
+	}
+	return tok, os.WriteFile(TokenFile(dir), []byte(tok+"\n"), 0o600)
 }
 
 // controllerAgentTLS is how the cluster's tools reach agents: as the

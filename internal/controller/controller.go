@@ -11,6 +11,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/godwit/godwit/internal/auth"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/intent"
 	"github.com/godwit/godwit/internal/service"
@@ -72,6 +73,17 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if ct != nil {
+		// The first admin token, made by godwit init or godwit up.
+		b, ok, err := auth.ReadBootstrap(cfg.TLSDir)
+		if err == nil && ok {
+			err = svc.AddBootstrapToken(ctx, b)
+		}
+		if err != nil {
+			svc.Close()
+			return nil, fmt.Errorf("the bootstrap admin token: %w", err)
+		}
 	}
 	return &Controller{cfg: cfg, svc: svc, intents: intent.New(svc, svc.Store(), log), log: log, tls: ct}, nil
 }

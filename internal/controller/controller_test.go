@@ -20,6 +20,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/agent"
+	"github.com/godwit/godwit/internal/auth"
 	"github.com/godwit/godwit/internal/controller"
 	"github.com/godwit/godwit/internal/driver/fake"
 	"github.com/godwit/godwit/internal/pki"
@@ -36,6 +37,8 @@ type testCluster struct {
 	ctx     context.Context
 	agents  []*testAgent
 	tlsDir  string // the cluster's CA and the controller's certificate; "" without TLS
+	// adminToken is the bootstrap admin token of a cluster with a CA.
+	adminToken string
 }
 
 // scheme is how the cluster's processes are reached.
@@ -110,6 +113,10 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 	if opts.tls {
 		tc.tlsDir = t.TempDir()
 		if _, err := pki.Init(tc.tlsDir, "test", "controller", []string{"127.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if tc.adminToken, err = auth.WriteBootstrap(tc.tlsDir); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -210,6 +217,7 @@ func (tc *testCluster) userClient(t *testing.T) *api.Client {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(b)
 		c.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: &tls.Config{RootCAs: pool}})
+		c.Token = tc.adminToken
 	}
 	return c
 }

@@ -17,10 +17,11 @@ import (
 // Handler returns the controller's HTTP API.
 //
 // Every response is JSON; every failure is an *api.Error whose status
-// comes from the sentinel it wraps (httpx.Error). Authorization will be
-// added in one place, as a wrapper around the mux, once users exist.
+// comes from the sentinel it wraps (httpx.Error). Every route goes
+// through its rule in the policy table (policy.go): who may call it, and
+// how a member is kept to its project.
 func (c *Controller) Handler() http.Handler {
-	m := http.NewServeMux()
+	m := routes{http.NewServeMux(), c}
 	s, in := c.svc, c.intents
 	m.HandleFunc("GET /v1/version", get(c, func(ctx context.Context, r *http.Request) (api.Version, error) {
 		return api.Version{Version: version.Version, Store: s.StoreKind()}, nil
@@ -42,9 +43,16 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/join", call(c, required, http.StatusOK, c.join))
 
 	m.HandleFunc("GET /v1/vms", get(c, func(ctx context.Context, r *http.Request) ([]api.VM, error) {
-		return s.VMs(ctx, store.VMFilter{Host: r.URL.Query().Get("host"), Project: r.URL.Query().Get("project")})
+		project, err := listProject(ctx, r.URL.Query().Get("project"))
+		if err != nil {
+			return nil, err
+		}
+		return s.VMs(ctx, store.VMFilter{Host: r.URL.Query().Get("host"), Project: project})
 	}))
 	m.HandleFunc("POST /v1/vms", call(c, required, http.StatusCreated, func(ctx context.Context, r *http.Request, req api.CreateVMRequest) (api.VM, error) {
+		if err := ownProject(ctx, &req.Project); err != nil {
+			return api.VM{}, err
+		}
 		return s.CreateVM(ctx, req)
 	}))
 	m.HandleFunc("GET /v1/vms/{name}", get(c, func(ctx context.Context, r *http.Request) (api.VM, error) { return s.VM(ctx, r.PathValue("name")) }))
@@ -91,7 +99,8 @@ func (c *Controller) Handler() http.Handler {
 	})
 
 	m.HandleFunc("GET /v1/migrations", get(c, func(ctx context.Context, r *http.Request) ([]api.Migration, error) {
-		return s.Migrations(ctx, store.MigrationFilter{VM: r.URL.Query().Get("vm"), Active: r.URL.Query().Get("active") == "true"})
+		ms, err := s.Migrations(ctx, store.MigrationFilter{VM: r.URL.Query().Get("vm"), Active: r.URL.Query().Get("active") == "true"})
+		return scoped(ctx, ms, func(m api.Migration) string { return m.Project }), err
 	}))
 	m.HandleFunc("GET /v1/migrations/{id}", get(c, func(ctx context.Context, r *http.Request) (api.Migration, error) {
 		return s.Migration(ctx, r.PathValue("id"))
@@ -110,7 +119,8 @@ func (c *Controller) Handler() http.Handler {
 	}))
 
 	m.HandleFunc("GET /v1/intents", get(c, func(ctx context.Context, r *http.Request) ([]api.Intent, error) {
-		return in.Intents(ctx, store.IntentFilter{Target: r.URL.Query().Get("target"), Active: r.URL.Query().Get("active") == "true"})
+		is, err := in.Intents(ctx, store.IntentFilter{Target: r.URL.Query().Get("target"), Active: r.URL.Query().Get("active") == "true"})
+		return scoped(ctx, is, func(i api.Intent) string { return i.Project }), err
 	}))
 	m.HandleFunc("GET /v1/intents/{id}", get(c, func(ctx context.Context, r *http.Request) (api.Intent, error) {
 		return in.Intent(ctx, r.PathValue("id"))
@@ -122,7 +132,8 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/hosts/{name}/evacuate", intentKind(c, optional, in.Evacuate))
 	m.HandleFunc("POST /v1/vms/{name}/resize", intentKind(c, required, in.Resize))
 	m.HandleFunc("POST /v1/vms/{name}/rebuild", intentKind(c, optional, in.Rebuild))
-	return httpx.Mux(m)
+	c.authRoutes(m)
+	return httpx.Mux(m.ServeMux)
 }
 
 // migrate starts a migration, or with dry_run plans one (an intent in

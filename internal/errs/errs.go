@@ -20,7 +20,10 @@ var (
 	ErrNotSupported = errors.New("not supported")
 	ErrUnavailable  = errors.New("unavailable")
 	ErrForbidden    = errors.New("forbidden")
-	ErrTooLarge     = errors.New("too large") // an upload over its limit
+	// ErrUnauthenticated: no credentials, or ones that are unknown,
+	// revoked or expired (401).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrTooLarge        = errors.New("too large") // an upload over its limit
 )
 
 // coded is an error whose message is meant for the user as is, tagged with
@@ -48,7 +51,10 @@ func NotSupported(format string, args ...any) error {
 }
 func Unavailable(format string, args ...any) error { return newf(ErrUnavailable, format, args...) }
 func Forbidden(format string, args ...any) error   { return newf(ErrForbidden, format, args...) }
-func TooLarge(format string, args ...any) error    { return newf(ErrTooLarge, format, args...) }
+func Unauthenticated(format string, args ...any) error {
+	return newf(ErrUnauthenticated, format, args...)
+}
+func TooLarge(format string, args ...any) error { return newf(ErrTooLarge, format, args...) }
 
 // Code maps an error to its API error code.
 func Code(err error) string {
@@ -60,6 +66,8 @@ func Code(err error) string {
 		return api.CodeNotFound
 	case errors.Is(err, ErrForbidden):
 		return api.CodeForbidden
+	case errors.Is(err, ErrUnauthenticated):
+		return api.CodeUnauthenticated
 	case errors.Is(err, ErrInvalid):
 		return api.CodeInvalid
 	case errors.Is(err, ErrNoCapacity):
@@ -89,6 +97,8 @@ func FromAPI(err error) error {
 		s = ErrNotFound
 	case api.CodeForbidden:
 		s = ErrForbidden
+	case api.CodeUnauthenticated:
+		s = ErrUnauthenticated
 	case api.CodeInvalid:
 		s = ErrInvalid
 	case api.CodeNoCapacity:

@@ -124,6 +124,6 @@ func (r *Runner) PlanMigrate(ctx context.Context, name string, req api.MigrateRe
 	op := api.Operation{VM: vm.Name, VMID: vm.ID, Kind: kind.Operation(), State: api.OpPlanned, Source: src.Name, Destination: dst.Name,
 		Strategy: moveStrategy(kind.Operation(), vm), PredictedMS: predictMove(kind.Operation(), vm, dst, cmp.Or(req.BandwidthMBPerS, def.BandwidthMBPerS)).Milliseconds()}
 	req.DryRun = false
-	return api.Intent{Kind: api.IntentMigrate, Target: vm.Name, State: api.IntentPlanned, Params: api.IntentParams{Migrate: &req},
+	return api.Intent{Kind: api.IntentMigrate, Target: vm.Name, Project: vm.Project, State: api.IntentPlanned, Params: api.IntentParams{Migrate: &req},
 		Operations: []api.Operation{op}, PredictedMS: op.PredictedMS, Notes: notes}, nil
 }

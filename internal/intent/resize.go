@@ -53,6 +53,10 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	case vm.State != api.VMRunning && vm.State != api.VMStopped:
 		return api.Intent{}, errs.Conflict("vm %q is %s; only a running or stopped VM can be resized", name, vm.State)
 	}
+	grow := api.Flavor{VCPUs: max(0, want.VCPUs-vm.Flavor.VCPUs), MemoryMiB: max(0, want.MemoryMiB-vm.Flavor.MemoryMiB), DiskMiB: max(0, want.DiskMiB-vm.Flavor.DiskMiB)}
+	if err := r.svc.CheckQuota(ctx, vm.Project, grow, 0); err != nil {
+		return api.Intent{}, err
+	}
 	host, err := r.svc.HostOf(ctx, vm)
 	if err != nil {
 		return api.Intent{}, err
@@ -69,7 +73,7 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	default:
 		return api.Intent{}, errs.NotSupported("vm %q cannot be resized online: %s; add --allow-restart to restart it in place with the new size", name, why)
 	}
-	in := api.Intent{Kind: api.IntentResize, Target: vm.Name, State: api.IntentPlanned,
+	in := api.Intent{Kind: api.IntentResize, Target: vm.Name, Project: vm.Project, State: api.IntentPlanned,
 		Params: api.IntentParams{VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB, DiskMiB: req.DiskMiB, AllowRestart: req.AllowRestart, AllowMove: req.AllowMove}}
 	hosts, err := r.svc.HostsWithAllocations(ctx)
 	if err != nil {
@@ -201,7 +205,7 @@ func (r *Runner) Rebuild(ctx context.Context, name string, req api.RebuildReques
 	if vm.State == api.VMRunning {
 		d += predictStop
 	}
-	in := api.Intent{Kind: api.IntentRebuild, Target: vm.Name, State: api.IntentPlanned, Params: api.IntentParams{Image: im.Name},
+	in := api.Intent{Kind: api.IntentRebuild, Target: vm.Name, Project: vm.Project, State: api.IntentPlanned, Params: api.IntentParams{Image: im.Name},
 		Operations: []api.Operation{{VM: vm.Name, VMID: vm.ID, Kind: api.OpRebuild, State: api.OpPlanned, Source: host.Name, Destination: host.Name,
 			Strategy: api.StrategyInPlace, PredictedMS: d.Milliseconds()}},
 		PredictedMS: d.Milliseconds()}

@@ -291,7 +291,7 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 	}
 	now := time.Now().UTC()
 	m := api.Migration{
-		ID: NewID(), Intent: o.Intent, VM: vm.Name, VMID: vm.ID, Kind: req.Kind, State: api.MigScheduling,
+		ID: NewID(), Intent: o.Intent, VM: vm.Name, VMID: vm.ID, Project: vm.Project, Kind: req.Kind, State: api.MigScheduling,
 		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBPerS: req.BandwidthMBPerS,
 		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy, Encrypted: c.encryptMigrations(),
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},

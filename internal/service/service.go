@@ -127,6 +127,7 @@ func (c *Service) Start(ctx context.Context) {
 	c.recoverMigrations(ctx)
 	c.releaseOrphanPorts(ctx)
 	go c.resumeDeletes(ctx)
+	go c.pruneAudit(ctx)
 }
 
 // StoreKind names the store: sqlite or postgres.

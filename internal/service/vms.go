@@ -227,6 +227,9 @@ func (c *Service) place(ctx context.Context, vm *api.VM, want string) (api.Host,
 	} else if host, err = scheduler.Pick(hosts, p); err != nil {
 		return api.Host{}, err
 	}
+	if err := c.CheckQuota(ctx, vm.Project, vm.Flavor, 1); err != nil {
+		return api.Host{}, err
+	}
 	vm.Host = host.Name
 	if err := c.store.CreateVM(ctx, *vm); err != nil {
 		return api.Host{}, err
@@ -244,11 +247,7 @@ func (c *Service) applyReport(ctx context.Context, name string, rep hostapi.VMRe
 }
 
 func (c *Service) vmByName(ctx context.Context, name string) (api.VM, error) {
-	vm, err := c.store.VM(ctx, name)
-	if errors.Is(err, errs.ErrNotFound) {
-		return api.VM{}, errs.NotFound("vm %q not found; list VMs with: godwit vm list", name)
-	}
-	return vm, err
+	return c.store.VM(ctx, name)
 }
 
 // hostOf returns the up host a VM is on, or a conflict saying why its

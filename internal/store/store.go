@@ -1,6 +1,6 @@
 // Package store persists the controller's state: hosts, VMs, images,
-// networks and their ports, migrations, intents and the cluster's
-// settings.
+// networks and their ports, migrations, intents, the cluster's
+// settings, API tokens, project quotas and the audit log.
 //
 // Store is one interface over two SQL engines: SQLite (embedded, the
 // default; package store/sqlite) and PostgreSQL (package store/postgres)
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
 )
 
 // VMFilter narrows VMs. Empty fields match everything.
@@ -104,7 +105,42 @@ type Store interface {
 	// record, created on the first update.
 	UpdateClusterSettings(ctx context.Context, fn func(*api.ClusterSettings) error) (api.ClusterSettings, error)
 
+	// CreateToken inserts an API token's record; ErrConflict when its ID
+	// is taken.
+	CreateToken(ctx context.Context, t Token) error
+	Token(ctx context.Context, id string) (Token, error)
+	// Tokens lists tokens by ID, revoked ones too.
+	Tokens(ctx context.Context) ([]Token, error)
+	// UpdateToken is UpdateVM for tokens.
+	UpdateToken(ctx context.Context, id string, fn func(*Token) error) (Token, error)
+
+	// Quotas lists the projects that have a quota (Usage left zero).
+	Quotas(ctx context.Context) ([]api.Project, error)
+	// SetQuota sets a project's quota, creating its record.
+	SetQuota(ctx context.Context, project string, q api.Quota) (api.Project, error)
+
+	// AddAudit appends an audit record.
+	AddAudit(ctx context.Context, r api.AuditRecord) error
+	// Audit lists audit records newest first (f.Limit of them; 0: 100).
+	Audit(ctx context.Context, f api.AuditFilter) ([]api.AuditRecord, error)
+	// PruneAudit removes the records older than before and says how many.
+	PruneAudit(ctx context.Context, before time.Time) (int, error)
+
 	Close() error
+}
+
+// VMNotFound is the error for a VM that does not exist, the same
+// wherever it is asked for: the API answers another project's VM with it
+// too, so that its existence is not given away.
+func VMNotFound(name string) error {
+	return errs.NotFound("vm %q not found; list VMs with: godwit vm list", name)
+}
+
+// Token is an API token's record: the token and the SHA-256 of its
+// secret, which never leaves the store (api.Token has no such field).
+type Token struct {
+	api.Token
+	SHA256 string `json:"sha256"`
 }
 
 // PortFilter narrows ports. Empty fields match everything.

@@ -98,7 +98,7 @@ func (d *docs[T]) list(ctx context.Context, f filter) ([]T, error) {
 // update reads a record, applies fn and writes it back in one
 // transaction; fn's error aborts it and is returned as is.
 func (d *docs[T]) update(ctx context.Context, id string, fn func(*T) error) (T, error) {
-	return modify(ctx, d.s, notFound("%s not found", d.name(id)), selectDoc, []any{d.kind, id}, fn,
+	return modify(ctx, d.s, notFound("%s not found%s", d.name(id), d.hint), selectDoc, []any{d.kind, id}, fn,
 		func(tx *sql.Tx, v *T) error {
 			if d.stamp != nil {
 				d.stamp(v, id, time.Now().UTC())

@@ -30,7 +30,7 @@ func (s *Store) CreateVM(ctx context.Context, vm api.VM) error {
 
 // VM implements store.Store.
 func (s *Store) VM(ctx context.Context, name string) (api.VM, error) {
-	return one[api.VM](ctx, s, s.db, notFound("vm %q not found", name), `SELECT doc FROM vms WHERE name = ?`, name)
+	return one[api.VM](ctx, s, s.db, func() error { return store.VMNotFound(name) }, `SELECT doc FROM vms WHERE name = ?`, name)
 }
 
 // VMs implements store.Store.
@@ -50,7 +50,7 @@ func (s *Store) VMs(ctx context.Context, f store.VMFilter) ([]api.VM, error) {
 
 // UpdateVM implements store.Store.
 func (s *Store) UpdateVM(ctx context.Context, name string, fn func(*api.VM) error) (api.VM, error) {
-	return modify(ctx, s, notFound("vm %q not found", name), `SELECT doc FROM vms WHERE name = ?`, []any{name}, fn,
+	return modify(ctx, s, func() error { return store.VMNotFound(name) }, `SELECT doc FROM vms WHERE name = ?`, []any{name}, fn,
 		func(tx *sql.Tx, vm *api.VM) error {
 			vm.Name = name // the name is the key; fn may not change it
 			vm.UpdatedAt = time.Now().UTC()
@@ -63,7 +63,7 @@ func (s *Store) UpdateVM(ctx context.Context, name string, fn func(*api.VM) erro
 // DeleteVM implements store.Store.
 func (s *Store) DeleteVM(ctx context.Context, name string) error {
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM vms WHERE name = ?`), name)
-	return deleted(res, err, notFound("vm %q not found", name))
+	return deleted(res, err, func() error { return store.VMNotFound(name) })
 }
 
 // imageIndex files an image by name alone: images have no filter and

@@ -57,6 +57,9 @@ type Store struct {
 	intents    docs[api.Intent]
 	images     docs[api.Image]
 	settings   docs[api.ClusterSettings]
+	tokens     docs[store.Token]
+	quotas     docs[api.Project]
+	audit      docs[api.AuditRecord]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -76,6 +79,14 @@ func newAt(ctx context.Context, db *sql.DB, d Dialect, v int) (*Store, error) {
 	s.images = docs[api.Image]{s: s, kind: "image", order: byID, quote: true, index: imageIndex}
 	s.settings = docs[api.ClusterSettings]{s: s, kind: "settings", order: byID, index: settingsIndex,
 		stamp: func(v *api.ClusterSettings, _ string, now time.Time) { v.UpdatedAt = now }}
+	s.tokens = docs[store.Token]{s: s, kind: "token", order: byID, hint: "; list tokens with: godwit token list",
+		index: func(t *store.Token) index { return index{id: t.ID, created: t.CreatedAt.UnixNano()} },
+		stamp: func(t *store.Token, id string, _ time.Time) { t.ID = id }}
+	s.quotas = docs[api.Project]{s: s, kind: "quota", order: byID, quote: true,
+		index: func(p *api.Project) index { return index{id: p.Name} },
+		stamp: func(p *api.Project, id string, now time.Time) { p.Name, p.UpdatedAt = id, now }}
+	s.audit = docs[api.AuditRecord]{s: s, kind: "audit", order: newestFirst,
+		index: func(r *api.AuditRecord) index { return index{id: r.ID, ref: r.Who, created: r.Time.UnixNano()} }}
 	if err := s.migrate(ctx, v); err != nil {
 		return nil, err
 	}

@@ -35,6 +35,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Migrations", testMigrations},
 		{"Intents", testIntents},
 		{"ClusterSettings", testClusterSettings},
+		{"Tokens", testTokens},
+		{"Quotas", testQuotas},
+		{"Audit", testAudit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
