@@ -67,7 +67,8 @@ type Migration struct {
 	Policy Policy `json:"policy,omitempty"`
 	// Encrypted says the move's streams between the hosts are encrypted
 	// and both ends authenticated (a cluster with a CA): memory and
-	// device state, and every disk byte.
+	// device state, and every disk byte. A live move begun while the
+	// cluster setting insecure_migration was on is not.
 	Encrypted bool `json:"encrypted,omitempty"`
 	// Convergence is what the driver measured, predicted and chose.
 	Convergence *Convergence      `json:"convergence,omitempty"`

@@ -19,6 +19,11 @@ type ClusterSettings struct {
 	MaxTransfersPerSource int `json:"max_transfers_per_source"`
 	MaxPerDestination     int `json:"max_per_destination"`
 	MaxPerCluster         int `json:"max_per_cluster"`
+	// InsecureMigration, in a cluster with a CA, sends live moves' memory
+	// and disk streams in the clear: for trusted lab networks, where TLS's
+	// CPU cost matters. It changes nothing without a CA (moves are plain
+	// there anyway) and nothing of the agents' API, which is TLS only.
+	InsecureMigration bool `json:"insecure_migration"`
 
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 }
@@ -41,6 +46,7 @@ type ClusterSettingsUpdate struct {
 	MaxTransfersPerSource *int    `json:"max_transfers_per_source,omitempty"`
 	MaxPerDestination     *int    `json:"max_per_destination,omitempty"`
 	MaxPerCluster         *int    `json:"max_per_cluster,omitempty"`
+	InsecureMigration     *bool   `json:"insecure_migration,omitempty"`
 }
 
 // ClusterSettings returns the cluster's settings and the built-in defaults.

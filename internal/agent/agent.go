@@ -34,6 +34,7 @@ type Agent struct {
 
 	importMu sync.Mutex
 	imports  map[string]*importJob // disk imports of cold migrations, by vm id
+	grants   grants                // disk transfers this host may serve (grants.go)
 
 	staleMu sync.Mutex
 	cleaned []hostapi.StaleVM // stale copies removed, not yet reported
@@ -126,6 +127,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		safe.Go(a.log, "lease renewal", func() { a.keepLease(lctx) })
 	}
 	if err := a.setupTLS(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.grants.load(filepath.Join(cfg.StateDir, grantsFile)); err != nil {
 		a.Close()
 		return nil, err
 	}

@@ -162,6 +162,9 @@ func TestBodiesRefused(t *testing.T) {
 		{"/migrate", `{"uri":"tcp:127.0.0.1:1","completion_timeout_per_gib_s":-1}`, "completion_timeout"},
 		{"/migrate", `{"uri":"tcp:127.0.0.1:1","timeout_action":"explode"}`, "timeout_action"},
 		{"/import", `{"vm":{"id":"` + resizeID + `","vcpus":1,"memory_mib":128,"disk_mib":64},"source":"file:///etc/passwd"}`, "source agent"},
+		{"/import", `{"vm":{"id":"` + resizeID + `","vcpus":1,"memory_mib":128,"disk_mib":64},"source":"http://127.0.0.1:1/v1/vms/x","source_host":"h2","token":"` + hostapi.NewTransferToken() + `"}`, "source agent"},
+		{"/import", `{"vm":{"id":"` + resizeID + `","vcpus":1,"memory_mib":128,"disk_mib":64},"source":"http://127.0.0.1:1","token":"` + hostapi.NewTransferToken() + `"}`, "host name"},
+		{"/import", `{"vm":{"id":"` + resizeID + `","vcpus":1,"memory_mib":128,"disk_mib":64},"source":"http://127.0.0.1:1","source_host":"h2"}`, "transfer token"},
 	} {
 		if status, e := agentCall(t, http.MethodPost, base+"/v1/vms/"+resizeID+tt.path, tt.body); status != http.StatusBadRequest || !strings.Contains(e.Message, tt.msg) {
 			t.Errorf("POST %s %s = %d %q; want 400 about %s", tt.path, tt.body, status, e.Message, tt.msg)

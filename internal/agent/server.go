@@ -23,7 +23,7 @@ import (
 // Every {id} in a path is a VM's UUID, checked before any handler runs:
 // an ID names the VM's files (its directory, disk and seed), so a "../x"
 // or "..%2Fx" must never reach one.
-func (a *Agent) Handler() http.Handler { return a.routes().Handler() }
+func (a *Agent) Handler() http.Handler { return a.controllerOnly(a.routes().Handler()) }
 
 // routes are the agent's routes (tests try each).
 func (a *Agent) routes() *httpx.Routes {
@@ -179,7 +179,9 @@ func (a *Agent) vmAction(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch action {
 	case "start":
-		err = a.drv.Start(r.Context(), id)
+		if err = a.grants.drop(id); err == nil { // its disk changes now: no move copies it
+			err = a.drv.Start(r.Context(), id)
+		}
 	case "reboot":
 		err = a.drv.Reboot(r.Context(), id)
 	case "stop":
@@ -206,6 +208,10 @@ func (a *Agent) vmAction(w http.ResponseWriter, r *http.Request) {
 func (a *Agent) deleteVM(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	a.cancelImport(id)
+	if err := a.grants.drop(id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	if err := a.drv.Delete(r.Context(), id); err != nil && !errors.Is(err, errs.ErrNotFound) {
 		a.fail(w, r, err)
 		return

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -25,7 +26,23 @@ type hostTLS struct {
 	qemuDir    string      // the certificate as QEMU reads it: encrypted migrations
 	server     *tls.Config // the agent API: the controller, and other hosts (disk transfers)
 	controller *tls.Config // to the controller
-	peers      *tls.Config // to other hosts' agents
+
+	peersMu sync.Mutex
+	peers   map[string]*tls.Config // to other hosts' agents, by the host name each accepts
+}
+
+// peer is the client configuration for host's agent, which accepts only
+// that host's certificate: made once per host, so that its connections
+// are pooled (api's transports are kept per configuration).
+func (t *hostTLS) peer(host string) *tls.Config {
+	t.peersMu.Lock()
+	defer t.peersMu.Unlock()
+	cfg, ok := t.peers[host]
+	if !ok {
+		cfg = t.id.ClientConfig(pki.Peer{Roles: []string{pki.RoleHost}, Name: host})
+		t.peers[host] = cfg
+	}
+	return cfg
 }
 
 // tlsDir is where the host's certificate lives.
@@ -68,7 +85,7 @@ func (a *Agent) setupTLS(ctx context.Context) error {
 		qemuDir:    qemuDir,
 		server:     id.ServerConfig(pki.Peer{Roles: []string{pki.RoleController, pki.RoleHost}}, true),
 		controller: id.ClientConfig(pki.Peer{Roles: []string{pki.RoleController}}),
-		peers:      id.ClientConfig(pki.Peer{Roles: []string{pki.RoleHost}}),
+		peers:      map[string]*tls.Config{},
 	}
 	return nil
 }
@@ -117,19 +134,12 @@ func (a *Agent) scheme() string {
 	return "https://"
 }
 
-// controllerTLS and peerTLS are the client configurations (nil: plain).
+// controllerTLS is the client configuration to the controller (nil: plain).
 func (a *Agent) controllerTLS() *tls.Config {
 	if a.tls == nil {
 		return nil
 	}
 	return a.tls.controller
-}
-
-func (a *Agent) peerTLS() *tls.Config {
-	if a.tls == nil {
-		return nil
-	}
-	return a.tls.peers
 }
 
 // migrationTLS is how a migration is encrypted: with this host's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +30,9 @@ import (
 )
 
 // Disk transfer for cold migrations of local disks: the destination pulls
-// the stopped VM's disk file from the source agent over HTTP, resuming
+// the stopped VM's disk file from the source agent over HTTP(S), with the
+// transfer's token (grants.go) and from the host the controller named
+// only, resuming
 // with Range requests after a broken connection, and accepts it only when
 // its SHA-256 matches the source's. qcow2 keeps only allocated clusters in
 // the file, so what travels is what the guest wrote (plus metadata).
@@ -75,13 +79,19 @@ func (j *importJob) set(f func(*hostapi.ImportStatus)) {
 func (a *Agent) transferRoutes(m *httpx.Routes) {
 	m.HandleFunc("GET /v1/vms/{id}/disk", a.serveDisk)
 	m.HandleFunc("GET /v1/vms/{id}/disk/sha256", a.diskChecksum)
+	m.HandleFunc("PUT /v1/vms/{id}/disk-grant", a.grantDisk)
+	m.HandleFunc("DELETE /v1/vms/{id}/disk-grant", a.revokeDisk)
 	m.HandleFunc("POST /v1/vms/{id}/import", a.startImport)
 	m.HandleFunc("GET /v1/vms/{id}/import", a.importStatus)
 }
 
-// stoppedDisk returns the disk path of a stopped VM.
-func (a *Agent) stoppedDisk(ctx context.Context, id string) (string, error) {
-	st, err := a.drv.Status(ctx, id)
+// stoppedDisk returns the disk path of a stopped VM, to a reader with the
+// token of a transfer granted for it.
+func (a *Agent) stoppedDisk(r *http.Request, id string) (string, error) {
+	if err := a.grants.check(r, id); err != nil {
+		return "", err
+	}
+	st, err := a.drv.Status(r.Context(), id)
 	if err != nil {
 		return "", err
 	}
@@ -95,7 +105,7 @@ func (a *Agent) stoppedDisk(ctx context.Context, id string) (string, error) {
 }
 
 func (a *Agent) serveDisk(w http.ResponseWriter, r *http.Request) {
-	path, err := a.stoppedDisk(r.Context(), r.PathValue("id"))
+	path, err := a.stoppedDisk(r, r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -111,7 +121,7 @@ func (a *Agent) serveDisk(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) diskChecksum(w http.ResponseWriter, r *http.Request) {
-	path, err := a.stoppedDisk(r.Context(), r.PathValue("id"))
+	path, err := a.stoppedDisk(r, r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -145,6 +155,11 @@ func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, errs.Invalid("import needs the vm's id, matching the path"))
 		return
 	}
+	client, err := a.sourceClient(req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	spec, err := a.spec(r.Context(), req.VM)
 	if err != nil {
 		a.fail(w, r, err)
@@ -164,7 +179,7 @@ func (a *Agent) startImport(w http.ResponseWriter, r *http.Request) {
 		defer close(j.done)
 		defer cancel()
 		var err error
-		if perr := safe.Run(a.log, "disk import", func() { err = a.importDisk(ctx, j, req.Source, spec) }); perr != nil {
+		if perr := safe.Run(a.log, "disk import", func() { err = a.importDisk(ctx, j, client, req.Source, spec) }); perr != nil {
 			err = perr // failed, not active for ever
 		}
 		j.set(func(st *hostapi.ImportStatus) {
@@ -210,11 +225,29 @@ func (a *Agent) cancelImport(id string) {
 	}
 }
 
+// sourceClient is the HTTP client of an import: it accepts only the
+// certificate of the host the controller named, in a cluster with a CA,
+// and presents the transfer's token.
+func (a *Agent) sourceClient(req hostapi.ImportDisk) (*http.Client, error) {
+	var tlsCfg *tls.Config
+	if a.tls != nil {
+		if !strings.HasPrefix(req.Source, "https://") {
+			return nil, errs.Invalid("the source agent's URL %q is not https: this host has a certificate and reads disks from other hosts over mutual TLS only", req.Source)
+		}
+		tlsCfg = a.tls.peer(req.SourceHost)
+	}
+	c := api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: downloadHeaderTimeout, TLS: tlsCfg})
+	c.Transport = &hostapi.BearerTransport{Token: req.Token, Base: c.Transport}
+	return c, nil
+}
+
 // importDisk copies the disk, verifies it, points it at this host's copy
 // of its backing image, and defines the VM on it.
-func (a *Agent) importDisk(ctx context.Context, j *importJob, source string, spec driver.VMSpec) (err error) {
-	src := hostapi.NewAgentTLS(source, time.Minute, a.peerTLS())
-	want, err := src.DiskChecksum(ctx, spec.ID)
+func (a *Agent) importDisk(ctx context.Context, j *importJob, client *http.Client, source string, spec driver.VMSpec) (err error) {
+	src := hostapi.NewPeerAgent(source, client)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	want, err := src.DiskChecksum(cctx, spec.ID)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("checksum on the source: %w", err)
 	}
@@ -225,7 +258,7 @@ func (a *Agent) importDisk(ctx context.Context, j *importJob, source string, spe
 			os.Remove(part)
 		}
 	}()
-	if err := a.download(ctx, j, source+"/v1/vms/"+url.PathEscape(spec.ID)+"/disk", part, want.Size); err != nil {
+	if err := a.download(ctx, j, client, strings.TrimSuffix(source, "/")+"/v1/vms/"+url.PathEscape(spec.ID)+"/disk", part, want.Size); err != nil {
 		return err
 	}
 	got, size, err := fileSHA256(part)
@@ -271,13 +304,12 @@ func checkCopiedDisk(path string, layered bool) error {
 
 // download fetches url into path, resuming from what path holds after a
 // broken connection.
-func (a *Agent) download(ctx context.Context, j *importJob, u, path string, size int64) error {
+func (a *Agent) download(ctx context.Context, j *importJob, client *http.Client, u, path string, size int64) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	client := api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: downloadHeaderTimeout, TLS: a.peerTLS()})
 	var have int64
 	var last error
 	for attempt := 1; attempt <= importAttempts; attempt++ {

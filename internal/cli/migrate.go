@@ -245,7 +245,7 @@ func writeMigration(w io.Writer, m api.Migration) error {
 	if m.Encrypted {
 		kv = append(kv, "Encrypted", "yes: TLS between the hosts, both ends authenticated")
 	} else {
-		kv = append(kv, "Encrypted", "no (a cluster without a CA)")
+		kv = append(kv, "Encrypted", "no (a cluster without a CA, or insecure_migration on when it began)")
 	}
 	for _, d := range m.Decisions {
 		kv = append(kv, "Decision", d.At.Format("15:04:05.000")+" "+d.Action+" ("+d.Reason+")")

@@ -35,12 +35,14 @@ func (a *app) settingsSetCmd() *cobra.Command {
 	var (
 		bandwidth, downtime, perSource, transfers, perDest, perCluster int
 		policy                                                         string
+		insecureMigration                                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "set",
 		Short: "Change cluster settings (only the flags given; 0 or \"\" returns one to its built-in default)",
 		Example: "  godwit cluster settings set --max-per-cluster 8 --bandwidth 200\n" +
-			"  godwit cluster settings set --policy \"\"    # back to the built-in auto",
+			"  godwit cluster settings set --policy \"\"    # back to the built-in auto\n" +
+			"  godwit cluster settings set --insecure-migration=true   # trusted lab networks only",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var u api.ClusterSettingsUpdate
@@ -56,6 +58,9 @@ func (a *app) settingsSetCmd() *cobra.Command {
 			if f.Changed("policy") {
 				p := api.Policy(policy)
 				u.Policy = &p
+			}
+			if f.Changed("insecure-migration") {
+				u.InsecureMigration = &insecureMigration
 			}
 			if u == (api.ClusterSettingsUpdate{}) {
 				return usageError{fmt.Errorf("nothing to change: give at least one setting's flag (see godwit cluster settings set --help)")}
@@ -75,6 +80,8 @@ func (a *app) settingsSetCmd() *cobra.Command {
 	f.IntVar(&transfers, "max-transfers-per-source", 0, "of those, how many send memory at once (they share the host's link)")
 	f.IntVar(&perDest, "max-per-destination", 0, "a drain's moves into one destination at once")
 	f.IntVar(&perCluster, "max-per-cluster", 0, "a drain's migrations in the whole cluster at once")
+	f.BoolVar(&insecureMigration, "insecure-migration", false,
+		"in a cluster with a CA, send live moves' memory and disks unencrypted (=true; trusted networks only) or encrypted again (=false)")
 	return cmd
 }
 
@@ -108,5 +115,6 @@ func (a *app) writeSettings(r api.ClusterSettingsReply) error {
 	t.row("max-transfers-per-source", num(s.MaxTransfersPerSource, d.MaxTransfersPerSource, ""), "transfers")
 	t.row("max-per-destination", num(s.MaxPerDestination, d.MaxPerDestination, ""), "moves")
 	t.row("max-per-cluster", num(s.MaxPerCluster, d.MaxPerCluster, ""), "migrations")
+	t.row("insecure-migration", strconv.FormatBool(s.InsecureMigration), "")
 	return t.flush()
 }

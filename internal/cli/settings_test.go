@@ -26,6 +26,9 @@ func settingsRoutes(record func(string, http.HandlerFunc)) {
 		if u.Policy != nil {
 			s.Policy = *u.Policy
 		}
+		if u.InsecureMigration != nil {
+			s.InsecureMigration = *u.InsecureMigration
+		}
 		json.NewEncoder(w).Encode(api.ClusterSettingsReply{Settings: s, Defaults: defaults})
 	})
 }
@@ -50,6 +53,18 @@ func TestClusterSettingsCommands(t *testing.T) {
 	}
 	// Only the flags given are sent: 0 and "" are values, absent is none.
 	if got := string(srv.body("PATCH /v1/cluster/settings")); got != `{"bandwidth_mb_per_s":200,"policy":""}` {
+		t.Errorf("PATCH body = %s", got)
+	}
+	out = mustRun(t, srv.Server, "cluster", "settings", "set", "--insecure-migration=true")
+	if !strings.Contains(out, "insecure-migration        true") {
+		t.Errorf("cluster settings set --insecure-migration=true:\n%s", out)
+	}
+	if got := string(srv.body("PATCH /v1/cluster/settings")); got != `{"insecure_migration":true}` {
+		t.Errorf("PATCH body = %s", got)
+	}
+	// false is a value too: the setting turned off, not left alone.
+	mustRun(t, srv.Server, "cluster", "settings", "set", "--insecure-migration=false")
+	if got := string(srv.body("PATCH /v1/cluster/settings")); got != `{"insecure_migration":false}` {
 		t.Errorf("PATCH body = %s", got)
 	}
 	if _, errOut, code := run(t, srv.Server, "cluster", "settings", "set"); code != 2 || !strings.Contains(errOut, "nothing to change") {

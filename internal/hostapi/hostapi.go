@@ -220,7 +220,13 @@ type MigrationStatus struct {
 // the source agent, verify it, and define the VM on it.
 type ImportDisk struct {
 	VM     CreateVM `json:"vm"`
-	Source string   `json:"source"` // the source agent's URL
+	Source string   `json:"source"` // the source agent's registered URL, https://HOST:PORT
+	// SourceHost is the source's host name, which its certificate must
+	// carry (a cluster with a CA): the disk comes from that host only.
+	SourceHost string `json:"source_host"`
+	// Token is the transfer's token, which the source was granted for
+	// this VM's disk (TransferGrant); the destination presents it.
+	Token string `json:"token"`
 }
 
 // ImportStatus is the answer to GET /v1/vms/{id}/import.

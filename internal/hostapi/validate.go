@@ -3,7 +3,6 @@ package hostapi
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"slices"
 
 	"github.com/godwit/godwit/api"
@@ -156,8 +155,8 @@ func (m MigrateOut) Validate() error {
 	return nil
 }
 
-// Validate checks a disk import: the VM, which must have a disk, and the
-// source agent's URL.
+// Validate checks a disk import: the VM, which must have a disk, the
+// source agent's URL (CheckAgentURL) and host name, and the token.
 func (d ImportDisk) Validate() error {
 	if err := d.VM.Validate(); err != nil {
 		return err
@@ -165,11 +164,13 @@ func (d ImportDisk) Validate() error {
 	if d.VM.DiskMiB == 0 {
 		return errs.Invalid("import needs a vm with a disk (disk_mib)")
 	}
-	u, err := url.Parse(d.Source)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errs.Invalid("import needs the source agent's URL (http://host:port), not %q", d.Source)
+	if err := CheckAgentURL(d.Source); err != nil {
+		return err
 	}
-	return nil
+	if err := api.ValidateName("source host", d.SourceHost); err != nil {
+		return errs.Invalid("import needs the source agent's host name, which its certificate carries: %v", err)
+	}
+	return CheckTransferToken(d.Token)
 }
 
 // Validate checks a resize: each size zero (kept) or within api's limits.

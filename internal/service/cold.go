@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -74,7 +75,7 @@ func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, 
 	failpoint.Hit("cold/after-stop")
 	if local {
 		rb.add("delete the destination's copy", func(ctx context.Context) error { return dstA.DeleteVM(ctx, vm.ID) })
-		if err := c.copyDisk(ctx, m.ID, dstA, hostapi.ImportDisk{VM: create, Source: src.Address}); err != nil {
+		if err := c.transferDisk(ctx, log, m.ID, srcA, dstA, src, create); err != nil {
 			fail(err)
 			return
 		}
@@ -117,6 +118,27 @@ func (c *Service) runCold(ctx context.Context, m api.Migration, vm api.VM, src, 
 	if done {
 		log.Info("cold migration completed", "strategy", strategy, "total", time.Since(start))
 	}
+}
+
+// transferDisk copies a stopped VM's local disk from src to the
+// destination under a token of its own: the source lets that token in for
+// this VM's disk only, until the copy has ended (or the grant lapses, if
+// this controller dies first), and the destination presents it, reading
+// from src's registered address and accepting only src's certificate.
+// The token is kept nowhere else (hostapi's transfer.go says why none
+// need survive a restart).
+func (c *Service) transferDisk(ctx context.Context, log *slog.Logger, id string, srcA, dstA *hostapi.Agent, src api.Host, vm hostapi.CreateVM) error {
+	token := hostapi.NewTransferToken()
+	ttl := hostapi.TransferTTL(vm.DiskMiB)
+	if err := srcA.GrantDiskTransfer(ctx, vm.ID, hostapi.TransferGrant{Token: token, TTLSeconds: int(ttl.Seconds())}); err != nil {
+		return fmt.Errorf("grant the disk transfer on %s: %w", src.Name, err)
+	}
+	defer func() {
+		if err := srcA.RevokeDiskTransfer(context.WithoutCancel(ctx), vm.ID); err != nil {
+			log.Warn("the disk transfer's grant could not be revoked on the source; it lapses by itself", "in", ttl, "err", err)
+		}
+	}()
+	return c.copyDisk(ctx, id, dstA, hostapi.ImportDisk{VM: vm, Source: src.Address, SourceHost: src.Name, Token: token})
 }
 
 // copyDisk has the destination import the disk and follows its progress.

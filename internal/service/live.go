@@ -102,7 +102,7 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 		return
 	}
 	spec.PostCopy = m.PostCopy
-	spec.Encrypt = c.encryptMigrations()
+	spec.Encrypt = m.Encrypted // as recorded when the move began, whatever the setting says now
 	in, err := dstA.PrepareIncoming(ctx, spec)
 	if err != nil {
 		fail(fmt.Errorf("prepare %s: %w", dst.Name, err))
@@ -150,7 +150,7 @@ func (c *Service) runLive(ctx context.Context, m api.Migration, vm api.VM, src, 
 	})
 	if err := srcA.MigrateOut(ctx, vm.ID, hostapi.MigrateOut{URI: in.URI, NBD: in.NBD, PostCopyPreempt: in.PostCopyPreempt, MaxDowntimeMS: m.MaxDowntimeMS,
 		BandwidthMBPerS: m.BandwidthMBPerS, PostCopy: m.PostCopy, AutoConverge: m.AutoConverge, Policy: m.Policy,
-		Encrypt: c.encryptMigrations(), Destination: dst.Name}); err != nil {
+		Encrypt: m.Encrypted, Destination: dst.Name}); err != nil {
 		freeLink()
 		fail(fmt.Errorf("start on %s: %w", src.Name, err))
 		return

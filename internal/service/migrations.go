@@ -289,11 +289,19 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 			return api.Migration{}, api.Host{}, err
 		}
 	}
+	// A cold move's disk goes between the agents over their API, TLS only
+	// in a cluster with a CA; insecure_migration is for QEMU's streams.
+	encrypted := c.cfg.AgentTLS != nil
+	if p.Live {
+		if encrypted, err = c.encryptMigrations(ctx); err != nil {
+			return api.Migration{}, api.Host{}, err
+		}
+	}
 	now := time.Now().UTC()
 	m := api.Migration{
 		ID: NewID(), Intent: o.Intent, VM: vm.Name, VMID: vm.ID, Project: vm.Project, Kind: req.Kind, State: api.MigScheduling,
 		Source: src.Name, Destination: dst.Name, MaxDowntimeMS: req.MaxDowntimeMS, BandwidthMBPerS: req.BandwidthMBPerS,
-		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy, Encrypted: c.encryptMigrations(),
+		PostCopy: postCopy, AutoConverge: req.AutoConverge, Policy: req.Policy, Encrypted: encrypted,
 		Phases:    []api.Phase{{State: api.MigQueued, At: now}, {State: api.MigScheduling, At: now}},
 		Decisions: o.Decisions,
 		CreatedAt: now, UpdatedAt: now,

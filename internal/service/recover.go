@@ -281,6 +281,12 @@ func (c *Service) decide(ctx context.Context, log *slog.Logger, m api.Migration,
 			return
 		}
 	}
+	if m.Kind == api.KindCold && local && src.has {
+		// The interrupted disk transfer's grant, which this controller's
+		// predecessor held the only other copy of: a best effort, since it
+		// lapses by itself (and a start on the source drops it too).
+		_ = srcA.RevokeDiskTransfer(ctx, m.VMID)
+	}
 	if m.Kind == api.KindCold && vm.DesiredState == api.VMRunning && !running(src) {
 		if _, err := srcA.Action(ctx, m.VMID, "start"); err != nil {
 			c.endRecovered(ctx, m, api.MigNeedsAttention, prefix+why+"; starting it again on the source failed: "+err.Error())

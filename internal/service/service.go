@@ -168,10 +168,6 @@ func (c *Service) agent(h api.Host) *hostapi.Agent {
 	return hostapi.NewAgent(h.Address, 0)
 }
 
-// encryptMigrations says whether live migrations' streams are encrypted:
-// in a cluster with a CA, always.
-func (c *Service) encryptMigrations() bool { return c.cfg.AgentTLS != nil }
-
 // Config is the service's configuration, its defaults applied.
 func (c *Service) Config() Config { return c.cfg }
 

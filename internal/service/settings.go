@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"context"
+	"fmt"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -45,6 +46,7 @@ func (c *Service) EffectiveSettings(ctx context.Context) (api.ClusterSettings, e
 		MaxTransfersPerSource: cmp.Or(s.MaxTransfersPerSource, b.MaxTransfersPerSource),
 		MaxPerDestination:     cmp.Or(s.MaxPerDestination, b.MaxPerDestination),
 		MaxPerCluster:         cmp.Or(s.MaxPerCluster, b.MaxPerCluster),
+		InsecureMigration:     s.InsecureMigration,
 		UpdatedAt:             s.UpdatedAt,
 	}, err
 }
@@ -89,7 +91,9 @@ func (c *Service) UpdateSettings(ctx context.Context, u api.ClusterSettingsUpdat
 	}
 	c.settingsMu.Lock()
 	defer c.settingsMu.Unlock()
+	var wasInsecure bool
 	s, err := c.store.UpdateClusterSettings(ctx, func(s *api.ClusterSettings) error {
+		wasInsecure = s.InsecureMigration
 		set(&s.BandwidthMBPerS, u.BandwidthMBPerS)
 		set(&s.MaxDowntimeMS, u.MaxDowntimeMS)
 		set(&s.Policy, u.Policy)
@@ -97,6 +101,7 @@ func (c *Service) UpdateSettings(ctx context.Context, u api.ClusterSettingsUpdat
 		set(&s.MaxTransfersPerSource, u.MaxTransfersPerSource)
 		set(&s.MaxPerDestination, u.MaxPerDestination)
 		set(&s.MaxPerCluster, u.MaxPerCluster)
+		set(&s.InsecureMigration, u.InsecureMigration)
 		if per := cmp.Or(s.MaxPerSource, BuiltinSettings.MaxPerSource); s.MaxTransfersPerSource > per {
 			return errs.Invalid("max_transfers_per_source (%d) cannot exceed max_per_source (%d): raise max_per_source or lower max_transfers_per_source",
 				s.MaxTransfersPerSource, per)
@@ -108,7 +113,24 @@ func (c *Service) UpdateSettings(ctx context.Context, u api.ClusterSettingsUpdat
 	}
 	c.cached = &s
 	c.log.Info("cluster settings changed", "settings", s)
+	if s.InsecureMigration && !wasInsecure && c.cfg.AgentTLS != nil {
+		c.log.Warn("insecure_migration is on: live moves started from now on send guest memory and disks between hosts unencrypted and " +
+			"unauthenticated; use it only on a trusted network (godwit cluster settings set --insecure-migration=false turns it off)")
+	}
 	return api.ClusterSettingsReply{Settings: s, Defaults: BuiltinSettings}, nil
+}
+
+// encryptMigrations says whether a migration starting now is encrypted:
+// in a cluster with a CA, unless insecure_migration is on.
+func (c *Service) encryptMigrations(ctx context.Context) (bool, error) {
+	if c.cfg.AgentTLS == nil {
+		return false, nil
+	}
+	s, err := c.settings(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read the cluster's settings: %w", err)
+	}
+	return !s.InsecureMigration, nil
 }
 
 // set copies *from into *to when from is given.

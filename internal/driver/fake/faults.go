@@ -38,6 +38,40 @@ type Faults struct {
 	failAfter map[string]failure
 	delays    map[string]time.Duration
 	panics    map[string]string // guest panics to come, by VM id (panic.go)
+	tls       map[string]migTLS // what the last migration of each VM asked for (MigrationTLS)
+}
+
+// migTLS is whether a VM's last migration was asked for TLS, at each end.
+type migTLS struct{ incoming, outgoing bool }
+
+// MigrationTLS says whether the last migration of VM id on this driver
+// was asked to encrypt its streams, as its destination (PrepareIncoming)
+// and as its source (MigrateOut). The fake sends nothing over a network,
+// so this record is how a test checks what a controller asked the agents.
+func (f *Faults) MigrationTLS(id string) (incoming, outgoing bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.tls[id]
+	return t.incoming, t.outgoing
+}
+
+// recordTLS notes what a migration of id asked for at one end.
+func (f *Faults) recordTLS(id string, outgoing bool, t *driver.MigrationTLS) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tls == nil {
+		f.tls = map[string]migTLS{}
+	}
+	r := f.tls[id]
+	if outgoing {
+		r.outgoing = t != nil
+	} else {
+		r.incoming = t != nil
+	}
+	f.tls[id] = r
 }
 
 type failure struct {

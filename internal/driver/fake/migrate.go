@@ -93,6 +93,7 @@ func guestDirty(cmdline string) (setBytes, rate float64) {
 
 // PrepareIncoming implements driver.LiveMigrator.
 func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listenHost string, opts driver.MigrateOptions) (driver.Incoming, error) {
+	d.cfg.Faults.recordTLS(spec.ID, false, opts.TLS)
 	if err := d.Create(ctx, spec); err != nil {
 		return driver.Incoming{}, err
 	}
@@ -145,6 +146,7 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 // reads it) and the model's pass statistics, and its actions change the
 // model's physics.
 func (d *Driver) MigrateOut(ctx context.Context, id string, to driver.Incoming, opts driver.MigrateOptions) error {
+	d.cfg.Faults.recordTLS(id, true, opts.TLS)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v, err := d.get(id)
