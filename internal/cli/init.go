@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"net"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"

@@ -144,4 +144,3 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("a member reads the audit log: %v; want 403", err)
 	}
 }
-
