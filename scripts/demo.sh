@@ -16,6 +16,9 @@ step "Starting a fresh 3-host cluster in $DIR"
 $G down --dir "$DIR" >/dev/null 2>&1 || true
 rm -rf "$DIR"
 $G up --hosts 3 --driver qemu --dir "$DIR" --detach
+# godwit up made the cluster's first admin token (mode 0600).
+GODWIT_TOKEN=$(cat "$DIR/admin.token")
+export GODWIT_TOKEN
 
 step "Hosts (accelerator: KVM where the probe boots Linux under it, else TCG)"
 $G host list
@@ -83,6 +86,13 @@ $G vm list
 step "host1 is back from maintenance"
 $G host enable host1
 
+step "Who may do what: a member of project default sees its VMs, but moving them is an admin's"
+MEMBER=$($G token create demo-user --project default --role member -o json | sed -n 's/.*"secret": "\(.*\)".*/\1/p')
+GODWIT_TOKEN=$MEMBER $G whoami
+GODWIT_TOKEN=$MEMBER $G vm list
+GODWIT_TOKEN=$MEMBER $G migrate demo-1 --live || true
+$G audit --limit 3
+
 step "Resizing demo-1 online: 2 vCPUs, 512 MiB (vCPU and virtio-mem hotplug), same QEMU process"
 $G vm show demo-1 | grep -iE '^(qemu pid|vcpus|memory):' || true
 $G resize demo-1 --vcpus 2 --memory 512M --wait
@@ -93,7 +103,7 @@ $G vm console demo-1 | grep 'godwit-guest hb=' | tail -n 1
 cat <<MSG
 
 The cluster is still running (state in $DIR, logs in $DIR/logs).
-  export GODWIT_SERVER=$GODWIT_SERVER GODWIT_CA=$GODWIT_CA
+  export GODWIT_SERVER=$GODWIT_SERVER GODWIT_CA=$GODWIT_CA GODWIT_TOKEN=\$(cat $DIR/admin.token)
   bin/godwit vm console demo-1 -f     # follow the guest's heartbeat (Ctrl-C to stop)
   bin/godwit vm stop demo-1           # graceful power-off
   bin/godwit down --dir $DIR          # stop the cluster and its VMs

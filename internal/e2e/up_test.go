@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -29,6 +30,9 @@ func TestUpDetachAndDown(t *testing.T) {
 	server := gcluster.Config{Dir: dir, Port: port}.URL()
 	godwit := func(args ...string) (string, error) {
 		cmd := exec.Command(bin, append([]string{"--server", server, "--ca", gcluster.CAFile(dir)}, args...)...)
+		if tok, err := os.ReadFile(gcluster.TokenFile(dir)); err == nil { // made by up
+			cmd.Env = append(os.Environ(), "GODWIT_TOKEN="+strings.TrimSpace(string(tok)))
+		}
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
