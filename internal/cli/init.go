@@ -15,6 +15,7 @@ import (
 // initCmd makes a cluster's CA and the controller's certificate.
 func (a *app) initCmd() *cobra.Command {
 	var dir, cluster, name string
+	var renew bool
 	var addrs []string
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -37,6 +38,17 @@ Users trust the controller with --ca DIR/ca.crt (or GODWIT_CA).`,
 					return usagef("no --name given and no hostname: %v", err)
 				}
 				name = h
+			}
+			if renew {
+				ca, err := pki.OpenAuthority(dir)
+				if err != nil {
+					return err
+				}
+				if err := ca.RenewController(name, append([]string{"127.0.0.1", "::1", "localhost"}, addrs...)); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.out, "controller %s has a new key and certificate in %s; restart godwit serve to use it (agents and users need no change)\n", name, dir)
+				return nil
 			}
 			// The admin token goes to the user's config file, written
 			// once: one that exists (another cluster's token) is kept.
@@ -75,6 +87,7 @@ Users trust the controller with --ca DIR/ca.crt (or GODWIT_CA).`,
 	f.StringVar(&dir, "tls-dir", "/etc/godwit/pki", "where the CA and the controller's certificate go")
 	f.StringVar(&cluster, "cluster", "godwit", "the cluster's name, in its CA's")
 	f.StringVar(&name, "name", "", "the controller's name in its certificate (default: the hostname)")
+	f.BoolVar(&renew, "renew-controller", false, "give the controller of the existing cluster in --tls-dir a new key and certificate (new --address, or before the old one ends)")
 	f.StringSliceVar(&addrs, "address", nil, "addresses (IPs or DNS names) users reach the controller at, besides loopback (repeatable)")
 	return cmd
 }

@@ -106,6 +106,29 @@ func OpenAuthority(dir string) (*Authority, error) {
 	return a, nil
 }
 
+// RenewController issues the controller a new key and certificate for
+// name and addresses (new addresses, or an old certificate's end), in
+// place: agents and users check the controller by CA and role, so they
+// accept it without a change. The controller uses it once restarted.
+func (a *Authority) RenewController(name string, addresses []string) error {
+	key, err := NewKey()
+	if err != nil {
+		return err
+	}
+	cert, err := a.ca.Issue(Subject{Name: name, Role: RoleController, Addresses: addresses}, &key.PublicKey)
+	if err != nil {
+		return err
+	}
+	id := &Identity{CA: a.ca.Cert, Cert: cert, Key: key}
+	if err := id.Save(a.dir); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.id = id
+	a.mu.Unlock()
+	return nil
+}
+
 // Identity is the controller's own certificate.
 func (a *Authority) Identity() *Identity { return a.id }
 

@@ -207,3 +207,29 @@ func TestAuthorityJoin(t *testing.T) {
 		t.Error("the controller accepted a revoked host certificate")
 	}
 }
+
+// A renewed controller certificate (new key, new address) is accepted by
+// a host that trusts the CA, as the old one was; the files hold it.
+func TestRenewController(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Init(dir, "test", "ctl", []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := a.Identity().Cert
+	if err := a.RenewController("ctl", []string{"127.0.0.1", "10.9.8.7"}); err != nil {
+		t.Fatal(err)
+	}
+	id, ok, err := LoadIdentity(dir)
+	if err != nil || !ok || id.Cert.Equal(old) || id.Cert.SerialNumber.Cmp(old.SerialNumber) == 0 {
+		t.Fatalf("renewed identity: %v %v; want a new certificate", ok, err)
+	}
+	if len(id.Cert.IPAddresses) != 2 || id.Cert.IPAddresses[1].String() != "10.9.8.7" {
+		t.Fatalf("renewed certificate's addresses = %v", id.Cert.IPAddresses)
+	}
+	host := identity(t, &CA{Cert: a.ca.Cert, Key: a.ca.Key}, Subject{Name: "host1", Role: RoleHost})
+	url := serve(t, host.ServerConfig(Peer{Roles: []string{RoleController}}, true))
+	if got, err := get(url, id.ClientConfig(Peer{Roles: []string{RoleHost}, Name: "host1"})); err != nil || got != "ctl" {
+		t.Fatalf("a host answers the renewed controller: %q, %v", got, err)
+	}
+}
