@@ -70,6 +70,7 @@ type Driver struct {
 	version string   // QEMUBinary's release, e.g. "10.0.2"; empty: unknown
 	sandbox string   // -sandbox's value, probed (sandbox.go); "": none
 	runAs   []string // the arguments that drop QEMU to Config.RunAs
+	runGID  int      // Config.RunAs's group; -1: QEMU keeps the agent's user
 
 	mu  sync.Mutex
 	vms map[string]*vm
@@ -133,7 +134,8 @@ func New(cfg Config) (*Driver, error) {
 	if version == "" {
 		cfg.Logger.Warn("qemu driver: cannot tell the QEMU version; live migration under TCG will be refused as unsafe", "binary", cfg.QEMUBinary)
 	}
-	if err := checkRunAs(cfg.RunAs); err != nil {
+	runGID, err := runAsGID(cfg.RunAs)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Machine == "" {
@@ -151,7 +153,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{cfg: cfg, log: cfg.Logger, runDir: runDir, tapSalt: tapSalt(cfg.StateDir), version: version, vms: map[string]*vm{}, done: make(chan struct{}),
-		sandbox: sandboxFor(cfg.QEMUBinary, cfg.Logger), runAs: runAsArgs(version, cfg.RunAs)}
+		sandbox: sandboxFor(cfg.QEMUBinary, cfg.Logger), runAs: runAsArgs(version, cfg.RunAs), runGID: runGID}
 	if cfg.DirtySampleEvery == 0 {
 		cfg.DirtySampleEvery = defaultDirtySampleEvery
 	}

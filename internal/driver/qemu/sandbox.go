@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -106,14 +109,70 @@ func runAsArgs(version, name string) []string {
 	return []string{"-runas", name}
 }
 
-// checkRunAs makes sure the user QEMU should drop to exists, so a typo
-// fails when the agent starts, not at each VM's start.
-func checkRunAs(name string) error {
+// runAsGID is the primary group of the user QEMU drops to, -1 for none.
+// Looking it up also makes sure the user exists, so a typo fails when
+// the agent starts, not at each VM's start.
+func runAsGID(name string) (int, error) {
 	if name == "" {
-		return nil
+		return -1, nil
 	}
-	if _, err := user.Lookup(name); err != nil {
-		return fmt.Errorf("qemu driver: the user to run qemu as: %w", err)
+	u, err := user.Lookup(name)
+	if err != nil {
+		return -1, fmt.Errorf("qemu driver: the user to run qemu as: %w", err)
 	}
-	return nil
+	gid, err := strconv.Atoi(u.Gid)
+	if err != nil {
+		return -1, fmt.Errorf("qemu driver: user %s: group %q: %w", name, u.Gid, err)
+	}
+	return gid, nil
+}
+
+// credsForQEMU returns a directory QEMU can read the TLS credentials of
+// dir from, and a function to call once it has (tls-creds-x509 reads its
+// files when the object is made). A QEMU that keeps the agent's user
+// reads dir itself. One that dropped to another user cannot: the host's
+// credentials are the agent's alone (0600). It gets a copy, readable by
+// the user's group and writable by no one but root — another QEMU of the
+// same user must not be able to swap a CA in — that lives only until
+// QEMU has read it.
+func (d *Driver) credsForQEMU(dir string) (string, func(), error) {
+	if d.runGID < 0 {
+		return dir, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", "godwit-qemu-tls-")
+	if err != nil {
+		return "", nil, err
+	}
+	done := func() { _ = os.RemoveAll(tmp) }
+	fail := func(err error) (string, func(), error) {
+		done()
+		return "", nil, fmt.Errorf("copy the tls credentials for qemu's user: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fail(err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".pem") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return fail(err)
+		}
+		p := filepath.Join(tmp, e.Name())
+		if err := os.WriteFile(p, b, 0o440); err != nil {
+			return fail(err)
+		}
+		if err := os.Chown(p, 0, d.runGID); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Chown(tmp, 0, d.runGID); err != nil {
+		return fail(err)
+	}
+	if err := os.Chmod(tmp, 0o750); err != nil {
+		return fail(err)
+	}
+	return tmp, done, nil
 }
