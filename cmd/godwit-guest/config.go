@@ -11,6 +11,7 @@ type config struct {
 	hbHz        int
 	panicAfterS int    // panic the kernel this long after start; 0: never
 	spoof       string // spoofMAC or spoofIP: send spoofed frames; "": none
+	marker      string // plant this string in memory and on disk; "": none
 }
 
 // parseCmdline reads the guest's settings from the kernel command line;
@@ -20,6 +21,12 @@ func parseCmdline(s string) config {
 	for _, f := range strings.Fields(s) {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok {
+			continue
+		}
+		if k == "marker" {
+			if len(v) <= maxMarker {
+				c.marker = v
+			}
 			continue
 		}
 		if k == "spoof" {

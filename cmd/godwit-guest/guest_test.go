@@ -18,6 +18,7 @@ func TestParseCmdline(t *testing.T) {
 		{"spoof=mac hb_hz=10", config{hbHz: 10, spoof: spoofMAC}},
 		{"spoof=ip", config{hbHz: 5, spoof: spoofIP}},
 		{"spoof=yes spoof=", config{hbHz: 5}},
+		{"marker=GODWIT-MARKER-ab12", config{hbHz: 5, marker: "GODWIT-MARKER-ab12"}},
 	} {
 		if got := parseCmdline(tt.in); got != tt.want {
 			t.Errorf("parseCmdline(%q) = %+v; want %+v", tt.in, got, tt.want)

@@ -19,7 +19,9 @@
 // panic_after_s=N (panic the kernel N seconds after start, on purpose),
 // spoof=mac|ip (send a gratuitous ARP and a broadcast UDP datagram to
 // port 7778 once a second from another MAC, or from another IPv4
-// address, for port security tests).
+// address, for port security tests), marker=S (keep S in a MiB of memory
+// and write it into the disk's last MiB, for tests that look for guest
+// data on the wire).
 //
 // The heartbeat line, parsed by internal/guestlog (ip: the first NIC's
 // address, or none):
@@ -71,6 +73,7 @@ func main() {
 		go spoof(cfg.spoof, first, out)
 	}
 
+	var data *disk // declared before the disk's state, which shadows the type
 	var disk diskState
 	dataDev := ""
 	for _, d := range devs {
@@ -81,12 +84,16 @@ func main() {
 	}
 	if dataDev != "" {
 		if d, err := openDisk(dataDev); err == nil {
+			data = d
 			disk.sizeMiB = d.sizeMiB()
 			valid, bad := d.scan()
 			disk.valid.Store(int64(valid))
 			disk.bad = bad
 			go d.writeLoop(valid, &disk.valid)
 		}
+	}
+	if cfg.marker != "" {
+		plantMarker(cfg.marker, data, out)
 	}
 
 	start := time.Now()

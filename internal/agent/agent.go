@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.images = &imageCache{client: api.NewHTTPClient(api.HTTPOptions{ResponseHeaderTimeout: downloadHeaderTimeout, TLS: a.controllerTLS()}), controller: cfg.Controller, localDir: filepath.Join(cfg.StateDir, "images"), sharedDir: cfg.SharedDir, log: a.log}
 
 	drv, err := driver.Open(ctx, cfg.Driver, driver.Options{StateDir: driverDir(cfg.StateDir, cfg.Driver),
-		Accel: cfg.Accel, AccelReason: cfg.AccelReason, QEMUBinary: cfg.QEMUBinary, NoPostCopyPreempt: cfg.NoPostCopyPreempt,
+		Accel: cfg.Accel, AccelReason: cfg.AccelReason, QEMUBinary: cfg.QEMUBinary, QEMUUser: cfg.QEMUUser, NoPostCopyPreempt: cfg.NoPostCopyPreempt,
 		DirtySampleEvery: cfg.DirtySampleEvery, ClaimedQEMUVersion: cfg.FakeQEMUVersion, Extra: cfg.Faults, Logger: a.log})
 	if err != nil {
 		a.Close()

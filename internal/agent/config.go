@@ -82,6 +82,10 @@ type Config struct {
 	// QEMUBinary is the qemu-system-x86_64 the QEMU driver runs (empty:
 	// the one on PATH).
 	QEMUBinary string
+	// QEMUUser is the user QEMU drops to once set up (empty: QEMU keeps
+	// the agent's): a guest that takes QEMU over holds that user's
+	// rights, not root's.
+	QEMUUser string
 	// NoPostCopyPreempt keeps post-copy page requests behind the
 	// background stream (to measure what postcopy-preempt gains).
 	NoPostCopyPreempt bool

@@ -84,6 +84,7 @@ down.`,
 	f.StringVar(&cfg.Driver, "driver", "qemu", "hypervisor driver: "+oneOf(driver.Names()))
 	f.StringVar(&cfg.Accel, "accel", "auto", "accelerator: kvm, tcg, or auto (probe KVM by booting a kernel, else tcg); with --driver fake, kvm or tcg is the one it claims")
 	f.StringVar(&cfg.QEMUBinary, "qemu", "", "the qemu-system-x86_64 binary to run (default: the one on PATH); godwit needs QEMU 9.0 or newer under TCG (docs/migration.md)")
+	f.StringVar(&cfg.QEMUUser, "qemu-user", "", "run QEMU as this user once it is set up (QEMU's -run-with user=; the user must exist); default: as the agent")
 	f.BoolVar(&cfg.NoPostCopyPreempt, "no-postcopy-preempt", false, "keep post-copy page requests on the migration stream instead of a channel of their own (QEMU's postcopy-preempt; for measurements)")
 	f.StringToStringVar(&cfg.Uplinks, "uplink", nil, "NET=IFACE: this host's interface to network NET, put on NET's bridge (repeatable)")
 	f.StringVar(&cfg.AccelReason, "accel-reason", "", "why --accel was chosen (set by godwit up)")

@@ -39,6 +39,9 @@ type Options struct {
 	// QEMUBinary is the qemu-system-x86_64 to run (empty: the one on
 	// PATH).
 	QEMUBinary string
+	// QEMUUser is the user QEMU drops to once set up (empty: the
+	// agent's own). Drivers that run no QEMU ignore it.
+	QEMUUser string
 	// NoPostCopyPreempt keeps post-copy page requests on the migration
 	// stream, behind the background pages.
 	NoPostCopyPreempt bool

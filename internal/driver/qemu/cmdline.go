@@ -32,6 +32,11 @@ type launch struct {
 	// Paused starts the guest stopped (-S), for a block copy's
 	// destination, which must not run before the mirror has finished.
 	Paused bool `json:"-"`
+	// Sandbox is -sandbox's value ("": none) and RunAs the arguments that
+	// drop QEMU to another user (sandbox.go). They are this host's
+	// QEMU's, set at each start, not the VM's: not persisted.
+	Sandbox string   `json:"-"`
+	RunAs   []string `json:"-"`
 }
 
 // args builds QEMU's arguments, one concern per helper so that later
@@ -52,6 +57,7 @@ func (l launch) args() []string {
 		l.seed(),
 		l.nics(),
 		l.migration(),
+		l.confinement(),
 		// -daemonize: QEMU returns once the VM is set up, and the VM's
 		// process is not the agent's child, so it outlives the agent and
 		// never becomes its zombie.
@@ -246,6 +252,16 @@ func (l launch) migration() []string {
 		a = append(a, "-S")
 	}
 	return a
+}
+
+// confinement is QEMU's seccomp filter and the user it drops to, once
+// set up (sandbox.go).
+func (l launch) confinement() []string {
+	var a []string
+	if l.Sandbox != "" {
+		a = append(a, "-sandbox", l.Sandbox)
+	}
+	return append(a, l.RunAs...)
 }
 
 // escape doubles commas, QEMU's escape inside option values.

@@ -58,6 +58,11 @@ func TestCommandLineGolden(t *testing.T) {
 			l.TapSalt, l.VHost = "beef", true
 			return l
 		}()},
+		{"seccomp sandbox, run as another user", func() launch {
+			l := with(paths, base, "kvm", defaultCPU("kvm"))
+			l.Sandbox, l.RunAs = sandboxFull, runAsArgs("10.0.2", "godwit-qemu")
+			return l
+		}()},
 	}
 	var b strings.Builder
 	for _, c := range cases {

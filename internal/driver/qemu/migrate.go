@@ -229,8 +229,14 @@ func (d *Driver) migrationTLS(ctx context.Context, v *vm, t *driver.MigrationTLS
 		return fmt.Errorf("vm %s: an encrypted migration needs the destination's name, to check its certificate", id)
 	}
 	_ = d.qmpRun(ctx, v, "object-del", map[string]string{"id": migTLSID}, nil) // left from an earlier migration, or none
-	obj := map[string]any{"qom-type": "tls-creds-x509", "id": migTLSID, "dir": t.Dir, "endpoint": endpoint, "verify-peer": true}
-	if err := d.qmpRun(ctx, v, "object-add", obj, nil); err != nil {
+	dir, done, err := d.credsForQEMU(t.Dir)
+	if err != nil {
+		return fmt.Errorf("vm %s: %w", id, err)
+	}
+	obj := map[string]any{"qom-type": "tls-creds-x509", "id": migTLSID, "dir": dir, "endpoint": endpoint, "verify-peer": true}
+	err = d.qmpRun(ctx, v, "object-add", obj, nil)
+	done()
+	if err != nil {
 		return fmt.Errorf("vm %s: load the migration's tls credentials from %s: %w", id, t.Dir, err)
 	}
 	params := map[string]any{"tls-creds": migTLSID, "tls-hostname": ""}

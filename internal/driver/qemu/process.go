@@ -99,6 +99,7 @@ func (d *Driver) start(ctx context.Context, v *vm) error {
 	// adopted it. A launch, once begun, finishes or times out.
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), launchTimeout)
 	defer cancel()
+	l.Sandbox, l.RunAs = d.sandbox, d.runAs
 	cmd := exec.CommandContext(lctx, d.cfg.QEMUBinary, l.args()...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	err = cmd.Run() // with -daemonize this returns once the VM is set up

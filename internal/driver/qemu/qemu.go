@@ -54,7 +54,10 @@ type Config struct {
 	// negative: no cap): past it, the log's head is cut and about its
 	// last half kept (console.go).
 	ConsoleMax int64
-	Logger     *slog.Logger
+	// RunAs is the user QEMU drops to once set up (-run-with user=);
+	// empty: QEMU keeps the agent's user. It must exist on the host.
+	RunAs  string
+	Logger *slog.Logger
 }
 
 // Driver is the QEMU driver.
@@ -62,9 +65,12 @@ type Driver struct {
 	cfg Config
 	log *slog.Logger
 
-	runDir  string // RuntimeDir/<hash of StateDir>: one per agent
-	tapSalt string // this agent's part of its taps' names (net.go)
-	version string // QEMUBinary's release, e.g. "10.0.2"; empty: unknown
+	runDir  string   // RuntimeDir/<hash of StateDir>: one per agent
+	tapSalt string   // this agent's part of its taps' names (net.go)
+	version string   // QEMUBinary's release, e.g. "10.0.2"; empty: unknown
+	sandbox string   // -sandbox's value, probed (sandbox.go); "": none
+	runAs   []string // the arguments that drop QEMU to Config.RunAs
+	runGID  int      // Config.RunAs's group; -1: QEMU keeps the agent's user
 
 	mu  sync.Mutex
 	vms map[string]*vm
@@ -128,6 +134,10 @@ func New(cfg Config) (*Driver, error) {
 	if version == "" {
 		cfg.Logger.Warn("qemu driver: cannot tell the QEMU version; live migration under TCG will be refused as unsafe", "binary", cfg.QEMUBinary)
 	}
+	runGID, err := runAsGID(cfg.RunAs)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Machine == "" {
 		m, err := resolveMachine(cfg.QEMUBinary)
 		if err != nil {
@@ -142,7 +152,8 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger, runDir: runDir, tapSalt: tapSalt(cfg.StateDir), version: version, vms: map[string]*vm{}, done: make(chan struct{})}
+	d := &Driver{cfg: cfg, log: cfg.Logger, runDir: runDir, tapSalt: tapSalt(cfg.StateDir), version: version, vms: map[string]*vm{}, done: make(chan struct{}),
+		sandbox: sandboxFor(cfg.QEMUBinary, cfg.Logger), runAs: runAsArgs(version, cfg.RunAs), runGID: runGID}
 	if cfg.DirtySampleEvery == 0 {
 		cfg.DirtySampleEvery = defaultDirtySampleEvery
 	}

@@ -34,7 +34,7 @@ func (factory) Open(ctx context.Context, o driver.Options) (driver.Driver, error
 		}
 	}
 	log.Info("accelerator chosen", "accel", acc, "reason", reason)
-	d, err := New(Config{StateDir: o.StateDir, Accel: acc, AccelReason: reason, QEMUBinary: o.QEMUBinary,
+	d, err := New(Config{StateDir: o.StateDir, Accel: acc, AccelReason: reason, QEMUBinary: o.QEMUBinary, RunAs: o.QEMUUser,
 		NoPostCopyPreempt: o.NoPostCopyPreempt, DirtySampleEvery: o.DirtySampleEvery, Logger: log})
 	if err != nil {
 		return nil, err
