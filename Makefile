@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 DEMO_DIR ?= $(HOME)/.godwit/demo
 
-.PHONY: all build deps demo test test-short test-faults bench clean fmt vet
+.PHONY: all build deps demo test test-short test-faults fuzz bench clean fmt vet
 
 all: build
 
@@ -28,6 +28,20 @@ test: deps build
 	@pg=$$(scripts/test-postgres.sh | tail -n 1) && \
 	GODWIT_TEST_POSTGRES="$$pg" GODWIT_TEST_BIN=$(CURDIR)/$(BIN) \
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target (each func Fuzz* in a _test.go file, found anew each
+# run so none is skipped) fuzzed for FUZZTIME. Their corpora in
+# testdata/fuzz run with every `go test`; a new crasher is written there
+# by go test and fails the run: commit it with the fix.
+FUZZTIME ?= 5s
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' api cmd internal | sort); do \
+		for n in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$n ./$$(dirname $$f) ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$n\$$" -fuzztime=$(FUZZTIME) ./$$(dirname $$f); \
+		done; \
+	done
 
 # The crash-safety matrix (docs/reliability.md): the controller, agents
 # and QEMUs killed mid-migration, the migration link cut, and the
