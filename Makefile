@@ -30,18 +30,12 @@ test: deps build
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 	@$(MAKE) --no-print-directory fuzz
 
-# Every fuzz target (each func Fuzz* in a _test.go file, found anew each
-# run so none is skipped) fuzzed for FUZZTIME. Their corpora in
-# testdata/fuzz run with every `go test`; a new crasher is written there
-# by go test and fails the run: commit it with the fix.
+# Every fuzz target fuzzed for FUZZTIME (scripts/fuzz.sh); their corpora
+# in testdata/fuzz run with every `go test`, and a crasher found is
+# written there and fails the run.
 FUZZTIME ?= 5s
 fuzz:
-	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' api cmd internal | sort); do \
-		for n in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-			echo "fuzz $$n ./$$(dirname $$f) ($(FUZZTIME))"; \
-			$(GO) test -run='^$$' -fuzz="^$$n\$$" -fuzztime=$(FUZZTIME) ./$$(dirname $$f); \
-		done; \
-	done
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 # The crash-safety matrix (docs/reliability.md): the controller, agents
 # and QEMUs killed mid-migration, the migration link cut, and the
