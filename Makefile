@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 DEMO_DIR ?= $(HOME)/.godwit/demo
 
-.PHONY: all build deps demo test test-short test-faults bench clean fmt vet
+.PHONY: all build deps demo test test-short test-faults fuzz bench clean fmt vet
 
 all: build
 
@@ -28,6 +28,14 @@ test: deps build
 	@pg=$$(scripts/test-postgres.sh | tail -n 1) && \
 	GODWIT_TEST_POSTGRES="$$pg" GODWIT_TEST_BIN=$(CURDIR)/$(BIN) \
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target fuzzed for FUZZTIME (scripts/fuzz.sh); their corpora
+# in testdata/fuzz run with every `go test`, and a crasher found is
+# written there and fails the run.
+FUZZTIME ?= 5s
+fuzz:
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 # The crash-safety matrix (docs/reliability.md): the controller, agents
 # and QEMUs killed mid-migration, the migration link cut, and the

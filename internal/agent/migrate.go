@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -180,11 +179,11 @@ func (a *Agent) awaitMigration(r *http.Request, mg driver.LiveMigrator) (driver.
 		return mg.MigrationStatus(ctx, id)
 	}
 	n, ok := mg.(driver.MigrationNotifier)
-	ms, _ := strconv.Atoi(r.URL.Query().Get(hostapi.WaitParam))
-	if !ok || ms <= 0 {
+	wait := hostapi.ParseWait(r.URL.Query().Get(hostapi.WaitParam))
+	if !ok || wait == 0 {
 		return read()
 	}
-	timer := time.NewTimer(min(time.Duration(ms)*time.Millisecond, hostapi.MaxWait))
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		if why := a.processGone(ctx, id); why != "" {

@@ -5,6 +5,7 @@
 package hostapi
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -177,6 +178,16 @@ const (
 	WaitParam = "wait_ms"
 	MaxWait   = 5 * time.Second
 )
+
+// ParseWait reads a WaitParam value: a wait between 0 (none: a missing,
+// malformed or non-positive value) and MaxWait.
+func ParseWait(s string) time.Duration {
+	ms, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || ms <= 0 {
+		return 0
+	}
+	return time.Duration(min(ms, MaxWait.Milliseconds())) * time.Millisecond
+}
 
 // JoinRequest is what a joining host sends the controller (POST
 // /v1/join): its name, the join token's secret, and a PEM certificate
