@@ -19,6 +19,7 @@ var requestBodies = []httpxtest.Body{
 	httpxtest.Of[hostapi.ResizeVM](nil),
 	httpxtest.Of[hostapi.ImportDisk](nil),
 	httpxtest.Of[hostapi.HeartbeatReply](nil),
+	httpxtest.Of[hostapi.TransferGrant](nil),
 }
 
 // FuzzRequestBody feeds arbitrary bodies to the decoder and validator of

@@ -38,6 +38,8 @@ var requestBodies = []httpxtest.Body{
 	httpxtest.Of[api.ImportImageMeta](nil),
 	httpxtest.Of[hostapi.Heartbeat](nil),
 	httpxtest.Of[hostapi.JoinRequest](nil),
+	httpxtest.Of[api.CreateTokenRequest](nil),
+	httpxtest.Of[api.Quota](nil),
 }
 
 // FuzzRequestBody feeds arbitrary bodies to the decoder of each body the
