@@ -106,8 +106,8 @@ func (a *app) tokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, t)
+			if a.structured() {
+				return a.print(t)
 			}
 			fmt.Fprintf(a.out, "token %s (%s): %s of project %s\n%s\n", t.ID, t.Name, t.Role, t.Project, t.Secret)
 			fmt.Fprintln(a.errOut, "keep it: it is not shown again (give it with GODWIT_TOKEN or --token)")
@@ -134,8 +134,8 @@ func (a *app) tokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, ts)
+			if a.structured() {
+				return a.print(ts)
 			}
 			now := time.Now()
 			t := newTable(a.out, "ID", "NAME", "PROJECT", "ROLE", "AGE", "STATE")
@@ -162,8 +162,8 @@ func (a *app) tokenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, t)
+			if a.structured() {
+				return a.print(t)
 			}
 			fmt.Fprintf(a.out, "token %s (%s) revoked\n", t.ID, t.Name)
 			return nil
@@ -220,11 +220,11 @@ func (a *app) projectCmd() *cobra.Command {
 }
 
 func (a *app) writeProjects(ps ...api.Project) error {
-	if a.json() {
+	if a.structured() {
 		if len(ps) == 1 {
-			return printJSON(a.out, ps[0])
+			return a.print(ps[0])
 		}
-		return printJSON(a.out, ps)
+		return a.print(ps)
 	}
 	of := func(used, limit int) string {
 		if limit == 0 {
@@ -251,8 +251,8 @@ func (a *app) whoamiCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, p)
+			if a.structured() {
+				return a.print(p)
 			}
 			fmt.Fprintln(a.out, p.String())
 			return nil
@@ -277,8 +277,8 @@ func (a *app) auditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, rs)
+			if a.structured() {
+				return a.print(rs)
 			}
 			t := newTable(a.out, "TIME", "WHO", "REQUEST", "STATUS", "ERROR")
 			for _, r := range rs {

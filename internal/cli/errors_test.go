@@ -36,7 +36,7 @@ func TestErrors(t *testing.T) {
 			[]string{`--on-panic must be restart, pause, none, not "reboot"`}},
 		{"bad size", srv.Server, []string{"vm", "create", "x", "--image", "i", "--memory", "lots"}, 2,
 			[]string{`"--memory"`, "256M, 1.5G, 2GiB"}},
-		{"bad output", srv.Server, []string{"vm", "list", "-o", "yaml"}, 2, []string{"--output must be table or json"}},
+		{"bad output", srv.Server, []string{"vm", "list", "-o", "xml"}, 2, []string{"--output must be table, json or yaml"}},
 		{"bad log level", srv.Server, []string{"serve", "--log-level", "loud"}, 2, []string{"--log-level must be"}},
 		{"bad hosts", srv.Server, []string{"up", "--hosts", "0"}, 2, []string{"--hosts must be between 1 and 64"}},
 		{"bad driver", srv.Server, []string{"up", "--driver", "xen"}, 2, []string{"--driver must be fake or qemu"}},

@@ -18,7 +18,7 @@ import (
 // scripts see it. The context ending (Ctrl-C) stops the watching only.
 func (a *app) followIntent(ctx context.Context, id string) error {
 	c := a.client()
-	if !a.json() {
+	if !a.structured() {
 		fmt.Fprintf(a.out, "following intent %s (Ctrl-C stops watching, not the intent; to stop it: godwit intent cancel %s)\n", id, id)
 	}
 	v := &liveView{w: a.out, tty: a.tty, width: termWidth(a.out), last: map[int]string{}}
@@ -32,11 +32,11 @@ func (a *app) followIntent(ctx context.Context, id string) error {
 		}
 		if in.State.Final() {
 			v.erase()
-			if !a.json() {
+			if !a.structured() {
 				fmt.Fprintln(a.out)
 			}
-			if a.json() {
-				if err := printJSON(a.out, in); err != nil {
+			if a.structured() {
+				if err := a.print(in); err != nil {
 					return err
 				}
 			} else if err := a.writeEnd(in); err != nil {
@@ -44,7 +44,7 @@ func (a *app) followIntent(ctx context.Context, id string) error {
 			}
 			return intentOutcome(in)
 		}
-		if !a.json() {
+		if !a.structured() {
 			v.draw(opLine{key: string(in.State) + fmt.Sprint(in.Stopped), text: intentHeader(in)}, opLines(in, a.migrations(ctx, in)))
 		}
 		select {

@@ -21,8 +21,8 @@ func (a *app) hostCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, hs)
+			if a.structured() {
+				return a.print(hs)
 			}
 			return writeHosts(a, hs, time.Now())
 		},
@@ -35,8 +35,8 @@ func (a *app) hostCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, h)
+			if a.structured() {
+				return a.print(h)
 			}
 			return writeHost(a, h, time.Now())
 		},
@@ -61,8 +61,8 @@ cluster with a CA (godwit init).`,
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, t)
+			if a.structured() {
+				return a.print(t)
 			}
 			fmt.Fprintf(a.out, "%s\n", t.Token)
 			fmt.Fprintf(a.errOut, "good once, for %s: on host %s run\n  godwit agent --name %s --join TOKEN --controller URL ...\n", t.ExpiresIn, args[0], args[0])
@@ -84,8 +84,8 @@ func (a *app) hostRevokeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, r)
+			if a.structured() {
+				return a.print(r)
 			}
 			fmt.Fprintf(a.out, "revoked %d certificate(s) of host %s\n", r.Revoked, args[0])
 			return nil
@@ -109,8 +109,8 @@ func (a *app) hostEnableCmd(enable bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, h)
+			if a.structured() {
+				return a.print(h)
 			}
 			if enable {
 				fmt.Fprintf(a.out, "host %s enabled: the scheduler places VMs on it again\n", h.Name)

@@ -26,8 +26,8 @@ func (a *app) imageCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(a.out, ims)
+				if a.structured() {
+					return a.print(ims)
 				}
 				return writeImages(a, ims, time.Now())
 			},
@@ -52,7 +52,7 @@ func (a *app) imageCmd() *cobra.Command {
 				if err := a.client().DeleteImage(cmd.Context(), args[0]); err != nil {
 					return err
 				}
-				if !a.json() {
+				if !a.structured() {
 					fmt.Fprintf(a.out, "image %s deleted\n", args[0])
 				}
 				return nil
@@ -79,8 +79,8 @@ func imageFiles(im api.Image) string {
 }
 
 func (a *app) printImage(im api.Image) error {
-	if a.json() {
-		return printJSON(a.out, im)
+	if a.structured() {
+		return a.print(im)
 	}
 	kv := []string{"Name", im.Name, "Kind", im.Kind, "Cmdline", im.Cmdline, "Created", timestamp(im.CreatedAt)}
 	for _, f := range im.Files {
@@ -171,12 +171,12 @@ the controller (as "testguest" unless a name follows).`,
 			if err != nil {
 				return fmt.Errorf("build the test guest: %w", err)
 			}
-			if !a.json() {
+			if !a.structured() {
 				fmt.Fprintf(a.out, "test guest built: kernel %s, initrd %s\n", g.Kernel, g.Initrd)
 			}
 			if importName == "" {
-				if a.json() {
-					return printJSON(a.out, g)
+				if a.structured() {
+					return a.print(g)
 				}
 				return nil
 			}
@@ -185,8 +185,8 @@ the controller (as "testguest" unless a name follows).`,
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, im)
+			if a.structured() {
+				return a.print(im)
 			}
 			fmt.Fprintf(a.out, "imported as image %s; boot it with: godwit vm create NAME --image %s\n", im.Name, im.Name)
 			return nil

@@ -73,8 +73,8 @@ Users trust the controller with --ca DIR/ca.crt (or GODWIT_CA).`,
 				return fmt.Errorf("write the admin token to the config file: %w", err)
 			}
 			fp := pki.Fingerprint(ca.Identity().CA)
-			if a.json() {
-				return printJSON(a.out, map[string]string{"tls_dir": dir, "ca": caFile, "ca_fingerprint": fp, "config": cfgPath})
+			if a.structured() {
+				return a.print(map[string]string{"tls_dir": dir, "ca": caFile, "ca_fingerprint": fp, "config": cfgPath})
 			}
 			fmt.Fprintf(a.out, "cluster %q: CA %s in %s\n", cluster, fp, dir)
 			fmt.Fprintf(a.out, "admin token, server and CA written to %s (mode 0600)\n", cfgPath)

@@ -195,8 +195,8 @@ func (a *app) intentCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, in)
+			if a.structured() {
+				return a.print(in)
 			}
 			running := "running migrations finish"
 			if abortRunning {
@@ -218,8 +218,8 @@ func (a *app) intentCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(a.out, ins)
+				if a.structured() {
+					return a.print(ins)
 				}
 				return writeIntents(a.out, ins, time.Now())
 			},
@@ -233,8 +233,8 @@ func (a *app) intentCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(a.out, in)
+				if a.structured() {
+					return a.print(in)
 				}
 				return writeIntent(a.out, in)
 			},
@@ -260,8 +260,8 @@ func (a *app) intentStarted(ctx context.Context, in api.Intent, dryRun, wait boo
 		return a.printPlan(in)
 	case wait:
 		return a.followIntent(ctx, in.ID)
-	case a.json():
-		if err := printJSON(a.out, in); err != nil {
+	case a.structured():
+		if err := a.print(in); err != nil {
 			return err
 		}
 	case in.State.Final():
@@ -279,8 +279,8 @@ func (a *app) intentStarted(ctx context.Context, in api.Intent, dryRun, wait boo
 
 // printPlan prints a dry run: the Intent as returned with -o json.
 func (a *app) printPlan(in api.Intent) error {
-	if a.json() {
-		return printJSON(a.out, in)
+	if a.structured() {
+		return a.print(in)
 	}
 	return writePlan(a.out, in)
 }

@@ -50,8 +50,8 @@ nothing.`,
 				return err
 			}
 			if !wait {
-				if a.json() {
-					return printJSON(a.out, m)
+				if a.structured() {
+					return a.print(m)
 				}
 				fmt.Fprintf(a.out, "%s migration %s of %s: %s → %s (follow it with: godwit migration watch %s)\n",
 					m.Kind, m.ID, m.VM, m.Source, m.Destination, m.ID)
@@ -87,8 +87,8 @@ func (a *app) migrationCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, ms)
+			if a.structured() {
+				return a.print(ms)
 			}
 			t := newTable(a.out, "ID", "VM", "KIND", "STATE", "FROM", "TO", "STRATEGY", "AGE")
 			for _, m := range ms {
@@ -108,8 +108,8 @@ func (a *app) migrationCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(a.out, m)
+				if a.structured() {
+					return a.print(m)
 				}
 				return writeMigration(a.out, m)
 			},
@@ -131,8 +131,8 @@ func (a *app) migrationCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(a.out, m)
+				if a.structured() {
+					return a.print(m)
 				}
 				d := m.Decisions[len(m.Decisions)-1]
 				fmt.Fprintf(a.out, "migration %s of %s: %s\n", m.ID, m.VM, d.Action)
@@ -148,8 +148,8 @@ func (a *app) migrationCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(a.out, m)
+				if a.structured() {
+					return a.print(m)
 				}
 				fmt.Fprintf(a.out, "aborting migration %s of %s; it rolls back (godwit migration watch %s)\n", m.ID, m.VM, m.ID)
 				return nil
@@ -173,8 +173,8 @@ func (a *app) watch(ctx context.Context, id string) error {
 			if tty {
 				fmt.Fprint(a.out, "\r\033[K")
 			}
-			if a.json() {
-				return printJSON(a.out, m)
+			if a.structured() {
+				return a.print(m)
 			}
 			if err := writeMigration(a.out, m); err != nil {
 				return err
@@ -188,7 +188,7 @@ func (a *app) watch(ctx context.Context, id string) error {
 		switch {
 		case tty:
 			fmt.Fprint(a.out, "\r\033[K"+line)
-		case line != last && !a.json():
+		case line != last && !a.structured():
 			fmt.Fprintln(a.out, line)
 		}
 		last = line

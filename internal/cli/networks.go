@@ -25,8 +25,8 @@ func (a *app) networkCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(a.out, ns)
+				if a.structured() {
+					return a.print(ns)
 				}
 				return writeNetworks(a, ns, time.Now())
 			},
@@ -51,7 +51,7 @@ func (a *app) networkCmd() *cobra.Command {
 				if err := a.client().DeleteNetwork(cmd.Context(), args[0]); err != nil {
 					return err
 				}
-				if !a.json() {
+				if !a.structured() {
 					fmt.Fprintf(a.out, "network %s deleted\n", args[0])
 				}
 				return nil
@@ -92,8 +92,8 @@ Addresses are handed out from the subnet, the gateway excluded.`,
 }
 
 func (a *app) printNetwork(n api.Network) error {
-	if a.json() {
-		return printJSON(a.out, n)
+	if a.structured() {
+		return a.print(n)
 	}
 	return fields(a.out, "Name", n.Name, "Type", string(n.Type), "Subnet", n.Subnet, "Gateway", n.Gateway,
 		"MTU", fmt.Sprint(n.MTU), "Bridge", n.Bridge, "Ports", fmt.Sprint(n.Ports), "Created", timestamp(n.CreatedAt))

@@ -2,13 +2,16 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"sigs.k8s.io/yaml"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -136,5 +139,28 @@ func TestAge(t *testing.T) {
 	}
 	if age(time.Time{}, now) != "-" {
 		t.Error("the zero time has an age")
+	}
+}
+
+// -o yaml is -o json's objects in YAML: the same keys and values.
+func TestYAMLOutput(t *testing.T) {
+	srv := newFakeController(t)
+	for _, args := range [][]string{{"vm", "list"}, {"vm", "show", "web-1"}, {"host", "list"}} {
+		j := mustRun(t, srv.Server, append(args, "-o", "json")...)
+		y := mustRun(t, srv.Server, append(args, "-o", "yaml")...)
+		back, err := yaml.YAMLToJSON([]byte(y))
+		if err != nil {
+			t.Fatalf("%v -o yaml is not YAML: %v\n%s", args, err, y)
+		}
+		var want, got any
+		if err := json.Unmarshal([]byte(j), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(back, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("%v: -o yaml differs from -o json:\n%s\n%s", args, y, j)
+		}
 	}
 }

@@ -51,15 +51,15 @@ far. Pinging needs root or CAP_NET_RAW.`,
 			if cmd.Flags().Changed("stream") {
 				streamAddr = net.JoinHostPort(addr, strconv.Itoa(port))
 			}
-			if !a.json() {
+			if !a.structured() {
 				fmt.Fprintf(a.errOut, "probing %s every %s for %s (Ctrl-C stops early and prints the results so far)\n", addr, interval, dur)
 			}
 			r, err := runProbe(cmd.Context(), addr, streamAddr, interval, dur)
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return printJSON(a.out, netprobe.NewReport(addr, r.start, r.end, r.ping, streamAddr, r.stream))
+			if a.structured() {
+				return a.print(netprobe.NewReport(addr, r.start, r.end, r.ping, streamAddr, r.stream))
 			}
 			fmt.Fprintln(a.out, r.ping)
 			if streamAddr != "" {

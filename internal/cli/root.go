@@ -9,6 +9,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/cluster"
@@ -88,7 +90,27 @@ func (a *app) loadCA() error {
 	return nil
 }
 
-func (a *app) json() bool { return a.output == "json" }
+// structured reports whether the output is for scripts (json or yaml):
+// the API objects as they are, rather than tables.
+func (a *app) structured() bool { return a.output == "json" || a.output == "yaml" }
+
+// print writes v in the output's format: JSON indented, or YAML (the
+// same keys: it is made from the JSON).
+func (a *app) print(v any) error {
+	if a.output != "yaml" {
+		return printJSON(a.out, v)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	y, err := yaml.JSONToYAML(j)
+	if err != nil {
+		return err
+	}
+	_, err = a.out.Write(y)
+	return err
+}
 
 // logger is what serve, agent and up log with: text to stderr.
 func (a *app) logger() *slog.Logger {
@@ -124,8 +146,8 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if a.output != "table" && a.output != "json" {
-				return usagef("--output must be table or json, not %q", a.output)
+			if a.output != "table" && a.output != "json" && a.output != "yaml" {
+				return usagef("--output must be table, json or yaml, not %q", a.output)
 			}
 			var lvl slog.Level
 			if lvl.UnmarshalText([]byte(a.logLevel)) != nil {
@@ -153,7 +175,7 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 	pf.StringVar(&a.server, "server", server, "controller URL (env GODWIT_SERVER)")
 	pf.StringVar(&a.ca, "ca", defaultCA(cfg), "the cluster CA's certificate, to trust an https controller (env GODWIT_CA; default: the config file's, or godwit up's)")
 	pf.StringVar(&a.token, "token", "", "API token (env GODWIT_TOKEN; default: the config file's, or godwit up's admin token)")
-	pf.StringVarP(&a.output, "output", "o", "table", "output format: table or json (the API objects, for scripts)")
+	pf.StringVarP(&a.output, "output", "o", "table", "output format: table, json or yaml (json and yaml: the API objects, for scripts)")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 

@@ -88,8 +88,8 @@ func (a *app) settingsSetCmd() *cobra.Command {
 // writeSettings prints the settings as a table: each one's value, and
 // the built-in default where it is unset.
 func (a *app) writeSettings(r api.ClusterSettingsReply) error {
-	if a.json() {
-		return printJSON(a.out, r)
+	if a.structured() {
+		return a.print(r)
 	}
 	s, d := r.Settings, r.Defaults
 	t := newTable(a.out, "SETTING", "VALUE", "UNIT")

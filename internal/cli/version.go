@@ -31,8 +31,8 @@ func (a *app) versionCmd() *cobra.Command {
 			if v, err := a.client().Version(ctx); err == nil {
 				info.Controller = &v
 			}
-			if a.json() {
-				return printJSON(a.out, info)
+			if a.structured() {
+				return a.print(info)
 			}
 			fmt.Fprintln(a.out, "godwit", info.Version)
 			if info.Controller != nil {

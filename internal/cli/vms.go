@@ -25,8 +25,8 @@ func (a *app) vmCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if a.json() {
-					return printJSON(a.out, vs)
+				if a.structured() {
+					return a.print(vs)
 				}
 				return writeVMs(a, vs, time.Now())
 			},
@@ -53,7 +53,7 @@ func (a *app) vmCmd() *cobra.Command {
 				if err := a.client().DeleteVM(cmd.Context(), args[0]); err != nil {
 					return err
 				}
-				if !a.json() {
+				if !a.structured() {
 					fmt.Fprintf(a.out, "vm %s deleted\n", args[0])
 				}
 				return nil
@@ -191,8 +191,8 @@ func (a *app) vmConsoleCmd() *cobra.Command {
 }
 
 func (a *app) printVM(v api.VM) error {
-	if a.json() {
-		return printJSON(a.out, v)
+	if a.structured() {
+		return a.print(v)
 	}
 	state := v.State
 	if v.StateReason != "" {
