@@ -234,6 +234,7 @@ func intentRoutes(record func(string, http.HandlerFunc)) {
 		in.State = api.IntentCancelling
 		reply(w, 200, in)
 	})
+	record("GET /v1/migrations", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, []api.Migration{testMigration()}) })
 	record("GET /v1/migrations/{id}", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		step := pos - 1

@@ -111,6 +111,16 @@ func TestOutput(t *testing.T) {
 			m.GuestPanic = &api.GuestPanic{At: m.FinishedAt.Add(4 * time.Second), Reason: "guest panicked (pvpanic): Fatal exception", Host: "host2"}
 			return writeMigration(a.out, m)
 		}},
+		{"status", func(a *app) error {
+			m := testMigration()
+			m.State, m.FinishedAt = api.MigTransferring, time.Time{}
+			m.Progress = api.MigrationProgress{MemoryTotal: 1 << 30, MemoryRemaining: 1 << 28}
+			return a.writeStatus(clusterStatus{Hosts: testHosts(), VMsByState: map[string]int{"running": 3, "stopped": 1},
+				Intents: []api.Intent{drainPlan()}, Migrations: []api.Migration{m}}, now)
+		}},
+		{"status-member", func(a *app) error {
+			return a.writeStatus(clusterStatus{VMsByState: map[string]int{"running": 1}}, now)
+		}},
 		{"image-list", func(a *app) error {
 			return writeImages(a, []api.Image{
 				{Name: "testguest", Kind: "kernel", Files: []api.ImageFile{{Role: api.RoleKernel, Size: 8 << 20}, {Role: api.RoleInitrd, Size: 3<<20 + 1}}, CreatedAt: created},
@@ -145,7 +155,7 @@ func TestAge(t *testing.T) {
 // -o yaml is -o json's objects in YAML: the same keys and values.
 func TestYAMLOutput(t *testing.T) {
 	srv := newFakeController(t)
-	for _, args := range [][]string{{"vm", "list"}, {"vm", "show", "web-1"}, {"host", "list"}} {
+	for _, args := range [][]string{{"vm", "list"}, {"vm", "show", "web-1"}, {"host", "list"}, {"status"}} {
 		j := mustRun(t, srv.Server, append(args, "-o", "json")...)
 		y := mustRun(t, srv.Server, append(args, "-o", "yaml")...)
 		back, err := yaml.YAMLToJSON([]byte(y))

@@ -181,7 +181,7 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 
 	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.networkCmd(), a.migrateCmd(), a.migrationCmd(),
 		a.drainCmd(), a.evacuateCmd(), a.resizeCmd(), a.rebuildCmd(), a.intentCmd(),
-		a.clusterCmd(), a.tokenCmd(), a.projectCmd(), a.whoamiCmd(), a.auditCmd(), a.initCmd(), a.serveCmd(), a.agentCmd(), a.agentWatchdogCmd(), a.upCmd(), a.downCmd(), a.probeCmd(), a.versionCmd())
+		a.statusCmd(), a.clusterCmd(), a.tokenCmd(), a.projectCmd(), a.whoamiCmd(), a.auditCmd(), a.initCmd(), a.serveCmd(), a.agentCmd(), a.agentWatchdogCmd(), a.upCmd(), a.downCmd(), a.probeCmd(), a.versionCmd())
 	strictTree(root)
 	return root
 }
