@@ -131,7 +131,16 @@ func TestDiskTransferTokens(t *testing.T) {
 		t.Errorf("host2 reads vm a's disk after the grant was revoked: %d %q; want 403", status, msg)
 	}
 
-	// A cold move uses a token of its own, and ends with it revoked.
+	// A cold move uses a token of its own, and ends with it revoked. (Under
+	// the race detector on a busy machine a heartbeat can come late and
+	// leave b unknown for a moment: wait until it reads stopped again.)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if v, err := tc.client.VM(ctx, "b"); err == nil && v.State == api.VMStopped {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("vm b is %s, not stopped: %v", v.State, err)
+		}
+	}
 	m, err := tc.client.Migrate(ctx, "b", api.MigrateRequest{Kind: api.KindCold, To: "host2"})
 	if err != nil {
 		t.Fatal(err)
