@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/godwit/godwit/api"
@@ -194,3 +195,33 @@ func (m *memStore) UpdateVM(_ context.Context, name string, fn func(*api.VM) err
 func (m *memStore) DeleteVM(_ context.Context, name string) error        { delete(m.vms, name); return nil }
 func (m *memStore) CreateMigration(context.Context, api.Migration) error { return nil }
 func (m *memStore) CreateIntent(context.Context, api.Intent) error       { return nil }
+
+// Racing updates of one record publish in the order they were written:
+// the last event is the record as it stands.
+func TestStoreOrdersRacingUpdates(t *testing.T) {
+	ctx := context.Background()
+	h := events.NewHub(0)
+	st := events.Wrap(&memStore{vms: map[string]api.VM{"web": {Name: "web"}}}, h, nil)
+	s := h.Subscribe("")
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := st.UpdateVM(ctx, "web", func(v *api.VM) error { v.PID++; return nil }); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	evs, _ := s.Next(1000)
+	if len(evs) != 400 {
+		t.Fatalf("%d events, want 400", len(evs))
+	}
+	for i, e := range evs {
+		vm, err := e.VM()
+		if err != nil || vm.PID != i+1 {
+			t.Fatalf("event %d shows PID %d (%v); want %d: published out of the order written", i, vm.PID, err, i+1)
+		}
+	}
+}
