@@ -2,15 +2,18 @@ package controller_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/cli"
 )
 
 // eventSeq is the SEQ of an event ID EPOCH-SEQ.
@@ -264,4 +267,28 @@ func TestEventsMemberSeesOwnProject(t *testing.T) {
 	if len(all) <= len(alpha)+len(beta) || intents == 0 {
 		t.Errorf("the admin's replay has %d events, %d of the drain; want more than the members' %d, and the drain's", len(all), intents, len(alpha)+len(beta))
 	}
+}
+
+// godwit migrate --wait against a real controller follows its event
+// stream to the migration's end: the progress lines, then the summary.
+func TestMigrateWaitFollowsEvents(t *testing.T) {
+	tc := newTestCluster(t, 2, 2048)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tc.importFakeKernel(t, "guest")
+	if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "web", Image: "guest", Pool: api.PoolShared, Host: "host1",
+		Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 256}}); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	root := cli.NewRoot(&out, &errOut)
+	root.SetArgs([]string{"--server", tc.url, "migrate", "web", "--live", "--bandwidth", "100", "--wait"})
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("godwit migrate --wait: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	got := out.String()
+	if !strings.Contains(got, "transferring ") || !regexp.MustCompile(`State: +completed`).MatchString(got) {
+		t.Errorf("godwit migrate --wait shows:\n%s", got)
+	}
+	t.Logf("godwit migrate --wait:\n%s", got)
 }
