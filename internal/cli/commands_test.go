@@ -20,6 +20,7 @@ import (
 // testVMs and testHosts, and records the last request body per route.
 type fakeController struct {
 	*httptest.Server
+	mux  *http.ServeMux // more routes may be added (events_test.go)
 	mu   sync.Mutex
 	last map[string][]byte
 }
@@ -94,7 +95,7 @@ func newFakeController(t *testing.T) *fakeController {
 	})
 	intentRoutes(record)
 	settingsRoutes(record)
-	f.Server = httptest.NewServer(mux)
+	f.mux, f.Server = mux, httptest.NewServer(mux)
 	t.Cleanup(f.Close)
 	return f
 }

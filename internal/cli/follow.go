@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/godwit/godwit/api"
@@ -16,14 +15,22 @@ import (
 // place; otherwise a line is appended when an operation moves on. It
 // fails when the intent ended failed, partial or cancelled, so that
 // scripts see it. The context ending (Ctrl-C) stops the watching only.
+// Changes come from the event stream (events.go), as they happen.
 func (a *app) followIntent(ctx context.Context, id string) error {
-	c := a.client()
 	if !a.structured() {
 		fmt.Fprintf(a.out, "following intent %s (Ctrl-C stops watching, not the intent; to stop it: godwit intent cancel %s)\n", id, id)
 	}
+	feed, err := a.followIntentFeed(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return stoppedWatching(id)
+		}
+		return err
+	}
+	defer feed.close()
 	v := &liveView{w: a.out, tty: a.tty, width: termWidth(a.out), last: map[int]string{}}
 	for {
-		in, err := c.Intent(ctx, id)
+		in, migs, err := feed.next(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return stoppedWatching(id)
@@ -45,12 +52,7 @@ func (a *app) followIntent(ctx context.Context, id string) error {
 			return intentOutcome(in)
 		}
 		if !a.structured() {
-			v.draw(opLine{key: string(in.State) + fmt.Sprint(in.Stopped), text: intentHeader(in)}, opLines(in, a.migrations(ctx, in)))
-		}
-		select {
-		case <-ctx.Done():
-			return stoppedWatching(id)
-		case <-time.After(a.poll):
+			v.draw(opLine{key: string(in.State) + fmt.Sprint(in.Stopped), text: intentHeader(in)}, opLines(in, migs))
 		}
 	}
 }
@@ -74,22 +76,6 @@ func intentOutcome(in api.Intent) error {
 		return nil
 	}
 	return fmt.Errorf("intent %s ended %s; see each VM's reason above or with: godwit intent show %s", in.ID, in.State, in.ID)
-}
-
-// migrations fetches the migration records of the running live and cold
-// operations, for their progress. A record that cannot be read is left
-// out: the line then shows the operation's own state.
-func (a *app) migrations(ctx context.Context, in api.Intent) map[string]api.Migration {
-	ms := map[string]api.Migration{}
-	for _, op := range in.Operations {
-		if op.State != api.OpRunning || op.MigrationID == "" {
-			continue
-		}
-		if m, err := a.client().Migration(ctx, op.MigrationID); err == nil {
-			ms[op.MigrationID] = m
-		}
-	}
-	return ms
 }
 
 func intentHeader(in api.Intent) string {
@@ -171,22 +157,28 @@ type liveView struct {
 	tty   bool
 	width int            // of the terminal; 0 when unknown
 	drawn int            // lines on screen from the last draw
+	frame string         // what the last draw wrote
 	head  string         // key of the last header printed
 	last  map[int]string // operation index → last key printed
 }
 
 func (v *liveView) draw(header opLine, lines []opLine) {
 	if v.tty {
+		var frame strings.Builder
+		for _, l := range append([]opLine{header}, lines...) {
+			frame.WriteString("\033[K" + v.cut(l.text) + "\n")
+		}
+		if v.drawn > 0 && frame.String() == v.frame {
+			return // events come for changes the lines do not show
+		}
 		var b strings.Builder
 		if v.drawn > 0 {
 			fmt.Fprintf(&b, "\033[%dF", v.drawn) // to the start of the first line drawn
 		}
-		for _, l := range append([]opLine{header}, lines...) {
-			b.WriteString("\033[K" + v.cut(l.text) + "\n")
-		}
+		b.WriteString(frame.String())
 		b.WriteString("\033[J") // lines of a longer earlier frame
 		io.WriteString(v.w, b.String())
-		v.drawn = len(lines) + 1
+		v.drawn, v.frame = len(lines)+1, frame.String()
 		return
 	}
 	if header.key != v.head {

@@ -160,13 +160,25 @@ func (a *app) migrationCmd() *cobra.Command {
 
 // watch shows a migration's progress until it ends, then its summary. On
 // a terminal the progress line redraws in place; otherwise a line is
-// printed when the state or the percentage moves.
+// printed when the state or the percentage moves. Changes come from the
+// event stream (events.go), as they happen.
 func (a *app) watch(ctx context.Context, id string) error {
 	tty := a.tty
 	last := ""
+	feed, err := a.followMigration(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer feed.close()
 	for {
-		m, err := a.client().Migration(ctx, id)
+		m, err := feed.next(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // Ctrl-C stops the watching only
+			}
 			return err
 		}
 		if m.State.Final() {
@@ -186,17 +198,12 @@ func (a *app) watch(ctx context.Context, id string) error {
 		}
 		line := progressLine(m)
 		switch {
-		case tty:
+		case tty && line != last:
 			fmt.Fprint(a.out, "\r\033[K"+line)
 		case line != last && !a.structured():
 			fmt.Fprintln(a.out, line)
 		}
 		last = line
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(a.poll):
-		}
 	}
 }
 

@@ -38,7 +38,7 @@ type app struct {
 	out      io.Writer
 	errOut   io.Writer
 	tty      bool          // out is a terminal: progress redraws in place
-	poll     time.Duration // how often watches ask the controller
+	poll     time.Duration // how often watches ask a controller without the event stream
 }
 
 func newApp(out, errOut io.Writer) *app {

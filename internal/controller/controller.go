@@ -33,6 +33,9 @@ type Config struct {
 	// header check accepts besides IP addresses, localhost, this
 	// machine's hostname and the name in Listen (httpx.Guard).
 	AllowHosts []string
+	// EventHeartbeat is how often an idle GET /v1/events sends a
+	// comment. Default DefaultEventHeartbeat.
+	EventHeartbeat time.Duration
 	service.Config
 }
 
@@ -47,6 +50,9 @@ type Controller struct {
 	intents *intent.Runner
 	log     *slog.Logger
 	tls     *clusterTLS // nil without a CA
+	// stopping is closed when Serve's context ends: event streams end
+	// then, since a server's shutdown waits for every handler.
+	stopping <-chan struct{}
 }
 
 // New opens the service (its store, applying schema migrations, and its
@@ -109,6 +115,7 @@ func Run(ctx context.Context, cfg Config) error {
 // the intents that had not ended, and serves the API on ln until ctx is
 // done.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
+	c.stopping = ctx.Done()
 	c.svc.Start(ctx)
 	c.intents.Start(ctx)
 	if c.tls != nil {

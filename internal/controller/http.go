@@ -132,6 +132,7 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/hosts/{name}/evacuate", intentKind(c, optional, in.Evacuate))
 	m.HandleFunc("POST /v1/vms/{name}/resize", intentKind(c, required, in.Resize))
 	m.HandleFunc("POST /v1/vms/{name}/rebuild", intentKind(c, optional, in.Rebuild))
+	m.HandleFunc("GET /v1/events", c.events)
 	c.authRoutes(m)
 	return httpx.Mux(m.ServeMux)
 }

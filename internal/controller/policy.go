@@ -76,6 +76,7 @@ var policy = map[string]rule{
 	"GET /v1/intents":              {access: member, scope: listed},
 	"GET /v1/intents/{id}":         {access: member, scope: intentPath},
 	"POST /v1/intents/{id}/cancel": {access: member, scope: ownIntentPath},
+	"GET /v1/events":               {access: member, scope: listed}, // the handler passes a member its project's only
 }
 
 // rule is who may call one route.

@@ -136,6 +136,8 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /v1/intents":                    {who: "member/listed", path: "/v1/intents", ok: 200},
 		"GET /v1/intents/{id}":               {who: "member/intent", path: "/v1/intents/" + in.ID, ok: 200},
 		"POST /v1/intents/{id}/cancel":       {who: "member/own-intent", path: "/v1/intents/" + in.ID + "/cancel", ok: 409},
+		// follow=false: what is kept, then the end (a stream never ends).
+		"GET /v1/events": {who: "member/listed", path: "/v1/events?follow=false", ok: 200},
 	}
 	routes := controller.PolicyRoutes()
 	for pattern := range cases {

@@ -42,6 +42,8 @@ var forbidden = []struct {
 		[]string{"internal/service", "internal/intent", "internal/controller", "internal/agent", "internal/store", "internal/hostapi", "internal/cli", "internal/driver/qemu", "internal/driver/fake", "cmd/"}},
 	{"internal/store", "the store keeps records; it knows no operation",
 		[]string{"internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/agent", "internal/cli", "internal/driver", "cmd/"}},
+	{"internal/events", "the event stream sits on the store: every level writes through it, so it calls none of them",
+		[]string{"internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/agent", "internal/hostapi", "internal/httpx", "internal/cli", "internal/driver", "internal/cluster", "cmd/"}},
 	{"internal/qcow2", "the qcow2 header check is a pure decoder that the controller and the agent both use",
 		[]string{"internal/agent", "internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/store", "internal/hostapi", "internal/driver", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
 	{"internal/hostapi", "the agent's wire format sits below both its ends",

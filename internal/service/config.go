@@ -24,6 +24,10 @@ type Config struct {
 	// StoreDSN selects the store: empty for SQLite in DataDir, or a
 	// postgres:// URL.
 	StoreDSN string
+	// EventBuffer is how many events the live stream keeps for readers
+	// who reconnect (GET /v1/events with Last-Event-ID). Default
+	// events.DefaultSize.
+	EventBuffer int
 	// HostDownAfter is how long a host may miss heartbeats before it is
 	// marked down. Default 10s.
 	HostDownAfter time.Duration

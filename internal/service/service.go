@@ -12,6 +12,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/events"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/store"
 	"github.com/godwit/godwit/internal/store/open"
@@ -21,8 +22,11 @@ import (
 // VM lifecycle, the two migration kinds and the operations intents are
 // made of. The controller package serves it over HTTP.
 type Service struct {
-	cfg    Config
-	store  store.Store
+	cfg   Config
+	store store.Store // publishes to events
+	// events are the changes of VMs, migrations and intents that the
+	// store published, for GET /v1/events.
+	events *events.Hub
 	log    *slog.Logger
 	images *imageStore
 
@@ -103,7 +107,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		st.Close()
 		return nil, err
 	}
-	c := &Service{cfg: cfg, store: st, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
+	// Every write of a VM, migration or intent goes through the wrapped
+	// store, the intent runner's too (it gets Store()), so the event
+	// stream misses none.
+	hub := events.NewHub(cfg.EventBuffer)
+	c := &Service{cfg: cfg, store: events.Wrap(st, hub, cfg.Logger), events: hub, log: cfg.Logger, images: ims, busy: map[string]string{}, cancels: map[string]context.CancelFunc{},
 		ended: make(chan struct{}), leases: newLeaseWatch(cfg.SharedDir, time.Now)}
 	if _, err := c.lockInterrupted(ctx); err != nil {
 		st.Close()
@@ -111,6 +119,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	return c, nil
 }
+
+// Events is the hub of the live event stream.
+func (c *Service) Events() *events.Hub { return c.events }
 
 // Close closes the store.
 func (c *Service) Close() error { return c.store.Close() }
