@@ -26,13 +26,13 @@ var openAPIDoc = sync.OnceValues(func() ([]byte, error) {
 
 // scopeNotes say, in the document, how a member is kept to its project.
 var scopeNotes = map[scope]string{
-	vmPath:        "on its project's VMs only; another project's reads as not found",
-	migrationPath: "on its project's VMs' migrations only; another project's reads as not found",
-	intentPath:    "on intents about its project's VMs only; another project's reads as not found",
-	ownIntentPath: "on its project's resizes and rebuilds only",
-	projectPath:   "on its own project only",
+	vmPath:        "a member only on its project's VMs; another project's reads as not found",
+	migrationPath: "a member only on its project's VMs' migrations; another project's reads as not found",
+	intentPath:    "a member only on intents about its project's VMs; another project's reads as not found",
+	ownIntentPath: "a member only on its project's resizes and rebuilds",
+	projectPath:   "a member only on its own project",
 	listed:        "a member's list holds its project's only",
-	bodyProject:   "in its own project only",
+	bodyProject:   "a member only in its own project",
 }
 
 // openAPI serves the document (GET /openapi.json).

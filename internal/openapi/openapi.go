@@ -156,9 +156,12 @@ func (g *gen) operation(rt api.Route, acc Access) (*object, error) {
 	if err != nil {
 		return nil, err
 	}
-	desc := "Who may call it: " + acc.Role
+	desc := "Who may call it: " + roleWords[acc.Role]
+	if roleWords[acc.Role] == "" {
+		return nil, fmt.Errorf("access %q is no role", acc.Role)
+	}
 	if acc.Note != "" {
-		desc += " (" + acc.Note + ")"
+		desc += "; " + acc.Note
 	}
 	op := obj(
 		"operationId", rt.ID,
@@ -205,6 +208,14 @@ func (g *gen) operation(rt api.Route, acc Access) (*object, error) {
 	}
 	op.set("x-godwit-access", acc.Role)
 	return op, nil
+}
+
+// roleWords say who each role of Access is.
+var roleWords = map[string]string{
+	"anyone": "anyone, without a token",
+	"member": "any valid token, a member's or an admin's",
+	"admin":  "an admin's token",
+	"host":   "a host's certificate, or an admin's token",
 }
 
 // tag groups operations by what they are about: the path's first word
