@@ -62,10 +62,11 @@ bench: deps build
 	$(BIN)/godwit-bench -bin $(BIN) $(BENCH_FLAGS)
 
 # docs/openapi.json, the REST API's OpenAPI document, generated from
-# api.Routes and the controller's policy table (the controller serves the
-# same at /openapi.json); TestOpenAPICommitted fails when it is stale.
+# api.Routes, api's doc comments and the controller's policy table (the
+# controller serves the same at /openapi.json); TestOpenAPICommitted and
+# TestDescriptionsCommitted fail when it is stale.
 openapi:
-	$(GO) generate ./internal/controller/
+	$(GO) generate ./internal/openapi/ ./internal/controller/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -21,7 +21,7 @@ var openAPIDoc = sync.OnceValues(func() ([]byte, error) {
 	for pattern, rl := range policy {
 		access[pattern] = openapi.Access{Role: rl.access.String(), Note: scopeNotes[rl.scope]}
 	}
-	return openapi.Generate(api.Routes, openapi.Options{Access: access, Enums: api.Enumerations()})
+	return openapi.Generate(api.Routes, openapi.Options{Access: access, Enums: api.Enumerations(), Descriptions: openapi.Embedded()})
 })
 
 // scopeNotes say, in the document, how a member is kept to its project.

@@ -42,12 +42,15 @@ type Options struct {
 	// Enums are the closed sets of the vocabulary (api.Enumerations):
 	// slices of string-kinded values.
 	Enums []any
+	// Descriptions of the types and their fields (Embedded()); nil:
+	// none.
+	Descriptions Descriptions
 }
 
 // Generate returns the document of routes' public routes, indented and
 // the same for the same input.
 func Generate(routes []api.Route, o Options) ([]byte, error) {
-	g := &gen{schemas: &object{}, names: map[string]reflect.Type{}, enums: map[reflect.Type][]string{}}
+	g := &gen{schemas: &object{}, names: map[string]reflect.Type{}, enums: map[reflect.Type][]string{}, desc: o.Descriptions}
 	for _, e := range o.Enums {
 		v := reflect.ValueOf(e)
 		if v.Kind() != reflect.Slice || v.Type().Elem().Kind() != reflect.String {
@@ -132,6 +135,7 @@ type gen struct {
 	schemas *object
 	names   map[string]reflect.Type
 	enums   map[reflect.Type][]string
+	desc    Descriptions
 	err     error
 }
 

@@ -281,3 +281,34 @@ func TestSamplesDecode(t *testing.T) {
 		t.Errorf("only %d bodies sampled", n)
 	}
 }
+
+// descriptions.json holds the doc comments of package api as they are
+// now, and the document gives them: a deprecated field is marked.
+func TestDescriptionsCommitted(t *testing.T) {
+	d, err := ReadDescriptions("../../api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d) < 100 {
+		t.Fatalf("only %d descriptions read: the reader is broken", len(d))
+	}
+	if !reflect.DeepEqual(d, Embedded()) {
+		t.Error("internal/openapi/descriptions.json is not package api's doc comments as they are now: regenerate it with make openapi and commit it")
+	}
+	b, err := Generate(api.Routes, Options{Access: allAdmin(), Enums: api.Enumerations(), Descriptions: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := Parse(b)
+	props := doc["components"].(map[string]any)["schemas"].(map[string]any)["MigrateRequest"].(map[string]any)["properties"].(map[string]any)
+	old := props["bandwidth_mbps"].(map[string]any)
+	if old["deprecated"] != true || !strings.HasPrefix(old["description"].(string), "Deprecated:") {
+		t.Errorf("bandwidth_mbps: %v; want deprecated, with its comment", old)
+	}
+	if kind := props["kind"].(map[string]any); kind["allOf"] == nil || kind["description"] == nil {
+		t.Errorf("kind: %v; want its reference wrapped in allOf beside its description", kind)
+	}
+	for _, e := range Check(doc) {
+		t.Error(e)
+	}
+}

@@ -40,7 +40,7 @@ func (g *gen) schema(t reflect.Type) (*object, error) {
 	case reflect.String:
 		if vals, ok := g.enums[t]; ok {
 			if err := g.component(t, func() (*object, error) {
-				return obj("type", "string", "enum", strs(vals)), nil
+				return described(obj("type", "string", "enum", strs(vals)), g.desc[t.Name()]), nil
 			}); err != nil {
 				return nil, err
 			}
@@ -88,7 +88,13 @@ func (g *gen) schema(t reflect.Type) (*object, error) {
 		if t.Name() == "" {
 			return g.structSchema(t)
 		}
-		if err := g.component(t, func() (*object, error) { return g.structSchema(t) }); err != nil {
+		if err := g.component(t, func() (*object, error) {
+			s, err := g.structSchema(t)
+			if err != nil {
+				return nil, err
+			}
+			return described(s, g.desc[t.Name()]), nil
+		}); err != nil {
 			return nil, err
 		}
 		return ref(t.Name()), nil
@@ -130,7 +136,7 @@ func (g *gen) structSchema(t reflect.Type) (*object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s.%s: %w", t, f.goName, err)
 		}
-		props.set(f.name, s)
+		props.set(f.name, described(s, g.desc[f.owner+"."+f.goName]))
 		if !f.omitted() {
 			required = append(required, f.name)
 		}
@@ -183,6 +189,7 @@ func (g *gen) fieldSchema(f field) (*object, error) {
 // field is one JSON field of a struct, after encoding/json's rules.
 type field struct {
 	name, goName string
+	owner        string // the name of the struct that declares it
 	typ          reflect.Type
 	omitEmpty    bool
 	omitZero     bool
@@ -244,7 +251,7 @@ func jsonFields(t reflect.Type) []field {
 				walk(ft, depth+1, seen)
 				continue
 			}
-			f := field{name: name, goName: sf.Name, typ: sf.Type, depth: depth, tagged: name != ""}
+			f := field{name: name, goName: sf.Name, owner: t.Name(), typ: sf.Type, depth: depth, tagged: name != ""}
 			if f.name == "" {
 				f.name = sf.Name
 			}
