@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 DEMO_DIR ?= $(HOME)/.godwit/demo
 
-.PHONY: all build deps demo test test-short test-faults fuzz bench clean fmt vet
+.PHONY: all build deps demo test test-short test-faults fuzz bench clean fmt vet openapi
 
 all: build
 
@@ -60,6 +60,13 @@ test-short:
 bench: deps build
 	$(GO) build -o $(BIN)/godwit-bench ./cmd/godwit-bench
 	$(BIN)/godwit-bench -bin $(BIN) $(BENCH_FLAGS)
+
+# docs/openapi.json, the REST API's OpenAPI document, generated from
+# api.Routes, api's doc comments and the controller's policy table (the
+# controller serves the same at /openapi.json); TestOpenAPICommitted and
+# TestDescriptionsCommitted fail when it is stale.
+openapi:
+	$(GO) generate ./internal/openapi/ ./internal/controller/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -133,10 +133,41 @@ func (c *Client) Host(ctx context.Context, name string) (Host, error) {
 }
 
 // VMs lists VMs.
-func (c *Client) VMs(ctx context.Context) ([]VM, error) {
+func (c *Client) VMs(ctx context.Context) ([]VM, error) { return c.ListVMs(ctx, VMFilter{}) }
+
+// VMFilter narrows GET /v1/vms; a zero field does not.
+type VMFilter struct {
+	Host    string // on this host
+	Project string // of this project (a member's list is its own project's)
+}
+
+// ListVMs lists the VMs f selects.
+func (c *Client) ListVMs(ctx context.Context, f VMFilter) ([]VM, error) {
 	var vs []VM
-	err := c.Do(ctx, http.MethodGet, "/v1/vms", nil, &vs)
+	err := c.Do(ctx, http.MethodGet, "/v1/vms"+queryString("host", f.Host, "project", f.Project), nil, &vs)
 	return vs, err
+}
+
+// queryString is "?k=v&…" of the pairs with a value, or "".
+func queryString(kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// boolParam is a boolean query parameter's value: "true", or "" (absent).
+func boolParam(b bool) string {
+	if b {
+		return "true"
+	}
+	return ""
 }
 
 // VM returns one VM.
@@ -269,12 +300,19 @@ func (c *Client) Migrate(ctx context.Context, vm string, req MigrateRequest) (Mi
 
 // Migrations lists migrations, newest first; vm narrows them to one VM.
 func (c *Client) Migrations(ctx context.Context, vm string) ([]Migration, error) {
+	return c.ListMigrations(ctx, MigrationFilter{VM: vm})
+}
+
+// MigrationFilter narrows GET /v1/migrations; a zero field does not.
+type MigrationFilter struct {
+	VM     string // of this VM
+	Active bool   // not yet ended
+}
+
+// ListMigrations lists the migrations f selects, newest first.
+func (c *Client) ListMigrations(ctx context.Context, f MigrationFilter) ([]Migration, error) {
 	var ms []Migration
-	q := ""
-	if vm != "" {
-		q = "?vm=" + url.QueryEscape(vm)
-	}
-	err := c.Do(ctx, http.MethodGet, "/v1/migrations"+q, nil, &ms)
+	err := c.Do(ctx, http.MethodGet, "/v1/migrations"+queryString("vm", f.VM, "active", boolParam(f.Active)), nil, &ms)
 	return ms, err
 }
 

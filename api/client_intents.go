@@ -48,8 +48,19 @@ func (c *Client) Rebuild(ctx context.Context, vm string, req RebuildRequest) (In
 
 // Intents lists intents, newest first.
 func (c *Client) Intents(ctx context.Context) ([]Intent, error) {
+	return c.ListIntents(ctx, IntentFilter{})
+}
+
+// IntentFilter narrows GET /v1/intents; a zero field does not.
+type IntentFilter struct {
+	Target string // about this host or VM
+	Active bool   // not yet ended
+}
+
+// ListIntents lists the intents f selects, newest first.
+func (c *Client) ListIntents(ctx context.Context, f IntentFilter) ([]Intent, error) {
 	var ins []Intent
-	err := c.Do(ctx, http.MethodGet, "/v1/intents", nil, &ins)
+	err := c.Do(ctx, http.MethodGet, "/v1/intents"+queryString("target", f.Target, "active", boolParam(f.Active)), nil, &ins)
 	return ins, err
 }
 

@@ -55,18 +55,18 @@ const (
 	TechniquePostCopy     Technique = "post-copy"     // the guest runs on the destination; its memory follows on demand
 )
 
-// techniqueOrder ranks the techniques as a strategy lists them.
-var techniqueOrder = []Technique{TechniquePreCopy, TechniqueAutoConverge, TechniquePostCopy}
+// Techniques lists the techniques in the order a strategy lists them.
+var Techniques = []Technique{TechniquePreCopy, TechniqueAutoConverge, TechniquePostCopy}
 
-// rank is a technique's place in techniqueOrder; any other part of a
+// rank is a technique's place in Techniques; any other part of a
 // method ranks after them all.
 func rank(t Technique) int {
-	for i, o := range techniqueOrder {
+	for i, o := range Techniques {
 		if o == t {
 			return i
 		}
 	}
-	return len(techniqueOrder)
+	return len(Techniques)
 }
 
 // split returns the part before the slash and the method's parts.
@@ -112,7 +112,7 @@ func (s Strategy) With(t Technique) Strategy {
 	disk, method := s.split()
 	at := len(method)
 	for i, m := range method {
-		if r := rank(Technique(m)); r < len(techniqueOrder) && r > rank(t) {
+		if r := rank(Technique(m)); r < len(Techniques) && r > rank(t) {
 			at = i
 			break
 		}

@@ -7,3 +7,13 @@ import (
 
 // PolicyRoutes lists the routes of the policy table, sorted.
 func PolicyRoutes() []string { return slices.Sorted(maps.Keys(policy)) }
+
+// PolicyAccess is who may call a route of the policy table: anyone,
+// member, admin or host; "" for a route not in it.
+func PolicyAccess(pattern string) string {
+	rl, ok := policy[pattern]
+	if !ok {
+		return ""
+	}
+	return rl.access.String()
+}

@@ -27,6 +27,8 @@ func (c *Controller) Handler() http.Handler {
 		return api.Version{Version: version.Version, Store: s.StoreKind()}, nil
 	}))
 
+	m.HandleFunc("GET "+api.OpenAPIPath, c.openAPI)
+
 	m.HandleFunc("GET /v1/hosts", get(c, func(ctx context.Context, r *http.Request) ([]api.Host, error) { return s.Hosts(ctx) }))
 	m.HandleFunc("GET /v1/hosts/{name}", get(c, func(ctx context.Context, r *http.Request) (api.Host, error) {
 		return s.Host(ctx, r.PathValue("name"))

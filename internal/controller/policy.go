@@ -24,8 +24,9 @@ import (
 // present an API token (Authorization: Bearer) over HTTPS and agents
 // their host's certificate.
 var policy = map[string]rule{
-	"GET /v1/version": {access: anyone},
-	"GET /v1/whoami":  {access: member},
+	"GET /v1/version":   {access: anyone},
+	"GET /openapi.json": {access: anyone}, // the API's description, the same for everyone
+	"GET /v1/whoami":    {access: member},
 	// Joining carries its own one-time secret.
 	"POST /v1/join":               {access: anyone},
 	"POST /v1/internal/heartbeat": {access: host, quiet: true},
@@ -97,6 +98,20 @@ const (
 	admin                // an admin's token
 	host                 // a host's certificate (admins too)
 )
+
+func (a access) String() string {
+	switch a {
+	case anyone:
+		return "anyone"
+	case member:
+		return "member"
+	case admin:
+		return "admin"
+	case host:
+		return "host"
+	}
+	return fmt.Sprintf("access(%d)", int(a))
+}
 
 // scope is how a member is kept to its own project on a route.
 type scope int

@@ -91,6 +91,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 	vmBody := `{"name":"NEW","image":"guest","pool":"shared","flavor":{"vcpus":1,"memory_mib":64}}`
 	cases := map[string]routeCase{
 		"GET /v1/version":                    {who: "anyone", path: "/v1/version", ok: 200},
+		"GET /openapi.json":                  {who: "anyone", path: "/openapi.json", ok: 200},
 		"GET /v1/whoami":                     {who: "member", path: "/v1/whoami", ok: 200},
 		"POST /v1/join":                      {who: "anyone", path: "/v1/join", body: `{"host":"host9","secret":"x","csr":"x"}`, ok: 403},
 		"POST /v1/internal/heartbeat":        {who: "host", path: "/v1/internal/heartbeat", body: `{"host":{"name":"host9"}}`, ok: 200, adminOK: 403},

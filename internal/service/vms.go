@@ -266,7 +266,7 @@ func (c *Service) hostOf(ctx context.Context, vm api.VM) (api.Host, error) {
 // VMAction starts, stops or reboots a VM. The desired state is recorded
 // before the agent is asked.
 func (c *Service) VMAction(ctx context.Context, name, action string, req api.VMActionRequest) (api.VM, error) {
-	if action != "start" && action != "stop" && action != "reboot" {
+	if !slices.Contains(api.VMActions, action) {
 		return api.VM{}, errs.NotFound("unknown vm action %q; use start, stop or reboot", action)
 	}
 	if req.TimeoutSeconds < 0 || req.TimeoutSeconds > 3600 {
