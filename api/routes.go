@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
 )
@@ -90,6 +92,10 @@ const (
 // OpenAPIPath is where the controller serves its OpenAPI document.
 const OpenAPIPath = "/openapi.json"
 
+// MetricsPath is where the controller (and an agent's --metrics-listen)
+// serves Prometheus metrics.
+const MetricsPath = "/metrics"
+
 // VMActions are the actions of POST /v1/vms/{name}/{action}.
 var VMActions = []string{"start", "stop", "reboot"}
 
@@ -139,6 +145,8 @@ var (
 var Routes = []Route{
 	{Method: "GET", Path: OpenAPIPath, ID: "openAPI", Summary: "This document: the REST API in OpenAPI 3",
 		Responses: okReply(map[string]any(nil))},
+	{Method: "GET", Path: MetricsPath, ID: "metrics", Summary: "Prometheus metrics, in the text exposition format (docs/metrics.md)",
+		Responses: []Response{{Status: http.StatusOK, Description: "the metrics", Body: &Body{Media: MediaText}}}},
 	{Method: "GET", Path: "/v1/version", ID: "version", Summary: "The controller's version and store", Responses: okReply(Version{})},
 	{Method: "GET", Path: "/v1/whoami", ID: "whoami", Summary: "Who the request's token says the caller is", Responses: okReply(Principal{})},
 
@@ -249,4 +257,23 @@ func (c *Client) OpenAPI(ctx context.Context) (json.RawMessage, error) {
 	var doc json.RawMessage
 	err := c.Do(ctx, http.MethodGet, OpenAPIPath, nil, &doc)
 	return doc, err
+}
+
+// Metrics returns the controller's Prometheus metrics, as text (an
+// admin's; Prometheus itself scrapes with the token as a bearer token).
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.BaseURL+MetricsPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.authorize(req)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the godwit controller at %s: %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, decodeError(resp)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }

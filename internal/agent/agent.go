@@ -16,6 +16,7 @@ import (
 	"github.com/godwit/godwit/internal/driver"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/metrics"
 	"github.com/godwit/godwit/internal/safe"
 )
 
@@ -43,6 +44,10 @@ type Agent struct {
 	leaseDone   chan struct{}
 	tls         *hostTLS // nil without a certificate: plain HTTP
 	watchdogPID int      // touched by the lease loop only
+
+	metrics   *metrics.Agent // nil in tests that build an Agent by hand: nothing recorded
+	metricsLn net.Listener   // nil without Config.MetricsListen
+	outgoing  outgoing       // outgoing migrations, for what each sent (metrics.go)
 }
 
 func (c *Config) setDefaults() error {
@@ -147,6 +152,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.drv = drv
+	// A registry of its own, not the client's global one: tests run
+	// several agents in one process.
+	a.metrics = metrics.NewAgent()
+	a.metrics.WatchState(a.metricsState)
+	if err := a.metricsListen(); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("metrics listener on %s: %w", cfg.MetricsListen, err)
+	}
 	return a, nil
 }
 
@@ -190,6 +203,9 @@ func (a *Agent) Close() error {
 		}
 		a.leaseStop = nil
 	}
+	if a.metricsLn != nil {
+		a.metricsLn.Close() // served or not: closed twice is harmless
+	}
 	if a.drv != nil {
 		a.drv.Close()
 	}
@@ -231,6 +247,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	safe.Go(a.log, "heartbeat loop", func() { a.heartbeatLoop(ctx) })
 	a.log.Info("agent serving", "addr", ln.Addr().String(), "controller", a.cfg.Controller, "driver", a.cfg.Driver, "state_dir", a.cfg.StateDir)
 	hosts := append([]string{httpx.HostOf(a.cfg.Listen), httpx.HostOf(a.cfg.Advertise)}, a.cfg.AllowHosts...)
+	a.serveMetrics(ctx, hosts)
 	err = httpx.Serve(ctx, a.listener(ln), a.Handler(), a.shutdown, httpx.Guard(httpx.GuardConfig{Hosts: hosts}))
 	a.log.Info("agent stopped")
 	return err

@@ -31,6 +31,10 @@ type Config struct {
 	// check accepts besides IP addresses, localhost, this machine's
 	// hostname and the names in Listen and Advertise (httpx.Guard).
 	AllowHosts []string
+	// MetricsListen is where the agent serves its Prometheus metrics
+	// (GET /metrics) in plain HTTP, without client certificates, e.g.
+	// 127.0.0.1:9741. Empty: none served.
+	MetricsListen string
 	// StateDir holds the local pool, the image cache and driver state.
 	StateDir string
 	// SharedDir is the shared pool every host sees; empty for none.

@@ -136,6 +136,7 @@ func (a *Agent) migrateOut(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.outgoing.started(r.PathValue("id"))
 	a.log.Info("outgoing migration started", "id", r.PathValue("id"), "uri", req.URI)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -151,6 +152,7 @@ func (a *Agent) migrationStatus(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.outgoing.seen(a.metrics, r.PathValue("id"), st)
 	conv, decisions := convergence(st.Convergence)
 	httpx.JSON(w, http.StatusOK, hostapi.MigrationStatus{
 		Status: st.Status, Error: st.Error, Strategy: st.Strategy,

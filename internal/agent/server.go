@@ -23,7 +23,9 @@ import (
 // Every {id} in a path is a VM's UUID, checked before any handler runs:
 // an ID names the VM's files (its directory, disk and seed), so a "../x"
 // or "..%2Fx" must never reach one.
-func (a *Agent) Handler() http.Handler { return a.controllerOnly(a.routes().Handler()) }
+//
+// Each request is timed for the metrics under its route's pattern.
+func (a *Agent) Handler() http.Handler { return a.controllerOnly(a.timed(a.routes().Handler())) }
 
 // routes are the agent's routes (tests try each).
 func (a *Agent) routes() *httpx.Routes {

@@ -77,6 +77,7 @@ down.`,
 	f.StringVar(&cfg.Advertise, "advertise", "", "URL the controller reaches this agent at (default: http://<listen>)")
 	f.StringVar(&cfg.Controller, "controller", "http://127.0.0.1:7400", "controller URL")
 	f.StringSliceVar(&cfg.AllowHosts, "allow-host", nil, "a name the controller and other agents reach this agent by, accepted in the Host header besides IP addresses, localhost, this machine's hostname and the names in --listen and --advertise (repeatable; stops DNS rebinding)")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics (GET /metrics) on this address in plain HTTP, e.g. 127.0.0.1:9741; empty for none (the API itself takes only cluster certificates)")
 	f.StringVar(&cfg.StateDir, "state-dir", "/var/lib/godwit/agent", "local pool, image cache and VM state")
 	f.StringVar(&cfg.TLSDir, "tls-dir", "", "the host's certificate and the cluster's CA (default <state-dir>/tls); with one there the agent serves HTTPS to the controller and hosts only")
 	f.StringVar(&cfg.Join, "join", "", "join token (godwit host add NAME prints it): get this host's certificate before starting")

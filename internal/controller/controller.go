@@ -14,7 +14,9 @@ import (
 	"github.com/godwit/godwit/internal/auth"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/intent"
+	"github.com/godwit/godwit/internal/metrics"
 	"github.com/godwit/godwit/internal/service"
+	"github.com/godwit/godwit/internal/store"
 )
 
 // Config configures a controller (godwit serve): where it listens, and
@@ -72,6 +74,11 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 		}
 		cfg.Config.AgentTLS = ct.agentTLS
 	}
+	// One registry per controller, not the client's global one: tests
+	// run several controllers in one process.
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewController()
+	}
 	svc, err := service.New(ctx, cfg.Config)
 	if err != nil {
 		return nil, err
@@ -91,7 +98,27 @@ func New(ctx context.Context, cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("the bootstrap admin token: %w", err)
 		}
 	}
-	return &Controller{cfg: cfg, svc: svc, intents: intent.New(svc, svc.Store(), log), log: log, tls: ct}, nil
+	c := &Controller{cfg: cfg, svc: svc, intents: intent.New(svc, svc.Store(), log), log: log, tls: ct}
+	cfg.Metrics.WatchState(c.metricsState)
+	return c, nil
+}
+
+// metricsState is what the gauges of GET /metrics show, read from the
+// store at each scrape: the hosts with their claims, the migrations and
+// intents under way.
+func (c *Controller) metricsState(ctx context.Context) (metrics.State, error) {
+	var st metrics.State
+	var err error
+	if st.Hosts, err = c.svc.Hosts(ctx); err != nil {
+		return st, fmt.Errorf("hosts: %w", err)
+	}
+	if st.Migrations, err = c.svc.Migrations(ctx, store.MigrationFilter{Active: true}); err != nil {
+		return st, fmt.Errorf("active migrations: %w", err)
+	}
+	if st.Intents, err = c.intents.Intents(ctx, store.IntentFilter{Active: true}); err != nil {
+		return st, fmt.Errorf("active intents: %w", err)
+	}
+	return st, nil
 }
 
 // Close closes the service's store.

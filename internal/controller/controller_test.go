@@ -58,6 +58,8 @@ type testAgent struct {
 	// front, when set, serves in front of the agent (given its URL),
 	// and the agent advertises the front's address.
 	front func(agentURL string) http.Handler
+	// metrics is the URL of the agent's metrics (clusterOptions.agentMetrics).
+	metrics string
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -102,6 +104,9 @@ type clusterOptions struct {
 	uploadIdle                     time.Duration
 	// fronts puts a handler in front of host n's agent (testAgent.front).
 	fronts map[int]func(agentURL string) http.Handler
+	// agentMetrics has every agent serve its metrics on a listener of
+	// its own (testAgent.metrics).
+	agentMetrics bool
 }
 
 // newTestClusterWith is newTestClusterSized with options.
@@ -154,6 +159,9 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 			ta.cfg.Join = tok.Token
 		}
 		ta.front = opts.fronts[i]
+		if opts.agentMetrics {
+			ta.cfg.MetricsListen = "127.0.0.1:0"
+		}
 		tc.agents = append(tc.agents, ta)
 		tc.startAgent(t, i)
 		ta.cfg.Join = "" // the host has its certificate now; the token was good once
@@ -199,6 +207,9 @@ func (tc *testCluster) startAgent(t *testing.T, n int) {
 	if err != nil {
 		cancel()
 		t.Fatal(err)
+	}
+	if addr := a.MetricsAddr(); addr != nil {
+		ta.metrics = "http://" + addr.String() + "/metrics"
 	}
 	ta.cancel, ta.done = cancel, make(chan struct{})
 	go func(done chan struct{}) { _ = a.Serve(ctx, aln); a.Close(); close(done) }(ta.done)

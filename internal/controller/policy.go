@@ -11,6 +11,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/auth"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
 )
 
@@ -54,6 +55,7 @@ var policy = map[string]rule{
 	"GET /v1/projects":                   {access: admin},
 	"PUT /v1/projects/{name}/quota":      {access: admin},
 	"GET /v1/audit":                      {access: admin},
+	"GET /metrics":                       {access: admin},
 	"GET /v1/images/{name}/files/{role}": {access: host}, // an agent fetching a base
 
 	// What every project shares, read-only.
@@ -145,9 +147,15 @@ func (m routes) HandleFunc(pattern string, h http.HandlerFunc) {
 
 // guard authenticates a request, applies its route's rule, and audits it
 // when it changes something.
+//
+// It times every request for the metrics under its route's pattern —
+// never the raw path, whose VM names and IDs would make a series each.
 func (c *Controller) guard(pattern string, rl rule, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		sw := httpx.NewStatusWriter(w)
+		defer func() { c.cfg.Metrics.APIRequest(pattern, sw.Status, time.Since(start)) }()
+		w = sw
 		p, err := c.principal(r)
 		if err == nil {
 			err = c.authorize(r.Context(), pattern, rl, p, r)

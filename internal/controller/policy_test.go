@@ -118,6 +118,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /v1/projects":                   {who: "admin", path: "/v1/projects", ok: 200},
 		"PUT /v1/projects/{name}/quota":      {who: "admin", path: "/v1/projects/alpha/quota", body: `{"vms":0}`, ok: 200},
 		"GET /v1/audit":                      {who: "admin", path: "/v1/audit", ok: 200},
+		"GET /metrics":                       {who: "admin", path: "/metrics", ok: 200},
 		"GET /v1/images/{name}/files/{role}": {who: "host", path: "/v1/images/guest/files/kernel", ok: 200},
 		"GET /v1/images":                     {who: "member", path: "/v1/images", ok: 200},
 		"GET /v1/images/{name}":              {who: "member", path: "/v1/images/guest", ok: 200},

@@ -207,3 +207,26 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, stop <-chan str
 	_ = srv.Shutdown(sctx) // followed consoles may outlast it; they are cut
 	return nil
 }
+
+// StatusWriter records the status a handler answers with (200 when it
+// writes without one), for metrics. It flushes (a followed console
+// streams through it) and unwraps (http.ResponseController) like the
+// writer it wraps.
+type StatusWriter struct {
+	http.ResponseWriter
+	Status int
+}
+
+// NewStatusWriter wraps w.
+func NewStatusWriter(w http.ResponseWriter) *StatusWriter {
+	return &StatusWriter{ResponseWriter: w, Status: http.StatusOK}
+}
+
+func (w *StatusWriter) WriteHeader(status int) {
+	w.Status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *StatusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

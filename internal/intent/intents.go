@@ -12,6 +12,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/failpoint"
+	"github.com/godwit/godwit/internal/metrics"
 	"github.com/godwit/godwit/internal/service"
 	"github.com/godwit/godwit/internal/store"
 )
@@ -181,18 +182,30 @@ func (r *Runner) stepIntent(ctx context.Context, in api.Intent) error {
 		if running > 0 {
 			return nil
 		}
-		_, err := r.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
+		var never []api.OperationKind // operations cancelled before they started
+		ended, err := r.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
+			never = never[:0]
 			for i := range in.Operations {
 				if in.Operations[i].State == api.OpPending {
 					in.Operations[i].State, in.Operations[i].Reason = api.OpCancelled, "the intent was cancelled before it started"
+					never = append(never, in.Operations[i].Kind)
 				}
 			}
 			return r.finishIntent(in, api.IntentCancelled)
 		})
+		if err == nil {
+			for _, k := range never {
+				r.metrics().OperationEnded(k, api.OpCancelled)
+			}
+			r.metrics().IntentEnded(ended)
+		}
 		return err
 	}
 	if pending == 0 && running == 0 {
-		_, err := r.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error { return r.finishIntent(in, "") })
+		ended, err := r.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error { return r.finishIntent(in, "") })
+		if err == nil {
+			r.metrics().IntentEnded(ended)
+		}
 		return err
 	}
 	limits := r.limitsFor(in)
@@ -308,9 +321,16 @@ func (r *Runner) recordOutcome(ctx context.Context, id string, i int, out outcom
 		return // the controller is stopping; a resumed runner goes on
 	}
 	var kind api.IntentKind
+	var final *api.Operation // the operation as it ended, when it did (a policy may queue it again)
 	_, err := r.store.UpdateIntent(context.WithoutCancel(ctx), id, func(in *api.Intent) error {
-		kind = in.Kind
+		kind, final = in.Kind, nil
 		o := &in.Operations[i]
+		defer func() {
+			if o.State != api.OpPending && o.State != api.OpRunning {
+				end := *o
+				final = &end
+			}
+		}()
 		if out.state == api.OpPending {
 			o.State = api.OpPending
 			if out.clearMigration {
@@ -355,7 +375,10 @@ func (r *Runner) recordOutcome(ctx context.Context, id string, i int, out outcom
 	})
 	if err != nil {
 		r.log.Error("record operation outcome", "intent", id, "err", err)
-	} else if kind == api.IntentDrain && out.state == api.OpDone {
+	} else if final != nil {
+		r.metrics().OperationEnded(final.Kind, final.State)
+	}
+	if err == nil && kind == api.IntentDrain && out.state == api.OpDone {
 		failpoint.Hit("drain/move-done") // recorded done, before the next
 	}
 	r.wakeRunner(id)
@@ -450,6 +473,10 @@ func (r *Runner) abortForIntent(ctx context.Context, migrationID string) {
 		r.log.Warn("abort migration of a cancelled intent", "op", migrationID, "err", err)
 	}
 }
+
+// metrics is where intents and their operations are counted as they
+// end: the service's (nil, counting nothing, without one).
+func (r *Runner) metrics() *metrics.Controller { return r.svc.Metrics() }
 
 // setOp persists a change to operation i of an intent.
 func (r *Runner) setOp(ctx context.Context, id string, i int, fn func(*api.Operation)) error {

@@ -46,6 +46,8 @@ var forbidden = []struct {
 		[]string{"internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/agent", "internal/hostapi", "internal/httpx", "internal/cli", "internal/driver", "internal/cluster", "cmd/"}},
 	{"internal/qcow2", "the qcow2 header check is a pure decoder that the controller and the agent both use",
 		[]string{"internal/agent", "internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/store", "internal/hostapi", "internal/driver", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
+	{"internal/metrics", "the metrics sit at the vocabulary's level, so that every level records into them",
+		[]string{"internal/agent", "internal/controller", "internal/intent", "internal/service", "internal/scheduler", "internal/store", "internal/hostapi", "internal/driver", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
 	{"internal/hostapi", "the agent's wire format sits below both its ends",
 		[]string{"internal/controller", "internal/intent", "internal/service", "internal/agent", "internal/cli", "internal/driver/qemu", "internal/driver/fake", "cmd/"}},
 }

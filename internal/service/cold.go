@@ -149,6 +149,10 @@ func (c *Service) copyDisk(ctx context.Context, id string, dstA *hostapi.Agent, 
 	failpoint.Hit("cold/mid-transfer")
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
+	// The copy's spans without progress, for the metrics only: a disk
+	// copy has its own timeouts.
+	var stall stallWatch
+	defer func() { c.cfg.Metrics.MigrationStalled(api.KindCold, stall.open(time.Now())) }()
 	for {
 		select {
 		case <-ctx.Done():
@@ -164,6 +168,9 @@ func (c *Service) copyDisk(ctx context.Context, id string, dstA *hostapi.Agent, 
 			m.Progress.DiskTotal, m.Progress.DiskTransferred = st.Total, st.Transferred
 			return nil
 		})
+		now := time.Now()
+		c.cfg.Metrics.MigrationStalled(api.KindCold, stall.resumed(now, st.Transferred))
+		stall.stalled(now, st.Transferred)
 		switch st.Status {
 		case "completed":
 			return nil

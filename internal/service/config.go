@@ -11,6 +11,8 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"time"
+
+	"github.com/godwit/godwit/internal/metrics"
 )
 
 // Config configures the service (godwit serve).
@@ -61,6 +63,9 @@ type Config struct {
 	MaxDiskUpload   int64
 	MaxKernelUpload int64
 	Logger          *slog.Logger
+	// Metrics records migrations as they end (nil: nothing is
+	// recorded). The controller makes one per process and serves it.
+	Metrics *metrics.Controller
 }
 
 // The upload limits' defaults: far above any base image or any

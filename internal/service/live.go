@@ -231,6 +231,9 @@ func (c *Service) failure(ctx context.Context, id string, log *slog.Logger, rb *
 // the link passes on soon after the transfer ends.
 func (c *Service) watchTransfer(ctx context.Context, id string, srcA *hostapi.Agent, vmID, source string) (hostapi.MigrationStatus, error) {
 	var stall stallWatch
+	// Spans without progress go to the metrics as they end, and the one
+	// the transfer ends in (a cut link's) when it returns.
+	defer func() { c.cfg.Metrics.MigrationStalled(api.KindLive, stall.open(time.Now())) }()
 	var lastRead time.Time // zero: the first read is at once
 	for {
 		wait := pollInterval
@@ -266,7 +269,9 @@ func (c *Service) watchTransfer(ctx context.Context, id string, srcA *hostapi.Ag
 			m.Decisions = mergeDecisions(m.Decisions, st.Decisions)
 			return nil
 		})
-		if stall.stalled(time.Now(), st.MemoryTransferred+st.DiskTransferred) && st.Status == driver.MigrationActive && !st.Strategy.PostCopy() {
+		now, moved := time.Now(), st.MemoryTransferred+st.DiskTransferred
+		c.cfg.Metrics.MigrationStalled(api.KindLive, stall.resumed(now, moved))
+		if stall.stalled(now, moved) && st.Status == driver.MigrationActive && !st.Strategy.PostCopy() {
 			return st, fmt.Errorf("nothing moved for %s: the migration link is cut or stalled", stallTimeout)
 		}
 		switch {

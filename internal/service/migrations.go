@@ -315,8 +315,11 @@ func (c *Service) reserveDestination(ctx context.Context, vm api.VM, src api.Hos
 
 // advance moves a migration to state, persisting it (with the time it
 // entered the state) before the step that state stands for begins.
+//
+// A final state is recorded in the metrics here, the one place every
+// migration ends (the state table lets it end once).
 func (c *Service) advance(ctx context.Context, id string, state api.MigrationState, reason string) (api.Migration, error) {
-	return c.updateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
+	m, err := c.updateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
 		if err := checkTransition(m.State, state); err != nil {
 			return err
 		}
@@ -331,6 +334,10 @@ func (c *Service) advance(ctx context.Context, id string, state api.MigrationSta
 		}
 		return nil
 	})
+	if err == nil && state.Final() {
+		c.cfg.Metrics.MigrationEnded(m)
+	}
+	return m, err
 }
 
 // AbortMigration cancels a running migration; it rolls back in the

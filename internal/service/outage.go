@@ -65,3 +65,25 @@ func (s *stallWatch) stalled(now time.Time, moved int64) bool {
 	}
 	return now.Sub(s.since) >= stallTimeout
 }
+
+// resumed reports, when moved differs from the count last seen, how long
+// that count had stood still: the span without progress that just ended
+// (the metrics keep those of at least metrics.MinStall). Zero while
+// nothing changed, and before the first count. Call it before stalled,
+// which takes the new count.
+func (s *stallWatch) resumed(now time.Time, moved int64) time.Duration {
+	if s.since.IsZero() || moved == s.moved {
+		return 0
+	}
+	return now.Sub(s.since)
+}
+
+// open is how long the count has stood still by now: the span without
+// progress a transfer ends in (cut off, aborted, or a few milliseconds
+// since the last read when it completed).
+func (s *stallWatch) open(now time.Time) time.Duration {
+	if s.since.IsZero() {
+		return 0
+	}
+	return now.Sub(s.since)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/events"
 	"github.com/godwit/godwit/internal/hostapi"
+	"github.com/godwit/godwit/internal/metrics"
 	"github.com/godwit/godwit/internal/store"
 	"github.com/godwit/godwit/internal/store/open"
 )
@@ -192,3 +193,7 @@ func (c *Service) IsBusy(name string) bool { return c.isBusy(name) }
 // Store is the service's store, which also keeps the intent level's
 // records.
 func (c *Service) Store() store.Store { return c.store }
+
+// Metrics is where the service records what ends (nil: nowhere); the
+// intent level records its intents there too.
+func (c *Service) Metrics() *metrics.Controller { return c.cfg.Metrics }
