@@ -97,6 +97,11 @@ func (a *app) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: lvl}))
 }
 
+func validLogLevel(s string) bool {
+	var lvl slog.Level
+	return lvl.UnmarshalText([]byte(s)) == nil
+}
+
 // usageError marks an error in how a command was called: exit status 2,
 // and a pointer to the command's help.
 type usageError struct{ error }
@@ -127,8 +132,7 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 			if a.output != "table" && a.output != "json" {
 				return usagef("--output must be table or json, not %q", a.output)
 			}
-			var lvl slog.Level
-			if lvl.UnmarshalText([]byte(a.logLevel)) != nil {
+			if !validLogLevel(a.logLevel) {
 				return usagef("--log-level must be debug, info, warn or error, not %q", a.logLevel)
 			}
 			if cfgErr != nil {
