@@ -173,3 +173,67 @@ func TestWatchdogFromAgentConfig(t *testing.T) {
 		t.Errorf("without a shared pool: ok %v err %v", ok, err)
 	}
 }
+
+// The packaged files (deploy/): the default configs are valid for their
+// commands, and each unit's ExecStart is a valid command line reading them.
+func TestPackagedConfigsAndUnits(t *testing.T) {
+	root := filepath.Join("..", "..", "deploy")
+	confs := map[string]string{
+		"/etc/godwit/controller.conf": filepath.Join(root, "etc", "controller.conf"),
+		"/etc/godwit/agent.conf":      filepath.Join(root, "etc", "agent.conf"),
+	}
+	units, err := filepath.Glob(filepath.Join(root, "systemd", "*.service"))
+	if err != nil || len(units) != 3 {
+		t.Fatalf("units %v, %v", units, err)
+	}
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var exec []string
+		var lines []string // without comments
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				lines = append(lines, l)
+			}
+			if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+				exec = strings.Fields(v)
+			}
+		}
+		if len(exec) < 2 || exec[0] != "/usr/bin/godwit" {
+			t.Fatalf("%s: ExecStart %q", u, exec)
+		}
+		unit := strings.Join(lines, "\n")
+		args := exec[1:]
+		for i, a := range args {
+			if c, ok := confs[a]; ok {
+				args[i] = c
+			}
+		}
+		switch args[0] {
+		case "serve", "agent":
+			if code, _, stderr := runDaemon(t, append(args, "--print-config")...); code != 0 {
+				t.Errorf("%s: %v: exit %d: %s", u, args, code, stderr)
+			}
+		case "agent-watchdog":
+			a := newApp(&bytes.Buffer{}, &bytes.Buffer{})
+			w := a.agentWatchdogCmd()
+			if err := w.ParseFlags(args[1:]); err != nil {
+				t.Fatalf("%s: %v", u, err)
+			}
+			if !strings.Contains(strings.Join(args, " "), "--stay") {
+				t.Errorf("%s: the unit's watchdog must --stay", u)
+			}
+			if strings.Contains(unit, "PartOf=") || strings.Contains(unit, "BindsTo=") {
+				t.Errorf("%s: the watchdog must outlive the agent: no PartOf or BindsTo", u)
+			}
+		default:
+			t.Errorf("%s: unexpected command %q", u, args[0])
+		}
+		// Stopping or restarting the agent must leave its QEMUs running.
+		if args[0] == "agent" && !strings.Contains(unit, "\nKillMode=process\n") {
+			t.Errorf("%s: KillMode=process missing: restarting the agent would kill its VMs", u)
+		}
+	}
+}
