@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 DEMO_DIR ?= $(HOME)/.godwit/demo
 
-.PHONY: all build deps demo test test-short test-faults fuzz bench clean fmt vet
+.PHONY: all build deps demo test test-short test-faults fuzz bench deb clean fmt vet
 
 all: build
 
@@ -60,6 +60,12 @@ test-short:
 bench: deps build
 	$(GO) build -o $(BIN)/godwit-bench ./cmd/godwit-bench
 	$(BIN)/godwit-bench -bin $(BIN) $(BENCH_FLAGS)
+
+# The Debian package, built with dpkg-deb into bin/ (scripts/deb.sh):
+# the binary, the systemd units, default configs, the godwit user.
+# docs/deploy.md says how to install it on three hosts.
+deb:
+	@GO=$(GO) OUT=$(BIN) scripts/deb.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

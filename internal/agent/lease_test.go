@@ -312,3 +312,50 @@ func TestWatchdogStays(t *testing.T) {
 		t.Error("the lock is still held after the watchdog stopped")
 	}
 }
+
+// A --stay watchdog started while another guards the host waits, and
+// takes over when that one leaves.
+func TestWatchdogStayTakesOver(t *testing.T) {
+	state := t.TempDir()
+	os.MkdirAll(fenceDir(state), 0o755)
+	writeRenewal(state, renewal{Seq: 1, PID: os.Getpid()})
+	first := runWatchdog(t, state, time.Minute)
+	pidFile := filepath.Join(fenceDir(state), watchdogPID)
+	waitFile := func() {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := os.Stat(pidFile); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no pid file")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFile()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	second := make(chan error, 1)
+	go func() {
+		second <- RunWatchdog(ctx, WatchdogConfig{StateDir: state, FenceAfter: time.Minute, Poll: 10 * time.Millisecond, Stay: true, Logger: quiet()})
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("the --stay watchdog left: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	writeRenewal(state, renewal{Seq: 1, PID: os.Getpid(), Stopping: true}) // the first one leaves
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	waitFile() // the second one's
+	if !lockHeld(filepath.Join(fenceDir(state), watchdogLock)) {
+		t.Error("the --stay watchdog did not take the lock over")
+	}
+	cancel()
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -112,8 +112,18 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 	}
 	defer lf.Close()
 	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		log.Info("another watchdog guards this host; leaving")
-		return nil
+		if !cfg.Stay {
+			log.Info("another watchdog guards this host; leaving")
+			return nil
+		}
+		// A service manager's watchdog waits to take over from the one
+		// an agent started (in a gap of this unit's restart, say), so
+		// that the unit stays up and guards once that one leaves.
+		log.Info("another watchdog guards this host; waiting to take over")
+		if err := waitLock(ctx, lf, cfg.Poll); err != nil {
+			log.Info("watchdog stopped")
+			return nil
+		}
 	}
 	pidPath := filepath.Join(dir, watchdogPID)
 	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
@@ -282,6 +292,21 @@ func watchdogRunning(stateDir string) (int, bool) {
 		return 0, false
 	}
 	return pid, strings.Contains(s, "\x00--state-dir\x00"+stateDir+"\x00") || lockHeld(filepath.Join(fenceDir(stateDir), watchdogLock))
+}
+
+// waitLock takes f's exclusive flock once it is free, or returns ctx's
+// error.
+func waitLock(ctx context.Context, f *os.File, poll time.Duration) error {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // lockHeld reports whether some process holds path's flock (a watchdog's
