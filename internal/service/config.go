@@ -24,6 +24,10 @@ type Config struct {
 	// StoreDSN selects the store: empty for SQLite in DataDir, or a
 	// postgres:// URL.
 	StoreDSN string
+	// Version is the controller's version, which agents' versions must
+	// be compatible with (default: this build's, version.Version); tests
+	// play controllers of other releases with it.
+	Version string
 	// HostDownAfter is how long a host may miss heartbeats before it is
 	// marked down. Default 10s.
 	HostDownAfter time.Duration
