@@ -93,11 +93,11 @@ type clusterOptions struct {
 	faults      []*fake.Faults // the fake driver's knobs, by host (host1 first); nil: none
 	// accels and qemus are the accelerator and QEMU version each fake
 	// host claims (host1 first; "": none, and the fake's default).
-	accels, qemus  []string
+	accels, qemus []string
 	// versions are the godwit versions the agents claim, ctrlVersion the
 	// controller's (empty: this build's).
-	versions    []string
-	ctrlVersion string
+	versions       []string
+	ctrlVersion    string
 	allowUnsafeTCG bool   // the controller's AllowUnsafeTCGMigration
 	storeDSN       string // the controller's store ("": SQLite)
 	tls            bool   // a cluster with a CA: HTTPS, hosts joined with tokens, mutual TLS
