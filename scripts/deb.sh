@@ -2,6 +2,7 @@
 # Builds godwit's Debian package with dpkg-deb alone (no nfpm, no
 # debhelper): bin/godwit_<version>_<arch>.deb with
 #   /usr/bin/godwit                          the one binary
+#   /usr/bin/godwit-guest                    the test guest's program (image build-testguest)
 #   /lib/systemd/system/godwit-*.service     deploy/systemd
 #   /etc/godwit/{controller,agent}.conf      deploy/etc (conffiles)
 #   /usr/share/doc/godwit/                   deployment, networking, security, reliability docs
@@ -41,7 +42,10 @@ install -d "$root/DEBIAN" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/
 
 # Pure Go (SQLite included): no libc version to depend on.
 CGO_ENABLED=0 GOOS=linux GOARCH=$goarch "$GO" build -trimpath -ldflags "-s -w" -o "$root/usr/bin/godwit" ./cmd/godwit
-chmod 0755 "$root/usr/bin/godwit"
+# The test guest's program: godwit image build-testguest looks for it
+# beside godwit.
+CGO_ENABLED=0 GOOS=linux GOARCH=$goarch "$GO" build -trimpath -ldflags "-s -w" -o "$root/usr/bin/godwit-guest" ./cmd/godwit-guest
+chmod 0755 "$root/usr/bin/godwit" "$root/usr/bin/godwit-guest"
 install -m 0644 deploy/systemd/*.service "$root/lib/systemd/system/"
 install -m 0644 deploy/etc/controller.conf "$root/etc/godwit/"
 # The agent's may come to hold a join token.
