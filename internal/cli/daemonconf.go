@@ -240,9 +240,8 @@ func (a *app) daemonConfig(cmd *cobra.Command, defaultFile string) {
 		if err := loadDaemonConfig(cmd, path, cmd.Flags().Changed("config")); err != nil {
 			return err
 		}
-		var lvl = a.logLevel
-		if !validLogLevel(lvl) {
-			return usagef("log-level must be debug, info, warn or error, not %q", lvl)
+		if !validLogLevel(a.logLevel) { // the file may have set it
+			return usagef("log-level must be debug, info, warn or error, not %q", a.logLevel)
 		}
 		if print {
 			return printConf(a.out, cmd, configSource(path))
