@@ -83,9 +83,11 @@ func TestDeployPackage(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command(exe, args...)
 		cmd.Env = env
-		out, err := cmd.CombinedOutput()
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output() // stdout only: host add's token
 		if err != nil {
-			t.Fatalf("godwit %s: %v\n%s", strings.Join(args, " "), err, out)
+			t.Fatalf("godwit %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 		}
 		return string(out)
 	}
