@@ -145,7 +145,7 @@ func TestDaemonConfigRedactsStorePassword(t *testing.T) {
 
 // The watchdog reads the agent's file as the agent does.
 func TestWatchdogFromAgentConfig(t *testing.T) {
-	conf := writeConf(t, "state-dir = /srv/agent\nname = h1\nshared-dir = /mnt/pool\nlease-ttl = 20s\ndriver = qemu\nuplink = lan=eth1\n")
+	conf := writeConf(t, "state-dir = /srv/agent\nname = h1\nshared-dir = /mnt/pool\nlease-ttl = 20s\ndriver = qemu\nuplink = lan=eth1\nlog-level = warn\n")
 	a := newApp(&bytes.Buffer{}, &bytes.Buffer{})
 	w := a.agentWatchdogCmd()
 	if err := w.ParseFlags(nil); err != nil {
@@ -156,8 +156,8 @@ func TestWatchdogFromAgentConfig(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("ok %v, err %v", ok, err)
 	}
-	if cfg.StateDir != "/srv/agent" || cfg.Host != "h1" || cfg.Driver != "qemu" || cfg.FenceAfter != 14*time.Second {
-		t.Errorf("got %+v", cfg)
+	if cfg.StateDir != "/srv/agent" || cfg.Host != "h1" || cfg.Driver != "qemu" || cfg.FenceAfter != 14*time.Second || a.logLevel != "warn" {
+		t.Errorf("got %+v, log level %s", cfg, a.logLevel)
 	}
 	// Flags win; an agent without a shared pool keeps no lease.
 	w = a.agentWatchdogCmd()
@@ -221,6 +221,12 @@ func TestPackagedConfigsAndUnits(t *testing.T) {
 			w := a.agentWatchdogCmd()
 			if err := w.ParseFlags(args[1:]); err != nil {
 				t.Fatalf("%s: %v", u, err)
+			}
+			a.logLevel = "info" // the root's default
+			conf, _ := w.Flags().GetString("config")
+			var cfg agent.WatchdogConfig
+			if _, err := a.watchdogFromAgentConfig(w, &cfg, conf, true); err != nil {
+				t.Errorf("%s: the watchdog reads %s: %v", u, conf, err)
 			}
 			if !strings.Contains(strings.Join(args, " "), "--stay") {
 				t.Errorf("%s: the unit's watchdog must --stay", u)

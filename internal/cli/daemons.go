@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -115,11 +116,11 @@ from the agent's config file, so that it outlives the agent's restarts.`,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Logger = a.logger()
 			ok, err := a.watchdogFromAgentConfig(cmd, &cfg, confPath, cmd.Flags().Changed("config"))
 			if err != nil {
 				return err
 			}
+			cfg.Logger = a.logger() // at the file's log-level
 			if !ok {
 				cfg.Logger.Info("the agent's configuration keeps no lease (no shared pool, lease-ttl 0 or a driver without processes): nothing to guard")
 				return nil
@@ -147,11 +148,21 @@ func (a *app) watchdogFromAgentConfig(wcmd *cobra.Command, cfg *agent.WatchdogCo
 		return true, nil
 	}
 	acmd := a.agentCmd()
+	// The agent's file may set the root's log-level too, which a command
+	// outside the tree lacks.
+	lvl := a.logLevel
+	acmd.Flags().StringVar(&lvl, "log-level", lvl, "")
 	if err := acmd.ParseFlags(nil); err != nil {
 		return false, err
 	}
 	if err := loadDaemonConfig(acmd, path, explicit); err != nil {
 		return false, err
+	}
+	if !wcmd.Flags().Changed("log-level") {
+		if !validLogLevel(lvl) {
+			return false, fmt.Errorf("%s: log-level must be debug, info, warn or error, not %q", path, lvl)
+		}
+		a.logLevel = lvl
 	}
 	af := acmd.Flags()
 	get := func(name string) string { return af.Lookup(name).Value.String() }
