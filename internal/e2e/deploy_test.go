@@ -39,30 +39,8 @@ func TestDeployPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the deployment test makes network namespaces: it needs root")
 	}
-	if os.Getenv("GODWIT_TEST_BIN") == "" && os.Getenv("GODWIT_TEST_DEB") == "" {
-		t.Skip("set GODWIT_TEST_BIN (make test does) or GODWIT_TEST_DEB to run the deployment test")
-	}
-	for _, tool := range []string{"dpkg-deb", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("the deployment test needs %s", tool)
-		}
-	}
 	dir := t.TempDir()
-	deb := os.Getenv("GODWIT_TEST_DEB")
-	if deb == "" {
-		cmd := exec.Command("../../scripts/deb.sh")
-		cmd.Env = append(os.Environ(), "OUT="+dir)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("make deb: %v\n%s", err, out)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		deb = lines[len(lines)-1] // in OUT
-	}
-	root := filepath.Join(dir, "root")
-	if out, err := exec.Command("dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v: %s", deb, err, out)
-	}
+	root := extractPackage(t, dir)
 	exe := filepath.Join(root, "usr/bin/godwit")
 
 	newNetLab(t, 3) // torn down by its cleanup
@@ -177,6 +155,121 @@ func TestDeployPackage(t *testing.T) {
 		return vmOn(client, "web-1", "host2")
 	})
 	cli("vm", "delete", "web-1")
+}
+
+// extractPackage builds the .deb (GODWIT_TEST_DEB names a built one) and
+// extracts it into dir/root, which it returns. It skips the test unless
+// GODWIT_TEST_BIN (make test) or GODWIT_TEST_DEB is set and dpkg-deb and
+// ip are installed.
+func extractPackage(t *testing.T, dir string) string {
+	t.Helper()
+	if os.Getenv("GODWIT_TEST_BIN") == "" && os.Getenv("GODWIT_TEST_DEB") == "" {
+		t.Skip("set GODWIT_TEST_BIN (make test does) or GODWIT_TEST_DEB to run the deployment tests")
+	}
+	for _, tool := range []string{"dpkg-deb", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the deployment tests need %s", tool)
+		}
+	}
+	deb := os.Getenv("GODWIT_TEST_DEB")
+	if deb == "" {
+		cmd := exec.Command("../../scripts/deb.sh")
+		cmd.Env = append(os.Environ(), "OUT="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make deb: %v\n%s", err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		deb = lines[len(lines)-1] // in OUT
+	}
+	root := filepath.Join(dir, "root")
+	if out, err := exec.Command("dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x %s: %v: %s", deb, err, out)
+	}
+	return root
+}
+
+// The watchdog unit's watchdog (--stay, reading agent.conf) is the one
+// the agent uses: the agent finds it (by its pid file and lock, its
+// command line naming no state directory) and starts none of its own;
+// it outlives the agent's stop, and stays when no agent runs. No VM: the
+// fencing itself is TestSplitBrainFencedQEMU's.
+func TestWatchdogUnitFoundByAgent(t *testing.T) {
+	requireQEMU(t)
+	if os.Geteuid() != 0 {
+		t.Skip("the deployment tests run the agent as its unit does: as root")
+	}
+	dir := t.TempDir()
+	root := extractPackage(t, dir)
+	exe := filepath.Join(root, "usr/bin/godwit")
+	state := filepath.Join(dir, "agent")
+	addr, err := gcluster.FreeAddr("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := editConf(t, filepath.Join(root, "etc/godwit/agent.conf"), filepath.Join(dir, "agent.conf"), map[string]string{
+		"name": "host1", "controller": "http://127.0.0.1:1", "listen": addr, "state-dir": state,
+		"shared-dir": filepath.Join(dir, "pool"), "driver": "qemu", "accel": "tcg", "heartbeat": "500ms",
+	})
+	procs := &deployProcs{t: t, dir: dir}
+	t.Cleanup(procs.stopAll)
+	procs.start("watchdog", "", unitExec(t, root, "godwit-agent-watchdog.service", exe, conf))
+	pidFile := filepath.Join(state, "fence", "watchdog.pid")
+	eventually(t, 10*time.Second, "the unit's watchdog writes its pid file", func() error {
+		_, err := os.Stat(pidFile)
+		return err
+	})
+	wdPID := procs.cmds["watchdog"].Process.Pid
+	procs.start("agent", "", unitExec(t, root, "godwit-agent.service", exe, conf))
+	agentLog := filepath.Join(dir, "agent.log")
+	eventually(t, 20*time.Second, "the agent finds the unit's watchdog", func() error {
+		b, _ := os.ReadFile(agentLog)
+		if strings.Contains(string(b), "fencing watchdog started") {
+			t.Fatalf("the agent started a watchdog of its own:\n%s", b)
+		}
+		if !strings.Contains(string(b), fmt.Sprintf(`msg="fencing watchdog found" host=host1 watchdog_pid=%d`, wdPID)) {
+			return fmt.Errorf("not yet:\n%s", b)
+		}
+		return nil
+	})
+	if n := watchdogsOf(t, state); n != 1 {
+		t.Errorf("%d watchdogs guard %s; want the unit's only", n, state)
+	}
+	// systemctl stop godwit-agent: the watchdog stays, and stays on.
+	procs.stop("agent")
+	time.Sleep(2 * time.Second)
+	if err := procs.wait("watchdog", 0); err == nil {
+		t.Fatal("the unit's watchdog left with the agent")
+	}
+}
+
+// watchdogsOf counts the agent-watchdog processes guarding state: those
+// started with --state-dir state, and those whose config file names it.
+func watchdogsOf(t *testing.T, state string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(b), "\x00agent-watchdog\x00") {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		for i, a := range args {
+			if i+1 < len(args) && a == "--state-dir" && args[i+1] == state {
+				n++
+			}
+			if i+1 < len(args) && a == "--config" {
+				if c, err := os.ReadFile(args[i+1]); err == nil && strings.Contains(string(c), "state-dir = "+state+"\n") {
+					n++
+				}
+			}
+		}
+	}
+	return n
 }
 
 // unitExec is a packaged unit's ExecStart, with the packaged binary and
