@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 DEMO_DIR ?= $(HOME)/.godwit/demo
 
-.PHONY: all build deps demo test test-short test-faults fuzz bench clean fmt vet openapi
+.PHONY: all build deps demo test test-short test-faults fuzz bench deb clean fmt vet openapi
 
 all: build
 
@@ -67,6 +67,12 @@ bench: deps build
 # TestDescriptionsCommitted fail when it is stale.
 openapi:
 	$(GO) generate ./internal/openapi/ ./internal/controller/
+
+# The Debian package, built with dpkg-deb into bin/ (scripts/deb.sh):
+# the binary, the systemd units, default configs, the godwit user.
+# docs/deploy.md says how to install it on three hosts.
+deb:
+	@GO=$(GO) OUT=$(BIN) scripts/deb.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

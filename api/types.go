@@ -22,14 +22,21 @@ import (
 const (
 	HostUp   = "up"
 	HostDown = "down"
+	// HostIncompatible: the host's agent heartbeats, but its version does
+	// not work with the controller's (too old or too new; StateReason says
+	// which side to upgrade). The controller refuses its heartbeats, so
+	// it counts as down for everything else.
+	HostIncompatible = "incompatible"
 )
 
 // Host is one hypervisor host, as reported by its agent's heartbeats.
 type Host struct {
 	Name    string `json:"name"`
 	Address string `json:"address"` // agent base URL, e.g. http://127.0.0.1:7401
-	State   string `json:"state"`   // up or down
+	State   string `json:"state"`   // up, down or incompatible
 	Enabled bool   `json:"enabled"` // false: the scheduler places nothing here
+	// StateReason says why a host is incompatible.
+	StateReason string `json:"state_reason,omitempty"`
 
 	CPUs      int      `json:"cpus"`
 	MemoryMiB int      `json:"memory_mib"`

@@ -103,6 +103,10 @@ type Config struct {
 	// fake.DefaultQEMUVersion), e.g. 7.2.22 to play a host whose TCG
 	// live migration is unsafe.
 	FakeQEMUVersion string
+	// Version is the godwit version the agent reports in its heartbeats
+	// (default: this build's, version.Version); tests play agents of
+	// other releases with it.
+	Version string
 
 	Logger *slog.Logger
 }

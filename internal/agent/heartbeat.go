@@ -92,6 +92,9 @@ func (a *Agent) facts() api.Host {
 		QEMUVersion: caps.QEMUVersion, PostCopy: caps.PostCopy,
 		Version: version.Version,
 	}
+	if a.cfg.Version != "" {
+		h.Version = a.cfg.Version
+	}
 	if a.cfg.CPUs > 0 {
 		h.CPUs = a.cfg.CPUs
 	}

@@ -268,3 +268,94 @@ func TestWatchdogLeaves(t *testing.T) {
 		t.Errorf("fenced on a clean stop: %v", err)
 	}
 }
+
+// A service manager's watchdog (--stay) starts before any agent ran,
+// idles without recording fencings while no agent runs and nothing is on
+// the shared pool, holds the lock a starting agent checks, and still
+// fences a QEMU left behind by an agent that stopped.
+func TestWatchdogStays(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "agent") // not there yet
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- RunWatchdog(ctx, WatchdogConfig{StateDir: state, Host: "h1", FenceAfter: 100 * time.Millisecond,
+			Poll: 10 * time.Millisecond, Stay: true, Logger: quiet()})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the watchdog left: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := os.Stat(filepath.Join(fenceDir(state), fencedLog)); !os.IsNotExist(err) {
+		t.Errorf("fenced with no agent and no VM: %v", err)
+	}
+	if !lockHeld(filepath.Join(fenceDir(state), watchdogLock)) {
+		t.Error("the watchdog's lock is not held")
+	}
+
+	const id = "77777777-7777-7777-7777-777777777777"
+	vm := sharedVM(t, state, id)
+	writeRenewal(state, renewal{Seq: 5, PID: os.Getpid(), Stopping: true}) // an agent renewed, then stopped
+	deadline := time.Now().Add(5 * time.Second)
+	for !gone(vm.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("the left-behind qemu was not fenced")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if lockHeld(filepath.Join(fenceDir(state), watchdogLock)) {
+		t.Error("the lock is still held after the watchdog stopped")
+	}
+}
+
+// A --stay watchdog started while another guards the host waits, and
+// takes over when that one leaves.
+func TestWatchdogStayTakesOver(t *testing.T) {
+	state := t.TempDir()
+	os.MkdirAll(fenceDir(state), 0o755)
+	writeRenewal(state, renewal{Seq: 1, PID: os.Getpid()})
+	first := runWatchdog(t, state, time.Minute)
+	pidFile := filepath.Join(fenceDir(state), watchdogPID)
+	waitFile := func() {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, err := os.Stat(pidFile); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no pid file")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFile()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	second := make(chan error, 1)
+	go func() {
+		second <- RunWatchdog(ctx, WatchdogConfig{StateDir: state, FenceAfter: time.Minute, Poll: 10 * time.Millisecond, Stay: true, Logger: quiet()})
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("the --stay watchdog left: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	writeRenewal(state, renewal{Seq: 1, PID: os.Getpid(), Stopping: true}) // the first one leaves
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	waitFile() // the second one's
+	if !lockHeld(filepath.Join(fenceDir(state), watchdogLock)) {
+		t.Error("the --stay watchdog did not take the lock over")
+	}
+	cancel()
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+}

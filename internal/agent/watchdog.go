@@ -50,7 +50,12 @@ type WatchdogConfig struct {
 	FenceAfter time.Duration // no renewal for this long: fence
 	// Poll is how often the renewals are read; default FenceAfter/10,
 	// at most 250ms.
-	Poll   time.Duration
+	Poll time.Duration
+	// Stay keeps the watchdog running when the agent is gone and nothing
+	// is left to guard: a service manager runs it for good
+	// (godwit-agent-watchdog.service), outside the agent's unit, and a
+	// new agent finds it instead of starting its own.
+	Stay   bool
 	Logger *slog.Logger
 }
 
@@ -95,14 +100,30 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 	fencer, _ := f.(driver.Fencer) // nil: no processes to kill
 	log := cfg.Logger.With("host", cfg.Host, "pid", os.Getpid())
 	dir := fenceDir(cfg.StateDir)
+	if cfg.Stay {
+		// A service manager may start it before the agent ever ran.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("agent-watchdog: %w", err)
+		}
+	}
 	lf, err := os.OpenFile(filepath.Join(dir, watchdogLock), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("agent-watchdog: %w", err)
 	}
 	defer lf.Close()
 	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		log.Info("another watchdog guards this host; leaving")
-		return nil
+		if !cfg.Stay {
+			log.Info("another watchdog guards this host; leaving")
+			return nil
+		}
+		// A service manager's watchdog waits to take over from the one
+		// an agent started (in a gap of this unit's restart, say), so
+		// that the unit stays up and guards once that one leaves.
+		log.Info("another watchdog guards this host; waiting to take over")
+		if err := waitLock(ctx, lf, cfg.Poll); err != nil {
+			log.Info("watchdog stopped")
+			return nil
+		}
 	}
 	pidPath := filepath.Join(dir, watchdogPID)
 	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
@@ -127,7 +148,7 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 		}
 		r, err := readRenewal(cfg.StateDir)
 		if errors.Is(err, os.ErrNotExist) {
-			if _, serr := os.Stat(dir); errors.Is(serr, os.ErrNotExist) {
+			if _, serr := os.Stat(dir); errors.Is(serr, os.ErrNotExist) && !cfg.Stay {
 				log.Info("state directory gone; leaving")
 				return nil
 			}
@@ -149,6 +170,9 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 		}
 		// A QEMU killed a moment ago may not have exited yet.
 		procs = slices.DeleteFunc(procs, func(p driver.Process) bool { return killed[p.PID] })
+		if cfg.Stay && err == nil && len(procs) == 0 && agentGone {
+			continue // idle until an agent renews: no VM to fence, none to record
+		}
 		if still >= cfg.FenceAfter && (!fenced || len(procs) > 0) {
 			for _, p := range fence(log, dir, procs, last.Seq, still) {
 				killed[p] = true
@@ -156,7 +180,7 @@ func RunWatchdog(ctx context.Context, cfg WatchdogConfig) error {
 			fenced = true
 			continue
 		}
-		if err == nil && len(procs) == 0 && agentGone {
+		if err == nil && len(procs) == 0 && agentGone && !cfg.Stay {
 			log.Info("the agent is gone and no VM of this host runs on the shared pool; leaving", "agent_stopped_cleanly", last.Stopping)
 			return nil
 		}
@@ -246,7 +270,10 @@ func (a *Agent) ensureWatchdog() error {
 }
 
 // watchdogRunning returns the PID of the watchdog guarding stateDir, if
-// one runs: its pid file names a live agent-watchdog of this directory.
+// one runs: its pid file names a live agent-watchdog of this directory —
+// one told the directory on its command line (the agent's own), or one
+// that holds the directory's lock (a service manager's, which read the
+// directory from the agent's config file).
 func watchdogRunning(stateDir string) (int, bool) {
 	b, err := os.ReadFile(filepath.Join(fenceDir(stateDir), watchdogPID))
 	if err != nil {
@@ -261,5 +288,34 @@ func watchdogRunning(stateDir string) (int, bool) {
 		return 0, false
 	}
 	s := string(cl)
-	return pid, strings.Contains(s, "\x00agent-watchdog\x00") && strings.Contains(s, "\x00--state-dir\x00"+stateDir+"\x00")
+	if !strings.Contains(s, "\x00agent-watchdog\x00") {
+		return 0, false
+	}
+	return pid, strings.Contains(s, "\x00--state-dir\x00"+stateDir+"\x00") || lockHeld(filepath.Join(fenceDir(stateDir), watchdogLock))
+}
+
+// waitLock takes f's exclusive flock once it is free, or returns ctx's
+// error.
+func waitLock(ctx context.Context, f *os.File, poll time.Duration) error {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// lockHeld reports whether some process holds path's flock (a watchdog's
+// exclusive one): a shared lock cannot be had then.
+func lockHeld(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close() // releases the probe's lock, if it got one
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil
 }

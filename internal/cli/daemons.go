@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"os"
 	"time"
 
@@ -42,6 +43,7 @@ the scheduler and the state machines. It runs until SIGINT or SIGTERM.`,
 	f.Var(&maxDisk, "max-disk-upload", "largest disk file an image import may upload (larger ones are refused with 413)")
 	f.Var(&maxKernel, "max-kernel-upload", "largest kernel or initrd file an image import may upload")
 	f.DurationVar(&cfg.UploadIdle, "upload-idle-timeout", controller.DefaultUploadIdle, "cut off an image upload that sends nothing for this long")
+	a.daemonConfig(cmd, ControllerConfigFile)
 	return cmd
 }
 
@@ -98,26 +100,90 @@ down.`,
 	f.DurationVar(&cfg.LeaseRenew, "lease-renew", 2*time.Second, "how often to renew the host's lease on the shared pool")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 10*time.Second, "how long after its last renewal the host is fenced and the controller may rebuild its VMs elsewhere; 0 turns leases and fencing off")
 	f.DurationVar(&cfg.FenceAfter, "fence-after", 0, "kill this host's shared-pool VMs when the lease was not renewed for this long (default: 70% of --lease-ttl)")
+	a.daemonConfig(cmd, AgentConfigFile)
 	return cmd
 }
 
 func (a *app) agentWatchdogCmd() *cobra.Command {
 	var cfg agent.WatchdogConfig
+	var confPath string
 	cmd := &cobra.Command{
-		Use:    "agent-watchdog",
-		Short:  "Fence a host whose agent stopped renewing its lease (started by godwit agent)",
+		Use:   "agent-watchdog",
+		Short: "Fence a host whose agent stopped renewing its lease (started by godwit agent, or by systemd)",
+		Long: `Fence a host whose agent stopped renewing its lease on the shared pool: kill
+its shared-pool QEMUs before the lease expires. godwit agent starts one when
+none runs; under systemd, godwit-agent-watchdog.service runs it with --stay
+from the agent's config file, so that it outlives the agent's restarts.`,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.Logger = a.logger()
+			ok, err := a.watchdogFromAgentConfig(cmd, &cfg, confPath, cmd.Flags().Changed("config"))
+			if err != nil {
+				return err
+			}
+			cfg.Logger = a.logger() // at the file's log-level
+			if !ok {
+				cfg.Logger.Info("the agent's configuration keeps no lease (no shared pool, lease-ttl 0 or a driver without processes): nothing to guard")
+				return nil
+			}
 			return agent.RunWatchdog(cmd.Context(), cfg)
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&confPath, "config", "", "the agent's config file (e.g. "+AgentConfigFile+"): state-dir, name, driver, lease-ttl and fence-after come from it unless given as flags")
 	f.StringVar(&cfg.StateDir, "state-dir", "", "the agent's state directory")
 	f.StringVar(&cfg.Driver, "driver", "qemu", "the agent's hypervisor driver: "+oneOf(driver.Names()))
 	f.StringVar(&cfg.Host, "name", "", "host name, for the log")
 	f.DurationVar(&cfg.FenceAfter, "fence-after", 0, "fence after this long without a lease renewal")
 	f.DurationVar(&cfg.Poll, "poll", 0, "how often to look for renewals (default: fence-after/10, at most 250ms)")
+	f.BoolVar(&cfg.Stay, "stay", false, "keep running when the agent is gone and nothing is left to guard (a service manager's watchdog; the agent's own leaves)")
 	return cmd
+}
+
+// watchdogFromAgentConfig fills what the watchdog flags left out from the
+// agent's config file, read exactly as godwit agent reads it, so that the
+// two never disagree on the state directory or on when to fence. It
+// reports false when that agent keeps no lease, so has no watchdog.
+func (a *app) watchdogFromAgentConfig(wcmd *cobra.Command, cfg *agent.WatchdogConfig, path string, explicit bool) (bool, error) {
+	if path == "" {
+		return true, nil
+	}
+	acmd := a.agentCmd()
+	// The agent's file may set the root's log-level too, which a command
+	// outside the tree lacks.
+	lvl := a.logLevel
+	acmd.Flags().StringVar(&lvl, "log-level", lvl, "")
+	if err := acmd.ParseFlags(nil); err != nil {
+		return false, err
+	}
+	if err := loadDaemonConfig(acmd, path, explicit); err != nil {
+		return false, err
+	}
+	if !wcmd.Flags().Changed("log-level") {
+		if !validLogLevel(lvl) {
+			return false, fmt.Errorf("%s: log-level must be debug, info, warn or error, not %q", path, lvl)
+		}
+		a.logLevel = lvl
+	}
+	af := acmd.Flags()
+	get := func(name string) string { return af.Lookup(name).Value.String() }
+	wf := wcmd.Flags()
+	if !wf.Changed("state-dir") {
+		cfg.StateDir = get("state-dir")
+	}
+	if !wf.Changed("driver") {
+		cfg.Driver = get("driver")
+	}
+	if !wf.Changed("name") {
+		cfg.Host = get("name")
+	}
+	ttl, _ := af.GetDuration("lease-ttl")
+	if !wf.Changed("fence-after") {
+		cfg.FenceAfter, _ = af.GetDuration("fence-after")
+		if cfg.FenceAfter <= 0 {
+			cfg.FenceAfter = ttl * 7 / 10 // the agent's default (agent.Config)
+		}
+	}
+	_, fences := driver.Fencing(cfg.Driver)
+	return fences && ttl > 0 && get("shared-dir") != "", nil
 }

@@ -131,11 +131,25 @@ func writeHosts(a *app, hs []api.Host, now time.Time) error {
 			mib(h.AllocatedMemoryMiB)+"/"+mib(h.MemoryMiB),
 			fmt.Sprint(h.VMs), ago(h.LastHeartbeat, now))
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	// Why a host is not up, when the controller knows (an agent of an
+	// incompatible version): under the table, where a long reason fits.
+	for _, h := range hs {
+		if h.StateReason != "" {
+			fmt.Fprintf(a.out, "%s is %s: %s\n", h.Name, h.State, h.StateReason)
+		}
+	}
+	return nil
 }
 
 func writeHost(a *app, h api.Host, now time.Time) error {
-	kv := []string{"Name", h.Name, "Address", h.Address, "State", h.State, "Enabled", yesNo(h.Enabled),
+	state := h.State
+	if h.StateReason != "" {
+		state += " (" + h.StateReason + ")"
+	}
+	kv := []string{"Name", h.Name, "Address", h.Address, "State", state, "Enabled", yesNo(h.Enabled),
 		"Hypervisor", h.Hypervisor, "Accelerator", h.Accelerator, "Accelerator reason", h.AccelReason,
 		"QEMU version", qemuVersion(h),
 		"CPU model", h.CPUModel,

@@ -95,6 +95,12 @@ func TestOutput(t *testing.T) {
 	}{
 		{"host-list", func(a *app) error { return writeHosts(a, testHosts(), now) }},
 		{"host-show", func(a *app) error { return writeHost(a, testHosts()[0], now) }},
+		{"host-list-incompatible", func(a *app) error {
+			hs := testHosts()
+			hs[2].State, hs[2].Version = api.HostIncompatible, "0.3.0"
+			hs[2].StateReason = "agent 0.3.0 is too new for controller 0.1.0-dev (minor versions at most 1 apart): the controller is older: upgrade it to 0.2 or 0.3"
+			return writeHosts(a, hs, now)
+		}},
 		{"vm-list", func(a *app) error { return writeVMs(a, testVMs(), now) }},
 		{"vm-show", func(a *app) error { return a.printVM(testVMs()[0]) }},
 		{"vm-show-error", func(a *app) error { return a.printVM(testVMs()[1]) }},

@@ -119,6 +119,11 @@ func (a *app) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.errOut, &slog.HandlerOptions{Level: lvl}))
 }
 
+func validLogLevel(s string) bool {
+	var lvl slog.Level
+	return lvl.UnmarshalText([]byte(s)) == nil
+}
+
 // usageError marks an error in how a command was called: exit status 2,
 // and a pointer to the command's help.
 type usageError struct{ error }
@@ -149,8 +154,7 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 			if a.output != "table" && a.output != "json" && a.output != "yaml" {
 				return usagef("--output must be table, json or yaml, not %q", a.output)
 			}
-			var lvl slog.Level
-			if lvl.UnmarshalText([]byte(a.logLevel)) != nil {
+			if !validLogLevel(a.logLevel) {
 				return usagef("--log-level must be debug, info, warn or error, not %q", a.logLevel)
 			}
 			if cfgErr != nil {

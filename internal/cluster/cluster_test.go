@@ -37,12 +37,12 @@ func TestArgs(t *testing.T) {
 		got  []string
 		want string
 	}{
-		{"controller", up.controllerArgs(), "serve --listen 127.0.0.1:7400 --data-dir /c/controller --shared-dir /c/shared --tls-dir /c/pki --log-level debug"},
+		{"controller", up.controllerArgs(), "serve --config= --listen 127.0.0.1:7400 --data-dir /c/controller --shared-dir /c/shared --tls-dir /c/pki --log-level debug"},
 		{"agent", up.agentArgs("host2"),
-			"agent --name host2 --listen 127.0.0.1:7402 --controller https://127.0.0.1:7400 --state-dir /c/hosts/host2 " +
+			"agent --config= --name host2 --listen 127.0.0.1:7402 --controller https://127.0.0.1:7400 --state-dir /c/hosts/host2 " +
 				"--shared-dir /c/shared --driver qemu --accel tcg --accel-reason godwit up: no kvm --memory 4096 --log-level debug"},
 		{"agent leaves the accelerator to the agent", local(Config{Dir: "/c", Hosts: 1, Driver: "fake", Port: 100, LogLevel: "info", Insecure: true}, "", "").agentArgs("host1"),
-			"agent --name host1 --listen 127.0.0.1:101 --controller http://127.0.0.1:100 --state-dir /c/hosts/host1 " +
+			"agent --config= --name host1 --listen 127.0.0.1:101 --controller http://127.0.0.1:100 --state-dir /c/hosts/host1 " +
 				"--shared-dir /c/shared --driver fake --log-level info"},
 		{"up", UpArgs(cfg), "up --dir /c --hosts 2 --driver qemu --accel auto --port 7400 --host-memory 4096 --log-level debug"},
 		{"insecure up", UpArgs(Config{Dir: "/c", Hosts: 1, Driver: "fake", Accel: "auto", Port: 100, Insecure: true}), "up --dir /c --hosts 1 --driver fake --accel auto --port 100 --insecure"},
@@ -62,11 +62,11 @@ func TestLocalArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(l.controllerArgs(), " "), "serve --listen "+l.ctrlAddr+" --data-dir /b/controller --shared-dir /b/shared "+
+	if got, want := strings.Join(l.controllerArgs(), " "), "serve --config= --listen "+l.ctrlAddr+" --data-dir /b/controller --shared-dir /b/shared "+
 		"--host-down-after 3s --allow-unsafe-tcg-migration"; got != want {
 		t.Errorf("controller:\n got %s\nwant %s", got, want)
 	}
-	if got, want := strings.Join(l.agentArgs("host2"), " "), "agent --name host2 --listen "+l.AgentAddr("host2")+" --controller "+l.URL()+
+	if got, want := strings.Join(l.agentArgs("host2"), " "), "agent --config= --name host2 --listen "+l.AgentAddr("host2")+" --controller "+l.URL()+
 		" --state-dir /b/hosts/host2 --shared-dir /b/shared --driver qemu --accel tcg --heartbeat 500ms --lease-renew 500ms --memory 768M"; got != want {
 		t.Errorf("agent:\n got %s\nwant %s", got, want)
 	}

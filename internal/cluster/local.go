@@ -295,7 +295,9 @@ func (l *Local) Start(ctx context.Context) error {
 // controllerArgs is the controller's command line.
 func (l *Local) controllerArgs() []string {
 	o := l.opts
-	args := []string{"serve", "--listen", l.ctrlAddr, "--data-dir", filepath.Join(o.Dir, "controller"), "--shared-dir", l.SharedDir()}
+	// --config=: a cluster on this machine never reads the machine's
+	// /etc/godwit files, which configure a real deployment.
+	args := []string{"serve", "--config=", "--listen", l.ctrlAddr, "--data-dir", filepath.Join(o.Dir, "controller"), "--shared-dir", l.SharedDir()}
 	if o.TLS {
 		args = append(args, "--tls-dir", PKIDir(o.Dir))
 	}
@@ -311,7 +313,7 @@ func (l *Local) controllerArgs() []string {
 // agentArgs is host's command line.
 func (l *Local) agentArgs(host string) []string {
 	o := l.opts
-	args := []string{"agent", "--name", host, "--listen", l.addrs[host], "--controller", l.URL(),
+	args := []string{"agent", "--config=", "--name", host, "--listen", l.addrs[host], "--controller", l.URL(),
 		"--state-dir", l.StateDir(host), "--shared-dir", l.SharedDir(), "--driver", o.Driver}
 	if o.Accel != "" {
 		args = append(args, "--accel", o.Accel)

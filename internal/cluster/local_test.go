@@ -118,7 +118,7 @@ func TestLocalWaitSeesAProcessExit(t *testing.T) {
 	<-p.Done()
 	start := time.Now()
 	err = l.WaitHosts(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "host1 exited") || !strings.Contains(err.Error(), "args: agent --name host1") {
+	if err == nil || !strings.Contains(err.Error(), "host1 exited") || !strings.Contains(err.Error(), "args: agent --config= --name host1") {
 		t.Errorf("WaitHosts = %v", err)
 	}
 	if time.Since(start) > 2*time.Second {

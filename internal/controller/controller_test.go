@@ -95,7 +95,11 @@ type clusterOptions struct {
 	faults      []*fake.Faults // the fake driver's knobs, by host (host1 first); nil: none
 	// accels and qemus are the accelerator and QEMU version each fake
 	// host claims (host1 first; "": none, and the fake's default).
-	accels, qemus  []string
+	accels, qemus []string
+	// versions are the godwit versions the agents claim, ctrlVersion the
+	// controller's (empty: this build's).
+	versions       []string
+	ctrlVersion    string
 	allowUnsafeTCG bool   // the controller's AllowUnsafeTCGMigration
 	storeDSN       string // the controller's store ("": SQLite)
 	tls            bool   // a cluster with a CA: HTTPS, hosts joined with tokens, mutual TLS
@@ -125,7 +129,7 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 			t.Fatal(err)
 		}
 	}
-	ctrl, err := controller.New(ctx, controller.Config{TLSDir: tc.tlsDir, UploadIdle: opts.uploadIdle, Config: service.Config{DataDir: tc.dataDir, StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second,
+	ctrl, err := controller.New(ctx, controller.Config{TLSDir: tc.tlsDir, UploadIdle: opts.uploadIdle, Config: service.Config{DataDir: tc.dataDir, StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second, Version: opts.ctrlVersion,
 		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG,
 		MaxDiskUpload: opts.maxDiskUpload, MaxKernelUpload: opts.maxKernelUpload, Logger: quietLogger()}})
 	if err != nil {
@@ -150,6 +154,9 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 		}
 		if i <= len(opts.qemus) {
 			ta.cfg.FakeQEMUVersion = opts.qemus[i-1]
+		}
+		if i <= len(opts.versions) {
+			ta.cfg.Version = opts.versions[i-1]
 		}
 		if opts.tls {
 			tok, err := tc.client.JoinToken(ctx, ta.cfg.Name, api.JoinTokenRequest{})

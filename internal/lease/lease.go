@@ -52,8 +52,14 @@ const suffix = ".lease"
 // one, never part of one, and a renewal that returned survives a crash.
 func Write(sharedDir string, l Lease) error {
 	dir := Dir(sharedDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create lease directory: %w", err)
+	}
+	// Leases are world-readable, against godwit's umask 077: they hold
+	// nothing secret, and a controller that runs as its own user (the
+	// godwit-controller unit) must read the root agents' leases.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("lease directory: %w", err)
 	}
 	b, err := json.Marshal(l)
 	if err != nil {
@@ -65,7 +71,10 @@ func Write(sharedDir string, l Lease) error {
 	if err != nil {
 		return fmt.Errorf("write lease: %w", err)
 	}
-	_, err = f.Write(append(b, '\n'))
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(append(b, '\n'))
+	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -30,6 +30,10 @@ type Config struct {
 	// who reconnect (GET /v1/events with Last-Event-ID). Default
 	// events.DefaultSize.
 	EventBuffer int
+	// Version is the controller's version, which agents' versions must
+	// be compatible with (default: this build's, version.Version); tests
+	// play controllers of other releases with it.
+	Version string
 	// HostDownAfter is how long a host may miss heartbeats before it is
 	// marked down. Default 10s.
 	HostDownAfter time.Duration

@@ -323,6 +323,9 @@ func (c *Service) Heartbeat(ctx context.Context, hb hostapi.Heartbeat) (hostapi.
 	if hb.Host.Address == "" {
 		return hostapi.HeartbeatReply{}, errs.Invalid("heartbeat of host %q has no address", hb.Host.Name)
 	}
+	if err := c.checkVersion(hb); err != nil {
+		return hostapi.HeartbeatReply{}, err
+	}
 	h := hb.Host
 	h.State = api.HostUp
 	h.LastHeartbeat = time.Now().UTC()
@@ -349,7 +352,7 @@ func (c *Service) Hosts(ctx context.Context) ([]api.Host, error) {
 		return nil, err
 	}
 	c.withLeases(hosts)
-	return hosts, nil
+	return c.withRefused(hosts), nil
 }
 
 // Host returns one host as Hosts shows it.

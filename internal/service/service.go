@@ -67,6 +67,8 @@ type Service struct {
 
 	leases *leaseWatch // nil unless the controller sees the shared pool
 
+	refused refusedHosts // agents of incompatible versions (hostversion.go)
+
 	// recovering are the migrations a previous controller left running,
 	// their VMs locked until Serve recovers them (recover.go).
 	recovering []recovery
