@@ -194,13 +194,21 @@ func New(o Options) (*Local, error) {
 			return nil, err
 		}
 	}
+	// Each port is free when asked for, but closed again at once: the
+	// kernel may hand the same one out twice, so take none already taken.
+	taken := map[string]bool{l.ctrlAddr: true}
 	for i := 1; i <= o.Hosts; i++ {
 		addr := ""
 		if o.AgentAddr != nil {
 			addr = o.AgentAddr(i)
-		} else if addr, err = FreeAddr("127.0.0.1"); err != nil {
-			return nil, err
+		} else {
+			for addr == "" || taken[addr] {
+				if addr, err = FreeAddr("127.0.0.1"); err != nil {
+					return nil, err
+				}
+			}
 		}
+		taken[addr] = true
 		l.addrs[HostName(i)] = addr
 	}
 	l.client = api.NewClient(l.URL())
