@@ -207,6 +207,12 @@ func (c *Client) Console(ctx context.Context, name string, offset int64, follow 
 	if err != nil {
 		return nil, err
 	}
+	return c.stream(req)
+}
+
+// stream sends a request whose reply is not JSON (a console, an event
+// stream, metrics) and returns its body; a non-2xx reply is an *Error.
+func (c *Client) stream(req *http.Request) (io.ReadCloser, error) {
 	c.authorize(req)
 	resp, err := c.HTTP.Do(req)
 	if err != nil {

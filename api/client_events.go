@@ -87,16 +87,7 @@ func (c *Client) openEvents(ctx context.Context, f EventFilter, lastID string) (
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
-	c.authorize(req)
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the godwit controller at %s: %w", c.BaseURL, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		return nil, decodeError(resp)
-	}
-	return resp.Body, nil
+	return c.stream(req)
 }
 
 // run reads the stream, and reconnects after the last event read until

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -266,14 +265,10 @@ func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.authorize(req)
-	resp, err := c.HTTP.Do(req)
+	body, err := c.stream(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the godwit controller at %s: %w", c.BaseURL, err)
+		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return nil, decodeError(resp)
-	}
-	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	defer body.Close()
+	return io.ReadAll(io.LimitReader(body, 64<<20))
 }
