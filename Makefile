@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 DEMO_DIR ?= $(HOME)/.godwit/demo
 
-.PHONY: all build deps demo test test-short test-faults fuzz bench deb clean fmt vet openapi
+.PHONY: all build deps deps-test demo test test-short test-faults fuzz bench deb clean fmt vet openapi
 
 all: build
 
@@ -16,6 +16,10 @@ build:
 deps:
 	@scripts/install-deps.sh
 
+# deps, and what only the tests need (Chromium for the dashboard's test).
+deps-test:
+	@GODWIT_DEPS=test scripts/install-deps.sh
+
 # A three-host cluster on this machine, a real VM booted on it.
 demo: deps build
 	@DEMO_DIR=$(DEMO_DIR) scripts/demo.sh
@@ -24,7 +28,7 @@ demo: deps build
 # store suite, with the race detector. One package at a time (-p 1): the
 # real-QEMU packages each run TCG guests, and two of them at once on a
 # 2-core machine starve the guests.
-test: deps build
+test: deps-test build
 	@pg=$$(scripts/test-postgres.sh | tail -n 1) && \
 	GODWIT_TEST_POSTGRES="$$pg" GODWIT_TEST_BIN=$(CURDIR)/$(BIN) \
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...

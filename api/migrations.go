@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // MigrationKind is how a VM moves: live (while it runs) or cold (stopped,
 // moved, started). The service level knows exactly these two.
@@ -78,6 +81,10 @@ type Migration struct {
 	// Decisions records what was done to the migration on the way and
 	// why (a force-complete, later the engine's strategy switches).
 	Decisions []Decision `json:"decisions,omitempty"`
+	// Passes are a live migration's memory passes as the controller saw
+	// them, oldest first, at most MaxPasses (the latest): what remained
+	// at each one's first read, and the dirty rate and throughput last read in it.
+	Passes []PassStat `json:"passes,omitempty"`
 	// GuestPanic is the guest's first kernel panic during the migration
 	// or within GuestPanicWindow after it completed: a sign the move
 	// broke the guest (its Host says on which end it panicked).
@@ -152,6 +159,40 @@ type Decision struct {
 	At     time.Time `json:"at"`
 	Action string    `json:"action"`
 	Reason string    `json:"reason"`
+}
+
+// PassStat is one memory pass of a live migration.
+type PassStat struct {
+	Pass int `json:"pass"`
+	// MemoryRemaining is what was left to send at the pass's first
+	// read, in bytes.
+	MemoryRemaining int64     `json:"memory_remaining"`
+	DirtyRate       int64     `json:"dirty_rate"` // bytes/s, the last read in the pass
+	Throughput      float64   `json:"throughput"` // bytes/s, the last read in the pass
+	At              time.Time `json:"at"`         // when the pass was first seen
+}
+
+// MaxPasses bounds Migration.Passes: a throttled migration may run
+// hundreds of short passes, and only the latest are kept.
+const MaxPasses = 100
+
+// RecordPass adds what a progress read says to passes: a new entry for a
+// pass not seen before, else the pass's rates updated.
+func RecordPass(passes []PassStat, p MigrationProgress, at time.Time) []PassStat {
+	if p.Pass <= 0 {
+		return passes
+	}
+	if n := len(passes); n > 0 && passes[n-1].Pass >= p.Pass {
+		if passes[n-1].Pass == p.Pass {
+			passes[n-1].DirtyRate, passes[n-1].Throughput = p.DirtyRate, p.Throughput
+		}
+		return passes
+	}
+	passes = append(passes, PassStat{Pass: p.Pass, MemoryRemaining: p.MemoryRemaining, DirtyRate: p.DirtyRate, Throughput: p.Throughput, At: at})
+	if len(passes) > MaxPasses {
+		passes = slices.Delete(passes, 0, len(passes)-MaxPasses)
+	}
+	return passes
 }
 
 // Phase is a state and when it was entered.

@@ -270,6 +270,9 @@ type ImportImageMeta struct {
 type Version struct {
 	Version string `json:"version"`
 	Store   string `json:"store"` // sqlite or postgres
+	// Auth says the controller asks for API tokens (a cluster with a
+	// CA); without it every caller is an admin.
+	Auth bool `json:"auth,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,27 @@ func TestFinal(t *testing.T) {
 	}
 	if !PolicyPostCopy.Known() || Policy("fast").Known() {
 		t.Error("Policy.Known")
+	}
+}
+
+// RecordPass keeps one entry per pass, with the rates of its last read
+// and the remaining memory of its first, and only the latest MaxPasses.
+func TestRecordPass(t *testing.T) {
+	at := time.Unix(0, 0)
+	var ps []PassStat
+	ps = RecordPass(ps, MigrationProgress{Pass: 0, MemoryRemaining: 9}, at) // setup: no pass yet
+	ps = RecordPass(ps, MigrationProgress{Pass: 1, MemoryRemaining: 100, DirtyRate: 5}, at)
+	ps = RecordPass(ps, MigrationProgress{Pass: 1, MemoryRemaining: 60, DirtyRate: 7, Throughput: 3}, at)
+	ps = RecordPass(ps, MigrationProgress{Pass: 3, MemoryRemaining: 20, DirtyRate: 8}, at)
+	ps = RecordPass(ps, MigrationProgress{Pass: 2, MemoryRemaining: 1}, at) // an older read, late: ignored
+	want := []PassStat{{Pass: 1, MemoryRemaining: 100, DirtyRate: 7, Throughput: 3, At: at}, {Pass: 3, MemoryRemaining: 20, DirtyRate: 8, At: at}}
+	if !reflect.DeepEqual(ps, want) {
+		t.Errorf("passes %+v, want %+v", ps, want)
+	}
+	for i := 4; i < 4+MaxPasses; i++ {
+		ps = RecordPass(ps, MigrationProgress{Pass: i}, at)
+	}
+	if len(ps) != MaxPasses || ps[0].Pass != 4 || ps[len(ps)-1].Pass != 3+MaxPasses {
+		t.Errorf("%d passes kept, from %d to %d; want the latest %d", len(ps), ps[0].Pass, ps[len(ps)-1].Pass, MaxPasses)
 	}
 }

@@ -3,7 +3,8 @@
 # skipping whatever is already there: QEMU 9.0 or newer, qemu-img,
 # Debian's kernel and busybox (for the test guest), iproute2, nftables
 # (port security of VM NICs), and the Go
-# modules.
+# modules. With GODWIT_DEPS=test (make test) also what only the tests
+# need: Chromium and ChromeDriver for the dashboard's browser test.
 #
 # QEMU: before 9.0 QEMU loses guest writes when it migrates a TCG guest
 # (upstream 03bfc2188f06, "physmem: Fix migration dirty bitmap coherency
@@ -86,6 +87,11 @@ ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
 command -v ip >/dev/null || need+=(iproute2)
 command -v tc >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables) # port security of VM NICs
+if [ "${GODWIT_DEPS:-}" = test ]; then
+	[ -x /usr/bin/chromium ] || need+=(chromium)
+	[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+	[ -d /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation) # a recommends of chromium's
+fi
 if [ ${#need[@]} -gt 0 ]; then
 	as_root "missing ${need[*]} (or: sudo apt-get install ${need[*]})"
 	echo "install-deps: apt-get install ${need[*]}"

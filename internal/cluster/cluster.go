@@ -305,7 +305,17 @@ godwit cluster is up: a controller and %d hosts (%s); state and logs in %s
   godwit vm console web-1 -f
   %s
 
-`, cfg.Hosts, what, cfg.Dir, cfg.URL(), caExport(cfg), stop)
+The dashboard: %s/ui/%s
+
+`, cfg.Hosts, what, cfg.Dir, cfg.URL(), caExport(cfg), stop, cfg.URL(), dashboardLogin(cfg))
+}
+
+// dashboardLogin is how to log in to the dashboard of a local cluster.
+func dashboardLogin(cfg Config) string {
+	if cfg.Insecure {
+		return ""
+	}
+	return " (log in with the token in " + TokenFile(cfg.Dir) + "; the browser will ask you to accept the cluster's own CA, " + CAFile(cfg.Dir) + ")"
 }
 
 // caExport is the usage block's line that trusts the cluster's CA.

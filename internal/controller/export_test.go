@@ -17,3 +17,7 @@ func PolicyAccess(pattern string) string {
 	}
 	return rl.access.String()
 }
+
+// PolicyPage says a route of the policy table serves the dashboard's
+// files, not the REST API.
+func PolicyPage(pattern string) bool { return policy[pattern].page }

@@ -11,6 +11,7 @@ import (
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/store"
+	"github.com/godwit/godwit/internal/ui"
 	"github.com/godwit/godwit/internal/version"
 )
 
@@ -24,7 +25,7 @@ func (c *Controller) Handler() http.Handler {
 	m := routes{http.NewServeMux(), c}
 	s, in := c.svc, c.intents
 	m.HandleFunc("GET /v1/version", get(c, func(ctx context.Context, r *http.Request) (api.Version, error) {
-		return api.Version{Version: version.Version, Store: s.StoreKind()}, nil
+		return api.Version{Version: version.Version, Store: s.StoreKind(), Auth: c.tls != nil}, nil
 	}))
 
 	m.HandleFunc("GET "+api.OpenAPIPath, c.openAPI)
@@ -139,6 +140,9 @@ func (c *Controller) Handler() http.Handler {
 	// Prometheus's scrape: an admin's token in a cluster with a CA
 	// (bearer_token_file in its scrape config), anyone's without.
 	m.HandleFunc("GET /metrics", c.cfg.Metrics.Handler().ServeHTTP)
+
+	m.HandleFunc("GET /{$}", ui.Redirect)
+	m.HandleFunc("GET /ui/{file...}", ui.Handler)
 	return httpx.Mux(m.ServeMux)
 }
 

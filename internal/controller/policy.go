@@ -80,6 +80,12 @@ var policy = map[string]rule{
 	"GET /v1/intents/{id}":         {access: member, scope: intentPath},
 	"POST /v1/intents/{id}/cancel": {access: member, scope: ownIntentPath},
 	"GET /v1/events":               {access: member, scope: listed}, // the handler passes a member its project's only
+
+	// The dashboard's files (package ui): they hold no data, and the page
+	// logs in with a token like any client. Not the REST API, so not in
+	// api.Routes.
+	"GET /{$}":          {access: anyone, page: true},
+	"GET /ui/{file...}": {access: anyone, page: true},
 }
 
 // rule is who may call one route.
@@ -89,6 +95,9 @@ type rule struct {
 	// quiet routes are not audited: a host's heartbeat every second
 	// would bury the requests people make.
 	quiet bool
+	// page routes serve the dashboard's files, not the REST API: they are
+	// left out of api.Routes and the OpenAPI document.
+	page bool
 }
 
 // access is the least a caller must be.

@@ -140,6 +140,9 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"POST /v1/intents/{id}/cancel":       {who: "member/own-intent", path: "/v1/intents/" + in.ID + "/cancel", ok: 409},
 		// follow=false: what is kept, then the end (a stream never ends).
 		"GET /v1/events": {who: "member/listed", path: "/v1/events?follow=false", ok: 200},
+		// The dashboard's files (the redirect to them is followed).
+		"GET /{$}":          {who: "anyone", path: "/", ok: 200},
+		"GET /ui/{file...}": {who: "anyone", path: "/ui/app.js", ok: 200},
 	}
 	routes := controller.PolicyRoutes()
 	for pattern := range cases {

@@ -263,6 +263,7 @@ func (c *Service) watchTransfer(ctx context.Context, id string, srcA *hostapi.Ag
 		c.updateMigration(context.WithoutCancel(ctx), id, func(m *api.Migration) error {
 			m.Strategy = st.Strategy
 			m.Progress = progress(st)
+			m.Passes = api.RecordPass(m.Passes, m.Progress, time.Now())
 			if st.Convergence != nil {
 				m.Convergence = st.Convergence
 			}
