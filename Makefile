@@ -5,7 +5,7 @@ GO ?= go
 BIN := bin
 DEMO_DIR ?= $(HOME)/.godwit/demo
 
-.PHONY: all build deps deps-test demo test test-short test-faults fuzz bench deb clean fmt vet openapi
+.PHONY: screenshots all build deps deps-test demo test test-short test-faults fuzz bench deb clean fmt vet openapi
 
 all: build
 
@@ -90,3 +90,16 @@ vet:
 
 clean:
 	rm -rf $(BIN)
+
+# The dashboard's screenshots in docs/img (docs/dashboard.md, README):
+# TestDashboardQEMU on a real-QEMU cluster, a live migration and a
+# drain caught while they run.
+SHOTS := $(CURDIR)/bin/screenshots
+screenshots: deps-test build
+	@rm -rf $(SHOTS) && mkdir -p $(SHOTS) docs/img
+	GODWIT_SCREENSHOTS=$(SHOTS) GODWIT_TEST_BIN=$(CURDIR)/$(BIN) \
+	$(GO) test -count=1 -run 'TestDashboardQEMU$$' ./internal/e2e/
+	cp $(SHOTS)/dashboard-qemu-1-migration.png docs/img/dashboard-migration.png
+	cp $(SHOTS)/dashboard-qemu-2-migrated.png docs/img/dashboard-migrated.png
+	cp $(SHOTS)/dashboard-qemu-3-drain-plan.png docs/img/dashboard-drain-plan.png
+	cp $(SHOTS)/dashboard-qemu-4-drain.png docs/img/dashboard-drain.png

@@ -122,7 +122,7 @@ func TestDashboard(t *testing.T) {
 	p.Wait("the login form", `return !document.getElementById("login").hidden`)
 	p.Type("#token", member.Secret)
 	p.Click("#login-button")
-	p.Wait("beta's VM", `return document.querySelector("tr[data-vm=b-vm]") !== null`)
+	p.Wait("beta's VM", `return document.getElementById("who").textContent.startsWith("bob") && document.querySelector("tr[data-vm=b-vm]") !== null`)
 	var seen struct {
 		VMs, Hosts, Migrate, Drain int
 	}

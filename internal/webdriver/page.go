@@ -58,8 +58,19 @@ func (p *Page) Find(css string) Element {
 	return e
 }
 
-// Click clicks the element matching css.
-func (p *Page) Click(css string) { p.T.Helper(); p.Do(p.Find(css).Click(p.Ctx)) }
+// Click clicks the element matching css. An element that a page
+// replaced between the find and the click is found again, up to three
+// times.
+func (p *Page) Click(css string) {
+	p.T.Helper()
+	var err error
+	for range 3 {
+		if err = p.Find(css).Click(p.Ctx); err == nil || !strings.Contains(err.Error(), "stale element") {
+			break
+		}
+	}
+	p.Do(err)
+}
 
 // Type types text into the element matching css.
 func (p *Page) Type(css, text string) { p.T.Helper(); p.Do(p.Find(css).Type(p.Ctx, text)) }

@@ -5,7 +5,7 @@
 
 import { API, APIError } from "./api.js";
 import { passChart, fmtMiB, fmtRate } from "./chart.js";
-import { h, bar, fmtMiBs, fmtDuration, ago, badge, ask, field, select, num } from "./dom.js";
+import { h, patch, bar, fmtMiBs, fmtDuration, ago, badge, ask, field, select, num } from "./dom.js";
 
 const TOKEN_KEY = "godwit-token";
 const LIVE_MIGRATION = ["queued", "scheduling", "preparing", "waiting-for-link", "transferring", "switching-over", "finishing"];
@@ -53,6 +53,7 @@ async function boot() {
   $("create-vm").addEventListener("click", createVM);
   $("detail-close").addEventListener("click", () => { S.selected = null; render(); });
   $("dialog").addEventListener("close", () => $("dialog-body").replaceChildren());
+  $("dash").addEventListener("click", onClick);
   if (!S.version.auth) return enter(new API(""));
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (!token) return showLogin("");
@@ -89,9 +90,13 @@ function logout() {
   if (S.abort) S.abort.abort();
   clearInterval(S.hostTimer);
   S.who = null;
+  S.api = null;
+  S.selected = null;
+  S.hosts = [];
   S.vms.clear();
   S.migrations.clear();
   S.intents.clear();
+  for (const id of ["hosts", "migrations", "intents", "vms", "detail-body"]) $(id).replaceChildren();
   showLogin("");
 }
 
@@ -105,16 +110,21 @@ async function enter(api) {
   $("logout").hidden = !S.version.auth;
   await reload();
   S.abort = new AbortController();
-  api.events(onEvent, onStream, S.abort.signal);
+  const mine = (f) => (x) => { if (S.api === api) f(x); };
+  api.events(mine(onEvent), mine(onStream), S.abort.signal);
   if (isAdmin()) S.hostTimer = setInterval(loadHosts, 2000);
 }
 
 // ---- state ----
 
+// reload reads everything again. Each reply is dropped if the user
+// logged out (or in as someone else) meanwhile.
 async function reload() {
+  const api = S.api;
   const [vms, migs, intents, images] = await Promise.all([
-    S.api.get("/v1/vms"), S.api.get("/v1/migrations"), S.api.get("/v1/intents"), S.api.get("/v1/images"),
+    api.get("/v1/vms"), api.get("/v1/migrations"), api.get("/v1/intents"), api.get("/v1/images"),
   ]);
+  if (S.api !== api) return;
   S.vms = new Map(vms.map((v) => [v.name, v]));
   S.migrations = new Map(migs.map((m) => [m.id, m]));
   S.intents = new Map(intents.map((i) => [i.id, i]));
@@ -124,11 +134,14 @@ async function reload() {
 }
 
 async function loadHosts() {
+  const api = S.api;
   try {
-    S.hosts = await S.api.get("/v1/hosts");
+    const hosts = await api.get("/v1/hosts");
+    if (S.api !== api) return;
+    S.hosts = hosts;
     render();
   } catch (err) {
-    if (err instanceof APIError && err.status === 401) logout();
+    if (S.api === api && err instanceof APIError && err.status === 401) logout();
   }
 }
 
@@ -161,6 +174,52 @@ async function act(fn) {
   }
 }
 
+// ---- actions ----
+
+// The page's buttons and rows carry what they act on in data-*
+// attributes, and one listener dispatches their clicks with the state as
+// it is now: the tables are patched in place as events arrive (patch),
+// so a button is the same element from one event to the next and a
+// click is never lost to a re-render.
+const byHost = (el) => S.hosts.find((x) => x.name === el.closest("[data-host]").dataset.host);
+const byVM = (el) => S.vms.get(el.closest("[data-vm]").dataset.vm);
+const byMigration = (el) => S.migrations.get(el.closest("[data-migration]").dataset.migration);
+const byIntent = (el) => S.intents.get(el.closest("[data-intent]").dataset.intent);
+
+const actions = {
+  drain: (el) => drain(byHost(el)),
+  evacuate: (el) => evacuate(byHost(el)),
+  disable: (el) => act(() => S.api.post(`/v1/hosts/${byHost(el).name}/disable`).then(loadHosts)),
+  enable: (el) => act(() => S.api.post(`/v1/hosts/${byHost(el).name}/enable`).then(loadHosts)),
+  migrate: (el) => migrate(byVM(el)),
+  resize: (el) => resize(byVM(el)),
+  stop: (el) => act(() => S.api.post(`/v1/vms/${byVM(el).name}/stop`, {})),
+  start: (el) => act(() => S.api.post(`/v1/vms/${byVM(el).name}/start`, {})),
+  delete: (el) => {
+    const vm = byVM(el);
+    confirmThen(`Delete ${vm.name}?`, "Its disk is deleted too.", "Delete", () => S.api.del(`/v1/vms/${vm.name}`));
+  },
+  complete: (el) => act(() => S.api.post(`/v1/migrations/${byMigration(el).id}/complete`)),
+  abort: (el) => {
+    const m = byMigration(el);
+    confirmThen(`Abort the migration of ${m.vm}?`, `The VM stays on ${m.source}.`, "Abort", () => S.api.post(`/v1/migrations/${m.id}/abort`));
+  },
+  cancel: (el) => {
+    const i = byIntent(el);
+    confirmThen(`Cancel the ${i.kind} of ${i.target}?`, "No new operation starts; running ones finish.", "Cancel intent", () => S.api.post(`/v1/intents/${i.id}/cancel`, {}));
+  },
+};
+
+function onClick(e) {
+  const b = e.target.closest("#dash button[data-action]");
+  if (b && actions[b.dataset.action]) {
+    actions[b.dataset.action](b);
+    return;
+  }
+  const row = e.target.closest("#migrations tr[data-migration], #intents tr[data-intent]");
+  if (row) select_(row.dataset.migration ? "migration" : "intent", row.dataset.migration || row.dataset.intent);
+}
+
 // ---- header ----
 
 function renderHeader() {
@@ -176,20 +235,18 @@ function renderHeader() {
 function renderHosts() {
   const box = $("hosts");
   if (!isAdmin()) {
-    box.replaceChildren(h("p", { class: "muted" }, "Hosts are shown to admins."));
+    patch(box, h("p", { class: "muted" }, "Hosts are shown to admins."));
     return;
   }
-  box.replaceChildren(...S.hosts.map(hostCard));
+  patch(box, ...S.hosts.map(hostCard));
 }
 
 function hostCard(host) {
   const up = host.state === "up";
   const actions = h("div", { class: "actions" },
-    h("button", { data: { action: "drain" }, disabled: !up || null, onclick: () => drain(host) }, "Drain"),
-    h("button", { data: { action: "evacuate" }, onclick: () => evacuate(host) }, "Evacuate"),
-    host.enabled
-      ? h("button", { data: { action: "disable" }, onclick: () => act(() => S.api.post(`/v1/hosts/${host.name}/disable`).then(loadHosts)) }, "Disable")
-      : h("button", { data: { action: "enable" }, onclick: () => act(() => S.api.post(`/v1/hosts/${host.name}/enable`).then(loadHosts)) }, "Enable"));
+    h("button", { data: { action: "drain" }, disabled: !up || null }, "Drain"),
+    h("button", { data: { action: "evacuate" } }, "Evacuate"),
+    host.enabled ? h("button", { data: { action: "disable" } }, "Disable") : h("button", { data: { action: "enable" } }, "Enable"));
   return h("div", { class: "card host", data: { host: host.name, state: host.state } },
     h("div", { class: "title" }, h("strong", {}, host.name), badge(host.state), host.enabled ? null : badge("disabled")),
     h("div", { class: "sub" }, [host.hypervisor, host.accelerator, host.qemu_version ? "QEMU " + host.qemu_version : ""].filter(Boolean).join(" · ")),
@@ -272,11 +329,11 @@ function sortMoves(list, live) {
 function renderMoves() {
   const migs = sortMoves([...S.migrations.values()], LIVE_MIGRATION);
   const intents = sortMoves([...S.intents.values()], LIVE_INTENT);
-  $("migrations").replaceChildren(migs.length === 0 ? h("p", { class: "muted" }, "No migration yet.") :
+  patch($("migrations"), migs.length === 0 ? h("p", { class: "muted" }, "No migration yet.") :
     h("table", { class: "moves" },
-      h("thead", {}, h("tr", {}, ["VM", "kind", "from → to", "state", "progress", "throughput", "dirty rate", "pass", "ETA", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["VM", "kind", "from → to", "state", "progress", "throughput · dirty", "pass", "ETA", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, migs.map(migrationRow))));
-  $("intents").replaceChildren(intents.length === 0 ? h("p", { class: "muted" }, "No intent yet.") :
+  patch($("intents"), intents.length === 0 ? h("p", { class: "muted" }, "No intent yet.") :
     h("table", { class: "moves" },
       h("thead", {}, h("tr", {}, ["intent", "target", "state", "operations", "started", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, intents.map(intentRow))));
@@ -287,19 +344,18 @@ function migrationRow(m) {
   const live = LIVE_MIGRATION.includes(m.state);
   const pct = migrationPercent(m);
   const sel = S.selected && S.selected.id === m.id;
-  return h("tr", { class: "row" + (sel ? " selected" : ""), data: { migration: m.id, state: m.state }, onclick: () => select_("migration", m.id) },
+  return h("tr", { class: "row" + (sel ? " selected" : ""), data: { migration: m.id, state: m.state } },
     h("td", {}, m.vm),
     h("td", {}, m.kind, m.strategy ? h("small", {}, " " + m.strategy) : null),
     h("td", {}, `${m.source} → ${m.destination || "…"}`),
     h("td", {}, badge(m.state)),
     h("td", { class: "progress-cell" }, bar(pct, 100, pct + " %", "progress")),
-    h("td", {}, live && p.throughput ? fmtRate(p.throughput) : ""),
-    h("td", {}, live && p.dirty_rate ? fmtRate(p.dirty_rate) : ""),
+    h("td", { class: "rates" }, live && p.throughput ? fmtRate(p.throughput) : "", live && p.dirty_rate ? h("small", {}, " · " + fmtRate(p.dirty_rate)) : null),
     h("td", {}, p.pass || ""),
     h("td", {}, live ? fmtDuration(p.eta_ms) : fmtDuration(p.total_time_ms)),
     h("td", { class: "actions" }, live && isAdmin() ? [
-      h("button", { data: { action: "complete" }, onclick: stop(() => act(() => S.api.post(`/v1/migrations/${m.id}/complete`))) }, "Force complete"),
-      h("button", { data: { action: "abort" }, onclick: stop(() => confirmThen(`Abort the migration of ${m.vm}?`, "The VM stays on " + m.source + ".", "Abort", () => S.api.post(`/v1/migrations/${m.id}/abort`))) }, "Abort"),
+      h("button", { data: { action: "complete" }, title: "Force complete: pause the guest (or switch to post-copy) and finish now" }, "Complete"),
+      h("button", { data: { action: "abort" } }, "Abort"),
     ] : null));
 }
 
@@ -309,14 +365,12 @@ function intentRow(i) {
   const live = LIVE_INTENT.includes(i.state);
   const mayCancel = live && (isAdmin() || i.kind === "resize" || i.kind === "rebuild");
   const sel = S.selected && S.selected.id === i.id;
-  return h("tr", { class: "row" + (sel ? " selected" : ""), data: { intent: i.id, state: i.state }, onclick: () => select_("intent", i.id) },
+  return h("tr", { class: "row" + (sel ? " selected" : ""), data: { intent: i.id, state: i.state } },
     h("td", {}, i.kind), h("td", {}, i.target), h("td", {}, badge(i.state)),
     h("td", { class: "progress-cell" }, bar(done, ops.length, `${done} / ${ops.length}`, "progress")),
     h("td", {}, ago(i.created_at)),
-    h("td", { class: "actions" }, mayCancel ? h("button", { data: { action: "cancel" }, onclick: stop(() => confirmThen(`Cancel the ${i.kind} of ${i.target}?`, "No new operation starts; running ones finish.", "Cancel intent", () => S.api.post(`/v1/intents/${i.id}/cancel`, {}))) }, "Cancel") : null));
+    h("td", { class: "actions" }, mayCancel ? h("button", { data: { action: "cancel" } }, "Cancel") : null));
 }
-
-const stop = (fn) => (e) => { e.stopPropagation(); fn(); };
 
 function select_(kind, id) {
   S.selected = { kind, id };
@@ -335,7 +389,7 @@ function renderDetail() {
   const obj = sel && (sel.kind === "migration" ? S.migrations.get(sel.id) : S.intents.get(sel.id));
   panel.hidden = !obj;
   if (!obj) return;
-  $("detail-body").replaceChildren(sel.kind === "migration" ? migrationDetail(obj) : intentDetail(obj));
+  patch($("detail-body"), sel.kind === "migration" ? migrationDetail(obj) : intentDetail(obj));
 }
 
 function kv(pairs) {
@@ -375,7 +429,7 @@ function intentDetail(i) {
 
 function renderVMs() {
   const vms = [...S.vms.values()].sort((a, b) => a.name.localeCompare(b.name));
-  $("vms").replaceChildren(vms.length === 0 ? h("p", { class: "muted" }, "No VM yet.") :
+  patch($("vms"), vms.length === 0 ? h("p", { class: "muted" }, "No VM yet.") :
     h("table", { class: "vms" },
       h("thead", {}, h("tr", {}, ["name", "project", "state", "host", "vCPUs", "memory", "disk", "pool", "addresses", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, vms.map(vmRow))));
@@ -389,11 +443,10 @@ function vmRow(vm) {
     h("td", { class: "host" }, vm.host || ""), h("td", {}, vm.flavor.vcpus), h("td", {}, fmtMiBs(vm.flavor.memory_mib)),
     h("td", {}, vm.flavor.disk_mib ? fmtMiBs(vm.flavor.disk_mib) : ""), h("td", {}, vm.pool), h("td", {}, addrs),
     h("td", { class: "actions" },
-      isAdmin() ? h("button", { data: { action: "migrate" }, disabled: !vm.host || null, onclick: () => migrate(vm) }, "Migrate") : null,
-      h("button", { data: { action: "resize" }, onclick: () => resize(vm) }, "Resize"),
-      running ? h("button", { data: { action: "stop" }, onclick: () => act(() => S.api.post(`/v1/vms/${vm.name}/stop`, {})) }, "Stop")
-        : h("button", { data: { action: "start" }, onclick: () => act(() => S.api.post(`/v1/vms/${vm.name}/start`, {})) }, "Start"),
-      h("button", { data: { action: "delete" }, class: "danger", onclick: () => confirmThen(`Delete ${vm.name}?`, "Its disk is deleted too.", "Delete", () => S.api.del(`/v1/vms/${vm.name}`)) }, "Delete")));
+      isAdmin() ? h("button", { data: { action: "migrate" }, disabled: !vm.host || null }, "Migrate") : null,
+      h("button", { data: { action: "resize" } }, "Resize"),
+      running ? h("button", { data: { action: "stop" } }, "Stop") : h("button", { data: { action: "start" } }, "Start"),
+      h("button", { data: { action: "delete" }, class: "danger" }, "Delete")));
 }
 
 function migrate(vm) {

@@ -22,6 +22,49 @@ export function h(tag, attrs, ...children) {
   return e;
 }
 
+// patch makes el's children look like children, changing the elements
+// already there in place (their attributes, text and children, by
+// position) and adding or removing only what differs. An element keeps
+// its identity, focus and hover across renders; inputs keep what the
+// user typed. Listeners are not carried over: the page delegates its
+// clicks (app.js, onClick).
+export function patch(el, ...children) {
+  const fresh = document.createElement(el.nodeName);
+  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined && c !== false) fresh.append(c);
+  morphChildren(el, fresh);
+}
+
+function morphChildren(old, fresh) {
+  const oc = [...old.childNodes];
+  const fc = [...fresh.childNodes];
+  fc.forEach((f, i) => {
+    if (i < oc.length) morph(oc[i], f);
+    else old.append(f);
+  });
+  for (let i = fc.length; i < oc.length; i++) oc[i].remove();
+}
+
+function morph(old, fresh) {
+  if (old.nodeType !== fresh.nodeType || old.nodeName !== fresh.nodeName) {
+    old.replaceWith(fresh);
+    return;
+  }
+  if (old.nodeType !== Node.ELEMENT_NODE) {
+    if (old.nodeValue !== fresh.nodeValue) old.nodeValue = fresh.nodeValue;
+    return;
+  }
+  for (const a of [...old.attributes]) if (!fresh.hasAttribute(a.name)) old.removeAttribute(a.name);
+  for (const a of fresh.attributes) {
+    if (old.getAttribute(a.name) === a.value) continue;
+    // Through the CSSOM: the page's CSP refuses style attributes set as
+    // markup.
+    if (a.name === "style") old.style.cssText = fresh.style.cssText;
+    else old.setAttribute(a.name, a.value);
+  }
+  if (old.nodeName === "INPUT" || old.nodeName === "SELECT" || old.nodeName === "TEXTAREA") return;
+  morphChildren(old, fresh);
+}
+
 // bar is a capacity or progress bar: used of total, its label beside.
 export function bar(used, total, label, cls) {
   const pct = total > 0 ? Math.min(100, Math.max(0, (100 * used) / total)) : 0;
