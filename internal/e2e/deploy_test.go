@@ -59,6 +59,7 @@ import (
 // package or data is found (requireDpkgInstall).
 func TestDeployPackage(t *testing.T) {
 	requireDpkgInstall(t)
+	requireLabUnused(t) // early, and again just before the lab is built
 	dir := t.TempDir()
 	deb := buildPackage(t, dir)
 	driver := "qemu"
@@ -131,6 +132,7 @@ const (
 // installed package, as docs/deploy.md sections 1 and 3 say, and waits
 // until the hosts are up.
 func deployCluster(t *testing.T, dir, driver string) *deployed {
+	requireLabUnused(t)
 	newNetLab(t, 3) // torn down by its cleanup
 	ctrlAddr, err := gcluster.FreeAddr(labControllerIP)
 	if err != nil {
@@ -244,6 +246,21 @@ func deployCluster(t *testing.T, dir, driver string) *deployed {
 		}
 	}
 	return d
+}
+
+// requireLabUnused fails the test if processes run in the network lab's
+// namespaces: another test run on this machine (another checkout's)
+// uses the lab, whose fixed names newNetLab would tear down under it.
+// A killed run's leftovers count too: stop them, then ip netns del.
+func requireLabUnused(t *testing.T) {
+	t.Helper()
+	for _, ns := range []string{labHostNS(1), labHostNS(2), labHostNS(3), labClientNS} {
+		out, err := exec.Command("ip", "netns", "pids", ns).Output()
+		if pids := strings.Fields(string(out)); err == nil && len(pids) > 0 {
+			t.Fatalf("network namespace %s is in use by pids %v: another test run's network lab (wait for it; a killed run's: stop them, ip netns del %s)",
+				ns, pids, ns)
+		}
+	}
 }
 
 // agentConf is host i's copy of the installed agent.conf, edited as
