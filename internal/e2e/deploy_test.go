@@ -1,13 +1,13 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,68 +15,182 @@ import (
 
 	"github.com/godwit/godwit/api"
 	gcluster "github.com/godwit/godwit/internal/cluster"
-	"github.com/godwit/godwit/internal/pki"
+	"github.com/godwit/godwit/internal/guestlog"
+	"github.com/godwit/godwit/internal/hostinfo"
+	"github.com/godwit/godwit/internal/testguest"
 )
 
 // TestDeployPackage deploys the Debian package the way docs/deploy.md
-// says, on a network lab (netlab_test.go) instead of three machines: it
-// builds the .deb (scripts/deb.sh; GODWIT_TEST_DEB names a built one),
-// extracts it with dpkg-deb -x into a directory (nothing is installed on
-// this machine, and the maintainer scripts do not run), makes the CA with
-// godwit init, and starts the controller in the root namespace and an
-// agent and its watchdog in each of three host namespaces, from the
-// packaged units' ExecStart lines with the packaged config files edited
-// as the guide edits them (join tokens from godwit host add). A directory
-// stands in for the NFS pool. A VM is created on the shared pool and
-// moved live; the agent of its host is restarted (join line removed) and
-// the VM keeps running.
+// says, on a network lab (netlab_test.go) instead of four machines. It
+// builds the .deb (scripts/deb.sh; GODWIT_TEST_DEB names a built one)
+// and installs it on this machine with dpkg -i, so that its maintainer
+// scripts run: it checks the godwit user, the files, directories and
+// conffiles with their owners and modes (deploy_dpkg_test.go), upgrades
+// it (a conffile deleted), purges it and checks that nothing is left but
+// the user, and installs it again for the deployment:
 //
-// The hosts run the fake driver: this test checks the package, the
-// units, the config files and the join flow, not QEMU (the other e2e
-// tests do). The controller runs as root, not as the godwit user, since
-// the user does not exist unless the package is installed.
+//   - godwit init makes the CA in /etc/godwit/pki (chown -R godwit:
+//     after), /etc/godwit/controller.conf is edited in place, and the
+//     controller runs in the root namespace from the installed unit's
+//     ExecStart as the unit runs it: as its User= godwit, without
+//     capabilities, with no_new_privs and its UMask (unitCommand), its
+//     database in /var/lib/godwit/controller;
+//   - each of three host namespaces runs the agent and its watchdog from
+//     their units, with a copy of /etc/godwit/agent.conf edited as the
+//     guide edits it (join tokens from godwit host add); a directory
+//     stands in for the NFS pool;
+//   - a VM is created on the shared pool and moved live, then its host's
+//     agent is restarted (join line removed, sed as in the guide) and
+//     the VM runs on, the same process.
+//
+// With QEMU and the test guest's kernel and busybox (requireQEMU's
+// needs) the hosts run the qemu driver (TCG unless GODWIT_TEST_ACCEL
+// says otherwise): the VM is the test guest built with the installed
+// godwit and godwit-guest, and its heartbeat carries on, without a
+// restart or trouble, across the move and the agent's restart. Without
+// them, or with GODWIT_TEST_DEPLOY_DRIVER=fake, the hosts run the fake
+// driver and the test says so in its log.
+//
+// The units are enabled (systemctl enable, which needs no running
+// systemd) and the test ends with dpkg --purge: no file of the package
+// is left, no unit enabled, the cluster's data (CA, database) is kept as
+// postrm promises; the test then removes that data and the godwit user
+// it made. It skips unless root, dpkg and a machine where no godwit
+// package or data is found (requireDpkgInstall).
 func TestDeployPackage(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the deployment test makes network namespaces: it needs root")
-	}
+	requireDpkgInstall(t)
+	requireLabUnused(t) // early, and again just before the lab is built
 	dir := t.TempDir()
-	root := extractPackage(t, dir)
-	exe := filepath.Join(root, "usr/bin/godwit")
+	deb := buildPackage(t, dir)
+	driver := "qemu"
+	if why := deployQEMUMissing(); why != "" {
+		driver = "fake"
+		t.Logf("the hosts run the fake driver, not QEMU: %s", why)
+	}
+	pkg := newDebInstall(t, deb) // its cleanup purges, after every process below has stopped
 
+	// An install, an upgrade, a purge, nothing between: nothing is left
+	// but the user. The upgrade (the same package again: postinst
+	// configure with the old version) comes after the administrator
+	// deleted a conffile, which dpkg keeps deleted: the postinst copes.
+	pkg.install()
+	pkg.checkInstalled()
+	if err := os.Remove(agentConfPath); err != nil {
+		t.Fatal(err)
+	}
+	pkg.install()
+	if _, err := os.Stat(agentConfPath); !os.IsNotExist(err) {
+		t.Errorf("the upgrade brought back the deleted conffile %s (%v); dpkg keeps it deleted", agentConfPath, err)
+	}
+	pkg.purge()
+
+	// Installed again (the godwit user exists, as after any purge) for the deployment.
+	pkg.install()
+	pkg.checkInstalled()
+	enableUnits(t)
+	d := deployCluster(t, dir, driver)
+	d.moveAndRestart()
+	d.procs.stopAll()
+	d.checkControllerData()
+	pkg.purge()
+}
+
+// deployQEMUMissing says why the deployment test cannot run QEMU ("" if
+// it can): requireQEMU's reasons, or GODWIT_TEST_DEPLOY_DRIVER=fake.
+func deployQEMUMissing() string {
+	if os.Getenv("GODWIT_TEST_DEPLOY_DRIVER") == "fake" {
+		return "GODWIT_TEST_DEPLOY_DRIVER=fake"
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return "qemu-system-x86_64 is not installed (make test installs it)"
+	}
+	return testguest.Missing()
+}
+
+// deployed is a cluster run from the installed package on a netLab.
+type deployed struct {
+	t      *testing.T
+	dir    string
+	driver string
+	url    string
+	pool   string
+	procs  *deployProcs
+	client *api.Client
+	cli    func(args ...string) string
+}
+
+// The installed package's paths the test runs from.
+const (
+	installedExe  = "/usr/bin/godwit"
+	installedPKI  = "/etc/godwit/pki"
+	ctrlConfPath  = "/etc/godwit/controller.conf"
+	agentConfPath = "/etc/godwit/agent.conf"
+	ctrlDataDir   = "/var/lib/godwit/controller"
+)
+
+// deployCluster starts the controller and three hosts from the
+// installed package, as docs/deploy.md sections 1 and 3 say, and waits
+// until the hosts are up.
+func deployCluster(t *testing.T, dir, driver string) *deployed {
+	requireLabUnused(t)
 	newNetLab(t, 3) // torn down by its cleanup
 	ctrlAddr, err := gcluster.FreeAddr(labControllerIP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "https://" + ctrlAddr
-	shared := filepath.Join(dir, "pool") // the NFS mount, on every host
-	pkiDir := filepath.Join(dir, "pki")
-	procs := &deployProcs{t: t, dir: dir}
-	t.Cleanup(procs.stopAll)
+	d := &deployed{t: t, dir: dir, driver: driver, url: "https://" + ctrlAddr, procs: &deployProcs{t: t, dir: dir}}
+	// The NFS mount, on every host and the controller: the controller,
+	// as godwit, reads the hosts' leases there.
+	d.pool = filepath.Join(dir, "pool")
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(d.pool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Cleanups run last first: the processes stop, then what they left
+	// (QEMUs, a watchdog an agent started itself) is killed by PID.
+	t.Cleanup(func() {
+		for i := 1; i <= 3; i++ {
+			if pid := gcluster.WatchdogPID(filepath.Join(dir, fmt.Sprintf("host%d", i))); pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if pids := hostinfo.QEMUPIDs(dir); len(pids) > 0 {
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Errorf("the test left qemu processes running: %v (killed)", pids)
+		}
+	})
+	t.Cleanup(d.procs.stopAll)
 
 	// godwit init on the controller; its admin config is the CLI's.
 	admin := filepath.Join(dir, "admin.json")
-	env := append(os.Environ(), "GODWIT_CONFIG="+admin, "GODWIT_SERVER="+url)
-	cli := func(args ...string) string {
+	env := append(os.Environ(), "GODWIT_CONFIG="+admin, "GODWIT_SERVER="+d.url)
+	d.cli = func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(exe, args...)
+		cmd := exec.Command(installedExe, args...)
 		cmd.Env = env
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
-		out, err := cmd.Output() // stdout only: host add's token
+		out, err := cmd.Output() // stdout only: host add's token, -o json
 		if err != nil {
 			t.Fatalf("godwit %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 		}
 		return string(out)
 	}
-	cli("init", "--tls-dir", pkiDir, "--address", labControllerIP)
+	d.cli("init", "--tls-dir", installedPKI, "--address", labControllerIP)
+	run(t, "chown", "-R", "godwit:godwit", installedPKI)
 
-	ctrlConf := editConf(t, filepath.Join(root, "etc/godwit/controller.conf"), filepath.Join(dir, "controller.conf"), map[string]string{
-		"listen": ctrlAddr, "tls-dir": pkiDir, "data-dir": filepath.Join(dir, "controller"), "shared-dir": shared, "host-down-after": "5s",
-	})
-	procs.start("controller", "", unitExec(t, root, "godwit-controller.service", exe, ctrlConf))
+	// controller.conf edited in place: it stays root:godwit 0640, and
+	// keeps the package's data-dir and tls-dir.
+	editConf(t, ctrlConfPath, ctrlConfPath, map[string]string{"listen": ctrlAddr, "shared-dir": d.pool, "host-down-after": "5s"})
+	d.procs.start("controller", "", unitCommand(t, "/", "godwit-controller.service", installedExe, ctrlConfPath))
 	eventually(t, 20*time.Second, "the controller answers", func() error {
-		cmd := exec.Command(exe, "host", "list")
+		cmd := exec.Command(installedExe, "host", "list")
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -84,33 +198,34 @@ func TestDeployPackage(t *testing.T) {
 		}
 		return nil
 	})
+	d.checkControllerUser()
 
-	agentConf := func(i int, join string) string {
-		host := fmt.Sprintf("host%d", i)
-		set := map[string]string{
-			"name": host, "controller": url, "listen": labHostAddr(i) + ":7401", "advertise": "https://" + labHostAddr(i) + ":7401",
-			"state-dir": filepath.Join(dir, host), "shared-dir": shared, "driver": "fake", "heartbeat": "500ms",
-		}
-		if join != "" {
-			set["join"] = join
-		}
-		return editConf(t, filepath.Join(root, "etc/godwit/agent.conf"), filepath.Join(dir, host+".conf"), set)
-	}
 	for i := 1; i <= 3; i++ {
 		host := fmt.Sprintf("host%d", i)
-		token := strings.TrimSpace(cli("host", "add", host, "--controller-url", url))
-		conf := agentConf(i, token)
-		// The watchdog unit first, as the agent's After= orders it: with
-		// the fake driver it finds nothing to guard and leaves (status 0).
-		wd := procs.start(host+"-watchdog", labHostNS(i), unitExec(t, root, "godwit-agent-watchdog.service", exe, conf))
-		procs.start(host, labHostNS(i), unitExec(t, root, "godwit-agent.service", exe, conf))
-		if err := procs.wait(wd, 20*time.Second); err != nil {
-			t.Errorf("%s's watchdog: %v (want: nothing to guard, status 0)", host, err)
+		token := strings.TrimSpace(d.cli("host", "add", host, "--controller-url", d.url))
+		conf := d.agentConf(i, token)
+		// The watchdog unit first, as the agent's After= orders it.
+		wd := d.procs.start(host+"-watchdog", labHostNS(i), unitCommand(t, "/", "godwit-agent-watchdog.service", installedExe, conf))
+		if driver == "qemu" {
+			// It guards the host's shared-pool QEMUs: the agent must
+			// find it, by its pid file, and start none of its own.
+			eventually(t, 10*time.Second, host+"'s watchdog writes its pid file", func() error {
+				_, err := os.Stat(filepath.Join(dir, host, "fence", "watchdog.pid"))
+				return err
+			})
+		}
+		d.procs.start(host, labHostNS(i), unitCommand(t, "/", "godwit-agent.service", installedExe, conf))
+		if driver == "fake" {
+			// Nothing to guard: it leaves, status 0, and the unit's
+			// Restart=on-failure does not restart it.
+			if err := d.procs.wait(wd, 20*time.Second); err != nil {
+				t.Errorf("%s's watchdog: %v (want: nothing to guard, status 0)", host, err)
+			}
 		}
 	}
-	client := userClient(t, pkiDir, url, admin)
+	d.client = userClient(t, installedPKI, d.url, admin)
 	eventually(t, 30*time.Second, "three hosts up", func() error {
-		hs, err := client.Hosts(bg)
+		hs, err := d.client.Hosts(bg)
 		if err != nil {
 			return err
 		}
@@ -125,68 +240,221 @@ func TestDeployPackage(t *testing.T) {
 		}
 		return nil
 	})
+	if driver == "qemu" {
+		for i := 1; i <= 3; i++ {
+			d.watchdogFound(fmt.Sprintf("host%d", i))
+		}
+	}
+	return d
+}
 
-	kernel := filepath.Join(dir, "vmlinuz")
-	if err := gcluster.WriteFakeKernel(kernel); err != nil {
+// requireLabUnused fails the test if processes run in the network lab's
+// namespaces: another test run on this machine (another checkout's)
+// uses the lab, whose fixed names newNetLab would tear down under it.
+// A killed run's leftovers count too: stop them, then ip netns del.
+func requireLabUnused(t *testing.T) {
+	t.Helper()
+	for _, ns := range []string{labHostNS(1), labHostNS(2), labHostNS(3), labClientNS} {
+		out, err := exec.Command("ip", "netns", "pids", ns).Output()
+		if pids := strings.Fields(string(out)); err == nil && len(pids) > 0 {
+			t.Fatalf("network namespace %s is in use by pids %v: another test run's network lab (wait for it; a killed run's: stop them, ip netns del %s)",
+				ns, pids, ns)
+		}
+	}
+}
+
+// agentConf is host i's copy of the installed agent.conf, edited as
+// docs/deploy.md section 3 says (the state directory one per host: three
+// hosts share this machine), with the join token if not "".
+func (d *deployed) agentConf(i int, join string) string {
+	host := fmt.Sprintf("host%d", i)
+	set := map[string]string{
+		"name": host, "controller": d.url, "listen": labHostAddr(i) + ":7401", "advertise": "https://" + labHostAddr(i) + ":7401",
+		"state-dir": filepath.Join(d.dir, host), "shared-dir": d.pool, "driver": d.driver, "heartbeat": "500ms",
+	}
+	if d.driver == "qemu" {
+		// As the other real-QEMU tests (harness_test.go): TCG, which
+		// boots Debian's kernel everywhere, unless GODWIT_TEST_ACCEL says.
+		set["accel"] = "tcg"
+		if a := os.Getenv("GODWIT_TEST_ACCEL"); a != "" {
+			set["accel"] = a
+		}
+	}
+	if join != "" {
+		set["join"] = join
+	}
+	return editConf(d.t, agentConfPath, filepath.Join(d.dir, host+".conf"), set)
+}
+
+// checkControllerUser checks that the controller runs as the unit says:
+// as its User= and Group=, with no_new_privs and no capabilities.
+func (d *deployed) checkControllerUser() {
+	d.t.Helper()
+	pw, err := user.Lookup("godwit")
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	st, err := procStatus(d.procs.pid("controller"))
+	if err != nil {
+		d.t.Fatalf("the controller: %v", err)
+	}
+	ids := func(id string) string { return strings.Repeat(id+"\t", 3) + id }
+	if st["Uid"] != ids(pw.Uid) || st["Gid"] != ids(pw.Gid) || st["NoNewPrivs"] != "1" ||
+		st["CapBnd"] != "0000000000000000" || st["CapEff"] != "0000000000000000" {
+		d.t.Errorf("the controller runs with Uid %q Gid %q NoNewPrivs %q CapBnd %q CapEff %q; want the godwit user's %s:%s, no_new_privs, no capabilities",
+			st["Uid"], st["Gid"], st["NoNewPrivs"], st["CapBnd"], st["CapEff"], pw.Uid, pw.Gid)
+	}
+}
+
+// watchdogFound waits until host's agent reports that it found its
+// unit's watchdog (and started none of its own).
+func (d *deployed) watchdogFound(host string) {
+	d.t.Helper()
+	want := fmt.Sprintf(`msg="fencing watchdog found" host=%s watchdog_pid=%d`, host, d.procs.pid(host+"-watchdog"))
+	eventually(d.t, 20*time.Second, host+"'s agent finds its unit's watchdog", func() error {
+		b, _ := os.ReadFile(filepath.Join(d.dir, host+".log"))
+		if strings.Contains(string(b), "fencing watchdog started") {
+			d.t.Fatalf("%s's agent started a watchdog of its own:\n%s", host, b)
+		}
+		if !strings.Contains(string(b), want) {
+			return fmt.Errorf("no %q in its log yet", want)
+		}
+		return nil
+	})
+}
+
+// moveAndRestart creates web-1 on host1's shared pool, moves it live to
+// host2, restarts host2's agent without its join line (docs/deploy.md)
+// and deletes the VM. With QEMU the guest's heartbeat must carry on
+// across both, its QEMU the one process moved and then kept.
+func (d *deployed) moveAndRestart() {
+	t, qemu := d.t, d.driver == "qemu"
+	image, extra := "tiny", []string(nil)
+	if qemu {
+		// Built by the installed godwit from the installed godwit-guest.
+		d.cli("image", "build-testguest", "--out", filepath.Join(d.dir, "guest"), "--import=testguest")
+		image = "testguest"
+		extra = []string{"--cmdline", "dirty_mb=8 dirty_rate_mb=4"}
+	} else {
+		kernel := filepath.Join(d.dir, "vmlinuz")
+		if err := gcluster.WriteFakeKernel(kernel); err != nil {
+			t.Fatal(err)
+		}
+		d.cli("image", "import", "tiny", "--kernel", kernel)
+	}
+	// The smallest guest the e2e tests boot (128 MiB: Debian's kernel
+	// with the test guest's initramfs does not boot in 64).
+	d.cli(append([]string{"vm", "create", "web-1", "--image", image, "--memory", "128M", "--disk", "16M", "--pool", "shared", "--host", "host1"}, extra...)...)
+	eventually(t, 60*time.Second, "web-1 running on host1", func() error { return vmOn(d.client, "web-1", "host1") })
+	g := deployGuest{t: t, c: d.client, vm: "web-1"}
+	var before, after guestlog.Heartbeat
+	if qemu {
+		before = g.waitBeat(2, 90*time.Second)
+	}
+	vm, err := d.client.VM(bg, "web-1")
+	if err != nil {
 		t.Fatal(err)
 	}
-	cli("image", "import", "tiny", "--kernel", kernel)
-	cli("vm", "create", "web-1", "--image", "tiny", "--memory", "128M", "--pool", "shared", "--host", "host1")
-	eventually(t, 30*time.Second, "web-1 running", func() error { return vmOn(client, "web-1", "host1") })
-	cli("migrate", "web-1", "--live", "--to", "host2", "--wait")
-	if err := vmOn(client, "web-1", "host2"); err != nil {
+
+	// Capped at 125 MB/s, as the other live moves under TCG (docs/testing.md).
+	var m api.Migration
+	if err := json.Unmarshal([]byte(d.cli("migrate", "web-1", "--live", "--to", "host2", "--bandwidth", "125", "--wait", "-o", "json")), &m); err != nil {
 		t.Fatal(err)
+	}
+	if m.State != api.MigCompleted {
+		t.Fatalf("the live move ended %s: %s", m.State, m.Reason)
+	}
+	if err := vmOn(d.client, "web-1", "host2"); err != nil {
+		t.Fatal(err)
+	}
+	if qemu {
+		moved, err := d.client.VM(bg, "web-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != moved.PID || moved.PID == vm.PID {
+			t.Errorf("after the move web-1's qemu processes are %v; want only host2's, pid %d (host1's was %d)", pids, moved.PID, vm.PID)
+		}
+		first := g.healthy(before.Counter).First
+		after = g.waitBeat(first.Counter+2, 30*time.Second)
+		t.Logf("live move host1 → host2 (%s): %d ms, downtime %d ms; heartbeat %d before, %d first after, %d later",
+			m.Strategy, m.Progress.TotalTimeMS, m.Progress.DowntimeMS, before.Counter, first.Counter, after.Counter)
+		vm = moved
 	}
 
 	// docs/deploy.md: remove the join line once joined; restart the
-	// agent (systemctl restart: SIGTERM to the main process only); the VM
-	// runs on.
-	procs.stop("host2")
+	// agent (systemctl restart: SIGTERM to the main process only,
+	// KillMode=process); the VM runs on.
+	conf := filepath.Join(d.dir, "host2.conf")
+	run(t, "sed", "-i", "/^join *=/d", conf)
+	d.procs.stop("host2")
 	restarted := time.Now() // one machine: the controller's clock is ours
-	procs.start("host2", labHostNS(2), unitExec(t, root, "godwit-agent.service", exe, agentConf(2, "")))
+	d.procs.start("host2", labHostNS(2), unitCommand(t, "/", "godwit-agent.service", installedExe, conf))
 	eventually(t, 30*time.Second, "host2 up again, web-1 running there", func() error {
-		h, err := client.Host(bg, "host2")
+		h, err := d.client.Host(bg, "host2")
 		if err != nil {
 			return err
 		}
 		if h.State != api.HostUp || !h.LastHeartbeat.After(restarted) {
 			return fmt.Errorf("host2 %s, no heartbeat from its new agent yet", h.State)
 		}
-		return vmOn(client, "web-1", "host2")
+		return vmOn(d.client, "web-1", "host2")
 	})
-	cli("vm", "delete", "web-1")
+	if qemu {
+		if got, err := d.client.VM(bg, "web-1"); err != nil || got.PID != vm.PID {
+			t.Errorf("after the agent's restart web-1 has pid %d (%v); want its qemu kept, pid %d", got.PID, err, vm.PID)
+		}
+		if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) != 1 || pids[0] != vm.PID {
+			t.Errorf("after the agent's restart web-1's qemu processes are %v; want %d", pids, vm.PID)
+		}
+		last := g.waitBeat(after.Counter+2, 30*time.Second)
+		g.healthy(before.Counter)
+		t.Logf("host2's agent restarted: web-1's qemu kept (pid %d), heartbeat %d", vm.PID, last.Counter)
+	}
+	d.cli("vm", "delete", "web-1")
+	if qemu {
+		eventually(t, 30*time.Second, "web-1's qemu gone", func() error {
+			if pids := hostinfo.QEMUPIDs(vm.ID); len(pids) > 0 {
+				return fmt.Errorf("qemu processes %v", pids)
+			}
+			return nil
+		})
+	}
 }
 
-// extractPackage builds the .deb (GODWIT_TEST_DEB names a built one) and
-// extracts it into dir/root, which it returns. It skips the test unless
-// GODWIT_TEST_BIN (make test) or GODWIT_TEST_DEB is set and dpkg-deb and
-// ip are installed.
-func extractPackage(t *testing.T, dir string) string {
-	t.Helper()
-	if os.Getenv("GODWIT_TEST_BIN") == "" && os.Getenv("GODWIT_TEST_DEB") == "" {
-		t.Skip("set GODWIT_TEST_BIN (make test does) or GODWIT_TEST_DEB to run the deployment tests")
-	}
-	for _, tool := range []string{"dpkg-deb", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("the deployment tests need %s", tool)
-		}
-	}
-	deb := os.Getenv("GODWIT_TEST_DEB")
-	if deb == "" {
-		cmd := exec.Command("../../scripts/deb.sh")
-		cmd.Env = append(os.Environ(), "OUT="+dir)
-		out, err := cmd.CombinedOutput()
+// checkControllerData checks, once the controller has stopped, that
+// what it wrote in its data directory is its user's alone: the godwit
+// user's, no access for others (UMask=0077).
+func (d *deployed) checkControllerData() {
+	d.t.Helper()
+	n := 0
+	err := filepath.WalkDir(ctrlDataDir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
-			t.Fatalf("make deb: %v\n%s", err, out)
+			return err
 		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		deb = lines[len(lines)-1] // in OUT
+		owner, group, mode, err := ownerOf(p)
+		if err != nil {
+			return err
+		}
+		if owner != "godwit" || group != "godwit" || mode.Perm()&0o077 != 0 {
+			d.t.Errorf("the controller's %s is %s:%s %v; want godwit:godwit, no access for others", p, owner, group, mode)
+		}
+		if !e.IsDir() {
+			n++
+		}
+		return nil
+	})
+	if err != nil || n == 0 {
+		d.t.Errorf("the controller's data directory %s: %v, %d files; want its database", ctrlDataDir, err, n)
 	}
-	root := filepath.Join(dir, "root")
-	if out, err := exec.Command("dpkg-deb", "-x", deb, root).CombinedOutput(); err != nil {
-		t.Fatalf("dpkg-deb -x %s: %v: %s", deb, err, out)
+}
+
+// run runs a command, failing the test if it fails.
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 	}
-	return root
 }
 
 // The watchdog unit's watchdog (--stay, reading agent.conf) is the one
@@ -213,14 +481,14 @@ func TestWatchdogUnitFoundByAgent(t *testing.T) {
 	})
 	procs := &deployProcs{t: t, dir: dir}
 	t.Cleanup(procs.stopAll)
-	procs.start("watchdog", "", unitExec(t, root, "godwit-agent-watchdog.service", exe, conf))
+	procs.start("watchdog", "", unitCommand(t, root, "godwit-agent-watchdog.service", exe, conf))
 	pidFile := filepath.Join(state, "fence", "watchdog.pid")
 	eventually(t, 10*time.Second, "the unit's watchdog writes its pid file", func() error {
 		_, err := os.Stat(pidFile)
 		return err
 	})
 	wdPID := procs.cmds["watchdog"].Process.Pid
-	procs.start("agent", "", unitExec(t, root, "godwit-agent.service", exe, conf))
+	procs.start("agent", "", unitCommand(t, root, "godwit-agent.service", exe, conf))
 	agentLog := filepath.Join(dir, "agent.log")
 	eventually(t, 20*time.Second, "the agent finds the unit's watchdog", func() error {
 		b, _ := os.ReadFile(agentLog)
@@ -270,200 +538,4 @@ func watchdogsOf(t *testing.T, state string) int {
 		}
 	}
 	return n
-}
-
-// unitExec is a packaged unit's ExecStart, with the packaged binary and
-// config file replaced by the extracted and edited ones.
-func unitExec(t *testing.T, root, unit, exe, conf string) []string {
-	t.Helper()
-	f, err := os.Open(filepath.Join(root, "lib/systemd/system", unit))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "ExecStart="); ok {
-			args := strings.Fields(v)
-			for i, a := range args {
-				switch {
-				case a == "/usr/bin/godwit":
-					args[i] = exe
-				case strings.HasPrefix(a, "/etc/godwit/"):
-					args[i] = conf
-				}
-			}
-			return args
-		}
-	}
-	t.Fatalf("%s has no ExecStart", unit)
-	return nil
-}
-
-// editConf writes the packaged config file src to dst with keys set: an
-// existing line (commented out or not) is replaced, a missing key added.
-func editConf(t *testing.T, src, dst string, set map[string]string) string {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := map[string]bool{}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		m := regexp.MustCompile(`^#?([a-z-]+) *=`).FindStringSubmatch(l)
-		if m != nil {
-			if v, ok := set[m[1]]; ok {
-				if !done[m[1]] {
-					out = append(out, m[1]+" = "+v)
-					done[m[1]] = true
-				}
-				continue
-			}
-		}
-		out = append(out, l)
-	}
-	for k, v := range set {
-		if !done[k] {
-			out = append(out, k+" = "+v)
-		}
-	}
-	if err := os.WriteFile(dst, []byte(strings.Join(out, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
-// userClient is the API client of the admin config godwit init wrote.
-func userClient(t *testing.T, pkiDir, url, config string) *api.Client {
-	t.Helper()
-	var cfg struct {
-		Token string `json:"token"`
-	}
-	b, err := os.ReadFile(config)
-	if err == nil {
-		err = json.Unmarshal(b, &cfg)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := api.NewClient(url)
-	tlsCfg, err := pki.LoadTrust(filepath.Join(pkiDir, pki.CACertFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.HTTP = api.NewHTTPClient(api.HTTPOptions{TLS: tlsCfg})
-	c.Token = cfg.Token
-	return c
-}
-
-func vmOn(c *api.Client, name, host string) error {
-	vm, err := c.VM(bg, name)
-	if err != nil {
-		return err
-	}
-	if vm.Host != host || vm.State != api.VMRunning {
-		return fmt.Errorf("vm %s: %s on %s, want running on %s", name, vm.State, vm.Host, host)
-	}
-	return nil
-}
-
-func eventually(t *testing.T, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// deployProcs are the processes the test started, each stopped by PID.
-type deployProcs struct {
-	t    *testing.T
-	dir  string
-	cmds map[string]*exec.Cmd
-	done map[string]chan error
-}
-
-// start runs args (in network namespace ns unless empty) as name, its
-// output in <dir>/<name>.log.
-func (p *deployProcs) start(name, ns string, args []string) string {
-	p.t.Helper()
-	if p.cmds == nil {
-		p.cmds, p.done = map[string]*exec.Cmd{}, map[string]chan error{}
-	}
-	if ns != "" {
-		// ip netns exec execs the command: the PID is the daemon's.
-		args = append([]string{"ip", "netns", "exec", ns}, args...)
-	}
-	logf, err := os.OpenFile(filepath.Join(p.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		p.t.Fatalf("start %s: %v", name, err)
-	}
-	logf.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	p.cmds[name], p.done[name] = cmd, done
-	return name
-}
-
-// wait waits for name to exit by itself.
-func (p *deployProcs) wait(name string, d time.Duration) error {
-	select {
-	case err := <-p.done[name]:
-		p.done[name] <- err // for stop
-		return err
-	case <-time.After(d):
-		return fmt.Errorf("still running after %s", d)
-	}
-}
-
-// stop sends SIGTERM to name's PID, SIGKILL after stopGrace.
-func (p *deployProcs) stop(name string) {
-	cmd, done := p.cmds[name], p.done[name]
-	if cmd == nil {
-		return
-	}
-	delete(p.cmds, name)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopGrace):
-		_ = cmd.Process.Kill()
-		<-done
-		p.t.Errorf("%s (pid %d) did not stop on SIGTERM within %s", name, cmd.Process.Pid, stopGrace)
-	}
-}
-
-// stopAll stops every process still running, agents before the
-// controller, and shows their logs if the test failed.
-func (p *deployProcs) stopAll() {
-	var names []string
-	for n := range p.cmds {
-		names = append(names, n)
-	}
-	for _, n := range names {
-		if n != "controller" {
-			p.stop(n)
-		}
-	}
-	p.stop("controller")
-	if p.t.Failed() {
-		logs, _ := filepath.Glob(filepath.Join(p.dir, "*.log"))
-		for _, l := range logs {
-			p.t.Logf("---- %s ----\n%s", filepath.Base(l), gcluster.Tail(l, 40))
-		}
-	}
 }
