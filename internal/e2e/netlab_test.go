@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -67,6 +69,17 @@ func requireNetLab(t *testing.T) {
 func newNetLab(t *testing.T, hosts int) *netLab {
 	t.Helper()
 	l := &netLab{t: t, hosts: hosts}
+	// The lab's names are fixed and machine-wide: one lab at a time on
+	// this machine, across checkouts and test binaries. Released last,
+	// after the teardown.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "godwit-e2e-netlab.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
 	l.teardown()
 	t.Cleanup(l.teardown)
 	steps := [][]string{
