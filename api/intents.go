@@ -175,6 +175,9 @@ type IntentParams struct {
 	DiskMiB      int  `json:"disk_mib,omitempty"`
 	AllowRestart bool `json:"allow_restart,omitempty"`
 	AllowMove    bool `json:"allow_move,omitempty"`
+	// FlavorName is the stored flavor the sizes above were read from at
+	// planning (its name); the VM records it once it has those sizes.
+	FlavorName string `json:"flavor_name,omitempty"`
 	// rebuild
 	Image string `json:"image,omitempty"`
 	// cancel: abort running migrations instead of letting them finish
@@ -225,6 +228,9 @@ type ResizeRequest struct {
 	VCPUs     int `json:"vcpus,omitempty"`
 	MemoryMiB int `json:"memory_mib,omitempty"`
 	DiskMiB   int `json:"disk_mib,omitempty"`
+	// FlavorName resizes to a stored flavor's sizes (named by name or
+	// ID), all three of them; the sizes above must then be left out.
+	FlavorName string `json:"flavor_name,omitempty"`
 	// AllowRestart permits an offline resize (a restart in place) when
 	// the change cannot be made online.
 	AllowRestart bool `json:"allow_restart,omitempty"`

@@ -207,6 +207,14 @@ var Routes = []Route{
 	{Method: "GET", Path: "/v1/networks/{name}", ID: "getNetwork", Summary: "Show a network", Responses: okReply(Network{})},
 	{Method: "DELETE", Path: "/v1/networks/{name}", ID: "deleteNetwork", Summary: "Remove a network no VM uses", Responses: noContent},
 
+	{Method: "GET", Path: "/v1/flavors", ID: "listFlavors", Summary: "List stored flavors, by name", Responses: okReply([]NamedFlavor(nil))},
+	{Method: "POST", Path: "/v1/flavors", ID: "createFlavor", Summary: "Store a flavor: a named VM size",
+		Request: jsonBody(CreateFlavorRequest{}), Responses: []Response{createdReply(NamedFlavor{})}},
+	{Method: "GET", Path: "/v1/flavors/{name}", ID: "getFlavor", Summary: "Show a flavor, by name or ID",
+		Params: []Param{{Name: "name", In: "path", Type: "", Description: "the flavor's name or ID"}}, Responses: okReply(NamedFlavor{})},
+	{Method: "DELETE", Path: "/v1/flavors/{name}", ID: "deleteFlavor", Summary: "Remove a flavor, by name or ID; VMs made from it keep their sizes",
+		Params: []Param{{Name: "name", In: "path", Type: "", Description: "the flavor's name or ID"}}, Responses: noContent},
+
 	{Method: "GET", Path: "/v1/migrations", ID: "listMigrations", Summary: "List migrations, newest first", Params: []Param{
 		{Name: "vm", In: "query", Type: "", Description: "only this VM's"},
 		{Name: "active", In: "query", Type: false, Description: "only those not yet ended"},

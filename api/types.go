@@ -123,6 +123,20 @@ type Flavor struct {
 	DiskMiB   int `json:"disk_mib"` // 0: no disk
 }
 
+// Validate checks a flavor's sizes against the limits below and says
+// which one is off and what it may be.
+func (f Flavor) Validate() error {
+	switch {
+	case f.VCPUs < 1 || f.VCPUs > MaxVCPUs:
+		return fmt.Errorf("vcpus must be between 1 and %d, not %d", MaxVCPUs, f.VCPUs)
+	case f.MemoryMiB < MinMemoryMiB || f.MemoryMiB > MaxMemoryMiB:
+		return fmt.Errorf("memory_mib must be between %d and %d, not %d", MinMemoryMiB, MaxMemoryMiB, f.MemoryMiB)
+	case f.DiskMiB < 0 || f.DiskMiB > MaxDiskMiB:
+		return fmt.Errorf("disk_mib must be between 0 (no disk) and %d, not %d", MaxDiskMiB, f.DiskMiB)
+	}
+	return nil
+}
+
 // Limits on a VM's sizes, generous for real hosts and small enough to
 // catch unit mistakes (a memory size in bytes, say). The controller
 // refuses requests beyond them, and agents refuse commands beyond them.
@@ -155,6 +169,10 @@ type VM struct {
 	// same name is never taken for it. Empty when the image has no disk.
 	ImageSHA256 string `json:"image_sha256,omitempty"`
 	Flavor      Flavor `json:"flavor"`
+	// FlavorName is the stored flavor (NamedFlavor) the VM's sizes came
+	// from, at create or at its last resize; empty when they were given
+	// as sizes. The VM keeps its sizes when that flavor is deleted.
+	FlavorName string `json:"flavor_name,omitempty"`
 	// Hotplug ceilings, fixed when the VM starts: resize goes up to them
 	// online. BootMemoryMiB is the memory it booted with; the rest of
 	// Flavor.MemoryMiB is hot-plugged (virtio-mem).
@@ -191,9 +209,14 @@ type CreateVMRequest struct {
 	Name    string `json:"name"`
 	Project string `json:"project,omitempty"` // default "default"
 	Image   string `json:"image"`
-	Flavor  Flavor `json:"flavor"`
-	Pool    string `json:"pool,omitempty"` // default local
-	Host    string `json:"host,omitempty"` // pin to a host; default: scheduled
+	// Flavor gives the VM's sizes; or leave it out and name a stored
+	// flavor in FlavorName.
+	Flavor Flavor `json:"flavor,omitzero"`
+	// FlavorName names a stored flavor (by name or ID) whose sizes the
+	// VM gets; Flavor must then be left out.
+	FlavorName string `json:"flavor_name,omitempty"`
+	Pool       string `json:"pool,omitempty"` // default local
+	Host       string `json:"host,omitempty"` // pin to a host; default: scheduled
 	// Hotplug ceilings for online resize; 0 picks the defaults (twice
 	// the vCPUs, at least 4; for memory, no hotplug: MemoryMiB).
 	MaxVCPUs     int `json:"max_vcpus,omitempty"`

@@ -94,6 +94,7 @@ func newFakeController(t *testing.T) *fakeController {
 		json.NewEncoder(w).Encode(api.Version{Version: "9.9.9", Store: "sqlite"})
 	})
 	intentRoutes(record)
+	flavorRoutes(record)
 	settingsRoutes(record)
 	f.mux, f.Server = mux, httptest.NewServer(mux)
 	t.Cleanup(f.Close)

@@ -107,7 +107,7 @@ func (a *app) resizeCmd() *cobra.Command {
 	var memory, disk sizeFlag
 	var wait bool
 	cmd := &cobra.Command{
-		Use:   "resize VM [--vcpus N] [--memory SIZE] [--disk SIZE]",
+		Use:   "resize VM [--vcpus N] [--memory SIZE] [--disk SIZE] | [--flavor FLAVOR]",
 		Short: "Change a VM's vCPUs, memory or disk, in place",
 		Long: `Change a VM's vCPUs, memory or disk where it runs: vCPU and memory
 hotplug and online disk growth while it runs, up to the ceilings it
@@ -119,14 +119,21 @@ started with. A resize is never a migration:
                    room first, when the VM's host lacks it
 
 A stopped VM just gets the new size for its next start. Disks only grow.
-Sizes are in MiB unless they say otherwise: 512M, 2G, 1.5G, 2GiB.`,
+--flavor takes all three sizes of a flavor (godwit flavor list), which
+the VM then records. Sizes are in MiB unless they say otherwise: 512M,
+2G, 1.5G, 2GiB.`,
 		Example: `  godwit resize web-1 --vcpus 2 --memory 2G --dry-run
+  godwit resize web-1 --flavor large --allow-restart --wait
   godwit resize web-1 --disk 20G --allow-restart --wait`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
-			if !f.Changed("vcpus") && !f.Changed("memory") && !f.Changed("disk") {
-				return usagef("say what to change: --vcpus, --memory or --disk")
+			sizes := f.Changed("vcpus") || f.Changed("memory") || f.Changed("disk")
+			switch {
+			case req.FlavorName != "" && sizes:
+				return usagef("give --flavor or sizes (--vcpus, --memory, --disk), not both")
+			case req.FlavorName == "" && !sizes:
+				return usagef("say what to change: --vcpus, --memory or --disk, or --flavor")
 			}
 			if req.VCPUs < 0 {
 				return usagef("--vcpus must be positive")
@@ -141,6 +148,7 @@ Sizes are in MiB unless they say otherwise: 512M, 2G, 1.5G, 2GiB.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&req.VCPUs, "vcpus", 0, "number of vCPUs (default: unchanged)")
+	f.StringVar(&req.FlavorName, "flavor", "", "take all three sizes of this flavor, by name or ID")
 	f.Var(&memory, "memory", "memory size, e.g. 512M, 2G (default: unchanged)")
 	f.Var(&disk, "disk", "disk size, e.g. 20G; disks only grow (default: unchanged)")
 	f.BoolVar(&req.AllowRestart, "allow-restart", false, "restart the VM in place if the change cannot be made online")

@@ -74,8 +74,11 @@ func (a *app) vmCreateCmd() *cobra.Command {
 		Short: "Create a VM and start it",
 		Long: `Create a VM and start it (--no-start: leave it stopped).
 
-Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
+Give the sizes with --vcpus, --memory and --disk, or name a flavor with
+--flavor (godwit flavor list). Sizes are in MiB unless they say
+otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 		Example: `  godwit vm create web-1 --image testguest --memory 256M --disk 1G
+  godwit vm create web-3 --image testguest --flavor small
   godwit vm create db-1 --image testguest --vcpus 2 --memory 1G --disk 10G --pool shared
   godwit vm create tiny --image testguest --disk 0 --cmdline "dirty_mb=32"
   godwit vm create web-2 --image testguest --network lan --network storage,ip=10.100.0.20`,
@@ -89,6 +92,13 @@ Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 			}
 			req.Name = args[0]
 			req.Flavor.MemoryMiB, req.Flavor.DiskMiB = int(memory), int(disk)
+			if req.FlavorName != "" {
+				f := cmd.Flags()
+				if f.Changed("vcpus") || f.Changed("memory") || f.Changed("disk") {
+					return usagef("give --flavor or the sizes (--vcpus, --memory, --disk), not both")
+				}
+				req.Flavor = api.Flavor{} // the flavor's sizes
+			}
 			req.MaxMemoryMiB = int(maxMemory)
 			req.Networks = nics
 			var err error
@@ -107,6 +117,7 @@ Sizes are in MiB unless they say otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.Image, "image", "", "image to boot (required; see godwit image list)")
+	f.StringVar(&req.FlavorName, "flavor", "", "take the sizes of this flavor, by name or ID (instead of --vcpus, --memory and --disk)")
 	f.IntVar(&req.Flavor.VCPUs, "vcpus", 1, "virtual CPUs")
 	f.Var(&memory, "memory", "memory, e.g. 256M or 2G")
 	f.Var(&disk, "disk", "disk size, e.g. 1G; 0 for no disk")
@@ -208,7 +219,7 @@ func (a *app) printVM(v api.VM) error {
 	}
 	kv := []string{"Name", v.Name, "ID", v.ID, "Project", v.Project, "State", state,
 		"Desired state", v.DesiredState, "Host", v.Host, "QEMU PID", pid, "Image", v.Image,
-		"vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
+		"Flavor", v.FlavorName, "vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
 		"Disk", disk}
 	kv = append(kv, portLines(v)...)
 	kv = append(kv, "Cmdline", v.Cmdline, "On panic", v.OnPanic, "Last panic", lastPanic(v.LastPanic),

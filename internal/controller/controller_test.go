@@ -335,7 +335,7 @@ func TestBadInput(t *testing.T) {
 		{"duplicate name", "POST", "/v1/vms", `{"name":"keep","image":"guest","flavor":{"vcpus":1,"memory_mib":128}}`, 409, api.CodeConflict, "already exists"},
 		{"wrong method", "PUT", "/v1/vms", vm(""), 405, api.CodeMethod, "allowed"},
 		{"wrong method on vm", "PATCH", "/v1/vms/keep", "{}", 405, api.CodeMethod, "allowed"},
-		{"unknown endpoint", "GET", "/v1/flavors", "", 404, api.CodeNotFound, "no such endpoint"},
+		{"unknown endpoint", "GET", "/v1/no-such-thing", "", 404, api.CodeNotFound, "no such endpoint"},
 		{"not json", "POST", "/v1/vms", "name=x", 415, api.CodeMediaType, "application/json"},
 		{"bad stop timeout", "POST", "/v1/vms/keep/stop", `{"timeout_seconds":-5}`, 400, api.CodeInvalid, "timeout_seconds"},
 		{"bad console offset", "GET", "/v1/vms/keep/console?offset=-1", "", 400, api.CodeInvalid, "offset"},

@@ -40,6 +40,12 @@ var requestBodies = []httpxtest.Body{
 	httpxtest.Of[hostapi.JoinRequest](nil),
 	httpxtest.Of[api.CreateTokenRequest](nil),
 	httpxtest.Of[api.Quota](nil),
+	httpxtest.Of(func(r *api.CreateFlavorRequest) error {
+		if err := r.Validate(); err != nil {
+			return errs.Invalid("%v", err)
+		}
+		return nil
+	}),
 }
 
 // FuzzRequestBody feeds arbitrary bodies to the decoder of each body the

@@ -64,6 +64,13 @@ var policy = map[string]rule{
 	"GET /v1/networks":        {access: member},
 	"GET /v1/networks/{name}": {access: member},
 
+	// Stored flavors: every project reads them, admins make and delete
+	// them.
+	"GET /v1/flavors":           {access: member},
+	"GET /v1/flavors/{name}":    {access: member},
+	"POST /v1/flavors":          {access: admin},
+	"DELETE /v1/flavors/{name}": {access: admin},
+
 	// A member's own project.
 	"GET /v1/projects/{name}":      {access: member, scope: projectPath},
 	"GET /v1/vms":                  {access: member, scope: listed},

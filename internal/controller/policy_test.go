@@ -138,6 +138,11 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /v1/intents":                    {who: "member/listed", path: "/v1/intents", ok: 200},
 		"GET /v1/intents/{id}":               {who: "member/intent", path: "/v1/intents/" + in.ID, ok: 200},
 		"POST /v1/intents/{id}/cancel":       {who: "member/own-intent", path: "/v1/intents/" + in.ID + "/cancel", ok: 409},
+		// Stored flavors.
+		"GET /v1/flavors":           {who: "member", path: "/v1/flavors", ok: 200},
+		"GET /v1/flavors/{name}":    {who: "member", path: "/v1/flavors/nope", ok: 404},
+		"POST /v1/flavors":          {who: "admin", path: "/v1/flavors", body: `{"name":"NEW","vcpus":1,"memory_mib":64}`, ok: 201},
+		"DELETE /v1/flavors/{name}": {who: "admin", path: "/v1/flavors/nope", ok: 404},
 		// follow=false: what is kept, then the end (a stream never ends).
 		"GET /v1/events": {who: "member/listed", path: "/v1/events?follow=false", ok: 200},
 		// The dashboard's files (the redirect to them is followed).

@@ -18,8 +18,11 @@ import (
 // host lacks room. Online when the VM runs and the change fits its
 // hotplug ceilings; otherwise a restart in place, only with AllowRestart.
 func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest) (api.Intent, error) {
+	if err := r.flavorSizes(ctx, &req); err != nil {
+		return api.Intent{}, err
+	}
 	if req.VCPUs == 0 && req.MemoryMiB == 0 && req.DiskMiB == 0 {
-		return api.Intent{}, errs.Invalid("nothing to resize: give vcpus, memory_mib or disk_mib")
+		return api.Intent{}, errs.Invalid("nothing to resize: give vcpus, memory_mib or disk_mib, or a flavor_name")
 	}
 	switch {
 	case req.VCPUs < 0 || req.VCPUs > service.MaxVCPUs:
@@ -40,12 +43,14 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	if req.MemoryMiB > 0 {
 		want.MemoryMiB = req.MemoryMiB
 	}
-	if req.DiskMiB > 0 {
-		want.DiskMiB = req.DiskMiB
+	if req.DiskMiB > 0 || req.FlavorName != "" {
+		want.DiskMiB = req.DiskMiB // a flavor's 0 is no disk, not "unchanged"
 	}
 	switch {
 	case want == vm.Flavor:
 		return api.Intent{}, errs.Invalid("vm %q already has %d vCPUs, %d MiB memory and %d MiB disk; nothing to change", name, want.VCPUs, want.MemoryMiB, want.DiskMiB)
+	case req.FlavorName != "" && vm.Flavor.DiskMiB > 0 && want.DiskMiB == 0:
+		return api.Intent{}, errs.Invalid("flavor %q has no disk and vm %q has one of %d MiB; a disk is never removed: choose a flavor with a disk of at least that", req.FlavorName, name, vm.Flavor.DiskMiB)
 	case vm.Flavor.DiskMiB == 0 && want.DiskMiB > 0:
 		return api.Intent{}, errs.NotSupported("vm %q has no disk; adding one is not a resize", name)
 	case want.DiskMiB < vm.Flavor.DiskMiB:
@@ -74,7 +79,8 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 		return api.Intent{}, errs.NotSupported("vm %q cannot be resized online: %s; add --allow-restart to restart it in place with the new size", name, why)
 	}
 	in := api.Intent{Kind: api.IntentResize, Target: vm.Name, Project: vm.Project, State: api.IntentPlanned,
-		Params: api.IntentParams{VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB, DiskMiB: req.DiskMiB, AllowRestart: req.AllowRestart, AllowMove: req.AllowMove}}
+		Params: api.IntentParams{VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB, DiskMiB: req.DiskMiB, AllowRestart: req.AllowRestart, AllowMove: req.AllowMove,
+			FlavorName: req.FlavorName}}
 	hosts, err := r.svc.HostsWithAllocations(ctx)
 	if err != nil {
 		return api.Intent{}, err
@@ -95,8 +101,12 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	for _, o := range in.Operations {
 		in.PredictedMS += o.PredictedMS
 	}
-	in.Notes = append(in.Notes, fmt.Sprintf("vm %s: %d→%d vCPUs, %d→%d MiB memory, %d→%d MiB disk", vm.Name,
-		vm.Flavor.VCPUs, want.VCPUs, vm.Flavor.MemoryMiB, want.MemoryMiB, vm.Flavor.DiskMiB, want.DiskMiB))
+	note := fmt.Sprintf("vm %s: %d→%d vCPUs, %d→%d MiB memory, %d→%d MiB disk", vm.Name,
+		vm.Flavor.VCPUs, want.VCPUs, vm.Flavor.MemoryMiB, want.MemoryMiB, vm.Flavor.DiskMiB, want.DiskMiB)
+	if req.FlavorName != "" {
+		note += " (flavor " + req.FlavorName + ")"
+	}
+	in.Notes = append(in.Notes, note)
 	if want.MemoryMiB < vm.Flavor.MemoryMiB {
 		in.Notes = append(in.Notes, "memory shrinks only as far as the guest gives it back; the result says how far it went")
 	}
@@ -104,6 +114,25 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 		return in, nil
 	}
 	return r.startIntent(ctx, in)
+}
+
+// flavorSizes puts the sizes of the stored flavor a resize names into its
+// request, all three, once at planning: the intent records them (and
+// the flavor's name), so a flavor changed or deleted later changes
+// nothing of it.
+func (r *Runner) flavorSizes(ctx context.Context, req *api.ResizeRequest) error {
+	if req.FlavorName == "" {
+		return nil
+	}
+	if req.VCPUs != 0 || req.MemoryMiB != 0 || req.DiskMiB != 0 {
+		return errs.Invalid("give either flavor_name or sizes (vcpus, memory_mib, disk_mib), not both")
+	}
+	f, err := r.svc.Flavor(ctx, req.FlavorName)
+	if err != nil {
+		return err
+	}
+	req.VCPUs, req.MemoryMiB, req.DiskMiB, req.FlavorName = f.VCPUs, f.MemoryMiB, f.DiskMiB, f.Name
+	return nil
 }
 
 // planResizeMove is the migration a resize with --allow-move starts with:
@@ -167,7 +196,7 @@ func (r *Runner) execResize(ctx context.Context, in api.Intent, i int) outcome {
 		return outcome{state: api.OpDone, reason: "already at the new size"}
 	}
 	step := func(s string) { r.setOp(ctx, in.ID, i, func(o *api.Operation) { o.Step = s }) }
-	msg, err := r.svc.ResizeInPlace(ctx, vm, want, in.Params.AllowRestart, step)
+	msg, err := r.svc.ResizeInPlace(ctx, vm, want, in.Params.FlavorName, in.Params.AllowRestart, step)
 	if err != nil {
 		return outcome{state: api.OpFailed, reason: err.Error()}
 	}

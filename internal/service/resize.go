@@ -21,10 +21,12 @@ const ResizeRestartTimeout = 60 * time.Second
 // runs and the change fits its hotplug ceilings, else (allowRestart) by a
 // stop, a changed definition and a start; a stopped VM's definition
 // changes for its next start. The new flavor is recorded (the host's
-// claim) before the agent is asked, and set back if it fails. step, when
-// not nil, is told each step before it runs. It returns what the VM is
-// now, in words.
-func (c *Service) ResizeInPlace(ctx context.Context, vm api.VM, want api.Flavor, allowRestart bool, step func(string)) (string, error) {
+// claim) before the agent is asked, and set back if it fails. flavorName
+// is the stored flavor want came from ("" for sizes given as such): the
+// VM records it when it got all of want, and records none otherwise.
+// step, when not nil, is told each step before it runs. It returns what
+// the VM is now, in words.
+func (c *Service) ResizeInPlace(ctx context.Context, vm api.VM, want api.Flavor, flavorName string, allowRestart bool, step func(string)) (string, error) {
 	if step == nil {
 		step = func(string) {}
 	}
@@ -77,7 +79,10 @@ func (c *Service) ResizeInPlace(ctx context.Context, vm api.VM, want api.Flavor,
 	got := api.Flavor{VCPUs: rep.VCPUs, MemoryMiB: rep.MemoryMiB, DiskMiB: rep.DiskMiB}
 	state, reason, pid := observed(rep.VM)
 	if _, err := c.store.UpdateVM(context.WithoutCancel(ctx), vm.Name, func(v *api.VM) error {
-		v.Flavor = got
+		v.Flavor, v.FlavorName = got, ""
+		if got == want {
+			v.FlavorName = flavorName
+		}
 		v.MaxVCPUs, v.MaxMemoryMiB, v.BootMemoryMiB = rep.MaxVCPUs, rep.MaxMemoryMiB, rep.BootMemoryMiB
 		v.State, v.StateReason, v.PID = state, reason, pid
 		return nil

@@ -65,6 +65,10 @@ type Service struct {
 	// allocation (its choice of free addresses) one at a time.
 	netMu sync.Mutex
 
+	// flavorMu makes flavor creation (its check that no name is another
+	// flavor's ID) one at a time.
+	flavorMu sync.Mutex
+
 	leases *leaseWatch // nil unless the controller sees the shared pool
 
 	refused refusedHosts // agents of incompatible versions (hostversion.go)

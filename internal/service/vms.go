@@ -75,14 +75,11 @@ func validateCreate(req *api.CreateVMRequest) error {
 	if len(req.UserData) > api.MaxUserDataBytes {
 		return errs.Invalid("user-data is %d bytes; at most %d fit in the seed", len(req.UserData), api.MaxUserDataBytes)
 	}
+	if err := req.Flavor.Validate(); err != nil {
+		return errs.Invalid("%v", err)
+	}
 	f := req.Flavor
 	switch {
-	case f.VCPUs < 1 || f.VCPUs > MaxVCPUs:
-		return errs.Invalid("vcpus must be between 1 and %d, not %d", MaxVCPUs, f.VCPUs)
-	case f.MemoryMiB < MinMemoryMiB || f.MemoryMiB > MaxMemoryMiB:
-		return errs.Invalid("memory_mib must be between %d and %d, not %d", MinMemoryMiB, MaxMemoryMiB, f.MemoryMiB)
-	case f.DiskMiB < 0 || f.DiskMiB > MaxDiskMiB:
-		return errs.Invalid("disk_mib must be between 0 (no disk) and %d, not %d", MaxDiskMiB, f.DiskMiB)
 	case len(req.Cmdline) > maxCmdline:
 		return errs.Invalid("cmdline is %d bytes; at most %d", len(req.Cmdline), maxCmdline)
 	case req.MaxVCPUs != 0 && (req.MaxVCPUs < f.VCPUs || req.MaxVCPUs > MaxVCPUs):
@@ -110,10 +107,14 @@ func NewID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// CreateVM validates, places, records and then creates a VM on its host.
+// CreateVM validates, places, records and then creates a VM on its host,
+// with the sizes of the stored flavor it names, if it names one.
 // The record is written before the agent is called; if the agent fails,
 // both are undone and nothing is left behind.
 func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM, error) {
+	if err := c.flavorSizes(ctx, &req); err != nil {
+		return api.VM{}, err
+	}
 	if err := validateCreate(&req); err != nil {
 		return api.VM{}, err
 	}
@@ -149,7 +150,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	now := time.Now().UTC()
 	vm := api.VM{
 		ID: NewID(), Name: req.Name, Project: req.Project, Image: im.Name, ImageSHA256: diskSHA256(im),
-		Flavor: req.Flavor, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
+		Flavor: req.Flavor, FlavorName: req.FlavorName, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
 		UserData: req.UserData, DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
 	}

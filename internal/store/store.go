@@ -1,6 +1,6 @@
 // Package store persists the controller's state: hosts, VMs, images,
-// networks and their ports, migrations, intents, the cluster's
-// settings, API tokens, project quotas and the audit log.
+// networks and their ports, stored flavors, migrations, intents, the
+// cluster's settings, API tokens, project quotas and the audit log.
 //
 // Store is one interface over two SQL engines: SQLite (embedded, the
 // default; package store/sqlite) and PostgreSQL (package store/postgres)
@@ -80,6 +80,17 @@ type Store interface {
 	// DeletePorts removes every port of a VM (none is no error), freeing
 	// their MACs and IPs.
 	DeletePorts(ctx context.Context, vmID string) error
+
+	// CreateFlavor inserts a stored flavor; ErrConflict when its ID or
+	// its name is taken, the message saying which.
+	CreateFlavor(ctx context.Context, f api.NamedFlavor) error
+	// Flavor reads the flavor with this ID or, when none has it, the
+	// one with this name; ErrNotFound when neither matches.
+	Flavor(ctx context.Context, nameOrID string) (api.NamedFlavor, error)
+	// Flavors lists flavors by name.
+	Flavors(ctx context.Context) ([]api.NamedFlavor, error)
+	// DeleteFlavor removes the flavor with this ID; ErrNotFound if none.
+	DeleteFlavor(ctx context.Context, id string) error
 
 	// CreateMigration inserts a migration record.
 	CreateMigration(ctx context.Context, m api.Migration) error

@@ -24,13 +24,16 @@ type docs[T any] struct {
 	// stamp, after an update's fn, puts back the id (fn may not change
 	// it) and sets the time of the update.
 	stamp func(v *T, id string, now time.Time)
+	// conflict, for a kind with a unique key besides its id, makes
+	// create's error for a unique violation err, saying which key.
+	conflict func(err error, v *T) error
 }
 
 // index is what the documents table keeps of a record beside its
 // document. A kind without a filter or a time order leaves those zero.
 type index struct {
 	id      string
-	ref     string // what the kind's filter matches: a migration's VM, an intent's target
+	ref     string // what the kind's filter matches: a migration's VM, an intent's target, a flavor's name
 	active  bool   // not yet in a final state
 	created int64  // creation time, Unix nanoseconds
 }
@@ -45,6 +48,7 @@ type filter struct {
 const (
 	newestFirst = "created_at DESC, id"
 	byID        = "id"
+	byRef       = "ref, id"
 )
 
 const selectDoc = `SELECT doc FROM documents WHERE kind = ? AND id = ?`
@@ -63,6 +67,9 @@ func (d *docs[T]) create(ctx context.Context, v T) error {
 	_, err := d.s.db.ExecContext(ctx, d.s.q(`INSERT INTO documents (kind, id, ref, active, created_at, doc) VALUES (?, ?, ?, ?, ?, ?)`),
 		d.kind, ix.id, ix.ref, ix.active, ix.created, encode(v))
 	if err != nil && d.s.d.IsUnique(err) {
+		if d.conflict != nil {
+			return d.conflict(err, &v)
+		}
 		return errs.Conflict("%s already exists", d.name(ix.id))
 	}
 	return err

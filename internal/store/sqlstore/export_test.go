@@ -47,6 +47,7 @@ func (s *Store) ListQueries() []ListQuery {
 	add("migration", s.migrations.listQuery, filtered)
 	add("intent", s.intents.listQuery, filtered)
 	add("image", s.images.listQuery, map[string]filter{"all": {}})
+	add("flavor", s.flavors.listQuery, map[string]filter{"all": {}})
 	for name, f := range map[string]store.PortFilter{"network": {Network: "n"}, "vm": {VMID: "v"}, "network vm": {Network: "n", VMID: "v"}} {
 		q, args := portsQuery(f)
 		out = append(out, ListQuery{Name: "port " + name, Table: "ports", Query: s.q(q), Args: args})

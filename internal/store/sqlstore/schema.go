@@ -105,6 +105,10 @@ var migrations = []string{
 	// ImageSHA256), a field of its document: no statement, a backfill
 	// (recordImageChecksums) for the VMs recorded before.
 	6: ``,
+	// 7: stored flavors (api.NamedFlavor), a docs kind: id is the
+	// flavor's ID, ref its name, which this index keeps unique among
+	// flavors as the primary key keeps their IDs (flavorNameKey).
+	7: `CREATE UNIQUE INDEX documents_flavor_name ON documents (ref) WHERE kind = 'flavor'`,
 }
 
 // backfills are migrations' steps in Go, run in the migration's

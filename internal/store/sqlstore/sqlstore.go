@@ -5,8 +5,8 @@
 // Records are kept as JSON documents beside the columns that queries
 // filter or join on, so adding a field to an API type needs no schema
 // change, and times round-trip exactly. Hosts and VMs have tables of
-// their own; migrations, intents and images share one table, documents,
-// through one generic code path (docs). Networks and ports have tables
+// their own; migrations, intents, images, flavors and the small records
+// share one table, documents, through one generic code path (docs). Networks and ports have tables
 // of their own, whose constraints keep addresses unique.
 package sqlstore
 
@@ -56,6 +56,7 @@ type Store struct {
 	migrations docs[api.Migration]
 	intents    docs[api.Intent]
 	images     docs[api.Image]
+	flavors    docs[api.NamedFlavor]
 	settings   docs[api.ClusterSettings]
 	tokens     docs[store.Token]
 	quotas     docs[api.Project]
@@ -77,6 +78,7 @@ func newAt(ctx context.Context, db *sql.DB, d Dialect, v int) (*Store, error) {
 	s.intents = docs[api.Intent]{s: s, kind: "intent", order: newestFirst,
 		hint: "; list intents with: godwit intent list", index: intentIndex, stamp: stampIntent}
 	s.images = docs[api.Image]{s: s, kind: "image", order: byID, quote: true, index: imageIndex}
+	s.flavors = docs[api.NamedFlavor]{s: s, kind: "flavor", order: byRef, quote: true, index: flavorIndex, conflict: s.flavorTaken}
 	s.settings = docs[api.ClusterSettings]{s: s, kind: "settings", order: byID, index: settingsIndex,
 		stamp: func(v *api.ClusterSettings, _ string, now time.Time) { v.UpdatedAt = now }}
 	s.tokens = docs[store.Token]{s: s, kind: "token", order: byID, hint: "; list tokens with: godwit token list",

@@ -320,6 +320,41 @@ func TestUpgradeToImageChecksums(t *testing.T) {
 	})
 }
 
+// A database at schema version 6 upgrades to stored flavors (7): its
+// records stay, and on the upgraded database a flavor's name is unique
+// among flavors while other kinds still share their refs.
+func TestUpgradeToFlavors(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		t0 := time.Now().UTC()
+		m1 := api.Migration{ID: "m1", VM: "a", Kind: api.KindLive, State: api.MigQueued, Phases: []api.Phase{}, CreatedAt: t0, UpdatedAt: t0}
+		m2 := api.Migration{ID: "m2", VM: "a", Kind: api.KindCold, State: api.MigQueued, Phases: []api.Phase{}, CreatedAt: t0, UpdatedAt: t0}
+		old := e.raw(t, 6)
+		for _, m := range []api.Migration{m1, m2} {
+			if err := old.CreateMigration(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old.Close()
+
+		s, err := e.open()
+		if err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		defer s.Close()
+		if ms, err := s.Migrations(ctx, store.MigrationFilter{VM: "a"}); err != nil || len(ms) != 2 {
+			t.Errorf("migrations of a after the upgrade: %d, %v; want 2", len(ms), err)
+		}
+		f := api.NamedFlavor{ID: "1", Name: "tiny", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 64}, CreatedAt: t0}
+		if err := s.CreateFlavor(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+		f.ID = "2"
+		if err := s.CreateFlavor(ctx, f); !errors.Is(err, errs.ErrConflict) {
+			t.Errorf("a second flavor named tiny after the upgrade: %v; want ErrConflict", err)
+		}
+	})
+}
+
 // Every list of a docs kind, under every filter, and every filtered list
 // of ports finds its rows through an index on the filtered columns rather
 // than reading the whole table.

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PortsUnique", testPortsUnique},
 		{"PortsConcurrent", testPortsConcurrent},
 		{"NetworkDeleteRace", testNetworkDeleteRace},
+		{"Flavors", testFlavors},
 		{"Migrations", testMigrations},
 		{"Intents", testIntents},
 		{"ClusterSettings", testClusterSettings},
