@@ -55,7 +55,7 @@ func (r CreateFlavorRequest) Sizes() Flavor {
 // Validate checks a flavor request's fields; its sizes have the limits
 // of a VM's.
 func (r CreateFlavorRequest) Validate() error {
-	if err := ValidateName("flavor", r.Name); err != nil {
+	if err := ValidateFlavorName(r.Name); err != nil {
 		return err
 	}
 	if r.ID != "" {
@@ -76,6 +76,21 @@ func (r CreateFlavorRequest) Validate() error {
 		if unicode.IsControl(c) {
 			return fmt.Errorf("description holds control character %U; use plain text on one line", c)
 		}
+	}
+	return nil
+}
+
+// ValidateFlavorName checks a flavor's name. Names are freer than VM
+// names, as Nova's are ("m1.small", "GPU_large"): letters, digits, '.',
+// '_' and '-', starting with a letter or digit, at most MaxNameLen.
+func ValidateFlavorName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("flavor name is empty; give one, e.g. m1.small")
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("flavor name is %d characters; use at most %d", len(name), MaxNameLen)
+	case !flavorIDRE.MatchString(name):
+		return fmt.Errorf("flavor name %q is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit, e.g. m1.small", name)
 	}
 	return nil
 }

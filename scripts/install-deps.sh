@@ -4,7 +4,8 @@
 # Debian's kernel and busybox (for the test guest), iproute2, nftables
 # (port security of VM NICs), and the Go
 # modules. With GODWIT_DEPS=test (make test) also what only the tests
-# need: Chromium and ChromeDriver for the dashboard's browser test.
+# need: Chromium and ChromeDriver for the dashboard's browser test, and
+# the openstack and nova clients for the Nova API's.
 #
 # QEMU: before 9.0 QEMU loses guest writes when it migrates a TCG guest
 # (upstream 03bfc2188f06, "physmem: Fix migration dirty bitmap coherency
@@ -91,6 +92,8 @@ if [ "${GODWIT_DEPS:-}" = test ]; then
 	[ -x /usr/bin/chromium ] || need+=(chromium)
 	[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 	[ -d /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation) # a recommends of chromium's
+	[ -x /usr/bin/openstack ] || need+=(python3-openstackclient) # the Nova API's tests
+	[ -x /usr/bin/nova ] || need+=(python3-novaclient)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	as_root "missing ${need[*]} (or: sudo apt-get install ${need[*]})"

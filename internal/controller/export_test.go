@@ -18,6 +18,6 @@ func PolicyAccess(pattern string) string {
 	return rl.access.String()
 }
 
-// PolicyPage says a route of the policy table serves the dashboard's
-// files, not the REST API.
-func PolicyPage(pattern string) bool { return policy[pattern].page }
+// PolicyNotREST says a route of the policy table serves the dashboard's
+// files or OpenStack's APIs, not godwit's REST API.
+func PolicyNotREST(pattern string) bool { return policy[pattern].page || policy[pattern].openstack }

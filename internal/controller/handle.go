@@ -6,6 +6,7 @@ import (
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/nova"
 )
 
 // body says whether a request carries a JSON body.
@@ -77,5 +78,9 @@ func reply(c *Controller, w http.ResponseWriter, r *http.Request, status int, v 
 }
 
 func (c *Controller) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if nova.Owns(r.URL.Path) {
+		nova.WriteError(w, r, err)
+		return
+	}
 	httpx.Error(w, r, c.log, err)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/nova"
 	"github.com/godwit/godwit/internal/store"
 	"github.com/godwit/godwit/internal/ui"
 	"github.com/godwit/godwit/internal/version"
@@ -141,6 +142,10 @@ func (c *Controller) Handler() http.Handler {
 	// Prometheus's scrape: an admin's token in a cluster with a CA
 	// (bearer_token_file in its scrape config), anyone's without.
 	m.HandleFunc("GET /metrics", c.cfg.Metrics.Handler().ServeHTTP)
+
+	for _, rt := range (&nova.API{Svc: s, Intents: in}).Routes() {
+		m.HandleFunc(rt.Pattern, rt.Handler)
+	}
 
 	m.HandleFunc("GET /{$}", ui.Redirect)
 	m.HandleFunc("GET /ui/{file...}", ui.Handler)

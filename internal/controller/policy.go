@@ -12,6 +12,7 @@ import (
 	"github.com/godwit/godwit/internal/auth"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/httpx"
+	"github.com/godwit/godwit/internal/nova"
 	"github.com/godwit/godwit/internal/store"
 )
 
@@ -93,6 +94,40 @@ var policy = map[string]rule{
 	// api.Routes.
 	"GET /{$}":          {access: anyone, page: true},
 	"GET /ui/{file...}": {access: anyone, page: true},
+
+	// OpenStack's APIs (package nova): Keystone's and Nova's version
+	// documents and the token request (which carries its own password,
+	// a godwit token) are open; the rest as godwit's own routes. A
+	// server action's role is its row's in nova.Mapping.
+	"GET /identity/{$}":                                    {access: anyone, openstack: true},
+	"GET /identity":                                        {access: anyone, openstack: true},
+	"GET /identity/v3/{$}":                                 {access: anyone, openstack: true},
+	"GET /identity/v3":                                     {access: anyone, openstack: true},
+	"POST /identity/v3/auth/tokens":                        {access: anyone, openstack: true},
+	"GET /identity/v3/auth/tokens":                         {access: member, openstack: true},
+	"GET /compute/{$}":                                     {access: anyone, openstack: true},
+	"GET /compute":                                         {access: anyone, openstack: true},
+	"GET /compute/v2.1/{$}":                                {access: anyone, openstack: true},
+	"GET /compute/v2.1":                                    {access: anyone, openstack: true},
+	"GET /compute/v2.1/servers":                            {access: member, scope: listed, openstack: true},
+	"GET /compute/v2.1/servers/detail":                     {access: member, scope: listed, openstack: true},
+	"POST /compute/v2.1/servers":                           {access: member, openstack: true}, // in the caller's project
+	"GET /compute/v2.1/servers/{server_id}":                {access: member, scope: serverPath, openstack: true},
+	"DELETE /compute/v2.1/servers/{server_id}":             {access: member, scope: serverPath, openstack: true},
+	"POST /compute/v2.1/servers/{server_id}/action":        {access: member, scope: serverPath, openstack: true},
+	"GET /compute/v2.1/limits":                             {access: member, openstack: true}, // the caller's project's
+	"GET /compute/v2.1/os-availability-zone":               {access: member, openstack: true},
+	"GET /compute/v2.1/os-availability-zone/detail":        {access: member, openstack: true},
+	"GET /compute/v2.1/flavors":                            {access: member, openstack: true},
+	"GET /compute/v2.1/flavors/detail":                     {access: member, openstack: true},
+	"GET /compute/v2.1/flavors/{flavor_id}":                {access: member, openstack: true},
+	"GET /compute/v2.1/flavors/{flavor_id}/os-extra_specs": {access: member, openstack: true},
+	"POST /compute/v2.1/flavors":                           {access: admin, openstack: true},
+	"DELETE /compute/v2.1/flavors/{flavor_id}":             {access: admin, openstack: true},
+	"GET /image/{$}":                                       {access: anyone, openstack: true},
+	"GET /image":                                           {access: anyone, openstack: true},
+	"GET /image/v2/images":                                 {access: member, openstack: true},
+	"GET /image/v2/images/{image_id}":                      {access: member, openstack: true},
 }
 
 // rule is who may call one route.
@@ -102,9 +137,10 @@ type rule struct {
 	// quiet routes are not audited: a host's heartbeat every second
 	// would bury the requests people make.
 	quiet bool
-	// page routes serve the dashboard's files, not the REST API: they are
+	// page routes serve the dashboard's files, and openstack routes
+	// OpenStack's APIs (package nova), not godwit's REST API: both are
 	// left out of api.Routes and the OpenAPI document.
-	page bool
+	page, openstack bool
 }
 
 // access is the least a caller must be.
@@ -143,6 +179,7 @@ const (
 	projectPath                // {name} is the member's project
 	listed                     // the handler lists only the member's project (scoped)
 	bodyProject                // the request body names the project (ownProject)
+	serverPath                 // {server_id} is the ID of a VM of the member's project (Nova's servers)
 )
 
 // routes is a ServeMux whose every route goes through its rule.
@@ -208,6 +245,11 @@ func (c *Controller) principal(r *http.Request) (api.Principal, error) {
 	if tok := auth.Bearer(r.Header.Get("Authorization")); tok != "" {
 		return c.svc.Authenticate(r.Context(), tok)
 	}
+	// OpenStack's clients send their token so (package nova): the same
+	// godwit token, which Keystone's subset hands out as is.
+	if tok := r.Header.Get("X-Auth-Token"); tok != "" {
+		return c.svc.Authenticate(r.Context(), tok)
+	}
 	if r.Header.Get("Authorization") != "" {
 		return api.Principal{}, errs.Unauthenticated("only bearer tokens are accepted: Authorization: Bearer gwt_…")
 	}
@@ -259,6 +301,13 @@ func (c *Controller) ownedBy(ctx context.Context, s scope, p api.Principal, r *h
 			return nil
 		}
 		project, missing = m.Project, errs.NotFound("migration %s not found; list migrations with: godwit migration list", m.ID)
+	case serverPath:
+		id := r.PathValue("server_id")
+		vms, err := c.svc.VMs(ctx, store.VMFilter{ID: id})
+		if err != nil || len(vms) != 1 {
+			return nil
+		}
+		project, missing = vms[0].Project, nova.ServerNotFound(id)
 	case intentPath, ownIntentPath:
 		in, err := c.intents.Intent(ctx, r.PathValue("id"))
 		if err != nil {

@@ -87,6 +87,9 @@ func TestPolicyEveryRoute(t *testing.T) {
 	}
 	waitIntent(t, adm, in.ID, 30*time.Second)
 	alphaIDs := []string{fixture.ID, mig.ID, in.ID, `"a-vm"`}
+	if _, err := adm.CreateFlavor(ctx, api.CreateFlavorRequest{Name: "m1.small", VCPUs: 1, MemoryMiB: 64}); err != nil {
+		t.Fatal(err)
+	}
 
 	vmBody := `{"name":"NEW","image":"guest","pool":"shared","flavor":{"vcpus":1,"memory_mib":64}}`
 	cases := map[string]routeCase{
@@ -148,6 +151,37 @@ func TestPolicyEveryRoute(t *testing.T) {
 		// The dashboard's files (the redirect to them is followed).
 		"GET /{$}":          {who: "anyone", path: "/", ok: 200},
 		"GET /ui/{file...}": {who: "anyone", path: "/ui/app.js", ok: 200},
+
+		// OpenStack's APIs (VMID: the VM's ID, a Nova server's).
+		"GET /identity/{$}":                                    {who: "anyone", path: "/identity/", ok: 300},
+		"GET /identity":                                        {who: "anyone", path: "/identity", ok: 300},
+		"GET /identity/v3/{$}":                                 {who: "anyone", path: "/identity/v3/", ok: 200},
+		"GET /identity/v3":                                     {who: "anyone", path: "/identity/v3", ok: 200},
+		"POST /identity/v3/auth/tokens":                        {who: "anyone", path: "/identity/v3/auth/tokens", body: `{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"x","password":"gwt_0123456789ab_` + strings.Repeat("B", 43) + `"}}}}}`, ok: 401},
+		"GET /identity/v3/auth/tokens":                         {who: "member", path: "/identity/v3/auth/tokens", ok: 404}, // no X-Subject-Token
+		"GET /compute/{$}":                                     {who: "anyone", path: "/compute/", ok: 200},
+		"GET /compute":                                         {who: "anyone", path: "/compute", ok: 200},
+		"GET /compute/v2.1/{$}":                                {who: "anyone", path: "/compute/v2.1/", ok: 200},
+		"GET /compute/v2.1":                                    {who: "anyone", path: "/compute/v2.1", ok: 200},
+		"GET /compute/v2.1/servers":                            {who: "member/listed", path: "/compute/v2.1/servers", ok: 200},
+		"GET /compute/v2.1/servers/detail":                     {who: "member/listed", path: "/compute/v2.1/servers/detail", ok: 200},
+		"POST /compute/v2.1/servers":                           {who: "member", path: "/compute/v2.1/servers", body: `{"server":{"name":"NEW","imageRef":"guest","flavorRef":"m1.small"}}`, ok: 202},
+		"GET /compute/v2.1/servers/{server_id}":                {who: "member/server", path: "/compute/v2.1/servers/VMID", ok: 200},
+		"DELETE /compute/v2.1/servers/{server_id}":             {who: "member/server", path: "/compute/v2.1/servers/VMID", ok: 204},
+		"POST /compute/v2.1/servers/{server_id}/action":        {who: "member/server", path: "/compute/v2.1/servers/VMID/action", body: `{"os-stop":null}`, ok: 202},
+		"GET /compute/v2.1/limits":                             {who: "member", path: "/compute/v2.1/limits", ok: 200},
+		"GET /compute/v2.1/os-availability-zone":               {who: "member", path: "/compute/v2.1/os-availability-zone", ok: 200},
+		"GET /compute/v2.1/os-availability-zone/detail":        {who: "member", path: "/compute/v2.1/os-availability-zone/detail", ok: 200},
+		"GET /compute/v2.1/flavors":                            {who: "member", path: "/compute/v2.1/flavors", ok: 200},
+		"GET /compute/v2.1/flavors/detail":                     {who: "member", path: "/compute/v2.1/flavors/detail", ok: 200},
+		"GET /compute/v2.1/flavors/{flavor_id}":                {who: "member", path: "/compute/v2.1/flavors/m1.small", ok: 200},
+		"GET /compute/v2.1/flavors/{flavor_id}/os-extra_specs": {who: "member", path: "/compute/v2.1/flavors/m1.small/os-extra_specs", ok: 200},
+		"POST /compute/v2.1/flavors":                           {who: "admin", path: "/compute/v2.1/flavors", body: `{"flavor":{"name":"NEW","vcpus":1,"ram":64,"disk":0}}`, ok: 200},
+		"DELETE /compute/v2.1/flavors/{flavor_id}":             {who: "admin", path: "/compute/v2.1/flavors/nope", ok: 404},
+		"GET /image/{$}":                                       {who: "anyone", path: "/image/", ok: 300},
+		"GET /image":                                           {who: "anyone", path: "/image", ok: 300},
+		"GET /image/v2/images":                                 {who: "member", path: "/image/v2/images", ok: 200},
+		"GET /image/v2/images/{image_id}":                      {who: "member", path: "/image/v2/images/guest", ok: 200},
 	}
 	routes := controller.PolicyRoutes()
 	for pattern := range cases {
@@ -202,7 +236,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 					t.Fatal(err)
 				}
 				alphaIDs = append(alphaIDs, vm.ID)
-				path = strings.Replace(path, "VM", vm.Name, 1)
+				path = strings.Replace(strings.Replace(path, "VMID", vm.ID, 1), "VM", vm.Name, 1)
 			}
 			want := expected(rc, c)
 			got, reply := call(c, method, path, body)
@@ -213,7 +247,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 				// The same answer as for an object that does not exist.
 				pairs := []string{mig.ID, "00000000-0000-4000-8000-000000000000", in.ID, "00000000-0000-4000-8000-000000000000"}
 				if vm.Name != "" {
-					pairs = append(pairs, vm.Name, "no-such-vm")
+					pairs = append(pairs, vm.Name, "no-such-vm", vm.ID, "00000000-0000-4000-8000-000000000000")
 				}
 				ghost := strings.NewReplacer(pairs...)
 				_, none := call(admin, method, ghost.Replace(path), body)
@@ -265,7 +299,7 @@ func expected(rc routeCase, c caller) int {
 		return ok
 	}
 	switch scope { // the stranger
-	case "vm", "migration", "intent", "own-intent":
+	case "vm", "server", "migration", "intent", "own-intent":
 		return http.StatusNotFound
 	case "project":
 		return http.StatusForbidden

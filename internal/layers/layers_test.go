@@ -34,6 +34,8 @@ var forbidden = []struct {
 		[]string{"internal/driver/qemu", "internal/driver/fake"}},
 	{"internal/controller", "the controller serves the intent and service levels over HTTP; it talks to no agent or driver itself",
 		[]string{"internal/agent", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "internal/driver/qemu", "internal/driver/fake", "cmd/"}},
+	{"internal/nova", "the Nova API translates onto intents and the service, as the controller's own routes do: no agent, driver or controller",
+		[]string{"internal/controller", "internal/agent", "internal/hostapi", "internal/driver", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
 	{"internal/intent", "intents call service methods only: no HTTP, no agent wire, no driver",
 		[]string{"internal/controller", "internal/agent", "internal/hostapi", "internal/httpx", "internal/driver", "internal/cli", "internal/cluster", "internal/bench", "internal/e2e", "cmd/"}},
 	{"internal/service", "the service level never calls up into intents or the API",

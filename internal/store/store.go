@@ -18,6 +18,7 @@ import (
 
 // VMFilter narrows VMs. Empty fields match everything.
 type VMFilter struct {
+	ID      string // one VM by its ID (Nova's server IDs)
 	Host    string
 	Project string
 }

@@ -37,6 +37,10 @@ func (s *Store) VM(ctx context.Context, name string) (api.VM, error) {
 func (s *Store) VMs(ctx context.Context, f store.VMFilter) ([]api.VM, error) {
 	q := `SELECT doc FROM vms WHERE 1 = 1`
 	var args []any
+	if f.ID != "" {
+		q += ` AND id = ?`
+		args = append(args, f.ID)
+	}
 	if f.Host != "" {
 		q += ` AND host = ?`
 		args = append(args, f.Host)

@@ -155,6 +155,9 @@ func testVMs(t *testing.T, s store.Store) {
 	if none, _ := s.VMs(ctx, store.VMFilter{Project: "other"}); len(none) != 0 {
 		t.Errorf("VMs of another project = %+v", none)
 	}
+	if byID, _ := s.VMs(ctx, store.VMFilter{ID: all[1].ID}); len(byID) != 1 || byID[0].Name != all[1].Name {
+		t.Errorf("VMs with ID %s = %+v; want %s", all[1].ID, byID, all[1].Name)
+	}
 	up, err := s.UpdateVM(ctx, "a", func(v *api.VM) error { v.State, v.Host = api.VMRunning, "h2"; return nil })
 	if err != nil || up.State != api.VMRunning || !up.UpdatedAt.After(a.UpdatedAt.Add(-time.Millisecond)) {
 		t.Fatalf("UpdateVM = %+v, %v", up, err)

@@ -1,0 +1,91 @@
+package nova
+
+import (
+	"net/http"
+	"time"
+)
+
+// The compute API's root and version documents, and what clients ask
+// besides servers: limits and availability zones.
+
+func (a *API) computeRoutes() []Route {
+	v := ComputePrefix + "/v2.1"
+	return []Route{
+		{"GET " + ComputePrefix + "/{$}", a.computeVersions},
+		{"GET " + ComputePrefix, a.computeVersions},
+		{"GET " + v + "/{$}", a.computeVersion},
+		{"GET " + v, a.computeVersion},
+		{"GET " + v + "/servers", versioned(a.listServers(false))},
+		{"GET " + v + "/servers/detail", versioned(a.listServers(true))},
+		{"POST " + v + "/servers", versioned(a.createServer)},
+		{"GET " + v + "/servers/{server_id}", versioned(a.showServer)},
+		{"DELETE " + v + "/servers/{server_id}", versioned(a.deleteServer)},
+		{"POST " + v + "/servers/{server_id}/action", versioned(a.serverAction)},
+		{"GET " + v + "/limits", versioned(a.limits)},
+		{"GET " + v + "/os-availability-zone", versioned(a.zones)},
+		{"GET " + v + "/os-availability-zone/detail", versioned(a.zones)},
+	}
+}
+
+func (a *API) versionDoc(r *http.Request) map[string]any {
+	return map[string]any{
+		"id": "v2.1", "status": "CURRENT", "version": MaxVersion.String(), "min_version": MinVersion.String(),
+		"updated":     "2013-07-23T11:33:21Z",
+		"links":       []map[string]string{{"rel": "self", "href": baseURL(r) + ComputePrefix + "/v2.1/"}},
+		"media-types": []map[string]string{{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}},
+	}
+}
+
+func (a *API) computeVersions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"versions": []any{a.versionDoc(r)}})
+}
+
+func (a *API) computeVersion(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"version": a.versionDoc(r)})
+}
+
+// zone is the one availability zone: godwit has none, so every host is
+// in Nova's default, "nova".
+const zone = "nova"
+
+func (a *API) zones(w http.ResponseWriter, r *http.Request, _ Microversion) {
+	writeJSON(w, http.StatusOK, map[string]any{"availabilityZoneInfo": []any{
+		map[string]any{"zoneName": zone, "zoneState": map[string]bool{"available": true}, "hosts": nil},
+	}})
+}
+
+// limits are the project's quota and use (godwit project quota), in
+// Nova's names; -1 is unlimited, as in Nova.
+func (a *API) limits(w http.ResponseWriter, r *http.Request, _ Microversion) {
+	p, err := a.Svc.Project(r.Context(), project(r))
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	lim := func(n int) int {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{
+		"rate": []any{},
+		"absolute": map[string]any{
+			"maxTotalInstances": lim(p.Quota.VMs), "totalInstancesUsed": p.Usage.VMs,
+			"maxTotalCores": lim(p.Quota.VCPUs), "totalCoresUsed": p.Usage.VCPUs,
+			"maxTotalRAMSize": lim(p.Quota.MemoryMiB), "totalRAMUsed": p.Usage.MemoryMiB,
+			"maxServerMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240,
+			"maxTotalKeypairs": -1, "maxServerGroups": -1, "maxServerGroupMembers": -1,
+			"maxImageMeta": 128, "maxSecurityGroups": -1, "maxSecurityGroupRules": -1,
+			"maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0, "totalServerGroupsUsed": 0,
+		},
+	}})
+}
+
+// stamp is Nova's time format.
+func stamp(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05Z")
+}

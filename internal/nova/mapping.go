@@ -1,0 +1,147 @@
+package nova
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/errs"
+)
+
+// Mapping is the one table of how Nova's moves and actions become
+// godwit's: Nova's four crossed migration types (live-migrate, migrate,
+// resize, evacuate) and its server actions, each to a godwit intent, the
+// service operation it runs and the driver strategies beneath. Where the
+// two differ, Note says which wins and why. docs/nova-compat.md prints
+// this table (TestMappingDocumented holds the two together), and
+// serverAction serves exactly the actions with a handler here.
+var Mapping = []Row{
+	{Nova: "os-migrateLive", Role: api.RoleAdmin, Intent: "migrate (live)", Service: "live migration", Driver: "shared storage, or block copy of each local disk; pre-copy, auto-converge or post-copy as the engine decides",
+		Note: "block_migration auto and true let godwit choose per disk (a shared disk is never copied); false on a server with a local disk is refused, as Nova refuses it without shared storage. force is accepted and ignored: godwit always checks the destination", do: liveMigrate},
+	{Nova: "migrate", Role: api.RoleAdmin, Intent: "migrate (cold)", Service: "cold migration", Driver: "cold restart (shared disk) or disk transfer (local disk)",
+		Note: "host from 2.56. The move finishes when the VM runs on the destination: godwit holds no cold move in VERIFY_RESIZE (that is resize's)", do: coldMigrate},
+	{Nova: "os-start", Role: api.RoleMember, Intent: "—", Service: "VM action start", Driver: "start the VM's QEMU",
+		Note: "a running server is refused (409) as in Nova, where godwit's own start does nothing", do: vmAction("start")},
+	{Nova: "os-stop", Role: api.RoleMember, Intent: "—", Service: "VM action stop", Driver: "ACPI shutdown, then stop",
+		Note: "a stopped server is refused (409) as in Nova", do: vmAction("stop")},
+	{Nova: "reboot", Role: api.RoleMember, Intent: "—", Service: "VM action reboot (HARD: forced)", Driver: "guest reset", do: reboot},
+	{Nova: "os-resetState", Role: api.RoleAdmin, Intent: "—", Service: "refused", Driver: "—", Note: resetStateNote, do: resetState},
+}
+
+// Row is one Nova action and what it becomes.
+type Row struct {
+	Nova    string   // the action's key in POST /servers/{id}/action
+	Role    api.Role // the least role that may ask it
+	Intent  string   // godwit's intent
+	Service string   // the service operation
+	Driver  string   // the driver strategies
+	Note    string   // where Nova and godwit differ, which wins and why
+	do      action
+}
+
+type jsonRaw = json.RawMessage
+
+// action runs one server action: its status and body (nil: none).
+type action func(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error)
+
+var actions = func() map[string]Row {
+	m := map[string]Row{}
+	for _, row := range Mapping {
+		m[row.Nova] = row
+	}
+	return m
+}()
+
+// allowed checks the row's role.
+func (row Row) allowed(r *http.Request) error {
+	if row.Role == api.RoleAdmin && !isAdmin(r) {
+		return errs.Forbidden("Policy doesn't allow %s to be performed: it is for admins (godwit's admin role)", row.Nova)
+	}
+	return nil
+}
+
+// vmAction runs a VM action. Nova refuses to start what runs or stop
+// what is stopped (409), where godwit's own API does nothing; Nova's
+// clients and tests expect the refusal, so Nova's answer wins here.
+func vmAction(name string) action {
+	return func(a *API, r *http.Request, v Microversion, vm api.VM, _ jsonRaw) (int, any, error) {
+		if (name == "start" && vm.State != api.VMStopped && vm.State != api.VMCrashed) || (name == "stop" && vm.State == api.VMStopped) {
+			_, vmState, _, _ := status(vm, nil)
+			return 0, nil, errs.Conflict("Cannot '%s' instance %s while it is in vm_state %s", name, vm.ID, vmState)
+		}
+		if _, err := a.Svc.VMAction(r.Context(), vm.Name, name, api.VMActionRequest{}); err != nil {
+			return 0, nil, conflict(vm, name, err)
+		}
+		return http.StatusAccepted, nil, nil
+	}
+}
+
+func reboot(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error) {
+	var body struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(arg, &body); err != nil || (body.Type != "SOFT" && body.Type != "HARD") {
+		return 0, nil, errs.Invalid("reboot takes {\"type\": \"SOFT\"} or {\"type\": \"HARD\"}")
+	}
+	if _, err := a.Svc.VMAction(r.Context(), vm.Name, "reboot", api.VMActionRequest{Force: body.Type == "HARD"}); err != nil {
+		return 0, nil, conflict(vm, "reboot", err)
+	}
+	return http.StatusAccepted, nil, nil
+}
+
+func liveMigrate(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error) {
+	var body struct {
+		Host           *string `json:"host"`
+		BlockMigration any     `json:"block_migration"`
+		Force          *bool   `json:"force"`
+	}
+	if err := json.Unmarshal(arg, &body); err != nil {
+		return 0, nil, errs.Invalid("os-migrateLive takes {\"host\": NAME or null, \"block_migration\": \"auto\", true or false}: %v", err)
+	}
+	switch body.BlockMigration {
+	case false, "false", "False":
+		if vm.Pool == api.PoolLocal && vm.Flavor.DiskMiB > 0 {
+			return 0, nil, errs.Invalid("server %s has a local disk: it cannot move without copying it; ask block_migration auto or true", vm.ID)
+		}
+	case nil:
+		if v.AtLeast(25) {
+			return 0, nil, errs.Invalid("block_migration is required: \"auto\", true or false")
+		}
+	}
+	req := api.MigrateRequest{Kind: api.KindLive}
+	if body.Host != nil {
+		req.To = *body.Host
+	}
+	if _, err := a.Intents.Migrate(r.Context(), vm.Name, req); err != nil {
+		return 0, nil, conflict(vm, "os-migrateLive", err)
+	}
+	return http.StatusAccepted, nil, nil
+}
+
+func coldMigrate(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error) {
+	req := api.MigrateRequest{Kind: api.KindCold}
+	if len(arg) > 0 && string(arg) != "null" {
+		var body struct {
+			Host *string `json:"host"`
+		}
+		if err := json.Unmarshal(arg, &body); err != nil {
+			return 0, nil, errs.Invalid("migrate takes null or {\"host\": NAME} (2.56): %v", err)
+		}
+		if body.Host != nil {
+			if !v.AtLeast(56) {
+				return 0, nil, errs.Invalid("migrate takes a host from microversion 2.56 on (ask --os-compute-api-version 2.56)")
+			}
+			req.To = *body.Host
+		}
+	}
+	if _, err := a.Intents.Migrate(r.Context(), vm.Name, req); err != nil {
+		return 0, nil, conflict(vm, "migrate", err)
+	}
+	return http.StatusAccepted, nil, nil
+}
+
+const resetStateNote = "godwit never overwrites a VM's state by hand: its state machine is persisted before side effects and recovers by itself; a VM in error is repaired with godwit vm start or stop, or evacuate (docs/reliability.md)"
+
+func resetState(a *API, r *http.Request, v Microversion, vm api.VM, _ jsonRaw) (int, any, error) {
+	return 0, nil, errs.Invalid("os-resetState is refused: %s", resetStateNote)
+}

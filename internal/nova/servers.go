@@ -1,0 +1,424 @@
+package nova
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/auth"
+	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/store"
+)
+
+// Servers are godwit's VMs: a server's ID is the VM's ID, its name the
+// VM's name, its tenant the VM's project.
+
+// project is the caller's project: its token's (a cluster without a CA
+// has only "default").
+func project(r *http.Request) string {
+	if p := auth.From(r.Context()).Project; p != "" {
+		return p
+	}
+	return "default"
+}
+
+func isAdmin(r *http.Request) bool { return auth.From(r.Context()).Role == api.RoleAdmin }
+
+// vmByID finds a server; another project's answers as one that does not
+// exist.
+func (a *API) vmByID(r *http.Request, id string) (api.VM, error) {
+	vms, err := a.Svc.VMs(r.Context(), store.VMFilter{ID: id})
+	if err == nil && len(vms) == 1 && (isAdmin(r) || vms[0].Project == project(r)) {
+		return vms[0], nil
+	}
+	if err != nil {
+		return api.VM{}, err
+	}
+	return api.VM{}, ServerNotFound(id)
+}
+
+// ServerNotFound is the one answer for a server that does not exist or
+// is another project's: the two read the same.
+func ServerNotFound(id string) error { return errs.NotFound("Instance %s could not be found.", id) }
+
+// activeMigrations maps VM IDs to their running migration.
+func (a *API) activeMigrations(r *http.Request) map[string]api.Migration {
+	ms, _ := a.Svc.Migrations(r.Context(), store.MigrationFilter{Active: true})
+	out := map[string]api.Migration{}
+	for _, m := range ms {
+		out[m.VMID] = m
+	}
+	return out
+}
+
+// status is a VM's Nova status, vm_state, task_state and power_state.
+func status(vm api.VM, mig *api.Migration) (st, vmState string, task any, power int) {
+	switch vm.State {
+	case api.VMPending, api.VMCreating:
+		st, vmState, power = "BUILD", "building", 0
+	case api.VMRunning:
+		st, vmState, power = "ACTIVE", "active", 1
+	case api.VMStopped:
+		st, vmState, power = "SHUTOFF", "stopped", 4
+	case api.VMDeleting:
+		st, vmState, task, power = "ACTIVE", "active", "deleting", 1
+	case api.VMUnknown:
+		st, vmState, power = "UNKNOWN", "active", 0
+	case api.VMCrashed:
+		st, vmState, power = "ERROR", "error", 6
+	default:
+		st, vmState, power = "ERROR", "error", 0
+	}
+	if mig != nil {
+		st, task = "MIGRATING", "migrating"
+		if mig.Kind == api.KindCold {
+			st, task = "RESIZE", "resize_migrating"
+		}
+	}
+	return st, vmState, task, power
+}
+
+// hostID is Nova's opaque host ID: the same for a project's servers on
+// one host, different across projects.
+func hostID(vm api.VM) string {
+	if vm.Host == "" {
+		return ""
+	}
+	sum := sha256.Sum224([]byte(vm.Project + vm.Host))
+	return hex.EncodeToString(sum[:])
+}
+
+func link(r *http.Request, path string) []map[string]string {
+	base := baseURL(r)
+	return []map[string]string{{"rel": "self", "href": base + ComputePrefix + "/v2.1" + path}, {"rel": "bookmark", "href": base + ComputePrefix + path}}
+}
+
+// serverView is a server as Nova shows it at microversion v.
+func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Migration, hosts map[string]api.Host) map[string]any {
+	st, vmState, task, power := status(vm, mig)
+	addresses := map[string][]map[string]any{}
+	for _, p := range vm.Ports {
+		addresses[p.Network] = append(addresses[p.Network], map[string]any{"addr": p.IP, "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": p.MAC})
+	}
+	s := map[string]any{
+		"id": vm.ID, "name": vm.Name, "status": st, "tenant_id": vm.Project, "user_id": vm.Project,
+		"metadata": map[string]string{}, "hostId": hostID(vm), "created": stamp(vm.CreatedAt), "updated": stamp(vm.UpdatedAt),
+		"image":     map[string]any{"id": vm.Image, "links": []map[string]string{{"rel": "bookmark", "href": baseURL(r) + ComputePrefix + "/images/" + vm.Image}}},
+		"addresses": addresses, "accessIPv4": "", "accessIPv6": "", "links": link(r, "/servers/"+vm.ID),
+		"key_name": nil, "config_drive": "", "progress": 0,
+		"OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": zone,
+		"OS-EXT-STS:vm_state": vmState, "OS-EXT-STS:task_state": task, "OS-EXT-STS:power_state": power,
+		"OS-SRV-USG:launched_at": stamp(vm.CreatedAt), "OS-SRV-USG:terminated_at": nil,
+		"os-extended-volumes:volumes_attached": []any{},
+	}
+	if len(vm.Ports) > 0 {
+		s["security_groups"] = []map[string]string{{"name": "default"}}
+	}
+	s["flavor"] = a.flavorRef(r, v, vm)
+	if isAdmin(r) {
+		s["OS-EXT-SRV-ATTR:host"] = nilIfEmpty(vm.Host)
+		s["OS-EXT-SRV-ATTR:hypervisor_hostname"] = nilIfEmpty(vm.Host)
+		s["OS-EXT-SRV-ATTR:instance_name"] = vm.Name
+		if v.AtLeast(3) {
+			s["OS-EXT-SRV-ATTR:reservation_id"] = "r-" + vm.ID[:8]
+			s["OS-EXT-SRV-ATTR:launch_index"] = 0
+			s["OS-EXT-SRV-ATTR:hostname"] = vm.Name
+			s["OS-EXT-SRV-ATTR:kernel_id"] = ""
+			s["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+			s["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda"
+			s["OS-EXT-SRV-ATTR:user_data"] = nilIfEmpty(base64.StdEncoding.EncodeToString([]byte(vm.UserData)))
+		}
+	}
+	if v.AtLeast(3) {
+		s["os-extended-volumes:volumes_attached"] = []any{}
+	}
+	if v.AtLeast(9) {
+		s["locked"] = false
+	}
+	if v.AtLeast(16) {
+		hs := ""
+		if h, ok := hosts[vm.Host]; ok {
+			switch {
+			case h.State == api.HostUp && !h.Enabled:
+				hs = "MAINTENANCE"
+			case h.State == api.HostUp:
+				hs = "UP"
+			case h.State == api.HostDown:
+				hs = "DOWN"
+			default:
+				hs = "UNKNOWN"
+			}
+		}
+		s["host_status"] = hs
+	}
+	if v.AtLeast(19) {
+		s["description"] = nil
+	}
+	if v.AtLeast(26) {
+		s["tags"] = []string{}
+	}
+	return s
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// listServers is GET /servers and /servers/detail: the caller's
+// project's, or with all_tenants every project's (admins). Filters:
+// name (a regular expression, as in Nova), status, host (admins),
+// project_id/tenant_id (admins).
+func (a *API) listServers(detail bool) func(w http.ResponseWriter, r *http.Request, v Microversion) {
+	return func(w http.ResponseWriter, r *http.Request, v Microversion) {
+		q := r.URL.Query()
+		f := store.VMFilter{Project: project(r)}
+		if isAdmin(r) {
+			if allTenants(q.Get("all_tenants")) {
+				f.Project = ""
+			}
+			if t := q.Get("project_id") + q.Get("tenant_id"); t != "" {
+				f.Project = t
+			}
+			f.Host = q.Get("host")
+		}
+		vms, err := a.Svc.VMs(r.Context(), f)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		var nameRE *regexp.Regexp
+		if n := q.Get("name"); n != "" {
+			if nameRE, err = regexp.Compile(n); err != nil {
+				WriteError(w, r, errs.Invalid("name %q is not a regular expression: %v", n, err))
+				return
+			}
+		}
+		migs := a.activeMigrations(r)
+		hosts := a.hostMap(r, v)
+		out := []map[string]any{}
+		for _, vm := range vms {
+			if nameRE != nil && !nameRE.MatchString(vm.Name) {
+				continue
+			}
+			var mig *api.Migration
+			if m, ok := migs[vm.ID]; ok {
+				mig = &m
+			}
+			view := a.serverView(r, v, vm, mig, hosts)
+			if s := q.Get("status"); s != "" && !strings.EqualFold(s, view["status"].(string)) {
+				continue
+			}
+			if !detail {
+				view = map[string]any{"id": vm.ID, "name": vm.Name, "links": view["links"]}
+			}
+			out = append(out, view)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"servers": out})
+	}
+}
+
+// allTenants reads all_tenants as Nova does: present and not false.
+func allTenants(s string) bool {
+	switch strings.ToLower(s) {
+	case "", "0", "false", "no", "off":
+		return false
+	}
+	return true
+}
+
+// hostMap is the hosts by name, when the view shows host_status.
+func (a *API) hostMap(r *http.Request, v Microversion) map[string]api.Host {
+	if !v.AtLeast(16) {
+		return nil
+	}
+	hs, err := a.Svc.Hosts(r.Context())
+	if err != nil {
+		return nil
+	}
+	m := map[string]api.Host{}
+	for _, h := range hs {
+		m[h.Name] = h
+	}
+	return m
+}
+
+func (a *API) showServer(w http.ResponseWriter, r *http.Request, v Microversion) {
+	vm, err := a.vmByID(r, r.PathValue("server_id"))
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	var mig *api.Migration
+	if m, ok := a.activeMigrations(r)[vm.ID]; ok {
+		mig = &m
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"server": a.serverView(r, v, vm, mig, a.hostMap(r, v))})
+}
+
+type createServer struct {
+	Server struct {
+		Name             string           `json:"name"`
+		ImageRef         string           `json:"imageRef"`
+		FlavorRef        string           `json:"flavorRef"`
+		Networks         any              `json:"networks"` // a list, or "auto"/"none" (2.37)
+		AvailabilityZone string           `json:"availability_zone"`
+		UserData         string           `json:"user_data"`
+		MinCount         int              `json:"min_count"`
+		MaxCount         int              `json:"max_count"`
+		Description      *string          `json:"description"`
+		BlockDevices     []map[string]any `json:"block_device_mapping_v2"`
+	} `json:"server"`
+}
+
+// createServer is POST /servers: a VM of the image and flavor named, in
+// the caller's project, placed by the scheduler or (admins) on the host
+// of availability_zone "nova:HOST".
+func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversion) {
+	var body createServer
+	if err := decode(r, &body); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	s := body.Server
+	if s.MinCount > 1 || s.MaxCount > 1 {
+		WriteError(w, r, errs.Invalid("godwit creates one server a call: min_count and max_count must be 1 (VM names are unique)"))
+		return
+	}
+	if len(s.BlockDevices) > 0 {
+		WriteError(w, r, errs.Invalid("block_device_mapping_v2 is not supported: godwit has no volumes; the flavor's disk is the VM's disk"))
+		return
+	}
+	if s.ImageRef == "" {
+		WriteError(w, r, errs.Invalid("imageRef is required: godwit boots servers from an image (openstack image list)"))
+		return
+	}
+	if err := api.ValidateName("server", s.Name); err != nil {
+		WriteError(w, r, errs.Invalid("%v (godwit server names are DNS labels)", err))
+		return
+	}
+	flavor, name, err := a.resolveFlavor(r, s.FlavorRef)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	req := api.CreateVMRequest{Name: s.Name, Project: project(r), Image: s.ImageRef}
+	if name != "" {
+		req.FlavorName = name
+	} else {
+		req.Flavor = flavor
+	}
+	if s.UserData != "" {
+		ud, err := base64.StdEncoding.DecodeString(s.UserData)
+		if err != nil {
+			WriteError(w, r, errs.Invalid("user_data must be base64: %v", err))
+			return
+		}
+		req.UserData = string(ud)
+	}
+	if z, host, ok := strings.Cut(s.AvailabilityZone, ":"); s.AvailabilityZone != "" {
+		if z != zone {
+			WriteError(w, r, errs.Invalid("availability zone %q does not exist: godwit's hosts are all in %q", z, zone))
+			return
+		}
+		if ok && host != "" {
+			if !isAdmin(r) {
+				WriteError(w, r, errs.Forbidden("only admins may name a host (availability_zone nova:HOST)"))
+				return
+			}
+			req.Host = host
+		}
+	}
+	switch nets := s.Networks.(type) {
+	case nil, string: // "auto", "none": godwit makes no network of its own
+	case []any:
+		for _, n := range nets {
+			m, _ := n.(map[string]any)
+			id, _ := m["uuid"].(string)
+			if id == "" {
+				WriteError(w, r, errs.Invalid("each network needs a uuid: a godwit network's name (openstack network list is not served; godwit network list)"))
+				return
+			}
+			nic := api.NICRequest{Network: id}
+			if ip, ok := m["fixed_ip"].(string); ok {
+				nic.IP = ip
+			}
+			req.Networks = append(req.Networks, nic)
+		}
+	}
+	vm, err := a.Svc.CreateVM(r.Context(), req)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
+		"id": vm.ID, "links": link(r, "/servers/"+vm.ID), "OS-DCF:diskConfig": "MANUAL",
+		"security_groups": []map[string]string{{"name": "default"}},
+	}})
+}
+
+func (a *API) deleteServer(w http.ResponseWriter, r *http.Request, v Microversion) {
+	vm, err := a.vmByID(r, r.PathValue("server_id"))
+	if err == nil {
+		err = a.Svc.DeleteVM(r.Context(), vm.Name)
+	}
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serverAction is POST /servers/{id}/action: one action, named by the
+// body's one key (mapping.go says what each becomes).
+func (a *API) serverAction(w http.ResponseWriter, r *http.Request, v Microversion) {
+	var body map[string]jsonRaw
+	if err := decode(r, &body); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	if len(body) != 1 {
+		WriteError(w, r, errs.Invalid("an action body has exactly one key, the action's name"))
+		return
+	}
+	vm, err := a.vmByID(r, r.PathValue("server_id"))
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	for name, arg := range body {
+		row, ok := actions[name]
+		if !ok {
+			WriteError(w, r, errs.Invalid("action %s is not served by godwit's Nova API (docs/nova-compat.md lists those that are)", name))
+			return
+		}
+		if err := row.allowed(r); err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		status, reply, err := row.do(a, r, v, vm, arg)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		if reply == nil {
+			w.WriteHeader(status)
+			return
+		}
+		writeJSON(w, status, reply)
+	}
+}
+
+func conflict(vm api.VM, action string, err error) error {
+	if errs.Code(err) == api.CodeConflict {
+		return errs.Conflict("Cannot '%s' instance %s while it is in vm_state %s: %v", action, vm.ID, vm.State, err)
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}
