@@ -167,8 +167,9 @@ type IntentParams struct {
 	MaxDowntimeMS   int    `json:"max_downtime_ms,omitempty"`
 	Policy          Policy `json:"policy,omitempty"`
 	// evacuate
-	HostIsDown    bool `json:"host_is_down,omitempty"`
-	AllowDataLoss bool `json:"allow_data_loss,omitempty"`
+	HostIsDown    bool     `json:"host_is_down,omitempty"`
+	AllowDataLoss bool     `json:"allow_data_loss,omitempty"`
+	VMs           []string `json:"vms,omitempty"` // evacuate: only these VMs
 	// resize
 	VCPUs        int  `json:"vcpus,omitempty"`
 	MemoryMiB    int  `json:"memory_mib,omitempty"`
@@ -219,7 +220,11 @@ type EvacuateRequest struct {
 	// AllowDataLoss lets VMs with local disks be rebuilt from their image
 	// elsewhere; without it they are refused.
 	AllowDataLoss bool `json:"allow_data_loss,omitempty"`
-	DryRun        bool `json:"dry_run,omitempty"`
+	// VMs evacuates only these VMs of the host (Nova's evacuate is per
+	// server); empty: every VM. Evacuations of different VMs of one host
+	// may run side by side.
+	VMs    []string `json:"vms,omitempty"`
+	DryRun bool     `json:"dry_run,omitempty"`
 }
 
 // ResizeRequest is the body of POST /v1/vms/{name}/resize. Zero fields

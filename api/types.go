@@ -37,6 +37,14 @@ type Host struct {
 	Enabled bool   `json:"enabled"` // false: the scheduler places nothing here
 	// StateReason says why a host is incompatible.
 	StateReason string `json:"state_reason,omitempty"`
+	// DisabledReason says why a host was taken out of scheduling, when
+	// the one who did said (Nova's os-services disable-log-reason).
+	DisabledReason string `json:"disabled_reason,omitempty"`
+	// ForcedDown is an operator's word that the host is down (powered
+	// off or fenced), set through Nova's os-services force-down: an
+	// evacuation takes it as it takes --host-is-down. A host that
+	// heartbeats is up all the same.
+	ForcedDown bool `json:"forced_down,omitempty"`
 
 	CPUs      int      `json:"cpus"`
 	MemoryMiB int      `json:"memory_mib"`

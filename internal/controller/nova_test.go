@@ -292,3 +292,136 @@ func TestNovaErrorsAndVersions(t *testing.T) {
 		t.Errorf("a password of another user: %d %v", code, out)
 	}
 }
+
+// TestNovaOpenStackAdmin: what admins do with the openstack and nova
+// clients — hypervisors, compute services (disable with a reason, force
+// down), a live migration listed, shown, aborted and force-completed,
+// and nova evacuate of a server whose host was proven down.
+func TestNovaOpenStackAdmin(t *testing.T) {
+	tc := newTestClusterWith(t, clusterOptions{tls: true}, 4, 16384, 16384, 16384)
+	ctx := tc.ctx
+	tc.importFakeKernel(t, "cirros")
+	os := newOpenStack(t, tc, map[string][3]string{"admin": {"bootstrap-admin", tc.adminToken, "default"}})
+
+	var hvs []map[string]any
+	os.json(&hvs, "admin", "hypervisor", "list")
+	if len(hvs) != 3 || hvs[0]["Hypervisor Hostname"] != "host1" || hvs[0]["State"] != "up" {
+		t.Errorf("hypervisor list: %v", hvs)
+	}
+	// A big server: at the fake link's 1 GB/s its first pass lasts ~8 s.
+	if _, err := tc.client.CreateVM(ctx, api.CreateVMRequest{Name: "big", Image: "cirros", Pool: api.PoolShared, Host: "host1", Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 8192}}); err != nil {
+		t.Fatal(err)
+	}
+	var hv map[string]any
+	os.json(&hv, "admin", "hypervisor", "show", "host1")
+	if hv["hypervisor_hostname"] != "host1" || hv["vcpus"] != float64(4) || hv["memory_mb_used"] != float64(8192) || hv["running_vms"] != float64(1) {
+		t.Errorf("hypervisor show host1: %v", hv)
+	}
+
+	os.run("admin", "compute", "service", "set", "--disable", "--disable-reason", "disk swap", "host3", "nova-compute")
+	var svcs []map[string]any
+	os.json(&svcs, "admin", "compute", "service", "list")
+	var h3 map[string]any
+	for _, s := range svcs {
+		if s["Host"] == "host3" {
+			h3 = s
+		}
+	}
+	if len(svcs) != 3 || h3["Status"] != "disabled" || h3["Binary"] != "nova-compute" {
+		t.Errorf("compute service list: %v", svcs)
+	}
+	if h, err := tc.client.Host(ctx, "host3"); err != nil || h.Enabled || h.DisabledReason != "disk swap" {
+		t.Errorf("godwit's host3 after the disable: enabled %v reason %q, %v", h.Enabled, h.DisabledReason, err)
+	}
+
+	// A live migration, listed and shown while it runs, then aborted;
+	// another force-completed.
+	vm, _ := tc.client.VM(ctx, "big")
+	v := []string{"--os-compute-api-version", "2.59"}
+	start := func() api.Migration {
+		t.Helper()
+		os.run("admin", append(v, "server", "migrate", "--live-migration", "--host", "host2", vm.ID)...)
+		var m api.Migration
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ms, _ := tc.client.Migrations(ctx, "big")
+			for _, x := range ms {
+				if !x.State.Final() {
+					m = x
+				}
+			}
+			if m.State == api.MigTransferring || time.Now().After(deadline) {
+				return m
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	m := start()
+	var ml []map[string]any
+	os.json(&ml, "admin", append(v, "server", "migration", "list", "--server", vm.ID)...)
+	if len(ml) != 1 || ml[0]["UUID"] != m.ID || ml[0]["Status"] != "running" || ml[0]["Type"] != "live-migration" || ml[0]["Dest Compute"] != "host2" {
+		t.Errorf("server migration list: %v (godwit's %s %s)", ml, m.ID, m.State)
+	}
+	var ms map[string]any
+	os.json(&ms, "admin", append(v, "server", "migration", "show", vm.ID, m.ID)...)
+	if ms["UUID"] != m.ID || ms["Status"] != "running" {
+		t.Errorf("server migration show: %v", ms)
+	}
+	os.run("admin", append(v, "server", "migration", "abort", vm.ID, m.ID)...)
+	if got := waitMigration(t, tc.client, m.ID); got.State != api.MigCancelled {
+		t.Errorf("after server migration abort: %s", got.State)
+	}
+	m = start()
+	os.run("admin", append(v, "server", "migration", "force", "complete", vm.ID, m.ID)...)
+	if got := waitMigration(t, tc.client, m.ID); got.State != api.MigCompleted || len(got.Decisions) == 0 {
+		t.Errorf("after server migration force complete: %s, decisions %v", got.State, got.Decisions)
+	}
+
+	// Evacuate: host2 (where big now runs) dies; Nova's evacuate is
+	// refused until the host is proven down, then rebuilds it elsewhere.
+	nova := func(args ...string) (string, error) {
+		cmd := exec.Command("/usr/bin/nova", append([]string{"--os-compute-api-version", "2.60"}, args...)...)
+		cmd.Env = append(os.env, "OS_AUTH_URL="+tc.url+"/identity/v3", "OS_USERNAME=bootstrap-admin", "OS_PASSWORD="+tc.adminToken,
+			"OS_PROJECT_NAME=default", "OS_USER_DOMAIN_NAME=Default", "OS_PROJECT_DOMAIN_NAME=Default", "OS_CACERT="+filepath.Join(tc.tlsDir, "ca.crt"))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := nova("list", "--all-tenants"); err != nil || !strings.Contains(out, "big") {
+		t.Fatalf("nova list: %v\n%s", err, out)
+	}
+	tc.stopAgent(2)
+	waitHostState(t, tc, "host2", api.HostDown)
+	if out, err := nova("evacuate", vm.ID); err == nil || !strings.Contains(out, "nothing proves it is dead") {
+		t.Errorf("nova evacuate before the host is proven down: %v\n%s", err, out)
+	}
+	os.run("admin", append(v, "compute", "service", "set", "--down", "host2", "nova-compute")...)
+	if out, err := nova("evacuate", vm.ID); err != nil {
+		t.Fatalf("nova evacuate: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := tc.client.VM(ctx, "big")
+		if err == nil && got.Host != "host2" && got.State == api.VMRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after nova evacuate: %+v, %v", got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitHostState(t *testing.T, tc *testCluster, name, state string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h, err := tc.client.Host(tc.ctx, name)
+		if err == nil && h.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host %s: %s, %v; want %s", name, h.State, err, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

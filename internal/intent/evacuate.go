@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -25,18 +26,24 @@ func (r *Runner) Evacuate(ctx context.Context, host string, req api.EvacuateRequ
 	} else if err != nil {
 		return api.Intent{}, err
 	}
-	if why := r.svc.NotProvenDown(h, req.HostIsDown); why != "" {
+	// The operator's word: given now, or recorded on the host (Nova's
+	// os-services force-down).
+	word := req.HostIsDown || h.ForcedDown
+	if why := r.svc.NotProvenDown(h, word); why != "" {
 		return api.Intent{}, errs.Conflict("%s", why)
 	}
-	if err := r.noActiveHostIntent(ctx, host); err != nil {
+	if err := r.noOverlappingEvacuation(ctx, host, req.VMs); err != nil {
 		return api.Intent{}, err
 	}
 	in := api.Intent{Kind: api.IntentEvacuate, Target: host, State: api.IntentPlanned,
-		Params: api.IntentParams{HostIsDown: req.HostIsDown, AllowDataLoss: req.AllowDataLoss}}
-	if proof := r.svc.FencingEvidence(h); proof != "" {
+		Params: api.IntentParams{HostIsDown: word, AllowDataLoss: req.AllowDataLoss, VMs: req.VMs}}
+	switch proof := r.svc.FencingEvidence(h); {
+	case proof != "":
 		in.Notes = append(in.Notes, "proven down: "+proof)
-	} else {
+	case req.HostIsDown:
 		in.Notes = append(in.Notes, "proven down: the operator's word (--host-is-down)")
+	default:
+		in.Notes = append(in.Notes, "proven down: the operator's word (the host was forced down)")
 	}
 	if err := r.planEvacuate(ctx, &in, h); err != nil {
 		return api.Intent{}, err
@@ -56,6 +63,14 @@ func (r *Runner) planEvacuate(ctx context.Context, in *api.Intent, src api.Host)
 	vms, err := r.store.VMs(ctx, store.VMFilter{Host: src.Name})
 	if err != nil {
 		return err
+	}
+	if only := in.Params.VMs; len(only) > 0 {
+		vms = slices.DeleteFunc(vms, func(vm api.VM) bool { return !slices.Contains(only, vm.Name) })
+		for _, name := range only {
+			if !slices.ContainsFunc(vms, func(vm api.VM) bool { return vm.Name == name }) {
+				return errs.NotFound("vm %q is not on host %s; list its VMs with: godwit vm list --host %s", name, src.Name, src.Name)
+			}
+		}
 	}
 	var others []api.Host
 	for _, h := range hosts {
@@ -149,4 +164,30 @@ func (r *Runner) execRebuild(ctx context.Context, in api.Intent, i int) outcome 
 		return outcome{state: api.OpFailed, reason: err.Error()}
 	}
 	return outcome{state: api.OpDone, dest: host}
+}
+
+// noOverlappingEvacuation refuses an evacuation while the host is being
+// drained or evacuated, unless both name their VMs and none in common:
+// Nova's clients evacuate a host server by server (nova host-evacuate).
+func (r *Runner) noOverlappingEvacuation(ctx context.Context, host string, vms []string) error {
+	if len(vms) == 0 {
+		return r.noActiveHostIntent(ctx, host)
+	}
+	act, err := r.store.Intents(ctx, store.IntentFilter{Target: host, Active: true})
+	if err != nil {
+		return err
+	}
+	for _, in := range act {
+		if in.Kind != api.IntentDrain && in.Kind != api.IntentEvacuate {
+			continue
+		}
+		overlap := len(in.Params.VMs) == 0 || in.Kind == api.IntentDrain
+		for _, name := range vms {
+			overlap = overlap || slices.Contains(in.Params.VMs, name)
+		}
+		if overlap {
+			return errs.Conflict("host %s already has a %s of these VMs in progress (intent %s); watch it with: godwit intent watch %s", host, in.Kind, in.ID, in.ID)
+		}
+	}
+	return nil
 }

@@ -20,6 +20,8 @@ var Mapping = []Row{
 		Note: "block_migration auto and true let godwit choose per disk (a shared disk is never copied); false on a server with a local disk is refused, as Nova refuses it without shared storage. force is accepted and ignored: godwit always checks the destination", do: liveMigrate},
 	{Nova: "migrate", Role: api.RoleAdmin, Intent: "migrate (cold)", Service: "cold migration", Driver: "cold restart (shared disk) or disk transfer (local disk)",
 		Note: "host from 2.56. The move finishes when the VM runs on the destination: godwit holds no cold move in VERIFY_RESIZE (that is resize's)", do: coldMigrate},
+	{Nova: "evacuate", Role: api.RoleAdmin, Intent: "evacuate (host down), of this server", Service: "rebuild elsewhere", Driver: "reuse the shared disk, or rebuild a diskless VM; start it on the destination",
+		Note: "the host must be proven down — its lease expired, or an admin forced its service down (os-services force-down), which godwit takes as --host-is-down; a heartbeating host is never evacuated. A server whose disk is local to the dead host is refused (its data would be lost) where Nova rebuilds it from its image: godwit evacuate HOST --allow-data-loss does that knowingly. godwit's scheduler chooses the destination (a host named is refused)", do: evacuate},
 	{Nova: "os-start", Role: api.RoleMember, Intent: "—", Service: "VM action start", Driver: "start the VM's QEMU",
 		Note: "a running server is refused (409) as in Nova, where godwit's own start does nothing", do: vmAction("start")},
 	{Nova: "os-stop", Role: api.RoleMember, Intent: "—", Service: "VM action stop", Driver: "ACPI shutdown, then stop",
@@ -144,4 +146,36 @@ const resetStateNote = "godwit never overwrites a VM's state by hand: its state 
 
 func resetState(a *API, r *http.Request, v Microversion, vm api.VM, _ jsonRaw) (int, any, error) {
 	return 0, nil, errs.Invalid("os-resetState is refused: %s", resetStateNote)
+}
+
+func evacuate(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error) {
+	var body struct {
+		Host *string `json:"host"`
+	}
+	if len(arg) > 0 && string(arg) != "null" {
+		if err := json.Unmarshal(arg, &body); err != nil {
+			return 0, nil, errs.Invalid("evacuate takes {} or {\"host\": NAME}: %v", err)
+		}
+	}
+	if body.Host != nil && *body.Host != "" {
+		return 0, nil, errs.Invalid("godwit's scheduler chooses where an evacuated server goes: leave host out")
+	}
+	req := api.EvacuateRequest{VMs: []string{vm.Name}, DryRun: true}
+	plan, err := a.Intents.Evacuate(r.Context(), vm.Host, req)
+	if err != nil {
+		return 0, nil, conflict(vm, "evacuate", err)
+	}
+	for _, op := range plan.Operations {
+		if op.Kind == api.OpNone || op.Destination == "" {
+			return 0, nil, errs.Conflict("Cannot evacuate server %s: %s", vm.ID, op.Reason)
+		}
+	}
+	req.DryRun = false
+	if _, err := a.Intents.Evacuate(r.Context(), vm.Host, req); err != nil {
+		return 0, nil, conflict(vm, "evacuate", err)
+	}
+	if !v.AtLeast(14) {
+		return http.StatusOK, map[string]any{"adminPass": ""}, nil
+	}
+	return http.StatusOK, nil, nil
 }

@@ -58,6 +58,8 @@ func (a *API) Routes() []Route {
 	rs = append(rs, a.identityRoutes()...)
 	rs = append(rs, a.computeRoutes()...)
 	rs = append(rs, a.flavorRoutes()...)
+	rs = append(rs, a.migrationRoutes()...)
+	rs = append(rs, a.hostRoutes()...)
 	rs = append(rs, a.imageRoutes()...)
 	return rs
 }

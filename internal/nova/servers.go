@@ -83,9 +83,9 @@ func status(vm api.VM, mig *api.Migration) (st, vmState string, task any, power 
 	return st, vmState, task, power
 }
 
-// hostID is Nova's opaque host ID: the same for a project's servers on
+// opaqueHostID is Nova's opaque host ID: the same for a project's servers on
 // one host, different across projects.
-func hostID(vm api.VM) string {
+func opaqueHostID(vm api.VM) string {
 	if vm.Host == "" {
 		return ""
 	}
@@ -107,7 +107,7 @@ func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Mi
 	}
 	s := map[string]any{
 		"id": vm.ID, "name": vm.Name, "status": st, "tenant_id": vm.Project, "user_id": vm.Project,
-		"metadata": map[string]string{}, "hostId": hostID(vm), "created": stamp(vm.CreatedAt), "updated": stamp(vm.UpdatedAt),
+		"metadata": map[string]string{}, "hostId": opaqueHostID(vm), "created": stamp(vm.CreatedAt), "updated": stamp(vm.UpdatedAt),
 		"image":     map[string]any{"id": vm.Image, "links": []map[string]string{{"rel": "bookmark", "href": baseURL(r) + ComputePrefix + "/images/" + vm.Image}}},
 		"addresses": addresses, "accessIPv4": "", "accessIPv6": "", "links": link(r, "/servers/"+vm.ID),
 		"key_name": nil, "config_drive": "", "progress": 0,

@@ -39,6 +39,9 @@ type Store interface {
 	// before staleBefore and returns their names.
 	MarkHostsDown(ctx context.Context, staleBefore time.Time) ([]string, error)
 	SetHostEnabled(ctx context.Context, name string, enabled bool) error
+	// UpdateHost changes what the controller keeps of a host beyond its
+	// heartbeats (enabled, the disabled reason, forced down).
+	UpdateHost(ctx context.Context, name string, fn func(*api.Host) error) (api.Host, error)
 
 	// CreateVM inserts a VM; ErrConflict when the name is taken.
 	CreateVM(ctx context.Context, vm api.VM) error

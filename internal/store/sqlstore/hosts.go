@@ -29,6 +29,7 @@ func (s *Store) UpsertHost(ctx context.Context, h api.Host) (bool, error) {
 				return err
 			}
 			h.Enabled, h.RegisteredAt = old.Enabled, old.RegisteredAt
+			h.DisabledReason, h.ForcedDown = old.DisabledReason, old.ForcedDown
 		}
 		h.State = api.HostUp
 		h.AllocatedCPUs, h.AllocatedMemoryMiB, h.AllocatedDiskMiB, h.VMs = 0, 0, 0, 0
@@ -86,4 +87,13 @@ func (s *Store) SetHostEnabled(ctx context.Context, name string, enabled bool) e
 			return err
 		})
 	return err
+}
+
+// UpdateHost implements store.Store.
+func (s *Store) UpdateHost(ctx context.Context, name string, fn func(*api.Host) error) (api.Host, error) {
+	return modify(ctx, s, notFound("host %q not found", name), `SELECT doc FROM hosts WHERE name = ?`, []any{name}, fn,
+		func(tx *sql.Tx, h *api.Host) error {
+			_, err := tx.ExecContext(ctx, s.q(`UPDATE hosts SET enabled = ?, doc = ? WHERE name = ?`), h.Enabled, encode(*h), name)
+			return err
+		})
 }

@@ -91,6 +91,19 @@ func testHosts(t *testing.T, s store.Store) {
 	if _, err := s.Host(ctx, "nope"); !errors.Is(err, errs.ErrNotFound) {
 		t.Errorf("unknown host: %v; want ErrNotFound", err)
 	}
+	// What UpdateHost keeps outlives the next heartbeat.
+	if _, err := s.UpdateHost(ctx, "h1", func(h *api.Host) error { h.DisabledReason, h.ForcedDown = "disk swap", true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpsertHost(ctx, api.Host{Name: "h1", LastHeartbeat: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.Host(ctx, "h1"); err != nil || h.DisabledReason != "disk swap" || !h.ForcedDown {
+		t.Errorf("after a heartbeat: disabled reason %q, forced down %v, %v", h.DisabledReason, h.ForcedDown, err)
+	}
+	if _, err := s.UpdateHost(ctx, "nope", func(*api.Host) error { return nil }); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("UpdateHost of a missing host: %v", err)
+	}
 	if err := s.SetHostEnabled(ctx, "nope", true); !errors.Is(err, errs.ErrNotFound) {
 		t.Errorf("enable unknown host: %v; want ErrNotFound", err)
 	}
