@@ -94,6 +94,7 @@ if [ "${GODWIT_DEPS:-}" = test ]; then
 	[ -d /usr/share/fonts/truetype/liberation ] || need+=(fonts-liberation) # a recommends of chromium's
 	[ -x /usr/bin/openstack ] || need+=(python3-openstackclient) # the Nova API's tests
 	[ -x /usr/bin/nova ] || need+=(python3-novaclient)
+	[ -d /usr/lib/python3/dist-packages/tempest ] || need+=(tempest) # Nova's response schemas
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	as_root "missing ${need[*]} (or: sudo apt-get install ${need[*]})"

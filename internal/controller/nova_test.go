@@ -425,3 +425,46 @@ func waitHostState(t *testing.T, tc *testCluster, name, state string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestNovaSchemas checks the replies against Nova's published response
+// schemas with Tempest's own service clients (scripts/nova-schemas.py),
+// at every microversion where a schema changes up to nova.MaxVersion.
+func TestNovaSchemas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Tempest's clients")
+	}
+	if _, err := os.Stat("/usr/lib/python3/dist-packages/tempest/lib"); err != nil {
+		t.Skip("Tempest is not installed (apt-get install tempest; make test installs it)")
+	}
+	tc := newTestClusterWith(t, clusterOptions{tls: true}, 4, 8192, 8192, 8192)
+	ctx := tc.ctx
+	tc.importFakeKernel(t, "cirros")
+	if _, err := tc.client.CreateFlavor(ctx, api.CreateFlavorRequest{Name: "m1.small", VCPUs: 1, MemoryMiB: 256, DiskMiB: 1024, Description: "one vCPU"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []api.CreateVMRequest{
+		{Name: "web", Image: "cirros", Pool: api.PoolShared, FlavorName: "m1.small"},
+		{Name: "db", Image: "cirros", Pool: api.PoolShared, Flavor: api.Flavor{VCPUs: 2, MemoryMiB: 128}},
+	} {
+		if _, err := tc.client.CreateVM(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tc.client.VMAction(ctx, "db", "stop", api.VMActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []api.MigrationKind{api.KindLive, api.KindCold} {
+		m, err := tc.client.Migrate(ctx, "web", api.MigrateRequest{Kind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitMigration(t, tc.client, m.ID)
+	}
+	cmd := exec.Command("/usr/bin/python3", "../../scripts/nova-schemas.py", tc.url+"/identity/v3", "bootstrap-admin", tc.adminToken, "default", filepath.Join(tc.tlsDir, "ca.crt"))
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "PYTHONWARNINGS=ignore"}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("Nova's schemas (Tempest's clients): %v\n%s", err, out)
+	}
+	t.Logf("%d checks against Tempest's schemas passed", strings.Count(string(out), "\nok ")+1)
+}

@@ -56,7 +56,7 @@ func (a *API) zones(w http.ResponseWriter, r *http.Request, _ Microversion) {
 
 // limits are the project's quota and use (godwit project quota), in
 // Nova's names; -1 is unlimited, as in Nova.
-func (a *API) limits(w http.ResponseWriter, r *http.Request, _ Microversion) {
+func (a *API) limits(w http.ResponseWriter, r *http.Request, v Microversion) {
 	p, err := a.Svc.Project(r.Context(), project(r))
 	if err != nil {
 		WriteError(w, r, err)
@@ -68,18 +68,24 @@ func (a *API) limits(w http.ResponseWriter, r *http.Request, _ Microversion) {
 		}
 		return n
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{
-		"rate": []any{},
-		"absolute": map[string]any{
-			"maxTotalInstances": lim(p.Quota.VMs), "totalInstancesUsed": p.Usage.VMs,
-			"maxTotalCores": lim(p.Quota.VCPUs), "totalCoresUsed": p.Usage.VCPUs,
-			"maxTotalRAMSize": lim(p.Quota.MemoryMiB), "totalRAMUsed": p.Usage.MemoryMiB,
-			"maxServerMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240,
-			"maxTotalKeypairs": -1, "maxServerGroups": -1, "maxServerGroupMembers": -1,
-			"maxImageMeta": 128, "maxSecurityGroups": -1, "maxSecurityGroupRules": -1,
-			"maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0, "totalSecurityGroupsUsed": 0, "totalServerGroupsUsed": 0,
-		},
-	}})
+	abs := map[string]any{
+		"maxTotalInstances": lim(p.Quota.VMs), "totalInstancesUsed": p.Usage.VMs,
+		"maxTotalCores": lim(p.Quota.VCPUs), "totalCoresUsed": p.Usage.VCPUs,
+		"maxTotalRAMSize": lim(p.Quota.MemoryMiB), "totalRAMUsed": p.Usage.MemoryMiB,
+		"maxServerMeta": 128, "maxTotalKeypairs": -1, "maxServerGroups": -1, "maxServerGroupMembers": -1,
+		"totalServerGroupsUsed": 0,
+	}
+	if !v.AtLeast(57) { // 2.57 dropped personality files
+		abs["maxPersonality"], abs["maxPersonalitySize"] = 5, 10240
+	}
+	if !v.AtLeast(39) { // 2.39 dropped the image proxy's
+		abs["maxImageMeta"] = 128
+	}
+	if !v.AtLeast(36) { // 2.36 dropped the network proxies'
+		abs["maxSecurityGroups"], abs["maxSecurityGroupRules"], abs["maxTotalFloatingIps"] = -1, -1, -1
+		abs["totalFloatingIpsUsed"], abs["totalSecurityGroupsUsed"] = 0, 0
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}})
 }
 
 // stamp is Nova's time format.
