@@ -79,6 +79,23 @@ func (c *Client) CancelIntent(ctx context.Context, id string, req CancelIntentRe
 	return in, err
 }
 
+// ConfirmResize keeps the new size of a resize held for confirmation
+// (ResizeRequest.Hold): the intent ends completed.
+func (c *Client) ConfirmResize(ctx context.Context, id string) (Intent, error) {
+	var in Intent
+	err := c.Do(ctx, http.MethodPost, "/v1/intents/"+url.PathEscape(id)+"/confirm", struct{}{}, &in)
+	return in, err
+}
+
+// RevertResize takes a resize held for confirmation back: the old sizes
+// and, if it moved the VM, its old host. The intent runs on (reverting)
+// and ends reverted.
+func (c *Client) RevertResize(ctx context.Context, id string) (Intent, error) {
+	var in Intent
+	err := c.Do(ctx, http.MethodPost, "/v1/intents/"+url.PathEscape(id)+"/revert", struct{}{}, &in)
+	return in, err
+}
+
 // SetHostEnabled returns a host to scheduling (true) or takes it out
 // (false) without moving anything.
 func (c *Client) SetHostEnabled(ctx context.Context, host string, enabled bool) (Host, error) {

@@ -18,7 +18,10 @@ const (
 )
 
 // IntentState is where an intent is. It ends in one of the final states
-// (Final): planned (a dry run), completed, partial, failed or cancelled.
+// (Final): planned (a dry run), completed, partial, failed, cancelled or
+// reverted. A resize held for confirmation (ResizeRequest.Hold) waits in
+// awaiting-confirmation, running nothing, until it is confirmed
+// (completed) or reverted (reverting, then reverted).
 type IntentState string
 
 // Intent states.
@@ -30,17 +33,28 @@ const (
 	IntentPartial    IntentState = "partial"    // ended; some operations were skipped or failed (see each)
 	IntentFailed     IntentState = "failed"     // stopped on a failure (see Reason)
 	IntentCancelled  IntentState = "cancelled"
+	// IntentAwaitingConfirm: a held resize's operations succeeded; it
+	// waits for confirm (keep the new size: completed) or revert.
+	IntentAwaitingConfirm IntentState = "awaiting-confirmation"
+	// IntentReverting: a held resize runs its way back, as operations
+	// appended to its own (Intent.Revert says from which one).
+	IntentReverting IntentState = "reverting"
+	IntentReverted  IntentState = "reverted" // the way back done: old sizes (and host) again
 )
 
 // Final reports whether an intent in this state has ended (or, planned,
 // never started).
 func (s IntentState) Final() bool {
 	switch s {
-	case IntentPlanned, IntentCompleted, IntentPartial, IntentFailed, IntentCancelled:
+	case IntentPlanned, IntentCompleted, IntentPartial, IntentFailed, IntentCancelled, IntentReverted:
 		return true
 	}
 	return false
 }
+
+// Settled reports whether nothing runs for an intent in this state: it
+// ended, or it is a held resize awaiting the user's confirm or revert.
+func (s IntentState) Settled() bool { return s.Final() || s == IntentAwaitingConfirm }
 
 // OperationKind is a service operation an intent is made of. The first
 // two are the migration kinds (MigrationKind); resize and rebuild are not
@@ -121,10 +135,36 @@ type Intent struct {
 	PredictedMS int64 `json:"predicted_ms,omitempty"`
 	// Notes say what the plan assumed or what was noticed on the way.
 	Notes []string `json:"notes,omitempty"`
+	// Revert is what a held resize (params.hold) needs to go back,
+	// recorded when it is planned; nil for every other intent.
+	Revert *ResizeRevert `json:"revert,omitempty"`
 
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	FinishedAt time.Time `json:"finished_at,omitempty"`
+}
+
+// ResizeRevert is the way back of a held resize: the VM as it was before
+// it, persisted with the intent so that a revert, and a controller
+// restarted in the middle of one, need nothing else.
+type ResizeRevert struct {
+	// Flavor is the VM's sizes before the resize, and FlavorName the
+	// stored flavor it recorded then ("" for none).
+	Flavor     Flavor `json:"flavor"`
+	FlavorName string `json:"flavor_name,omitempty"`
+	// Host is the host the VM was on before the resize moved it
+	// (allow_move); empty when the resize did not move it.
+	Host string `json:"host,omitempty"`
+	// FirstOperation is the index in Operations of the way back's first
+	// operation (a resize to Flavor, then a cold move to Host); 0 until
+	// a revert is asked for.
+	FirstOperation int `json:"first_operation,omitempty"`
+}
+
+// Reverting reports whether operation i of an intent is part of a held
+// resize's way back (so it resizes to Revert.Flavor, not to Params').
+func (in Intent) Reverting(i int) bool {
+	return in.Revert != nil && in.Revert.FirstOperation > 0 && i >= in.Revert.FirstOperation
 }
 
 // Operation is one service operation of an intent.
@@ -179,6 +219,9 @@ type IntentParams struct {
 	// FlavorName is the stored flavor the sizes above were read from at
 	// planning (its name); the VM records it once it has those sizes.
 	FlavorName string `json:"flavor_name,omitempty"`
+	// Hold ends the resize in awaiting-confirmation rather than
+	// completed, to be confirmed or reverted (Intent.Revert).
+	Hold bool `json:"hold,omitempty"`
 	// rebuild
 	Image string `json:"image,omitempty"`
 	// cancel: abort running migrations instead of letting them finish
@@ -242,7 +285,12 @@ type ResizeRequest struct {
 	// AllowMove permits a migration (live if possible) to a host with
 	// room first, when the VM's host lacks it.
 	AllowMove bool `json:"allow_move,omitempty"`
-	DryRun    bool `json:"dry_run,omitempty"`
+	// Hold keeps the resize, once done, in state awaiting-confirmation
+	// (Nova's VERIFY_RESIZE) until POST /v1/intents/{id}/confirm keeps
+	// it or POST /v1/intents/{id}/revert goes back to the old sizes and,
+	// if it moved, the old host. A grown disk cannot be reverted.
+	Hold   bool `json:"hold,omitempty"`
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // RebuildRequest is the body of POST /v1/vms/{name}/rebuild: reimage the

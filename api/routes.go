@@ -114,7 +114,7 @@ var (
 		MigSwitchingOver, MigFinishing, MigCompleted, MigRolledBack, MigCancelled, MigNeedsAttention}
 	IntentKinds  = []IntentKind{IntentMigrate, IntentDrain, IntentEvacuate, IntentResize, IntentRebuild}
 	IntentStates = []IntentState{IntentPlanned, IntentRunning, IntentCancelling, IntentCompleted, IntentPartial,
-		IntentFailed, IntentCancelled}
+		IntentFailed, IntentCancelled, IntentAwaitingConfirm, IntentReverting, IntentReverted}
 	OperationKinds  = []OperationKind{OpLive, OpCold, OpResize, OpRebuild, OpStop, OpNone}
 	OperationStates = []OperationState{OpPlanned, OpPending, OpRunning, OpDone, OpSkipped, OpFailed, OpCancelled}
 	Roles           = []Role{RoleMember, RoleAdmin, RoleHost}
@@ -244,6 +244,10 @@ var Routes = []Route{
 	{Method: "POST", Path: "/v1/intents/{id}/cancel", ID: "cancelIntent", Summary: "Start no new operations of an intent",
 		Request:   optionalBody(CancelIntentRequest{}),
 		Responses: []Response{{Status: http.StatusAccepted, Description: "the intent, cancelling", Body: jsonBody(Intent{})}}},
+	{Method: "POST", Path: "/v1/intents/{id}/confirm", ID: "confirmResize", Summary: "Keep a held resize's new size: awaiting-confirmation to completed",
+		Responses: []Response{{Status: http.StatusAccepted, Description: "the intent, completed", Body: jsonBody(Intent{})}}},
+	{Method: "POST", Path: "/v1/intents/{id}/revert", ID: "revertResize", Summary: "Take a held resize back: the old sizes and, if it moved the VM, its old host; refused when it grew the disk",
+		Responses: []Response{{Status: http.StatusAccepted, Description: "the intent, reverting", Body: jsonBody(Intent{})}}},
 
 	{Method: "POST", Path: "/v1/tokens", ID: "createToken", Summary: "Make an API token; its secret is in this reply only",
 		Request: jsonBody(CreateTokenRequest{}), Responses: []Response{createdReply(CreatedToken{})}},

@@ -37,7 +37,7 @@ func (a *app) followIntent(ctx context.Context, id string) error {
 			}
 			return err
 		}
-		if in.State.Final() {
+		if in.State.Settled() { // ended, or a held resize awaiting the user
 			v.erase()
 			if !a.structured() {
 				fmt.Fprintln(a.out)
@@ -72,8 +72,10 @@ func stoppedWatching(id string) error {
 // a plan), else an error naming how it ended.
 func intentOutcome(in api.Intent) error {
 	switch in.State {
-	case api.IntentCompleted, api.IntentPlanned:
+	case api.IntentCompleted, api.IntentPlanned, api.IntentReverted:
 		return nil
+	case api.IntentAwaitingConfirm:
+		return nil // done and held: writeSummary said how to confirm or revert
 	}
 	return fmt.Errorf("intent %s ended %s; see each VM's reason above or with: godwit intent show %s", in.ID, in.State, in.ID)
 }

@@ -118,13 +118,19 @@ started with. A resize is never a migration:
   --allow-move     permits a migration (live if possible) to a host with
                    room first, when the VM's host lacks it
 
+--hold keeps the resize, once done, awaiting confirmation (Nova's
+VERIFY_RESIZE): 'godwit intent confirm ID' keeps the new size, 'godwit
+intent revert ID' goes back to the old sizes and, if it moved, the old
+host. A resize that grew the disk cannot be reverted.
+
 A stopped VM just gets the new size for its next start. Disks only grow.
 --flavor takes all three sizes of a flavor (godwit flavor list), which
 the VM then records. Sizes are in MiB unless they say otherwise: 512M,
 2G, 1.5G, 2GiB.`,
 		Example: `  godwit resize web-1 --vcpus 2 --memory 2G --dry-run
   godwit resize web-1 --flavor large --allow-restart --wait
-  godwit resize web-1 --disk 20G --allow-restart --wait`,
+  godwit resize web-1 --disk 20G --allow-restart --wait
+  godwit resize web-1 --vcpus 4 --hold --wait && godwit intent confirm ID`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
@@ -153,6 +159,7 @@ the VM then records. Sizes are in MiB unless they say otherwise: 512M,
 	f.Var(&disk, "disk", "disk size, e.g. 20G; disks only grow (default: unchanged)")
 	f.BoolVar(&req.AllowRestart, "allow-restart", false, "restart the VM in place if the change cannot be made online")
 	f.BoolVar(&req.AllowMove, "allow-move", false, "migrate the VM to a host with room first if its host lacks it")
+	f.BoolVar(&req.Hold, "hold", false, "once done, await 'godwit intent confirm ID' or 'godwit intent revert ID'")
 	f.BoolVar(&req.DryRun, "dry-run", false, "show the plan and change nothing")
 	f.BoolVar(&wait, "wait", false, "follow the resize until it ends")
 	return cmd
@@ -191,7 +198,7 @@ lost. See what would happen with --dry-run.`,
 func (a *app) intentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "intent",
-		Short: "List, show, follow and cancel intents (drains, evacuations, resizes, rebuilds, migrations)",
+		Short: "List, show, follow, cancel, confirm and revert intents (drains, evacuations, resizes, rebuilds, migrations)",
 	}
 	var abortRunning bool
 	cancel := &cobra.Command{
@@ -216,6 +223,52 @@ func (a *app) intentCmd() *cobra.Command {
 		},
 	}
 	cancel.Flags().BoolVar(&abortRunning, "abort-running", false, "abort the running migrations too (they roll back)")
+	confirm := &cobra.Command{
+		Use:   "confirm ID",
+		Short: "Keep the new size of a resize held for confirmation (resize --hold)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := a.client().ConfirmResize(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if a.structured() {
+				return a.print(in)
+			}
+			fmt.Fprintf(a.out, "intent %s (%s) is %s: the new size stays\n", in.ID, intentTitle(in), in.State)
+			return nil
+		},
+	}
+	var wait bool
+	revert := &cobra.Command{
+		Use:   "revert ID",
+		Short: "Undo a resize held for confirmation (resize --hold): the old sizes and, if it moved the VM, its old host",
+		Long: `Undo a resize held for confirmation (resize --hold): the VM gets its old
+vCPUs and memory back (online when it can, else by a restart in place if
+the resize was allowed one), then, if the resize moved it, a cold move
+back to its old host when that has room (else it stays, and the intent
+says why). A resize that grew the disk cannot be reverted: disks never
+shrink (a shrunk filesystem loses data); confirm it instead.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := a.client().RevertResize(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			switch {
+			case wait:
+				return a.followIntent(cmd.Context(), in.ID)
+			case a.structured():
+				return a.print(in)
+			}
+			fmt.Fprintf(a.out, "intent %s (%s) is %s: %s (follow it: godwit intent watch %s)\n", in.ID, intentTitle(in), in.State, tally(in.Operations), in.ID)
+			if in.Reason != "" {
+				fmt.Fprintln(a.out, in.Reason)
+			}
+			return nil
+		},
+	}
+	revert.Flags().BoolVar(&wait, "wait", false, "follow the revert until it ends")
 	cmd.AddCommand(
 		&cobra.Command{
 			Use:   "list",
@@ -255,7 +308,7 @@ func (a *app) intentCmd() *cobra.Command {
 				return a.followIntent(cmd.Context(), args[0])
 			},
 		},
-		cancel)
+		cancel, confirm, revert)
 	return cmd
 }
 
@@ -272,7 +325,7 @@ func (a *app) intentStarted(ctx context.Context, in api.Intent, dryRun, wait boo
 		if err := a.print(in); err != nil {
 			return err
 		}
-	case in.State.Final():
+	case in.State.Settled():
 		if err := writeSummary(a.out, in); err != nil {
 			return err
 		}

@@ -234,6 +234,31 @@ func intentRoutes(record func(string, http.HandlerFunc)) {
 		in.State = api.IntentCancelling
 		reply(w, 200, in)
 	})
+	// in-8: a resize held for confirmation; anything else is not one.
+	held := func(state api.IntentState, ops int) api.Intent {
+		op := api.Operation{VM: "web-1", Kind: api.OpResize, State: api.OpDone, Source: "host1", Destination: "host1", Strategy: api.StrategyHotplug}
+		in := api.Intent{ID: "in-8", Kind: api.IntentResize, Target: "web-1", State: state, Params: api.IntentParams{VCPUs: 4, Hold: true},
+			Revert: &api.ResizeRevert{Flavor: api.Flavor{VCPUs: 2, MemoryMiB: 512}}, CreatedAt: created, UpdatedAt: created}
+		for range ops {
+			in.Operations = append(in.Operations, op)
+		}
+		return in
+	}
+	for action, state := range map[string]api.IntentState{"confirm": api.IntentCompleted, "revert": api.IntentReverting} {
+		record("POST /v1/intents/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			if r.PathValue("id") != "in-8" {
+				reply(w, 409, api.Error{Code: api.CodeConflict, Message: "intent " + r.PathValue("id") + " is completed, not awaiting-confirmation"})
+				return
+			}
+			in := held(state, 1)
+			if action == "revert" {
+				in.Operations[0].State = api.OpDone
+				in.Operations = append(in.Operations, api.Operation{VM: "web-1", Kind: api.OpResize, State: api.OpPending, Source: "host1", Destination: "host1"})
+				in.Revert.FirstOperation = 1
+			}
+			reply(w, 202, in)
+		})
+	}
 	record("GET /v1/migrations", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, []api.Migration{testMigration()}) })
 	record("GET /v1/migrations/{id}", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()

@@ -129,6 +129,9 @@ func TestIntentRequests(t *testing.T) {
 		{[]string{"resize", "web-1", "--vcpus", "4", "--memory", "2GiB", "--disk", "20G", "--allow-restart", "--allow-move", "--dry-run"},
 			"POST /v1/vms/{name}/resize", api.ResizeRequest{VCPUs: 4, MemoryMiB: 2048, DiskMiB: 20480, AllowRestart: true, AllowMove: true, DryRun: true}},
 		{[]string{"resize", "web-1", "--memory", "512M"}, "POST /v1/vms/{name}/resize", api.ResizeRequest{MemoryMiB: 512}},
+		{[]string{"resize", "web-1", "--vcpus", "4", "--hold"}, "POST /v1/vms/{name}/resize", api.ResizeRequest{VCPUs: 4, Hold: true}},
+		{[]string{"intent", "confirm", "in-8"}, "POST /v1/intents/{id}/confirm", struct{}{}},
+		{[]string{"intent", "revert", "in-8"}, "POST /v1/intents/{id}/revert", struct{}{}},
 		{[]string{"rebuild", "web-1", "--image", "debian", "--dry-run"}, "POST /v1/vms/{name}/rebuild", api.RebuildRequest{Image: "debian", DryRun: true}},
 		{[]string{"rebuild", "web-1"}, "POST /v1/vms/{name}/rebuild", api.RebuildRequest{}},
 		{[]string{"migrate", "web-1"}, "POST /v1/vms/{name}/migrate", api.MigrateRequest{}},
@@ -177,6 +180,8 @@ func TestIntentMessages(t *testing.T) {
 			"running migrations finish (follow it: godwit intent watch in-7)\n"},
 		{[]string{"intent", "cancel", "in-7", "--abort-running"}, "intent in-7 (drain host1; on failure skip) is cancelling: no new operations start; " +
 			"running migrations are aborted and roll back (follow it: godwit intent watch in-7)\n"},
+		{[]string{"intent", "confirm", "in-8"}, "intent in-8 (resize web-1 to 4 vCPUs; held for confirmation) is completed: the new size stays\n"},
+		{[]string{"intent", "revert", "in-8"}, "intent in-8 (resize web-1 to 4 vCPUs; held for confirmation) is reverting: 1 done, 1 pending (follow it: godwit intent watch in-8)\n"},
 		{[]string{"migrate", "web-1"}, "live migration mig-5 of web-1: host1 → host3 (follow it with: godwit migration watch mig-5)\n"},
 		{[]string{"host", "enable", "host1"}, "host host1 enabled: the scheduler places VMs on it again\n"},
 		{[]string{"host", "disable", "host1"}, "host host1 disabled: the scheduler places nothing new on it; 2 VMs stay where they are (to move them: godwit drain host1)\n"},
@@ -246,5 +251,25 @@ func TestLiveViewCut(t *testing.T) {
 	}
 	if got := v.cut("short"); got != "short" {
 		t.Errorf("cut = %q", got)
+	}
+}
+
+// intent confirm and revert: -o json and -o yaml print the intent as the
+// controller returned it; a refusal is the controller's message, exit 1.
+func TestIntentConfirmRevert(t *testing.T) {
+	srv := newFakeController(t)
+	for args, want := range map[string]api.IntentState{"confirm": api.IntentCompleted, "revert": api.IntentReverting} {
+		out := mustRun(t, srv.Server, "intent", args, "in-8", "-o", "json")
+		var in api.Intent
+		if err := json.Unmarshal([]byte(out), &in); err != nil || in.ID != "in-8" || in.State != want || in.Revert == nil {
+			t.Errorf("intent %s -o json: %v: %s", args, err, out)
+		}
+		if out := mustRun(t, srv.Server, "intent", args, "in-8", "-o", "yaml"); !strings.Contains(out, "state: "+string(want)) {
+			t.Errorf("intent %s -o yaml:\n%s", args, out)
+		}
+		_, errOut, code := run(t, srv.Server, "intent", args, "in-7")
+		if code != 1 || !strings.Contains(errOut, "is completed, not awaiting-confirmation") {
+			t.Errorf("intent %s of an intent not held: exit %d, stderr %q", args, code, errOut)
+		}
 	}
 }

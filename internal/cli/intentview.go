@@ -73,6 +73,9 @@ func intentTitle(in api.Intent) string {
 		if p.AllowMove {
 			parts = append(parts, "move allowed")
 		}
+		if p.Hold {
+			parts = append(parts, "held for confirmation")
+		}
 	case api.IntentRebuild:
 		if p.Image != "" {
 			title += " from image " + p.Image
@@ -237,6 +240,9 @@ func writeSummary(w io.Writer, in api.Intent) error {
 		line += "; " + in.Reason
 	}
 	fmt.Fprintln(w, line)
+	if in.State == api.IntentAwaitingConfirm {
+		fmt.Fprintf(w, "keep the new size: godwit intent confirm %s; undo it: godwit intent revert %s\n", in.ID, in.ID)
+	}
 	return nil
 }
 

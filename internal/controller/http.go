@@ -132,6 +132,13 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/intents/{id}/cancel", call(c, optional, http.StatusAccepted, func(ctx context.Context, r *http.Request, req api.CancelIntentRequest) (api.Intent, error) {
 		return in.CancelIntent(ctx, r.PathValue("id"), req)
 	}))
+	// A held resize's end: confirm keeps it, revert goes back (202: it runs on).
+	m.HandleFunc("POST /v1/intents/{id}/confirm", call(c, none, http.StatusAccepted, func(ctx context.Context, r *http.Request, _ struct{}) (api.Intent, error) {
+		return in.ConfirmResize(ctx, r.PathValue("id"))
+	}))
+	m.HandleFunc("POST /v1/intents/{id}/revert", call(c, none, http.StatusAccepted, func(ctx context.Context, r *http.Request, _ struct{}) (api.Intent, error) {
+		return in.RevertResize(ctx, r.PathValue("id"))
+	}))
 	m.HandleFunc("POST /v1/hosts/{name}/drain", intentKind(c, optional, in.Drain))
 	m.HandleFunc("POST /v1/hosts/{name}/evacuate", intentKind(c, optional, in.Evacuate))
 	m.HandleFunc("POST /v1/vms/{name}/resize", intentKind(c, required, in.Resize))

@@ -89,6 +89,10 @@ var policy = map[string]rule{
 	"POST /v1/intents/{id}/cancel": {access: member, scope: ownIntentPath},
 	"GET /v1/events":               {access: member, scope: listed}, // the handler passes a member its project's only
 
+	// A held resize's confirm and revert: as its cancel.
+	"POST /v1/intents/{id}/confirm": {access: member, scope: ownIntentPath},
+	"POST /v1/intents/{id}/revert":  {access: member, scope: ownIntentPath},
+
 	// The dashboard's files (package ui): they hold no data, and the page
 	// logs in with a token like any client. Not the REST API, so not in
 	// api.Routes.
@@ -329,7 +333,7 @@ func (c *Controller) ownedBy(ctx context.Context, s scope, p api.Principal, r *h
 		}
 		project, missing = in.Project, errs.NotFound("intent %s not found; list intents with: godwit intent list", in.ID)
 		if project == p.Project && s == ownIntentPath && in.Kind != api.IntentResize && in.Kind != api.IntentRebuild {
-			return errs.Forbidden("a member cancels only its resizes and rebuilds; this %s intent is an admin's; the request came with the %s", in.Kind, p)
+			return errs.Forbidden("a member cancels (or confirms, or reverts) only its resizes and rebuilds; this %s intent is an admin's; the request came with the %s", in.Kind, p)
 		}
 	}
 	if project != p.Project {

@@ -141,6 +141,9 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /v1/intents":                    {who: "member/listed", path: "/v1/intents", ok: 200},
 		"GET /v1/intents/{id}":               {who: "member/intent", path: "/v1/intents/" + in.ID, ok: 200},
 		"POST /v1/intents/{id}/cancel":       {who: "member/own-intent", path: "/v1/intents/" + in.ID + "/cancel", ok: 409},
+		// A completed resize: 409 (not awaiting confirmation) once the policy lets the caller in.
+		"POST /v1/intents/{id}/confirm": {who: "member/own-intent", path: "/v1/intents/" + in.ID + "/confirm", ok: 409},
+		"POST /v1/intents/{id}/revert":  {who: "member/own-intent", path: "/v1/intents/" + in.ID + "/revert", ok: 409},
 		// Stored flavors.
 		"GET /v1/flavors":           {who: "member", path: "/v1/flavors", ok: 200},
 		"GET /v1/flavors/{name}":    {who: "member", path: "/v1/flavors/nope", ok: 404},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,12 @@ func (r *Runner) Start(ctx context.Context) { go r.resumeIntents(ctx) }
 // runner records the end.
 func (r *Runner) CancelIntent(ctx context.Context, id string, req api.CancelIntentRequest) (api.Intent, error) {
 	in, err := r.store.UpdateIntent(ctx, id, func(in *api.Intent) error {
+		switch in.State {
+		case api.IntentAwaitingConfirm:
+			return errs.Conflict("intent %s is %s: its resize is done and runs nothing; keep it with: godwit intent confirm %s, or undo it with: godwit intent revert %s", id, in.State, id, id)
+		case api.IntentReverting:
+			return errs.Conflict("intent %s is %s: a revert runs to its end (a migration of it can be aborted with: godwit migration abort ID)", id, in.State)
+		}
 		if in.State.Final() {
 			return errs.Conflict("intent %s already ended (%s); nothing to cancel", id, in.State)
 		}
@@ -138,7 +145,7 @@ func (r *Runner) runIntent(ctx context.Context, id string) {
 		in, err := r.store.Intent(ctx, id)
 		if err != nil {
 			log.Error("read intent", "err", err)
-		} else if in.State.Final() {
+		} else if in.State.Settled() { // ended, or held for the user's word
 			return
 		} else if err := r.stepIntent(ctx, in); err != nil {
 			log.Error("intent step", "err", err)
@@ -224,7 +231,7 @@ func (r *Runner) stepIntent(ctx context.Context, in api.Intent) error {
 		// link limit, still preparing).
 		updated, err := r.store.UpdateIntent(ctx, in.ID, func(in *api.Intent) error {
 			o := &in.Operations[i]
-			if o.State != api.OpPending || in.State != api.IntentRunning {
+			if o.State != api.OpPending || (in.State != api.IntentRunning && in.State != api.IntentReverting) {
 				return errs.Conflict("operation changed under the runner")
 			}
 			o.State, o.StartedAt, o.Attempts = api.OpRunning, now, o.Attempts+1
@@ -252,8 +259,19 @@ func (r *Runner) finishIntent(in *api.Intent, state api.IntentState) error {
 				}
 			}
 		}
-		if state == api.IntentPartial && in.Reason == "" {
+		switch {
+		case in.State == api.IntentReverting && state == api.IntentCompleted:
+			state = api.IntentReverted
+		case in.State == api.IntentReverting:
+			in.Reason = strings.TrimSuffix("the revert did not complete; see each operation's reason; "+in.Reason, "; ")
+		case state == api.IntentPartial && in.Reason == "":
 			in.Reason = "some operations were skipped or failed; see each operation's reason"
+		case state == api.IntentCompleted && in.Params.Hold && !in.Stopped:
+			// A held resize: it waits, running nothing, for confirm or
+			// revert (resize_hold.go); not an end, so no FinishedAt.
+			in.State = api.IntentAwaitingConfirm
+			r.log.Info("resize awaiting confirmation", "intent", in.ID, "target", in.Target)
+			return nil
 		}
 	}
 	if in.Stopped {

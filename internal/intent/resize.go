@@ -36,6 +36,9 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	if err != nil {
 		return api.Intent{}, err
 	}
+	if err := r.noHeldResize(ctx, vm); err != nil {
+		return api.Intent{}, err
+	}
 	want := vm.Flavor
 	if req.VCPUs > 0 {
 		want.VCPUs = req.VCPUs
@@ -80,7 +83,10 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	}
 	in := api.Intent{Kind: api.IntentResize, Target: vm.Name, Project: vm.Project, State: api.IntentPlanned,
 		Params: api.IntentParams{VCPUs: req.VCPUs, MemoryMiB: req.MemoryMiB, DiskMiB: req.DiskMiB, AllowRestart: req.AllowRestart, AllowMove: req.AllowMove,
-			FlavorName: req.FlavorName}}
+			FlavorName: req.FlavorName, Hold: req.Hold}}
+	if req.Hold {
+		in.Revert = &api.ResizeRevert{Flavor: vm.Flavor, FlavorName: vm.FlavorName}
+	}
 	hosts, err := r.svc.HostsWithAllocations(ctx)
 	if err != nil {
 		return api.Intent{}, err
@@ -94,6 +100,9 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 			return api.Intent{}, err
 		}
 		in.Operations = append(in.Operations, move)
+		if in.Revert != nil {
+			in.Revert.Host = host.Name
+		}
 		op.Source, op.Destination = move.Destination, move.Destination
 		op.Reason = strings.TrimPrefix(op.Reason+"; after the move: "+host.Name+" has no room ("+why+")", "; ")
 	}
@@ -109,6 +118,9 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	in.Notes = append(in.Notes, note)
 	if want.MemoryMiB < vm.Flavor.MemoryMiB {
 		in.Notes = append(in.Notes, "memory shrinks only as far as the guest gives it back; the result says how far it went")
+	}
+	if req.Hold {
+		in.Notes = append(in.Notes, "held: once done it awaits confirmation (godwit intent confirm ID) or revert (godwit intent revert ID)")
 	}
 	if req.DryRun {
 		return in, nil
@@ -182,7 +194,7 @@ func (r *Runner) execResize(ctx context.Context, in api.Intent, i int) outcome {
 	if err != nil || vm.ID != op.VMID {
 		return outcome{state: api.OpSkipped, reason: "the vm was deleted"}
 	}
-	old, want := vm.Flavor, vm.Flavor
+	old, want, flavorName := vm.Flavor, vm.Flavor, in.Params.FlavorName
 	if in.Params.VCPUs > 0 {
 		want.VCPUs = in.Params.VCPUs
 	}
@@ -192,11 +204,17 @@ func (r *Runner) execResize(ctx context.Context, in api.Intent, i int) outcome {
 	if in.Params.DiskMiB > 0 {
 		want.DiskMiB = in.Params.DiskMiB
 	}
+	if in.Reverting(i) { // a held resize's way back: the sizes it had before
+		want, flavorName = in.Revert.Flavor, in.Revert.FlavorName
+	}
 	if want == old && op.Step == "" {
+		if in.Reverting(i) {
+			return outcome{state: api.OpDone, reason: "already at its old size"}
+		}
 		return outcome{state: api.OpDone, reason: "already at the new size"}
 	}
 	step := func(s string) { r.setOp(ctx, in.ID, i, func(o *api.Operation) { o.Step = s }) }
-	msg, err := r.svc.ResizeInPlace(ctx, vm, want, in.Params.FlavorName, in.Params.AllowRestart, step)
+	msg, err := r.svc.ResizeInPlace(ctx, vm, want, flavorName, in.Params.AllowRestart, step)
 	if err != nil {
 		return outcome{state: api.OpFailed, reason: err.Error()}
 	}
