@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/godwit/godwit/api"
@@ -194,6 +195,9 @@ func Chain(h http.Handler, mws ...Middleware) http.Handler {
 // every server needs is added here once.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, stop <-chan struct{}, mws ...Middleware) error {
 	srv := &http.Server{Handler: Chain(h, mws...), ReadHeaderTimeout: 10 * time.Second}
+	var fresh freshConns
+	srv.ConnState = fresh.track
+	srv.RegisterOnShutdown(fresh.close)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -206,6 +210,42 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, stop <-chan str
 	defer cancel()
 	_ = srv.Shutdown(sctx) // followed consoles may outlast it; they are cut
 	return nil
+}
+
+// freshConns are a server's connections that have not sent a request
+// yet. Shutdown waits for such a connection until it is 5 s old (net/http
+// takes it for a request on its way), and HTTP clients leave them behind:
+// Go's transport dials for a request that another connection then serves,
+// and keeps the new one idle. So a server with a request in flight a
+// moment before would take up to 5 s to stop, for nothing. Shutdown
+// closes them at once instead (its listener is closed by then: a request
+// racing the shutdown fails, as one a moment later would).
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+// track is the server's ConnState hook.
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st != http.StateNew {
+		delete(f.conns, c)
+		return
+	}
+	if f.conns == nil {
+		f.conns = map[net.Conn]bool{}
+	}
+	f.conns[c] = true
+}
+
+// close closes the connections that never sent a request.
+func (f *freshConns) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }
 
 // StatusWriter records the status a handler answers with (200 when it

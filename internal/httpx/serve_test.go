@@ -70,3 +70,32 @@ func TestChainEmpty(t *testing.T) {
 		t.Error("Chain with no middlewares did not call the handler")
 	}
 }
+
+// A connection that never sent a request (a client's spare one) does not
+// hold the shutdown: net/http would wait until it is 5 s old; Serve
+// closes it and returns.
+func TestServeShutdownClosesFreshConns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- Serve(context.Background(), ln, http.NotFoundHandler(), stop) }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(100 * time.Millisecond) // accepted
+	close(stop)
+	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read on a connection that sent nothing: %v; want EOF (closed by the shutdown)", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve did not return after stop closed")
+	}
+}

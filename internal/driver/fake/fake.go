@@ -89,6 +89,7 @@ type vm struct {
 	out      *outgoing    // the outgoing migration, if any
 	incoming chan handoff // an incoming migration's arrival
 	listener net.Listener // where it arrives
+	stream   net.Conn     // its stream, once the source connected
 }
 
 func removeAll(dir string) error { return os.RemoveAll(dir) }

@@ -3,7 +3,9 @@ package fake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -23,8 +25,11 @@ import (
 // its command line (dirty_mb=, dirty_rate_mb=), as the real guest does. At
 // the switch-over the source hands the guest's boot time to the
 // destination over a real TCP connection to the URI it was given, so the
-// heartbeat counter carries on there, and a dead destination fails the
-// migration as it would with QEMU.
+// heartbeat counter carries on there. That connection is the migration
+// stream: opened before the first pass, as QEMU's is, and held for the
+// whole transfer, so a destination that goes away (its listener dies with
+// its agent) fails the migration when it goes, as it would with QEMU,
+// rather than at a switch-over seconds later.
 
 var _ driver.LiveMigrator = (*Driver)(nil)
 
@@ -132,6 +137,9 @@ func (d *Driver) PrepareIncoming(ctx context.Context, spec driver.VMSpec, listen
 			return
 		}
 		defer c.Close()
+		d.mu.Lock()
+		v.stream = c // Release closes it with the listener
+		d.mu.Unlock()
 		var h handoff
 		if json.NewDecoder(c).Decode(&h) == nil {
 			ch <- h
@@ -193,6 +201,23 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, star
 	passStart, high := total, 0 // what the pass began with; high passes in a row
 	var passTime time.Duration
 	begin := time.Now()
+	// The migration stream, held until the handoff goes over it. The
+	// destination never writes on it, so a read returns only when the
+	// stream ends: the destination went away (or released its copy).
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		d.unreachable(out, err)
+		return
+	}
+	defer conn.Close()
+	lost := make(chan error, 1)
+	safe.Go(d.log, "fake migration stream", func() {
+		_, err := conn.Read(make([]byte, 1))
+		if err == io.EOF {
+			err = errors.New("the migration stream was closed by the destination")
+		}
+		lost <- err
+	})
 	tick := time.NewTicker(modelTick)
 	defer tick.Stop()
 	for {
@@ -204,6 +229,9 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, star
 				out.st.Status, out.st.Error = driver.MigrationFailed, out.abort
 			}
 			d.mu.Unlock()
+			return
+		case err := <-lost:
+			d.unreachable(out, err)
 			return
 		case <-tick.C:
 		}
@@ -280,17 +308,21 @@ func (d *Driver) model(ctx context.Context, v *vm, addr string, bw float64, star
 		downtime = modelTick
 	}
 	time.Sleep(time.Duration(remaining / bw * float64(time.Second)))
-	err := d.cfg.Faults.hit(context.Background(), "Handoff")
+	err = d.cfg.Faults.hit(context.Background(), "Handoff")
 	if err == nil {
-		err = sendHandoff(addr, handoff{StartedAt: startedAt})
+		select {
+		case err = <-lost: // gone during the last copy
+		default:
+			err = json.NewEncoder(conn).Encode(handoff{StartedAt: startedAt})
+		}
+	}
+	if err != nil {
+		d.unreachable(out, err)
+		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := &out.st
-	if err != nil {
-		st.Status, st.Error = driver.MigrationFailed, "destination unreachable: "+err.Error()
-		return
-	}
 	st.Status, st.MemoryTransferred, st.MemoryRemaining = driver.MigrationCompleted, int64(sent+remaining), 0
 	st.Downtime, st.TotalTime = downtime, time.Since(begin)
 	v.kill() // the guest is paused on the source from now on
@@ -316,13 +348,12 @@ func (d *Driver) apply(out *outgoing, a converge.Action, throttle int) {
 	d.log.Info("convergence action", "action", a.Kind, "reason", a.Reason)
 }
 
-func sendHandoff(addr string, h handoff) error {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return json.NewEncoder(c).Encode(h)
+// unreachable fails out: its destination could not be reached, or went
+// away.
+func (d *Driver) unreachable(out *outgoing, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out.st.Status, out.st.Error = driver.MigrationFailed, "destination unreachable: "+err.Error()
 }
 
 // MigrationStatus implements driver.LiveMigrator.
@@ -408,7 +439,7 @@ func (d *Driver) switchOver(ctx context.Context, id string, timeout time.Duratio
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	v.incoming, v.listener = nil, nil
+	v.incoming, v.listener, v.stream = nil, nil, nil
 	v.st.State, v.st.StartedAt, v.st.Incoming = driver.StateRunning, h.StartedAt, driver.IncomingNone
 	if err := d.save(v.st); err != nil {
 		return err
@@ -459,6 +490,9 @@ func (d *Driver) Release(ctx context.Context, id string) error {
 	}
 	if v.listener != nil {
 		v.listener.Close()
+	}
+	if v.stream != nil {
+		v.stream.Close() // a source still sending fails, as with the listener closed
 	}
 	_ = d.halt(v, driver.StateStopped)
 	delete(d.vms, id)
