@@ -70,7 +70,9 @@ func (o *openstack) try(cloud string, args ...string) (string, error) {
 	o.t.Helper()
 	cmd := exec.Command("/usr/bin/openstack", append([]string{"--os-cloud", cloud}, args...)...)
 	cmd.Env = o.env
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
+	o.t.Logf("%.1fs openstack %s", time.Since(start).Seconds(), strings.Join(args, " "))
 	return string(out), err
 }
 
@@ -172,7 +174,10 @@ func TestNovaOpenStackClient(t *testing.T) {
 	if from == to {
 		to = "host3"
 	}
-	os.run("admin", "--os-compute-api-version", "2.30", "server", "migrate", "--live-migration", "--host", to, "--wait", id)
+	// No --wait: the client polls every 5 s; the status is read here
+	// (TestNovaLiveMigrationQEMU uses --wait).
+	os.run("admin", "--os-compute-api-version", "2.30", "server", "migrate", "--live-migration", "--host", to, id)
+	waitNovaStatus(t, tc, id, "ACTIVE", to)
 	os.json(&srv, "admin", "server", "show", id)
 	if srv["OS-EXT-SRV-ATTR:host"] != to || srv["status"] != "ACTIVE" {
 		t.Errorf("after a live migration to %s: host %v status %v", to, srv["OS-EXT-SRV-ATTR:host"], srv["status"])
@@ -181,11 +186,45 @@ func TestNovaOpenStackClient(t *testing.T) {
 	if err != nil || len(migs) != 1 || migs[0].Kind != api.KindLive || migs[0].Destination != to {
 		t.Errorf("godwit's migrations after os-migrateLive: %+v, %v", migs, err)
 	}
-	os.run("admin", "server", "migrate", "--wait", id)
+	os.run("admin", "server", "migrate", id)
+	waitNovaStatus(t, tc, id, "ACTIVE", "!"+to)
 	os.json(&srv, "admin", "server", "show", id)
 	if srv["OS-EXT-SRV-ATTR:host"] == to || srv["status"] != "ACTIVE" {
 		t.Errorf("after a cold migration: host %v status %v", srv["OS-EXT-SRV-ATTR:host"], srv["status"])
 	}
+
+	// Resize: held in VERIFY_RESIZE, then confirmed; another server's
+	// reverted to its old size.
+	os.run("admin", "flavor", "create", "--vcpus", "2", "--ram", "512", "--disk", "1", "m1.medium")
+	os.run("alice", "server", "resize", "--flavor", "m1.medium", "web1")
+	waitNovaStatus(t, tc, id, "VERIFY_RESIZE", "")
+	os.json(&srv, "alice", "server", "show", "web1")
+	if srv["status"] != "VERIFY_RESIZE" {
+		t.Errorf("after resize: status %v", srv["status"])
+	}
+	os.run("alice", "server", "resize", "confirm", "web1")
+	os.json(&srv, "alice", "server", "show", "web1")
+	if vm, _ := tc.client.VM(ctx, "web1"); srv["status"] != "ACTIVE" || vm.Flavor.VCPUs != 2 || vm.Flavor.MemoryMiB != 512 || vm.FlavorName != "m1.medium" {
+		t.Errorf("after resize confirm: status %v, godwit's VM %+v (flavor %s)", srv["status"], vm.Flavor, vm.FlavorName)
+	}
+	var srv2 map[string]any
+	os.json(&srv2, "alice", "server", "create", "--image", "cirros", "--flavor", "m1.small", "--wait", "web2")
+	os.run("alice", "server", "resize", "--flavor", "m1.medium", "web2")
+	waitNovaStatus(t, tc, srv2["id"].(string), "VERIFY_RESIZE", "")
+	os.run("alice", "server", "resize", "revert", "web2")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		os.json(&srv, "alice", "server", "show", "web2")
+		vm, _ := tc.client.VM(ctx, "web2")
+		if srv["status"] == "ACTIVE" && vm.Flavor.MemoryMiB == 256 && vm.FlavorName == "m1.small" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after resize revert: status %v, godwit's VM %+v (flavor %s)", srv["status"], vm.Flavor, vm.FlavorName)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	os.run("alice", "server", "delete", "web2")
 
 	os.run("alice", "server", "delete", "--wait", "web1")
 	if _, err := tc.client.VM(ctx, "web1"); !api.IsCode(err, api.CodeNotFound) {
@@ -467,4 +506,31 @@ func TestNovaSchemas(t *testing.T) {
 		t.Fatalf("Nova's schemas (Tempest's clients): %v\n%s", err, out)
 	}
 	t.Logf("%d checks against Tempest's schemas passed", strings.Count(string(out), "\nok ")+1)
+}
+
+// waitNovaStatus waits until a server's Nova status is status and, when
+// host is not "", its host is host (or, "!h", not h).
+func waitNovaStatus(t *testing.T, tc *testCluster, id, status, host string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequestWithContext(tc.ctx, "GET", tc.url+"/compute/v2.1/servers/"+id, nil)
+		req.Header.Set("X-Auth-Token", tc.adminToken)
+		var body struct {
+			Server map[string]any `json:"server"`
+		}
+		if resp, err := tc.client.HTTP.Do(req); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+		}
+		h, _ := body.Server["OS-EXT-SRV-ATTR:host"].(string)
+		okHost := host == "" || h == host || (strings.HasPrefix(host, "!") && h != host[1:] && h != "")
+		if body.Server["status"] == status && okHost {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server %s: status %v on %v; want %s on %s", id, body.Server["status"], h, status, host)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

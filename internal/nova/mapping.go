@@ -20,6 +20,12 @@ var Mapping = []Row{
 		Note: "block_migration auto and true let godwit choose per disk (a shared disk is never copied); false on a server with a local disk is refused, as Nova refuses it without shared storage. force is accepted and ignored: godwit always checks the destination", do: liveMigrate},
 	{Nova: "migrate", Role: api.RoleAdmin, Intent: "migrate (cold)", Service: "cold migration", Driver: "cold restart (shared disk) or disk transfer (local disk)",
 		Note: "host from 2.56. The move finishes when the VM runs on the destination: godwit holds no cold move in VERIFY_RESIZE (that is resize's)", do: coldMigrate},
+	{Nova: "resize", Role: api.RoleMember, Intent: "resize, held for confirmation", Service: "resize in place (vCPU and memory hotplug, or a restart), or a cold migration first when the host lacks room",
+		Driver: "hotplug; cold restart or disk transfer when it moves",
+		Note: "godwit resizes in place when the host has room — online when it fits — where Nova always moves the server: no needless move. Either way the server waits in VERIFY_RESIZE for confirmResize or revertResize, as in Nova", do: resize},
+	{Nova: "confirmResize", Role: api.RoleMember, Intent: "resize: confirm", Service: "none: the new size is kept", Driver: "—", do: confirmResize},
+	{Nova: "revertResize", Role: api.RoleMember, Intent: "resize: revert", Service: "resize back in place, then a cold migration back if it moved", Driver: "hotplug or restart; cold restart or disk transfer back",
+		Note: "a resize that grew the disk is not reverted (409): godwit grows the disk in place and a disk never shrinks — a shrunk filesystem loses data — where Nova keeps the old disk; confirm instead", do: revertResize},
 	{Nova: "evacuate", Role: api.RoleAdmin, Intent: "evacuate (host down), of this server", Service: "rebuild elsewhere", Driver: "reuse the shared disk, or rebuild a diskless VM; start it on the destination",
 		Note: "the host must be proven down — its lease expired, or an admin forced its service down (os-services force-down), which godwit takes as --host-is-down; a heartbeating host is never evacuated. A server whose disk is local to the dead host is refused (its data would be lost) where Nova rebuilds it from its image: godwit evacuate HOST --allow-data-loss does that knowingly. godwit's scheduler chooses the destination (a host named is refused)", do: evacuate},
 	{Nova: "os-start", Role: api.RoleMember, Intent: "—", Service: "VM action start", Driver: "start the VM's QEMU",
@@ -178,4 +184,56 @@ func evacuate(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (
 		return http.StatusOK, map[string]any{"adminPass": ""}, nil
 	}
 	return http.StatusOK, nil, nil
+}
+
+func resize(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error) {
+	var body struct {
+		FlavorRef string `json:"flavorRef"`
+	}
+	if err := json.Unmarshal(arg, &body); err != nil || body.FlavorRef == "" {
+		return 0, nil, errs.Invalid("resize takes {\"flavorRef\": ID}")
+	}
+	_, name, err := a.resolveFlavor(r, body.FlavorRef)
+	if err != nil {
+		return 0, nil, err
+	}
+	if name == vm.FlavorName {
+		return 0, nil, errs.Invalid("Can not find valid host: the server already has flavor %s (resize to the same flavor)", name)
+	}
+	if _, err := a.Intents.Resize(r.Context(), vm.Name, api.ResizeRequest{FlavorName: name, AllowRestart: true, AllowMove: true, Hold: true}); err != nil {
+		return 0, nil, conflict(vm, "resize", err)
+	}
+	return http.StatusAccepted, nil, nil
+}
+
+func confirmResize(a *API, r *http.Request, v Microversion, vm api.VM, _ jsonRaw) (int, any, error) {
+	in, err := a.heldResize(r, vm)
+	if err == nil {
+		_, err = a.Intents.ConfirmResize(r.Context(), in.ID)
+	}
+	if err != nil {
+		return 0, nil, conflict(vm, "confirmResize", err)
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+func revertResize(a *API, r *http.Request, v Microversion, vm api.VM, _ jsonRaw) (int, any, error) {
+	in, err := a.heldResize(r, vm)
+	if err == nil {
+		_, err = a.Intents.RevertResize(r.Context(), in.ID)
+	}
+	if err != nil {
+		return 0, nil, conflict(vm, "revertResize", err)
+	}
+	return http.StatusAccepted, nil, nil
+}
+
+// heldResize is the server's resize awaiting confirmation.
+func (a *API) heldResize(r *http.Request, vm api.VM) (api.Intent, error) {
+	for _, in := range a.activeIntents(r)[vm.ID] {
+		if in.Kind == api.IntentResize && in.State == api.IntentAwaitingConfirm {
+			return in, nil
+		}
+	}
+	return api.Intent{}, errs.Conflict("Instance %s is not in VERIFY_RESIZE: it has no resize awaiting confirmation", vm.ID)
 }

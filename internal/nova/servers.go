@@ -56,6 +56,42 @@ func (a *API) activeMigrations(r *http.Request) map[string]api.Migration {
 	return out
 }
 
+// activeIntents maps VM IDs to the intents not ended that act on them
+// (a resize: its target is the VM).
+func (a *API) activeIntents(r *http.Request) map[string][]api.Intent {
+	ins, _ := a.Intents.Intents(r.Context(), store.IntentFilter{Active: true})
+	out := map[string][]api.Intent{}
+	for _, in := range ins {
+		for _, op := range in.Operations {
+			if op.VMID != "" {
+				out[op.VMID] = append(out[op.VMID], in)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// resizeStatus is the Nova status a resize gives a server: RESIZE while
+// it runs, VERIFY_RESIZE while it waits for confirmResize, REVERT_RESIZE
+// while it goes back; "" without one.
+func resizeStatus(ins []api.Intent) (string, any) {
+	for _, in := range ins {
+		if in.Kind != api.IntentResize {
+			continue
+		}
+		switch in.State {
+		case api.IntentAwaitingConfirm:
+			return "VERIFY_RESIZE", nil
+		case api.IntentReverting:
+			return "REVERT_RESIZE", "resize_reverting"
+		case api.IntentRunning:
+			return "RESIZE", "resize_prep"
+		}
+	}
+	return "", nil
+}
+
 // status is a VM's Nova status, vm_state, task_state and power_state.
 func status(vm api.VM, mig *api.Migration) (st, vmState string, task any, power int) {
 	switch vm.State {
@@ -99,8 +135,14 @@ func link(r *http.Request, path string) []map[string]string {
 }
 
 // serverView is a server as Nova shows it at microversion v.
-func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Migration, hosts map[string]api.Host) map[string]any {
+func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Migration, ins []api.Intent, hosts map[string]api.Host) map[string]any {
 	st, vmState, task, power := status(vm, mig)
+	if rs, rt := resizeStatus(ins); rs != "" {
+		st, task = rs, rt
+		if rs == "VERIFY_RESIZE" {
+			vmState = "resized"
+		}
+	}
 	addresses := map[string][]map[string]any{}
 	for _, p := range vm.Ports {
 		addresses[p.Network] = append(addresses[p.Network], map[string]any{"addr": p.IP, "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": p.MAC})
@@ -201,7 +243,7 @@ func (a *API) listServers(detail bool) func(w http.ResponseWriter, r *http.Reque
 				return
 			}
 		}
-		migs := a.activeMigrations(r)
+		migs, intents := a.activeMigrations(r), a.activeIntents(r)
 		hosts := a.hostMap(r, v)
 		out := []map[string]any{}
 		for _, vm := range vms {
@@ -212,7 +254,7 @@ func (a *API) listServers(detail bool) func(w http.ResponseWriter, r *http.Reque
 			if m, ok := migs[vm.ID]; ok {
 				mig = &m
 			}
-			view := a.serverView(r, v, vm, mig, hosts)
+			view := a.serverView(r, v, vm, mig, intents[vm.ID], hosts)
 			if s := q.Get("status"); s != "" && !strings.EqualFold(s, view["status"].(string)) {
 				continue
 			}
@@ -260,7 +302,7 @@ func (a *API) showServer(w http.ResponseWriter, r *http.Request, v Microversion)
 	if m, ok := a.activeMigrations(r)[vm.ID]; ok {
 		mig = &m
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server": a.serverView(r, v, vm, mig, a.hostMap(r, v))})
+	writeJSON(w, http.StatusOK, map[string]any{"server": a.serverView(r, v, vm, mig, a.activeIntents(r)[vm.ID], a.hostMap(r, v))})
 }
 
 type createServer struct {

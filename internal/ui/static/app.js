@@ -9,7 +9,7 @@ import { h, patch, bar, fmtMiBs, fmtDuration, ago, badge, ask, field, select, nu
 
 const TOKEN_KEY = "godwit-token";
 const LIVE_MIGRATION = ["queued", "scheduling", "preparing", "waiting-for-link", "transferring", "switching-over", "finishing"];
-const LIVE_INTENT = ["running", "cancelling"];
+const LIVE_INTENT = ["running", "cancelling", "awaiting-confirmation", "reverting"];
 const SHOW_FINISHED = 8; // finished moves kept in view
 
 const S = {
@@ -204,6 +204,11 @@ const actions = {
     const m = byMigration(el);
     confirmThen(`Abort the migration of ${m.vm}?`, `The VM stays on ${m.source}.`, "Abort", () => S.api.post(`/v1/migrations/${m.id}/abort`));
   },
+  confirm: (el) => act(() => S.api.post(`/v1/intents/${byIntent(el).id}/confirm`, {})),
+  revert: (el) => {
+    const i = byIntent(el);
+    confirmThen(`Revert the resize of ${i.target}?`, "Its old size comes back (and its old host, if it moved).", "Revert", () => S.api.post(`/v1/intents/${i.id}/revert`, {}));
+  },
   cancel: (el) => {
     const i = byIntent(el);
     confirmThen(`Cancel the ${i.kind} of ${i.target}?`, "No new operation starts; running ones finish.", "Cancel intent", () => S.api.post(`/v1/intents/${i.id}/cancel`, {}));
@@ -363,13 +368,16 @@ function intentRow(i) {
   const ops = i.operations || [];
   const done = ops.filter((o) => ["done", "skipped", "failed", "cancelled"].includes(o.state)).length;
   const live = LIVE_INTENT.includes(i.state);
-  const mayCancel = live && (isAdmin() || i.kind === "resize" || i.kind === "rebuild");
+  const mine = isAdmin() || i.kind === "resize" || i.kind === "rebuild";
+  const mayCancel = mine && (i.state === "running" || i.state === "cancelling");
+  const held = mine && i.state === "awaiting-confirmation";
   const sel = S.selected && S.selected.id === i.id;
   return h("tr", { class: "row" + (sel ? " selected" : ""), data: { intent: i.id, state: i.state } },
     h("td", {}, i.kind), h("td", {}, i.target), h("td", {}, badge(i.state)),
     h("td", { class: "progress-cell" }, bar(done, ops.length, `${done} / ${ops.length}`, "progress")),
     h("td", {}, ago(i.created_at)),
-    h("td", { class: "actions" }, mayCancel ? h("button", { data: { action: "cancel" } }, "Cancel") : null));
+    h("td", { class: "actions" }, mayCancel ? h("button", { data: { action: "cancel" } }, "Cancel") : null,
+      held ? [h("button", { data: { action: "confirm" } }, "Confirm"), h("button", { data: { action: "revert" } }, "Revert")] : null));
 }
 
 function select_(kind, id) {
