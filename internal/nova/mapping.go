@@ -22,7 +22,7 @@ var Mapping = []Row{
 		Note: "host from 2.56. The move finishes when the VM runs on the destination: godwit holds no cold move in VERIFY_RESIZE (that is resize's)", do: coldMigrate},
 	{Nova: "resize", Role: api.RoleMember, Intent: "resize, held for confirmation", Service: "resize in place (vCPU and memory hotplug, or a restart), or a cold migration first when the host lacks room",
 		Driver: "hotplug; cold restart or disk transfer when it moves",
-		Note: "godwit resizes in place when the host has room — online when it fits — where Nova always moves the server: no needless move. Either way the server waits in VERIFY_RESIZE for confirmResize or revertResize, as in Nova", do: resize},
+		Note:   "godwit resizes in place when the host has room — online when it fits — where Nova always moves the server: no needless move. Either way the server waits in VERIFY_RESIZE for confirmResize or revertResize, as in Nova", do: resize},
 	{Nova: "confirmResize", Role: api.RoleMember, Intent: "resize: confirm", Service: "none: the new size is kept", Driver: "—", do: confirmResize},
 	{Nova: "revertResize", Role: api.RoleMember, Intent: "resize: revert", Service: "resize back in place, then a cold migration back if it moved", Driver: "hotplug or restart; cold restart or disk transfer back",
 		Note: "a resize that grew the disk is not reverted (409): godwit grows the disk in place and a disk never shrinks — a shrunk filesystem loses data — where Nova keeps the old disk; confirm instead", do: revertResize},

@@ -66,7 +66,7 @@ func (a *API) migrationView(r *http.Request, v Microversion, m api.Migration, wi
 	out := map[string]any{
 		"id": number(m.ID), "status": novaStatus(m), "instance_uuid": m.VMID,
 		"source_compute": m.Source, "source_node": m.Source, "dest_compute": nilIfEmpty(m.Destination), "dest_node": nilIfEmpty(m.Destination),
-		"dest_host": nilIfEmpty(m.Destination),
+		"dest_host":            nilIfEmpty(m.Destination),
 		"old_instance_type_id": 0, "new_instance_type_id": 0,
 		"created_at": stamp(m.CreatedAt), "updated_at": stamp(m.UpdatedAt),
 	}
