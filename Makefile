@@ -41,7 +41,7 @@ test: deps-test build
 # the step's time on a fresh machine, and the suite must stay well under
 # 30 minutes on two cores.
 FUZZTIME ?= 5s
-TEST_FUZZTIME ?= 2s
+TEST_FUZZTIME ?= 1s
 fuzz:
 	@GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 

@@ -22,6 +22,7 @@ import (
 // Any console error fails the test, and every screenshot must have
 // content. GODWIT_SCREENSHOTS names a directory to keep them in.
 func TestDashboard(t *testing.T) {
+	t.Parallel() // beside the OpenStack clients' tests: a browser and Python processes
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}

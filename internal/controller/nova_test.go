@@ -90,6 +90,9 @@ func (o *openstack) json(v any, cloud string, args ...string) {
 // images, a server's life, live and cold migration, and a member kept
 // to its project.
 func TestNovaOpenStackClient(t *testing.T) {
+	// Parallel: the clients are Python processes, mostly their start-up;
+	// the suite runs them beside each other (see docs/testing.md).
+	t.Parallel()
 	tc := newTestClusterWith(t, clusterOptions{tls: true}, 4, 8192, 8192, 8192)
 	ctx := tc.ctx
 	tc.importFakeKernel(t, "cirros")
@@ -337,6 +340,9 @@ func TestNovaErrorsAndVersions(t *testing.T) {
 // down), a live migration listed, shown, aborted and force-completed,
 // and nova evacuate of a server whose host was proven down.
 func TestNovaOpenStackAdmin(t *testing.T) {
+	// Parallel: the clients are Python processes, mostly their start-up;
+	// the suite runs them beside each other (see docs/testing.md).
+	t.Parallel()
 	tc := newTestClusterWith(t, clusterOptions{tls: true}, 4, 16384, 16384, 16384)
 	ctx := tc.ctx
 	tc.importFakeKernel(t, "cirros")
@@ -469,6 +475,9 @@ func waitHostState(t *testing.T, tc *testCluster, name, state string) {
 // schemas with Tempest's own service clients (scripts/nova-schemas.py),
 // at every microversion where a schema changes up to nova.MaxVersion.
 func TestNovaSchemas(t *testing.T) {
+	// Parallel: the clients are Python processes, mostly their start-up;
+	// the suite runs them beside each other (see docs/testing.md).
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs Tempest's clients")
 	}
