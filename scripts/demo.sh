@@ -107,4 +107,6 @@ The cluster is still running (state in $DIR, logs in $DIR/logs).
   bin/godwit vm console demo-1 -f     # follow the guest's heartbeat (Ctrl-C to stop)
   bin/godwit vm stop demo-1           # graceful power-off
   bin/godwit down --dir $DIR          # stop the cluster and its VMs
+The dashboard: $GODWIT_SERVER/ui/ (log in with the token in $DIR/admin.token;
+the browser asks once to accept the cluster's own CA, $GODWIT_CA).
 MSG
