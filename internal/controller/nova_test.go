@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,12 @@ func TestNovaOpenStackClient(t *testing.T) {
 	os.json(&srv, "alice", "server", "show", "web1")
 	if vm, _ := tc.client.VM(ctx, "web1"); srv["status"] != "ACTIVE" || vm.Flavor.VCPUs != 2 || vm.Flavor.MemoryMiB != 512 || vm.FlavorName != "m1.medium" {
 		t.Errorf("after resize confirm: status %v, godwit's VM %+v (flavor %s)", srv["status"], vm.Flavor, vm.FlavorName)
+	}
+	// Rebuild: a new disk from the image, same server.
+	os.run("alice", "server", "rebuild", "--image", "cirros", "web1")
+	waitNovaStatus(t, tc, id, "ACTIVE", "")
+	if ins, err := tc.client.Intents(ctx); err != nil || !slices.ContainsFunc(ins, func(in api.Intent) bool { return in.Kind == api.IntentRebuild && in.Target == "web1" }) {
+		t.Errorf("godwit's intents after server rebuild: %+v, %v", ins, err)
 	}
 	var srv2 map[string]any
 	os.json(&srv2, "alice", "server", "create", "--image", "cirros", "--flavor", "m1.small", "--wait", "web2")

@@ -26,6 +26,8 @@ var Mapping = []Row{
 	{Nova: "confirmResize", Role: api.RoleMember, Intent: "resize: confirm", Service: "none: the new size is kept", Driver: "—", do: confirmResize},
 	{Nova: "revertResize", Role: api.RoleMember, Intent: "resize: revert", Service: "resize back in place, then a cold migration back if it moved", Driver: "hotplug or restart; cold restart or disk transfer back",
 		Note: "a resize that grew the disk is not reverted (409): godwit grows the disk in place and a disk never shrinks — a shrunk filesystem loses data — where Nova keeps the old disk; confirm instead", do: revertResize},
+	{Nova: "rebuild", Role: api.RoleMember, Intent: "rebuild", Service: "rebuild in place", Driver: "a new disk from the image (the old one replaced), same host, same ID and addresses",
+		Note: "a new name is refused (400): godwit's VM names are fixed; metadata and keys are ignored; the image may change, as in Nova", do: rebuild},
 	{Nova: "evacuate", Role: api.RoleAdmin, Intent: "evacuate (host down), of this server", Service: "rebuild elsewhere", Driver: "reuse the shared disk, or rebuild a diskless VM; start it on the destination",
 		Note: "the host must be proven down — its lease expired, or an admin forced its service down (os-services force-down), which godwit takes as --host-is-down; a heartbeating host is never evacuated. A server whose disk is local to the dead host is refused (its data would be lost) where Nova rebuilds it from its image: godwit evacuate HOST --allow-data-loss does that knowingly. godwit's scheduler chooses the destination (a host named is refused)", do: evacuate},
 	{Nova: "os-start", Role: api.RoleMember, Intent: "—", Service: "VM action start", Driver: "start the VM's QEMU",
@@ -236,4 +238,27 @@ func (a *API) heldResize(r *http.Request, vm api.VM) (api.Intent, error) {
 		}
 	}
 	return api.Intent{}, errs.Conflict("Instance %s is not in VERIFY_RESIZE: it has no resize awaiting confirmation", vm.ID)
+}
+
+func rebuild(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error) {
+	var body struct {
+		ImageRef string  `json:"imageRef"`
+		Name     *string `json:"name"`
+	}
+	if err := json.Unmarshal(arg, &body); err != nil || body.ImageRef == "" {
+		return 0, nil, errs.Invalid("rebuild takes {\"imageRef\": IMAGE}")
+	}
+	if body.Name != nil && *body.Name != vm.Name {
+		return 0, nil, errs.Invalid("rebuild cannot rename a server: godwit's VM names are fixed")
+	}
+	if _, err := a.Intents.Rebuild(r.Context(), vm.Name, api.RebuildRequest{Image: body.ImageRef}); err != nil {
+		return 0, nil, conflict(vm, "rebuild", err)
+	}
+	now, err := a.vmByID(r, vm.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	view := a.serverView(r, v, now, nil, a.activeIntents(r)[vm.ID], nil)
+	view["status"], view["OS-EXT-STS:task_state"] = "REBUILD", "rebuilding"
+	return http.StatusAccepted, map[string]any{"server": view}, nil
 }
