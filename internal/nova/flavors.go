@@ -3,6 +3,7 @@ package nova
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -131,7 +132,7 @@ func (a *API) resolveFlavor(r *http.Request, ref string) (api.Flavor, string, er
 	if ref == "" {
 		return api.Flavor{}, "", errs.Invalid("flavorRef is required (openstack flavor list)")
 	}
-	if i := lastSlash(ref); i >= 0 {
+	if i := strings.LastIndex(ref, "/"); i >= 0 {
 		ref = ref[i+1:]
 	}
 	f, err := a.Svc.Flavor(r.Context(), ref)
@@ -142,15 +143,6 @@ func (a *API) resolveFlavor(r *http.Request, ref string) (api.Flavor, string, er
 		return api.Flavor{}, "", err
 	}
 	return f.Flavor, f.Name, nil
-}
-
-func lastSlash(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '/' {
-			return i
-		}
-	}
-	return -1
 }
 
 // flavorRef is a server's flavor: a reference before 2.47, its sizes

@@ -53,9 +53,10 @@ func hypervisorID(v Microversion, name string) any {
 	return hostNumber(name)
 }
 
-// findHost finds a host by its number, UUID or name.
+// findHost finds a host by its number, UUID or name, with what its VMs
+// hold.
 func (a *API) findHost(r *http.Request, id string) (api.Host, error) {
-	hs, err := a.Svc.Hosts(r.Context())
+	hs, err := a.Svc.HostsWithAllocations(r.Context())
 	if err != nil {
 		return api.Host{}, err
 	}
@@ -145,7 +146,7 @@ func (a *API) serversOn(r *http.Request, host string) []api.VM {
 
 func (a *API) listHypervisors(detail bool) func(w http.ResponseWriter, r *http.Request, v Microversion) {
 	return func(w http.ResponseWriter, r *http.Request, v Microversion) {
-		hs, err := a.hostsWithUse(r)
+		hs, err := a.Svc.HostsWithAllocations(r.Context())
 		if err != nil {
 			WriteError(w, r, err)
 			return
@@ -171,20 +172,7 @@ func (a *API) listHypervisors(detail bool) func(w http.ResponseWriter, r *http.R
 }
 
 func (a *API) hostFor(r *http.Request) (api.Host, error) {
-	h, err := a.findHost(r, r.PathValue("hypervisor_id"))
-	if err != nil {
-		return h, err
-	}
-	hs, err := a.hostsWithUse(r)
-	if err != nil {
-		return h, err
-	}
-	for _, x := range hs {
-		if x.Name == h.Name {
-			return x, nil
-		}
-	}
-	return h, nil
+	return a.findHost(r, r.PathValue("hypervisor_id"))
 }
 
 func (a *API) showHypervisor(w http.ResponseWriter, r *http.Request, v Microversion) {
@@ -227,7 +215,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request, v Microversion, wit
 		return
 	}
 	pattern := r.PathValue("hypervisor_id")
-	hs, err := a.hostsWithUse(r)
+	hs, err := a.Svc.HostsWithAllocations(r.Context())
 	if err != nil {
 		WriteError(w, r, err)
 		return

@@ -176,9 +176,6 @@ func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Mi
 			s["OS-EXT-SRV-ATTR:user_data"] = nilIfEmpty(base64.StdEncoding.EncodeToString([]byte(vm.UserData)))
 		}
 	}
-	if v.AtLeast(3) {
-		s["os-extended-volumes:volumes_attached"] = []any{}
-	}
 	if v.AtLeast(9) {
 		s["locked"] = false
 	}
