@@ -135,6 +135,7 @@ var policy = map[string]rule{
 	"DELETE /compute/v2.1/servers/{server_id}/migrations/{migration_id}":      {access: admin, openstack: true},
 	"GET /compute/v2.1/os-hypervisors":                                        {access: admin, openstack: true},
 	"GET /compute/v2.1/os-hypervisors/detail":                                 {access: admin, openstack: true},
+	"GET /compute/v2.1/os-hypervisors/statistics":                             {access: admin, openstack: true},
 	"GET /compute/v2.1/os-hypervisors/{hypervisor_id}":                        {access: admin, openstack: true},
 	"GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime":                 {access: admin, openstack: true},
 	"GET /compute/v2.1/os-hypervisors/{hypervisor_id}/servers":                {access: admin, openstack: true},

@@ -188,6 +188,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"DELETE /compute/v2.1/servers/{server_id}/migrations/{migration_id}":      {who: "admin", path: "/compute/v2.1/servers/VMID/migrations/1", ok: 404},
 		"GET /compute/v2.1/os-hypervisors":                                        {who: "admin", path: "/compute/v2.1/os-hypervisors", ok: 200},
 		"GET /compute/v2.1/os-hypervisors/detail":                                 {who: "admin", path: "/compute/v2.1/os-hypervisors/detail", ok: 200},
+		"GET /compute/v2.1/os-hypervisors/statistics":                             {who: "admin", path: "/compute/v2.1/os-hypervisors/statistics", ok: 200},
 		"GET /compute/v2.1/os-hypervisors/{hypervisor_id}":                        {who: "admin", path: "/compute/v2.1/os-hypervisors/host1", ok: 200},
 		"GET /compute/v2.1/os-hypervisors/{hypervisor_id}/uptime":                 {who: "admin", path: "/compute/v2.1/os-hypervisors/host1/uptime", ok: 200},
 		"GET /compute/v2.1/os-hypervisors/{hypervisor_id}/servers":                {who: "admin", path: "/compute/v2.1/os-hypervisors/host/servers", ok: 200},

@@ -3,6 +3,9 @@ package nova
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/godwit/godwit/api"
@@ -39,10 +42,18 @@ func (a *API) flavorView(r *http.Request, v Microversion, f api.NamedFlavor) map
 	return out
 }
 
+// listFlavors is GET /flavors[/detail], in Nova's order (by ID, or by
+// sort_key and sort_dir) with its filters: minRam, minDisk (GiB),
+// is_public (godwit's flavors are all public), and its paging: marker
+// (a flavor ID) and limit.
 func (a *API) listFlavors(detail bool) func(w http.ResponseWriter, r *http.Request, v Microversion) {
 	return func(w http.ResponseWriter, r *http.Request, v Microversion) {
 		fs, err := a.Svc.Flavors(r.Context())
 		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		if fs, err = pageFlavors(fs, r.URL.Query()); err != nil {
 			WriteError(w, r, err)
 			return
 		}
@@ -59,6 +70,84 @@ func (a *API) listFlavors(detail bool) func(w http.ResponseWriter, r *http.Reque
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"flavors": out})
 	}
+}
+
+// flavorSortKeys are the sort_key values Nova takes, by what they sort.
+var flavorSortKeys = map[string]func(a, b api.NamedFlavor) int{
+	"flavorid":   func(a, b api.NamedFlavor) int { return strings.Compare(a.ID, b.ID) },
+	"id":         func(a, b api.NamedFlavor) int { return strings.Compare(a.ID, b.ID) },
+	"name":       func(a, b api.NamedFlavor) int { return strings.Compare(a.Name, b.Name) },
+	"memory_mb":  func(a, b api.NamedFlavor) int { return a.MemoryMiB - b.MemoryMiB },
+	"vcpus":      func(a, b api.NamedFlavor) int { return a.VCPUs - b.VCPUs },
+	"root_gb":    func(a, b api.NamedFlavor) int { return a.DiskMiB - b.DiskMiB },
+	"created_at": func(a, b api.NamedFlavor) int { return a.CreatedAt.Compare(b.CreatedAt) },
+}
+
+// pageFlavors filters, sorts and pages flavors as Nova's list does.
+func pageFlavors(fs []api.NamedFlavor, q url.Values) ([]api.NamedFlavor, error) {
+	minRAM, err := queryInt(q, "minRam")
+	if err != nil {
+		return nil, err
+	}
+	minDisk, err := queryInt(q, "minDisk")
+	if err != nil {
+		return nil, err
+	}
+	if p := strings.ToLower(q.Get("is_public")); p == "false" || p == "0" || p == "no" {
+		return nil, nil // every godwit flavor is public
+	}
+	key := q.Get("sort_key")
+	if key == "" {
+		key = "flavorid"
+	}
+	cmp, ok := flavorSortKeys[key]
+	if !ok {
+		return nil, errs.Invalid("sort_key %q is not one Nova takes: flavorid, name, memory_mb, vcpus, root_gb, created_at", key)
+	}
+	dir := q.Get("sort_dir")
+	switch dir {
+	case "", "asc":
+	case "desc":
+		asc := cmp
+		cmp = func(a, b api.NamedFlavor) int { return asc(b, a) }
+	default:
+		return nil, errs.Invalid("sort_dir %q is not asc or desc", dir)
+	}
+	out := make([]api.NamedFlavor, 0, len(fs))
+	for _, f := range fs {
+		if f.MemoryMiB >= minRAM && gib(f.DiskMiB) >= minDisk {
+			out = append(out, f)
+		}
+	}
+	slices.SortStableFunc(out, cmp)
+	if m := q.Get("marker"); m != "" {
+		i := slices.IndexFunc(out, func(f api.NamedFlavor) bool { return f.ID == m })
+		if i < 0 {
+			return nil, errs.Invalid("marker [%s] not found", m)
+		}
+		out = out[i+1:]
+	}
+	limit, err := queryInt(q, "limit")
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 && limit < len(out) {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// queryInt reads a non-negative integer query parameter; 0 when absent.
+func queryInt(q url.Values, name string) (int, error) {
+	s := q.Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errs.Invalid("%s=%q is not a non-negative integer", name, s)
+	}
+	return n, nil
 }
 
 func (a *API) flavor(r *http.Request) (api.NamedFlavor, error) {
@@ -87,15 +176,21 @@ func (a *API) flavorExtraSpecs(w http.ResponseWriter, r *http.Request, v Microve
 	writeJSON(w, http.StatusOK, map[string]any{"extra_specs": map[string]string{}})
 }
 
+// createFlavor is POST /flavors. As Nova, it takes the ID as a string or
+// a number and the sizes as numbers or numeric strings. A private flavor
+// (os-flavor-access:is_public false) is refused: godwit has no
+// per-project flavor access, and a flavor every project sees would
+// break the promise.
 func (a *API) createFlavor(w http.ResponseWriter, r *http.Request, v Microversion) {
 	var body struct {
 		Flavor struct {
 			Name        string  `json:"name"`
-			ID          *string `json:"id"`
-			VCPUs       int     `json:"vcpus"`
-			RAM         int     `json:"ram"`
-			Disk        int     `json:"disk"`
+			ID          any     `json:"id"`
+			VCPUs       flexInt `json:"vcpus"`
+			RAM         flexInt `json:"ram"`
+			Disk        flexInt `json:"disk"`
 			Description string  `json:"description"`
+			Public      any     `json:"os-flavor-access:is_public"`
 		} `json:"flavor"`
 	}
 	if err := decode(r, &body); err != nil {
@@ -103,9 +198,24 @@ func (a *API) createFlavor(w http.ResponseWriter, r *http.Request, v Microversio
 		return
 	}
 	fb := body.Flavor
-	req := api.CreateFlavorRequest{Name: fb.Name, VCPUs: fb.VCPUs, MemoryMiB: fb.RAM, DiskMiB: fb.Disk * 1024, Description: fb.Description}
-	if fb.ID != nil {
-		req.ID = *fb.ID
+	if p, ok := fb.Public.(bool); ok && !p {
+		WriteError(w, r, errs.Invalid("private flavors are not supported: every godwit flavor is visible to every project (leave os-flavor-access:is_public out)"))
+		return
+	}
+	req := api.CreateFlavorRequest{Name: fb.Name, VCPUs: int(fb.VCPUs), MemoryMiB: int(fb.RAM), DiskMiB: int(fb.Disk) * 1024, Description: fb.Description}
+	switch id := fb.ID.(type) {
+	case nil:
+	case string:
+		req.ID = id
+	case float64:
+		if id != float64(int64(id)) {
+			WriteError(w, r, errs.Invalid("flavor id %v is not an integer or a string", id))
+			return
+		}
+		req.ID = strconv.FormatInt(int64(id), 10)
+	default:
+		WriteError(w, r, errs.Invalid("flavor id must be a string or an integer"))
+		return
 	}
 	f, err := a.Svc.CreateFlavor(r.Context(), req)
 	if err != nil {
@@ -113,6 +223,20 @@ func (a *API) createFlavor(w http.ResponseWriter, r *http.Request, v Microversio
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"flavor": a.flavorView(r, v, f)})
+}
+
+// flexInt is an integer given as a JSON number or a numeric string, as
+// Nova takes a flavor's sizes.
+type flexInt int
+
+func (n *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	i, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%s is not an integer", b)
+	}
+	*n = flexInt(i)
+	return nil
 }
 
 func (a *API) deleteFlavor(w http.ResponseWriter, r *http.Request, v Microversion) {

@@ -23,6 +23,7 @@ func (a *API) hostRoutes() []Route {
 	return []Route{
 		{"GET " + v + "/os-hypervisors", versioned(a.listHypervisors(false))},
 		{"GET " + v + "/os-hypervisors/detail", versioned(a.listHypervisors(true))},
+		{"GET " + v + "/os-hypervisors/statistics", versioned(a.hypervisorStatistics)},
 		{"GET " + v + "/os-hypervisors/{hypervisor_id}", versioned(a.showHypervisor)},
 		{"GET " + v + "/os-hypervisors/{hypervisor_id}/uptime", versioned(a.hypervisorUptime)},
 		{"GET " + v + "/os-hypervisors/{hypervisor_id}/servers", versioned(a.hypervisorServers)},
@@ -169,6 +170,24 @@ func (a *API) listHypervisors(detail bool) func(w http.ResponseWriter, r *http.R
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"hypervisors": out})
 	}
+}
+
+// hypervisorStatistics is GET /os-hypervisors/statistics: the sums
+// over the hosts (deprecated in Nova from 2.88, served here to 2.60).
+func (a *API) hypervisorStatistics(w http.ResponseWriter, r *http.Request, v Microversion) {
+	hs, err := a.hostsWithUse(r)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	sum := map[string]int{"count": len(hs), "current_workload": 0}
+	for _, h := range hs {
+		view := a.hypervisorView(r, v, h, true, nil)
+		for _, k := range []string{"vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "free_ram_mb", "local_gb", "local_gb_used", "free_disk_gb", "disk_available_least", "running_vms"} {
+			sum[k] += view[k].(int)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"hypervisor_statistics": sum})
 }
 
 func (a *API) hostFor(r *http.Request) (api.Host, error) {
