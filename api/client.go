@@ -184,6 +184,14 @@ func (c *Client) CreateVM(ctx context.Context, req CreateVMRequest) (VM, error) 
 	return v, err
 }
 
+// UpdateVM changes the fields req gives of a VM's record (its display
+// name, its description) and returns the VM.
+func (c *Client) UpdateVM(ctx context.Context, name string, req UpdateVMRequest) (VM, error) {
+	var v VM
+	err := c.Do(ctx, http.MethodPatch, "/v1/vms/"+url.PathEscape(name), req, &v)
+	return v, err
+}
+
 // VMAction runs start, stop or reboot on a VM.
 func (c *Client) VMAction(ctx context.Context, name, action string, req VMActionRequest) (VM, error) {
 	var v VM

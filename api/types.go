@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Host states as the controller sees them.
@@ -164,11 +166,19 @@ const (
 
 // VM is a virtual machine record.
 type VM struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Project string `json:"project"`
-	Host    string `json:"host,omitempty"`
-	Image   string `json:"image"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// DisplayName is the name people gave the VM, as a Nova server's
+	// name: free text (any Unicode, at most 255 characters, no control
+	// characters), not unique. Empty: the VM goes by its name, the
+	// unique identifier every route takes.
+	DisplayName string `json:"display_name,omitempty"`
+	// Description is free text about the VM, for people: at most 255
+	// characters, no control characters; empty: none.
+	Description string `json:"description,omitempty"`
+	Project     string `json:"project"`
+	Host        string `json:"host,omitempty"`
+	Image       string `json:"image"`
 	// ImageSHA256 is the SHA-256 of the image's disk file that the VM's
 	// disk was made from (at create, or at its last rebuild from an
 	// image): the base its disk is layered on. Every later copy of the
@@ -214,9 +224,16 @@ type VM struct {
 
 // CreateVMRequest is the body of POST /v1/vms.
 type CreateVMRequest struct {
-	Name    string `json:"name"`
-	Project string `json:"project,omitempty"` // default "default"
-	Image   string `json:"image"`
+	Name string `json:"name"`
+	// DisplayName is the name people give the VM: free text (any
+	// Unicode, at most 255 characters, no control characters), not
+	// unique; empty: the VM goes by its name.
+	DisplayName string `json:"display_name,omitempty"`
+	// Description is free text about the VM: at most 255 characters,
+	// no control characters.
+	Description string `json:"description,omitempty"`
+	Project     string `json:"project,omitempty"` // default "default"
+	Image       string `json:"image"`
 	// Flavor gives the VM's sizes; or leave it out and name a stored
 	// flavor in FlavorName.
 	Flavor Flavor `json:"flavor,omitzero"`
@@ -241,6 +258,57 @@ type CreateVMRequest struct {
 	// UserData is cloud-init user-data for the guest's NoCloud seed (at
 	// most MaxUserDataBytes).
 	UserData string `json:"user_data,omitempty"`
+}
+
+// UpdateVMRequest is the body of PATCH /v1/vms/{name}: the fields to
+// change. A field left out keeps its value; "" clears it.
+type UpdateVMRequest struct {
+	// DisplayName, when given, becomes the VM's display name: free
+	// text, at most 255 characters, no control characters.
+	DisplayName *string `json:"display_name,omitempty"`
+	// Description, when given, becomes the VM's description: at most
+	// 255 characters, no control characters.
+	Description *string `json:"description,omitempty"`
+}
+
+// Validate checks the fields the request gives.
+func (r UpdateVMRequest) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"display_name", r.DisplayName}, {"description", r.Description}} {
+		if f.v == nil {
+			continue
+		}
+		if err := ValidateDisplayText(f.name, *f.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MaxDisplayTextLen bounds a VM's display name and description, in
+// characters (Unicode code points), as Nova bounds a server's name and
+// description.
+const MaxDisplayTextLen = 255
+
+// ValidateDisplayText checks the free text of a VM's display name or
+// description (field names it in the error): valid UTF-8, at most
+// MaxDisplayTextLen characters and no control characters (newlines and
+// tabs included). Empty text is valid: it clears the field.
+func ValidateDisplayText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s is not valid UTF-8; send the text encoded as UTF-8", field)
+	}
+	if n := utf8.RuneCountInString(s); n > MaxDisplayTextLen {
+		return fmt.Errorf("%s is %d characters; use at most %d", field, n, MaxDisplayTextLen)
+	}
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("%s holds control character %U; use plain text on one line", field, c)
+		}
+	}
+	return nil
 }
 
 // VMActionRequest is the body of POST /v1/vms/{name}/{start,stop,reboot}.

@@ -74,6 +74,7 @@ func newFakeController(t *testing.T) *fakeController {
 		}
 		v := testVMs()[0]
 		v.Name, v.Flavor, v.Pool, v.Image, v.Host, v.Cmdline = req.Name, req.Flavor, req.Pool, req.Image, req.Host, req.Cmdline
+		v.DisplayName, v.Description = req.DisplayName, req.Description
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(v)
 	})
@@ -93,6 +94,7 @@ func newFakeController(t *testing.T) *fakeController {
 	record("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(api.Version{Version: "9.9.9", Store: "sqlite"})
 	})
+	vmUpdateRoutes(record)
 	intentRoutes(record)
 	flavorRoutes(record)
 	settingsRoutes(record)

@@ -26,7 +26,7 @@ func TestErrors(t *testing.T) {
 		{"unknown command", srv.Server, []string{"frobnicate"}, 2,
 			[]string{`godwit: unknown command "frobnicate" for "godwit"`, "Run 'godwit --help' for usage."}},
 		{"unknown subcommand", srv.Server, []string{"vm", "lst"}, 2,
-			[]string{`unknown command "lst" for "godwit vm"; did you mean list?`, "Run 'godwit vm --help'"}},
+			[]string{`unknown command "lst" for "godwit vm"; did you mean list or set?`, "Run 'godwit vm --help'"}},
 		{"unknown flag", srv.Server, []string{"vm", "list", "--bogus"}, 2,
 			[]string{"godwit: unknown flag: --bogus", "Run 'godwit vm list --help'"}},
 		{"missing argument", srv.Server, []string{"vm", "show"}, 2, []string{"accepts 1 arg(s), received 0"}},

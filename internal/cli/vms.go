@@ -15,7 +15,7 @@ import (
 
 func (a *app) vmCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Create and manage virtual machines"}
-	cmd.AddCommand(a.vmCreateCmd(), a.vmConsoleCmd(), a.vmStopCmd(),
+	cmd.AddCommand(a.vmCreateCmd(), a.vmSetCmd(), a.vmConsoleCmd(), a.vmStopCmd(),
 		&cobra.Command{
 			Use:   "list",
 			Short: "List VMs",
@@ -78,7 +78,7 @@ Give the sizes with --vcpus, --memory and --disk, or name a flavor with
 --flavor (godwit flavor list). Sizes are in MiB unless they say
 otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 		Example: `  godwit vm create web-1 --image testguest --memory 256M --disk 1G
-  godwit vm create web-3 --image testguest --flavor small
+  godwit vm create web-3 --image testguest --flavor small --display-name "Web shop (staging)"
   godwit vm create db-1 --image testguest --vcpus 2 --memory 1G --disk 10G --pool shared
   godwit vm create tiny --image testguest --disk 0 --cmdline "dirty_mb=32"
   godwit vm create web-2 --image testguest --network lan --network storage,ip=10.100.0.20`,
@@ -117,6 +117,8 @@ otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.Image, "image", "", "image to boot (required; see godwit image list)")
+	f.StringVar(&req.DisplayName, "display-name", "", "free-text name for people (any Unicode, at most 255 characters; not unique)")
+	f.StringVar(&req.Description, "description", "", "free text about the VM (at most 255 characters)")
 	f.StringVar(&req.FlavorName, "flavor", "", "take the sizes of this flavor, by name or ID (instead of --vcpus, --memory and --disk)")
 	f.IntVar(&req.Flavor.VCPUs, "vcpus", 1, "virtual CPUs")
 	f.Var(&memory, "memory", "memory, e.g. 256M or 2G")
@@ -132,6 +134,41 @@ otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 	f.Var(&maxMemory, "max-memory", "memory hotplug ceiling for online resize, e.g. 1G (default: --memory, no memory hotplug)")
 	f.Var(&nics, "network", "attach a NIC to this network (repeatable, in the guest's order): NET, NET,ip=A, NET,no-port-security")
 	f.StringVar(&userData, "user-data", "", "cloud-init user-data file for the guest's NoCloud seed (- for stdin)")
+	return cmd
+}
+
+// vmSetCmd changes a VM's display name and description: only the flags
+// given, "" clearing one.
+func (a *app) vmSetCmd() *cobra.Command {
+	var displayName, description string
+	cmd := &cobra.Command{
+		Use:   "set VM",
+		Short: "Change a VM's display name or description (only the flags given; \"\" clears one)",
+		Example: `  godwit vm set web-1 --display-name "Web shop – front end"
+  godwit vm set web-1 --description ""    # clear it`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req api.UpdateVMRequest
+			f := cmd.Flags()
+			if f.Changed("display-name") {
+				req.DisplayName = &displayName
+			}
+			if f.Changed("description") {
+				req.Description = &description
+			}
+			if req == (api.UpdateVMRequest{}) {
+				return usagef("nothing to change: give --display-name or --description")
+			}
+			v, err := a.client().UpdateVM(cmd.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return a.printVM(v)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&displayName, "display-name", "", "free-text name for people (any Unicode, at most 255 characters; \"\" clears it)")
+	f.StringVar(&description, "description", "", "free text about the VM (at most 255 characters; \"\" clears it)")
 	return cmd
 }
 
@@ -217,7 +254,8 @@ func (a *app) printVM(v api.VM) error {
 	if v.Flavor.DiskMiB > 0 {
 		disk = mib(v.Flavor.DiskMiB) + " (" + v.Pool + " pool)"
 	}
-	kv := []string{"Name", v.Name, "ID", v.ID, "Project", v.Project, "State", state,
+	kv := []string{"Name", v.Name, "Display name", v.DisplayName, "Description", v.Description,
+		"ID", v.ID, "Project", v.Project, "State", state,
 		"Desired state", v.DesiredState, "Host", v.Host, "QEMU PID", pid, "Image", v.Image,
 		"Flavor", v.FlavorName, "vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
 		"Disk", disk}

@@ -46,6 +46,12 @@ var requestBodies = []httpxtest.Body{
 		}
 		return nil
 	}),
+	httpxtest.Of(func(r *api.UpdateVMRequest) error {
+		if err := r.Validate(); err != nil {
+			return errs.Invalid("%v", err)
+		}
+		return nil
+	}),
 }
 
 // FuzzRequestBody feeds arbitrary bodies to the decoder of each body the

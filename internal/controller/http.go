@@ -60,6 +60,9 @@ func (c *Controller) Handler() http.Handler {
 		return s.CreateVM(ctx, req)
 	}))
 	m.HandleFunc("GET /v1/vms/{name}", get(c, func(ctx context.Context, r *http.Request) (api.VM, error) { return s.VM(ctx, r.PathValue("name")) }))
+	m.HandleFunc("PATCH /v1/vms/{name}", call(c, required, http.StatusOK, func(ctx context.Context, r *http.Request, req api.UpdateVMRequest) (api.VM, error) {
+		return s.UpdateVM(ctx, r.PathValue("name"), req)
+	}))
 	m.HandleFunc("DELETE /v1/vms/{name}", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.DeleteVM(r.Context(), r.PathValue("name")); err != nil {
 			c.fail(w, r, err)

@@ -77,6 +77,7 @@ var policy = map[string]rule{
 	"GET /v1/vms":                  {access: member, scope: listed},
 	"POST /v1/vms":                 {access: member, scope: bodyProject},
 	"GET /v1/vms/{name}":           {access: member, scope: vmPath},
+	"PATCH /v1/vms/{name}":         {access: member, scope: vmPath},
 	"DELETE /v1/vms/{name}":        {access: member, scope: vmPath},
 	"POST /v1/vms/{name}/{action}": {access: member, scope: vmPath},
 	"GET /v1/vms/{name}/console":   {access: member, scope: vmPath},

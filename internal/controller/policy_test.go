@@ -131,6 +131,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /v1/vms":                        {who: "member/listed", path: "/v1/vms", ok: 200},
 		"POST /v1/vms":                       {who: "member/body", path: "/v1/vms", body: vmBody, ok: 201},
 		"GET /v1/vms/{name}":                 {who: "member/vm", path: "/v1/vms/VM", ok: 200},
+		"PATCH /v1/vms/{name}":               {who: "member/vm", path: "/v1/vms/VM", body: `{"display_name":"Web server ✓"}`, ok: 200},
 		"DELETE /v1/vms/{name}":              {who: "member/vm", path: "/v1/vms/VM", ok: 204},
 		"POST /v1/vms/{name}/{action}":       {who: "member/vm", path: "/v1/vms/VM/reboot", ok: 200},
 		"GET /v1/vms/{name}/console":         {who: "member/vm", path: "/v1/vms/VM/console", ok: 200},

@@ -16,6 +16,7 @@ func FuzzCreateVMRequest(f *testing.F) {
 	f.Add([]byte(`{"name":`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"flavor":{"vcpus":1e309}}`))
+	f.Add([]byte(`{"name":"x","image":"g","flavor":{"vcpus":1,"memory_mib":64},"display_name":"Web – Zürich","description":"a\u0007"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req api.CreateVMRequest
 		if httpx.DecodeBytes(body, &req) != nil {
@@ -25,7 +26,8 @@ func FuzzCreateVMRequest(f *testing.F) {
 			return
 		}
 		if api.ValidateName("vm", req.Name) != nil || req.Flavor.VCPUs < 1 || req.Flavor.MemoryMiB < MinMemoryMiB ||
-			(req.Pool != api.PoolLocal && req.Pool != api.PoolShared) {
+			(req.Pool != api.PoolLocal && req.Pool != api.PoolShared) ||
+			api.ValidateDisplayText("display_name", req.DisplayName) != nil || api.ValidateDisplayText("description", req.Description) != nil {
 			t.Fatalf("accepted an invalid request: %+v", req)
 		}
 	})

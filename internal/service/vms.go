@@ -36,6 +36,12 @@ func validateCreate(req *api.CreateVMRequest) error {
 	if err := api.ValidateName("vm", req.Name); err != nil {
 		return errs.Invalid("%v", err)
 	}
+	if err := api.ValidateDisplayText("display_name", req.DisplayName); err != nil {
+		return errs.Invalid("%v", err)
+	}
+	if err := api.ValidateDisplayText("description", req.Description); err != nil {
+		return errs.Invalid("%v", err)
+	}
 	if req.Project == "" {
 		req.Project = "default"
 	}
@@ -149,7 +155,8 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	}
 	now := time.Now().UTC()
 	vm := api.VM{
-		ID: NewID(), Name: req.Name, Project: req.Project, Image: im.Name, ImageSHA256: diskSHA256(im),
+		ID: NewID(), Name: req.Name, DisplayName: req.DisplayName, Description: req.Description,
+		Project: req.Project, Image: im.Name, ImageSHA256: diskSHA256(im),
 		Flavor: req.Flavor, FlavorName: req.FlavorName, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
 		UserData: req.UserData, DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
@@ -391,6 +398,33 @@ func (c *Service) resumeDeletes(ctx context.Context) {
 			}
 		}(vm.Name)
 	}
+}
+
+// UpdateVM changes what req gives of a VM's record: its display name
+// and its description ("" clears one). It changes nothing on the VM's
+// host, so it takes no VM lock and goes on beside a running operation;
+// a VM that does not exist is a not-found error, as every VM lookup's.
+func (c *Service) UpdateVM(ctx context.Context, name string, req api.UpdateVMRequest) (api.VM, error) {
+	if err := req.Validate(); err != nil {
+		return api.VM{}, errs.Invalid("%v", err)
+	}
+	if req.DisplayName == nil && req.Description == nil {
+		return c.vmByName(ctx, name) // nothing to change
+	}
+	vm, err := c.store.UpdateVM(ctx, name, func(v *api.VM) error {
+		if req.DisplayName != nil {
+			v.DisplayName = *req.DisplayName
+		}
+		if req.Description != nil {
+			v.Description = *req.Description
+		}
+		return nil
+	})
+	if err != nil {
+		return api.VM{}, err
+	}
+	c.log.Info("vm updated", "vm", name)
+	return vm, nil
 }
 
 // VMs lists the VMs, on one host or of one project when the filter says.
