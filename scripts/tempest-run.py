@@ -19,10 +19,14 @@ import unittest
 
 
 def short(err):
-    """The last lines of a traceback: the exception and its details."""
-    lines = [l for l in traceback.format_exception(*err) if l.strip()]
-    text = "".join(lines[-2:]).strip()
-    return re.sub(r"\s+", " ", text)[-600:]
+    """The exception, on one line: its type and the start of its text.
+    testtools wraps a test's exception in one whose text is the test's
+    log and then the traceback: that traceback's last lines."""
+    text = "".join(traceback.format_exception_only(err[0], err[1])).strip()
+    if "Traceback (most recent call last):" in text:
+        tb = text.rsplit("Traceback (most recent call last):", 1)[1]
+        text = " ".join(l for l in tb.splitlines() if l.strip() and not l.startswith(" "))
+    return re.sub(r"\s+", " ", text)[:400]
 
 
 def name_of(test):

@@ -1,4 +1,4 @@
-package controller
+package controller_test
 
 import (
 	"bufio"
@@ -115,7 +115,11 @@ func TestNovaTempest(t *testing.T) {
 		return b.String()
 	}())
 
-	cmd := exec.Command("/usr/bin/python3", "../../scripts/tempest-run.py", filepath.Join(dir, "selection.txt"))
+	runner, err := filepath.Abs("../../scripts/tempest-run.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/usr/bin/python3", runner, filepath.Join(dir, "selection.txt"))
 	cmd.Dir = dir
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir, "PYTHONWARNINGS=ignore", "TEMPEST_CONFIG_DIR=" + dir, "TEMPEST_CONFIG=tempest.conf"}
 	var stderr bytes.Buffer

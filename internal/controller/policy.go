@@ -118,6 +118,7 @@ var policy = map[string]rule{
 	"GET /compute/v2.1/servers/detail":                                        {access: member, scope: listed, openstack: true},
 	"POST /compute/v2.1/servers":                                              {access: member, openstack: true}, // in the caller's project
 	"GET /compute/v2.1/servers/{server_id}":                                   {access: member, scope: serverPath, openstack: true},
+	"PUT /compute/v2.1/servers/{server_id}":                                   {access: member, scope: serverPath, openstack: true},
 	"DELETE /compute/v2.1/servers/{server_id}":                                {access: member, scope: serverPath, openstack: true},
 	"POST /compute/v2.1/servers/{server_id}/action":                           {access: member, scope: serverPath, openstack: true},
 	"GET /compute/v2.1/limits":                                                {access: member, openstack: true}, // the caller's project's

@@ -171,6 +171,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /compute/v2.1/servers/detail":                                        {who: "member/listed", path: "/compute/v2.1/servers/detail", ok: 200},
 		"POST /compute/v2.1/servers":                                              {who: "member", path: "/compute/v2.1/servers", body: `{"server":{"name":"NEW","imageRef":"guest","flavorRef":"m1.small"}}`, ok: 202},
 		"GET /compute/v2.1/servers/{server_id}":                                   {who: "member/server", path: "/compute/v2.1/servers/VMID", ok: 200},
+		"PUT /compute/v2.1/servers/{server_id}":                                   {who: "member/server", path: "/compute/v2.1/servers/VMID", body: `{"server":{"name":"renamed"}}`, ok: 200},
 		"DELETE /compute/v2.1/servers/{server_id}":                                {who: "member/server", path: "/compute/v2.1/servers/VMID", ok: 204},
 		"POST /compute/v2.1/servers/{server_id}/action":                           {who: "member/server", path: "/compute/v2.1/servers/VMID/action", body: `{"os-stop":null}`, ok: 202},
 		"GET /compute/v2.1/limits":                                                {who: "member", path: "/compute/v2.1/limits", ok: 200},

@@ -19,6 +19,7 @@ func (a *API) computeRoutes() []Route {
 		{"GET " + v + "/servers/detail", versioned(a.listServers(true))},
 		{"POST " + v + "/servers", versioned(a.createServer)},
 		{"GET " + v + "/servers/{server_id}", versioned(a.showServer)},
+		{"PUT " + v + "/servers/{server_id}", versioned(a.updateServer)},
 		{"DELETE " + v + "/servers/{server_id}", versioned(a.deleteServer)},
 		{"POST " + v + "/servers/{server_id}/action", versioned(a.serverAction)},
 		{"GET " + v + "/limits", versioned(a.limits)},

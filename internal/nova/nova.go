@@ -61,7 +61,23 @@ func (a *API) Routes() []Route {
 	rs = append(rs, a.migrationRoutes()...)
 	rs = append(rs, a.hostRoutes()...)
 	rs = append(rs, a.imageRoutes()...)
+	for i := range rs {
+		rs[i].Handler = requestID(rs[i].Handler)
+	}
 	return rs
+}
+
+// requestID gives every reply the request ID OpenStack's services send
+// and its clients log (and Tempest requires): req- and a UUID.
+func requestID(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := "req-" + service.NewID()
+		w.Header().Set("X-Openstack-Request-Id", id)
+		if strings.HasPrefix(r.URL.Path, ComputePrefix) {
+			w.Header().Set("X-Compute-Request-Id", id)
+		}
+		h(w, r)
+	}
 }
 
 // baseURL is the URL the client reached the controller by.

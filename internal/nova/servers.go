@@ -1,6 +1,7 @@
 package nova
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -15,8 +16,10 @@ import (
 	"github.com/godwit/godwit/internal/store"
 )
 
-// Servers are godwit's VMs: a server's ID is the VM's ID, its name the
-// VM's name, its tenant the VM's project.
+// Servers are godwit's VMs: a server's ID is the VM's ID, its tenant the
+// VM's project, its name the VM's display name (free text, not unique,
+// as Nova's) and its hostname the VM's godwit name (a unique DNS label,
+// made from the server's name at create: godwitName).
 
 // project is the caller's project: its token's (a cluster without a CA
 // has only "default").
@@ -148,7 +151,7 @@ func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Mi
 		addresses[p.Network] = append(addresses[p.Network], map[string]any{"addr": p.IP, "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": p.MAC})
 	}
 	s := map[string]any{
-		"id": vm.ID, "name": vm.Name, "status": st, "tenant_id": vm.Project, "user_id": vm.Project,
+		"id": vm.ID, "name": serverName(vm), "status": st, "tenant_id": vm.Project, "user_id": vm.Project,
 		"metadata": map[string]string{}, "hostId": opaqueHostID(vm), "created": stamp(vm.CreatedAt), "updated": stamp(vm.UpdatedAt),
 		"image":     map[string]any{"id": vm.Image, "links": []map[string]string{{"rel": "bookmark", "href": baseURL(r) + ComputePrefix + "/images/" + vm.Image}}},
 		"addresses": addresses, "accessIPv4": "", "accessIPv6": "", "links": link(r, "/servers/"+vm.ID),
@@ -196,7 +199,7 @@ func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Mi
 		s["host_status"] = hs
 	}
 	if v.AtLeast(19) {
-		s["description"] = nil
+		s["description"] = nilIfEmpty(vm.Description)
 	}
 	if v.AtLeast(26) {
 		s["tags"] = []string{}
@@ -244,7 +247,7 @@ func (a *API) listServers(detail bool) func(w http.ResponseWriter, r *http.Reque
 		hosts := a.hostMap(r, v)
 		out := []map[string]any{}
 		for _, vm := range vms {
-			if nameRE != nil && !nameRE.MatchString(vm.Name) {
+			if nameRE != nil && !nameRE.MatchString(serverName(vm)) {
 				continue
 			}
 			var mig *api.Migration
@@ -256,7 +259,7 @@ func (a *API) listServers(detail bool) func(w http.ResponseWriter, r *http.Reque
 				continue
 			}
 			if !detail {
-				view = map[string]any{"id": vm.ID, "name": vm.Name, "links": view["links"]}
+				view = map[string]any{"id": vm.ID, "name": serverName(vm), "links": view["links"]}
 			}
 			out = append(out, view)
 		}
@@ -314,6 +317,7 @@ type createServer struct {
 		MaxCount         int              `json:"max_count"`
 		Description      *string          `json:"description"`
 		BlockDevices     []map[string]any `json:"block_device_mapping_v2"`
+		AdminPass        string           `json:"adminPass"`
 	} `json:"server"`
 }
 
@@ -339,8 +343,12 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 		WriteError(w, r, errs.Invalid("imageRef is required: godwit boots servers from an image (openstack image list)"))
 		return
 	}
-	if err := api.ValidateName("server", s.Name); err != nil {
-		WriteError(w, r, errs.Invalid("%v (godwit server names are DNS labels)", err))
+	if strings.TrimSpace(s.Name) == "" {
+		WriteError(w, r, errs.Invalid("name is required: a server needs a name"))
+		return
+	}
+	if err := api.ValidateDisplayText("name", s.Name); err != nil {
+		WriteError(w, r, errs.Invalid("%v", err))
 		return
 	}
 	flavor, name, err := a.resolveFlavor(r, s.FlavorRef)
@@ -348,7 +356,10 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 		WriteError(w, r, err)
 		return
 	}
-	req := api.CreateVMRequest{Name: s.Name, Project: project(r), Image: s.ImageRef}
+	req := api.CreateVMRequest{Name: godwitName(s.Name, false), DisplayName: s.Name, Project: project(r), Image: s.ImageRef}
+	if s.Description != nil && v.AtLeast(19) {
+		req.Description = *s.Description
+	}
 	if name != "" {
 		req.FlavorName = name
 	} else {
@@ -393,14 +404,116 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 		}
 	}
 	vm, err := a.Svc.CreateVM(r.Context(), req)
+	if errs.Code(err) == api.CodeConflict && req.Name == s.Name {
+		// Nova's names need not be unique; godwit's must: the second
+		// server of a name gets a suffix.
+		req.Name = godwitName(s.Name, true)
+		vm, err = a.Svc.CreateVM(r.Context(), req)
+	}
 	if err != nil {
 		WriteError(w, r, err)
 		return
 	}
+	// Nova answers with the server's admin password, the one given or
+	// one it made; like Nova's libvirt driver without inject_password,
+	// godwit does not set it in the guest (user_data can).
+	pass := s.AdminPass
+	if pass == "" {
+		var b [9]byte
+		_, _ = rand.Read(b[:])
+		pass = base64.RawURLEncoding.EncodeToString(b[:])
+	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
-		"id": vm.ID, "links": link(r, "/servers/"+vm.ID), "OS-DCF:diskConfig": "MANUAL",
+		"id": vm.ID, "links": link(r, "/servers/"+vm.ID), "OS-DCF:diskConfig": "MANUAL", "adminPass": pass,
 		"security_groups": []map[string]string{{"name": "default"}},
 	}})
+}
+
+// serverName is a server's name as Nova shows it.
+func serverName(vm api.VM) string {
+	if vm.DisplayName != "" {
+		return vm.DisplayName
+	}
+	return vm.Name
+}
+
+// godwitName makes a godwit VM name (a DNS label) for a server's free-text
+// name: the name itself when it is one and unique is false, else its
+// letters and digits in lower case, '-' between runs of them, with a
+// random suffix so that servers of the same name do not collide.
+func godwitName(name string, unique bool) string {
+	if !unique && api.ValidateName("server", name) == nil {
+		return name
+	}
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(name) {
+		switch {
+		case c >= 'a' && c <= 'z' || c >= '0' && c <= '9':
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			b.WriteRune(c)
+			dash = false
+		default:
+			dash = true
+		}
+		if b.Len() >= api.MaxNameLen-9 {
+			break
+		}
+	}
+	slug := strings.TrimRight(b.String(), "-")
+	if slug == "" {
+		slug = "server"
+	}
+	var suffix [4]byte
+	_, _ = rand.Read(suffix[:])
+	return slug + "-" + hex.EncodeToString(suffix[:])
+}
+
+// updateServer is PUT /servers/{id}: the server's name and (2.19)
+// description. accessIPv4 and accessIPv6 are refused: godwit has no
+// access addresses apart from the VM's own.
+func (a *API) updateServer(w http.ResponseWriter, r *http.Request, v Microversion) {
+	var body struct {
+		Server struct {
+			Name        *string `json:"name"`
+			Description *string `json:"description"`
+			AccessIPv4  *string `json:"accessIPv4"`
+			AccessIPv6  *string `json:"accessIPv6"`
+		} `json:"server"`
+	}
+	if err := decode(r, &body); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	vm, err := a.vmByID(r, r.PathValue("server_id"))
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	u := body.Server
+	switch {
+	case u.AccessIPv4 != nil || u.AccessIPv6 != nil:
+		err = errs.Invalid("accessIPv4 and accessIPv6 are not supported: a godwit server is reached at its own addresses (see addresses)")
+	case u.Name != nil && strings.TrimSpace(*u.Name) == "":
+		err = errs.Invalid("name must not be empty")
+	case u.Description != nil && !v.AtLeast(19):
+		err = errs.Invalid("description needs microversion 2.19 or later")
+	}
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	if vm, err = a.Svc.UpdateVM(r.Context(), vm.Name, api.UpdateVMRequest{DisplayName: u.Name, Description: u.Description}); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	var mig *api.Migration
+	if m, ok := a.activeMigrations(r)[vm.ID]; ok {
+		mig = &m
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"server": a.serverView(r, v, vm, mig, a.activeIntents(r)[vm.ID], a.hostMap(r, v))})
 }
 
 func (a *API) deleteServer(w http.ResponseWriter, r *http.Request, v Microversion) {
