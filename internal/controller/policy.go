@@ -149,6 +149,34 @@ var policy = map[string]rule{
 	"GET /image":                                                              {access: anyone, openstack: true},
 	"GET /image/v2/images":                                                    {access: member, openstack: true},
 	"GET /image/v2/images/{image_id}":                                         {access: member, openstack: true},
+
+	// Keystone's listings, read-only (nova/identity_list.go): users
+	// (tokens), projects and role assignments are an admin's; a member
+	// reads its own user and its user's projects (the handler refuses it
+	// another user's ID, 403) and its own project (another's, 403); the
+	// roles and the one domain are everyone's. Every write is refused
+	// (403) with the godwit command that does it.
+	"GET /identity/v3/users":                                                    {access: admin, openstack: true},
+	"GET /identity/v3/users/{user_id}":                                          {access: member, openstack: true}, // a member: itself only (the handler)
+	"GET /identity/v3/users/{user_id}/projects":                                 {access: member, openstack: true}, // a member: itself only (the handler)
+	"GET /identity/v3/projects":                                                 {access: admin, openstack: true},
+	"GET /identity/v3/projects/{project_id}":                                    {access: member, openstack: true}, // a member: its project only (the handler)
+	"GET /identity/v3/auth/projects":                                            {access: member, openstack: true}, // the caller's
+	"GET /identity/v3/roles":                                                    {access: member, openstack: true},
+	"GET /identity/v3/roles/{role_id}":                                          {access: member, openstack: true},
+	"GET /identity/v3/role_assignments":                                         {access: admin, openstack: true},
+	"GET /identity/v3/domains":                                                  {access: member, openstack: true},
+	"GET /identity/v3/domains/{domain_id}":                                      {access: member, openstack: true},
+	"GET /identity/v3/auth/domains":                                             {access: member, openstack: true}, // the caller's: none
+	"POST /identity/v3/users":                                                   {access: admin, openstack: true},
+	"PATCH /identity/v3/users/{user_id}":                                        {access: admin, openstack: true},
+	"DELETE /identity/v3/users/{user_id}":                                       {access: admin, openstack: true},
+	"POST /identity/v3/users/{user_id}/password":                                {access: member, openstack: true}, // Keystone's users change their own: refused to all, with what to ask for
+	"POST /identity/v3/projects":                                                {access: admin, openstack: true},
+	"PATCH /identity/v3/projects/{project_id}":                                  {access: admin, openstack: true},
+	"DELETE /identity/v3/projects/{project_id}":                                 {access: admin, openstack: true},
+	"PUT /identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}":    {access: admin, openstack: true},
+	"DELETE /identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}": {access: admin, openstack: true},
 }
 
 // rule is who may call one route.

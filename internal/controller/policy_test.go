@@ -54,6 +54,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 	tc.importFakeKernel(t, "guest")
 	adm := tc.client
 	tokens := map[caller]string{admin: tc.adminToken, badToken: "gwt_0123456789ab_" + strings.Repeat("A", 43)}
+	ids := map[caller]string{} // token IDs: Keystone's user IDs
 	for c, req := range map[caller]api.CreateTokenRequest{
 		owner:    {Name: "alice", Project: "alpha", Role: api.RoleMember},
 		stranger: {Name: "bob", Project: "beta", Role: api.RoleMember},
@@ -63,7 +64,7 @@ func TestPolicyEveryRoute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tokens[c] = tok.Secret
+		tokens[c], ids[c] = tok.Secret, tok.ID
 		if c == revoked {
 			if _, err := adm.RevokeToken(ctx, tok.ID); err != nil {
 				t.Fatal(err)
@@ -202,9 +203,35 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /image":                                                              {who: "anyone", path: "/image", ok: 300},
 		"GET /image/v2/images":                                                    {who: "member", path: "/image/v2/images", ok: 200},
 		"GET /image/v2/images/{image_id}":                                         {who: "member", path: "/image/v2/images/guest", ok: 200},
+
+		// Keystone's listings (a member reads its own user and project only:
+		// "project" scope, another's is forbidden) and its refused writes.
+		"GET /identity/v3/users":                                                    {who: "admin", path: "/identity/v3/users", ok: 200},
+		"GET /identity/v3/users/{user_id}":                                          {who: "member/project", path: "/identity/v3/users/ALICE", ok: 200},
+		"GET /identity/v3/users/{user_id}/projects":                                 {who: "member/project", path: "/identity/v3/users/ALICE/projects", ok: 200},
+		"GET /identity/v3/projects":                                                 {who: "admin", path: "/identity/v3/projects", ok: 200},
+		"GET /identity/v3/projects/{project_id}":                                    {who: "member/project", path: "/identity/v3/projects/alpha", ok: 200},
+		"GET /identity/v3/auth/projects":                                            {who: "member", path: "/identity/v3/auth/projects", ok: 200},
+		"GET /identity/v3/roles":                                                    {who: "member", path: "/identity/v3/roles", ok: 200},
+		"GET /identity/v3/roles/{role_id}":                                          {who: "member", path: "/identity/v3/roles/reader", ok: 200},
+		"GET /identity/v3/role_assignments":                                         {who: "admin", path: "/identity/v3/role_assignments", ok: 200},
+		"GET /identity/v3/domains":                                                  {who: "member", path: "/identity/v3/domains", ok: 200},
+		"GET /identity/v3/domains/{domain_id}":                                      {who: "member", path: "/identity/v3/domains/default", ok: 200},
+		"GET /identity/v3/auth/domains":                                             {who: "member", path: "/identity/v3/auth/domains", ok: 200},
+		"POST /identity/v3/users":                                                   {who: "admin", path: "/identity/v3/users", body: `{"user":{"name":"NEW"}}`, ok: 403},
+		"PATCH /identity/v3/users/{user_id}":                                        {who: "admin", path: "/identity/v3/users/ALICE", body: `{"user":{"enabled":false}}`, ok: 403},
+		"DELETE /identity/v3/users/{user_id}":                                       {who: "admin", path: "/identity/v3/users/ALICE", ok: 403},
+		"POST /identity/v3/users/{user_id}/password":                                {who: "member", path: "/identity/v3/users/ALICE/password", body: `{"user":{"password":"x","original_password":"y"}}`, ok: 403},
+		"POST /identity/v3/projects":                                                {who: "admin", path: "/identity/v3/projects", body: `{"project":{"name":"NEW"}}`, ok: 403},
+		"PATCH /identity/v3/projects/{project_id}":                                  {who: "admin", path: "/identity/v3/projects/alpha", body: `{"project":{"enabled":false}}`, ok: 403},
+		"DELETE /identity/v3/projects/{project_id}":                                 {who: "admin", path: "/identity/v3/projects/alpha", ok: 403},
+		"PUT /identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}":    {who: "admin", path: "/identity/v3/projects/alpha/users/ALICE/roles/admin", ok: 403},
+		"DELETE /identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}": {who: "admin", path: "/identity/v3/projects/alpha/users/ALICE/roles/member", ok: 403},
 	}
 	routes := controller.PolicyRoutes()
-	for pattern := range cases {
+	for pattern, rc := range cases {
+		rc.path = strings.ReplaceAll(rc.path, "ALICE", ids[owner]) // the member's user ID
+		cases[pattern] = rc
 		if !slices.Contains(routes, pattern) {
 			t.Errorf("the test calls %s, which is not in the policy", pattern)
 		}

@@ -29,14 +29,14 @@ const (
 )
 
 func (a *API) identityRoutes() []Route {
-	return []Route{
+	return append([]Route{
 		{"GET " + IdentityPrefix + "/{$}", a.identityVersions},
 		{"GET " + IdentityPrefix, a.identityVersions},
 		{"GET " + IdentityPrefix + "/v3/{$}", a.identityVersion},
 		{"GET " + IdentityPrefix + "/v3", a.identityVersion},
 		{"POST " + IdentityPrefix + "/v3/auth/tokens", a.issueToken},
 		{"GET " + IdentityPrefix + "/v3/auth/tokens", a.validateToken},
-	}
+	}, a.identityListRoutes()...)
 }
 
 func (a *API) versionV3(r *http.Request) map[string]any {
