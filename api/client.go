@@ -306,6 +306,9 @@ func writeImageParts(mw *multipart.Writer, meta ImportImageMeta, files map[strin
 }
 
 // Migrate starts moving a VM; the migration runs on in the controller.
+// With req.Hold (cold only) the migration belongs to an intent (its
+// Intent field) that awaits confirmation once the VM has moved: confirm
+// or revert it with ConfirmResize or RevertResize.
 func (c *Client) Migrate(ctx context.Context, vm string, req MigrateRequest) (Migration, error) {
 	var m Migration
 	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(vm)+"/migrate", req, &m)

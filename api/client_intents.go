@@ -79,17 +79,20 @@ func (c *Client) CancelIntent(ctx context.Context, id string, req CancelIntentRe
 	return in, err
 }
 
-// ConfirmResize keeps the new size of a resize held for confirmation
-// (ResizeRequest.Hold): the intent ends completed.
+// ConfirmResize ends a held intent (Nova's confirmResize): a resize held
+// for confirmation (ResizeRequest.Hold) keeps its new size, a held cold
+// migration (MigrateRequest.Hold) leaves the VM where it went. The
+// intent ends completed.
 func (c *Client) ConfirmResize(ctx context.Context, id string) (Intent, error) {
 	var in Intent
 	err := c.Do(ctx, http.MethodPost, "/v1/intents/"+url.PathEscape(id)+"/confirm", struct{}{}, &in)
 	return in, err
 }
 
-// RevertResize takes a resize held for confirmation back: the old sizes
-// and, if it moved the VM, its old host. The intent runs on (reverting)
-// and ends reverted.
+// RevertResize takes a held intent back (Nova's revertResize): a held
+// resize gets the old sizes and, if it moved the VM, its old host; a
+// held cold migration moves the VM back, cold, to its old host. The
+// intent runs on (reverting) and ends reverted.
 func (c *Client) RevertResize(ctx context.Context, id string) (Intent, error) {
 	var in Intent
 	err := c.Do(ctx, http.MethodPost, "/v1/intents/"+url.PathEscape(id)+"/revert", struct{}{}, &in)

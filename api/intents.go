@@ -19,7 +19,8 @@ const (
 
 // IntentState is where an intent is. It ends in one of the final states
 // (Final): planned (a dry run), completed, partial, failed, cancelled or
-// reverted. A resize held for confirmation (ResizeRequest.Hold) waits in
+// reverted. A resize or a cold migration held for confirmation
+// (ResizeRequest.Hold, MigrateRequest.Hold) waits in
 // awaiting-confirmation, running nothing, until it is confirmed
 // (completed) or reverted (reverting, then reverted).
 type IntentState string
@@ -33,13 +34,15 @@ const (
 	IntentPartial    IntentState = "partial"    // ended; some operations were skipped or failed (see each)
 	IntentFailed     IntentState = "failed"     // stopped on a failure (see Reason)
 	IntentCancelled  IntentState = "cancelled"
-	// IntentAwaitingConfirm: a held resize's operations succeeded; it
-	// waits for confirm (keep the new size: completed) or revert.
+	// IntentAwaitingConfirm: a held resize's or held cold migration's
+	// operations succeeded; it waits for confirm (keep the new size or
+	// host: completed) or revert.
 	IntentAwaitingConfirm IntentState = "awaiting-confirmation"
-	// IntentReverting: a held resize runs its way back, as operations
-	// appended to its own (Intent.Revert says from which one).
+	// IntentReverting: a held resize or cold migration runs its way
+	// back, as operations appended to its own (Intent.Revert says from
+	// which one).
 	IntentReverting IntentState = "reverting"
-	IntentReverted  IntentState = "reverted" // the way back done: old sizes (and host) again
+	IntentReverted  IntentState = "reverted" // the way back done: old sizes (and host) again, or Reason says what stayed
 )
 
 // Final reports whether an intent in this state has ended (or, planned,
@@ -53,7 +56,8 @@ func (s IntentState) Final() bool {
 }
 
 // Settled reports whether nothing runs for an intent in this state: it
-// ended, or it is a held resize awaiting the user's confirm or revert.
+// ended, or it is held (a resize or a cold migration) awaiting the
+// user's confirm or revert.
 func (s IntentState) Settled() bool { return s.Final() || s == IntentAwaitingConfirm }
 
 // OperationKind is a service operation an intent is made of. The first
@@ -129,14 +133,16 @@ type Intent struct {
 
 	Params IntentParams `json:"params"`
 	// Operations are the service operations, one per VM (two for a resize
-	// that must move first), in the order they run.
+	// that must move first), in the order they run; a revert appends its
+	// own (Revert.FirstOperation).
 	Operations []Operation `json:"operations"`
 	// PredictedMS is the plan's predicted duration, given the concurrency.
 	PredictedMS int64 `json:"predicted_ms,omitempty"`
 	// Notes say what the plan assumed or what was noticed on the way.
 	Notes []string `json:"notes,omitempty"`
-	// Revert is what a held resize (params.hold) needs to go back,
-	// recorded when it is planned; nil for every other intent.
+	// Revert is what a held resize or held cold migration (params.hold)
+	// needs to go back, recorded when it is planned, before anything
+	// moves; nil for every other intent.
 	Revert *ResizeRevert `json:"revert,omitempty"`
 
 	CreatedAt  time.Time `json:"created_at"`
@@ -144,25 +150,30 @@ type Intent struct {
 	FinishedAt time.Time `json:"finished_at,omitempty"`
 }
 
-// ResizeRevert is the way back of a held resize: the VM as it was before
-// it, persisted with the intent so that a revert, and a controller
-// restarted in the middle of one, need nothing else.
+// ResizeRevert is the way back of a held resize or held cold migration
+// (named after Nova's revertResize, which undoes both): the VM as it was
+// before it, persisted with the intent so that a revert, and a
+// controller restarted in the middle of one, need nothing else.
 type ResizeRevert struct {
 	// Flavor is the VM's sizes before the resize, and FlavorName the
-	// stored flavor it recorded then ("" for none).
+	// stored flavor it recorded then ("" for none). A held migration
+	// changes no size and leaves them empty.
 	Flavor     Flavor `json:"flavor"`
 	FlavorName string `json:"flavor_name,omitempty"`
 	// Host is the host the VM was on before the resize moved it
-	// (allow_move); empty when the resize did not move it.
+	// (allow_move), or before the held migration moved it (always set
+	// then); empty when a resize did not move it.
 	Host string `json:"host,omitempty"`
 	// FirstOperation is the index in Operations of the way back's first
-	// operation (a resize to Flavor, then a cold move to Host); 0 until
-	// a revert is asked for.
+	// operation (for a resize: a resize to Flavor, then a cold move to
+	// Host; for a migration: the cold move to Host); 0 until a revert is
+	// asked for.
 	FirstOperation int `json:"first_operation,omitempty"`
 }
 
 // Reverting reports whether operation i of an intent is part of a held
-// resize's way back (so it resizes to Revert.Flavor, not to Params').
+// intent's way back (so a resize resizes to Revert.Flavor, not to
+// Params', and a move goes to its recorded destination).
 func (in Intent) Reverting(i int) bool {
 	return in.Revert != nil && in.Revert.FirstOperation > 0 && i >= in.Revert.FirstOperation
 }
@@ -219,8 +230,9 @@ type IntentParams struct {
 	// FlavorName is the stored flavor the sizes above were read from at
 	// planning (its name); the VM records it once it has those sizes.
 	FlavorName string `json:"flavor_name,omitempty"`
-	// Hold ends the resize in awaiting-confirmation rather than
-	// completed, to be confirmed or reverted (Intent.Revert).
+	// Hold ends the resize (or, kind migrate, the cold migration:
+	// Migrate.Hold) in awaiting-confirmation rather than completed, to
+	// be confirmed or reverted (Intent.Revert).
 	Hold bool `json:"hold,omitempty"`
 	// rebuild
 	Image string `json:"image,omitempty"`

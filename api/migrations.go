@@ -246,6 +246,17 @@ type MigrateRequest struct {
 	NoPostCopy bool `json:"no_post_copy,omitempty"`
 	// Policy is how a live migration converges; empty means auto.
 	Policy Policy `json:"policy,omitempty"`
+	// Hold keeps a cold migration, once done, in state
+	// awaiting-confirmation (Nova's VERIFY_RESIZE after its cold
+	// migrate): the move is recorded as an intent of kind migrate (the
+	// reply's migration names it in its intent field) and the VM runs
+	// on its destination until POST /v1/intents/{id}/confirm keeps it
+	// there (completed) or POST /v1/intents/{id}/revert moves it back,
+	// cold, to its old host when that has room (else it stays, and the
+	// intent's reason says why). Only for cold migrations: with hold an
+	// empty kind means cold, and kind live is refused (400). Until it is
+	// confirmed or reverted the VM is neither migrated nor resized again.
+	Hold bool `json:"hold,omitempty"`
 	// DryRun returns the plan (an Intent in state planned) and changes
 	// nothing.
 	DryRun bool `json:"dry_run,omitempty"`

@@ -184,7 +184,7 @@ var Routes = []Route{
 	{Method: "POST", Path: "/v1/vms/{name}/migrate", ID: "migrateVM", Summary: "Move a VM to another host (or plan it, with dry_run)",
 		Request: jsonBody(MigrateRequest{}), Responses: []Response{
 			{Status: http.StatusOK, Description: "with dry_run: the plan, an intent in state planned; nothing changed", Body: jsonBody(Intent{})},
-			{Status: http.StatusAccepted, Description: "the migration, running on in the controller", Body: jsonBody(Migration{})},
+			{Status: http.StatusAccepted, Description: "the migration, running on in the controller (with hold: of the intent its intent field names, which then awaits confirmation)", Body: jsonBody(Migration{})},
 		}},
 	{Method: "POST", Path: "/v1/vms/{name}/resize", ID: "resizeVM", Summary: "Change a VM's vCPUs, memory or disk (or plan it, with dry_run)",
 		Request: jsonBody(ResizeRequest{}), Responses: planOrRun},
@@ -246,9 +246,9 @@ var Routes = []Route{
 	{Method: "POST", Path: "/v1/intents/{id}/cancel", ID: "cancelIntent", Summary: "Start no new operations of an intent",
 		Request:   optionalBody(CancelIntentRequest{}),
 		Responses: []Response{{Status: http.StatusAccepted, Description: "the intent, cancelling", Body: jsonBody(Intent{})}}},
-	{Method: "POST", Path: "/v1/intents/{id}/confirm", ID: "confirmResize", Summary: "Keep a held resize's new size: awaiting-confirmation to completed",
+	{Method: "POST", Path: "/v1/intents/{id}/confirm", ID: "confirmResize", Summary: "Keep a held resize's new size, or a held cold migration's new host: awaiting-confirmation to completed",
 		Responses: []Response{{Status: http.StatusAccepted, Description: "the intent, completed", Body: jsonBody(Intent{})}}},
-	{Method: "POST", Path: "/v1/intents/{id}/revert", ID: "revertResize", Summary: "Take a held resize back: the old sizes and, if it moved the VM, its old host; refused when it grew the disk",
+	{Method: "POST", Path: "/v1/intents/{id}/revert", ID: "revertResize", Summary: "Take a held resize back (the old sizes and, if it moved the VM, its old host; refused when it grew the disk), or a held cold migration (a cold move back to its old host)",
 		Responses: []Response{{Status: http.StatusAccepted, Description: "the intent, reverting", Body: jsonBody(Intent{})}}},
 
 	{Method: "POST", Path: "/v1/tokens", ID: "createToken", Summary: "Make an API token; its secret is in this reply only",

@@ -47,6 +47,7 @@ func TestErrors(t *testing.T) {
 		{"resize nothing", srv.Server, []string{"resize", "web-1"}, 2, []string{"--vcpus, --memory or --disk"}},
 		{"resize bad size", srv.Server, []string{"resize", "web-1", "--disk", "big"}, 2, []string{`"--disk"`, "2GiB"}},
 		{"live and cold", srv.Server, []string{"migrate", "web-1", "--live", "--cold"}, 2, []string{"choose one of --live and --cold"}},
+		{"live and hold", srv.Server, []string{"migrate", "web-1", "--live", "--hold"}, 2, []string{"--hold holds a cold migration", "--cold --hold"}},
 		{"evacuate refused", srv.Server, []string{"evacuate", "host2"}, 1, []string{"confirm with --host-is-down"}},
 		{"intent missing", srv.Server, []string{"intent", "cancel", "in-1"}, 1, []string{"godwit: "}},
 		{"import without files", srv.Server, []string{"image", "import", "x"}, 2, []string{"--kernel", "--disk"}},

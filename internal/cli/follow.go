@@ -37,7 +37,7 @@ func (a *app) followIntent(ctx context.Context, id string) error {
 			}
 			return err
 		}
-		if in.State.Settled() { // ended, or a held resize awaiting the user
+		if in.State.Settled() { // ended, or held (a resize, a cold migration) awaiting the user
 			v.erase()
 			if !a.structured() {
 				fmt.Fprintln(a.out)

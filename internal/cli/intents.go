@@ -225,8 +225,11 @@ func (a *app) intentCmd() *cobra.Command {
 	cancel.Flags().BoolVar(&abortRunning, "abort-running", false, "abort the running migrations too (they roll back)")
 	confirm := &cobra.Command{
 		Use:   "confirm ID",
-		Short: "Keep the new size of a resize held for confirmation (resize --hold)",
-		Args:  cobra.ExactArgs(1),
+		Short: "Keep a held resize's new size (resize --hold) or a held cold migration's new host (migrate --cold --hold)",
+		Long: `End an intent held for confirmation, keeping what it did: a held resize
+(resize --hold) keeps its new size, a held cold migration (migrate --cold
+--hold) leaves the VM on the host it moved to. The intent ends completed.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := a.client().ConfirmResize(cmd.Context(), args[0])
 			if err != nil {
@@ -235,20 +238,28 @@ func (a *app) intentCmd() *cobra.Command {
 			if a.structured() {
 				return a.print(in)
 			}
-			fmt.Fprintf(a.out, "intent %s (%s) is %s: the new size stays\n", in.ID, intentTitle(in), in.State)
+			kept := "the new size stays"
+			if in.Kind == api.IntentMigrate && len(in.Operations) > 0 {
+				kept = "vm " + in.Target + " stays on " + in.Operations[0].Destination
+			}
+			fmt.Fprintf(a.out, "intent %s (%s) is %s: %s\n", in.ID, intentTitle(in), in.State, kept)
 			return nil
 		},
 	}
 	var wait bool
 	revert := &cobra.Command{
 		Use:   "revert ID",
-		Short: "Undo a resize held for confirmation (resize --hold): the old sizes and, if it moved the VM, its old host",
+		Short: "Undo a held resize (resize --hold) or held cold migration (migrate --cold --hold): the old sizes and host",
 		Long: `Undo a resize held for confirmation (resize --hold): the VM gets its old
 vCPUs and memory back (online when it can, else by a restart in place if
 the resize was allowed one), then, if the resize moved it, a cold move
 back to its old host when that has room (else it stays, and the intent
 says why). A resize that grew the disk cannot be reverted: disks never
-shrink (a shrunk filesystem loses data); confirm it instead.`,
+shrink (a shrunk filesystem loses data); confirm it instead.
+
+Undo a cold migration held for confirmation (migrate --cold --hold): a
+cold move back to the host the VM came from, when that has room (else it
+stays, and the intent says why).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := a.client().RevertResize(cmd.Context(), args[0])

@@ -197,7 +197,11 @@ func intentRoutes(record func(string, http.HandlerFunc)) {
 		if kind == "" {
 			kind = api.KindLive
 		}
-		reply(w, 202, api.Migration{ID: "mig-5", VM: r.PathValue("name"), Kind: kind, State: api.MigQueued, Source: "host1", Destination: "host3"})
+		m := api.Migration{ID: "mig-5", VM: r.PathValue("name"), Kind: kind, State: api.MigQueued, Source: "host1", Destination: "host3"}
+		if req.Hold {
+			m.Intent = "in-10" // a held migration is its intent's operation
+		}
+		reply(w, 202, m)
 	})
 	record("GET /v1/intents", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, testIntents()) })
 	record("GET /v1/intents/{id}", func(w http.ResponseWriter, r *http.Request) {

@@ -137,6 +137,8 @@ func TestIntentRequests(t *testing.T) {
 		{[]string{"migrate", "web-1"}, "POST /v1/vms/{name}/migrate", api.MigrateRequest{}},
 		{[]string{"migrate", "web-1", "--cold", "--to", "host3", "--max-downtime", "100", "--bandwidth", "50", "--dry-run"},
 			"POST /v1/vms/{name}/migrate", api.MigrateRequest{Kind: api.KindCold, To: "host3", MaxDowntimeMS: 100, BandwidthMBPerS: 50, DryRun: true}},
+		{[]string{"migrate", "web-1", "--cold", "--hold"}, "POST /v1/vms/{name}/migrate", api.MigrateRequest{Kind: api.KindCold, Hold: true}},
+		{[]string{"migrate", "web-1", "--hold"}, "POST /v1/vms/{name}/migrate", api.MigrateRequest{Kind: api.KindCold, Hold: true}},
 		{[]string{"migrate", "web-1", "--live", "--post-copy", "--auto-converge"},
 			"POST /v1/vms/{name}/migrate", api.MigrateRequest{Kind: api.KindLive, PostCopy: true, AutoConverge: true}},
 		{[]string{"intent", "cancel", "in-7", "--abort-running"}, "POST /v1/intents/{id}/cancel", api.CancelIntentRequest{AbortRunning: true}},
@@ -183,6 +185,8 @@ func TestIntentMessages(t *testing.T) {
 		{[]string{"intent", "confirm", "in-8"}, "intent in-8 (resize web-1 to 4 vCPUs; held for confirmation) is completed: the new size stays\n"},
 		{[]string{"intent", "revert", "in-8"}, "intent in-8 (resize web-1 to 4 vCPUs; held for confirmation) is reverting: 1 done, 1 pending (follow it: godwit intent watch in-8)\n"},
 		{[]string{"migrate", "web-1"}, "live migration mig-5 of web-1: host1 → host3 (follow it with: godwit migration watch mig-5)\n"},
+		{[]string{"migrate", "web-1", "--cold", "--hold"}, "cold migration mig-5 of web-1: host1 → host3 (follow it with: godwit migration watch mig-5)\n" +
+			"held: once moved, intent in-10 awaits confirmation; keep vm web-1 on host3: godwit intent confirm in-10; move it back to host1: godwit intent revert in-10\n"},
 		{[]string{"host", "enable", "host1"}, "host host1 enabled: the scheduler places VMs on it again\n"},
 		{[]string{"host", "disable", "host1"}, "host host1 disabled: the scheduler places nothing new on it; 2 VMs stay where they are (to move them: godwit drain host1)\n"},
 	} {

@@ -42,6 +42,9 @@ func intentTitle(in api.Intent) string {
 				title += " to " + m.To
 			}
 		}
+		if p.Hold {
+			parts = append(parts, "held for confirmation")
+		}
 	case api.IntentDrain:
 		if p.OnFailure != "" {
 			parts = append(parts, "on failure "+string(p.OnFailure))
@@ -241,7 +244,11 @@ func writeSummary(w io.Writer, in api.Intent) error {
 	}
 	fmt.Fprintln(w, line)
 	if in.State == api.IntentAwaitingConfirm {
-		fmt.Fprintf(w, "keep the new size: godwit intent confirm %s; undo it: godwit intent revert %s\n", in.ID, in.ID)
+		keep := "the new size"
+		if in.Kind == api.IntentMigrate {
+			keep = "it on its new host"
+		}
+		fmt.Fprintf(w, "keep %s: godwit intent confirm %s; undo it: godwit intent revert %s\n", keep, in.ID, in.ID)
 	}
 	return nil
 }

@@ -17,25 +17,34 @@ func (a *app) migrateCmd() *cobra.Command {
 	var req api.MigrateRequest
 	var live, cold, wait, dryRun bool
 	cmd := &cobra.Command{
-		Use:   "migrate VM [--live|--cold] [--to HOST]",
+		Use:   "migrate VM [--live|--cold [--hold]] [--to HOST]",
 		Short: "Move a VM to another host (live when it can, else cold)",
 		Long: `Move a VM to another host: one live or one cold migration.
 
 --live moves it while it runs; --cold stops it, moves it and starts it.
 With neither, the controller moves it live when it runs and a host can
 take it live, else cold. --dry-run shows what it would do and changes
-nothing.`,
+nothing.
+
+--hold (cold only; it implies --cold) holds the move for confirmation,
+as Nova's cold migrate does: once the VM runs on its new host the move's
+intent awaits 'godwit intent confirm ID' (it stays there) or 'godwit
+intent revert ID' (a cold move back to its old host). Until then the VM
+is neither migrated nor resized again.`,
 		Example: `  godwit migrate web-1
   godwit migrate web-1 --dry-run
-  godwit migrate web-1 --live --to host3 --max-downtime 100 --bandwidth 125 --wait`,
+  godwit migrate web-1 --live --to host3 --max-downtime 100 --bandwidth 125 --wait
+  godwit migrate web-1 --cold --hold --wait && godwit intent confirm ID`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case live && cold:
 				return usagef("choose one of --live and --cold (or neither: live when possible, else cold)")
+			case live && req.Hold:
+				return usagef("--hold holds a cold migration; a live one is not held for confirmation: use --cold --hold, or drop --hold")
 			case live:
 				req.Kind = api.KindLive
-			case cold:
+			case cold || req.Hold:
 				req.Kind = api.KindCold
 			}
 			if dryRun {
@@ -55,9 +64,16 @@ nothing.`,
 				}
 				fmt.Fprintf(a.out, "%s migration %s of %s: %s → %s (follow it with: godwit migration watch %s)\n",
 					m.Kind, m.ID, m.VM, m.Source, m.Destination, m.ID)
+				a.heldHint(m)
 				return nil
 			}
-			return a.watch(cmd.Context(), m.ID)
+			if err := a.watch(cmd.Context(), m.ID); err != nil {
+				return err
+			}
+			if !a.structured() {
+				a.heldHint(m)
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -71,8 +87,19 @@ nothing.`,
 	f.BoolVar(&req.NoPostCopy, "no-post-copy", false, "never post-copy for this move (the auto policy throttles instead)")
 	f.BoolVar(&req.AutoConverge, "auto-converge", false, "the auto-converge policy: QEMU throttles the vCPUs, more each pass (same as --policy auto-converge)")
 	f.BoolVar(&dryRun, "dry-run", false, "show the plan (which kind, where, the driver strategy, how long) and change nothing")
+	f.BoolVar(&req.Hold, "hold", false, "cold only: once moved, await 'godwit intent confirm ID' (stay) or 'godwit intent revert ID' (move back)")
 	f.BoolVar(&wait, "wait", false, "show progress until the migration ends")
 	return cmd
+}
+
+// heldHint says how to end a held migration (MigrateRequest.Hold): its
+// intent awaits confirmation once the move is done.
+func (a *app) heldHint(m api.Migration) {
+	if m.Intent == "" {
+		return
+	}
+	fmt.Fprintf(a.out, "held: once moved, intent %s awaits confirmation; keep vm %s on %s: godwit intent confirm %s; move it back to %s: godwit intent revert %s\n",
+		m.Intent, m.VM, m.Destination, m.Intent, m.Source, m.Intent)
 }
 
 func (a *app) migrationCmd() *cobra.Command {

@@ -39,6 +39,17 @@ type testCluster struct {
 	tlsDir  string // the cluster's CA and the controller's certificate; "" without TLS
 	// adminToken is the bootstrap admin token of a cluster with a CA.
 	adminToken string
+	ctrl       *testController // the controller serving at url now
+}
+
+// testController is the controller of a testCluster, restartable on the
+// same data directory and address (restartController).
+type testController struct {
+	cfg    controller.Config
+	addr   string
+	ctrl   *controller.Controller
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // scheme is how the cluster's processes are reached.
@@ -129,16 +140,11 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 			t.Fatal(err)
 		}
 	}
-	ctrl, err := controller.New(ctx, controller.Config{TLSDir: tc.tlsDir, UploadIdle: opts.uploadIdle, Config: service.Config{DataDir: tc.dataDir, StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second, Version: opts.ctrlVersion,
+	tc.ctrl = &testController{cfg: controller.Config{TLSDir: tc.tlsDir, UploadIdle: opts.uploadIdle, Config: service.Config{DataDir: tc.dataDir, StoreDSN: opts.storeDSN, HostDownAfter: 5 * time.Second, Version: opts.ctrlVersion,
 		AgentOutage: opts.agentOutage, AllowUnsafeTCGMigration: opts.allowUnsafeTCG,
-		MaxDiskUpload: opts.maxDiskUpload, MaxKernelUpload: opts.maxKernelUpload, Logger: quietLogger()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := listen(t)
-	done := make(chan struct{})
-	go func() { _ = ctrl.Serve(ctx, ln); close(done) }()
-	tc.url = tc.scheme() + ln.Addr().String()
+		MaxDiskUpload: opts.maxDiskUpload, MaxKernelUpload: opts.maxKernelUpload, Logger: quietLogger()}}}
+	tc.startController(t, listen(t))
+	tc.url = tc.scheme() + tc.ctrl.addr
 	tc.client = tc.userClient(t)
 	for i := 1; i <= hosts; i++ {
 		ta := &testAgent{cfg: agent.Config{
@@ -180,8 +186,7 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 				<-a.done
 			}
 		}
-		<-done
-		ctrl.Close()
+		tc.stopController()
 		os.RemoveAll(filepath.Join(os.TempDir(), "godwit-test-shared-"+t.Name()))
 	})
 	deadline := time.Now().Add(10 * time.Second)
@@ -196,6 +201,54 @@ func newTestClusterWith(t *testing.T, opts clusterOptions, cpus int, mems ...int
 		time.Sleep(50 * time.Millisecond)
 	}
 	return tc
+}
+
+// startController starts the cluster's controller, serving on ln.
+func (tc *testCluster) startController(t *testing.T, ln net.Listener) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(tc.ctx)
+	ctrl, err := controller.New(ctx, tc.ctrl.cfg)
+	if err != nil {
+		cancel()
+		ln.Close()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = ctrl.Serve(ctx, ln); close(done) }()
+	tc.ctrl.ctrl, tc.ctrl.cancel, tc.ctrl.done, tc.ctrl.addr = ctrl, cancel, done, ln.Addr().String()
+}
+
+// stopController stops the cluster's controller, as a restart does: what
+// it runs stops with it; its store stays.
+func (tc *testCluster) stopController() {
+	if tc.ctrl.done == nil {
+		return
+	}
+	tc.ctrl.cancel()
+	<-tc.ctrl.done
+	tc.ctrl.ctrl.Close()
+	tc.ctrl.done = nil
+}
+
+// restartController stops the controller and starts another on the same
+// data directory and address: the agents and the clients find it where
+// they left it, and it resumes what the first left unfinished.
+func (tc *testCluster) restartController(t *testing.T) {
+	t.Helper()
+	tc.stopController()
+	var ln net.Listener
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var err error
+		if ln, err = net.Listen("tcp", tc.ctrl.addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listen again on %s: %v", tc.ctrl.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tc.startController(t, ln)
 }
 
 // startAgent starts (or restarts) agent n (host<n>) on its state.

@@ -135,7 +135,8 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/intents/{id}/cancel", call(c, optional, http.StatusAccepted, func(ctx context.Context, r *http.Request, req api.CancelIntentRequest) (api.Intent, error) {
 		return in.CancelIntent(ctx, r.PathValue("id"), req)
 	}))
-	// A held resize's end: confirm keeps it, revert goes back (202: it runs on).
+	// A held resize's or cold migration's end: confirm keeps it, revert goes
+	// back (202: it runs on).
 	m.HandleFunc("POST /v1/intents/{id}/confirm", call(c, none, http.StatusAccepted, func(ctx context.Context, r *http.Request, _ struct{}) (api.Intent, error) {
 		return in.ConfirmResize(ctx, r.PathValue("id"))
 	}))
@@ -163,7 +164,8 @@ func (c *Controller) Handler() http.Handler {
 }
 
 // migrate starts a migration, or with dry_run plans one (an intent in
-// state planned, nothing started).
+// state planned, nothing started). A held one (hold) is an intent's
+// operation; the reply is its migration all the same, naming the intent.
 func (c *Controller) migrate(w http.ResponseWriter, r *http.Request) {
 	req, ok := decode[api.MigrateRequest](c, required, w, r)
 	if !ok {

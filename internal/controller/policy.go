@@ -90,7 +90,8 @@ var policy = map[string]rule{
 	"POST /v1/intents/{id}/cancel": {access: member, scope: ownIntentPath},
 	"GET /v1/events":               {access: member, scope: listed}, // the handler passes a member its project's only
 
-	// A held resize's confirm and revert: as its cancel.
+	// A held resize's or cold migration's confirm and revert: as its
+	// cancel (a migration's intent is an admin's).
 	"POST /v1/intents/{id}/confirm": {access: member, scope: ownIntentPath},
 	"POST /v1/intents/{id}/revert":  {access: member, scope: ownIntentPath},
 

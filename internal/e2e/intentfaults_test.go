@@ -275,3 +275,42 @@ func TestControllerKilledDuringResizeAndRebuild(t *testing.T) {
 	t.Logf("controller kill -9 during resize and rebuild → outcome after restart:\n%s", strings.Join(table, "\n"))
 	faultTable(t, "resize-rebuild-kills", table)
 }
+
+// The controller killed once a held cold migration's intent is recorded
+// and before its migration starts (the request's reply never comes):
+// after the restart the intent's runner starts the move, the intent
+// awaits confirmation with the VM on host2, and a revert brings it back
+// to host1, one copy of it, no claim left (fake driver).
+func TestControllerKilledDuringHeldMigration(t *testing.T) {
+	c := newCluster(t, clusterOpts{hosts: 2, driver: "fake"})
+	vms, _ := c.intentVictims(1)
+	c.armController("migrate/after-plan")
+	_, _ = c.client.Migrate(bg, "vm1", api.MigrateRequest{Kind: api.KindCold, Hold: true})
+	if !c.restartAfterKill() {
+		t.Fatal("the controller did not die at migrate/after-plan")
+	}
+	ins, err := c.client.Intents(bg)
+	if err != nil || len(ins) != 1 || ins[0].Kind != api.IntentMigrate || ins[0].Revert == nil || ins[0].Revert.Host != "host1" {
+		t.Fatalf("intents %+v (%v); want the held migration, back to host1", ins, err)
+	}
+	id := ins[0].ID
+	var in api.Intent
+	c.eventually(30*time.Second, "the held migration awaiting confirmation", func() error {
+		if in, err = c.client.Intent(bg, id); err == nil && in.State != api.IntentAwaitingConfirm {
+			err = fmt.Errorf("intent %s is %s (%s): %+v", id, in.State, in.Reason, in.Operations)
+		}
+		return err
+	})
+	if now := c.checkOneCopy(vms[0], []string{"host1", "host2"}); now.Host != "host2" {
+		t.Errorf("awaiting confirmation, vm1 is on %s; want host2", now.Host)
+	}
+	if _, err := c.client.RevertResize(bg, id); err != nil {
+		t.Fatal(err)
+	}
+	if in = c.waitIntent(id, time.Minute); in.State != api.IntentReverted {
+		t.Errorf("the revert ended %s (%s)", in.State, in.Reason)
+	}
+	if now := c.checkOneCopy(vms[0], []string{"host1", "host2"}); now.Host != "host1" {
+		t.Errorf("reverted, vm1 is on %s; want host1", now.Host)
+	}
+}

@@ -234,17 +234,12 @@ func (r *Runner) execMigration(ctx context.Context, in api.Intent, i int) outcom
 		if kind == api.KindLive && vm.State == api.VMStopped {
 			kind = api.KindCold // stopped since the plan: nothing to move live
 		}
-		m, out := r.startMove(ctx, in, op, vm, kind)
+		m, out := r.startMove(ctx, in, i, vm, kind)
 		if out.state != "" {
 			return out
 		}
 		migID = m.ID
-		if err := r.setOp(ctx, in.ID, i, func(o *api.Operation) {
-			o.MigrationID, o.Destination, o.Kind, o.Reason = m.ID, m.Destination, m.Kind.Operation(), ""
-			o.Strategy = moveStrategy(m.Kind.Operation(), vm)
-		}); err != nil {
-			r.log.Error("record the operation's migration", "intent", in.ID, "vm", op.VM, "err", err)
-		}
+		r.recordMove(ctx, in.ID, i, m, vm)
 		if in.Kind == api.IntentDrain {
 			failpoint.Hit("drain/move-started") // migration recorded on the operation
 		}
@@ -266,20 +261,48 @@ func (r *Runner) execMigration(ctx context.Context, in api.Intent, i int) outcom
 	return outcome{state: api.OpFailed, reason: fmt.Sprintf("%s migration %s: %s", m.Kind, m.State, m.Reason)}
 }
 
-// startMove starts an operation's migration. The service chooses the
+// recordMove writes on operation i of an intent the migration it
+// started: a restarted runner follows it from there (or, had this write
+// not happened, adopts it by its intent id).
+func (r *Runner) recordMove(ctx context.Context, id string, i int, m api.Migration, vm api.VM) {
+	if err := r.setOp(ctx, id, i, func(o *api.Operation) {
+		o.MigrationID, o.Destination, o.Kind, o.Reason = m.ID, m.Destination, m.Kind.Operation(), ""
+		o.Strategy = moveStrategy(m.Kind.Operation(), vm)
+	}); err != nil {
+		r.log.Error("record the operation's migration", "intent", id, "vm", vm.Name, "err", err)
+	}
+}
+
+// moveRequest is what operation i of an intent asks the service for: a
+// drain's move lets the service choose the destination
+// under the per-destination limit; a resize's move, and every move of a
+// revert, goes where its plan found room; a migrate intent's move is the
+// user's request, as a plain migrate runs it.
+func (r *Runner) moveRequest(in api.Intent, i int, kind api.MigrationKind) (api.MigrateRequest, service.MoveOptions) {
+	l := r.limitsFor(in)
+	req := api.MigrateRequest{Kind: kind, BandwidthMBPerS: in.Params.BandwidthMBPerS, MaxDowntimeMS: in.Params.MaxDowntimeMS, Policy: in.Params.Policy}
+	o := service.MoveOptions{Intent: in.ID, MaxPerDestination: l.perDest}
+	switch {
+	case in.Kind == api.IntentResize || in.Reverting(i):
+		req.To, o.MaxPerDestination = in.Operations[i].Destination, 0
+	case in.Kind == api.IntentMigrate && in.Params.Migrate != nil:
+		req, o.MaxPerDestination = *in.Params.Migrate, 0
+		req.Kind, req.Hold, req.DryRun = kind, false, false // the hold is the intent's; the service only moves
+	}
+	if kind == api.KindLive {
+		o.Transfers = l.transfers
+	} else {
+		req = coldOf(req) // what tunes a live move does not apply
+	}
+	return req, o
+}
+
+// startMove starts operation i's migration. The service chooses the
 // destination, once, under the per-destination limit and records the
 // migration there in one step, so two operations never both take a
 // destination's last slot. A non-empty outcome means it did not start.
-func (r *Runner) startMove(ctx context.Context, in api.Intent, op api.Operation, vm api.VM, kind api.MigrationKind) (api.Migration, outcome) {
-	l := r.limitsFor(in)
-	req := api.MigrateRequest{Kind: kind, BandwidthMBPerS: in.Params.BandwidthMBPerS, MaxDowntimeMS: in.Params.MaxDowntimeMS}
-	o := service.MoveOptions{Intent: in.ID, MaxPerDestination: l.perDest}
-	if in.Kind == api.IntentResize { // a resize's move goes where its plan found room for the new size
-		req.To, o.MaxPerDestination = op.Destination, 0
-	}
-	if kind == api.KindLive {
-		req.Policy, o.Transfers = in.Params.Policy, l.transfers
-	}
+func (r *Runner) startMove(ctx context.Context, in api.Intent, i int, vm api.VM, kind api.MigrationKind) (api.Migration, outcome) {
+	req, o := r.moveRequest(in, i, kind)
 	m, err := r.svc.StartMigration(ctx, vm.Name, req, o)
 	switch {
 	case err == nil:

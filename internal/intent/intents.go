@@ -65,7 +65,7 @@ func (r *Runner) CancelIntent(ctx context.Context, id string, req api.CancelInte
 	in, err := r.store.UpdateIntent(ctx, id, func(in *api.Intent) error {
 		switch in.State {
 		case api.IntentAwaitingConfirm:
-			return errs.Conflict("intent %s is %s: its resize is done and runs nothing; keep it with: godwit intent confirm %s, or undo it with: godwit intent revert %s", id, in.State, id, id)
+			return errs.Conflict("intent %s is %s: its %s is done and runs nothing; keep it with: godwit intent confirm %s, or undo it with: godwit intent revert %s", id, in.State, heldWhat(*in), id, id)
 		case api.IntentReverting:
 			return errs.Conflict("intent %s is %s: a revert runs to its end (a migration of it can be aborted with: godwit migration abort ID)", id, in.State)
 		}
@@ -90,6 +90,17 @@ func (r *Runner) CancelIntent(ctx context.Context, id string, req api.CancelInte
 
 // startIntent persists a new intent and starts its runner.
 func (r *Runner) startIntent(ctx context.Context, in api.Intent) (api.Intent, error) {
+	in, err := r.createIntent(ctx, in)
+	if err != nil {
+		return api.Intent{}, err
+	}
+	go r.runIntent(context.WithoutCancel(ctx), in.ID)
+	return in, nil
+}
+
+// createIntent persists a new intent, running, its planned operations
+// pending; nothing runs it yet.
+func (r *Runner) createIntent(ctx context.Context, in api.Intent) (api.Intent, error) {
 	now := time.Now().UTC()
 	in.ID, in.State, in.CreatedAt, in.UpdatedAt = service.NewID(), api.IntentRunning, now, now
 	for i := range in.Operations {
@@ -102,7 +113,6 @@ func (r *Runner) startIntent(ctx context.Context, in api.Intent) (api.Intent, er
 	}
 	r.log.Info("intent started", "intent", in.ID, "kind", in.Kind, "target", in.Target, "operations", len(in.Operations))
 	failpoint.Hit(string(in.Kind) + "/after-plan") // persisted, nothing done yet
-	go r.runIntent(context.WithoutCancel(ctx), in.ID)
 	return in, nil
 }
 
@@ -267,10 +277,11 @@ func (r *Runner) finishIntent(in *api.Intent, state api.IntentState) error {
 		case state == api.IntentPartial && in.Reason == "":
 			in.Reason = "some operations were skipped or failed; see each operation's reason"
 		case state == api.IntentCompleted && in.Params.Hold && !in.Stopped:
-			// A held resize: it waits, running nothing, for confirm or
-			// revert (resize_hold.go); not an end, so no FinishedAt.
+			// A held resize or cold migration: it waits, running nothing,
+			// for confirm or revert (hold.go); not an end, so no
+			// FinishedAt.
 			in.State = api.IntentAwaitingConfirm
-			r.log.Info("resize awaiting confirmation", "intent", in.ID, "target", in.Target)
+			r.log.Info("intent awaiting confirmation", "intent", in.ID, "kind", in.Kind, "target", in.Target)
 			return nil
 		}
 	}

@@ -36,7 +36,7 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	if err != nil {
 		return api.Intent{}, err
 	}
-	if err := r.noHeldResize(ctx, vm); err != nil {
+	if err := r.noHeld(ctx, vm, "resize"); err != nil {
 		return api.Intent{}, err
 	}
 	want := vm.Flavor

@@ -207,7 +207,8 @@ const actions = {
   confirm: (el) => act(() => S.api.post(`/v1/intents/${byIntent(el).id}/confirm`, {})),
   revert: (el) => {
     const i = byIntent(el);
-    confirmThen(`Revert the resize of ${i.target}?`, "Its old size comes back (and its old host, if it moved).", "Revert", () => S.api.post(`/v1/intents/${i.id}/revert`, {}));
+    const text = i.kind === "migrate" ? "It moves back, cold, to its old host (if that has room)." : "Its old size comes back (and its old host, if it moved).";
+    confirmThen(`Revert the ${i.kind} of ${i.target}?`, text, "Revert", () => S.api.post(`/v1/intents/${i.id}/revert`, {}));
   },
   cancel: (el) => {
     const i = byIntent(el);
