@@ -15,6 +15,7 @@ package api
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -217,9 +218,12 @@ type VM struct {
 	Ports []Port `json:"ports,omitempty"`
 	// UserData is handed to the guest in its NoCloud seed (cloud-init's
 	// user-data), as given at create.
-	UserData  string    `json:"user_data,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UserData string `json:"user_data,omitempty"`
+	// Metadata is key-value pairs people and tools record on the VM
+	// (Nova's server metadata), as given at create; godwit reads none.
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 // CreateVMRequest is the body of POST /v1/vms.
@@ -258,6 +262,32 @@ type CreateVMRequest struct {
 	// UserData is cloud-init user-data for the guest's NoCloud seed (at
 	// most MaxUserDataBytes).
 	UserData string `json:"user_data,omitempty"`
+	// Metadata is key-value pairs to record on the VM (ValidateMetadata).
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// MaxMetadataItems bounds a VM's metadata, as Nova's default quota does.
+const MaxMetadataItems = 128
+
+// ValidateMetadata checks a VM's metadata: at most MaxMetadataItems
+// pairs, each key 1 to 255 characters and each value at most 255, no
+// control characters.
+func ValidateMetadata(m map[string]string) error {
+	if len(m) > MaxMetadataItems {
+		return fmt.Errorf("metadata has %d items; give at most %d", len(m), MaxMetadataItems)
+	}
+	for k, v := range m {
+		if k == "" {
+			return fmt.Errorf("a metadata key is empty; give each value a key")
+		}
+		if err := ValidateDisplayText("metadata key", k); err != nil {
+			return err
+		}
+		if err := ValidateDisplayText("metadata value of "+strconv.Quote(k), v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // UpdateVMRequest is the body of PATCH /v1/vms/{name}: the fields to

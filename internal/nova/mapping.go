@@ -19,15 +19,15 @@ var Mapping = []Row{
 	{Nova: "os-migrateLive", Role: api.RoleAdmin, Intent: "migrate (live)", Service: "live migration", Driver: "shared storage, or block copy of each local disk; pre-copy, auto-converge or post-copy as the engine decides",
 		Note: "block_migration auto and true let godwit choose per disk (a shared disk is never copied); false on a server with a local disk is refused, as Nova refuses it without shared storage. force is accepted and ignored: godwit always checks the destination", do: liveMigrate},
 	{Nova: "migrate", Role: api.RoleAdmin, Intent: "migrate (cold)", Service: "cold migration", Driver: "cold restart (shared disk) or disk transfer (local disk)",
-		Note: "host from 2.56. The move finishes when the VM runs on the destination: godwit holds no cold move in VERIFY_RESIZE (that is resize's)", do: coldMigrate},
+		Note: "host from 2.56. Held, as in Nova: once the VM runs on the destination the server waits in VERIFY_RESIZE; confirmResize keeps it there, revertResize moves it back cold to its old host (godwit migrate --cold --hold)", do: coldMigrate},
 	{Nova: "resize", Role: api.RoleMember, Intent: "resize, held for confirmation", Service: "resize in place (vCPU and memory hotplug, or a restart), or a cold migration first when the host lacks room",
 		Driver: "hotplug; cold restart or disk transfer when it moves",
 		Note:   "godwit resizes in place when the host has room — online when it fits — where Nova always moves the server: no needless move. Either way the server waits in VERIFY_RESIZE for confirmResize or revertResize, as in Nova", do: resize},
-	{Nova: "confirmResize", Role: api.RoleMember, Intent: "resize: confirm", Service: "none: the new size is kept", Driver: "—", do: confirmResize},
-	{Nova: "revertResize", Role: api.RoleMember, Intent: "resize: revert", Service: "resize back in place, then a cold migration back if it moved", Driver: "hotplug or restart; cold restart or disk transfer back",
+	{Nova: "confirmResize", Role: api.RoleMember, Intent: "resize or cold migrate: confirm", Service: "none: the new size or host is kept", Driver: "—", do: confirmResize},
+	{Nova: "revertResize", Role: api.RoleMember, Intent: "resize or cold migrate: revert", Service: "resize back in place, then a cold migration back if it moved", Driver: "hotplug or restart; cold restart or disk transfer back",
 		Note: "a resize that grew the disk is not reverted (409): godwit grows the disk in place and a disk never shrinks — a shrunk filesystem loses data — where Nova keeps the old disk; confirm instead", do: revertResize},
 	{Nova: "rebuild", Role: api.RoleMember, Intent: "rebuild", Service: "rebuild in place", Driver: "a new disk from the image (the old one replaced), same host, same ID and addresses",
-		Note: "a new name is refused (400): godwit's VM names are fixed; metadata and keys are ignored; the image may change, as in Nova", do: rebuild},
+		Note: "a new name or description (2.19) renames the server (its display name; the godwit name stays); metadata, keys and personality are refused; the image may change, as in Nova", do: rebuild},
 	{Nova: "evacuate", Role: api.RoleAdmin, Intent: "evacuate (host down), of this server", Service: "rebuild elsewhere", Driver: "reuse the shared disk, or rebuild a diskless VM; start it on the destination",
 		Note: "the host must be proven down — its lease expired, or an admin forced its service down (os-services force-down), which godwit takes as --host-is-down; a heartbeating host is never evacuated. A server whose disk is local to the dead host is refused (its data would be lost) where Nova rebuilds it from its image: godwit evacuate HOST --allow-data-loss does that knowingly. godwit's scheduler chooses the destination (a host named is refused)", do: evacuate},
 	{Nova: "os-start", Role: api.RoleMember, Intent: "—", Service: "VM action start", Driver: "start the VM's QEMU",
@@ -129,7 +129,7 @@ func liveMigrate(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw
 }
 
 func coldMigrate(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error) {
-	req := api.MigrateRequest{Kind: api.KindCold}
+	req := api.MigrateRequest{Kind: api.KindCold, Hold: true}
 	if len(arg) > 0 && string(arg) != "null" {
 		var body struct {
 			Host *string `json:"host"`
@@ -230,35 +230,65 @@ func revertResize(a *API, r *http.Request, v Microversion, vm api.VM, _ jsonRaw)
 	return http.StatusAccepted, nil, nil
 }
 
-// heldResize is the server's resize awaiting confirmation.
+// heldResize is the server's resize or cold migration awaiting
+// confirmation.
 func (a *API) heldResize(r *http.Request, vm api.VM) (api.Intent, error) {
-	for _, in := range a.activeIntents(r)[vm.ID] {
-		if in.Kind == api.IntentResize && in.State == api.IntentAwaitingConfirm {
-			return in, nil
-		}
+	in, ok, err := a.Intents.HeldIntent(r.Context(), vm)
+	switch {
+	case err != nil:
+		return api.Intent{}, err
+	case !ok || in.State != api.IntentAwaitingConfirm:
+		return api.Intent{}, errs.Conflict("Instance %s is not in VERIFY_RESIZE: it has no resize or migration awaiting confirmation", vm.ID)
 	}
-	return api.Intent{}, errs.Conflict("Instance %s is not in VERIFY_RESIZE: it has no resize awaiting confirmation", vm.ID)
+	return in, nil
 }
 
 func rebuild(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (int, any, error) {
 	var body struct {
-		ImageRef string  `json:"imageRef"`
-		Name     *string `json:"name"`
+		ImageRef    string          `json:"imageRef"`
+		Name        *string         `json:"name"`
+		Description *string         `json:"description"`
+		Metadata    map[string]any  `json:"metadata"`
+		KeyName     *string         `json:"key_name"`
+		Personality json.RawMessage `json:"personality"`
+		AdminPass   string          `json:"adminPass"`
 	}
 	if err := json.Unmarshal(arg, &body); err != nil || body.ImageRef == "" {
 		return 0, nil, errs.Invalid("rebuild takes {\"imageRef\": IMAGE}")
 	}
-	if body.Name != nil && *body.Name != vm.Name {
-		return 0, nil, errs.Invalid("rebuild cannot rename a server: godwit's VM names are fixed")
+	key := ""
+	if body.KeyName != nil {
+		key = *body.KeyName
+	}
+	var personality []any
+	_ = json.Unmarshal(body.Personality, &personality)
+	if err := unsupportedCreate(key, len(personality)); err != nil {
+		return 0, nil, err
+	}
+	if len(body.Metadata) > 0 {
+		return 0, nil, errs.Invalid("rebuild cannot change a server's metadata in godwit: leave metadata out (it keeps the metadata given at create)")
+	}
+	if body.Description != nil && !v.AtLeast(19) {
+		return 0, nil, errs.Invalid("description needs microversion 2.19 or later")
+	}
+	rename := api.UpdateVMRequest{DisplayName: body.Name, Description: body.Description}
+	if err := rename.Validate(); err != nil {
+		return 0, nil, errs.Invalid("%v", err)
 	}
 	if _, err := a.Intents.Rebuild(r.Context(), vm.Name, api.RebuildRequest{Image: body.ImageRef}); err != nil {
 		return 0, nil, conflict(vm, "rebuild", err)
+	}
+	if body.Name != nil || body.Description != nil {
+		if _, err := a.Svc.UpdateVM(r.Context(), vm.Name, rename); err != nil {
+			return 0, nil, err
+		}
 	}
 	now, err := a.vmByID(r, vm.ID)
 	if err != nil {
 		return 0, nil, err
 	}
-	view := a.serverView(r, v, now, nil, a.activeIntents(r)[vm.ID], nil)
-	view["status"], view["OS-EXT-STS:task_state"] = "REBUILD", "rebuilding"
+	view := basicView(a.serverView(r, v, now, nil, a.activeIntents(r)[vm.ID], nil))
+	view["status"], view["adminPass"] = "REBUILD", adminPass(body.AdminPass)
+	view["image"] = map[string]any{"id": body.ImageRef, "links": []map[string]string{{"rel": "bookmark", "href": baseURL(r) + ComputePrefix + "/images/" + body.ImageRef}}}
 	return http.StatusAccepted, map[string]any{"server": view}, nil
 }

@@ -1,6 +1,7 @@
 package nova
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/godwit/godwit/api"
@@ -80,7 +82,7 @@ func (a *API) activeIntents(r *http.Request) map[string][]api.Intent {
 // while it goes back; "" without one.
 func resizeStatus(ins []api.Intent) (string, any) {
 	for _, in := range ins {
-		if in.Kind != api.IntentResize {
+		if in.Kind != api.IntentResize && !(in.Kind == api.IntentMigrate && in.Params.Hold) {
 			continue
 		}
 		switch in.State {
@@ -152,14 +154,18 @@ func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Mi
 	}
 	s := map[string]any{
 		"id": vm.ID, "name": serverName(vm), "status": st, "tenant_id": vm.Project, "user_id": vm.Project,
-		"metadata": map[string]string{}, "hostId": opaqueHostID(vm), "created": stamp(vm.CreatedAt), "updated": stamp(vm.UpdatedAt),
+		"metadata": metadataView(vm.Metadata), "hostId": opaqueHostID(vm), "created": stamp(vm.CreatedAt), "updated": stamp(vm.UpdatedAt),
 		"image":     map[string]any{"id": vm.Image, "links": []map[string]string{{"rel": "bookmark", "href": baseURL(r) + ComputePrefix + "/images/" + vm.Image}}},
 		"addresses": addresses, "accessIPv4": "", "accessIPv6": "", "links": link(r, "/servers/"+vm.ID),
-		"key_name": nil, "config_drive": "", "progress": 0,
+		"key_name": nil, "config_drive": "",
 		"OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": zone,
 		"OS-EXT-STS:vm_state": vmState, "OS-EXT-STS:task_state": task, "OS-EXT-STS:power_state": power,
 		"OS-SRV-USG:launched_at": stamp(vm.CreatedAt), "OS-SRV-USG:terminated_at": nil,
 		"os-extended-volumes:volumes_attached": []any{},
+	}
+	switch st { // Nova shows progress in these states only
+	case "ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING":
+		s["progress"] = 0
 	}
 	if len(vm.Ports) > 0 {
 		s["security_groups"] = []map[string]string{{"name": "default"}}
@@ -215,21 +221,25 @@ func nilIfEmpty(s string) any {
 }
 
 // listServers is GET /servers and /servers/detail: the caller's
-// project's, or with all_tenants every project's (admins). Filters:
-// name (a regular expression, as in Nova), status, host (admins),
-// project_id/tenant_id (admins).
+// project's, or with all_tenants every project's (admins), newest
+// first as in Nova. Filters: name (a regular expression, as in Nova),
+// status, image, flavor, host (admins), project_id/tenant_id (admins,
+// with all_tenants: Nova ignores them without it); paging: marker (a
+// server ID) and limit, with a next link when a page is full.
 func (a *API) listServers(detail bool) func(w http.ResponseWriter, r *http.Request, v Microversion) {
 	return func(w http.ResponseWriter, r *http.Request, v Microversion) {
 		q := r.URL.Query()
 		f := store.VMFilter{Project: project(r)}
 		if isAdmin(r) {
-			if allTenants(q.Get("all_tenants")) {
-				f.Project = ""
-			}
-			if t := q.Get("project_id") + q.Get("tenant_id"); t != "" {
-				f.Project = t
+			if _, ok := q["all_tenants"]; ok && (q.Get("all_tenants") == "" || allTenants(q.Get("all_tenants"))) {
+				f.Project = q.Get("project_id") + q.Get("tenant_id")
 			}
 			f.Host = q.Get("host")
+		}
+		limit, err := queryInt(q, "limit")
+		if err != nil {
+			WriteError(w, r, err)
+			return
 		}
 		vms, err := a.Svc.VMs(r.Context(), f)
 		if err != nil {
@@ -243,11 +253,36 @@ func (a *API) listServers(detail bool) func(w http.ResponseWriter, r *http.Reque
 				return
 			}
 		}
+		flavor := ""
+		if ref := q.Get("flavor"); ref != "" {
+			if _, flavor, err = a.resolveFlavor(r, ref); err != nil {
+				writeJSON(w, http.StatusOK, map[string]any{"servers": []any{}}) // Nova: no server has an unknown flavor
+				return
+			}
+		}
+		image := q.Get("image")
+		if i := strings.LastIndex(image, "/"); i >= 0 {
+			image = image[i+1:]
+		}
+		slices.SortStableFunc(vms, func(x, y api.VM) int {
+			return cmp.Or(y.CreatedAt.Compare(x.CreatedAt), strings.Compare(y.ID, x.ID))
+		})
+		if m := q.Get("marker"); m != "" {
+			i := slices.IndexFunc(vms, func(vm api.VM) bool { return vm.ID == m })
+			if i < 0 {
+				WriteError(w, r, errs.Invalid("marker [%s] not found", m))
+				return
+			}
+			vms = vms[i+1:]
+		}
 		migs, intents := a.activeMigrations(r), a.activeIntents(r)
 		hosts := a.hostMap(r, v)
 		out := []map[string]any{}
 		for _, vm := range vms {
-			if nameRE != nil && !nameRE.MatchString(serverName(vm)) {
+			if _, given := q["limit"]; given && len(out) == limit {
+				break
+			}
+			if nameRE != nil && !nameRE.MatchString(serverName(vm)) || image != "" && vm.Image != image || flavor != "" && vm.FlavorName != flavor {
 				continue
 			}
 			var mig *api.Migration
@@ -263,7 +298,15 @@ func (a *API) listServers(detail bool) func(w http.ResponseWriter, r *http.Reque
 			}
 			out = append(out, view)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"servers": out})
+		body := map[string]any{"servers": out}
+		if _, given := q["limit"]; given && limit > 0 && len(out) == limit {
+			next := *r.URL
+			nq := next.Query()
+			nq.Set("marker", out[len(out)-1]["id"].(string))
+			next.RawQuery = nq.Encode()
+			body["servers_links"] = []map[string]string{{"rel": "next", "href": baseURL(r) + next.RequestURI()}}
+		}
+		writeJSON(w, http.StatusOK, body)
 	}
 }
 
@@ -318,6 +361,12 @@ type createServer struct {
 		Description      *string          `json:"description"`
 		BlockDevices     []map[string]any `json:"block_device_mapping_v2"`
 		AdminPass        string           `json:"adminPass"`
+		KeyName          string           `json:"key_name"`
+		Metadata         map[string]any   `json:"metadata"`
+		SecurityGroups   []struct {
+			Name string `json:"name"`
+		} `json:"security_groups"`
+		Personality []any `json:"personality"`
 	} `json:"server"`
 }
 
@@ -339,6 +388,21 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 		WriteError(w, r, errs.Invalid("block_device_mapping_v2 is not supported: godwit has no volumes; the flavor's disk is the VM's disk"))
 		return
 	}
+	if err := unsupportedCreate(s.KeyName, len(s.Personality)); err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	meta, err := metadata(s.Metadata)
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	for _, g := range s.SecurityGroups {
+		if g.Name != "default" {
+			WriteError(w, r, errs.Invalid("Security group %s not found: godwit has no security groups but \"default\" (its networks' own isolation)", g.Name))
+			return
+		}
+	}
 	if s.ImageRef == "" {
 		WriteError(w, r, errs.Invalid("imageRef is required: godwit boots servers from an image (openstack image list)"))
 		return
@@ -356,7 +420,7 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 		WriteError(w, r, err)
 		return
 	}
-	req := api.CreateVMRequest{Name: godwitName(s.Name, false), DisplayName: s.Name, Project: project(r), Image: s.ImageRef}
+	req := api.CreateVMRequest{Name: godwitName(s.Name, false), DisplayName: s.Name, Project: project(r), Image: s.ImageRef, Metadata: meta}
 	if s.Description != nil && v.AtLeast(19) {
 		req.Description = *s.Description
 	}
@@ -417,16 +481,62 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 	// Nova answers with the server's admin password, the one given or
 	// one it made; like Nova's libvirt driver without inject_password,
 	// godwit does not set it in the guest (user_data can).
-	pass := s.AdminPass
-	if pass == "" {
-		var b [9]byte
-		_, _ = rand.Read(b[:])
-		pass = base64.RawURLEncoding.EncodeToString(b[:])
-	}
+	pass := adminPass(s.AdminPass)
 	writeJSON(w, http.StatusAccepted, map[string]any{"server": map[string]any{
 		"id": vm.ID, "links": link(r, "/servers/"+vm.ID), "OS-DCF:diskConfig": "MANUAL", "adminPass": pass,
 		"security_groups": []map[string]string{{"name": "default"}},
 	}})
+}
+
+// metadataView is a server's metadata as Nova shows it: {} for none.
+func metadataView(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// adminPass is the admin password a create or rebuild answers with: the
+// one given, or one made (see createServer).
+func adminPass(given string) string {
+	if given != "" {
+		return given
+	}
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// metadata is a server's metadata as godwit keeps it: Nova's values
+// are strings.
+func metadata(m map[string]any) (map[string]string, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		s, ok := v.(string)
+		if !ok {
+			return nil, errs.Invalid("metadata value of %q is not a string", k)
+		}
+		out[k] = s
+	}
+	if err := api.ValidateMetadata(out); err != nil {
+		return nil, errs.Invalid("%v", err)
+	}
+	return out, nil
+}
+
+// unsupportedCreate refuses what a create asks that godwit does not
+// keep, rather than drop it unsaid: key pairs, personality files.
+func unsupportedCreate(keyName string, personality int) error {
+	switch {
+	case keyName != "":
+		return errs.Invalid("key pairs are not supported by godwit (Invalid key_name provided): give the guest its keys in user_data (cloud-init)")
+	case personality > 0:
+		return errs.Invalid("personality files are not supported by godwit: use user_data (cloud-init)")
+	}
+	return nil
 }
 
 // serverName is a server's name as Nova shows it.
@@ -513,7 +623,23 @@ func (a *API) updateServer(w http.ResponseWriter, r *http.Request, v Microversio
 	if m, ok := a.activeMigrations(r)[vm.ID]; ok {
 		mig = &m
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"server": a.serverView(r, v, vm, mig, a.activeIntents(r)[vm.ID], a.hostMap(r, v))})
+	writeJSON(w, http.StatusOK, map[string]any{"server": basicView(a.serverView(r, v, vm, mig, a.activeIntents(r)[vm.ID], nil))})
+}
+
+// basicFields are the fields of a server in the replies of update and
+// rebuild: Nova leaves the extended attributes out of those (to 2.75).
+var basicFields = []string{"id", "name", "status", "image", "flavor", "user_id", "tenant_id", "created", "updated", "progress",
+	"metadata", "links", "addresses", "hostId", "OS-DCF:diskConfig", "accessIPv4", "accessIPv6", "locked", "description", "tags"}
+
+// basicView is a server view with only basicFields.
+func basicView(view map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range basicFields {
+		if val, ok := view[k]; ok {
+			out[k] = val
+		}
+	}
+	return out
 }
 
 func (a *API) deleteServer(w http.ResponseWriter, r *http.Request, v Microversion) {

@@ -63,6 +63,9 @@ func validateCreate(req *api.CreateVMRequest) error {
 	if !slices.Contains(api.OnPanicPolicies, req.OnPanic) {
 		return errs.Invalid("on_panic %q is unknown; use %s", req.OnPanic, strings.Join(api.OnPanicPolicies, ", "))
 	}
+	if err := api.ValidateMetadata(req.Metadata); err != nil {
+		return errs.Invalid("%v", err)
+	}
 	if len(req.Networks) > api.MaxNICs {
 		return errs.Invalid("%d networks asked for; a vm has at most %d nics", len(req.Networks), api.MaxNICs)
 	}
@@ -159,7 +162,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 		Project: req.Project, Image: im.Name, ImageSHA256: diskSHA256(im),
 		Flavor: req.Flavor, FlavorName: req.FlavorName, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
-		UserData: req.UserData, DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
+		UserData: req.UserData, Metadata: req.Metadata, DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
 	}
 	// Ports first: a create that cannot have its addresses fails before
 	// anything is placed. Every failure after this frees them again.
