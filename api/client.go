@@ -185,7 +185,7 @@ func (c *Client) CreateVM(ctx context.Context, req CreateVMRequest) (VM, error) 
 }
 
 // UpdateVM changes the fields req gives of a VM's record (its display
-// name, its description) and returns the VM.
+// name, its description, its access addresses) and returns the VM.
 func (c *Client) UpdateVM(ctx context.Context, name string, req UpdateVMRequest) (VM, error) {
 	var v VM
 	err := c.Do(ctx, http.MethodPatch, "/v1/vms/"+url.PathEscape(name), req, &v)

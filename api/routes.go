@@ -170,7 +170,7 @@ var Routes = []Route{
 	{Method: "POST", Path: "/v1/vms", ID: "createVM", Summary: "Create a VM (and start it, unless start is false)",
 		Request: jsonBody(CreateVMRequest{}), Responses: []Response{createdReply(VM{})}},
 	{Method: "GET", Path: "/v1/vms/{name}", ID: "getVM", Summary: "Show a VM", Responses: okReply(VM{})},
-	{Method: "PATCH", Path: "/v1/vms/{name}", ID: "updateVM", Summary: "Change a VM's display name or description (the fields in the body)",
+	{Method: "PATCH", Path: "/v1/vms/{name}", ID: "updateVM", Summary: "Change a VM's display name, description or access addresses (the fields in the body)",
 		Request: jsonBody(UpdateVMRequest{}), Responses: okReply(VM{})},
 	{Method: "DELETE", Path: "/v1/vms/{name}", ID: "deleteVM", Summary: "Stop a VM and remove it with its disks", Responses: noContent},
 	{Method: "POST", Path: "/v1/vms/{name}/{action}", ID: "vmAction", Summary: "Start, stop or reboot a VM",

@@ -14,6 +14,7 @@ package api
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"time"
@@ -177,9 +178,19 @@ type VM struct {
 	// Description is free text about the VM, for people: at most 255
 	// characters, no control characters; empty: none.
 	Description string `json:"description,omitempty"`
-	Project     string `json:"project"`
-	Host        string `json:"host,omitempty"`
-	Image       string `json:"image"`
+	// AccessIPv4 is the VM's IPv4 access address, as a Nova server's
+	// accessIPv4: an address recorded for people and tools to reach the
+	// VM by (a NAT or floating address, say), in canonical form. Godwit
+	// configures it nowhere (not on a NIC, not in the guest); it keeps
+	// and shows it. Empty: none.
+	AccessIPv4 string `json:"access_ipv4,omitempty"`
+	// AccessIPv6 is the VM's IPv6 access address, as a Nova server's
+	// accessIPv6: recorded for people and tools, in canonical form
+	// (2001:db8::10), configured nowhere. Empty: none.
+	AccessIPv6 string `json:"access_ipv6,omitempty"`
+	Project    string `json:"project"`
+	Host       string `json:"host,omitempty"`
+	Image      string `json:"image"`
 	// ImageSHA256 is the SHA-256 of the image's disk file that the VM's
 	// disk was made from (at create, or at its last rebuild from an
 	// image): the base its disk is layered on. Every later copy of the
@@ -236,8 +247,17 @@ type CreateVMRequest struct {
 	// Description is free text about the VM: at most 255 characters,
 	// no control characters.
 	Description string `json:"description,omitempty"`
-	Project     string `json:"project,omitempty"` // default "default"
-	Image       string `json:"image"`
+	// AccessIPv4 is an IPv4 address recorded for people and tools to
+	// reach the VM by (a NAT or floating address, say), as a Nova
+	// server's accessIPv4; godwit configures it nowhere. Empty or an
+	// IPv4 address such as 203.0.113.10, kept in canonical form.
+	AccessIPv4 string `json:"access_ipv4,omitempty"`
+	// AccessIPv6 is an IPv6 address recorded for people and tools, as a
+	// Nova server's accessIPv6; godwit configures it nowhere. Empty or
+	// an IPv6 address such as 2001:db8::10, kept in canonical form.
+	AccessIPv6 string `json:"access_ipv6,omitempty"`
+	Project    string `json:"project,omitempty"` // default "default"
+	Image      string `json:"image"`
 	// Flavor gives the VM's sizes; or leave it out and name a stored
 	// flavor in FlavorName.
 	Flavor Flavor `json:"flavor,omitzero"`
@@ -299,6 +319,14 @@ type UpdateVMRequest struct {
 	// Description, when given, becomes the VM's description: at most
 	// 255 characters, no control characters.
 	Description *string `json:"description,omitempty"`
+	// AccessIPv4, when given, becomes the VM's IPv4 access address,
+	// recorded for people and tools and configured nowhere: an IPv4
+	// address such as 203.0.113.10, kept in canonical form.
+	AccessIPv4 *string `json:"access_ipv4,omitempty"`
+	// AccessIPv6, when given, becomes the VM's IPv6 access address,
+	// recorded for people and tools and configured nowhere: an IPv6
+	// address such as 2001:db8::10, kept in canonical form.
+	AccessIPv6 *string `json:"access_ipv6,omitempty"`
 }
 
 // Validate checks the fields the request gives.
@@ -311,6 +339,18 @@ func (r UpdateVMRequest) Validate() error {
 			continue
 		}
 		if err := ValidateDisplayText(f.name, *f.v); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+		v6   bool
+	}{{"access_ipv4", r.AccessIPv4, false}, {"access_ipv6", r.AccessIPv6, true}} {
+		if f.v == nil {
+			continue
+		}
+		if err := ValidateAccessIP(f.name, *f.v, f.v6); err != nil {
 			return err
 		}
 	}
@@ -339,6 +379,54 @@ func ValidateDisplayText(field, s string) error {
 		}
 	}
 	return nil
+}
+
+// maxAccessIPLen bounds the text of an access address echoed back in an
+// error: the longest IPv6 address is 45 characters.
+const maxAccessIPLen = 64
+
+// ValidateAccessIP checks a VM's access address (field names it in the
+// error): empty, or an address of the field's family as net/netip
+// parses it, an IPv6 one when v6, else an IPv4 one. An IPv4-mapped IPv6
+// address (::ffff:203.0.113.10) is an IPv6 address, not an IPv4 one; a
+// zone (fe80::1%eth0), a prefix length or a port is refused. The address
+// is stored as CanonicalAccessIP gives it.
+func ValidateAccessIP(field, s string, v6 bool) error {
+	if s == "" {
+		return nil
+	}
+	family, other, example := "IPv4", "access_ipv6", "203.0.113.10"
+	if v6 {
+		family, other, example = "IPv6", "access_ipv4", "2001:db8::10"
+	}
+	if len(s) > maxAccessIPLen {
+		return fmt.Errorf("%s is %d bytes long, not an %s address; give one like %s", field, len(s), family, example)
+	}
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %q is not an %s address; give one like %s", field, s, family, example)
+	case a.Zone() != "":
+		return fmt.Errorf("%s %q has a zone (%%%s); give the %s address without one, like %s", field, s, a.Zone(), family, example)
+	case v6 && a.Is4():
+		return fmt.Errorf("%s %q is an IPv4 address; give it as %s, or an IPv6 address like %s", field, s, other, example)
+	case !v6 && a.Is4In6():
+		return fmt.Errorf("%s %q is an IPv4-mapped IPv6 address; give the IPv4 address itself, like %s", field, s, a.Unmap())
+	case !v6 && !a.Is4():
+		return fmt.Errorf("%s %q is an IPv6 address; give it as %s, or an IPv4 address like %s", field, s, other, example)
+	}
+	return nil
+}
+
+// CanonicalAccessIP is the canonical form of an access address that
+// ValidateAccessIP accepts (netip's: "2001:DB8:0::1" is "2001:db8::1");
+// s itself when it is empty or no address.
+func CanonicalAccessIP(s string) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return s
+	}
+	return a.String()
 }
 
 // VMActionRequest is the body of POST /v1/vms/{name}/{start,stop,reboot}.

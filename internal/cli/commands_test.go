@@ -75,6 +75,7 @@ func newFakeController(t *testing.T) *fakeController {
 		v := testVMs()[0]
 		v.Name, v.Flavor, v.Pool, v.Image, v.Host, v.Cmdline = req.Name, req.Flavor, req.Pool, req.Image, req.Host, req.Cmdline
 		v.DisplayName, v.Description = req.DisplayName, req.Description
+		v.AccessIPv4, v.AccessIPv6 = api.CanonicalAccessIP(req.AccessIPv4), api.CanonicalAccessIP(req.AccessIPv6)
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(v)
 	})

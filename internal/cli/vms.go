@@ -79,6 +79,7 @@ Give the sizes with --vcpus, --memory and --disk, or name a flavor with
 otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 		Example: `  godwit vm create web-1 --image testguest --memory 256M --disk 1G
   godwit vm create web-3 --image testguest --flavor small --display-name "Web shop (staging)"
+  godwit vm create web-4 --image testguest --flavor small --access-ipv4 203.0.113.10
   godwit vm create db-1 --image testguest --vcpus 2 --memory 1G --disk 10G --pool shared
   godwit vm create tiny --image testguest --disk 0 --cmdline "dirty_mb=32"
   godwit vm create web-2 --image testguest --network lan --network storage,ip=10.100.0.20`,
@@ -119,6 +120,8 @@ otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 	f.StringVar(&req.Image, "image", "", "image to boot (required; see godwit image list)")
 	f.StringVar(&req.DisplayName, "display-name", "", "free-text name for people (any Unicode, at most 255 characters; not unique)")
 	f.StringVar(&req.Description, "description", "", "free text about the VM (at most 255 characters)")
+	f.StringVar(&req.AccessIPv4, "access-ipv4", "", "IPv4 address to reach the VM by (e.g. a NAT or floating one), recorded and shown; godwit configures it nowhere")
+	f.StringVar(&req.AccessIPv6, "access-ipv6", "", "IPv6 address to reach the VM by, recorded and shown; godwit configures it nowhere")
 	f.StringVar(&req.FlavorName, "flavor", "", "take the sizes of this flavor, by name or ID (instead of --vcpus, --memory and --disk)")
 	f.IntVar(&req.Flavor.VCPUs, "vcpus", 1, "virtual CPUs")
 	f.Var(&memory, "memory", "memory, e.g. 256M or 2G")
@@ -137,15 +140,16 @@ otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 	return cmd
 }
 
-// vmSetCmd changes a VM's display name and description: only the flags
-// given, "" clearing one.
+// vmSetCmd changes a VM's display name, description and access
+// addresses: only the flags given, "" clearing one.
 func (a *app) vmSetCmd() *cobra.Command {
-	var displayName, description string
+	var displayName, description, accessIPv4, accessIPv6 string
 	cmd := &cobra.Command{
 		Use:   "set VM",
-		Short: "Change a VM's display name or description (only the flags given; \"\" clears one)",
+		Short: "Change a VM's display name, description or access addresses (only the flags given; \"\" clears one)",
 		Example: `  godwit vm set web-1 --display-name "Web shop – front end"
-  godwit vm set web-1 --description ""    # clear it`,
+  godwit vm set web-1 --description ""    # clear it
+  godwit vm set web-1 --access-ipv4 203.0.113.10 --access-ipv6 2001:db8::10`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var req api.UpdateVMRequest
@@ -156,8 +160,14 @@ func (a *app) vmSetCmd() *cobra.Command {
 			if f.Changed("description") {
 				req.Description = &description
 			}
+			if f.Changed("access-ipv4") {
+				req.AccessIPv4 = &accessIPv4
+			}
+			if f.Changed("access-ipv6") {
+				req.AccessIPv6 = &accessIPv6
+			}
 			if req == (api.UpdateVMRequest{}) {
-				return usagef("nothing to change: give --display-name or --description")
+				return usagef("nothing to change: give --display-name, --description, --access-ipv4 or --access-ipv6")
 			}
 			v, err := a.client().UpdateVM(cmd.Context(), args[0], req)
 			if err != nil {
@@ -169,6 +179,8 @@ func (a *app) vmSetCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&displayName, "display-name", "", "free-text name for people (any Unicode, at most 255 characters; \"\" clears it)")
 	f.StringVar(&description, "description", "", "free text about the VM (at most 255 characters; \"\" clears it)")
+	f.StringVar(&accessIPv4, "access-ipv4", "", "IPv4 address to reach the VM by, recorded and shown, configured nowhere (\"\" clears it)")
+	f.StringVar(&accessIPv6, "access-ipv6", "", "IPv6 address to reach the VM by, recorded and shown, configured nowhere (\"\" clears it)")
 	return cmd
 }
 
@@ -260,6 +272,7 @@ func (a *app) printVM(v api.VM) error {
 		"Flavor", v.FlavorName, "vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
 		"Disk", disk}
 	kv = append(kv, portLines(v)...)
+	kv = append(kv, "Access IPv4", v.AccessIPv4, "Access IPv6", v.AccessIPv6)
 	kv = append(kv, "Cmdline", v.Cmdline, "On panic", v.OnPanic, "Last panic", lastPanic(v.LastPanic),
 		"Created", timestamp(v.CreatedAt))
 	return fields(a.out, kv...)

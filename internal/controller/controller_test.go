@@ -389,6 +389,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong method", "PUT", "/v1/vms", vm(""), 405, api.CodeMethod, "allowed"},
 		{"wrong method on vm", "PUT", "/v1/vms/keep", "{}", 405, api.CodeMethod, "allowed"},
 		{"display name too long", "PATCH", "/v1/vms/keep", `{"display_name":"` + strings.Repeat("x", 256) + `"}`, 400, api.CodeInvalid, "use at most 255"},
+		{"access ipv4 not ipv4", "PATCH", "/v1/vms/keep", `{"access_ipv4":"2001:db8::1"}`, 400, api.CodeInvalid, "give it as access_ipv6"},
 		{"unknown endpoint", "GET", "/v1/no-such-thing", "", 404, api.CodeNotFound, "no such endpoint"},
 		{"not json", "POST", "/v1/vms", "name=x", 415, api.CodeMediaType, "application/json"},
 		{"bad stop timeout", "POST", "/v1/vms/keep/stop", `{"timeout_seconds":-5}`, 400, api.CodeInvalid, "timeout_seconds"},

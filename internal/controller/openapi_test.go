@@ -162,7 +162,7 @@ func TestOpenAPIReplies(t *testing.T) {
 		{"POST", "/v1/hosts/{name}/drain", "/v1/hosts/host2/drain", `{"dry_run":true}`, 200},
 		{"POST", "/v1/tokens/{id}/revoke", "/v1/tokens/" + tok.ID + "/revoke", "", 200},
 		{"POST", "/v1/vms/{name}/{action}", "/v1/vms/web/reboot", "", 200},
-		{"PATCH", "/v1/vms/{name}", "/v1/vms/web", `{"display_name":"Web server","description":"the front end"}`, 200},
+		{"PATCH", "/v1/vms/{name}", "/v1/vms/web", `{"display_name":"Web server","description":"the front end","access_ipv4":"203.0.113.10","access_ipv6":"2001:db8::10"}`, 200},
 		{"GET", "/v1/nope", "/v1/nope", "", 404}, // an Error
 	} {
 		req, _ := http.NewRequestWithContext(ctx, c.method, tc.url+c.path, strings.NewReader(c.body))

@@ -42,6 +42,13 @@ func validateCreate(req *api.CreateVMRequest) error {
 	if err := api.ValidateDisplayText("description", req.Description); err != nil {
 		return errs.Invalid("%v", err)
 	}
+	if err := api.ValidateAccessIP("access_ipv4", req.AccessIPv4, false); err != nil {
+		return errs.Invalid("%v", err)
+	}
+	if err := api.ValidateAccessIP("access_ipv6", req.AccessIPv6, true); err != nil {
+		return errs.Invalid("%v", err)
+	}
+	req.AccessIPv4, req.AccessIPv6 = api.CanonicalAccessIP(req.AccessIPv4), api.CanonicalAccessIP(req.AccessIPv6)
 	if req.Project == "" {
 		req.Project = "default"
 	}
@@ -159,6 +166,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 	now := time.Now().UTC()
 	vm := api.VM{
 		ID: NewID(), Name: req.Name, DisplayName: req.DisplayName, Description: req.Description,
+		AccessIPv4: req.AccessIPv4, AccessIPv6: req.AccessIPv6,
 		Project: req.Project, Image: im.Name, ImageSHA256: diskSHA256(im),
 		Flavor: req.Flavor, FlavorName: req.FlavorName, Pool: req.Pool, Cmdline: req.Cmdline, OnPanic: req.OnPanic,
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
@@ -403,15 +411,17 @@ func (c *Service) resumeDeletes(ctx context.Context) {
 	}
 }
 
-// UpdateVM changes what req gives of a VM's record: its display name
-// and its description ("" clears one). It changes nothing on the VM's
-// host, so it takes no VM lock and goes on beside a running operation;
-// a VM that does not exist is a not-found error, as every VM lookup's.
+// UpdateVM changes what req gives of a VM's record: its display name,
+// its description and its access addresses (stored in canonical form;
+// "" clears one). It changes nothing on the VM's host (an access
+// address is recorded, not configured), so it takes no VM lock and goes
+// on beside a running operation; a VM that does not exist is a
+// not-found error, as every VM lookup's.
 func (c *Service) UpdateVM(ctx context.Context, name string, req api.UpdateVMRequest) (api.VM, error) {
 	if err := req.Validate(); err != nil {
 		return api.VM{}, errs.Invalid("%v", err)
 	}
-	if req.DisplayName == nil && req.Description == nil {
+	if req == (api.UpdateVMRequest{}) {
 		return c.vmByName(ctx, name) // nothing to change
 	}
 	vm, err := c.store.UpdateVM(ctx, name, func(v *api.VM) error {
@@ -420,6 +430,12 @@ func (c *Service) UpdateVM(ctx context.Context, name string, req api.UpdateVMReq
 		}
 		if req.Description != nil {
 			v.Description = *req.Description
+		}
+		if req.AccessIPv4 != nil {
+			v.AccessIPv4 = api.CanonicalAccessIP(*req.AccessIPv4)
+		}
+		if req.AccessIPv6 != nil {
+			v.AccessIPv6 = api.CanonicalAccessIP(*req.AccessIPv6)
 		}
 		return nil
 	})
