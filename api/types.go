@@ -327,6 +327,14 @@ type UpdateVMRequest struct {
 	// recorded for people and tools and configured nowhere: an IPv6
 	// address such as 2001:db8::10, kept in canonical form.
 	AccessIPv6 *string `json:"access_ipv6,omitempty"`
+	// Metadata, when given (not null), replaces the VM's metadata; {}
+	// clears it (ValidateMetadata).
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Empty reports whether the request changes nothing.
+func (r UpdateVMRequest) Empty() bool {
+	return r.DisplayName == nil && r.Description == nil && r.AccessIPv4 == nil && r.AccessIPv6 == nil && r.Metadata == nil
 }
 
 // Validate checks the fields the request gives.
@@ -354,7 +362,7 @@ func (r UpdateVMRequest) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return ValidateMetadata(r.Metadata)
 }
 
 // MaxDisplayTextLen bounds a VM's display name and description, in

@@ -166,7 +166,7 @@ func (a *app) vmSetCmd() *cobra.Command {
 			if f.Changed("access-ipv6") {
 				req.AccessIPv6 = &accessIPv6
 			}
-			if req == (api.UpdateVMRequest{}) {
+			if req.Empty() {
 				return usagef("nothing to change: give --display-name, --description, --access-ipv4 or --access-ipv6")
 			}
 			v, err := a.client().UpdateVM(cmd.Context(), args[0], req)

@@ -190,11 +190,18 @@ func TestNovaOpenStackClient(t *testing.T) {
 	if err != nil || len(migs) != 1 || migs[0].Kind != api.KindLive || migs[0].Destination != to {
 		t.Errorf("godwit's migrations after os-migrateLive: %+v, %v", migs, err)
 	}
+	// Cold: held in VERIFY_RESIZE on the new host as in Nova, reverted
+	// (back to where it was), migrated again and confirmed.
 	os.run("admin", "server", "migrate", id)
-	waitNovaStatus(t, tc, id, "ACTIVE", "!"+to)
+	waitNovaStatus(t, tc, id, "VERIFY_RESIZE", "!"+to)
+	os.run("admin", "server", "migration", "revert", id)
+	waitNovaStatus(t, tc, id, "ACTIVE", to)
+	os.run("admin", "server", "migrate", id)
+	waitNovaStatus(t, tc, id, "VERIFY_RESIZE", "!"+to)
+	os.run("alice", "server", "migration", "confirm", "web1")
 	os.json(&srv, "admin", "server", "show", id)
 	if srv["OS-EXT-SRV-ATTR:host"] == to || srv["status"] != "ACTIVE" {
-		t.Errorf("after a cold migration: host %v status %v", srv["OS-EXT-SRV-ATTR:host"], srv["status"])
+		t.Errorf("after a cold migration confirmed: host %v status %v", srv["OS-EXT-SRV-ATTR:host"], srv["status"])
 	}
 
 	// Resize: held in VERIFY_RESIZE, then confirmed; another server's

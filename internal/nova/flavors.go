@@ -198,7 +198,7 @@ func (a *API) createFlavor(w http.ResponseWriter, r *http.Request, v Microversio
 		return
 	}
 	fb := body.Flavor
-	if p, ok := fb.Public.(bool); ok && !p {
+	if p, ok := fb.Public.(bool); (ok && !p) || isFalse(fb.Public) {
 		WriteError(w, r, errs.Invalid("private flavors are not supported: every godwit flavor is visible to every project (leave os-flavor-access:is_public out)"))
 		return
 	}
@@ -223,6 +223,16 @@ func (a *API) createFlavor(w http.ResponseWriter, r *http.Request, v Microversio
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"flavor": a.flavorView(r, v, f)})
+}
+
+// isFalse reports whether v is a string Nova reads as false.
+func isFalse(v any) bool {
+	s, ok := v.(string)
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "false", "f", "0", "no", "n", "off":
+		return ok
+	}
+	return false
 }
 
 // flexInt is an integer given as a JSON number or a numeric string, as

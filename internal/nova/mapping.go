@@ -27,7 +27,7 @@ var Mapping = []Row{
 	{Nova: "revertResize", Role: api.RoleMember, Intent: "resize or cold migrate: revert", Service: "resize back in place, then a cold migration back if it moved", Driver: "hotplug or restart; cold restart or disk transfer back",
 		Note: "a resize that grew the disk is not reverted (409): godwit grows the disk in place and a disk never shrinks — a shrunk filesystem loses data — where Nova keeps the old disk; confirm instead", do: revertResize},
 	{Nova: "rebuild", Role: api.RoleMember, Intent: "rebuild", Service: "rebuild in place", Driver: "a new disk from the image (the old one replaced), same host, same ID and addresses",
-		Note: "a new name or description (2.19) renames the server (its display name; the godwit name stays); metadata, keys and personality are refused; the image may change, as in Nova", do: rebuild},
+		Note: "a new name, description (2.19) or metadata is recorded on the server (the name is its display name; the godwit name stays); key pairs and personality files are refused; the image may change, as in Nova", do: rebuild},
 	{Nova: "evacuate", Role: api.RoleAdmin, Intent: "evacuate (host down), of this server", Service: "rebuild elsewhere", Driver: "reuse the shared disk, or rebuild a diskless VM; start it on the destination",
 		Note: "the host must be proven down — its lease expired, or an admin forced its service down (os-services force-down), which godwit takes as --host-is-down; a heartbeating host is never evacuated. A server whose disk is local to the dead host is refused (its data would be lost) where Nova rebuilds it from its image: godwit evacuate HOST --allow-data-loss does that knowingly. godwit's scheduler chooses the destination (a host named is refused)", do: evacuate},
 	{Nova: "os-start", Role: api.RoleMember, Intent: "—", Service: "VM action start", Driver: "start the VM's QEMU",
@@ -265,20 +265,24 @@ func rebuild(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (i
 	if err := unsupportedCreate(key, len(personality)); err != nil {
 		return 0, nil, err
 	}
-	if len(body.Metadata) > 0 {
-		return 0, nil, errs.Invalid("rebuild cannot change a server's metadata in godwit: leave metadata out (it keeps the metadata given at create)")
-	}
 	if body.Description != nil && !v.AtLeast(19) {
 		return 0, nil, errs.Invalid("description needs microversion 2.19 or later")
 	}
-	rename := api.UpdateVMRequest{DisplayName: body.Name, Description: body.Description}
+	meta, err := metadata(body.Metadata)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body.Metadata != nil && meta == nil {
+		meta = map[string]string{} // {}: cleared, as in Nova
+	}
+	rename := api.UpdateVMRequest{DisplayName: body.Name, Description: body.Description, Metadata: meta}
 	if err := rename.Validate(); err != nil {
 		return 0, nil, errs.Invalid("%v", err)
 	}
 	if _, err := a.Intents.Rebuild(r.Context(), vm.Name, api.RebuildRequest{Image: body.ImageRef}); err != nil {
 		return 0, nil, conflict(vm, "rebuild", err)
 	}
-	if body.Name != nil || body.Description != nil {
+	if !rename.Empty() {
 		if _, err := a.Svc.UpdateVM(r.Context(), vm.Name, rename); err != nil {
 			return 0, nil, err
 		}

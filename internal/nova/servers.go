@@ -156,7 +156,7 @@ func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Mi
 		"id": vm.ID, "name": serverName(vm), "status": st, "tenant_id": vm.Project, "user_id": vm.Project,
 		"metadata": metadataView(vm.Metadata), "hostId": opaqueHostID(vm), "created": stamp(vm.CreatedAt), "updated": stamp(vm.UpdatedAt),
 		"image":     map[string]any{"id": vm.Image, "links": []map[string]string{{"rel": "bookmark", "href": baseURL(r) + ComputePrefix + "/images/" + vm.Image}}},
-		"addresses": addresses, "accessIPv4": "", "accessIPv6": "", "links": link(r, "/servers/"+vm.ID),
+		"addresses": addresses, "accessIPv4": vm.AccessIPv4, "accessIPv6": vm.AccessIPv6, "links": link(r, "/servers/"+vm.ID),
 		"key_name": nil, "config_drive": "",
 		"OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": zone,
 		"OS-EXT-STS:vm_state": vmState, "OS-EXT-STS:task_state": task, "OS-EXT-STS:power_state": power,
@@ -361,6 +361,8 @@ type createServer struct {
 		Description      *string          `json:"description"`
 		BlockDevices     []map[string]any `json:"block_device_mapping_v2"`
 		AdminPass        string           `json:"adminPass"`
+		AccessIPv4       string           `json:"accessIPv4"`
+		AccessIPv6       string           `json:"accessIPv6"`
 		KeyName          string           `json:"key_name"`
 		Metadata         map[string]any   `json:"metadata"`
 		SecurityGroups   []struct {
@@ -420,7 +422,8 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 		WriteError(w, r, err)
 		return
 	}
-	req := api.CreateVMRequest{Name: godwitName(s.Name, false), DisplayName: s.Name, Project: project(r), Image: s.ImageRef, Metadata: meta}
+	req := api.CreateVMRequest{Name: godwitName(s.Name, false), DisplayName: s.Name, Project: project(r), Image: s.ImageRef, Metadata: meta,
+		AccessIPv4: s.AccessIPv4, AccessIPv6: s.AccessIPv6}
 	if s.Description != nil && v.AtLeast(19) {
 		req.Description = *s.Description
 	}
@@ -581,9 +584,8 @@ func godwitName(name string, unique bool) string {
 	return slug + "-" + hex.EncodeToString(suffix[:])
 }
 
-// updateServer is PUT /servers/{id}: the server's name and (2.19)
-// description. accessIPv4 and accessIPv6 are refused: godwit has no
-// access addresses apart from the VM's own.
+// updateServer is PUT /servers/{id}: the server's name, access
+// addresses and (2.19) description.
 func (a *API) updateServer(w http.ResponseWriter, r *http.Request, v Microversion) {
 	var body struct {
 		Server struct {
@@ -604,8 +606,6 @@ func (a *API) updateServer(w http.ResponseWriter, r *http.Request, v Microversio
 	}
 	u := body.Server
 	switch {
-	case u.AccessIPv4 != nil || u.AccessIPv6 != nil:
-		err = errs.Invalid("accessIPv4 and accessIPv6 are not supported: a godwit server is reached at its own addresses (see addresses)")
 	case u.Name != nil && strings.TrimSpace(*u.Name) == "":
 		err = errs.Invalid("name must not be empty")
 	case u.Description != nil && !v.AtLeast(19):
@@ -615,7 +615,7 @@ func (a *API) updateServer(w http.ResponseWriter, r *http.Request, v Microversio
 		WriteError(w, r, err)
 		return
 	}
-	if vm, err = a.Svc.UpdateVM(r.Context(), vm.Name, api.UpdateVMRequest{DisplayName: u.Name, Description: u.Description}); err != nil {
+	if vm, err = a.Svc.UpdateVM(r.Context(), vm.Name, api.UpdateVMRequest{DisplayName: u.Name, Description: u.Description, AccessIPv4: u.AccessIPv4, AccessIPv6: u.AccessIPv6}); err != nil {
 		WriteError(w, r, err)
 		return
 	}

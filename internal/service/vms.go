@@ -421,7 +421,7 @@ func (c *Service) UpdateVM(ctx context.Context, name string, req api.UpdateVMReq
 	if err := req.Validate(); err != nil {
 		return api.VM{}, errs.Invalid("%v", err)
 	}
-	if req == (api.UpdateVMRequest{}) {
+	if req.Empty() {
 		return c.vmByName(ctx, name) // nothing to change
 	}
 	vm, err := c.store.UpdateVM(ctx, name, func(v *api.VM) error {
@@ -436,6 +436,12 @@ func (c *Service) UpdateVM(ctx context.Context, name string, req api.UpdateVMReq
 		}
 		if req.AccessIPv6 != nil {
 			v.AccessIPv6 = api.CanonicalAccessIP(*req.AccessIPv6)
+		}
+		if req.Metadata != nil {
+			v.Metadata = nil
+			if len(req.Metadata) > 0 {
+				v.Metadata = req.Metadata
+			}
 		}
 		return nil
 	})
