@@ -12,7 +12,11 @@ import (
 func FakeQEMU(t *testing.T, id, pidFile string) *exec.Cmd {
 	t.Helper()
 	cmd := &exec.Cmd{Path: "/bin/sh", Args: []string{"qemu-system-x86_64", "-c", "read x", "sh", "-uuid", id, "-pidfile", pidFile}}
-	if _, err := cmd.StdinPipe(); err != nil {
+	// The shell lives until its stdin closes: the pipe's writer is kept
+	// until the test ends (dropped, the garbage collector would close it
+	// at any moment, and the "QEMU" would exit under the test).
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
@@ -20,6 +24,6 @@ func FakeQEMU(t *testing.T, id, pidFile string) *exec.Cmd {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done; _ = stdin.Close() })
 	return cmd
 }
