@@ -1,8 +1,12 @@
 package drivertest
 
 import (
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // FakeQEMU starts a shell that waits on its stdin and whose command line
@@ -25,5 +29,15 @@ func FakeQEMU(t *testing.T, id, pidFile string) *exec.Cmd {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done; _ = stdin.Close() })
-	return cmd
+	// Start can return before the kernel shows the new command line:
+	// wait until it names the VM, as a QEMU's would from its start.
+	cmdline := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/cmdline"
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if b, err := os.ReadFile(cmdline); err == nil && strings.Contains(string(b), "\x00"+id+"\x00") {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the fake qemu's command line never named %s", id)
+		}
+	}
 }
