@@ -170,9 +170,9 @@ func (a *API) tokenBody(r *http.Request, p api.Principal, method, project string
 	if userID == "" {
 		userID = p.Name
 	}
-	roles := []map[string]string{{"id": "member", "name": "member"}, {"id": "reader", "name": "reader"}}
-	if p.Role == api.RoleAdmin {
-		roles = append([]map[string]string{{"id": "admin", "name": "admin"}}, roles...)
+	var roles []map[string]string
+	for _, role := range heldRoles(p.Role) {
+		roles = append(roles, map[string]string{"id": role, "name": role})
 	}
 	t := map[string]any{
 		"methods":    []string{method},
