@@ -138,12 +138,28 @@ type AuditRecord struct {
 	Remote string    `json:"remote,omitempty"`
 	// DurationMS is how long the request took to be answered.
 	DurationMS int64 `json:"duration_ms"`
+	// RequestID is the ID the reply carried in its X-Request-Id header
+	// (and, on OpenStack's APIs, X-Openstack-Request-Id): a client's
+	// log and this record meet on it.
+	RequestID string `json:"request_id,omitempty"`
+	// VMID is the VM the request acted on, by ID — the one its path
+	// names (a VM's name, a Nova server's ID, an intent's VM) or the one
+	// it created — and Project that VM's project; both empty for a
+	// request about no one VM, and for one the policy refused. They
+	// outlive the VM: Nova's instance actions are read from them.
+	VMID    string `json:"vm_id,omitempty"`
+	Project string `json:"project,omitempty"`
+	// Action is what the request asked where its path does not say: a
+	// Nova server action's name (the body's one key, e.g. os-stop) or a
+	// migration's kind (live, cold).
+	Action string `json:"action,omitempty"`
 }
 
 // AuditFilter narrows GET /v1/audit.
 type AuditFilter struct {
 	Since time.Time // only records at or after
 	Limit int       // newest first; 0: 100
+	VMID  string    // only the requests that acted on this VM (AuditRecord.VMID)
 }
 
 // Whoami returns who the client's token says it is.
@@ -203,6 +219,9 @@ func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error
 	}
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if f.VMID != "" {
+		q.Set("vm_id", f.VMID)
 	}
 	path := "/v1/audit"
 	if len(q) > 0 {

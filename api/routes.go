@@ -262,6 +262,7 @@ var Routes = []Route{
 	{Method: "GET", Path: "/v1/audit", ID: "listAudit", Summary: "The audit log of mutating requests, newest first", Params: []Param{
 		{Name: "since", In: "query", Type: time.Time{}, Description: "only records at or after this time (RFC 3339)"},
 		{Name: "limit", In: "query", Type: 0, Description: "at most this many (default 100)"},
+		{Name: "vm_id", In: "query", Type: "", Description: "only the requests that acted on the VM of this ID"},
 	}, Responses: okReply([]AuditRecord(nil))},
 }
 

@@ -264,12 +264,13 @@ func (a *app) whoamiCmd() *cobra.Command {
 func (a *app) auditCmd() *cobra.Command {
 	var since time.Duration
 	var limit int
+	var vmID string
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "List the audit log: every request that changed something, newest first (admins)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f := api.AuditFilter{Limit: limit}
+			f := api.AuditFilter{Limit: limit, VMID: vmID}
 			if since > 0 {
 				f.Since = time.Now().Add(-since)
 			}
@@ -289,5 +290,6 @@ func (a *app) auditCmd() *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&since, "since", 0, "only the last this long, e.g. 1h")
 	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many records")
+	cmd.Flags().StringVar(&vmID, "vm-id", "", "only the requests that acted on the VM of this ID (a deleted VM's too)")
 	return cmd
 }

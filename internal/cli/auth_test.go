@@ -101,6 +101,9 @@ func TestInitTokenAndAuthCommands(t *testing.T) {
 	if out, _, code := cli("audit", "--limit", "10"); code != 0 || !strings.Contains(out, "PUT /v1/projects/alpha/quota") || !strings.Contains(out, "POST /v1/tokens") {
 		t.Fatalf("audit: %d %s", code, out)
 	}
+	if out, _, code := cli("audit", "--vm-id", "00000000-0000-4000-8000-000000000000"); code != 0 || strings.Contains(out, "POST") {
+		t.Fatalf("audit of a VM nothing acted on: %d %s", code, out)
+	}
 	if _, errOut, code := cli("--token", "nonsense", "vm", "list"); code != 1 || !strings.Contains(errOut, "not a godwit API token") {
 		t.Fatalf("a malformed token: %d %s", code, errOut)
 	}

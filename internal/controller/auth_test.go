@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,21 +102,40 @@ func TestProjectQuota(t *testing.T) {
 	}
 }
 
-// Every mutating request is in the audit log with who made it and how it
-// ended; heartbeats and reads are not.
+// Every mutating request is in the audit log with who made it, how it
+// ended, the ID its reply carried and the VM it acted on; heartbeats and
+// reads are not.
 func TestAuditLog(t *testing.T) {
 	tc := newTestClusterWith(t, clusterOptions{tls: true}, 4, 2048)
 	ctx := context.Background()
 	start := time.Now()
 	tc.importFakeKernel(t, "guest")
 	alice, tok := tc.memberClient(t, "alice", "alpha")
-	if _, err := alice.CreateVM(ctx, api.CreateVMRequest{Name: "web", Image: "guest", Pool: api.PoolShared, Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 64}}); err != nil {
+	vm, err := alice.CreateVM(ctx, api.CreateVMRequest{Name: "web", Image: "guest", Pool: api.PoolShared, Flavor: api.Flavor{VCPUs: 1, MemoryMiB: 64}})
+	if err != nil {
 		t.Fatal(err)
 	}
+	// Every reply carries its request's ID, which its record keeps.
+	req, _ := http.NewRequestWithContext(ctx, "PATCH", tc.url+"/v1/vms/web", strings.NewReader(`{"description":"front"}`))
+	req.Header.Set("Authorization", "Bearer "+tok.Secret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := alice.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	patchID := resp.Header.Get("X-Request-Id")
 	_, _ = alice.Migrate(ctx, "web", api.MigrateRequest{Kind: api.KindLive}) // 403
 	_, _ = alice.VMs(ctx)
 	time.Sleep(300 * time.Millisecond) // heartbeats
-	rs, err := tc.client.Audit(ctx, api.AuditFilter{Since: start})
+	// The requests that acted on the VM, by its ID (the refused migrate
+	// did not).
+	rs, err := tc.client.Audit(ctx, api.AuditFilter{VMID: vm.ID})
+	if err != nil || len(rs) != 2 || rs[0].Method != "PATCH" || rs[0].RequestID != patchID || !strings.HasPrefix(patchID, "req-") ||
+		rs[1].Path != "/v1/vms" || rs[1].Project != "alpha" || rs[1].RequestID == "" || rs[1].RequestID == patchID {
+		t.Errorf("the records of the VM: %+v, %v; want the PATCH (%s) and the create", rs, err, patchID)
+	}
+	rs, err = tc.client.Audit(ctx, api.AuditFilter{Since: start})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,10 +43,11 @@ func (c *Controller) authRoutes(m routes) {
 	}))
 }
 
-// auditFilter reads GET /v1/audit's query: since (RFC 3339) and limit.
+// auditFilter reads GET /v1/audit's query: since (RFC 3339), limit and
+// vm_id.
 func auditFilter(r *http.Request) (api.AuditFilter, error) {
-	var f api.AuditFilter
 	q := r.URL.Query()
+	f := api.AuditFilter{VMID: q.Get("vm_id")}
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/audit"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/nova"
@@ -177,6 +178,12 @@ func (c *Controller) migrate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m, err := c.intents.Migrate(r.Context(), r.PathValue("name"), req)
+	// The kind that runs, for the audit record (none asked: godwit chose).
+	kind := req.Kind
+	if err == nil {
+		kind = m.Kind
+	}
+	audit.NoteAction(r.Context(), string(kind))
 	reply(c, w, r, http.StatusAccepted, m, err)
 }
 

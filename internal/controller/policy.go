@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/audit"
 	"github.com/godwit/godwit/internal/auth"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/httpx"
 	"github.com/godwit/godwit/internal/nova"
+	"github.com/godwit/godwit/internal/service"
 	"github.com/godwit/godwit/internal/store"
 )
 
@@ -136,6 +138,8 @@ var policy = map[string]rule{
 	"GET /compute/v2.1/servers/{server_id}/migrations/{migration_id}":         {access: admin, openstack: true},
 	"POST /compute/v2.1/servers/{server_id}/migrations/{migration_id}/action": {access: admin, openstack: true},
 	"DELETE /compute/v2.1/servers/{server_id}/migrations/{migration_id}":      {access: admin, openstack: true},
+	"GET /compute/v2.1/servers/{server_id}/os-instance-actions":               {access: member, scope: serverPath, openstack: true}, // a deleted server's (2.21): the handler keeps a member to its project's, by the audit records
+	"GET /compute/v2.1/servers/{server_id}/os-instance-actions/{request_id}":  {access: member, scope: serverPath, openstack: true},
 	"GET /compute/v2.1/os-hypervisors":                                        {access: admin, openstack: true},
 	"GET /compute/v2.1/os-hypervisors/detail":                                 {access: admin, openstack: true},
 	"GET /compute/v2.1/os-hypervisors/statistics":                             {access: admin, openstack: true},
@@ -251,6 +255,9 @@ func (m routes) HandleFunc(pattern string, h http.HandlerFunc) {
 // guard authenticates a request, applies its route's rule, and audits it
 // when it changes something.
 //
+// Every reply carries the request's ID (X-Request-Id; on OpenStack's
+// APIs their headers too), the one its audit record keeps.
+//
 // It times every request for the metrics under its route's pattern —
 // never the raw path, whose VM names and IDs would make a series each.
 func (c *Controller) guard(pattern string, rl rule, h http.HandlerFunc) http.HandlerFunc {
@@ -259,13 +266,21 @@ func (c *Controller) guard(pattern string, rl rule, h http.HandlerFunc) http.Han
 		sw := httpx.NewStatusWriter(w)
 		defer func() { c.cfg.Metrics.APIRequest(pattern, sw.Status, time.Since(start)) }()
 		w = sw
+		id := "req-" + service.NewID()
+		w.Header().Set("X-Request-Id", id)
+		nova.RequestIDHeaders(w.Header(), r.URL.Path, id)
+		ctx, note := audit.With(r.Context())
+		r = r.WithContext(ctx)
 		p, err := c.principal(r)
 		if err == nil {
 			err = c.authorize(r.Context(), pattern, rl, p, r)
 		}
 		if api.IsWrite(r.Method) && !rl.quiet {
+			if err == nil {
+				c.noteTarget(r, rl.scope)
+			}
 			rec := &auditWriter{ResponseWriter: w, status: http.StatusOK}
-			defer func() { c.audit(r, p, rec, start) }()
+			defer func() { c.audit(r, p, rec, start, id, note) }()
 			w = rec
 		}
 		if err != nil {
@@ -374,6 +389,35 @@ func (c *Controller) ownedBy(ctx context.Context, s scope, p api.Principal, r *h
 	return nil
 }
 
+// noteTarget notes, for r's audit record, the VM its path names: a Nova
+// server by its ID, or as the route's scope says, a VM by its name or a
+// VM's intent (a resize, rebuild or held migration) by its ID. One that
+// does not exist is not noted: the handler answers for it.
+func (c *Controller) noteTarget(r *http.Request, s scope) {
+	ctx := r.Context()
+	switch {
+	case r.PathValue("server_id") != "":
+		if vms, err := c.svc.VMs(ctx, store.VMFilter{ID: r.PathValue("server_id")}); err == nil && len(vms) == 1 {
+			audit.NoteVM(ctx, vms[0].ID, vms[0].Project)
+		}
+	case s == vmPath:
+		if vm, err := c.svc.VM(ctx, r.PathValue("name")); err == nil {
+			audit.NoteVM(ctx, vm.ID, vm.Project)
+		}
+	case s == intentPath || s == ownIntentPath:
+		// A VM's intent has its project; a host's (drain, evacuate),
+		// about many VMs, has none.
+		if in, err := c.intents.Intent(ctx, r.PathValue("id")); err == nil && in.Project != "" {
+			for _, op := range in.Operations {
+				if op.VMID != "" {
+					audit.NoteVM(ctx, op.VMID, in.Project)
+					break
+				}
+			}
+		}
+	}
+}
+
 // scoped narrows a list to what the caller may see: everything for an
 // admin, the member's project's items otherwise.
 func scoped[T any](ctx context.Context, items []T, project func(T) string) []T {
@@ -430,16 +474,33 @@ func (w *auditWriter) Write(b []byte) (int, error) {
 func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // audit records one mutating request.
-func (c *Controller) audit(r *http.Request, p api.Principal, w *auditWriter, start time.Time) {
+func (c *Controller) audit(r *http.Request, p api.Principal, w *auditWriter, start time.Time, id string, note *audit.Note) {
 	rec := api.AuditRecord{Time: start.UTC(), Who: p.String(), Role: p.Role, Method: r.Method, Path: r.URL.Path,
-		Status: w.status, Remote: r.RemoteAddr, DurationMS: time.Since(start).Milliseconds()}
+		Status: w.status, Remote: r.RemoteAddr, DurationMS: time.Since(start).Milliseconds(), RequestID: id}
+	note.Fill(&rec)
 	if w.status >= 400 {
-		var e api.Error
-		if json.Unmarshal(w.msg, &e) == nil {
-			rec.Error = e.Message
-		} else {
-			rec.Error = fmt.Sprintf("HTTP %d", w.status)
-		}
+		rec.Error = failure(w.msg, w.status)
 	}
 	c.svc.RecordAudit(r.Context(), rec)
+}
+
+// failure is the message of a failure's body: godwit's *api.Error, or
+// the one-key object Nova's and Keystone's errors are
+// ({"itemNotFound": {"message": …}}).
+func failure(body []byte, status int) string {
+	var e api.Error
+	if json.Unmarshal(body, &e) == nil && e.Message != "" {
+		return e.Message
+	}
+	var fault map[string]struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(body, &fault) == nil && len(fault) == 1 {
+		for _, f := range fault {
+			if f.Message != "" {
+				return f.Message
+			}
+		}
+	}
+	return fmt.Sprintf("HTTP %d", status)
 }

@@ -189,6 +189,8 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /compute/v2.1/servers/{server_id}/migrations/{migration_id}":         {who: "admin", path: "/compute/v2.1/servers/VMID/migrations/1", ok: 404},
 		"POST /compute/v2.1/servers/{server_id}/migrations/{migration_id}/action": {who: "admin", path: "/compute/v2.1/servers/VMID/migrations/1/action", body: `{"force_complete":null}`, ok: 400}, // from 2.22
 		"DELETE /compute/v2.1/servers/{server_id}/migrations/{migration_id}":      {who: "admin", path: "/compute/v2.1/servers/VMID/migrations/1", ok: 404},
+		"GET /compute/v2.1/servers/{server_id}/os-instance-actions":               {who: "member/server", path: "/compute/v2.1/servers/VMID/os-instance-actions", ok: 200},
+		"GET /compute/v2.1/servers/{server_id}/os-instance-actions/{request_id}":  {who: "member/server", path: "/compute/v2.1/servers/VMID/os-instance-actions/req-nope", ok: 404}, // no such request
 		"GET /compute/v2.1/os-hypervisors":                                        {who: "admin", path: "/compute/v2.1/os-hypervisors", ok: 200},
 		"GET /compute/v2.1/os-hypervisors/detail":                                 {who: "admin", path: "/compute/v2.1/os-hypervisors/detail", ok: 200},
 		"GET /compute/v2.1/os-hypervisors/statistics":                             {who: "admin", path: "/compute/v2.1/os-hypervisors/statistics", ok: 200},

@@ -61,22 +61,22 @@ func (a *API) Routes() []Route {
 	rs = append(rs, a.migrationRoutes()...)
 	rs = append(rs, a.hostRoutes()...)
 	rs = append(rs, a.imageRoutes()...)
-	for i := range rs {
-		rs[i].Handler = requestID(rs[i].Handler)
-	}
 	return rs
 }
 
-// requestID gives every reply the request ID OpenStack's services send
-// and its clients log (and Tempest requires): req- and a UUID.
-func requestID(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		id := "req-" + service.NewID()
-		w.Header().Set("X-Openstack-Request-Id", id)
-		if strings.HasPrefix(r.URL.Path, ComputePrefix) {
-			w.Header().Set("X-Compute-Request-Id", id)
-		}
-		h(w, r)
+// RequestIDHeaders puts a request's ID (req- and a UUID) in the headers
+// OpenStack's services send it in and its clients log (and Tempest
+// requires), when path is one of the OpenStack APIs'. The controller
+// makes the ID for every request — the one its audit record keeps, and
+// Nova's instance actions show — and calls this before the handler, so
+// that refusals carry it too.
+func RequestIDHeaders(h http.Header, path, id string) {
+	if !Owns(path) {
+		return
+	}
+	h.Set("X-Openstack-Request-Id", id)
+	if strings.HasPrefix(path, ComputePrefix) {
+		h.Set("X-Compute-Request-Id", id)
 	}
 }
 

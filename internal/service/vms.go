@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/godwit/godwit/api"
+	"github.com/godwit/godwit/internal/audit"
 	"github.com/godwit/godwit/internal/errs"
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/scheduler"
@@ -183,6 +184,7 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 		return api.VM{}, err
 	}
 	released() // recorded: the store now refuses to delete the image
+	audit.NoteVM(ctx, vm.ID, vm.Project)
 	log := c.log.With("vm", vm.Name, "host", host.Name)
 	log.Info("creating vm", "id", vm.ID, "image", im.Name, "ports", len(vm.Ports))
 

@@ -54,6 +54,13 @@ func (s *Store) AddAudit(ctx context.Context, r api.AuditRecord) error { return 
 
 // Audit implements store.Store.
 func (s *Store) Audit(ctx context.Context, f api.AuditFilter) ([]api.AuditRecord, error) {
+	q, args := s.auditQuery(f)
+	return list[api.AuditRecord](ctx, s, s.db, q, args...)
+}
+
+// auditQuery is Audit's query: a VM's records are found through the
+// index on ref (documents_ref).
+func (s *Store) auditQuery(f api.AuditFilter) (string, []any) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -62,8 +69,13 @@ func (s *Store) Audit(ctx context.Context, f api.AuditFilter) ([]api.AuditRecord
 	if !f.Since.IsZero() {
 		since = f.Since.UnixNano()
 	}
-	return list[api.AuditRecord](ctx, s, s.db,
-		`SELECT doc FROM documents WHERE kind = ? AND created_at >= ? ORDER BY `+newestFirst+` LIMIT ?`, s.audit.kind, since, limit)
+	q := `SELECT doc FROM documents WHERE kind = ?`
+	args := []any{s.audit.kind}
+	if f.VMID != "" {
+		q += ` AND ref = ?`
+		args = append(args, f.VMID)
+	}
+	return q + ` AND created_at >= ? ORDER BY ` + newestFirst + ` LIMIT ?`, append(args, since, limit)
 }
 
 // PruneAudit implements store.Store.

@@ -33,7 +33,7 @@ type docs[T any] struct {
 // document. A kind without a filter or a time order leaves those zero.
 type index struct {
 	id      string
-	ref     string // what the kind's filter matches: a migration's VM, an intent's target, a flavor's name
+	ref     string // what the kind's filter matches: a migration's VM, an intent's target, a flavor's name, an audit record's VM ID
 	active  bool   // not yet in a final state
 	created int64  // creation time, Unix nanoseconds
 }

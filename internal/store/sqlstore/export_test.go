@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 
+	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/store"
 )
 
@@ -48,6 +49,8 @@ func (s *Store) ListQueries() []ListQuery {
 	add("intent", s.intents.listQuery, filtered)
 	add("image", s.images.listQuery, map[string]filter{"all": {}})
 	add("flavor", s.flavors.listQuery, map[string]filter{"all": {}})
+	q, args := s.auditQuery(api.AuditFilter{VMID: "v"})
+	out = append(out, ListQuery{Name: "audit vm", Table: "documents", Query: s.q(q), Args: args})
 	for name, f := range map[string]store.PortFilter{"network": {Network: "n"}, "vm": {VMID: "v"}, "network vm": {Network: "n", VMID: "v"}} {
 		q, args := portsQuery(f)
 		out = append(out, ListQuery{Name: "port " + name, Table: "ports", Query: s.q(q), Args: args})

@@ -109,6 +109,11 @@ var migrations = []string{
 	// flavor's ID, ref its name, which this index keeps unique among
 	// flavors as the primary key keeps their IDs (flavorNameKey).
 	7: `CREATE UNIQUE INDEX documents_flavor_name ON documents (ref) WHERE kind = 'flavor'`,
+	// 8: an audit record's ref is the VM it acted on (api.AuditRecord.
+	// VMID), which GET /v1/audit?vm_id= and Nova's instance actions
+	// filter on. It was the caller (Who), which no query read; the
+	// records from before name no VM.
+	8: `UPDATE documents SET ref = '' WHERE kind = 'audit'`,
 }
 
 // backfills are migrations' steps in Go, run in the migration's

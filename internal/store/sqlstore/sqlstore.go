@@ -88,7 +88,7 @@ func newAt(ctx context.Context, db *sql.DB, d Dialect, v int) (*Store, error) {
 		index: func(p *api.Project) index { return index{id: p.Name} },
 		stamp: func(p *api.Project, id string, now time.Time) { p.Name, p.UpdatedAt = id, now }}
 	s.audit = docs[api.AuditRecord]{s: s, kind: "audit", order: newestFirst,
-		index: func(r *api.AuditRecord) index { return index{id: r.ID, ref: r.Who, created: r.Time.UnixNano()} }}
+		index: func(r *api.AuditRecord) index { return index{id: r.ID, ref: r.VMID, created: r.Time.UnixNano()} }}
 	if err := s.migrate(ctx, v); err != nil {
 		return nil, err
 	}

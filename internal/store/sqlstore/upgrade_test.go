@@ -355,6 +355,36 @@ func TestUpgradeToFlavors(t *testing.T) {
 	})
 }
 
+// A database at schema version 7 upgrades to audit records filed under
+// the VM they acted on (8): the records stay, and the caller an older
+// godwit kept in their ref matches no VM filter.
+func TestUpgradeAuditByVM(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		old := e.raw(t, 7)
+		r := api.AuditRecord{ID: "a1", Time: time.Now().UTC(), Who: "admin", Method: "POST", Path: "/v1/vms", Status: 201}
+		if err := old.AddAudit(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		// Written the old way: the caller in ref.
+		if err := old.Exec(ctx, `UPDATE documents SET ref = 'admin' WHERE kind = 'audit'`); err != nil {
+			t.Fatal(err)
+		}
+		old.Close()
+
+		s, err := e.open()
+		if err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		defer s.Close()
+		if rs, err := s.Audit(ctx, api.AuditFilter{VMID: "admin"}); err != nil || len(rs) != 0 {
+			t.Errorf("records of VM \"admin\" after the upgrade: %+v, %v; want none", rs, err)
+		}
+		if rs, err := s.Audit(ctx, api.AuditFilter{}); err != nil || len(rs) != 1 || rs[0].ID != "a1" {
+			t.Errorf("records after the upgrade: %+v, %v; want a1", rs, err)
+		}
+	})
+}
+
 // Every list of a docs kind, under every filter, and every filtered list
 // of ports finds its rows through an index on the filtered columns rather
 // than reading the whole table.

@@ -62,17 +62,24 @@ func testQuotas(t *testing.T, s store.Store) {
 	}
 }
 
-// Audit records list newest first, from a time, up to a limit, and
-// prune by age.
+// Audit records list newest first, from a time, up to a limit, of one
+// VM, and prune by age.
 func testAudit(t *testing.T, s store.Store) {
 	base := now().Add(-time.Hour)
 	for i := range 5 {
 		r := api.AuditRecord{ID: fmt.Sprintf("r%d", i), Time: base.Add(time.Duration(i) * time.Minute), Who: "admin", Method: "POST", Path: "/v1/vms", Status: 201}
+		if i%2 == 1 {
+			r.VMID, r.Project = "vm-odd", "p"
+		}
 		if err := s.AddAudit(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rs, err := s.Audit(ctx, api.AuditFilter{})
+	rs, err := s.Audit(ctx, api.AuditFilter{VMID: "vm-odd"})
+	if err != nil || len(rs) != 2 || rs[0].ID != "r3" || rs[1].ID != "r1" || rs[0].Project != "p" {
+		t.Fatalf("audit of vm-odd = %+v, %v; want r3, r1", rs, err)
+	}
+	rs, err = s.Audit(ctx, api.AuditFilter{})
 	if err != nil || len(rs) != 5 || rs[0].ID != "r4" || !rs[0].Time.Equal(base.Add(4*time.Minute)) {
 		t.Fatalf("audit = %+v, %v; want 5, newest first", rs, err)
 	}
