@@ -3,8 +3,8 @@
 schemas, as Tempest holds them: Tempest's own service clients
 (tempest.lib, Debian's tempest package) log in through the Keystone
 subset and read servers (and their instance actions), flavors,
-hypervisors, services, migrations, limits and availability zones at
-each microversion where a schema
+hypervisors, services, migrations, limits, quota sets and availability
+zones at each microversion where a schema
 changes up to the maximum godwit serves; each client validates every
 reply with the schema of its microversion, and any mismatch fails.
 
@@ -16,13 +16,13 @@ import traceback
 
 from tempest.lib import auth
 from tempest.lib.services.compute import (availability_zone_client, base_compute_client, flavors_client,
-                                          hypervisor_client, limits_client, migrations_client, servers_client,
-                                          services_client)
+                                          hypervisor_client, limits_client, migrations_client, quotas_client,
+                                          servers_client, services_client)
 
 # Every microversion up to godwit's maximum at which a schema of these
 # resources changes.
-VERSIONS = [None, "2.3", "2.6", "2.8", "2.9", "2.11", "2.16", "2.19", "2.23", "2.26", "2.28", "2.45", "2.47",
-            "2.48", "2.51", "2.53", "2.54", "2.55", "2.57", "2.58", "2.59", "2.60"]
+VERSIONS = [None, "2.3", "2.6", "2.8", "2.9", "2.11", "2.16", "2.19", "2.23", "2.26", "2.28", "2.36", "2.39", "2.45",
+            "2.47", "2.48", "2.51", "2.53", "2.54", "2.55", "2.57", "2.58", "2.59", "2.60"]
 
 
 def version(v):
@@ -42,6 +42,7 @@ def main(auth_url, user, password, project, ca):
     migrations = migrations_client.MigrationsClient(ap, "compute", "RegionOne", **kw)
     limits = limits_client.LimitsClient(ap, "compute", "RegionOne", **kw)
     zones = availability_zone_client.AvailabilityZoneClient(ap, "compute", "RegionOne", **kw)
+    quotas = quotas_client.QuotasClient(ap, "compute", "RegionOne", **kw)
 
     failed = 0
     actions = {}  # request IDs of each server's actions
@@ -88,6 +89,10 @@ def main(auth_url, user, password, project, ca):
         check("list_migrations " + at, lambda: migrations.list_migrations())
         check("show_limits " + at, lambda: limits.show_limits())
         check("list_availability_zones " + at, lambda: zones.list_availability_zones())
+        check("show_quota_set " + at, lambda: quotas.show_quota_set(project))
+        check("show_quota_set(detail) " + at, lambda: quotas.show_quota_set(project, detail=True))
+        check("show_default_quota_set " + at, lambda: quotas.show_default_quota_set(project))
+        check("update_quota_set " + at, lambda: quotas.update_quota_set(project, cores=64, ram="65536"))
     print("%d failed" % failed)
     return 1 if failed else 0
 

@@ -90,6 +90,12 @@ func TestNovaTempest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A quota, the same for every project as Nova's defaults are:
+		// the overlimit resize tests read the admin's project's and
+		// resize the member's server past it (unlimited, they skip).
+		if _, err := tc.client.SetQuota(ctx, a.project, api.Quota{VCPUs: 32, MemoryMiB: 32768}); err != nil {
+			t.Fatal(err)
+		}
 		fmt.Fprintf(&accounts, "- username: %s\n  project_name: %s\n  password: %s\n", a.name, a.project, tok.Secret)
 		if a.role == api.RoleAdmin {
 			accounts.WriteString("  types: [admin]\n")

@@ -155,6 +155,16 @@ var policy = map[string]rule{
 	"GET /image/v2/images":                                                    {access: member, openstack: true},
 	"GET /image/v2/images/{image_id}":                                         {access: member, openstack: true},
 
+	// Quota sets (nova/quotas.go): godwit's project quotas. A member
+	// reads its own project's (the handler refuses another's, 403) and
+	// the defaults, which are every project's; admins read any and set
+	// or reset them.
+	"GET /compute/v2.1/os-quota-sets/{tenant_id}":          {access: member, openstack: true}, // a member: its project only (the handler)
+	"GET /compute/v2.1/os-quota-sets/{tenant_id}/detail":   {access: member, openstack: true}, // a member: its project only (the handler)
+	"GET /compute/v2.1/os-quota-sets/{tenant_id}/defaults": {access: member, openstack: true},
+	"PUT /compute/v2.1/os-quota-sets/{tenant_id}":          {access: admin, openstack: true},
+	"DELETE /compute/v2.1/os-quota-sets/{tenant_id}":       {access: admin, openstack: true},
+
 	// Keystone's listings, read-only (nova/identity_list.go): users
 	// (tokens), projects and role assignments are an admin's; a member
 	// reads its own user and its user's projects (the handler refuses it

@@ -58,7 +58,8 @@ func (a *API) zones(w http.ResponseWriter, r *http.Request, _ Microversion) {
 }
 
 // limits are the project's quota and use (godwit project quota), in
-// Nova's names; -1 is unlimited, as in Nova.
+// Nova's names; -1 is unlimited, as in Nova. They agree with
+// os-quota-sets (quotas.go).
 func (a *API) limits(w http.ResponseWriter, r *http.Request, v Microversion) {
 	p, err := a.Svc.Project(r.Context(), project(r))
 	if err != nil {
@@ -75,17 +76,19 @@ func (a *API) limits(w http.ResponseWriter, r *http.Request, v Microversion) {
 		"maxTotalInstances": lim(p.Quota.VMs), "totalInstancesUsed": p.Usage.VMs,
 		"maxTotalCores": lim(p.Quota.VCPUs), "totalCoresUsed": p.Usage.VCPUs,
 		"maxTotalRAMSize": lim(p.Quota.MemoryMiB), "totalRAMUsed": p.Usage.MemoryMiB,
-		"maxServerMeta": 128, "maxTotalKeypairs": -1, "maxServerGroups": -1, "maxServerGroupMembers": -1,
+		// The rest as os-quota-sets shows them (quotas.go).
+		"maxServerMeta": fixedQuota("metadata_items"), "maxTotalKeypairs": fixedQuota("key_pairs"),
+		"maxServerGroups": fixedQuota("server_groups"), "maxServerGroupMembers": fixedQuota("server_group_members"),
 		"totalServerGroupsUsed": 0,
 	}
 	if !v.AtLeast(57) { // 2.57 dropped personality files
-		abs["maxPersonality"], abs["maxPersonalitySize"] = 5, 10240
+		abs["maxPersonality"], abs["maxPersonalitySize"] = fixedQuota("injected_files"), fixedQuota("injected_file_content_bytes")
 	}
 	if !v.AtLeast(39) { // 2.39 dropped the image proxy's
 		abs["maxImageMeta"] = 128
 	}
 	if !v.AtLeast(36) { // 2.36 dropped the network proxies'
-		abs["maxSecurityGroups"], abs["maxSecurityGroupRules"], abs["maxTotalFloatingIps"] = -1, -1, -1
+		abs["maxSecurityGroups"], abs["maxSecurityGroupRules"], abs["maxTotalFloatingIps"] = fixedQuota("security_groups"), fixedQuota("security_group_rules"), fixedQuota("floating_ips")
 		abs["totalFloatingIpsUsed"], abs["totalSecurityGroupsUsed"] = 0, 0
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"limits": map[string]any{"rate": []any{}, "absolute": abs}})

@@ -29,9 +29,16 @@ var novaFaults = map[int]string{
 // WriteError writes err in the format of the API whose path r names:
 // Nova's fault body, Keystone's {"error": {...}}, or Glance's text. The
 // message is godwit's, which says what to do.
+//
+// A compute call refused by a project's quota says so as Nova does
+// (403, "Quota exceeded for cores: …"), whichever handler refused it.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	status := api.StatusFor(errs.Code(err))
-	writeStatus(w, r, status, err.Error())
+	msg := err.Error()
+	if q, ok := asQuotaExceeded(err); ok && strings.HasPrefix(r.URL.Path, ComputePrefix) {
+		msg = quotaExceeded(q)
+	}
+	writeStatus(w, r, status, msg)
 }
 
 func writeStatus(w http.ResponseWriter, r *http.Request, status int, msg string) {

@@ -57,6 +57,7 @@ func (a *API) Routes() []Route {
 	var rs []Route
 	rs = append(rs, a.identityRoutes()...)
 	rs = append(rs, a.computeRoutes()...)
+	rs = append(rs, a.quotaRoutes()...)
 	rs = append(rs, a.flavorRoutes()...)
 	rs = append(rs, a.migrationRoutes()...)
 	rs = append(rs, a.hostRoutes()...)

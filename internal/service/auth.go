@@ -179,23 +179,40 @@ func (c *Service) CheckQuota(ctx context.Context, project string, add api.Flavor
 	}
 	q, u := p.Quota, p.Usage
 	for _, l := range []struct {
+		resource     string
 		what         string
 		limit, used  int
 		more         int
 		unit, option string
 	}{
-		{"VMs", q.VMs, u.VMs, vms, "", "--vms"},
-		{"vCPUs", q.VCPUs, u.VCPUs, add.VCPUs, "", "--vcpus"},
-		{"memory", q.MemoryMiB, u.MemoryMiB, add.MemoryMiB, " MiB", "--memory-mib"},
-		{"disk", q.DiskMiB, u.DiskMiB, add.DiskMiB, " MiB", "--disk-mib"},
+		{"vms", "VMs", q.VMs, u.VMs, vms, "", "--vms"},
+		{"vcpus", "vCPUs", q.VCPUs, u.VCPUs, add.VCPUs, "", "--vcpus"},
+		{"memory_mib", "memory", q.MemoryMiB, u.MemoryMiB, add.MemoryMiB, " MiB", "--memory-mib"},
+		{"disk_mib", "disk", q.DiskMiB, u.DiskMiB, add.DiskMiB, " MiB", "--disk-mib"},
 	} {
 		if l.limit > 0 && l.more > 0 && l.used+l.more > l.limit {
-			return errs.Forbidden("project %s's quota allows %d%s of %s; its VMs hold %d%s and this needs %d%s more; delete or shrink some, or ask an admin to raise it (godwit project quota %s %s N)",
-				project, l.limit, l.unit, l.what, l.used, l.unit, l.more, l.unit, project, l.option)
+			return &QuotaExceeded{Project: project, Resource: l.resource, Limit: l.limit, Used: l.used, Requested: l.more,
+				msg: fmt.Sprintf("project %s's quota allows %d%s of %s; its VMs hold %d%s and this needs %d%s more; delete or shrink some, or ask an admin to raise it (godwit project quota %s %s N)",
+					project, l.limit, l.unit, l.what, l.used, l.unit, l.more, l.unit, project, l.option)}
 		}
 	}
 	return nil
 }
+
+// QuotaExceeded is CheckQuota's refusal: forbidden (errs.ErrForbidden,
+// 403), with godwit's message, and the numbers another API words its
+// own way (Nova's "Quota exceeded for cores: …", package nova).
+type QuotaExceeded struct {
+	Project string
+	// Resource is the limit exceeded, by its api.Quota JSON name: vms,
+	// vcpus, memory_mib or disk_mib.
+	Resource               string
+	Limit, Used, Requested int
+	msg                    string
+}
+
+func (e *QuotaExceeded) Error() string { return e.msg }
+func (e *QuotaExceeded) Unwrap() error { return errs.ErrForbidden }
 
 func addUsage(u api.Quota, f api.Flavor, vms int) api.Quota {
 	return api.Quota{VMs: u.VMs + vms, VCPUs: u.VCPUs + f.VCPUs, MemoryMiB: u.MemoryMiB + f.MemoryMiB, DiskMiB: u.DiskMiB + f.DiskMiB}
