@@ -138,6 +138,9 @@ var (
 		{Status: http.StatusAccepted, Description: "the intent, running on in the controller", Body: jsonBody(Intent{})},
 	}
 	nameParam = Param{Name: "name", In: "path", Type: ""}
+	// ownerParam names whose key pairs: a token's ID (an admin's
+	// choice; a member may name only itself).
+	ownerParam = Param{Name: "owner", In: "query", Type: "", Description: "the owning token's ID: an admin's choice (default: the caller's own; for a list, every token's); a member may name only itself"}
 )
 
 // Routes are the controller's routes, every one of them.
@@ -216,6 +219,15 @@ var Routes = []Route{
 		Params: []Param{{Name: "name", In: "path", Type: "", Description: "the flavor's name or ID"}}, Responses: okReply(NamedFlavor{})},
 	{Method: "DELETE", Path: "/v1/flavors/{name}", ID: "deleteFlavor", Summary: "Remove a flavor, by name or ID; VMs made from it keep their sizes",
 		Params: []Param{{Name: "name", In: "path", Type: "", Description: "the flavor's name or ID"}}, Responses: noContent},
+
+	{Method: "GET", Path: "/v1/keypairs", ID: "listKeyPairs", Summary: "List key pairs, by owner and name: a member's own, an admin's every token's",
+		Params: []Param{ownerParam}, Responses: okReply([]KeyPair(nil))},
+	{Method: "POST", Path: "/v1/keypairs", ID: "createKeyPair", Summary: "Import an SSH public key as a key pair, or generate one (its private key in this reply only)",
+		Request: jsonBody(CreateKeyPairRequest{}), Responses: []Response{createdReply(CreatedKeyPair{})}},
+	{Method: "GET", Path: "/v1/keypairs/{name}", ID: "getKeyPair", Summary: "Show one of the caller's key pairs (an admin's: owner's)",
+		Params: []Param{nameParam, ownerParam}, Responses: okReply(KeyPair{})},
+	{Method: "DELETE", Path: "/v1/keypairs/{name}", ID: "deleteKeyPair", Summary: "Remove one of the caller's key pairs (an admin's: owner's); VMs made with it keep its key",
+		Params: []Param{nameParam, ownerParam}, Responses: noContent},
 
 	{Method: "GET", Path: "/v1/migrations", ID: "listMigrations", Summary: "List migrations, newest first", Params: []Param{
 		{Name: "vm", In: "query", Type: "", Description: "only this VM's"},

@@ -230,6 +230,13 @@ type VM struct {
 	// UserData is handed to the guest in its NoCloud seed (cloud-init's
 	// user-data), as given at create.
 	UserData string `json:"user_data,omitempty"`
+	// KeyName is the key pair the VM was created with (Nova's
+	// key_name); empty: none.
+	KeyName string `json:"key_name,omitempty"`
+	// PublicKey is that key pair's public key as it was at create: the
+	// guest gets it in its NoCloud seed (meta-data public-keys) on every
+	// host it runs on. Deleting the key pair changes no VM.
+	PublicKey string `json:"public_key,omitempty"`
 	// Metadata is key-value pairs people and tools record on the VM
 	// (Nova's server metadata), as given at create; godwit reads none.
 	Metadata  map[string]string `json:"metadata,omitempty"`
@@ -282,6 +289,10 @@ type CreateVMRequest struct {
 	// UserData is cloud-init user-data for the guest's NoCloud seed (at
 	// most MaxUserDataBytes).
 	UserData string `json:"user_data,omitempty"`
+	// KeyName names one of the caller's key pairs (godwit keypair
+	// list): its public key goes into the guest's NoCloud seed, where
+	// cloud-init adds it to the default user's authorized_keys.
+	KeyName string `json:"key_name,omitempty"`
 	// Metadata is key-value pairs to record on the VM (ValidateMetadata).
 	Metadata map[string]string `json:"metadata,omitempty"`
 }

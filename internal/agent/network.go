@@ -14,16 +14,16 @@ import (
 )
 
 // network turns a VM's ports into the driver's NICs, with this host's
-// uplinks, and writes the guest's NoCloud seed when the VM has ports or
-// user-data. The seed is built from the request alone, so every host a
+// uplinks, and writes the guest's NoCloud seed when the VM has ports,
+// user-data or SSH keys. The seed is built from the request alone, so every host a
 // VM runs on writes the same bytes: a live migration's destination
 // attaches an identical device.
 func (a *Agent) network(req hostapi.CreateVM) ([]driver.NIC, string, error) {
-	if len(req.NICs) == 0 && req.UserData == "" {
+	if len(req.NICs) == 0 && req.UserData == "" && len(req.PublicKeys) == 0 {
 		return nil, "", nil
 	}
 	nics := make([]driver.NIC, 0, len(req.NICs))
-	cfg := seed.Config{InstanceID: req.ID, Hostname: req.Name, UserData: []byte(req.UserData)}
+	cfg := seed.Config{InstanceID: req.ID, Hostname: req.Name, UserData: []byte(req.UserData), PublicKeys: req.PublicKeys}
 	for _, n := range req.NICs {
 		p, err := netip.ParsePrefix(n.Address)
 		if err != nil || !p.Addr().Is4() {

@@ -98,6 +98,7 @@ func newFakeController(t *testing.T) *fakeController {
 	vmUpdateRoutes(record)
 	intentRoutes(record)
 	flavorRoutes(record)
+	keyPairRoutes(record)
 	settingsRoutes(record)
 	f.mux, f.Server = mux, httptest.NewServer(mux)
 	t.Cleanup(f.Close)

@@ -1,5 +1,5 @@
 // Package cli is the godwit command line: the user commands (the intent
-// level: host, vm, image, flavor, migrate, migration, drain, evacuate, resize,
+// level: host, vm, image, flavor, keypair, migrate, migration, drain, evacuate, resize,
 // rebuild, intent, cluster settings, tokens, projects, audit), the daemons (serve, agent) and the
 // local cluster (up, down). User commands talk to the controller through the public api
 // package only; an intent's plan and progress are shown in the three
@@ -183,7 +183,7 @@ size in place with 'godwit resize'. Each shows its plan with --dry-run.`,
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level of serve, agent and up: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 
-	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.networkCmd(), a.flavorCmd(), a.migrateCmd(), a.migrationCmd(),
+	root.AddCommand(a.hostCmd(), a.vmCmd(), a.imageCmd(), a.networkCmd(), a.flavorCmd(), a.keyPairCmd(), a.migrateCmd(), a.migrationCmd(),
 		a.drainCmd(), a.evacuateCmd(), a.resizeCmd(), a.rebuildCmd(), a.intentCmd(),
 		a.statusCmd(), a.clusterCmd(), a.tokenCmd(), a.projectCmd(), a.whoamiCmd(), a.auditCmd(), a.initCmd(), a.serveCmd(), a.agentCmd(), a.agentWatchdogCmd(), a.upCmd(), a.downCmd(), a.probeCmd(), a.versionCmd())
 	strictTree(root)

@@ -76,13 +76,16 @@ func (a *app) vmCreateCmd() *cobra.Command {
 
 Give the sizes with --vcpus, --memory and --disk, or name a flavor with
 --flavor (godwit flavor list). Sizes are in MiB unless they say
-otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
+otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB. --key-name gives the guest the
+public key of one of your key pairs (godwit keypair create) in its
+NoCloud seed; cloud-init adds it to the default user's authorized_keys.`,
 		Example: `  godwit vm create web-1 --image testguest --memory 256M --disk 1G
   godwit vm create web-3 --image testguest --flavor small --display-name "Web shop (staging)"
   godwit vm create web-4 --image testguest --flavor small --access-ipv4 203.0.113.10
   godwit vm create db-1 --image testguest --vcpus 2 --memory 1G --disk 10G --pool shared
   godwit vm create tiny --image testguest --disk 0 --cmdline "dirty_mb=32"
-  godwit vm create web-2 --image testguest --network lan --network storage,ip=10.100.0.20`,
+  godwit vm create web-2 --image testguest --network lan --network storage,ip=10.100.0.20
+  godwit vm create web-5 --image debian --disk 4G --network lan --key-name laptop`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.Image == "" {
@@ -137,6 +140,7 @@ otherwise: 256M, 1G, 1.5G, 512MiB, 2GiB.`,
 	f.Var(&maxMemory, "max-memory", "memory hotplug ceiling for online resize, e.g. 1G (default: --memory, no memory hotplug)")
 	f.Var(&nics, "network", "attach a NIC to this network (repeatable, in the guest's order): NET, NET,ip=A, NET,no-port-security")
 	f.StringVar(&userData, "user-data", "", "cloud-init user-data file for the guest's NoCloud seed (- for stdin)")
+	f.StringVar(&req.KeyName, "key-name", "", "one of your key pairs (godwit keypair list): its public key goes into the guest's NoCloud seed, for cloud-init's authorized_keys")
 	return cmd
 }
 
@@ -272,6 +276,7 @@ func (a *app) printVM(v api.VM) error {
 		"Flavor", v.FlavorName, "vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
 		"Disk", disk}
 	kv = append(kv, portLines(v)...)
+	kv = append(kv, "Key pair", v.KeyName)
 	kv = append(kv, "Access IPv4", v.AccessIPv4, "Access IPv6", v.AccessIPv6)
 	kv = append(kv, "Cmdline", v.Cmdline, "On panic", v.OnPanic, "Last panic", lastPanic(v.LastPanic),
 		"Created", timestamp(v.CreatedAt))

@@ -8,6 +8,7 @@ import (
 	"github.com/godwit/godwit/internal/hostapi"
 	"github.com/godwit/godwit/internal/httpx/httpxtest"
 	"github.com/godwit/godwit/internal/service"
+	"github.com/godwit/godwit/internal/sshkey"
 )
 
 // requestBodies lists every body the controller decodes, each with the
@@ -49,6 +50,17 @@ var requestBodies = []httpxtest.Body{
 	httpxtest.Of(func(r *api.UpdateVMRequest) error {
 		if err := r.Validate(); err != nil {
 			return errs.Invalid("%v", err)
+		}
+		return nil
+	}),
+	httpxtest.Of(func(r *api.CreateKeyPairRequest) error {
+		if err := api.ValidateKeyPairName(r.Name); err != nil {
+			return errs.Invalid("%v", err)
+		}
+		if r.PublicKey != "" {
+			if _, err := sshkey.Parse(r.PublicKey); err != nil {
+				return errs.Invalid("%v", err)
+			}
 		}
 		return nil
 	}),

@@ -151,6 +151,7 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("GET /v1/events", c.events)
 	c.authRoutes(m)
 	c.flavorRoutes(m)
+	c.keyPairRoutes(m)
 	// Prometheus's scrape: an admin's token in a cluster with a CA
 	// (bearer_token_file in its scrape config), anyone's without.
 	m.HandleFunc("GET /metrics", c.cfg.Metrics.Handler().ServeHTTP)

@@ -74,6 +74,13 @@ var policy = map[string]rule{
 	"POST /v1/flavors":          {access: admin},
 	"DELETE /v1/flavors/{name}": {access: admin},
 
+	// Key pairs: each is a token's; a member reaches its own only (the
+	// handler: service.KeyPairOwner), an admin every token's.
+	"GET /v1/keypairs":           {access: member, scope: listed},
+	"POST /v1/keypairs":          {access: member},
+	"GET /v1/keypairs/{name}":    {access: member},
+	"DELETE /v1/keypairs/{name}": {access: member},
+
 	// A member's own project.
 	"GET /v1/projects/{name}":      {access: member, scope: projectPath},
 	"GET /v1/vms":                  {access: member, scope: listed},
@@ -133,6 +140,10 @@ var policy = map[string]rule{
 	"GET /compute/v2.1/flavors/{flavor_id}/os-extra_specs":                    {access: member, openstack: true},
 	"POST /compute/v2.1/flavors":                                              {access: admin, openstack: true},
 	"DELETE /compute/v2.1/flavors/{flavor_id}":                                {access: admin, openstack: true},
+	"GET /compute/v2.1/os-keypairs":                                           {access: member, scope: listed, openstack: true}, // the caller's (user_id: an admin's choice)
+	"POST /compute/v2.1/os-keypairs":                                          {access: member, openstack: true},
+	"GET /compute/v2.1/os-keypairs/{keypair_name}":                            {access: member, openstack: true},
+	"DELETE /compute/v2.1/os-keypairs/{keypair_name}":                         {access: member, openstack: true},
 	"GET /compute/v2.1/os-migrations":                                         {access: admin, openstack: true},
 	"GET /compute/v2.1/servers/{server_id}/migrations":                        {access: admin, openstack: true},
 	"GET /compute/v2.1/servers/{server_id}/migrations/{migration_id}":         {access: admin, openstack: true},

@@ -151,6 +151,12 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /v1/flavors/{name}":    {who: "member", path: "/v1/flavors/nope", ok: 404},
 		"POST /v1/flavors":          {who: "admin", path: "/v1/flavors", body: `{"name":"NEW","vcpus":1,"memory_mib":64}`, ok: 201},
 		"DELETE /v1/flavors/{name}": {who: "admin", path: "/v1/flavors/nope", ok: 404},
+		// Key pairs: each caller's own (another's reads as missing: the
+		// key pair tests).
+		"GET /v1/keypairs":           {who: "member/listed", path: "/v1/keypairs", ok: 200},
+		"POST /v1/keypairs":          {who: "member", path: "/v1/keypairs", body: `{"name":"NEW","public_key":"` + testKeyEd25519 + `"}`, ok: 201},
+		"GET /v1/keypairs/{name}":    {who: "member", path: "/v1/keypairs/nope", ok: 404},
+		"DELETE /v1/keypairs/{name}": {who: "member", path: "/v1/keypairs/nope", ok: 404},
 		// follow=false: what is kept, then the end (a stream never ends).
 		"GET /v1/events": {who: "member/listed", path: "/v1/events?follow=false", ok: 200},
 		// The dashboard's files (the redirect to them is followed).
@@ -184,6 +190,10 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"GET /compute/v2.1/flavors/{flavor_id}/os-extra_specs":                    {who: "member", path: "/compute/v2.1/flavors/m1.small/os-extra_specs", ok: 200},
 		"POST /compute/v2.1/flavors":                                              {who: "admin", path: "/compute/v2.1/flavors", body: `{"flavor":{"name":"NEW","vcpus":1,"ram":64,"disk":0}}`, ok: 200},
 		"DELETE /compute/v2.1/flavors/{flavor_id}":                                {who: "admin", path: "/compute/v2.1/flavors/nope", ok: 404},
+		"GET /compute/v2.1/os-keypairs":                                           {who: "member/listed", path: "/compute/v2.1/os-keypairs", ok: 200},
+		"POST /compute/v2.1/os-keypairs":                                          {who: "member", path: "/compute/v2.1/os-keypairs", body: `{"keypair":{"name":"NEW","public_key":"` + testKeyEd25519 + `"}}`, ok: 200},
+		"GET /compute/v2.1/os-keypairs/{keypair_name}":                            {who: "member", path: "/compute/v2.1/os-keypairs/nope", ok: 404},
+		"DELETE /compute/v2.1/os-keypairs/{keypair_name}":                         {who: "member", path: "/compute/v2.1/os-keypairs/nope", ok: 404},
 		"GET /compute/v2.1/os-migrations":                                         {who: "admin", path: "/compute/v2.1/os-migrations", ok: 200},
 		"GET /compute/v2.1/servers/{server_id}/migrations":                        {who: "admin", path: "/compute/v2.1/servers/VMID/migrations", ok: 404}, // from 2.23
 		"GET /compute/v2.1/servers/{server_id}/migrations/{migration_id}":         {who: "admin", path: "/compute/v2.1/servers/VMID/migrations/1", ok: 404},

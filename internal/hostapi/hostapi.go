@@ -105,6 +105,10 @@ type CreateVM struct {
 	NICs []NIC `json:"nics,omitempty"`
 	// UserData goes into the guest's NoCloud seed with its NICs.
 	UserData string `json:"user_data,omitempty"`
+	// PublicKeys are SSH public keys for the guest, one line each (its
+	// key pair's, api.VM.PublicKey): the seed's meta-data public-keys,
+	// which cloud-init adds to the default user's authorized_keys.
+	PublicKeys []string `json:"public_keys,omitempty"`
 }
 
 // NIC is one VM port as a host plugs it and the guest configures it.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
@@ -19,6 +20,10 @@ import (
 
 // MaxStopTimeoutSeconds bounds a graceful stop's wait.
 const MaxStopTimeoutSeconds = 3600
+
+// MaxPublicKeys bounds the SSH keys a VM's seed carries (a VM has one
+// key pair; the bound leaves room).
+const MaxPublicKeys = 16
 
 // maxCompletionTimeoutPerGiBS bounds a migration's completion timeout.
 const maxCompletionTimeoutPerGiBS = 3600
@@ -91,9 +96,15 @@ func (c CreateVM) Validate() error {
 		inRange("bytes of the image's cmdline", len(c.Image.Cmdline), 0, api.MaxCmdline),
 		inRange("bytes of user_data", len(c.UserData), 0, api.MaxUserDataBytes),
 		inRange("nics", len(c.NICs), 0, api.MaxNICs),
+		inRange("public_keys", len(c.PublicKeys), 0, MaxPublicKeys),
 	} {
 		if err != nil {
 			return err
+		}
+	}
+	for _, k := range c.PublicKeys {
+		if k == "" || len(k) > api.MaxPublicKeyBytes || strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return errs.Invalid("a public key must be one line of 1 to %d bytes without control characters", api.MaxPublicKeyBytes)
 		}
 	}
 	if c.OnPanic != "" && !slices.Contains(api.OnPanicPolicies, c.OnPanic) {

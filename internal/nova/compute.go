@@ -27,6 +27,10 @@ func (a *API) computeRoutes() []Route {
 		{"GET " + v + "/limits", versioned(a.limits)},
 		{"GET " + v + "/os-availability-zone", versioned(a.zones)},
 		{"GET " + v + "/os-availability-zone/detail", versioned(a.zones)},
+		{"GET " + v + "/os-keypairs", versioned(a.listKeypairs)},
+		{"POST " + v + "/os-keypairs", versioned(a.createKeypair)},
+		{"GET " + v + "/os-keypairs/{keypair_name}", versioned(a.showKeypair)},
+		{"DELETE " + v + "/os-keypairs/{keypair_name}", versioned(a.deleteKeypair)},
 	}
 }
 

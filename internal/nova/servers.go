@@ -157,7 +157,7 @@ func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Mi
 		"metadata": metadataView(vm.Metadata), "hostId": opaqueHostID(vm), "created": stamp(vm.CreatedAt), "updated": stamp(vm.UpdatedAt),
 		"image":     map[string]any{"id": vm.Image, "links": []map[string]string{{"rel": "bookmark", "href": baseURL(r) + ComputePrefix + "/images/" + vm.Image}}},
 		"addresses": addresses, "accessIPv4": vm.AccessIPv4, "accessIPv6": vm.AccessIPv6, "links": link(r, "/servers/"+vm.ID),
-		"key_name": nil, "config_drive": "",
+		"key_name": nilIfEmpty(vm.KeyName), "config_drive": "",
 		"OS-DCF:diskConfig": "MANUAL", "OS-EXT-AZ:availability_zone": zone,
 		"OS-EXT-STS:vm_state": vmState, "OS-EXT-STS:task_state": task, "OS-EXT-STS:power_state": power,
 		"OS-SRV-USG:launched_at": stamp(vm.CreatedAt), "OS-SRV-USG:terminated_at": nil,
@@ -390,7 +390,7 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 		WriteError(w, r, errs.Invalid("block_device_mapping_v2 is not supported: godwit has no volumes; the flavor's disk is the VM's disk"))
 		return
 	}
-	if err := unsupportedCreate(s.KeyName, len(s.Personality)); err != nil {
+	if err := unsupportedCreate("", len(s.Personality)); err != nil { // key_name: the caller's key pair (req.KeyName)
 		WriteError(w, r, err)
 		return
 	}
@@ -423,7 +423,7 @@ func (a *API) createServer(w http.ResponseWriter, r *http.Request, v Microversio
 		return
 	}
 	req := api.CreateVMRequest{Name: godwitName(s.Name, false), DisplayName: s.Name, Project: project(r), Image: s.ImageRef, Metadata: meta,
-		AccessIPv4: s.AccessIPv4, AccessIPv6: s.AccessIPv6}
+		AccessIPv4: s.AccessIPv4, AccessIPv6: s.AccessIPv6, KeyName: s.KeyName}
 	if s.Description != nil && v.AtLeast(19) {
 		req.Description = *s.Description
 	}
@@ -530,12 +530,13 @@ func metadata(m map[string]any) (map[string]string, error) {
 	return out, nil
 }
 
-// unsupportedCreate refuses what a create asks that godwit does not
-// keep, rather than drop it unsaid: key pairs, personality files.
+// unsupportedCreate refuses what a create or rebuild asks that godwit
+// does not keep, rather than drop it unsaid: a rebuild's new key pair
+// (a server keeps the one it was created with), personality files.
 func unsupportedCreate(keyName string, personality int) error {
 	switch {
 	case keyName != "":
-		return errs.Invalid("key pairs are not supported by godwit (Invalid key_name provided): give the guest its keys in user_data (cloud-init)")
+		return errs.Invalid("a rebuild cannot change the server's key pair (key_name): the server keeps the one it was created with; give other keys in user_data (cloud-init)")
 	case personality > 0:
 		return errs.Invalid("personality files are not supported by godwit: use user_data (cloud-init)")
 	}

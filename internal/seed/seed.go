@@ -1,6 +1,7 @@
 // Package seed builds a VM's cloud-init NoCloud seed: a small ISO 9660
 // image with the volume label "cidata" holding meta-data (instance-id,
-// local-hostname), user-data (as the user gave it) and network-config
+// local-hostname and the SSH public-keys cloud-init puts in the default
+// user's authorized_keys), user-data (as the user gave it) and network-config
 // (version 2: a static address for each NIC, matched by its MAC). The
 // controller attaches it to the VM as a read-only disk, and the guest
 // learns its network the way users' images do.
@@ -52,6 +53,11 @@ type Config struct {
 	Hostname   string // the VM's name
 	NICs       []NIC  // in order: eth0, eth1, ...
 	UserData   []byte // cloud-init user-data as given; empty: write "#cloud-config\n"
+	// PublicKeys are SSH public keys, one line each ("ssh-ed25519 AAAA…
+	// comment"): meta-data's public-keys, which cloud-init's NoCloud
+	// reads as a list of keys and adds to the default user's
+	// authorized_keys.
+	PublicKeys []string
 }
 
 // The names of the seed's files.
@@ -92,6 +98,7 @@ type Route struct {
 type MetaData struct {
 	InstanceID    string
 	LocalHostname string
+	PublicKeys    []string
 }
 
 // Build returns the seed: an ISO 9660 image with volume label "cidata"
@@ -229,6 +236,11 @@ func metaData(c Config) ([]byte, error) {
 	if c.Hostname != "" && !validHostname(c.Hostname) {
 		return nil, fmt.Errorf("seed: hostname %q is not a host name (letters, digits and '-' in dot-separated labels)", c.Hostname)
 	}
+	for i, k := range c.PublicKeys {
+		if strings.TrimSpace(k) == "" || strings.ContainsFunc(k, isControl) {
+			return nil, fmt.Errorf("seed: public key %d is empty or holds a control character: give one key a line", i)
+		}
+	}
 	var b bytes.Buffer
 	b.WriteString("instance-id: ")
 	b.Write(mustQuote(c.InstanceID))
@@ -238,11 +250,21 @@ func metaData(c Config) ([]byte, error) {
 		b.Write(mustQuote(c.Hostname))
 		b.WriteString("\n")
 	}
+	if len(c.PublicKeys) > 0 {
+		// A flow sequence of double-quoted strings, on one line: JSON,
+		// which YAML reads the same.
+		keys, err := marshal(c.PublicKeys)
+		if err != nil {
+			return nil, err
+		}
+		b.WriteString("public-keys: ")
+		b.Write(keys)
+	}
 	return b.Bytes(), nil
 }
 
 // ParseMetaData reads a meta-data document as Build writes it: lines of
-// key: value, each value plain or double-quoted.
+// key: value, each value plain or double-quoted, public-keys a JSON list.
 func ParseMetaData(b []byte) (MetaData, error) {
 	var m MetaData
 	for _, line := range strings.Split(string(b), "\n") {
@@ -255,6 +277,12 @@ func ParseMetaData(b []byte) (MetaData, error) {
 			return MetaData{}, fmt.Errorf("parse meta-data: line %q is not key: value", line)
 		}
 		v = strings.TrimSpace(v)
+		if strings.TrimSpace(k) == "public-keys" {
+			if err := json.Unmarshal([]byte(v), &m.PublicKeys); err != nil {
+				return MetaData{}, fmt.Errorf("parse meta-data: public-keys: %w", err)
+			}
+			continue
+		}
 		if strings.HasPrefix(v, `"`) {
 			if err := json.Unmarshal([]byte(v), &v); err != nil {
 				return MetaData{}, fmt.Errorf("parse meta-data: %s: %w", k, err)

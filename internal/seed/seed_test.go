@@ -73,6 +73,43 @@ func TestMetaData(t *testing.T) {
 	}
 }
 
+// SSH keys go into meta-data as public-keys, a list of one-line keys
+// (cloud-init's NoCloud reads a list, a string of lines or a map of
+// lists; a list it takes as is), and the guest reads them from the
+// image.
+func TestMetaDataPublicKeys(t *testing.T) {
+	c := testConfig()
+	c.PublicKeys = []string{
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIRq3fk62e9kYAMosJexl3KA9E+TimRLE7ODuQL6EEYQ alice@example",
+		`ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIRq3fk62e9kYAMosJexl3KA9E+TimRLE7ODuQL6EEYQ "quoted" <laptop> #1: yes`,
+	}
+	b, err := metaData(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "instance-id: \"0b5e2d4c-7f3a-4c1e-9d2b-6a8f0e1c3b57\"\nlocal-hostname: \"web-1\"\n" +
+		`public-keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIRq3fk62e9kYAMosJexl3KA9E+TimRLE7ODuQL6EEYQ alice@example",` +
+		`"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIRq3fk62e9kYAMosJexl3KA9E+TimRLE7ODuQL6EEYQ \"quoted\" <laptop> #1: yes"]` + "\n"
+	if string(b) != want {
+		t.Errorf("meta-data:\n%s\nwant:\n%s", b, want)
+	}
+	m, err := ParseMetaData(b)
+	if err != nil || m.InstanceID != c.InstanceID || strings.Join(m.PublicKeys, "|") != strings.Join(c.PublicKeys, "|") {
+		t.Errorf("ParseMetaData = %+v, %v", m, err)
+	}
+	img, err := Build(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readJoliet(t, img)[MetaDataFile]; string(got) != want {
+		t.Errorf("the image's meta-data:\n%s", got)
+	}
+	// No keys: no public-keys line.
+	if b, _ := metaData(testConfig()); strings.Contains(string(b), "public-keys") {
+		t.Errorf("meta-data without keys: %q", b)
+	}
+}
+
 func TestBuildRejectsBadConfigs(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -89,6 +126,8 @@ func TestBuildRejectsBadConfigs(t *testing.T) {
 		{"bad gateway", func(c *Config) { c.NICs[0].Gateway = "10.99.0" }, "gateway"},
 		{"gateway of another family", func(c *Config) { c.NICs[0].Gateway = "fe80::1" }, "same family"},
 		{"mtu", func(c *Config) { c.NICs[0].MTU = 20 }, "mtu 20"},
+		{"two lines in a key", func(c *Config) { c.PublicKeys = []string{"ssh-ed25519 AAAA a\nssh-rsa AAAA b"} }, "public key 0"},
+		{"empty key", func(c *Config) { c.PublicKeys = []string{" "} }, "public key 0"},
 	} {
 		c := testConfig()
 		c.NICs = append([]NIC(nil), c.NICs...)
@@ -128,6 +167,7 @@ func TestBuildIsDeterministic(t *testing.T) {
 		{"mtu", func(c *Config) { c.NICs[0].MTU = 9000 }},
 		{"nic order", func(c *Config) { c.NICs[0], c.NICs[1] = c.NICs[1], c.NICs[0] }},
 		{"user-data", func(c *Config) { c.UserData = []byte("#cloud-config\n") }},
+		{"public keys", func(c *Config) { c.PublicKeys = []string{"ssh-ed25519 AAAA k"} }},
 	} {
 		c := testConfig()
 		c.NICs = append([]NIC(nil), c.NICs...)

@@ -173,6 +173,9 @@ func (c *Service) CreateVM(ctx context.Context, req api.CreateVMRequest) (api.VM
 		MaxVCPUs: req.MaxVCPUs, MaxMemoryMiB: req.MaxMemoryMiB, BootMemoryMiB: req.Flavor.MemoryMiB,
 		UserData: req.UserData, Metadata: req.Metadata, DesiredState: desired, State: api.VMCreating, CreatedAt: now, UpdatedAt: now,
 	}
+	if err := c.vmKey(ctx, &vm, req.KeyName); err != nil {
+		return api.VM{}, err
+	}
 	// Ports first: a create that cannot have its addresses fails before
 	// anything is placed. Every failure after this frees them again.
 	if vm.Ports, err = c.allocatePorts(ctx, vm.ID, req.Networks); err != nil {
@@ -496,7 +499,15 @@ func (c *Service) agentSpec(ctx context.Context, vm api.VM, im api.Image, start 
 		MaxVCPUs: vm.MaxVCPUs, MaxMemoryMiB: vm.MaxMemoryMiB, BootMemoryMiB: vm.BootMemoryMiB,
 		Pool: vm.Pool, Image: im, BaseSHA256: vm.ImageSHA256, Cmdline: vm.Cmdline, Start: start,
 		// Every copy of the VM (a rebuild, a migration's destination)
-		// keeps its panic policy, its ports and its user-data.
-		OnPanic: vm.OnPanic, NICs: nics, UserData: vm.UserData,
+		// keeps its panic policy, its ports, its user-data and its key.
+		OnPanic: vm.OnPanic, NICs: nics, UserData: vm.UserData, PublicKeys: publicKeys(vm),
 	}, nil
+}
+
+// publicKeys are the keys a VM's seed gives its guest: its key pair's.
+func publicKeys(vm api.VM) []string {
+	if vm.PublicKey == "" {
+		return nil
+	}
+	return []string{vm.PublicKey}
 }

@@ -1,5 +1,5 @@
 // Package store persists the controller's state: hosts, VMs, images,
-// networks and their ports, stored flavors, migrations, intents, the
+// networks and their ports, stored flavors, key pairs, migrations, intents, the
 // cluster's settings, API tokens, project quotas and the audit log.
 //
 // Store is one interface over two SQL engines: SQLite (embedded, the
@@ -95,6 +95,17 @@ type Store interface {
 	Flavors(ctx context.Context) ([]api.NamedFlavor, error)
 	// DeleteFlavor removes the flavor with this ID; ErrNotFound if none.
 	DeleteFlavor(ctx context.Context, id string) error
+
+	// CreateKeyPair inserts a key pair; ErrConflict when its owner has
+	// one of that name.
+	CreateKeyPair(ctx context.Context, k api.KeyPair) error
+	// KeyPair reads one owner's key pair by name; ErrNotFound if none.
+	KeyPair(ctx context.Context, owner, name string) (api.KeyPair, error)
+	// KeyPairs lists one owner's key pairs by name, or with owner ""
+	// every owner's, by owner and then name.
+	KeyPairs(ctx context.Context, owner string) ([]api.KeyPair, error)
+	// DeleteKeyPair removes one owner's key pair; ErrNotFound if none.
+	DeleteKeyPair(ctx context.Context, owner, name string) error
 
 	// CreateMigration inserts a migration record.
 	CreateMigration(ctx context.Context, m api.Migration) error

@@ -57,6 +57,7 @@ type Store struct {
 	intents    docs[api.Intent]
 	images     docs[api.Image]
 	flavors    docs[api.NamedFlavor]
+	keyPairs   docs[api.KeyPair]
 	settings   docs[api.ClusterSettings]
 	tokens     docs[store.Token]
 	quotas     docs[api.Project]
@@ -79,6 +80,7 @@ func newAt(ctx context.Context, db *sql.DB, d Dialect, v int) (*Store, error) {
 		hint: "; list intents with: godwit intent list", index: intentIndex, stamp: stampIntent}
 	s.images = docs[api.Image]{s: s, kind: "image", order: byID, quote: true, index: imageIndex}
 	s.flavors = docs[api.NamedFlavor]{s: s, kind: "flavor", order: byRef, quote: true, index: flavorIndex, conflict: s.flavorTaken}
+	s.keyPairs = docs[api.KeyPair]{s: s, kind: "keypair", order: byRef, quote: true, index: keyPairIndex, conflict: keyPairTaken}
 	s.settings = docs[api.ClusterSettings]{s: s, kind: "settings", order: byID, index: settingsIndex,
 		stamp: func(v *api.ClusterSettings, _ string, now time.Time) { v.UpdatedAt = now }}
 	s.tokens = docs[store.Token]{s: s, kind: "token", order: byID, hint: "; list tokens with: godwit token list",

@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PortsConcurrent", testPortsConcurrent},
 		{"NetworkDeleteRace", testNetworkDeleteRace},
 		{"Flavors", testFlavors},
+		{"KeyPairs", testKeyPairs},
 		{"Migrations", testMigrations},
 		{"Intents", testIntents},
 		{"ClusterSettings", testClusterSettings},
