@@ -415,6 +415,16 @@ func TestNovaOpenStackAdmin(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// The aborted one is slowed (8 GiB at 200 MB/s: about 40 s) so that
+	// it still runs after three client calls, which take seconds each on
+	// a loaded machine; the force-completed one runs at the default.
+	bandwidth := func(mbps int) {
+		t.Helper()
+		if _, err := tc.client.UpdateClusterSettings(ctx, api.ClusterSettingsUpdate{BandwidthMBPerS: &mbps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bandwidth(200)
 	m := start()
 	var ml []map[string]any
 	os.json(&ml, "admin", append(v, "server", "migration", "list", "--server", vm.ID)...)
@@ -430,6 +440,7 @@ func TestNovaOpenStackAdmin(t *testing.T) {
 	if got := waitMigration(t, tc.client, m.ID); got.State != api.MigCancelled {
 		t.Errorf("after server migration abort: %s", got.State)
 	}
+	bandwidth(0)
 	m = start()
 	os.run("admin", append(v, "server", "migration", "force", "complete", vm.ID, m.ID)...)
 	if got := waitMigration(t, tc.client, m.ID); got.State != api.MigCompleted || len(got.Decisions) == 0 {
