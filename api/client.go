@@ -199,6 +199,20 @@ func (c *Client) VMAction(ctx context.Context, name, action string, req VMAction
 	return v, err
 }
 
+// LockVM locks a VM, with a reason (may be empty).
+func (c *Client) LockVM(ctx context.Context, name, reason string) (VM, error) {
+	var v VM
+	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(name)+"/lock", LockVMRequest{Reason: reason}, &v)
+	return v, err
+}
+
+// UnlockVM unlocks a VM.
+func (c *Client) UnlockVM(ctx context.Context, name string) (VM, error) {
+	var v VM
+	err := c.Do(ctx, http.MethodPost, "/v1/vms/"+url.PathEscape(name)+"/unlock", nil, &v)
+	return v, err
+}
+
 // DeleteVM stops a VM and removes it with its disks.
 func (c *Client) DeleteVM(ctx context.Context, name string) error {
 	return c.Do(ctx, http.MethodDelete, "/v1/vms/"+url.PathEscape(name), nil, nil)

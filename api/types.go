@@ -239,9 +239,35 @@ type VM struct {
 	PublicKey string `json:"public_key,omitempty"`
 	// Metadata is key-value pairs people and tools record on the VM
 	// (Nova's server metadata), as given at create; godwit reads none.
-	Metadata  map[string]string `json:"metadata,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// Lock, when set, is the VM's lock (Nova's locked server): changes a
+	// member asks of the VM are refused (409) until it is unlocked;
+	// admins are not stopped. Nil: not locked.
+	Lock      *VMLock   `json:"lock,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// VMLock is who locked a VM, when and why (POST /v1/vms/{name}/lock).
+type VMLock struct {
+	// By is the ID of the token that locked the VM.
+	By string `json:"by"`
+	// ByName is that token's name, for people.
+	ByName string `json:"by_name"`
+	// ByAdmin is set when an admin locked it: then only an admin
+	// unlocks it (Nova's locked_by "admin"); a member's lock is unlocked
+	// by any member of the VM's project (Nova's locked_by "owner").
+	ByAdmin bool `json:"by_admin,omitempty"`
+	// Reason is why, as the locker gave it; empty: none given.
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// LockVMRequest is the (optional) body of POST /v1/vms/{name}/lock.
+type LockVMRequest struct {
+	// Reason says why the VM is locked (Nova's locked_reason): at most
+	// 255 characters, no control characters.
+	Reason string `json:"reason,omitempty"`
 }
 
 // CreateVMRequest is the body of POST /v1/vms.

@@ -15,7 +15,7 @@ import (
 
 func (a *app) vmCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Create and manage virtual machines"}
-	cmd.AddCommand(a.vmCreateCmd(), a.vmSetCmd(), a.vmConsoleCmd(), a.vmStopCmd(),
+	cmd.AddCommand(a.vmCreateCmd(), a.vmSetCmd(), a.vmConsoleCmd(), a.vmStopCmd(), a.vmLockCmd(), a.vmUnlockCmd(),
 		&cobra.Command{
 			Use:   "list",
 			Short: "List VMs",
@@ -271,7 +271,7 @@ func (a *app) printVM(v api.VM) error {
 		disk = mib(v.Flavor.DiskMiB) + " (" + v.Pool + " pool)"
 	}
 	kv := []string{"Name", v.Name, "Display name", v.DisplayName, "Description", v.Description,
-		"ID", v.ID, "Project", v.Project, "State", state,
+		"ID", v.ID, "Project", v.Project, "State", state, "Locked", lockLine(v.Lock),
 		"Desired state", v.DesiredState, "Host", v.Host, "QEMU PID", pid, "Image", v.Image,
 		"Flavor", v.FlavorName, "vCPUs", fmt.Sprint(v.Flavor.VCPUs), "Memory", mib(v.Flavor.MemoryMiB),
 		"Disk", disk}
@@ -308,7 +308,11 @@ func guestPanic(p api.GuestPanic) string {
 func writeVMs(a *app, vs []api.VM, now time.Time) error {
 	t := newTable(a.out, "NAME", "PROJECT", "STATE", "HOST", "VCPUS", "MEMORY", "DISK", "POOL", "IMAGE", "AGE")
 	for _, v := range vs {
-		t.row(v.Name, v.Project, v.State, dash(v.Host), fmt.Sprint(v.Flavor.VCPUs), mib(v.Flavor.MemoryMiB),
+		state := v.State
+		if v.Lock != nil {
+			state += " (locked)"
+		}
+		t.row(v.Name, v.Project, state, dash(v.Host), fmt.Sprint(v.Flavor.VCPUs), mib(v.Flavor.MemoryMiB),
 			mib(v.Flavor.DiskMiB), v.Pool, v.Image, age(v.CreatedAt, now))
 	}
 	return t.flush()

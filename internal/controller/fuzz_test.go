@@ -64,6 +64,7 @@ var requestBodies = []httpxtest.Body{
 		}
 		return nil
 	}),
+	httpxtest.Of[api.LockVMRequest](nil), // validated in the service
 }
 
 // FuzzRequestBody feeds arbitrary bodies to the decoder of each body the

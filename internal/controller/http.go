@@ -74,6 +74,12 @@ func (c *Controller) Handler() http.Handler {
 	m.HandleFunc("POST /v1/vms/{name}/{action}", call(c, optional, http.StatusOK, func(ctx context.Context, r *http.Request, req api.VMActionRequest) (api.VM, error) {
 		return s.VMAction(ctx, r.PathValue("name"), r.PathValue("action"), req)
 	}))
+	m.HandleFunc("POST /v1/vms/{name}/lock", call(c, optional, http.StatusOK, func(ctx context.Context, r *http.Request, req api.LockVMRequest) (api.VM, error) {
+		return s.LockVM(ctx, r.PathValue("name"), req.Reason)
+	}))
+	m.HandleFunc("POST /v1/vms/{name}/unlock", call(c, none, http.StatusOK, func(ctx context.Context, r *http.Request, _ struct{}) (api.VM, error) {
+		return s.UnlockVM(ctx, r.PathValue("name"))
+	}))
 	m.HandleFunc("GET /v1/vms/{name}/console", c.console)
 	m.HandleFunc("POST /v1/vms/{name}/migrate", c.migrate)
 

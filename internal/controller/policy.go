@@ -90,6 +90,8 @@ var policy = map[string]rule{
 	"DELETE /v1/vms/{name}":        {access: member, scope: vmPath},
 	"POST /v1/vms/{name}/{action}": {access: member, scope: vmPath},
 	"GET /v1/vms/{name}/console":   {access: member, scope: vmPath},
+	"POST /v1/vms/{name}/lock":     {access: member, scope: vmPath},
+	"POST /v1/vms/{name}/unlock":   {access: member, scope: vmPath},
 	"POST /v1/vms/{name}/resize":   {access: member, scope: vmPath},
 	"POST /v1/vms/{name}/rebuild":  {access: member, scope: vmPath},
 	"GET /v1/migrations":           {access: member, scope: listed},

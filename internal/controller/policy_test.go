@@ -136,6 +136,8 @@ func TestPolicyEveryRoute(t *testing.T) {
 		"DELETE /v1/vms/{name}":              {who: "member/vm", path: "/v1/vms/VM", ok: 204},
 		"POST /v1/vms/{name}/{action}":       {who: "member/vm", path: "/v1/vms/VM/reboot", ok: 200},
 		"GET /v1/vms/{name}/console":         {who: "member/vm", path: "/v1/vms/VM/console", ok: 200},
+		"POST /v1/vms/{name}/lock":           {who: "member/vm", path: "/v1/vms/VM/lock", body: `{"reason":"maintenance"}`, ok: 200},
+		"POST /v1/vms/{name}/unlock":         {who: "member/vm", path: "/v1/vms/VM/unlock", ok: 200},
 		"POST /v1/vms/{name}/resize":         {who: "member/vm", path: "/v1/vms/VM/resize", body: `{"vcpus":2,"dry_run":true}`, ok: 200},
 		"POST /v1/vms/{name}/rebuild":        {who: "member/vm", path: "/v1/vms/VM/rebuild", body: `{"dry_run":true}`, ok: 200},
 		"GET /v1/migrations":                 {who: "member/listed", path: "/v1/migrations", ok: 200},

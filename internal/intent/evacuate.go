@@ -123,7 +123,7 @@ func joinReasons(a, b string) string {
 // are safe to repeat after a restart.
 func (r *Runner) execRebuild(ctx context.Context, in api.Intent, i int) outcome {
 	op := in.Operations[i]
-	unlock, err := r.svc.LockVM(op.VM, "rebuild")
+	unlock, err := r.svc.MarkBusy(op.VM, "rebuild")
 	if err != nil {
 		return outcome{state: api.OpPending, reason: "waiting: " + err.Error()}
 	}

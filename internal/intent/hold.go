@@ -47,6 +47,9 @@ import (
 // migration leaves the VM on the host it moved to. The intent ends
 // completed.
 func (r *Runner) ConfirmResize(ctx context.Context, id string) (api.Intent, error) {
+	if err := r.heldLocked(ctx, id); err != nil {
+		return api.Intent{}, err
+	}
 	in, err := r.store.UpdateIntent(ctx, id, func(in *api.Intent) error {
 		if err := awaitingConfirmation(*in, "confirm"); err != nil {
 			return err
@@ -102,6 +105,9 @@ func (r *Runner) RevertResize(ctx context.Context, id string) (api.Intent, error
 	if err := awaitingConfirmation(in, "revert"); err != nil {
 		return api.Intent{}, err
 	}
+	if err := r.heldLocked(ctx, id); err != nil {
+		return api.Intent{}, err
+	}
 	ops, reason, err := r.planRevert(ctx, in)
 	if err != nil {
 		return api.Intent{}, err
@@ -121,6 +127,21 @@ func (r *Runner) RevertResize(ctx context.Context, id string) (api.Intent, error
 	r.log.Info("held intent revert started", "intent", id, "kind", in.Kind, "target", in.Target, "operations", len(ops))
 	go r.runIntent(context.WithoutCancel(ctx), id)
 	return in, nil
+}
+
+// heldLocked refuses a member's confirm or revert of intent id while
+// its VM is locked, as Nova's confirmResize and revertResize are
+// (lock.go in the service); a VM gone is left to the checks after.
+func (r *Runner) heldLocked(ctx context.Context, id string) error {
+	in, err := r.store.Intent(ctx, id)
+	if err != nil {
+		return err
+	}
+	vm, err := r.svc.VM(ctx, in.Target)
+	if err != nil || len(in.Operations) == 0 || vm.ID != in.Operations[0].VMID {
+		return nil
+	}
+	return r.svc.CheckLock(ctx, vm)
 }
 
 // awaitingConfirmation refuses to confirm or revert (what) an intent

@@ -36,6 +36,9 @@ func (r *Runner) Resize(ctx context.Context, name string, req api.ResizeRequest)
 	if err != nil {
 		return api.Intent{}, err
 	}
+	if err := r.svc.CheckLock(ctx, vm); err != nil {
+		return api.Intent{}, err
+	}
 	if err := r.noHeld(ctx, vm, "resize"); err != nil {
 		return api.Intent{}, err
 	}
@@ -185,7 +188,7 @@ func (r *Runner) execResize(ctx context.Context, in api.Intent, i int) outcome {
 		}
 	}
 	op := in.Operations[i]
-	unlock, err := r.svc.LockVM(op.VM, "resize")
+	unlock, err := r.svc.MarkBusy(op.VM, "resize")
 	if err != nil {
 		return outcome{state: api.OpPending, reason: "waiting: " + err.Error()}
 	}
@@ -226,6 +229,9 @@ func (r *Runner) execResize(ctx context.Context, in api.Intent, i int) outcome {
 func (r *Runner) Rebuild(ctx context.Context, name string, req api.RebuildRequest) (api.Intent, error) {
 	vm, err := r.svc.VM(ctx, name)
 	if err != nil {
+		return api.Intent{}, err
+	}
+	if err := r.svc.CheckLock(ctx, vm); err != nil {
 		return api.Intent{}, err
 	}
 	image := req.Image

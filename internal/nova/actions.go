@@ -48,6 +48,8 @@ var actionNames = map[string]string{
 	"os-stop":        "stop",
 	"reboot":         "reboot",
 	"os-resetState":  "resetState",
+	"lock":           "lock",
+	"unlock":         "unlock",
 }
 
 // recorded are the routes whose requests Nova records as instance
@@ -61,8 +63,10 @@ var recorded = map[string]func(rec api.AuditRecord) string{
 	"POST " + v21 + "/servers/{server_id}/action":                           func(rec api.AuditRecord) string { return actionNames[rec.Action] },
 	"POST " + v21 + "/servers/{server_id}/migrations/{migration_id}/action": always("live_migration_force_complete"),
 	"DELETE " + v21 + "/servers/{server_id}/migrations/{migration_id}":      always("live_migration_cancel"),
-	"POST /v1/vms":          always("create"),
-	"DELETE /v1/vms/{name}": always("delete"),
+	"POST /v1/vms":               always("create"),
+	"DELETE /v1/vms/{name}":      always("delete"),
+	"POST /v1/vms/{name}/lock":   always("lock"),
+	"POST /v1/vms/{name}/unlock": always("unlock"),
 	"POST /v1/vms/{name}/{action}": func(rec api.AuditRecord) string {
 		if a := path.Base(rec.Path); slices.Contains(api.VMActions, a) {
 			return a // start, stop, reboot: Nova's names too

@@ -2,10 +2,12 @@ package nova
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/godwit/godwit/api"
 	"github.com/godwit/godwit/internal/errs"
+	"github.com/godwit/godwit/internal/service"
 )
 
 // Mapping is the one table of how Nova's moves and actions become
@@ -35,6 +37,10 @@ var Mapping = []Row{
 	{Nova: "os-stop", Role: api.RoleMember, Intent: "—", Service: "VM action stop", Driver: "ACPI shutdown, then stop",
 		Note: "a stopped server is refused (409) as in Nova", do: vmAction("stop")},
 	{Nova: "reboot", Role: api.RoleMember, Intent: "—", Service: "VM action reboot (HARD: forced)", Driver: "guest reset", do: reboot},
+	{Nova: "lock", Role: api.RoleMember, Intent: "—", Service: "lock", Driver: "—",
+		Note: "locked_reason is read from 2.73, which is above godwit's maximum: below it the action's value is ignored, as in Nova, so no reason is recorded (godwit vm lock --reason records one). Locking a locked server succeeds and changes nothing, as in Nova; while locked, a member's delete, start, stop, reboot, resize, rebuild, confirm and revert are refused (409 \"Instance ID is locked\"), an admin's are not", do: lock},
+	{Nova: "unlock", Role: api.RoleMember, Intent: "—", Service: "unlock", Driver: "—",
+		Note: "a member's lock is unlocked by any member of the project, an admin's only by an admin (403), as Nova's unlock_override policy says by default", do: unlock},
 	{Nova: "os-resetState", Role: api.RoleAdmin, Intent: "—", Service: "refused", Driver: "—", Note: resetStateNote, do: resetState},
 }
 
@@ -295,4 +301,40 @@ func rebuild(a *API, r *http.Request, v Microversion, vm api.VM, arg jsonRaw) (i
 	view["status"], view["adminPass"] = "REBUILD", adminPass(body.AdminPass)
 	view["image"] = map[string]any{"id": body.ImageRef, "links": []map[string]string{{"rel": "bookmark", "href": baseURL(r) + ComputePrefix + "/images/" + body.ImageRef}}}
 	return http.StatusAccepted, map[string]any{"server": view}, nil
+}
+
+func lock(a *API, r *http.Request, v Microversion, vm api.VM, _ jsonRaw) (int, any, error) {
+	if _, err := a.Svc.LockVM(r.Context(), vm.Name, ""); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, nil, nil
+}
+
+func unlock(a *API, r *http.Request, v Microversion, vm api.VM, _ jsonRaw) (int, any, error) {
+	if _, err := a.Svc.UnlockVM(r.Context(), vm.Name); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, nil, nil
+}
+
+// conflict words a conflict as Nova does: "Instance ID is locked" when
+// the VM's lock refused it (Nova's InstanceIsLocked), else Nova's
+// "Cannot 'ACTION' instance …" — godwit's explanation after either.
+func conflict(vm api.VM, action string, err error) error {
+	switch {
+	case service.IsLocked(err):
+		return locked(vm, err)
+	case errs.Code(err) == api.CodeConflict:
+		return errs.Conflict("Cannot '%s' instance %s while it is in vm_state %s: %v", action, vm.ID, vm.State, err)
+	}
+	return fmt.Errorf("%s: %w", action, err)
+}
+
+// locked is err, worded as Nova's InstanceIsLocked when the VM's lock
+// made it.
+func locked(vm api.VM, err error) error {
+	if service.IsLocked(err) {
+		return errs.Conflict("Instance %s is locked: %v", vm.ID, err)
+	}
+	return err
 }

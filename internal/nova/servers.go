@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -186,7 +185,7 @@ func (a *API) serverView(r *http.Request, v Microversion, vm api.VM, mig *api.Mi
 		}
 	}
 	if v.AtLeast(9) {
-		s["locked"] = false
+		s["locked"] = vm.Lock != nil
 	}
 	if v.AtLeast(16) {
 		hs := ""
@@ -646,7 +645,7 @@ func basicView(view map[string]any) map[string]any {
 func (a *API) deleteServer(w http.ResponseWriter, r *http.Request, v Microversion) {
 	vm, err := a.vmByID(r, r.PathValue("server_id"))
 	if err == nil {
-		err = a.Svc.DeleteVM(r.Context(), vm.Name)
+		err = locked(vm, a.Svc.DeleteVM(r.Context(), vm.Name))
 	}
 	if err != nil {
 		WriteError(w, r, err)
@@ -693,11 +692,4 @@ func (a *API) serverAction(w http.ResponseWriter, r *http.Request, v Microversio
 		}
 		writeJSON(w, status, reply)
 	}
-}
-
-func conflict(vm api.VM, action string, err error) error {
-	if errs.Code(err) == api.CodeConflict {
-		return errs.Conflict("Cannot '%s' instance %s while it is in vm_state %s: %v", action, vm.ID, vm.State, err)
-	}
-	return fmt.Errorf("%s: %w", action, err)
 }

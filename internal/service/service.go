@@ -189,9 +189,10 @@ func (c *Service) agent(h api.Host) *hostapi.Agent {
 // Config is the service's configuration, its defaults applied.
 func (c *Service) Config() Config { return c.cfg }
 
-// LockVM marks a VM busy with op (a second operation on it is refused
-// with 409 until the returned func releases it).
-func (c *Service) LockVM(name, op string) (func(), error) { return c.lockVM(name, op) }
+// MarkBusy marks a VM busy with op (a second operation on it is refused
+// with 409 until the returned func releases it). This is not the VM's
+// lock of LockVM, which people set.
+func (c *Service) MarkBusy(name, op string) (func(), error) { return c.lockVM(name, op) }
 
 // IsBusy reports whether an operation runs on the VM now.
 func (c *Service) IsBusy(name string) bool { return c.isBusy(name) }

@@ -305,6 +305,9 @@ func (c *Service) VMAction(ctx context.Context, name, action string, req api.VMA
 	if err != nil {
 		return api.VM{}, err
 	}
+	if err := checkLock(ctx, vm); err != nil {
+		return api.VM{}, err
+	}
 	// A crashed VM's guest is held paused at its panic: a reboot resets it.
 	if action == "reboot" && vm.State != api.VMRunning && vm.State != api.VMCrashed {
 		return api.VM{}, errs.Conflict("vm %q is %s; only a running VM can be rebooted (start it instead)", name, vm.State)
@@ -352,6 +355,9 @@ func (c *Service) DeleteVM(ctx context.Context, name string) error {
 	defer unlock()
 	vm, err := c.vmByName(ctx, name)
 	if err != nil {
+		return err
+	}
+	if err := checkLock(ctx, vm); err != nil {
 		return err
 	}
 	if vm.Host != "" {
@@ -421,7 +427,8 @@ func (c *Service) resumeDeletes(ctx context.Context) {
 // "" clears one). It changes nothing on the VM's host (an access
 // address is recorded, not configured), so it takes no VM lock and goes
 // on beside a running operation; a VM that does not exist is a
-// not-found error, as every VM lookup's.
+// not-found error, as every VM lookup's. A locked VM's metadata is not
+// changed for a member (lock.go); the rest is, as in Nova.
 func (c *Service) UpdateVM(ctx context.Context, name string, req api.UpdateVMRequest) (api.VM, error) {
 	if err := req.Validate(); err != nil {
 		return api.VM{}, errs.Invalid("%v", err)
@@ -430,6 +437,11 @@ func (c *Service) UpdateVM(ctx context.Context, name string, req api.UpdateVMReq
 		return c.vmByName(ctx, name) // nothing to change
 	}
 	vm, err := c.store.UpdateVM(ctx, name, func(v *api.VM) error {
+		if req.Metadata != nil { // locked as Nova's metadata calls; the rest is not
+			if err := checkLock(ctx, *v); err != nil {
+				return err
+			}
+		}
 		if req.DisplayName != nil {
 			v.DisplayName = *req.DisplayName
 		}
