@@ -154,13 +154,31 @@ func (c *Service) StoreKind() string { return c.store.Kind() }
 // DataDir is the controller's data directory.
 func (c *Service) DataDir() string { return c.cfg.DataDir }
 
+// busyGrace is how long lockVM waits for a VM's running operation to
+// let go before it answers busy. An operation records its end (a
+// migration its final state) a moment before its goroutine releases the
+// VM; a caller that saw the end and asks at once would otherwise be told
+// the VM is busy with an operation it has just seen finish.
+const busyGrace = time.Second
+
 // lockVM marks a VM busy with op, or returns a conflict naming the
-// operation already running. The returned func releases it.
+// operation already running (after waiting up to busyGrace for it to
+// end). The returned func releases it.
 func (c *Service) lockVM(name, op string) (func(), error) {
+	deadline := time.Now().Add(busyGrace)
 	c.busyMu.Lock()
 	defer c.busyMu.Unlock()
-	if cur, ok := c.busy[name]; ok {
-		return nil, errs.Conflict("vm %q is busy: %s in progress; retry when it finishes", name, cur)
+	for {
+		cur, ok := c.busy[name]
+		if !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, errs.Conflict("vm %q is busy: %s in progress; retry when it finishes", name, cur)
+		}
+		c.busyMu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		c.busyMu.Lock()
 	}
 	c.busy[name] = op
 	return func() {
