@@ -374,6 +374,29 @@ func (r UpdateVMRequest) Empty() bool {
 	return r.DisplayName == nil && r.Description == nil && r.AccessIPv4 == nil && r.AccessIPv6 == nil && r.Metadata == nil
 }
 
+// Apply writes the fields the request gives into v: the access
+// addresses in canonical form, metadata replaced ({} clears it).
+func (r UpdateVMRequest) Apply(v *VM) {
+	if r.DisplayName != nil {
+		v.DisplayName = *r.DisplayName
+	}
+	if r.Description != nil {
+		v.Description = *r.Description
+	}
+	if r.AccessIPv4 != nil {
+		v.AccessIPv4 = CanonicalAccessIP(*r.AccessIPv4)
+	}
+	if r.AccessIPv6 != nil {
+		v.AccessIPv6 = CanonicalAccessIP(*r.AccessIPv6)
+	}
+	if r.Metadata != nil {
+		v.Metadata = nil
+		if len(r.Metadata) > 0 {
+			v.Metadata = r.Metadata
+		}
+	}
+}
+
 // Validate checks the fields the request gives.
 func (r UpdateVMRequest) Validate() error {
 	for _, f := range []struct {

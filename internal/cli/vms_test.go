@@ -25,18 +25,7 @@ func vmUpdateRoutes(record func(string, http.HandlerFunc)) {
 				json.NewEncoder(w).Encode(api.Error{Code: api.CodeInvalid, Message: err.Error()})
 				return
 			}
-			if req.DisplayName != nil {
-				v.DisplayName = *req.DisplayName
-			}
-			if req.Description != nil {
-				v.Description = *req.Description
-			}
-			if req.AccessIPv4 != nil {
-				v.AccessIPv4 = api.CanonicalAccessIP(*req.AccessIPv4)
-			}
-			if req.AccessIPv6 != nil {
-				v.AccessIPv6 = api.CanonicalAccessIP(*req.AccessIPv6)
-			}
+			req.Apply(&v)
 			json.NewEncoder(w).Encode(v)
 			return
 		}

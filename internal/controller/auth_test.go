@@ -11,13 +11,20 @@ import (
 	"github.com/godwit/godwit/api"
 )
 
-// memberClient is a client with a new member token of project.
-func (tc *testCluster) memberClient(t *testing.T, name, project string) (*api.Client, api.CreatedToken) {
+// memberToken makes a member token of project.
+func (tc *testCluster) memberToken(t *testing.T, name, project string) api.CreatedToken {
 	t.Helper()
-	tok, err := tc.client.CreateToken(context.Background(), api.CreateTokenRequest{Name: name, Project: project})
+	tok, err := tc.client.CreateToken(context.Background(), api.CreateTokenRequest{Name: name, Project: project, Role: api.RoleMember})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tok
+}
+
+// memberClient is a client with a new member token of project.
+func (tc *testCluster) memberClient(t *testing.T, name, project string) (*api.Client, api.CreatedToken) {
+	t.Helper()
+	tok := tc.memberToken(t, name, project)
 	c := tc.userClient(t)
 	c.Token = tok.Secret
 	return c, tok

@@ -20,15 +20,9 @@ func TestNovaIdentityListings(t *testing.T) {
 	t.Parallel()
 	tc := newTestClusterWith(t, clusterOptions{tls: true}, 1)
 	ctx := tc.ctx
-	alice, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "alice", Project: "alpha", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := tc.memberToken(t, "alice", "alpha")
 	// A revoked token is a deleted user: not listed.
-	carol, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "carol", Project: "alpha", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
+	carol := tc.memberToken(t, "carol", "alpha")
 	if _, err := tc.client.RevokeToken(ctx, carol.ID); err != nil {
 		t.Fatal(err)
 	}

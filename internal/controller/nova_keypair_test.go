@@ -28,14 +28,8 @@ func TestNovaKeypairs(t *testing.T) {
 	if _, err := tc.client.CreateFlavor(ctx, api.CreateFlavorRequest{Name: "m1.small", VCPUs: 1, MemoryMiB: 256}); err != nil {
 		t.Fatal(err)
 	}
-	alice, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "alice", Project: "alpha", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "bob", Project: "beta", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := tc.memberToken(t, "alice", "alpha")
+	bob := tc.memberToken(t, "bob", "beta")
 	os_ := newOpenStack(t, tc, map[string][3]string{
 		"alice": {"alice", alice.Secret, "alpha"},
 		"bob":   {"bob", bob.Secret, "beta"},

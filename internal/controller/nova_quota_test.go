@@ -25,14 +25,8 @@ func TestNovaQuotaSets(t *testing.T) {
 	tc := newTestClusterWith(t, clusterOptions{tls: true}, 8, 8192, 8192)
 	ctx := tc.ctx
 	tc.importFakeKernel(t, "cirros")
-	alice, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "alice", Project: "alpha", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "bob", Project: "beta", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := tc.memberToken(t, "alice", "alpha")
+	bob := tc.memberToken(t, "bob", "beta")
 	os := newOpenStack(t, tc, map[string][3]string{
 		"admin": {"bootstrap-admin", tc.adminToken, "default"},
 		"alice": {"alice", alice.Secret, "alpha"},
@@ -131,14 +125,8 @@ func TestNovaQuotaSetsHTTP(t *testing.T) {
 	tc := newTestClusterWith(t, clusterOptions{tls: true}, 8, 8192)
 	ctx := tc.ctx
 	tc.importFakeKernel(t, "cirros")
-	alice, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "alice", Project: "alpha", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "bob", Project: "beta", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := tc.memberToken(t, "alice", "alpha")
+	bob := tc.memberToken(t, "bob", "beta")
 	if _, err := tc.client.SetQuota(ctx, "alpha", api.Quota{VMs: 3, VCPUs: 4, MemoryMiB: 2048, DiskMiB: 50000}); err != nil {
 		t.Fatal(err)
 	}

@@ -97,14 +97,8 @@ func TestNovaOpenStackClient(t *testing.T) {
 	tc := newTestClusterWith(t, clusterOptions{tls: true}, 4, 8192, 8192, 8192)
 	ctx := tc.ctx
 	tc.importFakeKernel(t, "cirros")
-	alice, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "alice", Project: "alpha", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob, err := tc.client.CreateToken(ctx, api.CreateTokenRequest{Name: "bob", Project: "beta", Role: api.RoleMember})
-	if err != nil {
-		t.Fatal(err)
-	}
+	alice := tc.memberToken(t, "alice", "alpha")
+	bob := tc.memberToken(t, "bob", "beta")
 	os := newOpenStack(t, tc, map[string][3]string{
 		"admin": {"bootstrap-admin", tc.adminToken, "default"},
 		"alice": {"alice", alice.Secret, "alpha"},

@@ -157,13 +157,21 @@ func projectsOf(role api.Role, project string, all []string) []string {
 	return []string{project}
 }
 
-// allProjects are the projects, read for a caller that needs them all.
-func (a *API) allProjects(ctx context.Context) ([]string, error) {
+// usersAndProjects is every user and every project (the projects need
+// the users: a project named only by a token is one).
+func (a *API) usersAndProjects(ctx context.Context) ([]api.Token, []string, error) {
 	us, err := a.users(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return a.projects(ctx, us)
+	all, err := a.projects(ctx, us)
+	return us, all, err
+}
+
+// allProjects are the projects, read for a caller that needs them all.
+func (a *API) allProjects(ctx context.Context) ([]string, error) {
+	_, all, err := a.usersAndProjects(ctx)
+	return all, err
 }
 
 // ownUser refuses a member any user but itself.
@@ -239,17 +247,12 @@ func (a *API) userProjects(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, err)
 		return
 	}
-	us, err := a.users(r.Context())
+	us, all, err := a.usersAndProjects(r.Context())
 	if err != nil {
 		WriteError(w, r, err)
 		return
 	}
 	u, err := findUser(us, id)
-	if err != nil {
-		WriteError(w, r, err)
-		return
-	}
-	all, err := a.projects(r.Context(), us)
 	if err != nil {
 		WriteError(w, r, err)
 		return
@@ -365,12 +368,7 @@ func (a *API) showRole(w http.ResponseWriter, r *http.Request) {
 // system scopes hold none.
 func (a *API) listRoleAssignments(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	us, err := a.users(r.Context())
-	if err != nil {
-		WriteError(w, r, err)
-		return
-	}
-	all, err := a.projects(r.Context(), us)
+	us, all, err := a.usersAndProjects(r.Context())
 	if err != nil {
 		WriteError(w, r, err)
 		return

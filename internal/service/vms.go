@@ -442,24 +442,7 @@ func (c *Service) UpdateVM(ctx context.Context, name string, req api.UpdateVMReq
 				return err
 			}
 		}
-		if req.DisplayName != nil {
-			v.DisplayName = *req.DisplayName
-		}
-		if req.Description != nil {
-			v.Description = *req.Description
-		}
-		if req.AccessIPv4 != nil {
-			v.AccessIPv4 = api.CanonicalAccessIP(*req.AccessIPv4)
-		}
-		if req.AccessIPv6 != nil {
-			v.AccessIPv6 = api.CanonicalAccessIP(*req.AccessIPv6)
-		}
-		if req.Metadata != nil {
-			v.Metadata = nil
-			if len(req.Metadata) > 0 {
-				v.Metadata = req.Metadata
-			}
-		}
+		req.Apply(v)
 		return nil
 	})
 	if err != nil {
